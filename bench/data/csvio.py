@@ -1,0 +1,43 @@
+"""MIMIC-style CSV tables (.csv or .csv.gz) read with their columns checked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import DataError
+
+CHUNK_ROWS = 200_000
+
+
+def find_table(root: Path, name: str, required: bool = True) -> Path | None:
+    for candidate in (root / f"{name}.csv", root / f"{name}.csv.gz"):
+        if candidate.is_file():
+            return candidate
+    if required:
+        raise DataError(root, f"no {name}.csv or {name}.csv.gz")
+    return None
+
+
+def _parser_error(path: Path, error: Exception) -> DataError:
+    m = re.search(r"line (\d+)", str(error))
+    message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return DataError(path, f"malformed CSV: {message}", int(m.group(1)) if m else None)
+
+
+def read_table(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """Chunks of the named columns, all as strings; a missing column or bad row is a DataError."""
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError) as e:
+        raise _parser_error(path, e) from None
+    missing = [c for c in columns if c not in header.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}", 1)
+    try:
+        yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS)
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as e:
+        raise _parser_error(path, e) from None

@@ -1,0 +1,47 @@
+"""The task registry: each loader module registers one TaskSpec under its contract name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data.types import TaskData, TaskKind
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How to load a task: its kind, its loader, and the synthetic sub-folder if there is one."""
+
+    name: str
+    kind: TaskKind
+    load: Callable[..., TaskData]
+    synth_subdir: str | None  # None: no synthetic corpus, --data-dir is required
+
+
+TASKS: Registry[TaskSpec] = Registry("task")
+
+
+def register_task(name: str, kind: TaskKind, synth_subdir: str | None):
+    def decorator(load: Callable[..., TaskData]) -> Callable[..., TaskData]:
+        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir))
+        return load
+
+    return decorator
+
+
+def resolve_data_dir(spec: TaskSpec, data_dir: str | Path | None) -> Path:
+    """The folder to read: the user's, or the synthetic corpus (generated once into a cache)."""
+    from bench.errors import BenchError
+
+    if data_dir is not None:
+        path = Path(data_dir)
+        if not path.is_dir():
+            raise BenchError(f"--data-dir {path}: no such folder")
+        return path
+    if spec.synth_subdir is None:
+        raise BenchError(f"task {spec.name!r} has no synthetic corpus: give --data-dir")
+    from bench.synth.cache import synthetic_corpus
+
+    return synthetic_corpus() / spec.synth_subdir

@@ -1,0 +1,50 @@
+"""The CoNLL loader, on the real NCBI-disease folder and on hand-written files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench.data import load_task
+from bench.data.stats import task_stats
+from bench.errors import DataError
+
+
+def test_ncbi_disease_counts(ncbi):
+    stats = task_stats(load_task("conll", ncbi))
+    assert [stats[s]["sentences"] for s in ("train", "devel", "test")] == [5432, 923, 940]
+    assert [stats[s]["entities"]["Disease"] for s in ("train", "devel", "test")] == [5145, 787, 960]
+
+
+def test_bio_repair_and_docstart(tmp_path):
+    (tmp_path / "train.tsv").write_text("-DOCSTART-\tO\n\nA\tO\nfever\tI-Disease\n\n-DOCSTART-\tO\n\nB\tB-Disease\n")
+    (tmp_path / "test.tsv").write_text("x\tO\n")
+    data = load_task("conll", tmp_path)
+    assert data.train[0].tags == ("O", "B-Disease")
+    assert data.warnings["bio_repaired"] == 1
+    assert task_stats(data)["train"]["documents"] == 2
+
+
+def test_malformed_line_cli_one_line_exit_2(tmp_path):
+    (tmp_path / "train.tsv").write_text("a\tO\nbroken line without tab\n")
+    (tmp_path / "test.tsv").write_text("x\tO\n")
+    with pytest.raises(DataError, match=r"train\.tsv:2: expected token<TAB>tag"):
+        load_task("conll", tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(tmp_path), "--json"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "train.tsv:2" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_stats_cli_json(ncbi):
+    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(ncbi), "--json"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    stats = json.loads(proc.stdout)
+    assert stats["test"]["sentences"] == 940 and "warnings" in stats
+
+
+def test_unknown_task_suggests(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "mimic-mortalty", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "did you mean 'mimic-mortality'" in proc.stderr
