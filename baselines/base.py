@@ -1,0 +1,91 @@
+"""What a method is: which parameters train (and so move), the local objective, and how the
+server combines updates. The base class is FedAvg; a new method overrides one hook.
+
+The server keeps a dict of states: `"global"` for federated methods, one per client for
+`local`. A round is: `round_jobs` says which clients train from which state, clients train,
+`combine` folds their results back in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.aggregate import weighted_average
+from bench.config import ExperimentConfig
+from bench.layers import LayerMap
+from bench.registry import Registry
+
+State = dict[str, torch.Tensor]
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One client's local training in one round: who, on which examples, from which state."""
+
+    client: int
+    examples: np.ndarray
+    start: str | int = GLOBAL
+
+
+@dataclass
+class Result:
+    client: int
+    n_samples: int
+    state: State
+    loss: float
+
+
+class Method:
+    """FedAvg (McMahan et al. 2017): every parameter trains and moves; sample-weighted mean."""
+
+    name = ""
+    default_lr = 1e-4
+    communicates = True
+
+    def __init__(self, cfg: ExperimentConfig):
+        self.cfg = cfg
+
+    # -- which parameters train (and so move) -------------------------------------------
+    def configure(self, model: nn.Module, layers: LayerMap) -> nn.Module:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+
+    def describe(self) -> dict:
+        """Extra facts for final.json (e.g. the chosen blocks)."""
+        return {}
+
+    # -- the local objective --------------------------------------------------------------
+    def penalty(self, model: nn.Module, start: State) -> torch.Tensor | None:
+        return None
+
+    # -- the round structure ----------------------------------------------------------------
+    def round_jobs(self, clients: list[np.ndarray], sampled: list[int]) -> list[Job]:
+        return [Job(c, clients[c]) for c in sampled]
+
+    def combine(self, states: dict, results: list[Result]) -> dict:
+        return {GLOBAL: weighted_average([(r.n_samples, r.state) for r in results])}
+
+    def eval_keys(self, states: dict) -> list:
+        """The states whose test scores are averaged into the round's metric."""
+        return [GLOBAL]
+
+    def client_key(self, client: int) -> str | int:
+        """The state a client is scored with on its own held-out slice."""
+        return GLOBAL
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def register(name: str):
+    def decorator(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        return METHODS.register(name)(cls)
+
+    return decorator

@@ -1,0 +1,29 @@
+"""`lora`: LoRA-FL. Low-rank adapters (Hu et al. 2021, via PEFT) plus the task head train and
+move; FedAvg of the adapter matrices, as in FedIT (Zhang et al. 2024). Target modules are PEFT's
+per-architecture defaults (BERT query/value, LLaMA q_proj/v_proj, GPT-2 c_attn).
+"""
+
+from __future__ import annotations
+
+from baselines.base import Method, register
+
+
+@register("lora")
+class LoRA(Method):
+    default_lr = 1e-3
+
+    def configure(self, model, layers):
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        # For these task types PEFT trains (and we send) the head too: `classifier` / `score`.
+        token_level = "TokenClassification" in type(model).__name__
+        config = LoraConfig(
+            task_type=TaskType.TOKEN_CLS if token_level else TaskType.SEQ_CLS,
+            r=self.cfg.lora_rank,
+            lora_alpha=self.cfg.lora_alpha,
+            lora_dropout=0.0,
+        )
+        return get_peft_model(model, config)
+
+    def describe(self):
+        return {"lora_rank": self.cfg.lora_rank, "lora_alpha": self.cfg.lora_alpha}

@@ -1,0 +1,95 @@
+"""The configuration of one experiment: a dataclass validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    task: str
+    method: str
+    layers: str | None = None  # layerskip only; None: the model's default (bench.layers)
+    partition: str = "iid"
+    clients: int = 4
+    clients_per_round: int | None = None  # None: every client, every round
+    rounds: int = 3
+    local_epochs: int = 1
+    model: str = "minilm"
+    seed: int = 0
+    data_dir: str | None = None
+    batch_size: int = 16
+    lr: float | None = None  # None: the method's default
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    holdout_fraction: float = 0.1  # of each client's data, for per-client scores
+    mu: float = 0.01  # FedProx proximal weight
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    dp_epsilon: float | None = None
+    noise_multiplier: float | None = None
+    dp_delta: float = 1e-5
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: int | None = None  # None: the machine's cores shared among workers
+    backend: str = "auto"  # auto: serial for one worker, ray for more
+    ray_address: str | None = None
+    prefix_cache: str = "on"
+    label_level: str | None = None
+    extra: dict = field(default_factory=dict)  # method-specific settings from a grid file
+
+    def __post_init__(self):
+        checks = [
+            (self.clients >= 1, f"clients must be >= 1, not {self.clients}"),
+            (self.rounds >= 1, f"rounds must be >= 1, not {self.rounds}"),
+            (self.local_epochs >= 1, f"local_epochs must be >= 1, not {self.local_epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, not {self.batch_size}"),
+            (self.max_length >= 8, f"max_length must be >= 8, not {self.max_length}"),
+            (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
+            (self.gpus_per_worker >= 0, f"gpus_per_worker must be >= 0, not {self.gpus_per_worker}"),
+            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}"),
+            (0 < self.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {self.holdout_fraction}"),
+            (self.lr is None or self.lr > 0, f"lr must be > 0, not {self.lr}"),
+            (self.backend in ("auto", "serial", "ray"), f"backend must be auto, serial or ray, not {self.backend!r}"),
+            (self.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {self.prefix_cache!r}"),
+            (self.dp_epsilon is None or self.noise_multiplier is None, "give --dp-epsilon or --noise-multiplier, not both"),
+        ]
+        if self.clients_per_round is not None:
+            checks.append((1 <= self.clients_per_round <= self.clients,
+                           f"clients_per_round must be in [1, clients={self.clients}], not {self.clients_per_round}"))  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise BenchError(message)
+
+    @property
+    def per_round(self) -> int:
+        return self.clients_per_round or self.clients
+
+    @property
+    def threads_per_worker(self) -> int:
+        return self.cpus_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
+
+    @property
+    def resolved_backend(self) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "ray" if self.workers > 1 or self.ray_address else "serial"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ExperimentConfig:
+        """Build from a mapping (a grid cell, a stored config); unknown keys are errors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise BenchError(f"unknown experiment setting(s): {', '.join(unknown)}")
+        missing = [k for k in ("task", "method") if k not in values]
+        if missing:
+            raise BenchError(f"missing experiment setting(s): {', '.join(missing)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,1 @@
+"""The simulation: server round loop, worker (one model, many virtual clients), backends."""

@@ -1,0 +1,84 @@
+"""Load, tokenize and partition a task once, on the server. Token ids and labels only: no text
+travels to workers, is stored in results, or is logged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.config import ExperimentConfig
+from bench.data import load_task
+from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
+from bench.data.types import TaskKind
+from bench.metrics import METRIC_NAMES
+from bench.models import ensure_pad_token, source_for
+from partitions import parse_partition
+
+
+@dataclass
+class Split:
+    encoded: Encoded
+    chunks: list[list[int]]  # example -> its encoded rows (NER sentences may be split)
+    gold: list  # NER: word tags per example; cls: label index; multilabel: 0/1 vector
+
+
+@dataclass
+class PreparedTask:
+    kind: TaskKind
+    output_labels: list[str]  # what the head predicts: BIO tags, classes, or codes
+    pad_id: int
+    train: Split
+    test: Split
+    clients: list[np.ndarray]  # example ids each client trains on
+    holdouts: list[np.ndarray]  # example ids each client keeps for its own score
+
+    @property
+    def metric_name(self) -> str:
+        return METRIC_NAMES[self.kind]
+
+
+def _split(encoded: Encoded, n_examples: int, gold: list) -> Split:
+    chunks: list[list[int]] = [[] for _ in range(n_examples)]
+    if encoded.owner:
+        for row, (example, _) in enumerate(encoded.owner):
+            chunks[example].append(row)
+    else:
+        chunks = [[i] for i in range(n_examples)]
+    return Split(encoded, chunks, gold)
+
+
+def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Each client keeps a seeded `fraction` (at least one example) of its data for its own score."""
+    train, held = [], []
+    for client, idx in enumerate(parts):
+        rng = np.random.default_rng([seed, client, 7919])
+        shuffled = rng.permutation(idx)
+        k = max(1, int(round(fraction * len(idx))))
+        held.append(np.sort(shuffled[:k]))
+        train.append(np.sort(shuffled[k:]))
+    return train, held
+
+
+def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
+    options = {"label_level": cfg.label_level} if cfg.label_level else {}
+    data = load_task(cfg.task, cfg.data_dir, **options)
+    tokenizer = source_for(cfg.model).tokenizer()
+    ensure_pad_token(tokenizer)
+    splits = {}
+    if data.kind == "ner":
+        label_ids = bio_label_ids(data.label_names)
+        output = list(label_ids)
+        for name in ("train", "test"):
+            examples = data.splits[name]
+            enc = encode_ner(examples, tokenizer, label_ids, cfg.max_length)
+            splits[name] = _split(enc, len(examples), [list(ex.tags) for ex in examples])
+    else:
+        output = list(data.label_names)
+        for name in ("train", "test"):
+            examples = data.splits[name]
+            enc = encode_cls(examples, tokenizer, output, cfg.max_length, multilabel=data.kind == "multilabel")
+            splits[name] = _split(enc, len(examples), enc.labels)
+    parts = parse_partition(cfg.partition).split(data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed)
+    clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
+    return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["test"], clients, holdouts)

@@ -1,0 +1,55 @@
+"""The Ray backend: a fixed pool of worker actors shares the machine's CPUs and GPUs.
+
+The prepared task goes into the object store once; each round the states clients start from
+are put once and every actor reads them from there. Clients are dealt to actors round-robin in
+client-id order and results are sorted by client id, so aggregation order, and so the numbers,
+match the serial backend.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bench.config import ExperimentConfig
+from bench.engine.prepare import PreparedTask
+from bench.engine.worker import Worker
+from bench.synth.cache import cache_root
+
+
+class RayBackend:
+    def __init__(self, cfg: ExperimentConfig, task: PreparedTask):
+        import ray
+
+        os.environ["BENCH_CACHE"] = str(cache_root().resolve())  # actors start elsewhere
+        if not ray.is_initialized():
+            local = {"num_cpus": max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker),
+                     "include_dashboard": False} if not cfg.ray_address else {}  # fmt: skip
+            ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False, **local)
+        self.ray = ray
+        actor = ray.remote(num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1, num_gpus=cfg.gpus_per_worker)(Worker)
+        task_ref = ray.put(task)
+        self.workers = [actor.remote(cfg.to_dict(), task_ref) for _ in range(cfg.workers)]
+
+    def info(self) -> dict:
+        return self.ray.get(self.workers[0].info.remote())
+
+    def initial_state(self):
+        return self.ray.get(self.workers[0].initial_state.remote())
+
+    def train(self, states: dict, jobs: list, round_: int) -> list:
+        needed = {job.start for job in jobs}
+        states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
+        n = len(self.workers)
+        futures = [w.train.remote(states_ref, jobs[i::n], round_) for i, w in enumerate(self.workers) if jobs[i::n]]
+        results = [r for batch in self.ray.get(futures) for r in batch]
+        return sorted(results, key=lambda r: r.client)
+
+    def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
+        n = len(self.workers)
+        futures = [self.workers[i % n].evaluate.remote(state, split, ex) for i, (state, split, ex) in enumerate(requests)]
+        return self.ray.get(futures)
+
+    def close(self) -> None:
+        for w in self.workers:
+            self.ray.kill(w)
+        self.workers = []

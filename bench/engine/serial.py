@@ -1,0 +1,27 @@
+"""The serial backend: one in-process worker runs every client, in order."""
+
+from __future__ import annotations
+
+from bench.config import ExperimentConfig
+from bench.engine.prepare import PreparedTask
+from bench.engine.worker import Worker
+
+
+class SerialBackend:
+    def __init__(self, cfg: ExperimentConfig, task: PreparedTask):
+        self.worker = Worker(cfg.to_dict(), task)
+
+    def info(self) -> dict:
+        return self.worker.info()
+
+    def initial_state(self):
+        return self.worker.initial_state()
+
+    def train(self, states: dict, jobs: list, round_: int) -> list:
+        return sorted(self.worker.train(states, jobs, round_), key=lambda r: r.client)
+
+    def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
+        return [self.worker.evaluate(state, split, examples) for state, split, examples in requests]
+
+    def close(self) -> None:
+        pass

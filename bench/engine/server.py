@@ -1,0 +1,93 @@
+"""The server's round loop: sample, broadcast, train, aggregate, evaluate, checkpoint."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from baselines import GLOBAL, METHODS
+from bench.comm import tensor_bytes
+from bench.config import ExperimentConfig
+from bench.engine.prepare import prepare_task
+from bench.errors import BenchError
+from bench.store import atomic_write_json, git_state, load_checkpoint, save_checkpoint, versions, write_rounds
+
+BACKENDS = {
+    "serial": lambda cfg, task: __import__("bench.engine.serial", fromlist=["x"]).SerialBackend(cfg, task),
+    "ray": lambda cfg, task: __import__("bench.engine.ray_backend", fromlist=["x"]).RayBackend(cfg, task),
+}
+
+
+def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
+    """Clients for this round, from (seed, round) alone so a resumed run samples the same."""
+    rng = np.random.default_rng([cfg.seed, round_, 104729])
+    return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:
+    """Run one experiment into `out` (rounds.jsonl, final.json, checkpoint.pt); resumes if possible."""
+    if cfg.dp_epsilon is not None or cfg.noise_multiplier is not None:
+        raise BenchError("differential privacy (--dp-epsilon / --noise-multiplier) is not available yet")
+    out = Path(out)
+    method = METHODS.get(cfg.method)(cfg)
+    task = prepare_task(cfg)
+    backend = BACKENDS[cfg.resolved_backend](cfg, task)
+    try:
+        info = backend.info()
+        ckpt = load_checkpoint(out / "checkpoint.pt")
+        states = ckpt["states"] if ckpt else {GLOBAL: backend.initial_state()}
+        history = ckpt["history"] if ckpt else []
+        bar = _progress(cfg, len(history), progress)
+        for r in range(len(history), cfg.rounds):
+            t0 = time.perf_counter()
+            jobs = method.round_jobs(task.clients, sample_clients(cfg, r))
+            starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
+            results = backend.train(starts, jobs, r)
+            states = method.combine(states, results)
+            scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+            moved = method.communicates
+            history.append({
+                "round": r + 1,
+                "metric": float(np.mean([s["metric"] for s in scores])),
+                "bytes_down": sum(tensor_bytes(starts[j.start]) for j in jobs) if moved else 0,
+                "bytes_up": sum(tensor_bytes(res.state) for res in results) if moved else 0,
+                "train_loss": float(np.mean([res.loss for res in results])),
+                "clients": [res.client for res in results],
+                "wall_s": round(time.perf_counter() - t0, 3),
+            })  # fmt: skip
+            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history})
+            write_rounds(out / "rounds.jsonl", history)
+            bar.update(1)
+            bar.set_postfix(metric=f"{history[-1]['metric']:.3f}", loss=f"{history[-1]['train_loss']:.3f}")
+        bar.close()
+        final = _final(cfg, method, backend, task, states, history, info)
+    finally:
+        backend.close()
+    atomic_write_json(out / "final.json", final)
+    return final
+
+
+def _final(cfg, method, backend, task, states, history, info) -> dict:
+    """Test scores of the final state(s), and each client's score on its own held-out slice."""
+    test = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+    own = backend.evaluate_many([(states.get(method.client_key(c), states[GLOBAL]), "train", h.tolist())
+                                 for c, h in enumerate(task.holdouts)])  # fmt: skip
+    per_client = [round(s["metric"], 6) for s in own]
+    return {
+        "task": cfg.task, "method": cfg.method, "metric_name": task.metric_name,
+        "metric": float(np.mean([s["metric"] for s in test])), "scores": test[0] if len(test) == 1 else None,
+        "per_client": per_client, "worst_client": min(per_client),
+        "bytes_up_total": sum(h["bytes_up"] for h in history), "bytes_down_total": sum(h["bytes_down"] for h in history),
+        "trainable_params": info["trainable_params"], "total_params": info["total_params"],
+        "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
+        "epsilon": None, "status": "ok", "rounds": len(history), "wall_s": round(sum(h["wall_s"] for h in history), 3),
+        "config": cfg.to_dict(), "versions": versions(), "git": git_state(),
+    }  # fmt: skip
+
+
+def _progress(cfg: ExperimentConfig, done: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.rounds, initial=done, desc=f"{cfg.task} {cfg.method}", unit="round", disable=not enabled, leave=False)

@@ -1,0 +1,86 @@
+"""Local training and prediction on token ids: batches, padding, the step loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.data.tokenize import IGNORE, Encoded
+
+EVAL_BATCH = 64
+
+
+def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask and labels for a batch of encoded rows."""
+    width = max(len(encoded.input_ids[r]) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        seq = encoded.input_ids[r]
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    if kind == "ner":
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        for i, r in enumerate(rows):
+            labels[i, : len(encoded.labels[r])] = torch.tensor(encoded.labels[r])
+    elif kind == "multilabel":
+        labels = torch.tensor([encoded.labels[r] for r in rows], dtype=torch.float)
+    else:
+        labels = torch.tensor([encoded.labels[r] for r in rows], dtype=torch.long)
+    batch["labels"] = labels.to(device)
+    return batch
+
+
+def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
+                batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, device="cpu") -> float:  # fmt: skip
+    """Epochs of AdamW with linear warm-up over `rows`; returns the mean training loss.
+
+    The shuffling generator and dropout are seeded from `seed`, so a client's training is the
+    same on whichever worker runs it.
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    steps_per_epoch = -(-len(rows) // batch_size)
+    warmup = max(1, int(warmup_ratio * steps_per_epoch * epochs))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    model.train()
+    losses = []
+    for _ in range(epochs):
+        order = rows[torch.randperm(len(rows), generator=generator).numpy()]
+        for start in range(0, len(order), batch_size):
+            batch = collate(encoded, order[start : start + batch_size].tolist(), pad_id, kind, device)
+            loss = model(**batch).loss
+            extra = penalty(model) if penalty else None
+            total = loss + extra if extra is not None else loss
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, encoded: Encoded, rows: list[int], *, kind: str, pad_id: int, device="cpu") -> list:
+    """Per row: NER the predicted label ids at labelled (first sub-word) positions; else probabilities."""
+    model.eval()
+    out: dict[int, object] = {}
+    ordered = sorted(rows, key=lambda r: len(encoded.input_ids[r]))  # less padding
+    for start in range(0, len(ordered), EVAL_BATCH):
+        chunk = ordered[start : start + EVAL_BATCH]
+        batch = collate(encoded, chunk, pad_id, kind, device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float().cpu()
+        for i, r in enumerate(chunk):
+            if kind == "ner":
+                keep = batch["labels"][i].cpu() != IGNORE
+                out[r] = logits[i][keep].argmax(-1).tolist()
+            elif kind == "multilabel":
+                out[r] = torch.sigmoid(logits[i]).numpy()
+            else:
+                out[r] = torch.softmax(logits[i], -1).numpy()
+    return [out[r] for r in rows]

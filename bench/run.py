@@ -1,0 +1,58 @@
+"""`python -m bench.run`: one experiment, written to --out (rounds.jsonl, final.json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bench.config import ExperimentConfig
+from bench.errors import OneLineArgumentParser, cli_entry
+
+
+def build_parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--task", required=True)
+    p.add_argument("--method", required=True, help="centralized, local, fedavg, fedprox, lora, layerskip")
+    p.add_argument("--layers", default=None, help="layerskip: top:K, bottom:K, list:a,b, every:N")
+    p.add_argument("--partition", default="iid", help="iid, dirichlet:ALPHA, quantity:ALPHA, site")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--clients-per-round", type=int, default=None)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--label-level", default=None, choices=["category", "type"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--mu", type=float, default=0.01, help="fedprox proximal weight")
+    dp = p.add_mutually_exclusive_group()
+    dp.add_argument("--dp-epsilon", type=float, default=None)
+    dp.add_argument("--noise-multiplier", type=float, default=None)
+    p.add_argument("--dp-delta", type=float, default=1e-5)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--cpus-per-worker", type=int, default=None)
+    p.add_argument("--backend", default="auto", choices=["auto", "ray", "serial"])
+    p.add_argument("--ray-address", default=None)
+    p.add_argument("--prefix-cache", default="on", choices=["on", "off"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    out, quiet = args.pop("out"), args.pop("quiet")
+    cfg = ExperimentConfig.from_dict(args)
+    from bench.engine.server import run_experiment
+
+    final = run_experiment(cfg, out, progress=not quiet)
+    print(json.dumps({k: final[k] for k in ("task", "method", "metric_name", "metric", "bytes_up_total", "trainable_params", "status")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
