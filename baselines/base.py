@@ -38,6 +38,7 @@ class Result:
     n_samples: int
     state: State
     loss: float
+    dp_steps: tuple | None = None  # (noise multiplier, sample rate, steps) for the accountant
 
 
 class Method:

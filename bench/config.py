@@ -33,6 +33,9 @@ class ExperimentConfig:
     dp_epsilon: float | None = None
     noise_multiplier: float | None = None
     dp_delta: float = 1e-5
+    dp_level: str = "sample"  # sample: DP-SGD in each client; client: DP-FedAvg at the server
+    max_grad_norm: float = 1.0  # per-sample clipping bound (sample-level DP)
+    client_clip: float = 1.0  # per-update clipping bound (client-level DP)
     workers: int = 1
     gpus_per_worker: float = 0.0
     cpus_per_worker: int | None = None  # None: the machine's cores shared among workers
@@ -57,6 +60,11 @@ class ExperimentConfig:
             (self.backend in ("auto", "serial", "ray"), f"backend must be auto, serial or ray, not {self.backend!r}"),
             (self.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {self.prefix_cache!r}"),
             (self.dp_epsilon is None or self.noise_multiplier is None, "give --dp-epsilon or --noise-multiplier, not both"),
+            (self.dp_epsilon is None or self.dp_epsilon > 0, f"dp_epsilon must be > 0, not {self.dp_epsilon}"),
+            (self.noise_multiplier is None or self.noise_multiplier > 0, f"noise_multiplier must be > 0, not {self.noise_multiplier}"),
+            (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), not {self.dp_delta}"),
+            (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
+            (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
         ]
         if self.clients_per_round is not None:
             checks.append((1 <= self.clients_per_round <= self.clients,
@@ -64,6 +72,10 @@ class ExperimentConfig:
         for ok, message in checks:
             if not ok:
                 raise BenchError(message)
+
+    @property
+    def private(self) -> bool:
+        return self.dp_epsilon is not None or self.noise_multiplier is not None
 
     @property
     def per_round(self) -> int:

@@ -139,7 +139,10 @@ def ensure_pad_token(tokenizer) -> None:
 def build_model(spec: str, kind: TaskKind, num_labels: int, seed: int) -> tuple[nn.Module, object]:
     """A model with a fresh task head, initialised from `seed` (same seed, same weights)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()  # the load report lists the fresh head as "missing": expected
+    hf_logging.disable_progress_bar()
     source = source_for(spec)
     tokenizer = source.tokenizer()
     ensure_pad_token(tokenizer)

@@ -31,6 +31,9 @@ def build_parser() -> OneLineArgumentParser:
     dp.add_argument("--dp-epsilon", type=float, default=None)
     dp.add_argument("--noise-multiplier", type=float, default=None)
     p.add_argument("--dp-delta", type=float, default=1e-5)
+    p.add_argument("--dp-level", default="sample", choices=["sample", "client"], help="DP-SGD per client, or DP-FedAvg")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample clipping bound (sample-level DP)")
+    p.add_argument("--client-clip", type=float, default=1.0, help="per-update clipping bound (client-level DP)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--cpus-per-worker", type=int, default=None)
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.engine.server import run_experiment
 
     final = run_experiment(cfg, out, progress=not quiet)
-    print(json.dumps({k: final[k] for k in ("task", "method", "metric_name", "metric", "bytes_up_total", "trainable_params", "status")}))
+    print(json.dumps({k: final[k] for k in ("task", "method", "metric_name", "metric", "bytes_up_total", "trainable_params", "epsilon", "status")}))
     return 0
 
 

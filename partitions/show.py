@@ -14,8 +14,13 @@ from partitions.divergence import client_divergences, label_matrix
 
 def describe(data: TaskData, spec: str, n_clients: int, seed: int) -> dict:
     """The `show` object: clients (id, size, labels; for NER also entity mentions) and divergence."""
+    parts = parse_partition(spec).split(data.partition_labels("train"), data.sites("train"), n_clients, seed)
+    return describe_parts(data, parts, spec, seed)
+
+
+def describe_parts(data: TaskData, parts: list[np.ndarray], spec: str, seed: int) -> dict:
+    """Counts and ids only, so it can be stored beside results and plotted later."""
     labels = data.partition_labels("train")
-    parts = parse_partition(spec).split(labels, data.sites("train"), n_clients, seed)
     names, counts = label_matrix(labels, parts)
     divergences = client_divergences(counts)
     clients = []

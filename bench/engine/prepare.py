@@ -14,6 +14,7 @@ from bench.data.types import TaskKind
 from bench.metrics import METRIC_NAMES
 from bench.models import ensure_pad_token, source_for
 from partitions import parse_partition
+from partitions.show import describe_parts
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PreparedTask:
     test: Split
     clients: list[np.ndarray]  # example ids each client trains on
     holdouts: list[np.ndarray]  # example ids each client keeps for its own score
+    partition: dict  # per-client label counts and divergence (partitions.show), counts only
 
     @property
     def metric_name(self) -> str:
@@ -81,4 +83,5 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
             splits[name] = _split(enc, len(examples), enc.labels)
     parts = parse_partition(cfg.partition).split(data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed)
     clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
-    return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["test"], clients, holdouts)
+    description = describe_parts(data, parts, cfg.partition, cfg.seed)
+    return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["test"], clients, holdouts, description)

@@ -17,7 +17,7 @@ from bench.synth.cache import cache_root
 
 
 class RayBackend:
-    def __init__(self, cfg: ExperimentConfig, task: PreparedTask):
+    def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
         import ray
 
         os.environ["BENCH_CACHE"] = str(cache_root().resolve())  # actors start elsewhere
@@ -28,7 +28,7 @@ class RayBackend:
         self.ray = ray
         actor = ray.remote(num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1, num_gpus=cfg.gpus_per_worker)(Worker)
         task_ref = ray.put(task)
-        self.workers = [actor.remote(cfg.to_dict(), task_ref) for _ in range(cfg.workers)]
+        self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
 
     def info(self) -> dict:
         return self.ray.get(self.workers[0].info.remote())

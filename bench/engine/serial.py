@@ -8,8 +8,8 @@ from bench.engine.worker import Worker
 
 
 class SerialBackend:
-    def __init__(self, cfg: ExperimentConfig, task: PreparedTask):
-        self.worker = Worker(cfg.to_dict(), task)
+    def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
+        self.worker = Worker(cfg.to_dict(), task, dp)
 
     def info(self) -> dict:
         return self.worker.info()

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import numpy as np
 
 from baselines import GLOBAL, METHODS
+from bench import privacy
 from bench.comm import tensor_bytes
 from bench.config import ExperimentConfig
 from bench.engine.prepare import prepare_task
 from bench.errors import BenchError
 from bench.store import atomic_write_json, git_state, load_checkpoint, save_checkpoint, versions, write_rounds
 
-BACKENDS = {
-    "serial": lambda cfg, task: __import__("bench.engine.serial", fromlist=["x"]).SerialBackend(cfg, task),
-    "ray": lambda cfg, task: __import__("bench.engine.ray_backend", fromlist=["x"]).RayBackend(cfg, task),
-}
+
+def _serial(cfg, task, dp):
+    from bench.engine.serial import SerialBackend
+
+    return SerialBackend(cfg, task, dp)
+
+
+def _ray(cfg, task, dp):
+    from bench.engine.ray_backend import RayBackend  # Ray is imported only when asked for
+
+    return RayBackend(cfg, task, dp)
+
+
+BACKENDS = {"serial": _serial, "ray": _ray}
 
 
 def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
@@ -26,26 +38,55 @@ def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
     return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
 
 
+def planned_work(cfg: ExperimentConfig, method, task) -> tuple[list[int], list[int]]:
+    """Each client's training rows and the rounds it will train in (for DP calibration)."""
+    rows, rounds = {}, {}
+    for r in range(cfg.rounds):
+        for job in method.round_jobs(task.clients, sample_clients(cfg, r)):
+            rows[job.client] = sum(len(task.train.chunks[e]) for e in job.examples)
+            rounds[job.client] = rounds.get(job.client, 0) + 1
+    clients = sorted(rows)
+    return [rows[c] for c in clients], [rounds[c] for c in clients]
+
+
+def spent_epsilon(accountants: dict, dp) -> float | None:
+    """The largest epsilon any accountant (a client's, or the server's) has spent so far."""
+    if dp is None:
+        return None
+    return max((privacy.epsilon_of(h, dp.delta) for h in accountants.values()), default=0.0)
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """Run one experiment into `out` (rounds.jsonl, final.json, checkpoint.pt); resumes if possible."""
-    if cfg.dp_epsilon is not None or cfg.noise_multiplier is not None:
-        raise BenchError("differential privacy (--dp-epsilon / --noise-multiplier) is not available yet")
     out = Path(out)
     method = METHODS.get(cfg.method)(cfg)
+    if cfg.private and cfg.dp_level == "client" and not method.communicates:
+        raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
     task = prepare_task(cfg)
-    backend = BACKENDS[cfg.resolved_backend](cfg, task)
+    atomic_write_json(out / "partition.json", task.partition)
+    dp = privacy.plan(cfg, *planned_work(cfg, method, task))
+    backend = BACKENDS[cfg.resolved_backend](cfg, task, dp)
     try:
         info = backend.info()
         ckpt = load_checkpoint(out / "checkpoint.pt")
         states = ckpt["states"] if ckpt else {GLOBAL: backend.initial_state()}
         history = ckpt["history"] if ckpt else []
+        accountants = ckpt["accountants"] if ckpt else {}  # client (or "server") -> RDP history
         bar = _progress(cfg, len(history), progress)
         for r in range(len(history), cfg.rounds):
             t0 = time.perf_counter()
             jobs = method.round_jobs(task.clients, sample_clients(cfg, r))
             starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
             results = backend.train(starts, jobs, r)
-            states = method.combine(states, results)
+            if dp is not None and dp.level == "client":  # DP-FedAvg replaces the method's aggregation
+                seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
+                states = {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
+                accountants.setdefault("server", []).append((dp.noise_multiplier, cfg.per_round / cfg.clients, 1))
+            else:
+                states = method.combine(states, results)
+                for res in results:
+                    if res.dp_steps is not None:
+                        accountants.setdefault(res.client, []).append(res.dp_steps)
             scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
             moved = method.communicates
             history.append({
@@ -55,14 +96,17 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
                 "bytes_up": sum(tensor_bytes(res.state) for res in results) if moved else 0,
                 "train_loss": float(np.mean([res.loss for res in results])),
                 "clients": [res.client for res in results],
+                "epsilon": spent_epsilon(accountants, dp),
                 "wall_s": round(time.perf_counter() - t0, 3),
             })  # fmt: skip
-            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history})
+            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants})
             write_rounds(out / "rounds.jsonl", history)
             bar.update(1)
             bar.set_postfix(metric=f"{history[-1]['metric']:.3f}", loss=f"{history[-1]['train_loss']:.3f}")
         bar.close()
         final = _final(cfg, method, backend, task, states, history, info)
+        final["epsilon"] = spent_epsilon(accountants, dp)
+        final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
     finally:
         backend.close()
     atomic_write_json(out / "final.json", final)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from bench.data.tokenize import IGNORE, Encoded
+from bench.privacy import PrivateTraining
 
 EVAL_BATCH = 64
 
@@ -34,9 +35,11 @@ def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -
 
 
 def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
-                batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, device="cpu") -> float:  # fmt: skip
-    """Epochs of AdamW with linear warm-up over `rows`; returns the mean training loss.
+                batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, dp=None,
+                device="cpu") -> tuple[float, tuple | None]:  # fmt: skip
+    """Epochs of AdamW with linear warm-up over `rows`.
 
+    Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps).
     The shuffling generator and dropout are seeded from `seed`, so a client's training is the
     same on whichever worker runs it.
     """
@@ -44,25 +47,42 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
     generator = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps_per_epoch = -(-len(rows) // batch_size)
-    warmup = max(1, int(warmup_ratio * steps_per_epoch * epochs))
+    steps = epochs * -(-len(rows) // batch_size)
+    warmup = max(1, int(warmup_ratio * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    private = PrivateTraining(model, optimizer, dp, len(rows), batch_size) if dp is not None else None
+    if private:
+        batches = private.batches(rows, steps, generator)
+    else:
+        batches = (order[i : i + batch_size] for _ in range(epochs)
+                   for order in [rows[torch.randperm(len(rows), generator=generator).numpy()]]
+                   for i in range(0, len(order), batch_size))  # fmt: skip
+    forward = private.module if private else model
     model.train()
     losses = []
-    for _ in range(epochs):
-        order = rows[torch.randperm(len(rows), generator=generator).numpy()]
-        for start in range(0, len(order), batch_size):
-            batch = collate(encoded, order[start : start + batch_size].tolist(), pad_id, kind, device)
-            loss = model(**batch).loss
+    try:
+        for batch_rows in batches:
+            if len(batch_rows) == 0:  # an empty Poisson batch: nothing to learn, still accounted
+                scheduler.step()
+                continue
+            batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
+            loss = forward(**(private.inputs(batch) if private else batch)).loss
             extra = penalty(model) if penalty else None
-            total = loss + extra if extra is not None else loss
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
+            if private:
+                loss.backward()
+                private.step(torch.autograd.grad(extra, params) if extra is not None else None)
+            else:
+                optimizer.zero_grad(set_to_none=True)
+                (loss + extra if extra is not None else loss).backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
             scheduler.step()
             losses.append(float(loss.detach()))
-    return float(np.mean(losses)) if losses else float("nan")
+    finally:
+        if private:
+            private.close()
+    accounted = (private.noise_multiplier, private.rate, steps) if private else None
+    return (float(np.mean(losses)) if losses else float("nan")), accounted
 
 
 @torch.no_grad()

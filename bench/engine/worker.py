@@ -17,6 +17,7 @@ from bench.engine.training import predict, train_local
 from bench.layers import discover_layers
 from bench.metrics import cls_scores, multilabel_scores, ner_scores
 from bench.models import build_model
+from bench.privacy import DpPlan
 
 
 def client_seed(seed: int, client: int, round_: int) -> int:
@@ -25,8 +26,9 @@ def client_seed(seed: int, client: int, round_: int) -> int:
 
 
 class Worker:
-    def __init__(self, cfg: dict, task: PreparedTask):
+    def __init__(self, cfg: dict, task: PreparedTask, dp: DpPlan | None = None):
         self.cfg = ExperimentConfig(**cfg)
+        self.dp = dp if dp is not None and dp.level == "sample" else None
         torch.set_num_threads(self.cfg.threads_per_worker)  # same threads, same sums, any backend
         self.task = task
         self.device = "cuda" if self.cfg.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
@@ -51,13 +53,13 @@ class Worker:
             start = states[job.start]
             load_state(self.model, start)
             rows = np.array([r for e in job.examples for r in self.task.train.chunks[e]], dtype=np.int64)
-            loss = train_local(
+            loss, dp_steps = train_local(
                 self.model, self.task.train.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
                 epochs=self.cfg.local_epochs, batch_size=self.cfg.batch_size, lr=self.lr,
                 warmup_ratio=self.cfg.warmup_ratio, seed=client_seed(self.cfg.seed, job.client, round_),
-                penalty=(lambda m, s=start: self.method.penalty(m, s)), device=self.device,
+                penalty=(lambda m, s=start: self.method.penalty(m, s)), dp=self.dp, device=self.device,
             )  # fmt: skip
-            results.append(Result(job.client, len(job.examples), detach_state(self.model, self.trainable), loss))
+            results.append(Result(job.client, len(job.examples), detach_state(self.model, self.trainable), loss, dp_steps))
         return results
 
     def evaluate(self, state: dict, split: str = "test", examples: list[int] | None = None) -> dict:

@@ -16,9 +16,9 @@ def cache_root() -> Path:
 
 def synthetic_corpus(scale: str = DEFAULT_SCALE, seed: int = DEFAULT_SEED) -> Path:
     """The folder of the synthetic corpus for (scale, seed), generated atomically if missing."""
-    from bench.synth.generate import write_corpus
+    from bench.synth.generate import GENERATOR_VERSION, write_corpus
 
-    target = cache_root() / "synth" / f"{scale}-seed{seed}"
+    target = cache_root() / "synth" / f"v{GENERATOR_VERSION}-{scale}-seed{seed}"
     if not target.is_dir():
         write_corpus(target, seed=seed, scale=scale)
     return target

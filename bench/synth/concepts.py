@@ -38,24 +38,31 @@ TEMPLATES = {
 SLOT_LABELS = {"P": "problem", "T": "test", "R": "treatment", "AT": "test", "AR": "treatment"}
 LEXICONS = {"P": lexicon.PROBLEMS, "T": lexicon.TESTS, "R": lexicon.TREATMENTS}
 LABEL_NOISE = 0.03  # annotator misses or mislabels this share of concepts
+MODIFIER_RATE = 0.25  # concepts written with a modifier inside the span
+HELD_OUT_RATE = 0.3  # test-document concepts drawn from words never seen in training
 
 
 def weighted(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def phrase(rng: random.Random, slot: str, site: SiteStyle) -> str:
+def phrase(rng: random.Random, slot: str, site: SiteStyle, test: bool) -> str:
     if slot in ("AT", "AR"):
         return rng.choice(lexicon.AMBIGUOUS)
-    group = weighted(rng, site.specialty_weights)
-    words = rng.choice(LEXICONS[slot][group])
-    if words in lexicon.ABBREVIATED and rng.random() < site.abbreviate:
-        words = lexicon.ABBREVIATED[words]
+    if test and rng.random() < HELD_OUT_RATE:
+        words = rng.choice(lexicon.HELD_OUT[slot])
+    else:
+        words = rng.choice(LEXICONS[slot][weighted(rng, site.specialty_weights)])
+        if words in lexicon.ABBREVIATED and rng.random() < site.abbreviate:
+            words = lexicon.ABBREVIATED[words]
+    if rng.random() < MODIFIER_RATE:
+        words = f"{rng.choice(lexicon.MODIFIERS[slot])} {words}"
     return words
 
 
-def sentence(rng: random.Random, site: SiteStyle) -> tuple[list[str], list[Span]]:
-    """One sentence in the site's style, with its (noisy) gold concept spans."""
+def sentence(rng: random.Random, site: SiteStyle, test: bool = False) -> tuple[list[str], list[Span]]:
+    """One sentence in the site's style, with its (noisy) gold concept spans; `test` documents
+    also use concept words that training documents never do."""
     kind = "none" if rng.random() < 0.15 else weighted(rng, site.type_weights)
     tokens: list[str] = []
     spans: list[Span] = []
@@ -66,7 +73,7 @@ def sentence(rng: random.Random, site: SiteStyle) -> tuple[list[str], list[Span]
         elif slot == "V":
             tokens.append(str(rng.randint(1, 140)))
         elif slot in SLOT_LABELS:
-            words = phrase(rng, slot, site).split()
+            words = phrase(rng, slot, site, test).split()
             label = SLOT_LABELS[slot]
             if rng.random() < LABEL_NOISE:  # annotation noise: a miss or a wrong type
                 label = rng.choice([None, *(t for t in ("problem", "test", "treatment") if t != label)])

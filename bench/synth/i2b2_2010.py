@@ -14,14 +14,14 @@ SECTIONS = ("hpi", "pmh", "exam", "labs", "course", "plan")
 DEFECT_RATE = 0.02  # duplicate lines, off-by-one ends, nested spans: each at this rate
 
 
-def document(rng: random.Random, site: SiteStyle) -> tuple[list[str], list[tuple[int, Span]]]:
+def document(rng: random.Random, site: SiteStyle, test: bool) -> tuple[list[str], list[tuple[int, Span]]]:
     """Lines of one note and its concepts as (1-based line, span)."""
     lines = ["Admission Date :", f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}", ""]
     concepts = []
     for key in SECTIONS:
         lines.append(site.headers[key])
         for _ in range(rng.randint(1, 4)):
-            tokens, spans = sentence(rng, site)
+            tokens, spans = sentence(rng, site, test)
             lines.append(" ".join(tokens))
             concepts += [(len(lines), s) for s in spans]
         lines.append("")
@@ -44,8 +44,8 @@ def con_lines(rng: random.Random, lines: list[str], concepts: list[tuple[int, Sp
     return out
 
 
-def write_document(rng: random.Random, site: SiteStyle, txt: Path, con: Path) -> None:
-    lines, concepts = document(rng, site)
+def write_document(rng: random.Random, site: SiteStyle, txt: Path, con: Path, test: bool = False) -> None:
+    lines, concepts = document(rng, site, test)
     txt.write_text("\n".join(lines) + "\n")
     con.write_text("\n".join(con_lines(rng, lines, concepts)) + "\n")
 
@@ -68,4 +68,4 @@ def write(root: Path, rng: random.Random, docs_per_site: int) -> None:
     for name, site in SITES.items():
         for i in range(max(2, docs_per_site // 3)):
             stem = test_name(name, i)
-            write_document(rng, site, root / TEST_TXT_DIR / f"{stem}.txt", root / TEST_CON_DIR / f"{stem}.con")
+            write_document(rng, site, root / TEST_TXT_DIR / f"{stem}.txt", root / TEST_CON_DIR / f"{stem}.con", test=True)

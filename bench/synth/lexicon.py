@@ -48,3 +48,17 @@ LAST_NAMES = ["Fenwick", "Alder", "Brightwater", "Corley", "Dunmore", "Easton", 
 HOSPITALS = ["Riverbend Medical Center", "Lakeside General", "Saint Orla Hospital", "Northgate Clinic"]
 CITIES = [("Maple Falls", "ME"), ("Cedar Point", "OH"), ("Willow Creek", "OR"), ("Stonebridge", "VT")]
 PROFESSIONS = ["teacher", "carpenter", "accountant", "nurse", "farmer", "engineer", "chef", "driver"]
+# Written only in test documents: a model must recognise them from context, as with the many
+# concepts of a real test set that the training notes never mention.
+HELD_OUT = {
+    "P": ["necrotizing fasciitis", "aortic dissection", "pancreatitis", "myasthenia crisis", "sarcoidosis",
+          "endocarditis", "cholangitis", "tamponade"],
+    "T": ["lipase", "ferritin", "mri brain", "lumbar puncture", "d-dimer", "procalcitonin", "eeg"],
+    "R": ["ivig", "plasmapheresis", "octreotide", "clopidogrel", "meropenem", "thrombolysis", "labetalol"],
+}  # fmt: skip
+# Modifiers that belong inside the concept span ("severe chest pain" is one problem).
+MODIFIERS = {
+    "P": ["acute", "chronic", "severe", "mild", "worsening", "recurrent", "bilateral", "new"],
+    "T": ["repeat", "serial", "portable", "stat"],
+    "R": ["iv", "oral", "low dose", "home"],
+}  # fmt: skip

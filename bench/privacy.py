@@ -1,0 +1,145 @@
+"""Differential privacy: sample-level DP-SGD per client (Opacus) and client-level DP-FedAvg.
+
+Sample-level: each client's local steps use Poisson-sampled batches, per-sample clipping and
+Gaussian noise (Opacus' GradSampleModule and DPOptimizer wrapped around our own model and
+optimizer; only trainable parameters get per-sample gradients). The privacy unit is one
+encoded row: a sentence (chunk) for NER, an admission's note for MIMIC. Each client's RDP
+accountant history lives across rounds, in the server state and the checkpoint.
+
+Client-level (McMahan et al. 2018, "Learning Differentially Private Recurrent Language
+Models"): the server clips each client's update to norm C, averages, and adds N(0, (zC/K)^2);
+the accountant's sample rate is the client sampling rate K/N, one step per round.
+
+With `dp_epsilon`, the noise multiplier is calibrated for the planned rounds and local steps
+of the client that needs the most noise, so no client's epsilon exceeds the target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bench.errors import BenchError
+
+History = list[tuple[float, float, int]]  # Opacus RDP history: (noise multiplier, sample rate, steps)
+
+
+@dataclass(frozen=True)
+class DpPlan:
+    level: str  # "sample" or "client"
+    noise_multiplier: float
+    max_grad_norm: float
+    delta: float
+    target_epsilon: float | None
+
+
+def epsilon_of(history: History, delta: float) -> float:
+    """Epsilon spent by one accountant history (RDP accountant, as Opacus computes it)."""
+    from opacus.accountants import RDPAccountant
+
+    if not history:
+        return 0.0
+    accountant = RDPAccountant()
+    accountant.history = list(history)
+    return float(accountant.get_epsilon(delta))
+
+
+def _calibrate(target: float, delta: float, rate: float, steps: int) -> float:
+    from opacus.accountants.utils import get_noise_multiplier
+
+    try:
+        return float(get_noise_multiplier(target_epsilon=target, target_delta=delta, sample_rate=rate, steps=steps,
+                                          accountant="rdp", epsilon_tolerance=0.005))  # fmt: skip
+    except ValueError as e:
+        raise BenchError(f"--dp-epsilon {target}: cannot be reached ({e})") from None
+
+
+def sample_rate(rows: int, batch_size: int) -> float:
+    return min(1.0, batch_size / max(rows, 1))
+
+
+def steps_per_round(rows: int, batch_size: int, epochs: int) -> int:
+    return epochs * math.ceil(rows / batch_size)
+
+
+def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None:
+    """The DP settings of a run, or None without DP.
+
+    `client_rows[c]` is client c's number of training rows, `participation[c]` the rounds it
+    is sampled in (known in advance: sampling depends only on seed and round).
+    """
+    if cfg.dp_epsilon is None and cfg.noise_multiplier is None:
+        return None
+    if cfg.dp_level == "client":
+        rate, steps = cfg.per_round / cfg.clients, cfg.rounds
+        sigma = cfg.noise_multiplier or _calibrate(cfg.dp_epsilon, cfg.dp_delta, rate, steps)
+        return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon)
+    if cfg.noise_multiplier is not None:
+        sigma = cfg.noise_multiplier
+    else:
+        sigma = max(
+            _calibrate(cfg.dp_epsilon, cfg.dp_delta, sample_rate(n, cfg.batch_size),
+                       k * steps_per_round(n, cfg.batch_size, cfg.local_epochs))
+            for n, k in zip(client_rows, participation) if k > 0
+        )  # fmt: skip
+    return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon)
+
+
+class PrivateTraining:
+    """Wrap (model, optimizer) for DP-SGD and draw Poisson batches; undo the wrapping after."""
+
+    def __init__(self, model: torch.nn.Module, optimizer, dp: DpPlan, rows: int, batch_size: int):
+        from opacus import GradSampleModule
+        from opacus.optimizers import DPOptimizer
+
+        self.rate = sample_rate(rows, batch_size)
+        self.module = GradSampleModule(model)
+        self.optimizer = DPOptimizer(optimizer, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.max_grad_norm,
+                                     expected_batch_size=max(1, round(self.rate * rows)))  # fmt: skip
+        self.noise_multiplier = dp.noise_multiplier
+
+    def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Explicit per-row position ids: BERT and GPT-2 otherwise broadcast one row of them,
+        which gives trainable position embeddings a per-sample gradient of batch size 1."""
+        ids = batch["input_ids"]
+        positions = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        return {**batch, "position_ids": positions}
+
+    def batches(self, rows: np.ndarray, steps: int, generator: torch.Generator):
+        """Poisson sampling: each row joins each batch with probability `rate` (may be empty)."""
+        for _ in range(steps):
+            yield rows[(torch.rand(len(rows), generator=generator) < self.rate).numpy()]
+
+    def step(self, extra_grads: list[torch.Tensor] | None = None) -> None:
+        """Clip per sample, add noise, then add data-independent gradients (e.g. FedProx's)."""
+        if self.optimizer.pre_step():
+            if extra_grads is not None:
+                for p, g in zip(self.optimizer.params, extra_grads):
+                    p.grad.add_(g)
+            self.optimizer.original_optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def close(self) -> None:
+        self.module._close()
+
+
+def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch.Tensor]:
+    norm = torch.sqrt(sum((t.double() ** 2).sum() for t in update.values()))
+    scale = min(1.0, clip / (float(norm) + 1e-12))
+    return {k: v * scale for k, v in update.items()}
+
+
+def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expected_clients: int, seed: int) -> dict:
+    """Client-level DP aggregation: clipped updates, averaged over the expected K, plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    clipped = [clip_update({k: s[k] - global_state[k] for k in global_state}, dp.max_grad_norm) for s in client_states]
+    std = dp.noise_multiplier * dp.max_grad_norm / expected_clients
+    out = {}
+    for name, value in global_state.items():
+        total = sum(c[name] for c in clipped)
+        noise = torch.normal(0.0, std, size=value.shape, generator=generator, dtype=torch.float64).to(value.dtype)
+        out[name] = value + total / expected_clients + noise
+    return out

@@ -1,0 +1,101 @@
+"""Grid files, run_all.py, the results store, resume after SIGKILL, and report-only."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.grid import expand, load_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+FULL = '[{method: centralized}, {method: fedavg}, {method: layerskip, layers: "top:1"}]'
+
+
+def grid_file(tmp_path: Path, data_dir: Path, rounds: int = 2, extra: str = "", methods: str = FULL,
+              partitions: str = '[iid, "dirichlet:0.5"]') -> Path:  # fmt: skip
+    path = tmp_path / "g.yaml"
+    path.write_text(f"""name: t
+defaults: {{model: tiny-bert, clients: 2, rounds: {rounds}, max_length: 48, data_dir: "{data_dir}"}}
+tasks: [i2b2-2010]
+methods: {methods}
+partitions: {partitions}
+seeds: [0]
+{extra}""")
+    return path
+
+
+def run_all(*args, check=True, **kw):
+    return subprocess.run([sys.executable, str(ROOT / "run_all.py"), *map(str, args)], capture_output=True, text=True,
+                          check=check, cwd=kw.pop("cwd", ROOT), **kw)  # fmt: skip
+
+
+def metrics(out: Path) -> dict:
+    with open(out / "summary.csv") as f:
+        return {r["run_id"]: (r["metric"], r["bytes_up_total"], r["status"]) for r in csv.DictReader(f)}
+
+
+def test_expand_dedupes_partition_free_methods(tiny_corpus, tmp_path):
+    _, grid = load_grid(str(grid_file(tmp_path, tiny_corpus / "i2b2-2010")))
+    cells = expand(grid)
+    assert len(cells) == 5  # centralized once, the two federated methods under both partitions
+    assert len({c.run_id for c in cells}) == 5
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("colour: red", "unknown key\\(s\\) colour"),
+    ("overrides: [{match: {task: i2b2-2010}, set: {roundz: 3}}]", "unknown key\\(s\\) in override: roundz"),
+])  # fmt: skip
+def test_bad_grid_keys_are_named(tiny_corpus, tmp_path, extra, message):
+    with pytest.raises(BenchError, match=message):
+        _, grid = load_grid(str(grid_file(tmp_path, tiny_corpus, extra=extra)))
+        expand(grid)
+
+
+def test_bad_grid_cli_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [i2b2-2010]\nmethods: [{method: fedavgg}]\npartitions: [iid]\n")
+    proc = run_all("--grid", bad, "--out", tmp_path / "o", check=False)
+    assert proc.returncode == 2 and "did you mean 'fedavg'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
+    grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=5, methods='[{method: layerskip, layers: "top:1"}]')
+    reference = tmp_path / "reference"
+    run_all("--grid", grid, "--out", reference)
+    for name in ("summary.csv", "report.md", "tables/main.md", "tables/main.csv", "tables/main.tex",
+                 "figures/metric_vs_round.png", "figures/metric_vs_bytes.pdf", "figures/metric_vs_alpha.png",
+                 "figures/partition_i2b2-2010_dirichlet-0.5.png"):  # fmt: skip
+        assert (reference / name).is_file(), name
+    assert len(metrics(reference)) == 2 and all(s == "ok" for _, _, s in metrics(reference).values())
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+    deadline = time.time() + 120
+    target = None
+    while time.time() < deadline and target is None:  # wait until the 2nd cell has a checkpoint, then kill
+        done = [p for p in (killed / "runs").glob("*/final.json")] if (killed / "runs").is_dir() else []
+        ckpts = [p.parent for p in (killed / "runs").glob("*/checkpoint.pt")] if done else []
+        target = next((d for d in ckpts if not (d / "final.json").exists()), None)
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert target is not None and not (target / "final.json").exists(), "the kill came too late to interrupt a cell"
+    run_all("--grid", grid, "--out", killed, "--resume")
+    assert metrics(killed) == metrics(reference)
+
+    for f in (killed / "figures").iterdir():
+        f.unlink()
+    start = time.perf_counter()
+    run_all("--grid", grid, "--out", killed, "--report-only")
+    assert time.perf_counter() - start < 30
+    assert (killed / "figures" / "metric_vs_round.png").is_file()
