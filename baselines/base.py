@@ -30,6 +30,7 @@ class Job:
     client: int
     examples: np.ndarray
     start: str | int = GLOBAL
+    budget: int | float | None = None  # layer budget (blocks, or a share of them); None: all
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Result:
     state: State
     loss: float
     dp_steps: tuple | None = None  # (noise multiplier, sample rate, steps) for the accountant
+    train_s: float = 0.0  # seconds inside local training, for the engine-overhead measure
+    start: str | int = GLOBAL  # the state this client started from (to measure its update)
 
 
 class Method:

@@ -42,7 +42,12 @@ class ExperimentConfig:
     backend: str = "auto"  # auto: serial for one worker, ray for more
     ray_address: str | None = None
     prefix_cache: str = "on"
+    prefix_cache_mb: int = 4096  # memory budget; over it the run goes uncached (and says so)
     label_level: str | None = None
+    client_budgets: str | None = None  # layerskip: "by-size" or a JSON/YAML file {client: blocks}
+    dropout: float = 0.0  # chance a sampled client never returns, per round
+    straggler_frac: float = 0.0  # chance a returning client misses the round's deadline
+    max_retries: int = 2  # restarts of a crashed worker before its clients count as dropped
     extra: dict = field(default_factory=dict)  # method-specific settings from a grid file
 
     def __post_init__(self):
@@ -65,6 +70,10 @@ class ExperimentConfig:
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), not {self.dp_delta}"),
             (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
             (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
+            (self.client_budgets is None or self.method == "layerskip", "client_budgets needs method layerskip"),
+            (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),
+            (0 <= self.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {self.straggler_frac}"),
+            (self.max_retries >= 0, f"max_retries must be >= 0, not {self.max_retries}"),
         ]
         if self.clients_per_round is not None:
             checks.append((1 <= self.clients_per_round <= self.clients,

@@ -57,6 +57,8 @@ def parse_layer_spec(spec: str, n_blocks: int) -> list[int]:
 
     `every:N` counts down from the top block, so it always includes the top one.
     """
+    if spec.startswith("auto:"):
+        raise BenchError(f"layer spec {spec!r} is resolved by the federated probe before training (method layerskip)")
     m = LAYER_SPEC.match(spec)
     if not m:
         raise BenchError(f"bad layer spec {spec!r}: expected top:K, bottom:K, list:a,b,... or every:N")

@@ -103,11 +103,20 @@ def _llama16(tok):
                        num_key_value_heads=8, intermediate_size=8192, max_position_embeddings=2048)  # fmt: skip
 
 
+def _llama16_mini(tok):
+    """LLaMA-3.2-1B's depth (16 blocks, GQA) at a CPU-sized width: for CPU benchmarks."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tok), hidden_size=256, num_hidden_layers=16, num_attention_heads=4,
+                       num_key_value_heads=1, intermediate_size=704, max_position_embeddings=512)  # fmt: skip
+
+
 MODELS.register("minilm")(ModelSource("minilm", _minilm_tokenizer, _minilm, None))
 MODELS.register("smollm2")(ModelSource("smollm2", _smollm2_tokenizer, _smollm2, None))
 MODELS.register("tiny-bert")(ModelSource("tiny-bert", _minilm_tokenizer, None, _tiny_bert))
 MODELS.register("tiny-llama")(ModelSource("tiny-llama", _smollm2_tokenizer, None, _tiny_llama))
 MODELS.register("llama16-random")(ModelSource("llama16-random", _smollm2_tokenizer, None, _llama16))
+MODELS.register("llama16-mini")(ModelSource("llama16-mini", _smollm2_tokenizer, None, _llama16_mini))
 
 
 def _local_source(spec: str) -> ModelSource:

@@ -26,7 +26,10 @@ class RayBackend:
                      "include_dashboard": False} if not cfg.ray_address else {}  # fmt: skip
             ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False, **local)
         self.ray = ray
-        actor = ray.remote(num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1, num_gpus=cfg.gpus_per_worker)(Worker)
+        # A crashed actor (killed process, CUDA OOM) is restarted and its call retried; the model
+        # is rebuilt from the seed and clients are deterministic, so the retry gives the same result.
+        actor = ray.remote(num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1, num_gpus=cfg.gpus_per_worker,
+                           max_restarts=cfg.max_retries, max_task_retries=cfg.max_retries)(Worker)  # fmt: skip
         task_ref = ray.put(task)
         self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
 
@@ -36,13 +39,20 @@ class RayBackend:
     def initial_state(self):
         return self.ray.get(self.workers[0].initial_state.remote())
 
-    def train(self, states: dict, jobs: list, round_: int) -> list:
+    def train(self, states: dict, jobs: list, round_: int) -> tuple[list, set[int]]:
+        """(results sorted by client, clients lost after the worker's retries ran out)."""
         needed = {job.start for job in jobs}
         states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
         n = len(self.workers)
-        futures = [w.train.remote(states_ref, jobs[i::n], round_) for i, w in enumerate(self.workers) if jobs[i::n]]
-        results = [r for batch in self.ray.get(futures) for r in batch]
-        return sorted(results, key=lambda r: r.client)
+        batches = [(w, jobs[i::n]) for i, w in enumerate(self.workers) if jobs[i::n]]
+        futures = [(w.train.remote(states_ref, batch, round_), batch) for w, batch in batches]
+        results, lost = [], set()
+        for future, batch in futures:
+            try:
+                results += self.ray.get(future)
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError):
+                lost |= {job.client for job in batch}
+        return sorted(results, key=lambda r: r.client), lost
 
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
         n = len(self.workers)

@@ -12,8 +12,11 @@ from baselines import GLOBAL, METHODS
 from bench import privacy
 from bench.comm import tensor_bytes
 from bench.config import ExperimentConfig
+from bench.engine import faults
 from bench.engine.prepare import prepare_task
+from bench.engine.training import Diverged
 from bench.errors import BenchError
+from bench.layer_probe import resolve_auto_layers
 from bench.store import atomic_write_json, git_state, load_checkpoint, save_checkpoint, versions, write_rounds
 
 
@@ -64,6 +67,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
     task = prepare_task(cfg)
     atomic_write_json(out / "partition.json", task.partition)
+    asked, probe = cfg, None
+    if cfg.method == "layerskip" and (cfg.layers or "").startswith("auto:"):
+        cfg, probe = resolve_auto_layers(cfg, task)
     dp = privacy.plan(cfg, *planned_work(cfg, method, task))
     backend = BACKENDS[cfg.resolved_backend](cfg, task, dp)
     try:
@@ -71,41 +77,56 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         ckpt = load_checkpoint(out / "checkpoint.pt")
         states = ckpt["states"] if ckpt else {GLOBAL: backend.initial_state()}
         history = ckpt["history"] if ckpt else []
+        status = "ok"
         accountants = ckpt["accountants"] if ckpt else {}  # client (or "server") -> RDP history
         bar = _progress(cfg, len(history), progress)
         for r in range(len(history), cfg.rounds):
             t0 = time.perf_counter()
+            moved = method.communicates
             jobs = method.round_jobs(task.clients, sample_clients(cfg, r))
+            dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
+            reached = [j for j in jobs if j.client not in dropped]  # these received the model
             starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
-            results = backend.train(starts, jobs, r)
-            if dp is not None and dp.level == "client":  # DP-FedAvg replaces the method's aggregation
+            results, lost = backend.train(starts, [j for j in reached if j.client not in late], r)
+            results, rejected = faults.screen_updates(results, starts) if moved else (results, {})
+            if dp is not None and dp.level == "client" and results:  # DP-FedAvg replaces the method's aggregation
                 seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
                 states = {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
                 accountants.setdefault("server", []).append((dp.noise_multiplier, cfg.per_round / cfg.clients, 1))
-            else:
+            elif results:
                 states = method.combine(states, results)
                 for res in results:
                     if res.dp_steps is not None:
                         accountants.setdefault(res.client, []).append(res.dp_steps)
-            scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
-            moved = method.communicates
+            try:
+                scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+            except Diverged:
+                status = "diverged"
+                break
             history.append({
                 "round": r + 1,
                 "metric": float(np.mean([s["metric"] for s in scores])),
-                "bytes_down": sum(tensor_bytes(starts[j.start]) for j in jobs) if moved else 0,
+                "bytes_down": sum(tensor_bytes(starts[j.start]) for j in reached) if moved else 0,
                 "bytes_up": sum(tensor_bytes(res.state) for res in results) if moved else 0,
-                "train_loss": float(np.mean([res.loss for res in results])),
+                "train_loss": float(np.mean([res.loss for res in results])) if results else None,
                 "clients": [res.client for res in results],
+                "dropped": sorted(dropped), "stragglers": sorted(late), "lost": sorted(lost),
+                "rejected": {str(c): why for c, why in sorted(rejected.items())},
                 "epsilon": spent_epsilon(accountants, dp),
+                "compute_s": round(sum(res.train_s for res in results) + sum(s["eval_s"] for s in scores), 3),
                 "wall_s": round(time.perf_counter() - t0, 3),
             })  # fmt: skip
+            if dropped or late or lost or rejected:  # ids and reasons only, never data
+                bar.write(f"round {r + 1}: dropped {sorted(dropped)}, stragglers {sorted(late)}, lost {sorted(lost)}, "
+                          f"rejected {rejected}")  # fmt: skip
             save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants})
             write_rounds(out / "rounds.jsonl", history)
             bar.update(1)
-            bar.set_postfix(metric=f"{history[-1]['metric']:.3f}", loss=f"{history[-1]['train_loss']:.3f}")
+            bar.set_postfix(metric=f"{history[-1]['metric']:.3f}")
         bar.close()
-        final = _final(cfg, method, backend, task, states, history, info)
+        final = _final(cfg, method, backend, task, states, history, info) if status == "ok" else _diverged(cfg, history, info)
         final["epsilon"] = spent_epsilon(accountants, dp)
+        final["config"], final["layer_probe"] = asked.to_dict(), probe
         final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
     finally:
         backend.close()
@@ -129,6 +150,14 @@ def _final(cfg, method, backend, task, states, history, info) -> dict:
         "epsilon": None, "status": "ok", "rounds": len(history), "wall_s": round(sum(h["wall_s"] for h in history), 3),
         "config": cfg.to_dict(), "versions": versions(), "git": git_state(),
     }  # fmt: skip
+
+
+def _diverged(cfg, history, info) -> dict:
+    """A run whose model produced NaN/Inf in evaluation: recorded, with no metric."""
+    return {"task": cfg.task, "method": cfg.method, "metric_name": None, "metric": None, "status": "diverged",
+            "bytes_up_total": sum(h["bytes_up"] for h in history), "bytes_down_total": sum(h["bytes_down"] for h in history),
+            "trainable_params": info["trainable_params"], "total_params": info["total_params"], "rounds": len(history),
+            "wall_s": round(sum(h["wall_s"] for h in history), 3), "config": cfg.to_dict(), "versions": versions()}  # fmt: skip
 
 
 def _progress(cfg: ExperimentConfig, done: int, enabled: bool):

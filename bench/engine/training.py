@@ -12,6 +12,10 @@ from bench.privacy import PrivateTraining
 EVAL_BATCH = 64
 
 
+class Diverged(RuntimeError):
+    """The model produced NaN or Inf: the run cannot go on meaningfully."""
+
+
 def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -> dict[str, torch.Tensor]:
     """Right-padded ids, attention mask and labels for a batch of encoded rows."""
     width = max(len(encoded.input_ids[r]) for r in rows)
@@ -36,10 +40,11 @@ def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -
 
 def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
                 batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, dp=None,
-                device="cpu") -> tuple[float, tuple | None]:  # fmt: skip
+                before_forward=None, device="cpu") -> tuple[float, tuple | None]:  # fmt: skip
     """Epochs of AdamW with linear warm-up over `rows`.
 
     Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps).
+    `before_forward(rows)` runs before each forward (the prefix cache feeds its states there).
     The shuffling generator and dropout are seeded from `seed`, so a client's training is the
     same on whichever worker runs it.
     """
@@ -66,6 +71,8 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
                 scheduler.step()
                 continue
             batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
+            if before_forward:
+                before_forward(batch_rows.tolist())
             loss = forward(**(private.inputs(batch) if private else batch)).loss
             extra = penalty(model) if penalty else None
             if private:
@@ -86,7 +93,8 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
 
 
 @torch.no_grad()
-def predict(model: nn.Module, encoded: Encoded, rows: list[int], *, kind: str, pad_id: int, device="cpu") -> list:
+def predict(model: nn.Module, encoded: Encoded, rows: list[int], *, kind: str, pad_id: int, before_forward=None,
+            device="cpu") -> list:  # fmt: skip
     """Per row: NER the predicted label ids at labelled (first sub-word) positions; else probabilities."""
     model.eval()
     out: dict[int, object] = {}
@@ -94,7 +102,11 @@ def predict(model: nn.Module, encoded: Encoded, rows: list[int], *, kind: str, p
     for start in range(0, len(ordered), EVAL_BATCH):
         chunk = ordered[start : start + EVAL_BATCH]
         batch = collate(encoded, chunk, pad_id, kind, device)
+        if before_forward:
+            before_forward(chunk)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float().cpu()
+        if not torch.isfinite(logits).all():
+            raise Diverged("non-finite logits in evaluation")
         for i, r in enumerate(chunk):
             if kind == "ner":
                 keep = batch["labels"][i].cpu() != IGNORE

@@ -6,12 +6,17 @@ workers, not clients. The same class runs in-process (serial backend) and as a R
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 import torch
 
 from baselines import METHODS, Job, Result
+from bench.budgets import blocks_for
 from bench.comm import detach_state, load_state
 from bench.config import ExperimentConfig
+from bench.engine.prefix_cache import PrefixCache, cache_plan
 from bench.engine.prepare import PreparedTask, Split
 from bench.engine.training import predict, train_local
 from bench.layers import discover_layers
@@ -23,6 +28,16 @@ from bench.privacy import DpPlan
 def client_seed(seed: int, client: int, round_: int) -> int:
     """Each client's RNG stream, from (seed, client, round) alone."""
     return int(np.random.default_rng([seed, client, round_]).integers(2**31 - 1))
+
+
+def _chaos(round_: int, client: int) -> None:
+    """Fault injection for tests: BENCH_CHAOS_KILL=round:client:marker kills this process once."""
+    spec = os.environ.get("BENCH_CHAOS_KILL")
+    if spec:
+        r, c, marker = spec.split(":", 2)
+        if (int(r), int(c)) == (round_, client) and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
 
 
 class Worker:
@@ -37,12 +52,42 @@ class Worker:
         self.layers = discover_layers(model)
         self.model = self.method.configure(model, self.layers).to(self.device)
         self.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        self.trainable_set = set(self.trainable)
         self.lr = self.cfg.lr or self.method.default_lr
+        self.cache, self.cache_note = self._prefix_cache()
+
+    def _prefix_cache(self) -> tuple[PrefixCache | None, str]:
+        """The frozen-prefix cache where it applies (and is on), else None and why not."""
+        if self.cfg.prefix_cache == "off":
+            return None, "off"
+        k, where = cache_plan(self.model, self.layers)
+        if k is None:
+            return None, f"not applicable: {where}"
+        splits = {"train": self.task.train.encoded, "test": self.task.test.encoded}
+        dtype = torch.float16 if self.device == "cuda" else torch.float32
+        try:
+            cache = PrefixCache(self.model, self.layers, k, where, splits, self.task.pad_id, self.device, dtype,
+                                budget_bytes=self.cfg.prefix_cache_mb << 20)  # fmt: skip
+        except MemoryError as e:
+            return None, f"not used: {e}"
+        return cache, f"blocks 0-{k - 1} cached ({cache.bytes / 2**20:.1f} MiB)"
+
+    def _budget_params(self, budget) -> list[str]:
+        """The parameters a client with this layer budget trains and sends (head included)."""
+        if budget is None:
+            return self.trainable
+        blocks = blocks_for(budget, self.method.blocks)
+        names = set(self.layers.head).union(*(self.layers.block_params(self.model, b) for b in blocks))
+        return [n for n in self.trainable if n in names]
+
+    def _feeder(self, split: str):
+        return (lambda rows: self.cache.feed(split, rows)) if self.cache else None
 
     def info(self) -> dict:
         total = sum(p.numel() for n, p in self.model.named_parameters() if "lora_" not in n)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        return {"trainable_params": trainable, "total_params": total, "n_blocks": self.layers.n_blocks, **self.method.describe()}
+        return {"trainable_params": trainable, "total_params": total, "n_blocks": self.layers.n_blocks,
+                "prefix_cache": self.cache_note, **self.method.describe()}  # fmt: skip
 
     def initial_state(self) -> dict[str, torch.Tensor]:
         return detach_state(self.model, self.trainable)
@@ -50,24 +95,40 @@ class Worker:
     def train(self, states: dict, jobs: list[Job], round_: int) -> list[Result]:
         results = []
         for job in jobs:
+            _chaos(round_, job.client)
             start = states[job.start]
             load_state(self.model, start)
+            sent = self._budget_params(job.budget)
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name in sent)
             rows = np.array([r for e in job.examples for r in self.task.train.chunks[e]], dtype=np.int64)
+            t0 = time.perf_counter()
             loss, dp_steps = train_local(
                 self.model, self.task.train.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
                 epochs=self.cfg.local_epochs, batch_size=self.cfg.batch_size, lr=self.lr,
                 warmup_ratio=self.cfg.warmup_ratio, seed=client_seed(self.cfg.seed, job.client, round_),
-                penalty=(lambda m, s=start: self.method.penalty(m, s)), dp=self.dp, device=self.device,
+                penalty=(lambda m, s=start: self.method.penalty(m, s)), dp=self.dp,
+                before_forward=self._feeder("train"), device=self.device,
             )  # fmt: skip
-            results.append(Result(job.client, len(job.examples), detach_state(self.model, self.trainable), loss, dp_steps))
+            train_s = time.perf_counter() - t0
+            state = detach_state(self.model, sent)
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name in self.trainable_set)
+            results.append(Result(job.client, len(job.examples), state, loss, dp_steps, train_s, job.start))
         return results
 
     def evaluate(self, state: dict, split: str = "test", examples: list[int] | None = None) -> dict:
+        t0 = time.perf_counter()
+        scores = self._scores(state, split, examples)
+        return {**scores, "eval_s": time.perf_counter() - t0}
+
+    def _scores(self, state: dict, split: str, examples: list[int] | None) -> dict:
         load_state(self.model, state)
         data: Split = getattr(self.task, split)
         examples = list(range(len(data.gold))) if examples is None else list(examples)
         rows = [r for e in examples for r in data.chunks[e]]
-        preds = dict(zip(rows, predict(self.model, data.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id, device=self.device)))
+        preds = dict(zip(rows, predict(self.model, data.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
+                                       before_forward=self._feeder(split), device=self.device)))  # fmt: skip
         if self.task.kind == "ner":
             names = self.task.output_labels
             pred_tags = [[names[i] for r in data.chunks[e] for i in preds[r]] for e in examples]

@@ -1,0 +1,48 @@
+"""Faults a long grid meets: clients that drop out or miss the deadline, and bad updates.
+
+Dropout and stragglers are simulated from (seed, round, client) alone, so a resumed or re-run
+round drops the same clients. A straggler trains but reports after the deadline: it received
+the model (bytes down count) but its update is not aggregated (no bytes up).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+NORM_OUTLIER = 10.0  # an update this many times the median update norm is rejected
+
+
+def absent_clients(cfg, round_: int, clients: list[int]) -> tuple[set[int], set[int]]:
+    """(dropped, stragglers) among this round's sampled clients."""
+    dropped, late = set(), set()
+    for c in clients:
+        u = np.random.default_rng([cfg.seed, round_, c, 31337]).random(2)
+        if u[0] < cfg.dropout:
+            dropped.add(c)
+        elif u[1] < cfg.straggler_frac:
+            late.add(c)
+    return dropped, late
+
+
+def update_norm(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor]) -> float:
+    return float(torch.sqrt(sum(((state[k].double() - start[k].double()) ** 2).sum() for k in state)))
+
+
+def screen_updates(results: list, starts: dict) -> tuple[list, dict[int, str]]:
+    """Drop updates with NaN/Inf, or with a norm far beyond the others; say why for each."""
+    rejected: dict[int, str] = {}
+    finite = []
+    for res in results:
+        if all(torch.isfinite(t).all() for t in res.state.values()):
+            finite.append(res)
+        else:
+            rejected[res.client] = "non-finite values"
+    if len(finite) >= 3:
+        norms = {res.client: update_norm(res.state, starts[res.start]) for res in finite}
+        median = float(np.median(list(norms.values())))
+        for res in list(finite):
+            if median > 0 and norms[res.client] > NORM_OUTLIER * median:
+                rejected[res.client] = f"update norm {norms[res.client]:.3g} > {NORM_OUTLIER:g} x median {median:.3g}"
+                finite.remove(res)
+    return finite, rejected

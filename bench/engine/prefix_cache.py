@@ -1,0 +1,139 @@
+"""Frozen-prefix activation cache for layer-skipping.
+
+When every trainable parameter lies in block k or above, the embeddings and blocks 0..k-1 are
+frozen, so the hidden states entering block k are the same for an example in every round.
+They are computed once (frozen part in eval mode) and kept; training and evaluation then run
+only blocks k.. and the head. The model's own forward still builds masks, rotary embeddings
+and pooling: the embedding module is swapped for one that returns the cached states, and the
+frozen blocks for pass-throughs.
+
+Dropout: the uncached model applies dropout inside the frozen blocks while training; the cache
+holds their eval-mode (dropout-free) output. With dropout off the two give the same losses to
+float tolerance (tested); with dropout on they are different, equally valid, regularisations.
+Architectures whose embedding stage is not one module (GPT-2 adds two, then applies dropout)
+run uncached.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.data.tokenize import Encoded
+from bench.layers import LayerMap
+
+
+class _StopForward(Exception):
+    pass
+
+
+class CachedInput(nn.Module):
+    """Stands in for the embedding module: returns the hidden states set for this batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.current: torch.Tensor | None = None
+
+    def forward(self, *args, **kwargs):
+        return self.current
+
+
+class PassThrough(nn.Module):
+    """Stands in for a frozen block whose output is already in the cache."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    prefix = []
+    for level in zip(*parts):
+        if len(set(level)) > 1:
+            break
+        prefix.append(level[0])
+    return ".".join(prefix)
+
+
+def cache_plan(model: nn.Module, layers: LayerMap) -> tuple[int | None, str]:
+    """(k, why): the block whose input can be cached, or None and the reason it cannot."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if any(n in trainable for n in layers.embeddings):
+        return None, "embeddings train"
+    blocks = [b for b in range(layers.n_blocks) if any(n in trainable for n in layers.block_params(model, b))]
+    if not blocks or blocks[0] == 0:
+        return None, "block 0 trains"
+    module_names = sorted({n.rsplit(".", 1)[0] for n in layers.embeddings})
+    embedding = module_names[0] if len(module_names) == 1 else _common_prefix(module_names)
+    if not embedding or layers.block_prefix.startswith(embedding + ".") or not module_names:
+        return None, "embedding stage is not one module"
+    return blocks[0], embedding
+
+
+class PrefixCache:
+    """Hidden states entering block k for every row of the given splits, and the swap-in."""
+
+    def __init__(self, model: nn.Module, layers: LayerMap, k: int, embedding: str, splits: dict[str, Encoded],
+                 pad_id: int, device, dtype=torch.float32, budget_bytes: int = 4 << 30):  # fmt: skip
+        self.model, self.layers, self.k, self.embedding = model, layers, k, embedding
+        self.pad_id, self.device, self.dtype = pad_id, device, dtype
+        self.hidden: dict[str, list[torch.Tensor]] = {}
+        width = model.config.hidden_size
+        need = sum(len(ids) for enc in splits.values() for ids in enc.input_ids) * width * torch.finfo(dtype).bits // 8
+        if need > budget_bytes:
+            raise MemoryError(f"prefix cache needs {need / 2**20:.0f} MiB, over the {budget_bytes / 2**20:.0f} MiB budget")
+        for name, enc in splits.items():
+            self.hidden[name] = self._compute(enc)
+        self.bytes = need
+        self._install()
+
+    @torch.no_grad()
+    def _compute(self, encoded: Encoded, batch: int = 64) -> list[torch.Tensor]:
+        captured: list[torch.Tensor] = []
+
+        def grab(module, args, kwargs):
+            captured.append(args[0] if args else kwargs["hidden_states"])
+            raise _StopForward  # nothing above block k is needed
+
+        block = self.model.get_submodule(self.layers.block_prefix)[self.k]
+        hook = block.register_forward_pre_hook(grab, with_kwargs=True)
+        was_training = self.model.training
+        self.model.eval()
+        out: list[torch.Tensor] = []
+        try:
+            for start in range(0, len(encoded), batch):
+                rows = list(range(start, min(start + batch, len(encoded))))
+                ids = [encoded.input_ids[r] for r in rows]
+                width = max(len(x) for x in ids)
+                input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+                mask = torch.zeros_like(input_ids)
+                for i, x in enumerate(ids):
+                    input_ids[i, : len(x)] = torch.tensor(x)
+                    mask[i, : len(x)] = 1
+                try:
+                    self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
+                except _StopForward:
+                    pass
+                hidden = captured.pop()
+                out += [hidden[i, : len(x)].to(self.dtype).cpu() for i, x in enumerate(ids)]
+        finally:
+            hook.remove()
+            self.model.train(was_training)
+        return out
+
+    def _install(self) -> None:
+        self.input = CachedInput()
+        parent, _, attr = self.embedding.rpartition(".")
+        setattr(self.model.get_submodule(parent) if parent else self.model, attr, self.input)
+        blocks = self.model.get_submodule(self.layers.block_prefix)
+        for i in range(self.k):
+            blocks[i] = PassThrough()
+
+    def feed(self, split: str, rows: list[int]) -> None:
+        """Set the cached hidden states of these rows (right-padded) as the next forward's input."""
+        states = [self.hidden[split][r] for r in rows]
+        width = max(s.shape[0] for s in states)
+        batch = torch.zeros((len(states), width, states[0].shape[1]), dtype=torch.float32)
+        for i, s in enumerate(states):
+            batch[i, : s.shape[0]] = s.float()
+        self.input.current = batch.to(self.device)

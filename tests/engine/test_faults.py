@@ -1,0 +1,75 @@
+"""Faults: bad updates rejected, dropouts and stragglers, a killed Ray worker, divergence."""
+
+import json
+
+import pytest
+import torch
+
+import bench.engine.worker as worker_module
+from baselines.base import Result
+from bench.config import ExperimentConfig
+from bench.engine.faults import screen_updates
+from bench.engine.server import run_experiment
+from bench.engine.training import Diverged
+
+
+def cfg(corpus, **kw):
+    base = dict(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=4, rounds=2, max_length=32,
+                cpus_per_worker=1, data_dir=str(corpus / "i2b2-2010"))  # fmt: skip
+    return ExperimentConfig(**{**base, **kw})
+
+
+def rounds(out):
+    return [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
+
+
+def test_screen_rejects_nan_and_outliers():
+    start = {"global": {"w": torch.zeros(3)}}
+    ok = [Result(c, 10, {"w": torch.full((3,), 0.1 * (c + 1))}, 0.0) for c in range(3)]
+    nan = Result(3, 10, {"w": torch.tensor([0.0, float("nan"), 0.0])}, 0.0)
+    huge = Result(4, 10, {"w": torch.full((3,), 100.0)}, 0.0)
+    kept, rejected = screen_updates(ok + [nan, huge], start)
+    assert [r.client for r in kept] == [0, 1, 2]
+    assert rejected[3] == "non-finite values" and "median" in rejected[4]
+
+
+def test_dropout_and_stragglers_are_recorded_and_weighted(tiny_corpus, tmp_path):
+    run_experiment(cfg(tiny_corpus, dropout=0.3, straggler_frac=0.3, rounds=3, backend="serial"), tmp_path, progress=False)
+    lines = rounds(tmp_path)
+    one_client_bytes = None
+    for line in lines:
+        absent = set(line["dropped"]) | set(line["stragglers"])
+        assert not absent & set(line["clients"])
+        if line["clients"]:
+            one_client_bytes = line["bytes_up"] // len(line["clients"])
+            assert line["bytes_down"] == one_client_bytes * (4 - len(line["dropped"]))  # stragglers got the model
+    assert any(line["dropped"] or line["stragglers"] for line in lines)
+
+
+def test_killed_ray_worker_gives_same_result(tiny_corpus, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    reference = run_experiment(cfg(tiny_corpus, backend="serial"), tmp_path / "serial", progress=False)
+    marker = tmp_path / "killed-once"
+    monkeypatch.setenv("BENCH_CHAOS_KILL", f"1:2:{marker}")  # round index 1, client 2: the process exits
+    try:
+        faulted = run_experiment(cfg(tiny_corpus, backend="ray", workers=2), tmp_path / "ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert marker.exists(), "the fault was not injected"
+    assert faulted["metric"] == reference["metric"]
+    assert all(not line["lost"] for line in rounds(tmp_path / "ray"))
+
+
+def test_diverged_run_is_marked(tiny_corpus, tmp_path, monkeypatch):
+    calls = []
+    original = worker_module.Worker._scores
+
+    def diverge_in_round_two(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Diverged("non-finite logits in evaluation")
+        return original(self, *args)
+
+    monkeypatch.setattr(worker_module.Worker, "_scores", diverge_in_round_two)
+    final = run_experiment(cfg(tiny_corpus, backend="serial", rounds=3), tmp_path, progress=False)
+    assert final["status"] == "diverged" and final["metric"] is None and final["rounds"] == 1

@@ -1,0 +1,55 @@
+"""The frozen-prefix cache changes speed, not results (with dropout off)."""
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.base import Job
+from bench.config import ExperimentConfig
+from bench.engine.prefix_cache import cache_plan
+from bench.engine.prepare import prepare_task
+from bench.engine.worker import Worker
+
+
+def worker(corpus, model, cache, method="layerskip", layers="top:1"):
+    cfg = ExperimentConfig(task="i2b2-2010", method=method, layers=layers if method == "layerskip" else None, model=model,
+                           clients=2, data_dir=str(corpus / "i2b2-2010"), max_length=48, prefix_cache=cache)  # fmt: skip
+    task = prepare_task(cfg)
+    w = Worker(cfg.to_dict(), task)
+    for m in w.model.modules():  # dropout off: the one documented source of difference
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return w, task
+
+
+@pytest.mark.parametrize("model", ["tiny-bert", "tiny-llama"])
+def test_cached_and_uncached_training_agree(tiny_corpus, model):
+    results, scores = {}, {}
+    for cache in ("on", "off"):
+        w, task = worker(tiny_corpus, model, cache)
+        assert (w.cache is not None) == (cache == "on")
+        state = w.initial_state()
+        [res] = w.train({"global": state}, [Job(0, task.clients[0])], round_=0)
+        results[cache] = res
+        scores[cache] = w.evaluate(res.state)["metric"]
+    assert results["on"].loss == pytest.approx(results["off"].loss, rel=1e-4)
+    for name, value in results["off"].state.items():
+        assert torch.allclose(results["on"].state[name], value, atol=1e-4), name
+    assert scores["on"] == pytest.approx(scores["off"], abs=0.02)
+
+
+@pytest.mark.parametrize("method, layers, expect", [("layerskip", "top:1", 1), ("layerskip", "bottom:1", None),
+                                                    ("fedavg", None, None), ("lora", None, None)])  # fmt: skip
+def test_cache_applies_only_above_a_frozen_prefix(tiny_corpus, method, layers, expect):
+    w, _ = worker(tiny_corpus, "tiny-bert", "on", method=method, layers=layers)
+    k, why = cache_plan(w.model, w.layers) if w.cache is None else (w.cache.k, "")
+    assert k == expect, why
+    assert ("cached" in w.info()["prefix_cache"]) == (expect is not None)
+
+
+def test_cache_budget_falls_back_to_uncached(tiny_corpus):
+    cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", model="tiny-bert", clients=2,
+                           data_dir=str(tiny_corpus / "i2b2-2010"), prefix_cache_mb=0)  # fmt: skip
+    w = Worker(cfg.to_dict(), prepare_task(cfg))
+    assert w.cache is None and "budget" in w.info()["prefix_cache"]
+    assert np.isfinite(w.train({"global": w.initial_state()}, [Job(0, w.task.clients[0][:4])], 0)[0].loss)

@@ -1,0 +1,60 @@
+"""No patient text leaves: plant canary words in the notes, run everything, search every output."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CANARIES = ["ZQXCANARYALPHA", "WVKCANARYBRAVO"]
+
+
+def plant(corpus: Path, tmp: Path) -> Path:
+    """A copy of the i2b2-2010 corpus with a canary line in every note, one inside a concept."""
+    data = tmp / "i2b2-2010"
+    shutil.copytree(corpus / "i2b2-2010", data)
+    for txt in data.rglob("*.txt"):
+        lines = txt.read_text().splitlines()
+        lines.append(f"Patient {CANARIES[0]} reports {CANARIES[1]} pain .")
+        txt.write_text("\n".join(lines) + "\n")
+        con = (txt.parent.parent / "concept" / f"{txt.stem}.con") if txt.parent.name == "txt" else \
+            data / "reference_standard_for_test_data" / "concepts" / f"{txt.stem}.con"
+        with open(con, "a") as f:
+            f.write(f'c="{CANARIES[1].lower()} pain" {len(lines)}:3 {len(lines)}:4||t="problem"\n')
+    return data
+
+
+def test_canaries_never_reach_outputs_or_logs(tiny_corpus, tmp_path):
+    data = plant(tiny_corpus, tmp_path)
+    out = tmp_path / "out"
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"""name: canary
+defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{data}"}}
+tasks: [i2b2-2010]
+methods: [{{method: fedavg}}, {{method: layerskip, layers: "top:1"}}]
+partitions: [iid]
+""")
+    commands = [
+        [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)],
+        [sys.executable, "-m", "bench.data", "stats", "--task", "i2b2-2010", "--data-dir", str(data), "--json"],
+        [sys.executable, "-m", "partitions", "show", "--task", "i2b2-2010", "--data-dir", str(data), "--partition",
+         "dirichlet:0.5", "--clients", "3", "--json", "--plot", str(out / "partition.png")],
+        [sys.executable, "-m", "bench.run", "--task", "i2b2-2010", "--method", "fedavg", "--model", "tiny-bert",
+         "--clients", "2", "--rounds", "1", "--data-dir", str(data), "--out", str(out / "single")],
+    ]  # fmt: skip
+    logs = []
+    for cmd in commands:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        logs.append(proc.stdout + proc.stderr)
+    # the canaries are really in the data the runs read
+    from bench.data import load_task
+
+    assert any(CANARIES[0] in ex.tokens for ex in load_task("i2b2-2010", data).train)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".png" for p in files) and any(p.name == "final.json" for p in files)
+    for canary in CANARIES:
+        for variant in (canary, canary.lower()):
+            assert not any(variant in log for log in logs)
+            hits = [p for p in files if variant.encode() in p.read_bytes()]
+            assert not hits, f"{variant} found in {hits}"
