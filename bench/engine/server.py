@@ -81,48 +81,19 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         accountants = ckpt["accountants"] if ckpt else {}  # client (or "server") -> RDP history
         bar = _progress(cfg, len(history), progress)
         for r in range(len(history), cfg.rounds):
-            t0 = time.perf_counter()
-            moved = method.communicates
-            jobs = method.round_jobs(task.clients, sample_clients(cfg, r))
-            dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
-            reached = [j for j in jobs if j.client not in dropped]  # these received the model
-            starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
-            results, lost = backend.train(starts, [j for j in reached if j.client not in late], r)
-            results, rejected = faults.screen_updates(results, starts) if moved else (results, {})
-            if dp is not None and dp.level == "client" and results:  # DP-FedAvg replaces the method's aggregation
-                seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
-                states = {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
-                accountants.setdefault("server", []).append((dp.noise_multiplier, cfg.per_round / cfg.clients, 1))
-            elif results:
-                states = method.combine(states, results)
-                for res in results:
-                    if res.dp_steps is not None:
-                        accountants.setdefault(res.client, []).append(res.dp_steps)
             try:
-                scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+                states, line = play_round(r, cfg, method, backend, task, dp, states, accountants)
             except Diverged:
                 status = "diverged"
                 break
-            history.append({
-                "round": r + 1,
-                "metric": float(np.mean([s["metric"] for s in scores])),
-                "bytes_down": sum(tensor_bytes(starts[j.start]) for j in reached) if moved else 0,
-                "bytes_up": sum(tensor_bytes(res.state) for res in results) if moved else 0,
-                "train_loss": float(np.mean([res.loss for res in results])) if results else None,
-                "clients": [res.client for res in results],
-                "dropped": sorted(dropped), "stragglers": sorted(late), "lost": sorted(lost),
-                "rejected": {str(c): why for c, why in sorted(rejected.items())},
-                "epsilon": spent_epsilon(accountants, dp),
-                "compute_s": round(sum(res.train_s for res in results) + sum(s["eval_s"] for s in scores), 3),
-                "wall_s": round(time.perf_counter() - t0, 3),
-            })  # fmt: skip
-            if dropped or late or lost or rejected:  # ids and reasons only, never data
-                bar.write(f"round {r + 1}: dropped {sorted(dropped)}, stragglers {sorted(late)}, lost {sorted(lost)}, "
-                          f"rejected {rejected}")  # fmt: skip
+            history.append(line)
+            if line["dropped"] or line["stragglers"] or line["lost"] or line["rejected"]:  # ids and reasons only
+                bar.write(f"round {r + 1}: dropped {line['dropped']}, stragglers {line['stragglers']}, "
+                          f"lost {line['lost']}, rejected {line['rejected']}")  # fmt: skip
             save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants})
             write_rounds(out / "rounds.jsonl", history)
             bar.update(1)
-            bar.set_postfix(metric=f"{history[-1]['metric']:.3f}")
+            bar.set_postfix(metric=f"{line['metric']:.3f}")
         bar.close()
         final = _final(cfg, method, backend, task, states, history, info) if status == "ok" else _diverged(cfg, history, info)
         final["epsilon"] = spent_epsilon(accountants, dp)
@@ -132,6 +103,49 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         backend.close()
     atomic_write_json(out / "final.json", final)
     return final
+
+
+def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states: dict, accountants: dict) -> tuple[dict, dict]:
+    """One round: sample, broadcast, train, screen, aggregate, evaluate; -> (states, round line).
+
+    Raises Diverged when the new model gives NaN/Inf in evaluation.
+    """
+    t0 = time.perf_counter()
+    moved = method.communicates
+    jobs = method.round_jobs(task.clients, sample_clients(cfg, r))
+    dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
+    reached = [j for j in jobs if j.client not in dropped]  # these received the model
+    starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
+    results, lost = backend.train(starts, [j for j in reached if j.client not in late], r)
+    results, rejected = faults.screen_updates(results, starts) if moved else (results, {})
+    if results:
+        states = _aggregate(r, cfg, method, dp, states, results, accountants)
+    scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+    return states, {
+        "round": r + 1,
+        "metric": float(np.mean([s["metric"] for s in scores])),
+        "bytes_down": sum(tensor_bytes(starts[j.start]) for j in reached) if moved else 0,
+        "bytes_up": sum(tensor_bytes(res.state) for res in results) if moved else 0,
+        "train_loss": float(np.mean([res.loss for res in results])) if results else None,
+        "clients": [res.client for res in results],
+        "dropped": sorted(dropped), "stragglers": sorted(late), "lost": sorted(lost),
+        "rejected": {str(c): why for c, why in sorted(rejected.items())},
+        "epsilon": spent_epsilon(accountants, dp),
+        "compute_s": round(sum(res.train_s for res in results) + sum(s["eval_s"] for s in scores), 3),
+        "wall_s": round(time.perf_counter() - t0, 3),
+    }  # fmt: skip
+
+
+def _aggregate(r, cfg, method, dp, states, results, accountants) -> dict:
+    """The method's aggregation, or DP-FedAvg under client-level DP; updates the accountants."""
+    if dp is not None and dp.level == "client":
+        seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
+        accountants.setdefault("server", []).append((dp.noise_multiplier, cfg.per_round / cfg.clients, 1))
+        return {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
+    for res in results:
+        if res.dp_steps is not None:
+            accountants.setdefault(res.client, []).append(res.dp_steps)
+    return method.combine(states, results)
 
 
 def _final(cfg, method, backend, task, states, history, info) -> dict:

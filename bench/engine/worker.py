@@ -53,6 +53,8 @@ class Worker:
         self.model = self.method.configure(model, self.layers).to(self.device)
         self.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.trainable_set = set(self.trainable)
+        # counted before the prefix cache swaps the frozen blocks out of the model
+        self.total_params = sum(p.numel() for n, p in self.model.named_parameters() if "lora_" not in n)
         self.lr = self.cfg.lr or self.method.default_lr
         self.cache, self.cache_note = self._prefix_cache()
 
@@ -84,9 +86,8 @@ class Worker:
         return (lambda rows: self.cache.feed(split, rows)) if self.cache else None
 
     def info(self) -> dict:
-        total = sum(p.numel() for n, p in self.model.named_parameters() if "lora_" not in n)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        return {"trainable_params": trainable, "total_params": total, "n_blocks": self.layers.n_blocks,
+        return {"trainable_params": trainable, "total_params": self.total_params, "n_blocks": self.layers.n_blocks,
                 "prefix_cache": self.cache_note, **self.method.describe()}  # fmt: skip
 
     def initial_state(self) -> dict[str, torch.Tensor]:

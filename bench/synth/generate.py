@@ -23,10 +23,10 @@ class Scale:
 
 SCALES = {
     "tiny": Scale(4, 8, 160),
-    "small": Scale(24, 40, 700),  # sized so the quick grid fits 15 minutes on 2 CPU cores
+    "small": Scale(24, 40, 500),  # sized so the quick grid fits 15 minutes on 2 CPU cores
     "medium": Scale(160, 160, 6000),
 }
-GENERATOR_VERSION = 2  # bump when the output changes, so cached corpora are regenerated
+GENERATOR_VERSION = 3  # bump when the output changes, so cached corpora are regenerated
 
 
 def write_corpus(out: str | Path, seed: int = 0, scale: str = "small") -> Path:

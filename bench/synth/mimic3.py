@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import random
 from pathlib import Path
@@ -84,11 +85,13 @@ def summary(rng: random.Random, age: int, sex: str, findings: list, comorbid: li
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", newline="") as f:
-        writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(header)
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    writer.writerows(rows)
+    data = buffer.getvalue().encode()
+    # mtime=0: gzip otherwise stamps the time into the header, and the same seed must give the same bytes
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def write(root: Path, rng: random.Random, n_admissions: int) -> None:
@@ -103,7 +106,7 @@ def write(root: Path, rng: random.Random, n_admissions: int) -> None:
         findings = [rng.choice(CONDITIONS[pick(rng, mix)]) for _ in range(rng.randint(1, 3))]
         comorbid = rng.sample(COMORBIDITIES, rng.randint(2, 5))
         age = 0 if newborn else rng.randint(20, 95)
-        risk = -3.2 + offset + 0.03 * (age - 60) + sum(f[1] for f in findings)
+        risk = -2.2 + offset + 0.03 * (age - 60) + sum(f[1] for f in findings)
         died = rng.random() < 1 / (1 + math.exp(-risk))
         adm_type = "NEWBORN" if newborn else rng.choices(["EMERGENCY", "ELECTIVE", "URGENT"], [0.7, 0.2, 0.1])[0]
         tables["adm"].append([i, subject, hadm, "2150-01-01 00:00:00", "2150-01-09 00:00:00", "", adm_type,

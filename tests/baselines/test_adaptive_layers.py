@@ -36,7 +36,8 @@ def test_budgets_and_blocks():
     assert client_budgets("by-size", [10, 40]) == [0.25, 1.0]
     assert blocks_for(0.25, [2, 3, 4, 5]) == [5] and blocks_for(1.0, [2, 3, 4, 5]) == [2, 3, 4, 5]
     assert blocks_for(2, [2, 3, 4, 5]) == [4, 5] and blocks_for(None, [1, 2]) == [1, 2]
-    assert choose_blocks([np.array([1.0, 5, 2]), np.array([3.0, 1, 2])], [1, 1], k=2)[0] == [0, 1]
+    # mean scores [2, 3, 2]: block 1, then the tie between 0 and 2 goes to the higher block
+    assert choose_blocks([np.array([1.0, 5, 2]), np.array([3.0, 1, 2])], [1, 1], k=2)[0] == [1, 2]
 
 
 def test_mixed_budgets_aggregate_each_block_over_its_trainers(tiny_corpus, tmp_path):

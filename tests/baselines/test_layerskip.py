@@ -16,7 +16,8 @@ from bench.models import build_model
 
 def test_top2_on_minilm_is_two_bert_layers_plus_head(tiny_corpus):
     cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:2", model="minilm", clients=2,
-                           data_dir=str(tiny_corpus / "i2b2-2010"), backend="serial", max_length=32)  # fmt: skip
+                           data_dir=str(tiny_corpus / "i2b2-2010"), backend="serial", max_length=32,
+                           prefix_cache="off")  # the frozen blocks stay in the model, to be compared  # fmt: skip
     task = prepare_task(cfg)
     worker = Worker(cfg.to_dict(), task)
     reference, _ = build_model("minilm", "ner", len(task.output_labels), seed=0)
@@ -24,6 +25,7 @@ def test_top2_on_minilm_is_two_bert_layers_plus_head(tiny_corpus):
     layer5 = sum(p.numel() for n, p in reference.named_parameters() if n.startswith("bert.encoder.layer.5."))
     head = reference.classifier.weight.numel() + reference.classifier.bias.numel()
     assert worker.info()["trainable_params"] == layer4 + layer5 + head
+    assert worker.info()["total_params"] == sum(p.numel() for p in reference.parameters())
     assert set(worker.trainable) == {n for n, _ in reference.named_parameters() if n.startswith(("bert.encoder.layer.4.", "bert.encoder.layer.5.", "classifier."))}
     state = worker.initial_state()
     [result] = worker.train({"global": state}, [Job(0, task.clients[0][:8])], round_=0)
