@@ -85,11 +85,4 @@ class Method:
 
 
 METHODS: Registry[type[Method]] = Registry("method")
-
-
-def register(name: str):
-    def decorator(cls: type[Method]) -> type[Method]:
-        cls.name = name
-        return METHODS.register(name)(cls)
-
-    return decorator
+register = METHODS.register_class

@@ -8,12 +8,18 @@ State = dict[str, torch.Tensor]
 
 
 def weighted_average(updates: list[tuple[int, State]]) -> State:
-    """Mean of each tensor weighted by sample count, summed in the given (sorted) order."""
+    """Mean of each tensor weighted by sample count, accumulated in place in the given (sorted)
+    order, so the result is the same on every backend."""
     total = sum(n for n, _ in updates)
     if total <= 0:
         raise ValueError("cannot aggregate updates with no samples")
-    names = updates[0][1].keys()
-    return {name: sum((n / total) * state[name].double() for n, state in updates).to(updates[0][1][name].dtype) for name in names}
+    out = {}
+    for name, first in updates[0][1].items():
+        acc = torch.zeros_like(first)
+        for n, state in updates:
+            acc.add_(state[name], alpha=n / total)
+        out[name] = acc
+    return out
 
 
 def weighted_average_partial(previous: State, updates: list[tuple[int, State]]) -> State:

@@ -30,6 +30,16 @@ def _save(fig, folder: Path, name: str) -> None:
     _plt().close(fig)
 
 
+def _style(ax, title: str, xlabel: str, ylabel: str, logx: bool) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logx:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small")
+
+
 def _by_task(runs: list[dict]) -> dict[str, list[dict]]:
     tasks: dict[str, list[dict]] = {}
     for r in runs:
@@ -52,13 +62,7 @@ def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
             if logx and not any(x > 0 for x in xs):
                 continue  # nothing moved (centralized, local): no point on a byte axis
             ax.plot(xs, [h["metric"] for h in r["history"]], ls, marker="o", ms=3, label=f"{_label(r)} ({part})")
-        ax.set_title(task)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(rs[0]["metric_name"])
-        if logx:
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+        _style(ax, task, xlabel, rs[0]["metric_name"], logx)
     _save(fig, folder, name)
     return True
 
@@ -92,13 +96,7 @@ def _line_plot(points, folder, name, xlabel, logx=False) -> bool:
         for (t, label), pts in sorted(points.items()):
             if t == task:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
-        ax.set_title(task)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("metric")
-        if logx:
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+        _style(ax, task, xlabel, "metric", logx)
     _save(fig, folder, name)
     return True
 

@@ -27,6 +27,15 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def register_class(self, name: str) -> Callable[[T], T]:
+        """Register a class under `name` and set its `name` attribute to match."""
+
+        def decorator(cls: T) -> T:
+            cls.name = name  # type: ignore[attr-defined]
+            return self.register(name)(cls)
+
+        return decorator
+
     def get(self, name: str) -> T:
         if name not in self._items:
             close = difflib.get_close_matches(name, self._items, n=1)

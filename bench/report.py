@@ -13,7 +13,7 @@ import numpy as np
 from bench.store import atomic_write_text
 
 SUMMARY_COLUMNS = ["task", "method", "layers", "partition", "alpha", "clients", "seed", "epsilon", "metric_name", "metric",
-                   "bytes_up_total", "bytes_down_total", "trainable_params", "total_params", "wall_s", "status", "rounds", "run_id"]  # fmt: skip
+                   "bytes_up_total", "bytes_down_total", "trainable_params", "total_params", "wall_s", "status", "rounds", "blocks", "run_id"]  # fmt: skip
 
 
 def load_runs(out: Path, run_ids: list[str] | None = None) -> list[dict]:
@@ -44,14 +44,17 @@ def summary_row(run: dict) -> dict:
     alpha = float(part.split(":")[1]) if ":" in part else None
     row = {"task": cfg["task"], "method": cfg["method"], "layers": cfg.get("layers") or "", "partition": part,
            "alpha": alpha, "clients": cfg["clients"], "seed": cfg["seed"], "epsilon": run.get("epsilon"),
-           "status": run.get("status", "failed"), "run_id": run["run_id"]}  # fmt: skip
+           "status": run.get("status", "failed"), "run_id": run["run_id"],
+           "blocks": " ".join(map(str, (run.get("method_info") or {}).get("blocks", [])))}  # fmt: skip
     for key in ("metric_name", "metric", "bytes_up_total", "bytes_down_total", "trainable_params", "total_params", "wall_s", "rounds"):
         row[key] = run.get(key)
     return row
 
 
 def method_label(row: dict) -> str:
-    return f"{row['method']} {row['layers']}".strip()
+    """e.g. 'layerskip top:2'; an auto:K run also names the blocks its probe chose."""
+    label = f"{row['method']} {row['layers']}".strip()
+    return f"{label} [{row['blocks']}]" if row["layers"].startswith("auto:") else label
 
 
 def main_table(rows: list[dict]) -> list[dict]:
@@ -94,7 +97,7 @@ def _fmt(value, kind: str) -> str:
 DISPLAY = [("task", "task", None), ("method", "method", None), ("partition", "partition", None),
            ("metric", "metric (mean ± std)", "metric"), ("bytes_per_round", "bytes/round", "bytes"),
            ("bytes_total", "total bytes", "bytes"), ("reduction_vs_fedavg_pct", "reduction vs fedavg (%)", "pct"),
-           ("gap_to_centralized_pts", "gap to centralized (pts)", "pts"), ("trainable_pct", "trainable (%)", "pct")]  # fmt: skip
+           ("gap_to_centralized_pts", "below centralized (pts)", "pts"), ("trainable_pct", "trainable (%)", "pct")]  # fmt: skip
 
 
 def display_rows(table: list[dict]) -> list[list[str]]:
@@ -102,8 +105,9 @@ def display_rows(table: list[dict]) -> list[list[str]]:
     for t in table:
         cells = []
         for key, _, kind in DISPLAY:
-            if key == "metric":
-                cells.append(f"{t['metric']:.3f} ± {t['metric_std']:.3f}")
+            if key == "metric":  # a spread needs more than one seed
+                spread = f" ± {t['metric_std']:.3f}" if t["seeds"] > 1 else " (1 seed)"
+                cells.append(f"{t['metric']:.3f}{spread}")
             else:
                 cells.append(_fmt(t[key], kind) if kind else str(t[key]))
         out.append(cells)

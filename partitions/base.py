@@ -43,14 +43,7 @@ class Partitioner(ABC):
 
 
 PARTITIONERS: Registry[type[Partitioner]] = Registry("partition")
-
-
-def register(name: str):
-    def decorator(cls: type[Partitioner]) -> type[Partitioner]:
-        cls.name = name
-        return PARTITIONERS.register(name)(cls)
-
-    return decorator
+register = PARTITIONERS.register_class
 
 
 def _check_alpha(alpha: float | None) -> None:

@@ -26,20 +26,23 @@ def absent_clients(cfg, round_: int, clients: list[int]) -> tuple[set[int], set[
 
 
 def update_norm(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor]) -> float:
-    return float(torch.sqrt(sum(((state[k].double() - start[k].double()) ** 2).sum() for k in state)))
+    """L2 norm of state - start; NaN or Inf when any element is (so it doubles as the check)."""
+    per_tensor = torch.stack([torch.linalg.vector_norm(state[k] - start[k]) for k in state])
+    return float(torch.linalg.vector_norm(per_tensor))
 
 
 def screen_updates(results: list, starts: dict) -> tuple[list, dict[int, str]]:
     """Drop updates with NaN/Inf, or with a norm far beyond the others; say why for each."""
     rejected: dict[int, str] = {}
-    finite = []
+    finite, norms = [], {}
     for res in results:
-        if all(torch.isfinite(t).all() for t in res.state.values()):
+        norm = update_norm(res.state, starts[res.start])
+        if np.isfinite(norm):
             finite.append(res)
+            norms[res.client] = norm
         else:
             rejected[res.client] = "non-finite values"
     if len(finite) >= 3:
-        norms = {res.client: update_norm(res.state, starts[res.start]) for res in finite}
         median = float(np.median(list(norms.values())))
         for res in list(finite):
             if median > 0 and norms[res.client] > NORM_OUTLIER * median:
