@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bench.data.tokenize import Encoded
+from bench.engine.training import pad_ids
 from bench.layers import LayerMap
 
 
@@ -65,7 +66,7 @@ def cache_plan(model: nn.Module, layers: LayerMap) -> tuple[int | None, str]:
         return None, "block 0 trains"
     module_names = sorted({n.rsplit(".", 1)[0] for n in layers.embeddings})
     embedding = module_names[0] if len(module_names) == 1 else _common_prefix(module_names)
-    if not embedding or layers.block_prefix.startswith(embedding + ".") or not module_names:
+    if not embedding or layers.block_prefix.startswith(embedding + "."):
         return None, "embedding stage is not one module"
     return blocks[0], embedding
 
@@ -102,14 +103,8 @@ class PrefixCache:
         out: list[torch.Tensor] = []
         try:
             for start in range(0, len(encoded), batch):
-                rows = list(range(start, min(start + batch, len(encoded))))
-                ids = [encoded.input_ids[r] for r in rows]
-                width = max(len(x) for x in ids)
-                input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-                mask = torch.zeros_like(input_ids)
-                for i, x in enumerate(ids):
-                    input_ids[i, : len(x)] = torch.tensor(x)
-                    mask[i, : len(x)] = 1
+                ids = encoded.input_ids[start : start + batch]
+                input_ids, mask = pad_ids(ids, self.pad_id)
                 try:
                     self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device))
                 except _StopForward:

@@ -16,18 +16,23 @@ class Diverged(RuntimeError):
     """The model produced NaN or Inf: the run cannot go on meaningfully."""
 
 
-def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -> dict[str, torch.Tensor]:
-    """Right-padded ids, attention mask and labels for a batch of encoded rows."""
-    width = max(len(encoded.input_ids[r]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        seq = encoded.input_ids[r]
+def pad_ids(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids and their attention mask."""
+    width = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, seq in enumerate(sequences):
         ids[i, : len(seq)] = torch.tensor(seq)
         mask[i, : len(seq)] = 1
+    return ids, mask
+
+
+def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -> dict[str, torch.Tensor]:
+    """Right-padded ids, attention mask and labels for a batch of encoded rows."""
+    ids, mask = pad_ids([encoded.input_ids[r] for r in rows], pad_id)
     batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
     if kind == "ner":
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        labels = torch.full(ids.shape, IGNORE, dtype=torch.long)
         for i, r in enumerate(rows):
             labels[i, : len(encoded.labels[r])] = torch.tensor(encoded.labels[r])
     elif kind == "multilabel":
