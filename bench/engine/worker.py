@@ -53,8 +53,10 @@ class Worker:
         self.model = self.method.configure(model, self.layers).to(self.device)
         self.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.trainable_set = set(self.trainable)
-        # counted before the prefix cache swaps the frozen blocks out of the model
-        self.total_params = sum(p.numel() for n, p in self.model.named_parameters() if "lora_" not in n)
+        # the base model's size: counted before the prefix cache swaps frozen blocks out, and
+        # without LoRA's adapters or the frozen head copy PEFT keeps beside the trained one
+        self.total_params = sum(p.numel() for n, p in self.model.named_parameters()
+                                if "lora_" not in n and "original_module" not in n)  # fmt: skip
         self.lr = self.cfg.lr or self.method.default_lr
         self.cache, self.cache_note = self._prefix_cache()
 
