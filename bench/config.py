@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bench.errors import BenchError
 
@@ -48,7 +48,6 @@ class ExperimentConfig:
     dropout: float = 0.0  # chance a sampled client never returns, per round
     straggler_frac: float = 0.0  # chance a returning client misses the round's deadline
     max_retries: int = 2  # restarts of a crashed worker before its clients count as dropped
-    extra: dict = field(default_factory=dict)  # method-specific settings from a grid file
 
     def __post_init__(self):
         checks = [

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.data.types import TaskData, TaskKind
+from bench.errors import BenchError
 from bench.registry import Registry
 
 
@@ -33,8 +34,6 @@ def register_task(name: str, kind: TaskKind, synth_subdir: str | None):
 
 def resolve_data_dir(spec: TaskSpec, data_dir: str | Path | None) -> Path:
     """The folder to read: the user's, or the synthetic corpus (generated once into a cache)."""
-    from bench.errors import BenchError
-
     if data_dir is not None:
         path = Path(data_dir)
         if not path.is_dir():
