@@ -67,7 +67,7 @@ def resolve_auto_layers(cfg, task) -> tuple[object, dict]:
         raise BenchError(f"layer spec {cfg.layers!r}: K must be between 1 and {layers.n_blocks} for this model")
     scores, weights = [], []
     for client, examples in enumerate(task.clients):
-        rows = np.array([r for e in examples for r in task.train.chunks[e]], dtype=np.int64)
+        rows = task.train.rows(examples)
         seed = int(np.random.default_rng([cfg.seed, client, 271828]).integers(2**31 - 1))
         scores.append(block_scores(model, layers, task.train.encoded, rows, task.kind, task.pad_id, cfg.batch_size, seed))
         weights.append(len(examples))

@@ -63,7 +63,7 @@ def cache_speedup(tmp: Path, model: str, layers: str, task: str, rounds: int) ->
         timing[cache] = sum(h["wall_s"] for h in final["history"]) / len(final["history"])
         info = final["method_info"]
     task_data = prepare_task(ExperimentConfig(**kw))
-    train_tokens = sum(len(task_data.train.encoded.input_ids[r]) for c in task_data.clients for e in c for r in task_data.train.chunks[e])
+    train_tokens = sum(len(task_data.train.encoded.input_ids[r]) for c in task_data.clients for r in task_data.train.rows(c))
     eval_tokens = sum(len(x) for x in task_data.test.encoded.input_ids)
     n, k = info["n_blocks"], min(info["blocks"])
     bound = flop_bound(train_tokens, eval_tokens, n, k)

@@ -23,6 +23,10 @@ class Split:
     chunks: list[list[int]]  # example -> its encoded rows (NER sentences may be split)
     gold: list  # NER: word tags per example; cls: label index; multilabel: 0/1 vector
 
+    def rows(self, examples) -> np.ndarray:
+        """The encoded rows of these examples, in order."""
+        return np.array([r for e in examples for r in self.chunks[e]], dtype=np.int64)
+
 
 @dataclass
 class PreparedTask:

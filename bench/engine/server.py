@@ -46,7 +46,7 @@ def planned_work(cfg: ExperimentConfig, method, task) -> tuple[list[int], list[i
     rows, rounds = {}, {}
     for r in range(cfg.rounds):
         for job in method.round_jobs(task.clients, sample_clients(cfg, r)):
-            rows[job.client] = sum(len(task.train.chunks[e]) for e in job.examples)
+            rows[job.client] = len(task.train.rows(job.examples))
             rounds[job.client] = rounds.get(job.client, 0) + 1
     clients = sorted(rows)
     return [rows[c] for c in clients], [rounds[c] for c in clients]
@@ -95,9 +95,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
             bar.update(1)
             bar.set_postfix(metric=f"{line['metric']:.3f}")
         bar.close()
-        final = _final(cfg, method, backend, task, states, history, info) if status == "ok" else _diverged(cfg, history, info)
-        final["epsilon"] = spent_epsilon(accountants, dp)
-        final["config"], final["layer_probe"] = asked.to_dict(), probe
+        final = _record(asked, history, info, status)
+        if status == "ok":
+            final.update(_scores(method, backend, task, states))
+        final["epsilon"], final["layer_probe"] = spent_epsilon(accountants, dp), probe
         final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
     finally:
         backend.close()
@@ -148,30 +149,26 @@ def _aggregate(r, cfg, method, dp, states, results, accountants) -> dict:
     return method.combine(states, results)
 
 
-def _final(cfg, method, backend, task, states, history, info) -> dict:
+def _record(cfg, history, info, status) -> dict:
+    """What every final.json holds, whatever the status; a diverged run has no metric."""
+    return {
+        "task": cfg.task, "method": cfg.method, "metric_name": None, "metric": None, "status": status,
+        "bytes_up_total": sum(h["bytes_up"] for h in history), "bytes_down_total": sum(h["bytes_down"] for h in history),
+        "trainable_params": info["trainable_params"], "total_params": info["total_params"],
+        "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
+        "rounds": len(history), "wall_s": round(sum(h["wall_s"] for h in history), 3),
+        "config": cfg.to_dict(), "versions": versions(), "git": git_state(),
+    }  # fmt: skip
+
+
+def _scores(method, backend, task, states) -> dict:
     """Test scores of the final state(s), and each client's score on its own held-out slice."""
     test = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
     own = backend.evaluate_many([(states.get(method.client_key(c), states[GLOBAL]), "train", h.tolist())
                                  for c, h in enumerate(task.holdouts)])  # fmt: skip
     per_client = [round(s["metric"], 6) for s in own]
-    return {
-        "task": cfg.task, "method": cfg.method, "metric_name": task.metric_name,
-        "metric": float(np.mean([s["metric"] for s in test])), "scores": test[0] if len(test) == 1 else None,
-        "per_client": per_client, "worst_client": min(per_client),
-        "bytes_up_total": sum(h["bytes_up"] for h in history), "bytes_down_total": sum(h["bytes_down"] for h in history),
-        "trainable_params": info["trainable_params"], "total_params": info["total_params"],
-        "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
-        "epsilon": None, "status": "ok", "rounds": len(history), "wall_s": round(sum(h["wall_s"] for h in history), 3),
-        "config": cfg.to_dict(), "versions": versions(), "git": git_state(),
-    }  # fmt: skip
-
-
-def _diverged(cfg, history, info) -> dict:
-    """A run whose model produced NaN/Inf in evaluation: recorded, with no metric."""
-    return {"task": cfg.task, "method": cfg.method, "metric_name": None, "metric": None, "status": "diverged",
-            "bytes_up_total": sum(h["bytes_up"] for h in history), "bytes_down_total": sum(h["bytes_down"] for h in history),
-            "trainable_params": info["trainable_params"], "total_params": info["total_params"], "rounds": len(history),
-            "wall_s": round(sum(h["wall_s"] for h in history), 3), "config": cfg.to_dict(), "versions": versions()}  # fmt: skip
+    return {"metric_name": task.metric_name, "metric": float(np.mean([s["metric"] for s in test])),
+            "scores": test[0] if len(test) == 1 else None, "per_client": per_client, "worst_client": min(per_client)}  # fmt: skip
 
 
 def _progress(cfg: ExperimentConfig, done: int, enabled: bool):

@@ -104,7 +104,7 @@ class Worker:
             sent = self._budget_params(job.budget)
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name in sent)
-            rows = np.array([r for e in job.examples for r in self.task.train.chunks[e]], dtype=np.int64)
+            rows = self.task.train.rows(job.examples)
             t0 = time.perf_counter()
             loss, dp_steps = train_local(
                 self.model, self.task.train.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
@@ -129,7 +129,7 @@ class Worker:
         load_state(self.model, state)
         data: Split = getattr(self.task, split)
         examples = list(range(len(data.gold))) if examples is None else list(examples)
-        rows = [r for e in examples for r in data.chunks[e]]
+        rows = data.rows(examples).tolist()
         preds = dict(zip(rows, predict(self.model, data.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
                                        before_forward=self._feeder(split), device=self.device)))  # fmt: skip
         if self.task.kind == "ner":
