@@ -5,15 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 # Importing the loader modules registers them.
-from bench.data import conll, i2b2_2010, i2b2_2014, mimic3  # noqa: F401
+from bench.data import conll, i2b2_2010, i2b2_2014, mimic3, ncbi_disease  # noqa: F401
 from bench.data.registry import TASKS, TaskSpec, resolve_data_dir
+from bench.data.splitting import carve_validation
 from bench.data.types import ClsExample, NerExample, TaskData
+
+SPLITS = ("train", "validation", "test")
 
 
 def load_task(name: str, data_dir: str | Path | None = None, **options) -> TaskData:
-    """Load a contract task by name from its release layout (or the synthetic corpus)."""
+    """Load a contract task by name from its release layout (or the shipped or synthetic corpus).
+
+    Every task has the three splits: a loader whose release ships no validation set gets one
+    carved from its training documents here, the same for every run."""
     spec = TASKS.get(name)
-    return spec.load(resolve_data_dir(spec, data_dir), **options)
+    data = spec.load(resolve_data_dir(spec, data_dir), **options)
+    if "validation" not in data.splits:
+        data.splits["train"], data.splits["validation"] = carve_validation(data.splits["train"])
+    data.splits = {s: data.splits[s] for s in SPLITS}
+    return data
 
 
 __all__ = ["TASKS", "TaskSpec", "TaskData", "NerExample", "ClsExample", "load_task"]

@@ -1,6 +1,8 @@
 """CoNLL-style NER: one `token<TAB>tag` per line, a blank line between sentences.
 
-A folder with `train.tsv`, `test.tsv` and optionally `devel.tsv`. Tags are IOB2; an `I-X` that
+A folder with `train.tsv`, `test.tsv` and optionally `devel.tsv` (each may be gzipped, `.tsv.gz`);
+`devel.tsv` is the task's validation split (without it, 10% of the training documents are held
+out, see bench.data.splitting). Tags are IOB2; an `I-X` that
 does not continue an entity of type X is repaired to `B-X` and counted. `-DOCSTART-` lines
 separate documents; a file without them counts as one document. There are no sites: every
 sentence's site is `conll`.
@@ -18,7 +20,7 @@ from bench.data.types import NerExample, TaskData
 from bench.errors import DataError
 
 TAG = re.compile(r"^(O|[BI]-\S+)$")
-SPLIT_FILES = {"train": "train.tsv", "devel": "devel.tsv", "test": "test.tsv"}
+SPLIT_FILES = {"train": "train.tsv", "validation": "devel.tsv", "test": "test.tsv"}
 SITE = "conll"
 
 
@@ -42,7 +44,7 @@ def read_file(path: Path, warnings: Counter) -> list[NerExample]:
 
     def flush():
         if tokens:
-            examples.append(NerExample(tuple(tokens), tuple(repair_bio(tags, warnings)), SITE, f"{path.stem}-{doc}"))
+            examples.append(NerExample(tuple(tokens), tuple(repair_bio(tags, warnings)), SITE, f"{path.name.split('.')[0]}-{doc}"))
             tokens.clear()
             tags.clear()
 
@@ -65,16 +67,21 @@ def read_file(path: Path, warnings: Counter) -> list[NerExample]:
     return examples
 
 
+def split_file(root: Path, name: str) -> Path | None:
+    """`name` or `name.gz` in `root`, whichever exists."""
+    return next((p for p in (root / name, root / f"{name}.gz") if p.is_file()), None)
+
+
 @register_task("conll", kind="ner", synth_subdir=None)
-def load(root: Path) -> TaskData:
+def load(root: Path, task: str = "conll") -> TaskData:
     warnings: Counter = Counter()
     splits: dict[str, list[NerExample]] = {}
     for split, name in SPLIT_FILES.items():
-        path = root / name
-        if not path.is_file():
-            if split == "devel":
+        path = split_file(root, name)
+        if path is None:
+            if split == "validation":
                 continue
-            raise DataError(root, f"no {name} (a conll folder needs train.tsv and test.tsv)")
+            raise DataError(root, f"no {name} (a conll folder needs train.tsv and test.tsv, optionally gzipped)")
         splits[split] = read_file(path, warnings)
     labels = sorted({t[2:] for exs in splits.values() for ex in exs for t in ex.tags if t != "O"})
-    return TaskData("conll", "ner", labels, splits, warnings)
+    return TaskData(task, "ner", labels, splits, warnings)

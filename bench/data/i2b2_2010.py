@@ -5,8 +5,9 @@ Reads either the release tree
     concept_assertion_relation_training_data/<site>/{txt,concept}/   (site: beth, partners, ...)
     test_data/*.txt + reference_standard_for_test_data/concepts/*.con
 
-or a flat `txt/` + `concept/` pair (then documents are split 80/20 into train/test by a stable
-hash of the file name). A `.con` line is `c="text" L:T L:T||t="type"`: L counts file lines from
+or a flat `txt/` + `concept/` pair (then documents are split 70/10/20 into train/validation/test
+by a stable hash of the file name). The release tree's validation set is 10% of the training
+documents of each site (bench.data.splitting). A `.con` line is `c="text" L:T L:T||t="type"`: L counts file lines from
 1 (blank lines count), T counts whitespace tokens from 0, and the end is inclusive.
 
 Repairs, each counted in `warnings`: duplicate concept lines; overlapping spans (the outer one
@@ -127,7 +128,7 @@ def read_pairs(txt_dir: Path, con_dir: Path) -> list[tuple[Path, Path]]:
 @register_task("i2b2-2010", kind="ner", synth_subdir="i2b2-2010")
 def load(root: Path) -> TaskData:
     warnings: Counter = Counter()
-    splits: dict[str, list[NerExample]] = {"train": [], "test": []}
+    splits: dict[str, list[NerExample]] = {"train": [], "test": []}  # validation: carved by load_task
     if (root / TRAIN_DIR).is_dir():
         site_dirs = sorted(d for d in (root / TRAIN_DIR).iterdir() if (d / "txt").is_dir())
         if not site_dirs:
@@ -138,6 +139,7 @@ def load(root: Path) -> TaskData:
         for txt, con in read_pairs(root / TEST_TXT_DIR, root / TEST_CON_DIR):
             splits["test"] += read_document(txt, con, site_from_name(txt.stem), warnings)
     elif (root / "txt").is_dir() and (root / "concept").is_dir():
+        splits["validation"] = []
         for txt, con in read_pairs(root / "txt", root / "concept"):
             splits[split_of(txt.stem)] += read_document(txt, con, site_from_name(txt.stem), warnings)
     else:

@@ -14,7 +14,8 @@ is removed and counted. `mimic-icd50` keeps the whole summary and labels each ad
 its codes among the 50 most frequent (diagnoses and procedures, counted on the training split,
 CAML-style dotted codes); admissions with none of them are dropped.
 
-Splits are by patient (a stable hash of SUBJECT_ID, 20% test), so no patient is in both.
+Splits are by patient (a stable hash of SUBJECT_ID: 20% test, 10% validation, 70% train), so no
+patient is in two.
 Site: the first ICU care unit of the admission (MICU, SICU, CCU, CSRU, TSICU; `NO_ICU` without a
 stay) when ICUSTAYS is present, else the ADMISSION_TYPE (EMERGENCY, ELECTIVE, URGENT).
 """
@@ -112,7 +113,7 @@ def load_mortality(root: Path) -> TaskData:
     warnings: Counter = Counter()
     adm = admissions(root)
     site = sites(root, adm)
-    splits: dict[str, list[ClsExample]] = {"train": [], "test": []}
+    splits: dict[str, list[ClsExample]] = {"train": [], "validation": [], "test": []}
     for hadm, (subject, text) in discharge_texts(root).items():
         if hadm not in adm.index:
             warnings["note_without_admission"] += 1
@@ -151,7 +152,7 @@ def load_icd50(root: Path) -> TaskData:
     train_counts = Counter(c for h, s, _ in docs if split_of(f"patient:{s}") == "train" for c in codes.get(h, ()))
     top = sorted(c for c, _ in sorted(train_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CODES])
     top_set = set(top)
-    splits: dict[str, list[ClsExample]] = {"train": [], "test": []}
+    splits: dict[str, list[ClsExample]] = {"train": [], "validation": [], "test": []}
     warnings: Counter = Counter()
     for hadm, subject, text in docs:
         labels = tuple(sorted(codes.get(hadm, set()) & top_set))

@@ -13,32 +13,37 @@ from bench.registry import Registry
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """How to load a task: its kind, its loader, and the synthetic sub-folder if there is one."""
+    """How to load a task: its kind, its loader, and where its data is when no --data-dir is given:
+    a corpus shipped with the project (`bundled`), else the synthetic sub-folder, else nowhere."""
 
     name: str
     kind: TaskKind
     load: Callable[..., TaskData]
-    synth_subdir: str | None  # None: no synthetic corpus, --data-dir is required
+    synth_subdir: str | None  # None: no synthetic corpus
+    bundled: Path | None = None
 
 
 TASKS: Registry[TaskSpec] = Registry("task")
 
 
-def register_task(name: str, kind: TaskKind, synth_subdir: str | None):
+def register_task(name: str, kind: TaskKind, synth_subdir: str | None, bundled: Path | None = None):
     def decorator(load: Callable[..., TaskData]) -> Callable[..., TaskData]:
-        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir))
+        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir, bundled))
         return load
 
     return decorator
 
 
 def resolve_data_dir(spec: TaskSpec, data_dir: str | Path | None) -> Path:
-    """The folder to read: the user's, or the synthetic corpus (generated once into a cache)."""
+    """The folder to read: the user's, the shipped corpus, or the synthetic one (generated once
+    into a cache)."""
     if data_dir is not None:
         path = Path(data_dir)
         if not path.is_dir():
             raise BenchError(f"--data-dir {path}: no such folder")
         return path
+    if spec.bundled is not None:
+        return spec.bundled
     if spec.synth_subdir is None:
         raise BenchError(f"task {spec.name!r} has no synthetic corpus: give --data-dir")
     from bench.synth.cache import synthetic_corpus

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from bench.errors import DataError
 
 
 def read_text(path: Path) -> str:
-    """UTF-8 text with universal newlines; undecodable bytes are a DataError naming the line."""
+    """UTF-8 text (gzipped when the name ends in .gz) with universal newlines; undecodable or
+    corrupt bytes are a DataError naming the file (and line)."""
     raw = Path(path).read_bytes()
+    if str(path).endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise DataError(path, f"not a valid gzip file ({e})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

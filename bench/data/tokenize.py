@@ -58,8 +58,9 @@ class WordEncoder:
         return [self.cache[w] for w in words]
 
 
-def chunk_bounds(pieces: list[list[int]], tags: tuple[str, ...], budget: int) -> list[tuple[int, int]]:
-    """Word ranges [a, b) whose pieces fit the budget; cuts avoid the inside of an entity."""
+def chunk_bounds(pieces: list[list[int]], tags: tuple[str, ...] | None, budget: int) -> list[tuple[int, int]]:
+    """Word ranges [a, b) whose pieces fit the budget. With `tags` (training data only) cuts
+    avoid the inside of an entity; evaluation text is cut without looking at its labels."""
     bounds, start = [], 0
     while start < len(pieces):
         end, used = start, 0
@@ -68,7 +69,7 @@ def chunk_bounds(pieces: list[list[int]], tags: tuple[str, ...], budget: int) ->
             end += 1
         if end < len(pieces):
             cut = end
-            while cut > start + 1 and tags[cut].startswith("I-"):
+            while tags is not None and cut > start + 1 and tags[cut].startswith("I-"):
                 cut -= 1
             end = cut if cut > start else end
         bounds.append((start, max(end, start + 1)))
@@ -76,15 +77,19 @@ def chunk_bounds(pieces: list[list[int]], tags: tuple[str, ...], budget: int) ->
     return bounds
 
 
-def encode_ner(examples: list[NerExample], tokenizer, label_ids: dict[str, int], max_length: int) -> Encoded:
+def encode_ner(examples: list[NerExample], tokenizer, label_ids: dict[str, int], max_length: int,
+               cut_outside_entities: bool = True) -> Encoded:  # fmt: skip
+    """Sub-word ids and first-sub-word labels; long sentences become several rows (counted in
+    `warnings`). `cut_outside_entities` reads the gold tags to place cuts: training data only."""
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     words = WordEncoder(tokenizer)
     out = Encoded([], [])
     for idx, ex in enumerate(examples):
         pieces = words.encode(list(ex.tokens))
-        bounds = chunk_bounds(pieces, ex.tags, budget)
+        bounds = chunk_bounds(pieces, ex.tags if cut_outside_entities else None, budget)
         out.warnings["sentence_split"] += len(bounds) - 1
+        out.warnings["sentences_split"] += len(bounds) > 1
         for a, b in bounds:
             ids, labels = list(prefix), [IGNORE] * len(prefix)
             for w in range(a, b):
@@ -104,12 +109,14 @@ def encode_cls(examples: list[ClsExample], tokenizer, label_names: list[str], ma
     budget = max_length - len(prefix) - len(suffix)
     index = {name: i for i, name in enumerate(label_names)}
     texts = [ex.text for ex in examples]
-    ids = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=budget)["input_ids"] if texts else []
+    full = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    ids = [x[:budget] for x in full]
+    warnings = Counter(documents_truncated=sum(len(x) > budget for x in full))
     if multilabel:
         labels = [[1.0 if n in ex.labels else 0.0 for n in label_names] for ex in examples]
     else:
         labels = [index[ex.labels[0]] for ex in examples]
-    return Encoded([prefix + x + suffix for x in ids], labels)
+    return Encoded([prefix + x + suffix for x in ids], labels, warnings=warnings)
 
 
 def bio_label_ids(entity_types: list[str]) -> dict[str, int]:

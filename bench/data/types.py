@@ -39,7 +39,7 @@ Example = NerExample | ClsExample
 
 @dataclass
 class TaskData:
-    """A task's splits ('train', 'test', optionally 'devel') and the repairs made while loading."""
+    """A task's splits ('train', 'validation', 'test') and the repairs made while loading."""
 
     task: str
     kind: TaskKind

@@ -6,21 +6,40 @@ import sys
 
 import pytest
 
-from bench.data import load_task
+from bench.data import conll, load_task
 from bench.data.stats import task_stats
 from bench.errors import DataError
 
 
 def test_ncbi_disease_counts(ncbi):
     stats = task_stats(load_task("conll", ncbi))
-    assert [stats[s]["sentences"] for s in ("train", "devel", "test")] == [5432, 923, 940]
-    assert [stats[s]["entities"]["Disease"] for s in ("train", "devel", "test")] == [5145, 787, 960]
+    assert [stats[s]["sentences"] for s in ("train", "validation", "test")] == [5432, 923, 940]
+    assert [stats[s]["entities"]["Disease"] for s in ("train", "validation", "test")] == [5145, 787, 960]
+
+
+def test_shipped_ncbi_disease_needs_no_shared_folder(tmp_path):
+    """The corpus ships gzipped with the project: the task reads it from any working folder."""
+    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "ncbi-disease", "--json"],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)  # fmt: skip
+    stats = json.loads(proc.stdout)
+    assert [stats[s]["sentences"] for s in ("train", "validation", "test")] == [5432, 923, 940]
+    assert [stats[s]["entities"]["Disease"] for s in ("train", "validation", "test")] == [5145, 787, 960]
+
+
+def test_without_devel_a_seeded_tenth_of_documents_validates(tmp_path):
+    docs = "".join(f"-DOCSTART-\tO\n\nw{i}\tO\nfever\tB-Disease\n\n" for i in range(20))
+    (tmp_path / "train.tsv").write_text(docs)
+    (tmp_path / "test.tsv").write_text("x\tO\n")
+    first, again = load_task("conll", tmp_path), load_task("conll", tmp_path)
+    assert len(first.splits["validation"]) == 2 and len(first.train) == 18
+    assert [ex.doc_id for ex in first.splits["validation"]] == [ex.doc_id for ex in again.splits["validation"]]
+    assert not {ex.doc_id for ex in first.train} & {ex.doc_id for ex in first.splits["validation"]}
 
 
 def test_bio_repair_and_docstart(tmp_path):
     (tmp_path / "train.tsv").write_text("-DOCSTART-\tO\n\nA\tO\nfever\tI-Disease\n\n-DOCSTART-\tO\n\nB\tB-Disease\n")
     (tmp_path / "test.tsv").write_text("x\tO\n")
-    data = load_task("conll", tmp_path)
+    data = conll.load(tmp_path)  # the raw loader: no validation carved out of two documents
     assert data.train[0].tags == ("O", "B-Disease")
     assert data.warnings["bio_repaired"] == 1
     assert task_stats(data)["train"]["documents"] == 2

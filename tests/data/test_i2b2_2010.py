@@ -61,8 +61,8 @@ def test_flat_pair_layout(tmp_path):
         (tmp_path / f"txt/record-{i}.txt").write_text(TXT)
         (tmp_path / f"concept/record-{i}.con").write_text(CON)
     data = load_task("i2b2-2010", tmp_path)
-    assert len(data.train) + len(data.test) == 30
-    entities = sum(len(ex.entity_types()) for ex in data.train + data.test)
+    assert sum(len(split) for split in data.splits.values()) == 30
+    entities = sum(len(ex.entity_types()) for split in data.splits.values() for ex in split)
     assert entities == 10 * 4
 
 

@@ -38,7 +38,8 @@ def test_offsets_tags_and_repair(tmp_path):
     assert second.tokens[:4] == ("Mr", ".", "Avery", "Fenwick")
     assert second.tags == ("O", "O", "B-NAME", "I-NAME", "O", "B-AGE", "O", "O", "O", "B-LOCATION", "I-LOCATION", "O")
     assert data.warnings["offset_repaired"] == 3  # the NAME tag, in each of the 3 files
-    assert len(data.train) == 4 and len(data.test) == 2
+    assert len(data.train) + len(data.splits["validation"]) == 4 and len(data.test) == 2
+    assert len(data.splits["validation"]) == 2  # one of the two training documents (10%, at least one)
 
 
 def test_fine_type_labels(tmp_path):

@@ -43,7 +43,7 @@ def write_release(root: Path, adm_cols=ADM_COLS) -> Path:
 
 def test_mortality_joins_filters_and_removes_outcome(tmp_path):
     data = load_task("mimic-mortality", write_release(tmp_path))
-    examples = {ex.doc_id: ex for ex in data.train + data.test}
+    examples = {ex.doc_id: ex for split in data.splits.values() for ex in split}
     assert set(examples) == {"11", "12"}  # 13: addendum only; 14: newborn
     assert examples["11"].labels == ("1",) and examples["12"].labels == ("0",)
     died = examples["11"].text
@@ -56,13 +56,14 @@ def test_mortality_joins_filters_and_removes_outcome(tmp_path):
 
 def test_split_is_by_patient(tmp_path):
     data = load_task("mimic-mortality", write_release(tmp_path))
-    train_patients = {ex.group for ex in data.train}
-    assert not train_patients & {ex.group for ex in data.test}
+    patients = {name: {ex.group for ex in split} for name, split in data.splits.items()}
+    assert not patients["train"] & patients["test"] and not patients["train"] & patients["validation"]
+    assert not patients["validation"] & patients["test"]
 
 
 def test_icd50_labels(tmp_path):
     data = load_task("mimic-icd50", write_release(tmp_path))
-    examples = {ex.doc_id: ex for ex in data.train + data.test}
+    examples = {ex.doc_id: ex for split in data.splits.values() for ex in split}
     assert examples["11"].labels == ("785.52", "96.71")
     assert "Addendum: cultures pending." in examples["11"].text  # addenda joined after the report
     assert dotted("E8809", procedure=False) == "E880.9" and dotted("9671", procedure=True) == "96.71"
