@@ -16,6 +16,7 @@ from torch import nn
 
 from bench.aggregate import weighted_average
 from bench.config import ExperimentConfig
+from bench.errors import BenchError
 from bench.layers import LayerMap
 from bench.registry import Registry
 
@@ -50,9 +51,19 @@ class Method:
     name = ""
     default_lr = 1e-4
     communicates = True
+    partition_free = False  # True: pools every client's data, so the partition changes nothing
+    supports_budgets = False  # True: honours per-client layer budgets (--client-budgets)
+    added_param_markers: tuple[str, ...] = ()  # names of parameters the method adds (not the base model's)
 
     def __init__(self, cfg: ExperimentConfig):
+        if cfg.client_budgets is not None and not self.supports_budgets:
+            raise BenchError(f"client_budgets: method {cfg.method!r} has no per-client layer budgets")
         self.cfg = cfg
+
+    def resolve(self, task) -> tuple[ExperimentConfig, dict | None]:
+        """Settings decided from the training data before the first round (e.g. a probe that
+        picks layers); returns the config to train with and what was decided, for final.json."""
+        return self.cfg, None
 
     # -- which parameters train (and so move) -------------------------------------------
     def configure(self, model: nn.Module, layers: LayerMap) -> nn.Module:

@@ -12,6 +12,7 @@ from baselines.base import Job, Method, register
 @register("centralized")
 class Centralized(Method):
     communicates = False
+    partition_free = True
 
     def round_jobs(self, clients, sampled):
         return [Job(0, np.sort(np.concatenate(clients)))]

@@ -11,6 +11,7 @@ from baselines.base import Method, register
 @register("lora")
 class LoRA(Method):
     default_lr = 1e-3
+    added_param_markers = ("lora_", "original_module")  # the adapters, and PEFT's frozen copy of the head
 
     def configure(self, model, layers):
         from peft import LoraConfig, TaskType, get_peft_model

@@ -8,17 +8,17 @@ State = dict[str, torch.Tensor]
 
 
 def weighted_average(updates: list[tuple[int, State]]) -> State:
-    """Mean of each tensor weighted by sample count, accumulated in place in the given (sorted)
-    order, so the result is the same on every backend."""
+    """Mean of each tensor weighted by sample count, accumulated in float32 (whatever the
+    training dtype) in the given (sorted) order, so the result is the same on every backend."""
     total = sum(n for n, _ in updates)
     if total <= 0:
         raise ValueError("cannot aggregate updates with no samples")
     out = {}
     for name, first in updates[0][1].items():
-        acc = torch.zeros_like(first)
+        acc = torch.zeros_like(first, dtype=torch.float32)
         for n, state in updates:
-            acc.add_(state[name], alpha=n / total)
-        out[name] = acc
+            acc.add_(state[name].float(), alpha=n / total)
+        out[name] = acc.to(first.dtype)
     return out
 
 

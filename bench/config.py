@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+import re
 from dataclasses import dataclass
 
 from bench.errors import BenchError
+
+# How a run is executed, not what it computes: results are equal across these (timing and host
+# fields aside), so they stay out of a run's identity and a grid may change them on resume.
+EXECUTION_ONLY = frozenset({"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries"})
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,7 @@ class ExperimentConfig:
     rounds: int = 3
     local_epochs: int = 1
     model: str = "minilm"
+    dtype: str = "float32"  # weights and training; bfloat16 on GPUs that have it (aggregation is always fp32)
     seed: int = 0
     data_dir: str | None = None
     batch_size: int = 16
@@ -27,6 +35,11 @@ class ExperimentConfig:
     warmup_ratio: float = 0.1
     max_length: int = 128
     holdout_fraction: float = 0.1  # of each client's data, for per-client scores
+    train_subsample: int | None = None  # a fixed random subset of the training examples; validation and test stay whole
+    early_stop: bool = False  # stop once the validation metric has stalled (patience, min_delta)
+    patience: int = 3  # rounds without a min_delta gain on validation that count as converged
+    min_delta: float = 0.001
+    test_every: int = 1  # score test every N rounds for curves; 0: only the reported states
     mu: float = 0.01  # FedProx proximal weight
     lora_rank: int = 8
     lora_alpha: int = 16
@@ -61,6 +74,7 @@ class ExperimentConfig:
             (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}"),
             (0 < self.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {self.holdout_fraction}"),
             (self.lr is None or self.lr > 0, f"lr must be > 0, not {self.lr}"),
+            (self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}"),
             (self.backend in ("auto", "serial", "ray"), f"backend must be auto, serial or ray, not {self.backend!r}"),
             (self.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {self.prefix_cache!r}"),
             (self.dp_epsilon is None or self.noise_multiplier is None, "give --dp-epsilon or --noise-multiplier, not both"),
@@ -69,10 +83,14 @@ class ExperimentConfig:
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), not {self.dp_delta}"),
             (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
             (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
-            (self.client_budgets is None or self.method == "layerskip", "client_budgets needs method layerskip"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),
             (0 <= self.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {self.straggler_frac}"),
             (self.max_retries >= 0, f"max_retries must be >= 0, not {self.max_retries}"),
+            (self.patience >= 1, f"patience must be >= 1, not {self.patience}"),
+            (self.min_delta >= 0, f"min_delta must be >= 0, not {self.min_delta}"),
+            (self.test_every >= 0, f"test_every must be >= 0, not {self.test_every}"),
+            (self.train_subsample is None or self.train_subsample >= 2 * self.clients,
+             f"train_subsample must be at least 2 x clients, not {self.train_subsample}"),
         ]
         if self.clients_per_round is not None:
             checks.append((1 <= self.clients_per_round <= self.clients,
@@ -101,7 +119,10 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:
-        """Build from a mapping (a grid cell, a stored config); unknown keys are errors."""
+        """Build from a mapping (a grid cell, a stored config); unknown keys are errors.
+
+        The grid form `early_stop: {patience: P, min_delta: D}` turns early stopping on."""
+        values = {**values, **early_stop_settings(values.get("early_stop"))}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -109,7 +130,67 @@ class ExperimentConfig:
         missing = [k for k in ("task", "method") if k not in values]
         if missing:
             raise BenchError(f"missing experiment setting(s): {', '.join(missing)}")
-        return cls(**values)
+        return cls(**{k: as_declared(k, v) for k, v in values.items()})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def with_settings(self, **changes) -> ExperimentConfig:
+        """A copy with some settings changed, validated and coerced like a grid's."""
+        return ExperimentConfig.from_dict({**self.to_dict(), **changes})
+
+    def computed_settings(self) -> dict:
+        """Every setting that changes what is computed: the run's identity."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+
+    @property
+    def run_id(self) -> str:
+        """A readable prefix and a short hash of every computed setting, so two configurations
+        that differ in anything (lr, model, rounds, budgets, ...) never share a folder.
+
+        The hash covers the settings that differ from their defaults (task and method always),
+        so a setting added later keeps existing identities; the full config is stored beside
+        each result and compared before a folder is reused (`first_difference`), which catches a
+        changed default."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        keyed = {k: v for k, v in self.computed_settings().items() if k in ("task", "method") or v != defaults[k]}
+        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
+        parts = [self.task, self.method + (f"-{self.layers}" if self.layers else ""), self.partition,
+                 f"c{self.clients}", f"s{self.seed}"]  # fmt: skip
+        if self.dp_epsilon is not None:
+            parts.append(f"eps{self.dp_epsilon:g}")
+        return re.sub(r"[^A-Za-z0-9._-]", "-", "__".join(parts + [digest]))
+
+
+def first_difference(stored: dict, cfg: ExperimentConfig) -> str | None:
+    """The first computed setting (alphabetically) in which a stored config differs, or None.
+    A setting the stored config predates counts as its default."""
+    now = cfg.computed_settings()
+    defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
+    then = {**{k: v for k, v in defaults.items() if k in now}, **{k: v for k, v in stored.items() if k not in EXECUTION_ONLY}}
+    for key in sorted(set(now) | set(then)):
+        if now.get(key, "<absent>") != then.get(key, "<absent>"):
+            return f"{key} (stored {then.get(key, '<absent>')!r}, now {now.get(key, '<absent>')!r})"
+    return None
+
+
+FLOAT_FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig) if str(f.type).startswith("float")}
+
+
+def as_declared(key: str, value):
+    """Floats as floats (YAML reads `1e-4` as a string, `1` as an int), so equal settings have one identity."""
+    if key not in FLOAT_FIELDS or value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise BenchError(f"{key} must be a number, not {value!r}") from None
+
+
+def early_stop_settings(value) -> dict:
+    """`early_stop` as a grid writes it (a mapping, or true/false) -> flat config fields."""
+    if value is None or isinstance(value, bool):
+        return {} if value is None else {"early_stop": value}
+    if not isinstance(value, dict) or set(value) - {"patience", "min_delta"}:
+        raise BenchError(f"early_stop must be true, false or {{patience, min_delta}}, not {value!r}")
+    return {"early_stop": True, **value}

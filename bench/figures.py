@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.tables import MATCHED_SHARE, cell_key, method_label
+
 
 def _plt():
     import matplotlib
@@ -17,9 +19,29 @@ def _plt():
     return plt
 
 
-def _label(run: dict) -> str:
-    cfg = run["config"]
-    return f"{cfg['method']} {cfg.get('layers') or ''}".strip()
+LABEL_SETTINGS = ("partition", "dp_epsilon", "noise_multiplier", "dp_level", "model", "clients", "client_budgets")
+
+
+def _labeller(runs: list[dict], x_settings: tuple[str, ...] = ()):
+    """Label a line by its method and by every setting that varies among the figure's runs (the
+    x-axis and the seed aside), so no two different cells share a label."""
+    varying = [k for k in LABEL_SETTINGS if k not in x_settings and len({str(r["config"].get(k)) for r in runs}) > 1]
+
+    def label(run: dict) -> str:
+        extra = ", ".join(f"{k}={run['config'].get(k)}" for k in varying if k != "partition")
+        part = f" ({run['config']['partition']})" if "partition" in varying else ""
+        return f"{method_label(run)}{part}" + (f" [{extra}]" if extra else "")
+
+    return label
+
+
+def _cells(runs: list[dict], x_settings: tuple[str, ...] = ()) -> dict[tuple, list[dict]]:
+    """Runs grouped by their whole cell except the seed and the x-axis settings."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        key = tuple((k, v) for k, v in cell_key(r) if k not in x_settings and k != "lr")
+        groups.setdefault(key, []).append(r)
+    return groups
 
 
 def _save(fig, folder: Path, name: str) -> None:
@@ -47,22 +69,28 @@ def _by_task(runs: list[dict]) -> dict[str, list[dict]]:
     return dict(sorted(tasks.items()))
 
 
+def _mean_curve(runs: list[dict], x_of) -> tuple[list, list]:
+    """Validation metric per round, averaged over the seeds that ran that round; x from the first seed."""
+    longest = max(runs, key=lambda r: len(r["history"]))
+    xs = x_of(longest["history"])
+    ys = [float(np.mean([r["history"][i]["val_metric"] for r in runs if len(r["history"]) > i])) for i in range(len(xs))]
+    return xs, ys
+
+
 def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
-    tasks = _by_task([r for r in runs if r.get("history")])
+    tasks = _by_task([r for r in runs if r.get("history") and r["history"][0].get("val_metric") is not None])
     if not tasks:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    styles = {}
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.5), squeeze=False)
     for ax, (task, rs) in zip(axes[0], tasks.items()):
-        for r in sorted(rs, key=lambda r: (_label(r), r["config"]["partition"])):
-            part = r["config"]["partition"]
-            ls = styles.setdefault(part, ["-", "--", ":", "-."][len(styles) % 4])
-            xs = x_of(r["history"])
+        label = _labeller(rs)
+        for cell in sorted(_cells(rs).values(), key=lambda c: label(c[0])):
+            xs, ys = _mean_curve(cell, x_of)
             if logx and not any(x > 0 for x in xs):
                 continue  # nothing moved (centralized, local): no point on a byte axis
-            ax.plot(xs, [h["metric"] for h in r["history"]], ls, marker="o", ms=3, label=f"{_label(r)} ({part})")
-        _style(ax, task, xlabel, rs[0]["metric_name"], logx)
+            ax.plot(xs, ys, marker="o", ms=3, label=label(cell[0]) + (f" ({len(cell)} seeds)" if len(cell) > 1 else ""))
+        _style(ax, task, xlabel, f"validation {rs[0]['metric_name']}", logx)
     _save(fig, folder, name)
     return True
 
@@ -76,14 +104,17 @@ def metric_vs_bytes(runs, folder):
     return _curves(runs, folder, "metric_vs_bytes", cumulative, "cumulative bytes moved (log)", logx=True)
 
 
-def _points(runs, key_of, min_points=2):
-    """(task, label) -> sorted [(x, mean metric)] where the grid has at least `min_points` x values."""
-    groups: dict[tuple, dict] = {}
-    for r in runs:
-        x = key_of(r)
-        if x is not None:
-            groups.setdefault((r["config"]["task"], _label(r)), {}).setdefault(x, []).append(r["metric"])
-    return {k: sorted((x, float(np.mean(v))) for x, v in d.items()) for k, d in groups.items() if len(d) >= min_points}
+def _points(runs, key_of, x_settings: tuple[str, ...], min_points=2):
+    """(task, label) -> sorted [(x, mean test metric over seeds)], one line per cell without the
+    x-axis settings, kept where it has at least `min_points` x values."""
+    points: dict[tuple, list] = {}
+    for cell in _cells([r for r in runs if key_of(r) is not None], x_settings).values():
+        label = _labeller(runs, x_settings)(cell[0])
+        by_x: dict = {}
+        for r in cell:
+            by_x.setdefault(key_of(r), []).append(r["metric"])
+        points[(cell[0]["config"]["task"], label)] = sorted((x, float(np.mean(v))) for x, v in by_x.items())
+    return {k: v for k, v in points.items() if len(v) >= min_points}
 
 
 def _line_plot(points, folder, name, xlabel, logx=False) -> bool:
@@ -109,25 +140,31 @@ def metric_vs_alpha(runs, folder):
         part = r["config"]["partition"]
         return float(part.split(":")[1]) if part.startswith("dirichlet:") else IID_ALPHA if part == "iid" else None
 
-    return _line_plot(_points(runs, alpha), folder, "metric_vs_alpha", f"Dirichlet alpha (log; iid at {IID_ALPHA:g})", logx=True)
+    return _line_plot(_points(runs, alpha, ("partition",)), folder, "metric_vs_alpha", f"Dirichlet alpha (log; iid at {IID_ALPHA:g})", logx=True)
 
 
 def layer_ablation(runs, folder):
-    skip = [r for r in runs if r["config"]["method"] == "layerskip"]
-    blocks = lambda r: len(r.get("method_info", {}).get("blocks", [])) or None  # noqa: E731
-    points: dict[tuple, dict] = {}
-    for r in skip:
-        points.setdefault((r["config"]["task"], r["config"]["partition"]), {}).setdefault(blocks(r), []).append(r)
-    points = {k: v for k, v in points.items() if len(v) >= 2}
-    if not points:
+    """Metric and bytes against K, one line per cell except the layer spec: top:K, bottom:K and
+    auto:K are different lines, never pooled."""
+    skip = [r for r in runs if r["config"]["method"] == "layerskip" and r["config"].get("layers")]
+    family = lambda r: r["config"]["layers"].split(":")[0]  # noqa: E731
+    blocks = lambda r: len((r.get("method_info") or {}).get("blocks", [])) or None  # noqa: E731
+    lines: dict[tuple, dict] = {}
+    label = _labeller(skip, ("layers",))
+    for cell in _cells(skip, ("layers",)).values():
+        for r in cell:
+            name = f"{r['config']['task']}: layerskip {family(r)}:K" + label(r)[len(method_label(r)):]
+            lines.setdefault(name, {}).setdefault(blocks(r), []).append(r)
+    lines = {k: v for k, v in lines.items() if len(v) >= 2}
+    if not lines:
         return False
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for (task, part), by_k in sorted(points.items()):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, by_k in sorted(lines.items()):
         ks = sorted(by_k)
-        axes[0].plot(ks, [np.mean([r["metric"] for r in by_k[k]]) for k in ks], marker="o", label=f"{task} ({part})")
-        axes[1].plot(ks, [np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in by_k[k]]) for k in ks], marker="o", label=f"{task} ({part})")
-    axes[0].set_ylabel("metric")
+        axes[0].plot(ks, [np.mean([r["metric"] for r in by_k[k]]) for k in ks], marker="o", label=name)
+        axes[1].plot(ks, [np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in by_k[k]]) for k in ks], marker="o", label=name)
+    axes[0].set_ylabel("test metric")
     axes[1].set_ylabel("total bytes")
     axes[1].set_yscale("log")
     from matplotlib.ticker import MaxNLocator
@@ -141,10 +178,41 @@ def layer_ablation(runs, folder):
     return True
 
 
+NO_DP_AT = 64.0  # where runs without DP are drawn on the epsilon axis
+
+
 def privacy_utility(runs, folder):
-    eps = lambda r: r["config"].get("dp_epsilon") if r["config"].get("dp_epsilon") is not None else (float("inf") if any(x["config"].get("dp_epsilon") for x in runs) else None)  # noqa: E731
-    points = _points(runs, lambda r: eps(r) if eps(r) != float("inf") else 64.0)
-    return _line_plot(points, folder, "privacy_utility", "epsilon (log; no DP drawn at 64)", logx=True)
+    """Metric against the configured epsilon target (not the spent one), one line per cell; runs
+    given a noise multiplier instead of a target are left out (their epsilon is an outcome)."""
+    if not any(r["config"].get("dp_epsilon") is not None for r in runs):
+        return False
+    target = lambda r: None if r["config"].get("noise_multiplier") is not None else (r["config"].get("dp_epsilon") or NO_DP_AT)  # noqa: E731
+    points = _points(runs, target, ("dp_epsilon", "noise_multiplier"))
+    return _line_plot(points, folder, "privacy_utility", f"epsilon target (log; no DP drawn at {NO_DP_AT:g})", logx=True)
+
+
+def matched_bytes(runs, folder):
+    """Bars: bytes until the validation metric first reaches MATCHED_SHARE of centralized's."""
+    from bench.tables import main_table
+
+    rows = [t for t in main_table(runs) if t["communicates"] and not t["method"].startswith("centralized")]
+    if not rows or not any(t["matched_seeds"] for t in rows):
+        return False
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows) + 2), 4.5))
+    labels = [f"{t['method']} ({t['partition']})" for t in rows]
+    heights = [t["matched_bytes"] or 0 for t in rows]
+    bars = ax.bar(range(len(rows)), heights, color=["C0" if t["matched_seeds"] == t["seeds"] else "C1" for t in rows])
+    for bar, t in zip(bars, rows):
+        if not t["matched_seeds"]:
+            ax.annotate("never", (bar.get_x() + bar.get_width() / 2, 1), ha="center", va="bottom", fontsize="x-small", rotation=90)
+    ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize="x-small")
+    ax.set_yscale("log")
+    ax.set_ylabel(f"bytes to {MATCHED_SHARE:.0%} of centralized (log)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_title("Communication at matched accuracy (orange: not every seed got there)", fontsize="small")
+    _save(fig, folder, "matched_bytes")
+    return True
 
 
 def partition_heatmaps(runs, folder):
@@ -164,11 +232,12 @@ def partition_heatmaps(runs, folder):
 
 
 FIGURES = [
-    (metric_vs_round, "metric_vs_round", "Test metric after each round"),
-    (metric_vs_bytes, "metric_vs_bytes", "Test metric against cumulative bytes moved"),
+    (metric_vs_round, "metric_vs_round", "Validation metric after each round (mean over seeds)"),
+    (metric_vs_bytes, "metric_vs_bytes", "Validation metric against cumulative bytes moved (mean over seeds)"),
+    (matched_bytes, "matched_bytes", f"Bytes until validation reaches {MATCHED_SHARE:.0%} of centralized's best"),
     (metric_vs_alpha, "metric_vs_alpha", "Test metric against Dirichlet alpha (label skew)"),
-    (layer_ablation, "layer_ablation", "Layer-count ablation: metric and bytes against trainable blocks"),
-    (privacy_utility, "privacy_utility", "Privacy-utility: metric against epsilon"),
+    (layer_ablation, "layer_ablation", "Layer-count ablation: test metric and bytes against trainable blocks"),
+    (privacy_utility, "privacy_utility", "Privacy-utility: test metric against the epsilon target"),
 ]
 
 

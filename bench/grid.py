@@ -10,16 +10,19 @@
     overrides:                     # optional; later entries win
       - match: {task: mimic-mortality}
         set: {max_length: 96}
+    tune: {lr: [1.0e-4, 3.0e-4, 1.0e-3]}   # optional: swept on the first seed (bench.tuning);
+                                   # a method entry may carry its own, with as many points
+    tuned: tuned/NAME.yaml         # optional: choices made by an earlier sweep, used as they are
 
 Unknown keys and bad values are errors naming the key. Methods that pool all data
-(`centralized`) do not depend on the partition, so they run once, under the first partition.
+(`centralized`, `partition_free`) do not depend on the partition, so they run once, under the
+first partition; any other two cells with the same identity are an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,21 +35,15 @@ from bench.errors import BenchError
 from partitions import parse_partition
 
 GRID_DIR = Path(__file__).parent / "grids"
-TOP_KEYS = {"name", "description", "defaults", "tasks", "methods", "partitions", "seeds", "dp_epsilons", "overrides"}
-PARTITION_FREE = {"centralized"}
+TOP_KEYS = {"name", "description", "defaults", "tasks", "methods", "partitions", "seeds", "dp_epsilons", "overrides",
+            "tune", "tuned"}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Cell:
     run_id: str
     config: ExperimentConfig
-
-
-def run_id(cfg: ExperimentConfig) -> str:
-    parts = [cfg.task, cfg.method + (f"-{cfg.layers}" if cfg.layers else ""), cfg.partition, f"c{cfg.clients}", f"s{cfg.seed}"]
-    if cfg.dp_epsilon is not None:
-        parts.append(f"eps{cfg.dp_epsilon:g}")
-    return re.sub(r"[^A-Za-z0-9._-]", "-", "__".join(parts))
+    tune: dict | None = None  # the settings to sweep for this cell (its method entry's, else the grid's)
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -88,7 +85,7 @@ def expand(grid: dict) -> list[Cell]:
     for m in grid["methods"]:
         m = {"method": m} if isinstance(m, str) else m
         _require(isinstance(m, dict) and "method" in m, where, f"a methods entry needs 'method': {m!r}")
-        bad = sorted(set(m) - fields)
+        bad = sorted(set(m) - fields - {"tune"})
         _require(not bad, where, f"unknown key(s) in method {m['method']!r}: {', '.join(bad)}")
         METHODS.get(m["method"])
         methods.append(m)
@@ -97,19 +94,21 @@ def expand(grid: dict) -> list[Cell]:
         _require(isinstance(o, dict) and set(o) == {"match", "set"}, where, "each override needs exactly 'match' and 'set'")
         bad = sorted((set(o["match"]) | set(o["set"])) - fields)
         _require(not bad, where, f"unknown key(s) in override: {', '.join(bad)}")
-    cells, seen = [], set()
+    cells, seen = [], {}
     for task, m, partition, seed, eps in itertools.product(
         grid["tasks"], methods, grid["partitions"], grid.get("seeds") or [0], grid.get("dp_epsilons") or [None]
     ):
-        if m["method"] in PARTITION_FREE:
-            partition = grid["partitions"][0]
-        values = {**defaults, "task": task, **m, "partition": partition, "seed": seed, "dp_epsilon": eps}
+        shared = METHODS.get(m["method"]).partition_free and partition != grid["partitions"][0]
+        if shared:  # the same run as under the first partition: counted once, by design
+            continue
+        values = {**defaults, "task": task, **{k: v for k, v in m.items() if k != "tune"}, "partition": partition,
+                  "seed": seed, "dp_epsilon": eps}  # fmt: skip
         for o in overrides:
             if all(values.get(k) == v for k, v in o["match"].items()):
                 values.update(o["set"])
         cfg = ExperimentConfig.from_dict(values)
-        rid = run_id(cfg)
-        if rid not in seen:
-            seen.add(rid)
-            cells.append(Cell(rid, cfg))
+        where_cell = f"{task} / {m} / {partition} / seed {seed} / epsilon {eps}"
+        _require(cfg.run_id not in seen, where, f"two cells are the same run {cfg.run_id}: {seen.get(cfg.run_id)} and {where_cell}")
+        seen[cfg.run_id] = where_cell
+        cells.append(Cell(cfg.run_id, cfg, m.get("tune", grid.get("tune"))))
     return cells

@@ -61,7 +61,7 @@ def resolve_auto_layers(cfg, task) -> tuple[object, dict]:
         k = int(cfg.layers.split(":", 1)[1])
     except ValueError:
         raise BenchError(f"bad layer spec {cfg.layers!r}: expected auto:K") from None
-    model, _ = build_model(cfg.model, task.kind, len(task.output_labels), cfg.seed)
+    model, _ = build_model(cfg.model, task.kind, len(task.output_labels), cfg.seed, cfg.dtype)
     layers = discover_layers(model)
     if not 1 <= k <= layers.n_blocks:
         raise BenchError(f"layer spec {cfg.layers!r}: K must be between 1 and {layers.n_blocks} for this model")

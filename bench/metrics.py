@@ -1,12 +1,25 @@
-"""Scores: seqeval entity F1 (strict IOB2) for NER; accuracy, macro-F1, AUROC for classification."""
+"""Scores: seqeval entity F1 (strict IOB2) for NER; accuracy, macro-F1, AUROC for classification.
+
+Each scorer also returns `items`, one small record per test example (counts or label ids, never
+text) from which bench.stats recomputes the headline metric on a bootstrap resample."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
+def ner_items(gold: list[list[str]], pred: list[list[str]]) -> list[list[int]]:
+    """Per sentence [true positives, false positives, false negatives] of strict IOB2 entities:
+    what a paired bootstrap resamples (summed, they give the micro-F1 below exactly)."""
+    from seqeval.scheme import IOB2, Entities
+
+    gold_sets = [{e.to_tuple() for e in s} for s in Entities(gold, IOB2).entities]
+    pred_sets = [{e.to_tuple() for e in s} for s in Entities(pred, IOB2).entities]
+    return [[len(g & p), len(p - g), len(g - p)] for g, p in zip(gold_sets, pred_sets)]
+
+
 def ner_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
-    """Entity-level micro-F1 (the headline), precision, recall and per-type F1."""
+    """Entity-level micro-F1 (the headline), precision, recall, per-type F1, per-sentence counts."""
     from seqeval.metrics import classification_report
     from seqeval.scheme import IOB2
 
@@ -14,7 +27,7 @@ def ner_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     micro = report.get("micro avg", {"f1-score": 0.0, "precision": 0.0, "recall": 0.0})
     per_type = {k: round(float(v["f1-score"]), 6) for k, v in report.items() if not k.endswith("avg")}
     return {"metric": float(micro["f1-score"]), "precision": float(micro["precision"]),
-            "recall": float(micro["recall"]), "per_type_f1": per_type}  # fmt: skip
+            "recall": float(micro["recall"]), "per_type_f1": per_type, "items": ner_items(gold, pred)}  # fmt: skip
 
 
 def _auroc(y: np.ndarray, scores: np.ndarray) -> float | None:
@@ -33,7 +46,8 @@ def cls_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
     labels = list(range(probs.shape[1]))
     auroc = _auroc(gold, probs[:, 1]) if probs.shape[1] == 2 else None
     return {"metric": float(f1_score(gold, pred, average="macro", labels=labels, zero_division=0)),
-            "accuracy": float(accuracy_score(gold, pred)), "auroc": auroc}  # fmt: skip
+            "accuracy": float(accuracy_score(gold, pred)), "auroc": auroc,
+            "items": [[int(g), int(p)] for g, p in zip(gold, pred)]}  # fmt: skip
 
 
 def multilabel_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
@@ -44,7 +58,8 @@ def multilabel_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
     aucs = [a for j in range(gold.shape[1]) if (a := _auroc(gold[:, j], probs[:, j])) is not None]
     return {"metric": float(f1_score(gold, pred, average="macro", zero_division=0)),
             "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
-            "auroc": float(np.mean(aucs)) if aucs else None}  # fmt: skip
+            "auroc": float(np.mean(aucs)) if aucs else None,
+            "items": [[*map(int, g), *map(int, p)] for g, p in zip(gold, pred)]}  # fmt: skip
 
 
 METRIC_NAMES = {"ner": "entity_micro_f1", "cls": "macro_f1", "multilabel": "macro_f1"}

@@ -145,8 +145,12 @@ def ensure_pad_token(tokenizer) -> None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
 
 
-def build_model(spec: str, kind: TaskKind, num_labels: int, seed: int) -> tuple[nn.Module, object]:
-    """A model with a fresh task head, initialised from `seed` (same seed, same weights)."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def build_model(spec: str, kind: TaskKind, num_labels: int, seed: int, dtype: str = "float32") -> tuple[nn.Module, object]:
+    """A model with a fresh task head, initialised from `seed` (same seed, same weights), in
+    `dtype` whatever the checkpoint stores (transformers 5 would load LLaMA in bf16)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
 
@@ -170,4 +174,4 @@ def build_model(spec: str, kind: TaskKind, num_labels: int, seed: int) -> tuple[
                 setattr(config, key, value)
             model = auto.from_config(config)
     model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return model.to(DTYPES[dtype]), tokenizer

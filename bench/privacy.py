@@ -7,8 +7,14 @@ encoded row: a sentence (chunk) for NER, an admission's note for MIMIC. Each cli
 accountant history lives across rounds, in the server state and the checkpoint.
 
 Client-level (McMahan et al. 2018, "Learning Differentially Private Recurrent Language
-Models"): the server clips each client's update to norm C, averages, and adds N(0, (zC/K)^2);
-the accountant's sample rate is the client sampling rate K/N, one step per round.
+Models"): clients are Poisson-sampled with rate q = K/N (bench.engine.server.sample_clients),
+the server clips each client's update to norm C, sums, divides by the expected K and adds
+N(0, (zC/K)^2), every round even when no client was drawn; the accountant's sample rate is q,
+one step per round.
+
+Accounting happens where the noise is drawn and records what was done: a client's entry is its
+noise multiplier, its Poisson rate and the batches it actually drew, taken before updates are
+screened (a rejected client still trained on its data).
 
 With `dp_epsilon`, the noise multiplier is calibrated for the planned rounds and local steps
 of the client that needs the most noise, so no client's epsilon exceeds the target.

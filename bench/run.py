@@ -21,6 +21,7 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--model", default="minilm")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights and training (aggregation is fp32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--label-level", default=None, choices=["category", "type"])
@@ -28,6 +29,12 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--mu", type=float, default=0.01, help="fedprox proximal weight")
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--train-subsample", type=int, default=None, help="a fixed random subset of the training examples")
+    p.add_argument("--early-stop", action="store_true", help="stop once validation has stalled (--patience, --min-delta)")
+    p.add_argument("--patience", type=int, default=3, help="rounds without a --min-delta gain on validation = converged")
+    p.add_argument("--min-delta", type=float, default=0.001)
+    p.add_argument("--test-every", type=int, default=1, help="score test every N rounds (0: only the reported state)")
     dp = p.add_mutually_exclusive_group()
     dp.add_argument("--dp-epsilon", type=float, default=None)
     dp.add_argument("--noise-multiplier", type=float, default=None)
@@ -58,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench.engine.server import run_experiment
 
     final = run_experiment(cfg, out, progress=not quiet)
-    print(json.dumps({k: final[k] for k in ("task", "method", "metric_name", "metric", "bytes_up_total", "trainable_params", "epsilon", "status")}))
+    keys = ("task", "method", "metric_name", "metric", "val_metric", "best_round", "converged", "bytes_up_total", "trainable_params",
+            "epsilon", "status")  # fmt: skip
+    print(json.dumps({k: final.get(k) for k in keys}))
     return 0
 
 

@@ -101,14 +101,15 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
     assert (killed / "figures" / "metric_vs_round.png").is_file()
 
 
-def test_privacy_utility_and_auto_blocks_in_report(tiny_corpus, tmp_path):
+def test_privacy_utility_in_report(tiny_corpus, tmp_path):
     grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=1, partitions="[iid]",
-                     methods='[{method: layerskip, layers: "auto:1"}]', extra="dp_epsilons: [4, null]")
+                     methods='[{method: layerskip, layers: "list:1"}]', extra="dp_epsilons: [4, null]")
     out = tmp_path / "out"
     run_all("--grid", grid, "--out", out)
     assert (out / "figures" / "privacy_utility.png").is_file()
     rows = list(csv.DictReader(open(out / "summary.csv")))
     spent = sorted(float(r["epsilon"]) if r["epsilon"] else float("inf") for r in rows)
     assert spent[0] <= 4.0 and spent[1] == float("inf")  # one DP run within its target, one without DP
-    assert all(r["blocks"] in ("0", "1") for r in rows)
-    assert "layerskip auto:1 [" in (out / "tables" / "main.md").read_text()
+    assert all(r["blocks"] == "1" for r in rows)
+    table = (out / "tables" / "main.md").read_text()
+    assert "ε target" in table and "| 4 (sample) |" in table  # grouped by the target, spent shown beside it

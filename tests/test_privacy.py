@@ -74,3 +74,97 @@ def test_resume_after_crash_gives_same_epsilon_and_metrics(tiny_corpus, tmp_path
     resumed = run_experiment(config, tmp_path / "resumed", progress=False)
     assert resumed["epsilon"] == whole["epsilon"] and resumed["metric"] == whole["metric"]
     assert (tmp_path / "whole/rounds.jsonl").read_text().count("\n") == 3
+
+
+def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
+    """Under DP-SGD a sentence's gradient must not depend on its batch-mates' token counts."""
+    from opacus import GradSampleModule
+
+    from bench.engine.training import example_mean_loss
+    from bench.models import build_model
+
+    model, _ = build_model("tiny-bert", "ner", 3, seed=0)
+    for m in model.modules():  # no dropout (train mode stays on: Opacus records activations only there)
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    module = GradSampleModule(model)
+    ids = torch.randint(5, 100, (3, 12))
+    labels = torch.full((3, 12), -100)
+    labels[0, 1:4] = torch.tensor([0, 1, 2])  # example 0: 3 labelled tokens
+    labels[1, 1:11] = 1  # example 1: 10
+    labels[2, 1:2] = 2  # example 2: 1
+
+    def grad_of_first(rows):
+        module.zero_grad(set_to_none=True)
+        positions = torch.arange(12).expand(len(rows), 12)
+        logits = module(input_ids=ids[rows], attention_mask=torch.ones(len(rows), 12, dtype=torch.long), position_ids=positions).logits
+        example_mean_loss(logits, labels[rows]).backward()
+        return torch.cat([p.grad_sample[0].flatten() for p in module.parameters() if getattr(p, "grad_sample", None) is not None])
+
+    with_long, with_short = grad_of_first([0, 1]), grad_of_first([0, 2])
+    assert with_long.abs().sum() > 0
+    assert torch.allclose(with_long, with_short, atol=1e-6)
+
+
+def test_recorded_accounting_matches_what_training_did(tiny_corpus, tmp_path, monkeypatch):
+    """(sigma, rate, steps) in the accountant = the noise the optimizer used, the Poisson rate of the
+    batches drawn, and the number of batches drawn."""
+    from opacus.optimizers import DPOptimizer
+
+    from bench.privacy import PrivateTraining
+
+    drawn, sizes, sigmas = [], [], []
+    original_batches, original_step = PrivateTraining.batches, DPOptimizer.pre_step
+
+    def counting_batches(self, rows, steps, generator):
+        for batch in original_batches(self, rows, steps, generator):
+            drawn.append(len(rows))
+            sizes.append(len(batch))
+            yield batch
+
+    def noting_step(self, *a, **kw):
+        sigmas.append(self.noise_multiplier)
+        return original_step(self, *a, **kw)
+
+    monkeypatch.setattr(PrivateTraining, "batches", counting_batches)
+    monkeypatch.setattr(DPOptimizer, "pre_step", noting_step)
+    final = run_experiment(cfg(tiny_corpus, noise_multiplier=1.3, rounds=2, local_epochs=3, batch_size=4), tmp_path, progress=False)
+    entries = [tuple(e) for hist in final["dp"]["accountants"].values() for e in hist]
+    assert sum(steps for _, _, steps in entries) == len(drawn)
+    assert {sigma for sigma, _, _ in entries} == {1.3} and set(sigmas) == {1.3}
+    rows = drawn[0]
+    assert all(rate == pytest.approx(4 / rows) for _, rate, _ in entries if rows == drawn[0])
+    assert sum(sizes) / len(sizes) == pytest.approx(4, rel=0.35)  # Poisson batches average rate x rows
+
+
+def test_client_level_sampling_is_the_poisson_sampling_accounted(tiny_corpus, tmp_path):
+    config = cfg(tiny_corpus, method="fedavg", dp_level="client", noise_multiplier=1.0, clients=10, clients_per_round=3)
+    sizes = [len(server.sample_clients(config, r)) for r in range(3000)]
+    assert sum(sizes) / (3000 * 10) == pytest.approx(0.3, abs=0.01)  # inclusion probability K/N
+    assert len(set(sizes)) > 3 and 0 in sizes  # not a fixed-size draw
+    final = run_experiment(config.with_settings(rounds=2), tmp_path, progress=False)
+    assert [tuple(e) for e in final["dp"]["accountants"]["server"]] == [(1.0, 0.3, 1), (1.0, 0.3, 1)]
+
+
+def test_dp_fedavg_noise_has_the_stated_scale():
+    start = {"w": torch.zeros(200_000)}
+    plan = DpPlan("client", noise_multiplier=0.8, max_grad_norm=2.0, delta=1e-5, target_epsilon=None)
+    out = dp_fedavg(start, [{"w": torch.zeros(200_000)}] * 4, plan, expected_clients=4, seed=3)
+    assert float(out["w"].std()) == pytest.approx(0.8 * 2.0 / 4, rel=0.01)
+    assert abs(float(out["w"].mean())) < 0.005
+
+
+def test_rejected_updates_are_accounted_and_counted(tiny_corpus, tmp_path, monkeypatch):
+    from bench.engine import faults
+
+    monkeypatch.setattr(faults, "screen_updates", lambda results, starts: (results[1:], {results[0].client: "test"}))
+    final = run_experiment(cfg(tiny_corpus, noise_multiplier=1.0, rounds=1, method="fedavg"), tmp_path, progress=False)
+    line = [x for x in (tmp_path / "rounds.jsonl").read_text().splitlines()][0]
+    assert '"rejected": {"0": "test"}' in line
+    assert "0" in final["dp"]["accountants"]  # the rejected client's DP-SGD spend is on record
+    assert final["bytes_up_total"] == 2 * final["bytes_down_total"] / 2  # both clients' uploads counted
+
+
+def test_auto_layers_refused_under_dp(tiny_corpus, tmp_path):
+    with pytest.raises(BenchError, match="cannot run under differential privacy"):
+        run_experiment(cfg(tiny_corpus, layers="auto:1", noise_multiplier=1.0), tmp_path, progress=False)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.config import ExperimentConfig
-from bench.data import load_task
+from bench.data import SPLITS, load_task
 from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
 from bench.data.types import TaskKind
 from bench.metrics import METRIC_NAMES
@@ -34,10 +34,12 @@ class PreparedTask:
     output_labels: list[str]  # what the head predicts: BIO tags, classes, or codes
     pad_id: int
     train: Split
-    test: Split
+    validation: Split  # every choice (lr, best round, early stop) is made on this
+    test: Split  # read only to report
     clients: list[np.ndarray]  # example ids each client trains on
     holdouts: list[np.ndarray]  # example ids each client keeps for its own score
     partition: dict  # per-client label counts and divergence (partitions.show), counts only
+    encoding: dict  # per split: examples, and how many were split (NER) or truncated (classification)
 
     @property
     def metric_name(self) -> str:
@@ -66,26 +68,41 @@ def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[
     return train, held
 
 
+SUBSAMPLE_SEED = 0  # fixed: a training subsample is part of the setting, the same for every seed and method
+
+
+def subsample(examples: list, n: int | None) -> list:
+    """A fixed random `n` of the training examples (all of them when n is None or larger)."""
+    if n is None or n >= len(examples):
+        return examples
+    keep = np.sort(np.random.default_rng([SUBSAMPLE_SEED, n]).choice(len(examples), size=n, replace=False))
+    return [examples[i] for i in keep]
+
+
 def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     options = {"label_level": cfg.label_level} if cfg.label_level else {}
     data = load_task(cfg.task, cfg.data_dir, **options)
+    data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
     tokenizer = source_for(cfg.model).tokenizer()
     ensure_pad_token(tokenizer)
     splits = {}
     if data.kind == "ner":
         label_ids = bio_label_ids(data.label_names)
         output = list(label_ids)
-        for name in ("train", "test"):
+        for name in SPLITS:
             examples = data.splits[name]
-            enc = encode_ner(examples, tokenizer, label_ids, cfg.max_length)
+            enc = encode_ner(examples, tokenizer, label_ids, cfg.max_length, cut_outside_entities=name == "train")
             splits[name] = _split(enc, len(examples), [list(ex.tags) for ex in examples])
     else:
         output = list(data.label_names)
-        for name in ("train", "test"):
+        for name in SPLITS:
             examples = data.splits[name]
             enc = encode_cls(examples, tokenizer, output, cfg.max_length, multilabel=data.kind == "multilabel")
             splits[name] = _split(enc, len(examples), enc.labels)
     parts = parse_partition(cfg.partition).split(data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed)
     clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
     description = describe_parts(data, parts, cfg.partition, cfg.seed)
-    return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["test"], clients, holdouts, description)
+    encoding = {name: {"examples": len(split.gold), **{k: int(v) for k, v in split.encoded.warnings.items()}}
+                for name, split in splits.items()}  # fmt: skip
+    return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["validation"], splits["test"],
+                        clients, holdouts, description, encoding)  # fmt: skip

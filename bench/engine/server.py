@@ -16,7 +16,6 @@ from bench.engine import faults
 from bench.engine.prepare import prepare_task
 from bench.engine.training import Diverged
 from bench.errors import BenchError
-from bench.layer_probe import resolve_auto_layers
 from bench.store import atomic_write_json, git_state, load_checkpoint, save_checkpoint, versions, write_rounds
 
 
@@ -35,9 +34,23 @@ def _ray(cfg, task, dp):
 BACKENDS = {"serial": _serial, "ray": _ray}
 
 
+def client_rate(cfg: ExperimentConfig) -> float:
+    """The chance a client takes part in a round: K/N."""
+    return cfg.per_round / cfg.clients
+
+
+def poisson_clients(cfg: ExperimentConfig) -> bool:
+    """Client-level DP is accounted for Poisson sampling, so clients are drawn that way under it."""
+    return cfg.private and cfg.dp_level == "client" and cfg.per_round < cfg.clients
+
+
 def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
-    """Clients for this round, from (seed, round) alone so a resumed run samples the same."""
+    """Clients for this round, from (seed, round) alone so a resumed run samples the same: K of
+    N without replacement, or, under client-level DP, each client with probability K/N (the
+    sampling its accountant assumes; a round may then have any number of clients, even none)."""
     rng = np.random.default_rng([cfg.seed, round_, 104729])
+    if poisson_clients(cfg):
+        return np.flatnonzero(rng.random(cfg.clients) < client_rate(cfg)).tolist()
     return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
 
 
@@ -59,45 +72,75 @@ def spent_epsilon(accountants: dict, dp) -> float | None:
     return max((privacy.epsilon_of(h, dp.delta) for h in accountants.values()), default=0.0)
 
 
+CUT_WARN_SHARE = 0.05
+
+
+def warn_if_cut(encoding: dict, enabled: bool) -> None:
+    """Say so when more than 5% of a split's examples were split into chunks or truncated."""
+    for split, counts in encoding.items():
+        cut = counts.get("sentences_split", 0) + counts.get("documents_truncated", 0)
+        if enabled and counts["examples"] and cut / counts["examples"] > CUT_WARN_SHARE:
+            what = "split into chunks" if "sentences_split" in counts else "truncated to max_length"
+            print(f"warning: {cut} of {counts['examples']} {split} examples were {what} (raise max_length?)")
+
+
+def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
+    """True when the last `patience` rounds raised the best validation metric by less than
+    `min_delta` (so: converged, and with early stopping, time to stop)."""
+    if len(val_metrics) <= patience:
+        return False
+    return max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta
+
+
 def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:
-    """Run one experiment into `out` (rounds.jsonl, final.json, checkpoint.pt); resumes if possible."""
+    """Run one experiment into `out` (rounds.jsonl, final.json, test_items.json, checkpoint.pt);
+    resumes if possible. The reported model is the state of the best validation round."""
     out = Path(out)
     method = METHODS.get(cfg.method)(cfg)
     if cfg.private and cfg.dp_level == "client" and not method.communicates:
         raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
     task = prepare_task(cfg)
     atomic_write_json(out / "partition.json", task.partition)
-    asked, probe = cfg, None
-    if cfg.method == "layerskip" and (cfg.layers or "").startswith("auto:"):
-        cfg, probe = resolve_auto_layers(cfg, task)
+    warn_if_cut(task.encoding, progress)
+    asked = cfg
+    cfg, probe = method.resolve(task)
+    method = METHODS.get(cfg.method)(cfg)  # configured with what was resolved (e.g. the probe's blocks)
     dp = privacy.plan(cfg, *planned_work(cfg, method, task))
     backend = BACKENDS[cfg.resolved_backend](cfg, task, dp)
     try:
         info = backend.info()
-        ckpt = load_checkpoint(out / "checkpoint.pt")
-        states = ckpt["states"] if ckpt else {GLOBAL: backend.initial_state()}
-        history = ckpt["history"] if ckpt else []
+        ckpt = load_checkpoint(out / "checkpoint.pt") or {}
+        states = ckpt.get("states") or {GLOBAL: backend.initial_state()}
+        history, best = ckpt.get("history", []), ckpt.get("best")  # best: {"round", "val_metric", "states"}
+        accountants = ckpt.get("accountants", {})  # client (or "server") -> RDP history
         status = "ok"
-        accountants = ckpt["accountants"] if ckpt else {}  # client (or "server") -> RDP history
         bar = _progress(cfg, len(history), progress)
         for r in range(len(history), cfg.rounds):
+            if cfg.early_stop and stalled([h["val_metric"] for h in history], cfg.patience, cfg.min_delta):
+                break
             try:
                 states, line = play_round(r, cfg, method, backend, task, dp, states, accountants)
             except Diverged:
                 status = "diverged"
                 break
             history.append(line)
+            if best is None or line["val_metric"] > best["val_metric"]:
+                best = {"round": line["round"], "val_metric": line["val_metric"], "states": states}
             if line["dropped"] or line["stragglers"] or line["lost"] or line["rejected"]:  # ids and reasons only
                 bar.write(f"round {r + 1}: dropped {line['dropped']}, stragglers {line['stragglers']}, "
                           f"lost {line['lost']}, rejected {line['rejected']}")  # fmt: skip
-            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants})
+            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants, "best": best})
             write_rounds(out / "rounds.jsonl", history)
             bar.update(1)
-            bar.set_postfix(metric=f"{line['metric']:.3f}")
+            bar.set_postfix(val=f"{line['val_metric']:.3f}")
         bar.close()
-        final = _record(asked, history, info, status)
+        final = _record(asked.with_settings(lr=asked.lr or method.default_lr), history, info, status)
+        final.update(task_kind=task.kind, n_labels=len(task.output_labels), encoding=task.encoding)
+        final["bytes_up_total"] += (probe or {}).get("probe_bytes_up", 0)  # what a probe sent counts too
         if status == "ok":
-            final.update(_scores(method, backend, task, states))
+            scores, items = _scores(method, backend, task, best, states, history)
+            final.update(scores)
+            atomic_write_json(out / "test_items.json", items)
         final["epsilon"], final["layer_probe"] = spent_epsilon(accountants, dp), probe
         final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
     finally:
@@ -106,10 +149,15 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     return final
 
 
-def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states: dict, accountants: dict) -> tuple[dict, dict]:
-    """One round: sample, broadcast, train, screen, aggregate, evaluate; -> (states, round line).
+def _mean_metric(scores: list[dict]) -> float:
+    return float(np.mean([s["metric"] for s in scores]))
 
-    Raises Diverged when the new model gives NaN/Inf in evaluation.
+
+def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states: dict, accountants: dict) -> tuple[dict, dict]:
+    """One round: sample, broadcast, train, screen, aggregate, score; -> (states, round line).
+
+    Validation is scored every round (choices are made on it); test every `test_every` rounds,
+    for curves only. Raises Diverged when the new model gives NaN/Inf in evaluation.
     """
     t0 = time.perf_counter()
     moved = method.communicates
@@ -117,35 +165,47 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
     dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
     reached = [j for j in jobs if j.client not in dropped]  # these received the model
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
-    results, lost = backend.train(starts, [j for j in reached if j.client not in late], r)
-    results, rejected = faults.screen_updates(results, starts) if moved else (results, {})
-    if results:
-        states = _aggregate(r, cfg, method, dp, states, results, accountants)
-    scores = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+    trained, lost = backend.train(starts, reached, r) if reached else ([], set())
+    _account(cfg, dp, trained, accountants)  # stragglers and rejected clients trained too: their privacy is spent
+    on_time = [res for res in trained if res.client not in late]  # a straggler's update misses the deadline
+    results, rejected = faults.screen_updates(on_time, starts) if moved else (on_time, {})
+    if results or (dp is not None and dp.level == "client"):  # DP-FedAvg noises every round, even an empty one
+        states = _aggregate(r, cfg, method, dp, states, results)
+    keys = method.eval_keys(states)
+    val = backend.evaluate_many([(states[k], "validation", None) for k in keys])
+    scored = cfg.test_every and (r + 1) % cfg.test_every == 0
+    test = backend.evaluate_many([(states[k], "test", None) for k in keys]) if scored else []
     return states, {
         "round": r + 1,
-        "metric": float(np.mean([s["metric"] for s in scores])),
+        "val_metric": _mean_metric(val),
+        "metric": _mean_metric(test) if scored else None,
         "bytes_down": sum(tensor_bytes(starts[j.start]) for j in reached) if moved else 0,
-        "bytes_up": sum(tensor_bytes(res.state) for res in results) if moved else 0,
-        "train_loss": float(np.mean([res.loss for res in results])) if results else None,
+        "bytes_up": sum(tensor_bytes(res.state) for res in on_time) if moved else 0,  # rejected ones were sent
+        "train_loss": float(np.mean([res.loss for res in trained])) if trained else None,
         "clients": [res.client for res in results],
         "dropped": sorted(dropped), "stragglers": sorted(late), "lost": sorted(lost),
         "rejected": {str(c): why for c, why in sorted(rejected.items())},
         "epsilon": spent_epsilon(accountants, dp),
-        "compute_s": round(sum(res.train_s for res in results) + sum(s["eval_s"] for s in scores), 3),
+        "compute_s": round(sum(res.train_s for res in trained) + sum(s["eval_s"] for s in val + test), 3),
         "wall_s": round(time.perf_counter() - t0, 3),
     }  # fmt: skip
 
 
-def _aggregate(r, cfg, method, dp, states, results, accountants) -> dict:
-    """The method's aggregation, or DP-FedAvg under client-level DP; updates the accountants."""
+def _account(cfg, dp, trained: list, accountants: dict) -> None:
+    """Record this round's privacy spend where it happened: each DP-SGD client's (sigma, rate,
+    batches drawn), or the server's DP-FedAvg step at the client sampling rate."""
     if dp is not None and dp.level == "client":
-        seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
-        accountants.setdefault("server", []).append((dp.noise_multiplier, cfg.per_round / cfg.clients, 1))
-        return {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
-    for res in results:
+        accountants.setdefault("server", []).append((dp.noise_multiplier, client_rate(cfg), 1))
+    for res in trained:
         if res.dp_steps is not None:
             accountants.setdefault(res.client, []).append(res.dp_steps)
+
+
+def _aggregate(r, cfg, method, dp, states, results) -> dict:
+    """The method's aggregation, or DP-FedAvg under client-level DP."""
+    if dp is not None and dp.level == "client":
+        seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
+        return {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
     return method.combine(states, results)
 
 
@@ -161,14 +221,26 @@ def _record(cfg, history, info, status) -> dict:
     }  # fmt: skip
 
 
-def _scores(method, backend, task, states) -> dict:
-    """Test scores of the final state(s), and each client's score on its own held-out slice."""
+def _scores(method, backend, task, best: dict, last: dict, history: list[dict]) -> tuple[dict, list]:
+    """Test scores of the best-validation state (the reported model) and of the last one, each
+    client's score on its own held-out slice (best state), and the per-example test items."""
+    states = best["states"]
     test = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
+    last_metric = history[-1]["metric"]
+    if last_metric is None:
+        last_metric = _mean_metric(backend.evaluate_many([(last[k], "test", None) for k in method.eval_keys(last)]))
     own = backend.evaluate_many([(states.get(method.client_key(c), states[GLOBAL]), "train", h.tolist())
                                  for c, h in enumerate(task.holdouts)])  # fmt: skip
     per_client = [round(s["metric"], 6) for s in own]
-    return {"metric_name": task.metric_name, "metric": float(np.mean([s["metric"] for s in test])),
-            "scores": test[0] if len(test) == 1 else None, "per_client": per_client, "worst_client": min(per_client)}  # fmt: skip
+    items = [s.pop("items") for s in test]
+    cfg = method.cfg
+    vals = [h["val_metric"] for h in history]
+    return {"metric_name": task.metric_name, "metric": _mean_metric(test), "metric_last": last_metric,
+            "best_round": best["round"], "val_metric": best["val_metric"], "rounds_run": len(history),
+            "converged": stalled(vals, cfg.patience, cfg.min_delta),
+            "stopped_early": bool(cfg.early_stop and len(history) < cfg.rounds and stalled(vals, cfg.patience, cfg.min_delta)),
+            "scores": test[0] if len(test) == 1 else None, "per_client": per_client,
+            "worst_client": min(per_client)}, items  # fmt: skip
 
 
 def _progress(cfg: ExperimentConfig, done: int, enabled: bool):

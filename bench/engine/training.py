@@ -43,12 +43,33 @@ def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -
     return batch
 
 
+def example_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Token cross-entropy averaged over each example's own labelled tokens, then over examples.
+
+    Under DP-SGD this keeps one sentence's gradient independent of the other sentences in its
+    batch (the HF loss averages over all the batch's tokens, so a sentence's weight would
+    depend on its neighbours' lengths and the clipping bound would not bound sensitivity)."""
+    per_token = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none")
+    labelled = (labels != IGNORE).float()
+    return ((per_token * labelled).sum(1) / labelled.sum(1).clamp(min=1.0)).mean()
+
+
+def _private_loss(forward, inputs: dict, kind: str) -> torch.Tensor:
+    """The loss for DP-SGD: per example, then over examples (classification losses already are)."""
+    if kind != "ner":
+        return forward(**inputs).loss
+    labels = inputs["labels"]
+    logits = forward(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+    return example_mean_loss(logits, labels)
+
+
 def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
                 batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, dp=None,
                 before_forward=None, device="cpu") -> tuple[float, tuple | None]:  # fmt: skip
     """Epochs of AdamW with linear warm-up over `rows`.
 
-    Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps).
+    Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps), where
+    steps counts the batches actually drawn (each one a step of the accountant, empty or not).
     `before_forward(rows)` runs before each forward (the prefix cache feeds its states there).
     The shuffling generator and dropout are seeded from `seed`, so a client's training is the
     same on whichever worker runs it.
@@ -69,16 +90,17 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
                    for i in range(0, len(order), batch_size))  # fmt: skip
     forward = private.module if private else model
     model.train()
-    losses = []
+    losses, drawn = [], 0
     try:
         for batch_rows in batches:
+            drawn += 1
             if len(batch_rows) == 0:  # an empty Poisson batch: nothing to learn, still accounted
                 scheduler.step()
                 continue
             batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
             if before_forward:
                 before_forward(batch_rows.tolist())
-            loss = forward(**(private.inputs(batch) if private else batch)).loss
+            loss = _private_loss(forward, private.inputs(batch), kind) if private else forward(**batch).loss
             extra = penalty(model) if penalty else None
             if private:
                 loss.backward()
@@ -93,7 +115,7 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
     finally:
         if private:
             private.close()
-    accounted = (private.noise_multiplier, private.rate, steps) if private else None
+    accounted = (private.noise_multiplier, private.rate, drawn) if private else None
     return (float(np.mean(losses)) if losses else float("nan")), accounted
 
 

@@ -48,15 +48,15 @@ class Worker:
         self.task = task
         self.device = "cuda" if self.cfg.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
         self.method = METHODS.get(self.cfg.method)(self.cfg)
-        model, _ = build_model(self.cfg.model, task.kind, len(task.output_labels), self.cfg.seed)
+        model, _ = build_model(self.cfg.model, task.kind, len(task.output_labels), self.cfg.seed, self.cfg.dtype)
         self.layers = discover_layers(model)
         self.model = self.method.configure(model, self.layers).to(self.device)
         self.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.trainable_set = set(self.trainable)
         # the base model's size: counted before the prefix cache swaps frozen blocks out, and
         # without LoRA's adapters or the frozen head copy PEFT keeps beside the trained one
-        self.total_params = sum(p.numel() for n, p in self.model.named_parameters()
-                                if "lora_" not in n and "original_module" not in n)  # fmt: skip
+        added = self.method.added_param_markers
+        self.total_params = sum(p.numel() for n, p in self.model.named_parameters() if not any(m in n for m in added))
         self.lr = self.cfg.lr or self.method.default_lr
         self.cache, self.cache_note = self._prefix_cache()
 
@@ -67,7 +67,7 @@ class Worker:
         k, where = cache_plan(self.model, self.layers)
         if k is None:
             return None, f"not applicable: {where}"
-        splits = {"train": self.task.train.encoded, "test": self.task.test.encoded}
+        splits = {name: getattr(self.task, name).encoded for name in ("train", "validation", "test")}
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         try:
             cache = PrefixCache(self.model, self.layers, k, where, splits, self.task.pad_id, self.device, dtype,

@@ -76,4 +76,5 @@ def test_auto_layers_records_choice_and_moves_the_same_bytes(tiny_corpus, tmp_pa
     probe = auto["layer_probe"]
     assert probe["requested"] == "auto:1" and len(probe["chosen_blocks"]) == 1 and len(probe["block_scores"]) == 2
     assert auto["method_info"]["blocks"] == probe["chosen_blocks"] and auto["config"]["layers"] == "auto:1"
-    assert auto["bytes_up_total"] == top["bytes_up_total"]
+    assert auto["bytes_up_total"] == top["bytes_up_total"] + probe["probe_bytes_up"]  # the probe's uploads count
+    assert probe["probe_bytes_up"] == 2 * 2 * 4  # 2 clients x 2 blocks x one float32

@@ -1,0 +1,90 @@
+"""Statistics for the report: intervals over seeds and paired bootstrap differences.
+
+The headline metric is recomputed from per-example `items` (bench.metrics): NER rows are
+[tp, fp, fn] per sentence (entity micro-F1 from the sums), single-label rows [gold, pred]
+(macro-F1), multi-label rows gold bits then predicted bits (macro-F1 over labels). A paired
+bootstrap draws the same test examples for both runs of a seed, so the difference it measures
+is the methods', not the sample's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+BOOTSTRAP_REPS = 1000
+BOOTSTRAP_SEED = 0
+
+
+def _ner_f1(counts: np.ndarray) -> float:
+    tp, fp, fn = counts.sum(axis=0)
+    return float(2 * tp / (2 * tp + fp + fn)) if tp else 0.0
+
+
+def _macro_f1(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
+    f1s = []
+    for c in range(n_labels):
+        tp = np.sum((gold == c) & (pred == c))
+        denom = np.sum(gold == c) + np.sum(pred == c)
+        f1s.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(f1s))
+
+
+def _multilabel_f1(rows: np.ndarray) -> float:
+    half = rows.shape[1] // 2
+    gold, pred = rows[:, :half], rows[:, half:]
+    tp = (gold * pred).sum(axis=0)
+    denom = gold.sum(axis=0) + pred.sum(axis=0)
+    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
+
+
+def metric_from_items(kind: str, items, n_labels: int = 2) -> float:
+    """The headline metric of one model from its per-example rows."""
+    rows = np.asarray(items)
+    if kind == "ner":
+        return _ner_f1(rows)
+    if kind == "cls":
+        return _macro_f1(rows[:, 0], rows[:, 1], n_labels)
+    return _multilabel_f1(rows)
+
+
+def run_metric(kind: str, per_model_items: list, index: np.ndarray | None = None, n_labels: int = 2) -> float:
+    """A run's metric: the mean over its scored models (one, or one per client for `local`)."""
+    pick = (lambda rows: np.asarray(rows)) if index is None else (lambda rows: np.asarray(rows)[index])
+    return float(np.mean([metric_from_items(kind, pick(items), n_labels) for items in per_model_items]))
+
+
+def paired_bootstrap(kind: str, pairs: list[tuple[list, list]], n_labels: int = 2, reps: int = BOOTSTRAP_REPS,
+                     seed: int = BOOTSTRAP_SEED) -> dict:  # fmt: skip
+    """Mean over seeds of metric(A) - metric(B), with a 95% percentile interval.
+
+    `pairs` holds one (A's items, B's items) per seed, each a list of per-model item lists on the
+    same test examples. Each replicate resamples every seed's test examples once and scores both
+    runs of that seed on the same draw."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    for a, b in pairs:
+        n = {len(m) for m in a + b}
+        if len(n) != 1:
+            raise ValueError(f"paired runs scored different test sets (sizes {sorted(n)})")
+        sizes.append(n.pop())
+    observed = float(np.mean([run_metric(kind, a, None, n_labels) - run_metric(kind, b, None, n_labels) for a, b in pairs]))
+    draws = np.empty(reps)
+    for i in range(reps):
+        diffs = []
+        for (a, b), n in zip(pairs, sizes):
+            index = rng.integers(0, n, size=n)
+            diffs.append(run_metric(kind, a, index, n_labels) - run_metric(kind, b, index, n_labels))
+        draws[i] = np.mean(diffs)
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return {"diff": observed, "lo": float(lo), "hi": float(hi), "contains_zero": bool(lo <= 0 <= hi), "seeds": len(pairs)}
+
+
+def seed_interval(values: list[float]) -> dict:
+    """Mean, sample std and the half-width of a 95% t-interval over seeds (None for one seed)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return {"mean": float(x.mean()), "std": 0.0, "ci95": None}
+    std = float(x.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * std / np.sqrt(len(x)))
+    return {"mean": float(x.mean()), "std": std, "ci95": half}

@@ -1,0 +1,217 @@
+"""The main table: one row per cell (everything but the seed), with the statistics a reviewer
+asks for: mean, std and a 95% interval over seeds; paired bootstrap differences to FedAvg and to
+centralized; convergence; and communication until the validation metric reaches a share of
+centralized's (the paper's "less communication at matched accuracy")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.stats import paired_bootstrap, seed_interval
+
+MATCHED_SHARE = 0.98  # of centralized's best validation metric
+IDENTITY_FREE = {"seed"}
+
+
+def cell_key(run: dict) -> tuple:
+    """A run's cell: every computed setting except the seed (configured DP target included,
+    never the epsilon actually spent)."""
+    from bench.config import EXECUTION_ONLY
+
+    return tuple(sorted((k, str(v)) for k, v in run["config"].items() if k not in IDENTITY_FREE | EXECUTION_ONLY))
+
+
+def method_label(run: dict) -> str:
+    """e.g. 'layerskip top:2'; an auto:K run also names the blocks its probe chose; per-client
+    budgets are named."""
+    cfg = run["config"]
+    label = f"{cfg['method']} {cfg.get('layers') or ''}".strip()
+    if (cfg.get("layers") or "").startswith("auto:"):
+        label += f" [{' '.join(map(str, (run.get('method_info') or {}).get('blocks', [])))}]"
+    if cfg.get("client_budgets"):
+        label += f" budgets={cfg['client_budgets']}"
+    return label
+
+
+def _context(cfg: dict) -> tuple:
+    """What a run is compared within: the same task, data, model, DP target and level."""
+    return (cfg["task"], cfg.get("data_dir"), cfg["model"], cfg.get("dp_epsilon"), cfg.get("noise_multiplier"), cfg.get("dp_level"))
+
+
+def _by_seed(runs: list[dict]) -> dict[int, dict]:
+    return {r["config"]["seed"]: r for r in runs}
+
+
+def matched_cost(run: dict, target: float | None) -> tuple[int | None, int | None]:
+    """(rounds, bytes up + down) until the validation metric first reaches `target`; None: never."""
+    if target is None:
+        return None, None
+    moved = 0
+    for line in run.get("history", []):
+        moved += line["bytes_up"] + line["bytes_down"]
+        if line.get("val_metric") is not None and line["val_metric"] >= target:
+            return line["round"], moved
+    return None, None
+
+
+def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None) -> dict | None:
+    if not other:
+        return None
+    theirs = _by_seed(other)
+    pairs = [(r["test_items"], theirs[r["config"]["seed"]]["test_items"]) for r in mine
+             if r["config"]["seed"] in theirs and r.get("test_items") and theirs[r["config"]["seed"]].get("test_items")]  # fmt: skip
+    return paired_bootstrap(kind, pairs, n_labels) if pairs else None
+
+
+def main_table(runs: list[dict]) -> list[dict]:
+    """One row per cell over its finished seeds; runs are final.json records with `history`
+    and `test_items` attached (bench.report.load_runs)."""
+    ok = [r for r in runs if r.get("status") == "ok"]
+    cells: dict[tuple, list[dict]] = {}
+    for r in ok:
+        cells.setdefault(cell_key(r), []).append(r)
+    fedavg = {_context(rs[0]["config"]) + (rs[0]["config"]["partition"],): rs for rs in cells.values()
+              if rs[0]["config"]["method"] == "fedavg"}  # fmt: skip
+    central = {_context(rs[0]["config"]): rs for rs in cells.values() if rs[0]["config"]["method"] == "centralized"}
+    table = []
+    for rs in cells.values():
+        cfg = rs[0]["config"]
+        ctx = _context(cfg)
+        kind, n_labels = rs[0].get("task_kind", "ner"), rs[0].get("n_labels", 2)
+        fed, cen = fedavg.get(ctx + (cfg["partition"],)), central.get(ctx)
+        stats = seed_interval([r["metric"] for r in rs])
+        total = float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in rs]))
+        fed_total = float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in fed])) if fed else None
+        cen_val = _by_seed(cen) if cen else {}
+        cen_mean = float(np.mean([r["val_metric"] for r in cen])) if cen else None
+        matched = []
+        for r in rs:
+            best = cen_val[r["config"]["seed"]]["val_metric"] if r["config"]["seed"] in cen_val else cen_mean
+            matched.append(matched_cost(r, MATCHED_SHARE * best if best is not None else None))
+        reached = [m for m in matched if m[0] is not None]
+        rounds_run = [r.get("rounds_run") or r.get("rounds") or 1 for r in rs]
+        table.append({
+            "task": cfg["task"], "method": method_label(rs[0]), "partition": cfg["partition"],
+            "epsilon": cfg.get("dp_epsilon"), "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
+            "dp_level": cfg.get("dp_level") if cfg.get("dp_epsilon") is not None or cfg.get("noise_multiplier") is not None else None,
+            "seeds": len(rs), "metric": stats["mean"], "metric_std": stats["std"], "metric_ci95": stats["ci95"],
+            "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
+            "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
+            "rounds_run": float(np.mean(rounds_run)),
+            "converged": sum(bool(r.get("converged")) for r in rs),
+            "bytes_per_round": float(np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])),
+            "bytes_total": total,
+            "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
+            "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - stats["mean"]) if cen else None,
+            "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
+            "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
+            "matched_seeds": len(reached),
+            "matched_rounds": float(np.mean([m[0] for m in reached])) if reached else None,
+            "matched_bytes": float(np.mean([m[1] for m in reached])) if reached else None,
+            "communicates": total > 0,
+            "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
+        })  # fmt: skip
+    return sorted(table, key=lambda t: (t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"]))
+
+
+def fmt_bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def _fmt_metric(t: dict) -> str:
+    if t["seeds"] == 1:
+        return f"{t['metric']:.3f} (1 seed)"
+    return f"{t['metric']:.3f} ± {t['metric_std']:.3f} [±{t['metric_ci95']:.3f}]"
+
+
+def _fmt_diff(d: dict | None) -> str:
+    if d is None:
+        return "-"
+    text = f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
+    return text + " n.s." if d["contains_zero"] else text
+
+
+def _fmt_matched(t: dict) -> str:
+    if not t["communicates"] or t["method"].startswith("centralized"):
+        return "-"
+    if not t["matched_seeds"]:
+        return "never"
+    share = "" if t["matched_seeds"] == t["seeds"] else f" ({t['matched_seeds']}/{t['seeds']} seeds)"
+    return f"{t['matched_rounds']:.1f} r, {fmt_bytes(t['matched_bytes'])}{share}"
+
+
+def _fmt_optional(value, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+COLUMNS = [  # (header, formatter, shown only when some row has a DP target)
+    ("task", lambda t: t["task"], False),
+    ("method", lambda t: t["method"], False),
+    ("partition", lambda t: t["partition"], False),
+    ("ε target", lambda t: _fmt_optional(t["epsilon"], "{:g}") + (f" ({t['dp_level']})" if t["dp_level"] else ""), True),
+    ("ε spent", lambda t: _fmt_optional(t["epsilon_spent"], "{:.2f}"), True),
+    ("metric: mean ± std [95% CI]", _fmt_metric, False),
+    ("lr", lambda t: _fmt_optional(t["lr"], "{:g}"), False),
+    ("best round / run", lambda t: f"{t['best_round']:.1f} / {t['rounds_run']:.1f}", False),
+    ("converged", lambda t: f"{t['converged']}/{t['seeds']}" + ("" if t["converged"] == t["seeds"] else " †"), False),
+    ("Δ vs fedavg, pts [95% CI]", lambda t: _fmt_diff(t["vs_fedavg"]), False),
+    ("Δ vs centralized, pts [95% CI]", lambda t: _fmt_diff(t["vs_centralized"]), False),
+    (f"to {MATCHED_SHARE:.0%} of centralized (val)", _fmt_matched, False),
+    ("bytes/round", lambda t: fmt_bytes(t["bytes_per_round"]), False),
+    ("total bytes", lambda t: fmt_bytes(t["bytes_total"]), False),
+    ("reduction vs fedavg (%)", lambda t: _fmt_optional(t["reduction_vs_fedavg_pct"], "{:.1f}"), False),
+    ("trainable (%)", lambda t: f"{t['trainable_pct']:.1f}", False),
+]
+
+NOTES = ("Metric: test score of the state from the best validation round, mean ± sample std over seeds, "
+         "[half-width of a 95% t-interval]. Δ: paired difference in points (this method minus the other, same "
+         "seeds, bootstrap over test examples, 95% percentile interval); n.s. = the interval contains 0. "
+         f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
+         f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached "
+         f"{MATCHED_SHARE:.0%} of centralized's best validation metric (same seed), mean over the seeds that did.")  # fmt: skip
+
+
+def _columns(table: list[dict]) -> list[tuple]:
+    private = any(t["epsilon"] is not None for t in table)
+    return [c for c in COLUMNS if private or not c[2]]
+
+
+def display_rows(table: list[dict]) -> tuple[list[str], list[list[str]]]:
+    cols = _columns(table)
+    return [h for h, _, _ in cols], [[f(t) for _, f, _ in cols] for t in table]
+
+
+def markdown(table: list[dict]) -> str:
+    head, rows = display_rows(table)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def latex(table: list[dict]) -> str:
+    swaps = {"%": r"\%", "_": r"\_", "±": r"$\pm$", "Δ": r"$\Delta$", "ε": r"$\varepsilon$", "†": r"$^\dagger$"}
+
+    def esc(text: str) -> str:
+        for plain, tex in swaps.items():
+            text = text.replace(plain, tex)
+        return text
+    head, rows = display_rows(table)
+    lines = [r"\begin{tabular}{lll" + "r" * (len(head) - 3) + "}", r"\toprule", " & ".join(esc(h) for h in head) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(c) for c in r) + r" \\" for r in rows]
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
+def flat(table: list[dict]) -> list[dict]:
+    """The table for CSV: nested comparisons spread into columns."""
+    rows = []
+    for t in table:
+        row = {k: v for k, v in t.items() if not k.startswith("vs_")}
+        for name in ("vs_fedavg", "vs_centralized"):
+            d = t[name] or {}
+            row.update({f"{name}_diff": d.get("diff"), f"{name}_lo": d.get("lo"), f"{name}_hi": d.get("hi")})
+        rows.append(row)
+    return rows

@@ -1,0 +1,132 @@
+"""Equal tuning for every method: sweep on validation, choose, reuse.
+
+A grid's `tune: {SETTING: [values]}` is swept for every task x method x partition (x DP target)
+on the grid's first seed: each point is an ordinary run (its own identity, so the point that
+wins *is* that seed's run). The value with the best validation metric is chosen (ties: the
+first listed); test scores are never read here. A method entry may carry its own `tune` (a
+range centred where that method trains, e.g. a higher lr for adapters), but every method gets
+the same settings and the same number of points: the same tuning budget.
+
+Choices travel in a YAML file (`tuned:` in a grid) that records the sweep that made them, so a
+grid can reuse validated choices without sweeping again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bench.config import ExperimentConfig, as_declared
+from bench.errors import BenchError
+from bench.grid import Cell
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    group: str  # the cell's identity without seed and the tuned settings
+    values: tuple[tuple[str, object], ...]  # (setting, value) pairs of this point
+    cell: Cell
+
+
+def group_of(cfg: ExperimentConfig, settings: list[str]) -> str:
+    """What a choice is made for: every computed setting except the seed and the tuned ones."""
+    keep = {k: v for k, v in cfg.computed_settings().items() if k not in {"seed", *settings}}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def check_cells(cells: list[Cell], where: str) -> list[Cell]:
+    """Every cell's `tune` checked and coerced; equal budgets (settings and point counts) enforced."""
+    checked = [dataclasses.replace(c, tune=check_tune(c.tune, where)) for c in cells]
+    budgets = {(k, len(v)) for c in checked for k, v in c.tune.items()}
+    shapes = {tuple(sorted((k, len(v)) for k, v in c.tune.items())) for c in checked}
+    if len(shapes) > 1:
+        raise BenchError(f"{where}: every method must tune the same settings with the same number of points, found {sorted(budgets)}")
+    return checked
+
+
+def check_tune(tune, where: str) -> dict[str, list]:
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    if not isinstance(tune, dict) or not tune:
+        raise BenchError(f"{where}: 'tune' must map settings to lists of values")
+    for key, values in tune.items():
+        if key not in fields or key == "seed":
+            raise BenchError(f"{where}: tune: {key!r} is not a setting that can be tuned")
+        if not isinstance(values, list) or not values:
+            raise BenchError(f"{where}: tune: {key} needs a non-empty list of values")
+    return {key: [as_declared(key, v) for v in values] for key, values in tune.items()}
+
+
+def sweep_points(cells: list[Cell]) -> list[SweepPoint]:
+    """Every point of the sweep: the first seed's cells, once per combination of their values."""
+    first_seed = min(c.config.seed for c in cells)
+    points = []
+    for cell in (c for c in cells if c.config.seed == first_seed):
+        settings = sorted(cell.tune)
+        for combo in itertools.product(*(cell.tune[k] for k in settings)):
+            cfg = cell.config.with_settings(**dict(zip(settings, combo)))
+            points.append(SweepPoint(group_of(cell.config, settings), tuple(zip(settings, combo)), Cell(cfg.run_id, cfg)))
+    return points
+
+
+def choose(points: list[SweepPoint], finals: dict[str, dict]) -> tuple[dict[str, dict], list[dict]]:
+    """(group -> chosen values, one tuning.csv row per point and setting). A point whose run
+    failed or has no validation metric cannot be chosen; a group with none left is an error."""
+    best: dict[str, tuple[float, SweepPoint]] = {}
+    for p in points:
+        val = (finals.get(p.cell.run_id) or {}).get("val_metric")
+        if val is not None and (p.group not in best or val > best[p.group][0]):
+            best[p.group] = (val, p)
+    rows = []
+    for p in points:
+        if p.group not in best:
+            raise BenchError(f"tuning: no point of {p.cell.run_id.rsplit('__', 1)[0]} finished with a validation metric")
+        cfg = p.cell.config
+        val = (finals.get(p.cell.run_id) or {}).get("val_metric")
+        for setting, value in p.values:
+            rows.append({"task": cfg.task, "method": cfg.method, "layers": cfg.layers or "", "partition": cfg.partition,
+                         "epsilon": cfg.dp_epsilon, "setting": setting, "value": value, "val_metric": val,
+                         "chosen": best[p.group][1] is p, "group": p.group, "run_id": p.cell.run_id})  # fmt: skip
+    return {g: dict(p.values) for g, (_, p) in best.items()}, rows
+
+
+def apply_choices(cells: list[Cell], settings: list[str], choices: dict[str, dict], source: str) -> list[Cell]:
+    """Each cell with its group's chosen values; a group without a choice is an error naming it."""
+    out = []
+    for cell in cells:
+        group = group_of(cell.config, settings)
+        if group not in choices:
+            raise BenchError(f"{source}: no tuned choice for {cell.run_id.rsplit('__', 2)[0]} (group {group}); run with --tune")
+        cfg = cell.config.with_settings(**choices[group])
+        out.append(Cell(cfg.run_id, cfg))
+    return out
+
+
+def write_choices(path: Path, grid_name: str, tune: dict, choices: dict[str, dict], rows: list[dict]) -> None:
+    """`tune`: the sweep's values, as {method label: {setting: values}}."""
+    """The choices and the sweep that made them (its grid, values, and every point's run id)."""
+    from bench.store import atomic_write_text
+
+    chosen = [r for r in rows if r["chosen"]]
+    labelled = {r["group"]: {k: r[k] for k in ("task", "method", "layers", "partition", "epsilon", "val_metric")} for r in chosen}
+    doc = {"sweep": {"grid": grid_name, "tune": tune, "points": sorted({r["run_id"] for r in rows}),
+                     "selected_on": "validation metric of the first seed"},
+           "choices": [{"group": g, **labelled[g], "values": v} for g, v in sorted(choices.items())]}  # fmt: skip
+    atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_choices(path: Path) -> tuple[list[str], dict[str, dict]]:
+    """(the tuned settings, group -> chosen values) from a choices file."""
+    if not path.is_file():
+        raise BenchError(f"tuned: {path}: no such file (run the grid with --tune to make it)")
+    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        choices = {c["group"]: dict(c["values"]) for c in doc["choices"]}
+        return sorted({k for v in choices.values() for k in v}), choices
+    except (KeyError, TypeError):
+        raise BenchError(f"tuned: {path}: not a choices file (expected 'choices' with 'group' and 'values')") from None

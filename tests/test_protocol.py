@@ -1,0 +1,167 @@
+"""The comparison protocol: three disjoint splits, best-round selection, early stopping, tuning
+on validation only, paired statistics, and test labels that change no choice."""
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import tuning
+from bench.config import ExperimentConfig
+from bench.data import load_task
+from bench.engine import server
+from bench.grid import Cell
+from bench.metrics import ner_scores
+from bench.stats import metric_from_items, paired_bootstrap, seed_interval
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("task", ["i2b2-2010", "i2b2-2014", "mimic-mortality"])
+def test_splits_are_disjoint_and_deterministic(tiny_corpus, task):
+    folder = tiny_corpus / {"i2b2-2010": "i2b2-2010", "i2b2-2014": "i2b2-2014", "mimic-mortality": "mimic-iii"}[task]
+    first, again = load_task(task, folder), load_task(task, folder)
+    assert list(first.splits) == ["train", "validation", "test"]
+    unit = (lambda ex: ex.group) if task.startswith("mimic") else (lambda ex: (ex.site, ex.doc_id))
+    units = {name: {unit(ex) for ex in split} for name, split in first.splits.items()}
+    assert all(units.values()), "every split has examples"
+    assert not units["train"] & units["validation"] and not units["train"] & units["test"]
+    assert not units["validation"] & units["test"]
+    for name in first.splits:
+        assert [ex.doc_id for ex in first.splits[name]] == [ex.doc_id for ex in again.splits[name]]
+
+
+@pytest.mark.parametrize("vals, patience, delta, expected", [
+    ([0.1, 0.2, 0.3], 2, 0.0, False),          # still improving
+    ([0.1, 0.5, 0.5, 0.5], 2, 0.001, True),    # flat for 2 rounds
+    ([0.1, 0.5, 0.4, 0.504], 2, 0.005, True),  # a gain below min_delta
+    ([0.1, 0.5, 0.4, 0.51], 2, 0.005, False),  # a gain above it
+    ([0.5, 0.5], 2, 0.0, False),               # too few rounds to tell
+])  # fmt: skip
+def test_stalled(vals, patience, delta, expected):
+    assert server.stalled(vals, patience, delta) is expected
+
+
+def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp_path, monkeypatch):
+    """Validation peaks in round 2 (scripted), then stalls: the run stops after round 4 and
+    reports round 2's state, whose test score differs from the last state's."""
+    script = iter([0.1, 0.5, 0.3, 0.2, 0.9, 0.9])
+    real = server.play_round
+
+    def scripted(*args, **kwargs):
+        states, line = real(*args, **kwargs)
+        return states, {**line, "val_metric": next(script)}
+
+    monkeypatch.setattr(server, "play_round", scripted)
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=8, max_length=48,
+                           lr=5e-3, data_dir=str(tiny_corpus / "i2b2-2010"), early_stop=True, patience=2)  # fmt: skip
+    final = server.run_experiment(cfg, tmp_path, progress=False)
+    rounds = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
+    assert [r["val_metric"] for r in rounds] == [0.1, 0.5, 0.3, 0.2]
+    assert final["rounds_run"] == 4 and final["stopped_early"] and final["converged"]
+    assert final["best_round"] == 2 and final["val_metric"] == 0.5
+    assert rounds[1]["metric"] != rounds[3]["metric"], "the test must tell the two states apart"
+    assert final["metric"] == pytest.approx(rounds[1]["metric"])
+    assert final["metric_last"] == pytest.approx(rounds[3]["metric"])
+
+
+def _point(group: str, lr: float, run_id: str) -> tuning.SweepPoint:
+    cfg = ExperimentConfig(task="conll", method="fedavg", lr=lr)
+    return tuning.SweepPoint(group, (("lr", lr),), Cell(run_id, cfg))
+
+
+def test_tuning_picks_the_argmax_of_validation_never_test():
+    points = [_point("g1", 1e-4, "a"), _point("g1", 1e-3, "b"), _point("g1", 1e-2, "c"), _point("g2", 1e-4, "d"), _point("g2", 1e-3, "e")]
+    finals = {"a": {"val_metric": 0.6, "metric": 0.9}, "b": {"val_metric": 0.7, "metric": 0.1}, "c": {"val_metric": 0.65},
+              "d": {"val_metric": 0.5}, "e": {"status": "failed"}}  # fmt: skip
+    choices, rows = tuning.choose(points, finals)
+    assert choices == {"g1": {"lr": 1e-3}, "g2": {"lr": 1e-4}}
+    assert [r["run_id"] for r in rows if r["chosen"]] == ["b", "d"]
+
+
+def test_ner_items_give_seqeval_micro_f1():
+    gold = [["B-D", "I-D", "O"], ["O", "B-D"], ["B-D", "O", "B-D"]]
+    pred = [["B-D", "I-D", "O"], ["B-D", "O"], ["B-D", "O", "O"]]
+    scores = ner_scores(gold, pred)
+    assert scores["items"] == [[1, 0, 0], [0, 1, 1], [1, 0, 1]]
+    assert metric_from_items("ner", scores["items"]) == pytest.approx(scores["metric"])
+
+
+def test_paired_bootstrap_on_a_hand_made_pair():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, size=400)
+    right = np.stack([gold, gold], axis=1).tolist()  # A: always right
+    wrong = np.stack([gold, np.where(rng.random(400) < 0.3, 1 - gold, gold)], axis=1).tolist()  # B: 30% flipped
+    better = paired_bootstrap("cls", [([right], [wrong]), ([right], [wrong])], n_labels=2, reps=300)
+    assert better["diff"] > 0.2 and better["lo"] > 0 and not better["contains_zero"]
+    same = paired_bootstrap("cls", [([wrong], [wrong])], n_labels=2, reps=100)
+    assert same["diff"] == 0 and same["lo"] == same["hi"] == 0 and same["contains_zero"]
+    with pytest.raises(ValueError, match="different test sets"):
+        paired_bootstrap("cls", [([right], [wrong[:10]])])
+
+
+def test_seed_interval_is_a_t_interval():
+    out = seed_interval([0.70, 0.72, 0.74])
+    assert out["mean"] == pytest.approx(0.72) and out["std"] == pytest.approx(0.02)
+    assert out["ci95"] == pytest.approx(4.302653 * 0.02 / np.sqrt(3), rel=1e-5)
+    assert seed_interval([0.5])["ci95"] is None
+
+
+def _i2b2_folder(source: Path, folder: Path, shuffle_test: bool) -> Path:
+    """A copy of an i2b2 2010 release tree; optionally with the test concepts' types shuffled."""
+    import re
+    import shutil
+
+    from bench.data.i2b2_2010 import TEST_CON_DIR
+
+    shutil.copytree(source, folder)
+    if shuffle_test:
+        rng = random.Random(1)
+        for con in sorted((folder / TEST_CON_DIR).glob("*.con")):
+            swap = lambda m: f't="{rng.choice(["problem", "test", "treatment"])}"'  # noqa: E731
+            con.write_text(re.sub(r't="[a-z]+"', swap, con.read_text()))
+    return folder
+
+
+def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
+    """Acceptance of the protocol: the chosen lr, best rounds and auto:K blocks are the same with
+    clean and with shuffled test labels, while the test scores themselves differ."""
+    outcomes = {}
+    for shuffled in (False, True):
+        data = _i2b2_folder(tiny_corpus / "i2b2-2010", tmp_path / f"data-{shuffled}", shuffled)
+        grid = tmp_path / f"g-{shuffled}.yaml"
+        grid.write_text(f"""name: t
+defaults: {{model: tiny-bert, clients: 2, rounds: 3, max_length: 48, data_dir: "{data}", test_every: 0,
+           early_stop: {{patience: 1, min_delta: 0.0}}}}
+tasks: [i2b2-2010]
+methods: [{{method: fedavg}}, {{method: layerskip, layers: "auto:1"}}]
+partitions: [iid]
+seeds: [0]
+tune: {{lr: [2.0e-3, 8.0e-3]}}
+""")
+        out = tmp_path / f"out-{shuffled}"
+        subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)], check=True,
+                       capture_output=True, cwd=ROOT)  # fmt: skip
+        tuned = sorted((r["method"], r["value"], float(r["val_metric"]), r["chosen"]) for r in csv.DictReader(open(out / "tuning.csv")))
+        finals = {}
+        for path in sorted((out / "runs").glob("*/final.json")):
+            f = json.loads(path.read_text())
+            finals[(f["method"], f["config"]["lr"])] = f
+        outcomes[shuffled] = {
+            "tuning": tuned,
+            "best_rounds": {k: f["best_round"] for k, f in finals.items()},
+            "blocks": {k: f["method_info"].get("blocks") for k, f in finals.items()},
+            "test": {k: f["metric"] for k, f in finals.items()},
+        }
+    clean, shuffled = outcomes[False], outcomes[True]
+    assert clean["tuning"] == shuffled["tuning"]
+    assert clean["best_rounds"] == shuffled["best_rounds"]
+    assert clean["blocks"] == shuffled["blocks"] and clean["blocks"][("layerskip", 2e-3)] is not None
+    assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), "choices among real scores"
+    changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
+    assert len(changed) >= 2, "the shuffled labels must reach the test scores"
