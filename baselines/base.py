@@ -94,6 +94,14 @@ class Method:
         """The state a client is scored with on its own held-out slice."""
         return GLOBAL
 
+    # -- cost, for plans made before anything runs (bench.plan) ------------------------------
+    def train_flops_per_token(self, shape) -> float:
+        """Forward (2 x params) and backward (4 x params: activations and weights) everywhere."""
+        return 6.0 * shape.compute_params
+
+    def trainable_params(self, shape) -> int:
+        return shape.total_params
+
 
 METHODS: Registry[type[Method]] = Registry("method")
 register = METHODS.register_class

@@ -46,6 +46,21 @@ class LayerSkip(Method):
             p.requires_grad_(name in trainable)
         return model
 
+    def _planned_blocks(self, n_blocks: int) -> list[int]:
+        spec = self.cfg.layers or default_layer_spec(n_blocks)
+        return parse_layer_spec("top:" + spec.split(":")[1] if spec.startswith("auto:") else spec, n_blocks)
+
+    def train_flops_per_token(self, shape):
+        blocks = self._planned_blocks(shape.n_blocks)
+        above_lowest = (shape.n_blocks - min(blocks)) * shape.block_params + shape.head_params
+        trained = len(blocks) * shape.block_params + shape.head_params
+        # forward everywhere, activation gradients down to the lowest trained block, weight
+        # gradients for the trained blocks only (the prefix cache would save part of the forward)
+        return 2.0 * shape.compute_params + 2.0 * above_lowest + 2.0 * trained
+
+    def trainable_params(self, shape):
+        return len(self._planned_blocks(shape.n_blocks)) * shape.block_params + shape.head_params
+
     def describe(self):
         return {"layers": self.spec, "blocks": self.blocks}
 

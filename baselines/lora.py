@@ -28,3 +28,12 @@ class LoRA(Method):
 
     def describe(self):
         return {"lora_rank": self.cfg.lora_rank, "lora_alpha": self.cfg.lora_alpha}
+
+    def train_flops_per_token(self, shape):
+        # the backward pass still carries activation gradients through every block; weight
+        # gradients only for the (negligible) adapters
+        return 4.0 * shape.compute_params
+
+    def trainable_params(self, shape):
+        targets_per_block = 2  # query/value (BERT) or q_proj/v_proj (LLaMA), PEFT's defaults
+        return shape.n_blocks * targets_per_block * self.cfg.lora_rank * 2 * shape.hidden + shape.head_params

@@ -14,6 +14,7 @@ from bench.errors import BenchError
 # How a run is executed, not what it computes: results are equal across these (timing and host
 # fields aside), so they stay out of a run's identity and a grid may change them on resume.
 EXECUTION_ONLY = frozenset({"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries"})
+DP_ONLY = frozenset({"dp_level", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,10 @@ class ExperimentConfig:
         return ExperimentConfig.from_dict({**self.to_dict(), **changes})
 
     def computed_settings(self) -> dict:
-        """Every setting that changes what is computed: the run's identity."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_ONLY}
+        """Every setting that changes what is computed: the run's identity (DP settings only
+        under DP, so a no-DP cell is one cell whatever DP level a grid lists it under)."""
+        ignored = EXECUTION_ONLY if self.private else EXECUTION_ONLY | DP_ONLY
+        return {k: v for k, v in self.to_dict().items() if k not in ignored}
 
     @property
     def run_id(self) -> str:
@@ -167,7 +170,7 @@ def first_difference(stored: dict, cfg: ExperimentConfig) -> str | None:
     A setting the stored config predates counts as its default."""
     now = cfg.computed_settings()
     defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
-    then = {**{k: v for k, v in defaults.items() if k in now}, **{k: v for k, v in stored.items() if k not in EXECUTION_ONLY}}
+    then = {**{k: v for k, v in defaults.items() if k in now}, **{k: v for k, v in stored.items() if k in now or k not in defaults}}
     for key in sorted(set(now) | set(then)):
         if now.get(key, "<absent>") != then.get(key, "<absent>"):
             return f"{key} (stored {then.get(key, '<absent>')!r}, now {now.get(key, '<absent>')!r})"

@@ -17,6 +17,10 @@
 Unknown keys and bad values are errors naming the key. Methods that pool all data
 (`centralized`, `partition_free`) do not depend on the partition, so they run once, under the
 first partition; any other two cells with the same identity are an error.
+
+A grid may instead hold `studies:` (name -> a grid's keys, each over the top-level ones), each a
+study with a purpose (`feeds`: the table or figure it makes); the grid's cells are their union,
+a cell shared by two studies counted and run once.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from partitions import parse_partition
 
 GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name", "description", "defaults", "tasks", "methods", "partitions", "seeds", "dp_epsilons", "overrides",
-            "tune", "tuned"}  # fmt: skip
+            "tune", "tuned", "studies"}  # fmt: skip
+STUDY_KEYS = {"description", "feeds", "defaults", "tasks", "methods", "partitions", "seeds", "dp_epsilons", "overrides", "tune"}
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,40 @@ def load_grid(spec: str) -> tuple[str, dict]:
     return raw.get("name", path.stem), {**raw, "_path": str(path)}
 
 
+def studies(grid: dict) -> dict[str, dict]:
+    """The grid's studies, each a complete grid: its own keys over the grid's (defaults merged).
+    A grid without `studies` is one study, named after the grid."""
+    if "studies" not in grid:
+        return {grid.get("name") or Path(grid["_path"]).stem: grid}
+    where = grid["_path"]
+    _require(isinstance(grid["studies"], dict) and grid["studies"], where, "'studies' must map study names to grids")
+    base = {k: v for k, v in grid.items() if k != "studies"}
+    out = {}
+    for name, study in grid["studies"].items():
+        _require(isinstance(study, dict), where, f"study {name!r} must be a mapping")
+        bad = sorted(set(study) - STUDY_KEYS)
+        _require(not bad, where, f"unknown key(s) in study {name!r}: {', '.join(bad)} (valid: {', '.join(sorted(STUDY_KEYS))})")
+        out[name] = {**base, **study, "defaults": {**(base.get("defaults") or {}), **(study.get("defaults") or {})},
+                     "_path": f"{where} (study {name})"}  # fmt: skip
+    return out
+
+
+def expand_studies(grid: dict) -> dict[str, list[Cell]]:
+    """Each study's cells; a cell two studies share is the same Cell (same identity)."""
+    return {name: _expand_one(study) for name, study in studies(grid).items()}
+
+
 def expand(grid: dict) -> list[Cell]:
-    """Every cell of the grid, validated (unknown tasks, methods, partitions and keys are errors)."""
+    """Every distinct cell of the grid, validated (unknown tasks, methods, partitions and keys are
+    errors); with studies, their union, a cell shared by studies once."""
+    distinct: dict[str, Cell] = {}
+    for cells in expand_studies(grid).values():
+        for cell in cells:
+            distinct.setdefault(cell.run_id, cell)
+    return list(distinct.values())
+
+
+def _expand_one(grid: dict) -> list[Cell]:
     where = grid["_path"]
     fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     defaults = grid.get("defaults") or {}

@@ -20,13 +20,13 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def load_runs(out: Path, run_ids: list[str] | None = None) -> list[dict]:
+def load_runs(runs_dir: Path, run_ids: list[str] | None = None) -> list[dict]:
     """One record per run folder: its final.json (or failed.json), rounds and test items.
     A requested run with neither is named, so a report never silently drops a cell."""
     runs, missing = [], []
-    wanted = run_ids if run_ids is not None else sorted(p.name for p in (out / "runs").iterdir())
+    wanted = run_ids if run_ids is not None else sorted(p.name for p in runs_dir.iterdir())
     for run_id in wanted:
-        folder = out / "runs" / run_id
+        folder = runs_dir / run_id
         record = _json(folder / "final.json") or _json(folder / "failed.json")
         if record is None:
             missing.append(run_id)
@@ -64,11 +64,12 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_report(out: Path, run_ids: list[str] | None = None) -> Path:
-    """summary.csv, tables/, figures/ and report.md from what is stored under `out`."""
+def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | None = None, study: str | None = None) -> Path:
+    """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
+    `runs_dir` (default out/runs); a study's report names the study in every caption."""
     from bench import figures
 
-    runs = load_runs(out, run_ids)
+    runs = load_runs(runs_dir or out / "runs", run_ids)
     rows = [summary_row(r) for r in runs]
     atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
     table = main_table(runs)
@@ -79,7 +80,9 @@ def write_report(out: Path, run_ids: list[str] | None = None) -> Path:
     made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures")
     failed = [r for r in rows if r["status"] != "ok"]
     unconverged = [r for r in rows if r["status"] == "ok" and not r.get("converged")]
-    text = [f"# Results: {out.name}", "", f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged.", "",
+    if study:
+        made = [(name, f"{caption} (study {study})") for name, caption in made]
+    text = [f"# Results: {out.name}" + (f" (study {study})" if study else ""), "", f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged.", "",
             narrative(table), "", "## Main table", "", markdown(table), NOTES, "", "## Figures", ""]  # fmt: skip
     text += [f"![{caption}](figures/{name}.png)  \n*{caption}*\n" for name, caption in made]
     if unconverged:

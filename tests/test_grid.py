@@ -90,8 +90,10 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert target is not None and not (target / "final.json").exists(), "the kill came too late to interrupt a cell"
+    finished = {p: p.stat().st_mtime_ns for p in (killed / "runs").glob("*/final.json")}
     run_all("--grid", grid, "--out", killed, "--resume")
     assert metrics(killed) == metrics(reference)
+    assert finished and all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished cell was run again"
 
     for f in (killed / "figures").iterdir():
         f.unlink()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import ExperimentConfig, first_difference
-from bench.grid import GRID_DIR, expand, load_grid
+from bench.grid import GRID_DIR, expand, expand_studies, load_grid, studies
 from bench.tables import main_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,21 +19,31 @@ def test_shipped_grids_expand_to_their_product_with_unique_ids(name):
     from baselines import METHODS
 
     _, grid = load_grid(name)
+    per_study = expand_studies(grid)
+    for study_name, study in studies(grid).items():
+        tasks, parts = len(study["tasks"]), len(study["partitions"])
+        seeds, eps = len(study.get("seeds") or [0]), len(study.get("dp_epsilons") or [None])
+        methods = [m if isinstance(m, dict) else {"method": m} for m in study["methods"]]
+        per_method = [1 if METHODS.get(m["method"]).partition_free else parts for m in methods]  # centralized: once
+        assert len(per_study[study_name]) == tasks * seeds * eps * sum(per_method), study_name
     cells = expand(grid)
-    tasks, parts = len(grid["tasks"]), len(grid["partitions"])
-    seeds, eps = len(grid.get("seeds") or [0]), len(grid.get("dp_epsilons") or [None])
-    methods = [m if isinstance(m, dict) else {"method": m} for m in grid["methods"]]
-    per_method = [1 if METHODS.get(m["method"]).partition_free else parts for m in methods]  # centralized: once
-    assert len(cells) == tasks * seeds * eps * sum(per_method)
     assert len({c.run_id for c in cells}) == len(cells)
+    assert len(cells) == len({c.run_id for members in per_study.values() for c in members})  # shared cells once
 
 
-@pytest.mark.parametrize("change", [{"lr": 3e-4}, {"model": "tiny-llama"}, {"rounds": 4}, {"dp_level": "client"},
+@pytest.mark.parametrize("change", [{"lr": 3e-4}, {"model": "tiny-llama"}, {"rounds": 4}, {"dp_epsilon": 4.0},
                                     {"client_budgets": "by-size"}, {"max_length": 96}, {"mu": 0.1}])  # fmt: skip
 def test_one_setting_changes_the_id(change):
     base = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:8")
     assert base.with_settings(**change).run_id != base.run_id
     assert first_difference(base.to_dict(), base.with_settings(**change)).startswith(next(iter(change)))
+
+
+def test_dp_settings_count_only_under_dp():
+    plain = ExperimentConfig(task="i2b2-2010", method="fedavg")
+    assert plain.with_settings(dp_level="client", max_grad_norm=3.0).run_id == plain.run_id  # nothing computed differs
+    private = plain.with_settings(dp_epsilon=4.0)
+    assert private.with_settings(dp_level="client").run_id != private.run_id
 
 
 def test_execution_settings_keep_the_id():

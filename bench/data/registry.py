@@ -34,6 +34,11 @@ def register_task(name: str, kind: TaskKind, synth_subdir: str | None, bundled: 
     return decorator
 
 
+def release_folder(spec: TaskSpec) -> str:
+    """The task's folder under a data root holding several releases (run_all.py --data-dir ROOT)."""
+    return spec.synth_subdir or spec.name
+
+
 def resolve_data_dir(spec: TaskSpec, data_dir: str | Path | None) -> Path:
     """The folder to read: the user's, the shipped corpus, or the synthetic one (generated once
     into a cache)."""

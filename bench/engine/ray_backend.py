@@ -1,9 +1,9 @@
 """The Ray backend: a fixed pool of worker actors shares the machine's CPUs and GPUs.
 
 The prepared task goes into the object store once; each round the states clients start from
-are put once and every actor reads them from there. Clients are dealt to actors round-robin in
-client-id order and results are sorted by client id, so aggregation order, and so the numbers,
-match the serial backend.
+are put once and every actor reads them from there (so is each state to score). Clients are
+handed out dynamically, a free actor taking the next client, and results are sorted by client id,
+so aggregation order, and so the numbers, match the serial backend.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ class RayBackend:
         import ray
 
         os.environ["BENCH_CACHE"] = str(cache_root().resolve())  # actors start elsewhere
-        if not ray.is_initialized():
+        self.owns_ray = not ray.is_initialized()  # started here: shut down at close, so the next cell's resources apply
+        if self.owns_ray:
             local = {"num_cpus": max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker),
                      "include_dashboard": False} if not cfg.ray_address else {}  # fmt: skip
             ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False, **local)
@@ -43,23 +44,32 @@ class RayBackend:
         """(results sorted by client, clients lost after the worker's retries ran out)."""
         needed = {job.start for job in jobs}
         states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
-        n = len(self.workers)
-        batches = [(w, jobs[i::n]) for i, w in enumerate(self.workers) if jobs[i::n]]
-        futures = [(w.train.remote(states_ref, batch, round_), batch) for w, batch in batches]
+        pending, idle, running = list(jobs), list(self.workers), {}
         results, lost = [], set()
-        for future, batch in futures:
+        while pending or running:
+            while pending and idle:  # a free actor takes the next client
+                worker, job = idle.pop(), pending.pop(0)
+                running[worker.train.remote(states_ref, [job], round_)] = (worker, job)
+            done, _ = self.ray.wait(list(running), num_returns=1)
+            worker, job = running.pop(done[0])
+            idle.append(worker)
             try:
-                results += self.ray.get(future)
+                results += self.ray.get(done[0])
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError):
-                lost |= {job.client for job in batch}
+                lost.add(job.client)
         return sorted(results, key=lambda r: r.client), lost
 
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
+        refs = {}  # each distinct state into the object store once, however many requests score it
+        for state, _, _ in requests:
+            refs.setdefault(id(state), self.ray.put(state))
         n = len(self.workers)
-        futures = [self.workers[i % n].evaluate.remote(state, split, ex) for i, (state, split, ex) in enumerate(requests)]
+        futures = [self.workers[i % n].evaluate.remote(refs[id(state)], split, ex) for i, (state, split, ex) in enumerate(requests)]
         return self.ray.get(futures)
 
     def close(self) -> None:
         for w in self.workers:
             self.ray.kill(w)
         self.workers = []
+        if self.owns_ray:
+            self.ray.shutdown()

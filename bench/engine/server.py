@@ -13,6 +13,7 @@ from bench import privacy
 from bench.comm import tensor_bytes
 from bench.config import ExperimentConfig
 from bench.engine import faults
+from bench.engine.cells import node_identity
 from bench.engine.prepare import prepare_task
 from bench.engine.training import Diverged
 from bench.errors import BenchError
@@ -217,7 +218,7 @@ def _record(cfg, history, info, status) -> dict:
         "trainable_params": info["trainable_params"], "total_params": info["total_params"],
         "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
         "rounds": len(history), "wall_s": round(sum(h["wall_s"] for h in history), 3),
-        "config": cfg.to_dict(), "versions": versions(), "git": git_state(),
+        "config": cfg.to_dict(), "versions": versions(), "git": git_state(), "host": node_identity(),
     }  # fmt: skip
 
 

@@ -1,0 +1,64 @@
+"""Cells of a grid in parallel: each cell is a Ray task that reserves its own resources, on this
+machine or on a running cluster (`--ray-address`), so a grid fills every GPU of every node and a
+node that joins picks up work. At most `parallel` cells are in flight; a free slot takes the next
+cell. Each task writes its cell's folder in the store (atomically, as a serial run does), so the
+store must be on a filesystem every node sees (one machine, or a shared mount on a cluster).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+
+def _resources(cfg) -> dict:
+    """What a cell holds while it runs. A cell that starts its own worker actors (workers > 1)
+    holds nothing itself: its actors reserve the CPUs and GPUs, and a task that held them too
+    would wait for itself."""
+    if cfg.workers > 1:
+        return {"num_cpus": 0, "num_gpus": 0}
+    return {"num_cpus": cfg.cpus_per_worker or 1, "num_gpus": cfg.gpus_per_worker}
+
+
+def _call(run_one: Callable, cell):
+    return run_one(cell)
+
+
+def run_cells_parallel(cells: list, run_one: Callable, parallel: int, ray_address: str | None, progress) -> dict[str, str]:
+    """run_id -> status ("ok", "skipped", "failed") for every cell, `parallel` at a time."""
+    import ray
+
+    owns = not ray.is_initialized()
+    if owns:
+        local = {} if ray_address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
+        ray.init(address=ray_address, log_to_driver=False, configure_logging=False, **local)
+    task = ray.remote(max_retries=0)(_call)
+    queue, running, statuses = list(cells), {}, {}
+    try:
+        while queue or running:
+            while queue and len(running) < parallel:
+                cell = queue.pop(0)
+                options = {**_resources(cell.config), "scheduling_strategy": "SPREAD"}
+                running[task.options(**options).remote(run_one, cell)] = cell
+            done, _ = ray.wait(list(running), num_returns=1)
+            cell = running.pop(done[0])
+            statuses[cell.run_id] = ray.get(done[0])
+            progress(cell, statuses[cell.run_id])
+    finally:
+        if owns:
+            ray.shutdown()
+    return statuses
+
+
+def node_identity() -> dict:
+    """Where this process runs: host name, and the Ray node id when inside a Ray cluster."""
+    import platform
+    import sys
+
+    host = {"hostname": platform.node(), "pid": os.getpid(), "ray_node_id": None}
+    if "ray" in sys.modules:  # only ask Ray if this process already uses it
+        import ray
+
+        if ray.is_initialized():
+            host["ray_node_id"] = ray.get_runtime_context().get_node_id()
+    return host

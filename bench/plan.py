@@ -1,0 +1,190 @@
+"""`run_all.py --plan`: a grid's cells per study, the distinct total, what is done, and what the
+rest will cost, printed before anything trains.
+
+Compute is a FLOP count (bench.shapes, and each method's `train_flops_per_token`) over the
+tokens a cell will process, at most `rounds` rounds of training plus validation every round and
+test at the end: an upper bound, since early stopping ends runs sooner. It is turned into hours
+with a measured throughput when a pilot exists for that model x method shape on this host
+(`--pilot`: one timed round each, cached), else with a stated one. Memory per worker is the
+weights, the trained parameters' gradients and AdamW state, and activations for one batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from baselines import METHODS
+from bench.config import ExperimentConfig
+from bench.shapes import model_shape
+
+CPU_TFLOPS = 0.25  # measured on this project's 2-core machine: a minilm full fine-tuning step, 16 x 128 tokens, ~1 s
+GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
+GPU_MEMORY_GB = 80.0  # stated, when no GPU is visible to the planner
+TOKENS_PER_WORD = 1.3  # sub-words per whitespace word, for clinical English with BPE/WordPiece
+ACTIVATION_BYTES = 34  # per token, hidden unit and block for a training step (Korthikanti et al. 2022, fp16)
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@functools.cache
+def corpus_tokens(task: str, data_dir: str | None, max_length: int, label_level: str | None) -> dict[str, tuple[int, int]]:
+    """Per split: (examples, tokens), each example's tokens estimated from its words, capped at max_length."""
+    from bench.data import load_task
+
+    data = load_task(task, data_dir, **({"label_level": label_level} if label_level else {}))
+    out = {}
+    for split, examples in data.splits.items():
+        words = [len(ex.tokens) if hasattr(ex, "tokens") else len(ex.text.split()) for ex in examples]
+        out[split] = (len(examples), sum(min(max_length, math.ceil(TOKENS_PER_WORD * w) + 2) for w in words))
+    return out
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: float
+    round_flops: float  # one round's training and validation, what a pilot times
+    memory_gb: float
+    device: str  # "GPU" or "CPU"
+    shape_key: str  # model x method shape, what a pilot is keyed by
+    note: str
+
+
+def _shape_key(cfg: ExperimentConfig) -> str:
+    return f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}"
+
+
+def cell_cost(cfg: ExperimentConfig) -> Cost:
+    from bench.data import TASKS
+
+    kind = TASKS.get(cfg.task).kind
+    shape = model_shape(cfg.model, kind)
+    method = METHODS.get(cfg.method)(cfg)
+    splits = corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, cfg.label_level)
+    n_train, train_tokens = splits["train"]
+    kept = min(1.0, (cfg.train_subsample or n_train) / max(n_train, 1)) * (1 - cfg.holdout_fraction)
+    per_round = train_tokens * kept * cfg.per_round / cfg.clients * cfg.local_epochs
+    forward = 2.0 * shape.compute_params
+    val_tokens, test_tokens = splits["validation"][1], splits["test"][1]
+    tested = test_tokens if cfg.test_every else 0
+    round_flops = per_round * method.train_flops_per_token(shape) + forward * val_tokens
+    flops = cfg.rounds * (round_flops + forward * tested) + forward * (test_tokens + train_tokens * kept * cfg.holdout_fraction)
+    width = DTYPE_BYTES[cfg.dtype]
+    trained = method.trainable_params(shape)
+    activations = ACTIVATION_BYTES * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * shape.n_blocks
+    memory = shape.total_params * width + trained * (width + 8) + activations
+    return Cost(flops, round_flops, memory / 1e9, "GPU" if cfg.gpus_per_worker > 0 else "CPU", _shape_key(cfg), shape.note)
+
+
+def host_key() -> str:
+    try:
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
+    except Exception:  # noqa: BLE001 - a planner without torch still plans
+        device = "unknown"
+    return f"{platform.node()}|{device}"
+
+
+def pilot_path() -> Path:
+    from bench.synth.cache import cache_root
+
+    return cache_root() / "pilot.json"
+
+
+def load_pilots() -> dict[str, float]:
+    """shape key -> measured TFLOP/s on this host."""
+    path = pilot_path()
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    return stored.get(host_key(), {})
+
+
+def run_pilots(cells: list, folder: Path) -> dict[str, float]:
+    """One timed round per distinct model x method shape: measured TFLOP/s, cached for this host."""
+    from bench.engine.server import run_experiment
+    from bench.store import atomic_write_json
+
+    pilots = load_pilots()
+    for cell in cells:
+        key = _shape_key(cell.config)
+        if key in pilots:
+            continue
+        cfg = cell.config.with_settings(rounds=1, test_every=0, early_stop=False, train_subsample=max(64, 4 * cell.config.clients),
+                                        dp_epsilon=None, noise_multiplier=None, seed=0)  # fmt: skip
+        start = time.perf_counter()
+        run_experiment(cfg, folder / cfg.run_id, progress=False)
+        line = json.loads((folder / cfg.run_id / "rounds.jsonl").read_text().splitlines()[0])
+        seconds = line.get("compute_s") or (time.perf_counter() - start)
+        pilots[key] = cell_cost(cfg).round_flops / max(seconds, 1e-6) / 1e12
+        print(f"pilot {key}: {pilots[key]:.3f} TFLOP/s ({seconds:.1f} s for one round)")
+    path = pilot_path()
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    atomic_write_json(path, {**stored, host_key(): pilots})
+    return pilots
+
+
+def device_memory_gb(cfg: ExperimentConfig) -> float:
+    if cfg.gpus_per_worker > 0:
+        try:
+            import torch
+
+            total = torch.cuda.get_device_properties(0).total_memory / 1e9 if torch.cuda.is_available() else GPU_MEMORY_GB
+        except Exception:  # noqa: BLE001
+            total = GPU_MEMORY_GB
+        return total * cfg.gpus_per_worker
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9 / cfg.workers
+
+
+def device_hours(cost: Cost, pilots: dict[str, float]) -> tuple[float, str]:
+    """Device-hours (GPU-hours, or hours of this CPU) of a cell's FLOPs at one device's
+    throughput, and where that throughput comes from."""
+    if cost.shape_key in pilots:
+        tflops, source = pilots[cost.shape_key], "pilot"
+    else:
+        tflops, source = (GPU_TFLOPS, "stated") if cost.device == "GPU" else (CPU_TFLOPS, "stated")
+    return cost.flops / (tflops * 1e12) / 3600, source
+
+
+def plan(studies: dict[str, list], distinct: list, sweep_points: list, done: set[str], pilots: dict[str, float]) -> str:
+    """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory."""
+    costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
+    hours = {rid: device_hours(cost, pilots) for rid, (_, cost) in costs.items()}
+    unit = f"{costs[distinct[0].run_id][1].device}-h" if distinct else "h"
+    lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
+    for name, cells in studies.items():
+        left = [c.run_id for c in cells if c.run_id not in done]
+        lines.append(f"{name:<16} {len(cells):>6} {len(cells) - len(left):>6} {sum(hours[r][0] for r in left):>10.1f} {unit}")
+    left = [c.run_id for c in distinct if c.run_id not in done]
+    # the sweep runs every point on the first seed; the winning point is that seed's cell
+    first = min((c.config.seed for c in distinct), default=0)
+    swept = {c.run_id for c in distinct if c.tune} if sweep_points else set()
+    later = [r for r in left if r not in swept or costs[r][0].seed != first]
+    points = list(dict.fromkeys(p.cell.run_id for p in sweep_points))
+    points_left = [r for r in points if r not in done]
+    total = sum(hours[r][0] for r in later) + sum(hours[r][0] for r in points_left)
+    sources = sorted({hours[r][1] for r in later + points_left})
+    extra = len(points) - len({r for r in swept if costs[r][0].seed == first})
+    lines += ["", f"distinct cells: {len(distinct)} (a cell shared by studies counted once), {len(distinct) - len(left)} done",
+              f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
+              f"estimate for what is left: {total:.1f} {unit} (upper bound: every run to its round limit; "
+              f"throughput from {' and '.join(sources) or 'nothing left'}: stated {GPU_TFLOPS:g} TFLOP/s per GPU, "
+              f"{CPU_TFLOPS:g} TFLOP/s for this CPU; --pilot measures it here)"]  # fmt: skip
+    worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
+    lines.append(f"peak memory per worker: {worst[1].memory_gb:.1f} GB ({worst[0].model}, "
+                 f"{(worst[0].method + ' ' + (worst[0].layers or '')).strip()}, batch {worst[0].batch_size} x {worst[0].max_length}, "
+                 f"{worst[0].dtype})")  # fmt: skip
+    data = sorted({f"{cfg.task}: {cfg.data_dir or 'the synthetic (or shipped) corpus'}" for cfg, _ in costs.values()})
+    lines.append("data sized from " + "; ".join(data) + " (plan with --data-dir for the real releases' sizes)")
+    notes = sorted({cost.note for _, cost in costs.values() if cost.note})
+    lines += [f"note: {n}" for n in notes]
+    too_big = [(rid, cfg, cost) for rid, (cfg, cost) in costs.items() if cost.memory_gb > device_memory_gb(cfg)]
+    for rid, cfg, cost in too_big[:10]:
+        lines.append(f"cannot fit: {rid} needs {cost.memory_gb:.1f} GB per worker, has {device_memory_gb(cfg):.1f} GB")
+    if len(too_big) > 10:
+        lines.append(f"cannot fit: {len(too_big) - 10} more cells")
+    return "\n".join(lines)

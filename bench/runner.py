@@ -1,0 +1,72 @@
+"""Running a grid's cells into a store: skip finished ones, refuse mismatched folders, record
+failures and go on; one at a time here, or `parallel` at a time as Ray tasks (bench.engine.cells)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import time
+from pathlib import Path
+
+from bench.config import first_difference
+from bench.errors import BenchError
+from bench.grid import Cell
+from bench.store import atomic_write_json
+
+
+def check_stored(cells: list[Cell], runs: Path) -> None:
+    """Refuse, before anything runs, to reuse a folder whose stored config is not the cell's."""
+    for cell in cells:
+        stored = runs / cell.run_id / "config.json"
+        if stored.is_file() and (diff := first_difference(json.loads(stored.read_text()), cell.config)):
+            raise BenchError(f"{stored.parent}: stored config differs from the grid's in {diff}; move the folder away to re-run")
+
+
+def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str:
+    """Run one cell unless it is finished; returns its status."""
+    from bench.engine.server import run_experiment
+
+    folder = runs / cell.run_id
+    if (folder / "final.json").is_file():
+        return "skipped"
+    if folder.exists() and not resume:
+        shutil.rmtree(folder)  # an unfinished attempt: start it over
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "failed.json").unlink(missing_ok=True)
+    atomic_write_json(folder / "config.json", cell.config.to_dict())
+    try:
+        run_experiment(cell.config, folder, progress=progress)
+        return "ok"
+    except Exception as e:  # recorded and reported; one broken cell must not stop the grid
+        atomic_write_json(folder / "failed.json", {"run_id": cell.run_id, "error": f"{type(e).__name__}: {e}"[:2000],
+                                                   "config": cell.config.to_dict(), "status": "failed"})  # fmt: skip
+        return "failed"
+
+
+def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: int = 1, ray_address: str | None = None) -> None:
+    """Every cell, with a progress bar and a one-line tally; in parallel as Ray tasks when asked."""
+    from tqdm.auto import tqdm
+
+    check_stored(cells, runs)
+    start = time.perf_counter()
+    bar = tqdm(total=len(cells), desc=desc, unit="cell")
+    if parallel > 1 or ray_address:
+        from bench.engine.cells import run_cells_parallel
+
+        done = lambda cell, status: (bar.update(1), bar.set_postfix_str(f"{cell.run_id}: {status}"))  # noqa: E731
+        todo = [c for c in cells if not (runs / c.run_id / "final.json").is_file()]
+        statuses = {c.run_id: "skipped" for c in cells}
+        bar.update(len(cells) - len(todo))
+        statuses.update(run_cells_parallel(todo, functools.partial(run_cell, runs=runs.resolve(), resume=resume, progress=False),
+                                           parallel, ray_address, done))  # fmt: skip
+        statuses = list(statuses.values())
+    else:
+        statuses = []
+        for cell in cells:
+            bar.set_postfix_str(cell.run_id)
+            statuses.append(run_cell(cell, runs, resume))
+            bar.update(1)
+    bar.close()
+    counts = {s: statuses.count(s) for s in ("ok", "skipped", "failed") if statuses.count(s)}
+    print(f"{desc}: {len(cells)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")

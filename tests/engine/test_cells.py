@@ -1,0 +1,60 @@
+"""A grid's cells as Ray tasks on a two-node cluster: same results as a serial grid, on both nodes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _comparable(value):
+    """A result without what legitimately differs between executions: timings and host."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if not k.endswith("_s") and k not in ("host",)}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    return value
+
+
+def _results(out: Path) -> dict:
+    found = {}
+    for folder in sorted((out / "runs").iterdir()):
+        final = json.loads((folder / "final.json").read_text())
+        rounds = [json.loads(x) for x in (folder / "rounds.jsonl").read_text().splitlines()]
+        found[folder.name] = (_comparable(final), _comparable(rounds), final["host"])
+    return found
+
+
+def test_grid_cells_spread_over_a_two_node_cluster(tiny_corpus, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    grid = tmp_path / "g.yaml"
+    grid.write_text("""name: t
+defaults: {clients: 2, rounds: 1, max_length: 32, cpus_per_worker: 1}
+tasks: [i2b2-2010]
+methods: [{method: fedavg}, {method: layerskip, layers: "top:1"}]
+partitions: [iid, "dirichlet:0.5"]
+seeds: [0, 1]
+""")
+    # the README's cluster command, with this test's grid, data root, model and address
+    def run(*extra):
+        return subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--data-dir", str(tiny_corpus),
+                               "--model", "tiny-bert", *extra], capture_output=True, text=True, cwd=ROOT, check=True, timeout=600)  # fmt: skip
+    run("--out", str(tmp_path / "serial"))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        proc = run("--out", str(tmp_path / "cluster"), "--parallel", "2", "--ray-address", cluster.address)
+    finally:
+        cluster.shutdown()
+    assert "8 cells (8 ok)" in proc.stdout
+    serial, spread = _results(tmp_path / "serial"), _results(tmp_path / "cluster")
+    assert len(serial) == 8 and serial.keys() == spread.keys()
+    for run_id in serial:
+        assert serial[run_id][:2] == spread[run_id][:2], run_id
+    nodes = {host["ray_node_id"] for _, _, host in spread.values()}
+    assert len(nodes) == 2 and None not in nodes  # cells ran on both nodes
