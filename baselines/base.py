@@ -43,6 +43,7 @@ class Result:
     dp_steps: tuple | None = None  # (noise multiplier, sample rate, steps) for the accountant
     train_s: float = 0.0  # seconds inside local training, for the engine-overhead measure
     start: str | int = GLOBAL  # the state this client started from (to measure its update)
+    residual: State | None = None  # compressed uploads with error feedback: what the client kept back
 
 
 class Method:

@@ -14,7 +14,7 @@ from bench.errors import BenchError
 # How a run is executed, not what it computes: results are equal across these (timing and host
 # fields aside), so they stay out of a run's identity and a grid may change them on resume.
 EXECUTION_ONLY = frozenset({"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries"})
-DP_ONLY = frozenset({"dp_level", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
+DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class ExperimentConfig:
     noise_multiplier: float | None = None
     dp_delta: float = 1e-5
     dp_level: str = "sample"  # sample: DP-SGD in each client; client: DP-FedAvg at the server
+    dp_unit: str = "row"  # DP-SGD's privacy unit: an encoded row, a document (note), or a patient
     max_grad_norm: float = 1.0  # per-sample clipping bound (sample-level DP)
     client_clip: float = 1.0  # per-update clipping bound (client-level DP)
     workers: int = 1
@@ -55,6 +56,7 @@ class ExperimentConfig:
     cpus_per_worker: int | None = None  # None: the machine's cores shared among workers
     backend: str = "auto"  # auto: serial for one worker, ray for more
     ray_address: str | None = None
+    compress: str = "none"  # uploads: none, fp16, bf16, int8, topk:F (bench.compress)
     prefix_cache: str = "on"
     prefix_cache_mb: int = 4096  # memory budget; over it the run goes uncached (and says so)
     label_level: str | None = None
@@ -83,6 +85,8 @@ class ExperimentConfig:
             (self.noise_multiplier is None or self.noise_multiplier > 0, f"noise_multiplier must be > 0, not {self.noise_multiplier}"),
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), not {self.dp_delta}"),
             (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
+            (self.dp_unit in ("row", "document", "patient"), f"dp_unit must be row, document or patient, not {self.dp_unit!r}"),
+            (self.dp_unit == "row" or self.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
             (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),
             (0 <= self.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {self.straggler_frac}"),
@@ -99,6 +103,9 @@ class ExperimentConfig:
         for ok, message in checks:
             if not ok:
                 raise BenchError(message)
+        from bench.compress import codec_for
+
+        codec_for(self.compress)  # a bad spec is an error naming it
 
     @property
     def private(self) -> bool:

@@ -19,7 +19,7 @@ def _plt():
     return plt
 
 
-LABEL_SETTINGS = ("partition", "dp_epsilon", "noise_multiplier", "dp_level", "model", "clients", "client_budgets")
+LABEL_SETTINGS = ("partition", "dp_epsilon", "noise_multiplier", "dp_level", "dp_unit", "model", "clients", "client_budgets", "compress")
 
 
 def _labeller(runs: list[dict], x_settings: tuple[str, ...] = ()):

@@ -40,6 +40,7 @@ class DpPlan:
     max_grad_norm: float
     delta: float
     target_epsilon: float | None
+    unit: str = "row"  # what one unit of privacy is: an encoded row, a document, a patient (sample level)
 
 
 def epsilon_of(history: History, delta: float) -> float:
@@ -82,7 +83,7 @@ def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None
     if cfg.dp_level == "client":
         rate, steps = cfg.per_round / cfg.clients, cfg.rounds
         sigma = cfg.noise_multiplier or _calibrate(cfg.dp_epsilon, cfg.dp_delta, rate, steps)
-        return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon)
+        return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon, "client")
     if cfg.noise_multiplier is not None:
         sigma = cfg.noise_multiplier
     else:
@@ -91,7 +92,7 @@ def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None
                        k * steps_per_round(n, cfg.batch_size, cfg.local_epochs))
             for n, k in zip(client_rows, participation) if k > 0
         )  # fmt: skip
-    return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon)
+    return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon, cfg.dp_unit)
 
 
 class PrivateTraining:
@@ -119,7 +120,7 @@ class PrivateTraining:
         for _ in range(steps):
             yield rows[(torch.rand(len(rows), generator=generator) < self.rate).numpy()]
 
-    def step(self, extra_grads: list[torch.Tensor] | None = None) -> None:
+    def step(self, extra_grads: list[torch.Tensor] | None = None, batch_rows: np.ndarray | None = None) -> None:
         """Clip per sample, add noise, then add data-independent gradients (e.g. FedProx's)."""
         if self.optimizer.pre_step():
             if extra_grads is not None:
@@ -130,6 +131,56 @@ class PrivateTraining:
 
     def close(self) -> None:
         self.module._close()
+
+
+class UnitPrivateTraining(PrivateTraining):
+    """User-level DP-SGD (McMahan et al. 2018's DP-FedAvg idea applied to one client's units):
+    the privacy unit is a document or a patient, not a row. Units are Poisson-sampled with rate
+    q (the expected batch holds `batch_size` rows, as at row level) and every row of a sampled
+    unit joins the batch; each unit's *summed* gradient is clipped to C, however many rows it
+    has, then Gaussian noise N(0, (sigma C)^2) is added to the sum, which is divided by the
+    expected number of units. The accountant sees (sigma, q, steps) at the unit level."""
+
+    def __init__(self, model: torch.nn.Module, optimizer, dp: DpPlan, rows: np.ndarray, row_units: np.ndarray, batch_size: int,
+                 generator: torch.Generator):  # fmt: skip
+        from opacus import GradSampleModule
+
+        self.units, self.row_unit = np.unique(row_units, return_inverse=True)  # row_units[i]: the unit of rows[i]
+        self.unit_of = dict(zip(rows.tolist(), self.row_unit.tolist()))
+        self.rate = sample_rate(len(rows), batch_size)  # expected rows per batch = batch_size
+        self.expected_units = max(self.rate * len(self.units), 1e-12)
+        self.module = GradSampleModule(model)
+        self.optimizer = optimizer
+        self.noise_multiplier, self.clip = dp.noise_multiplier, dp.max_grad_norm
+        self.noise = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        self.last_clipped_norms: list[float] = []  # per sampled unit, for tests and inspection
+
+    def batches(self, rows: np.ndarray, steps: int, generator: torch.Generator):
+        """Poisson sampling of units: each joins with probability `rate`, with all its rows."""
+        for _ in range(steps):
+            chosen = (torch.rand(len(self.units), generator=generator) < self.rate).numpy()
+            yield rows[chosen[self.row_unit]]
+
+    def step(self, extra_grads: list[torch.Tensor] | None = None, batch_rows: np.ndarray | None = None) -> None:
+        params = [p for p in self.module.parameters() if p.requires_grad and getattr(p, "grad_sample", None) is not None]
+        unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()])
+        _, slot = torch.unique(unit_of_row, return_inverse=True)
+        n = int(slot.max()) + 1
+        summed = [torch.zeros((n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype).index_add_(0, slot, p.grad_sample)
+                  for p in params]  # fmt: skip
+        norms = torch.sqrt(sum((g.flatten(1).double() ** 2).sum(1) for g in summed))
+        factor = (self.clip / (norms + 1e-12)).clamp(max=1.0).to(summed[0].dtype)
+        self.last_clipped_norms = (norms * factor.double()).tolist()
+        for p, g in zip(params, summed):
+            total = torch.einsum("u,u...->...", factor, g)
+            noise = torch.normal(0.0, self.noise_multiplier * self.clip, size=total.shape, generator=self.noise)
+            p.grad = (total + noise.to(total.dtype)) / self.expected_units
+            p.grad_sample = None
+        if extra_grads is not None:
+            for p, g in zip([p for p in self.module.parameters() if p.requires_grad], extra_grads):
+                p.grad.add_(g)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
 
 def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch.Tensor]:

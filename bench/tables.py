@@ -30,6 +30,8 @@ def method_label(run: dict) -> str:
         label += f" [{' '.join(map(str, (run.get('method_info') or {}).get('blocks', [])))}]"
     if cfg.get("client_budgets"):
         label += f" budgets={cfg['client_budgets']}"
+    if cfg.get("compress", "none") != "none":
+        label += f" +{cfg['compress']}"
     return label
 
 
@@ -93,7 +95,8 @@ def main_table(runs: list[dict]) -> list[dict]:
         table.append({
             "task": cfg["task"], "method": method_label(rs[0]), "partition": cfg["partition"],
             "epsilon": cfg.get("dp_epsilon"), "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
-            "dp_level": cfg.get("dp_level") if cfg.get("dp_epsilon") is not None or cfg.get("noise_multiplier") is not None else None,
+            "dp_level": (cfg.get("dp_level") if cfg.get("dp_level") == "client" else f"sample, per {cfg.get('dp_unit', 'row')}")
+                        if cfg.get("dp_epsilon") is not None or cfg.get("noise_multiplier") is not None else None,
             "seeds": len(rs), "metric": stats["mean"], "metric_std": stats["std"], "metric_ci95": stats["ci95"],
             "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
             "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),

@@ -114,4 +114,4 @@ def test_privacy_utility_in_report(tiny_corpus, tmp_path):
     assert spent[0] <= 4.0 and spent[1] == float("inf")  # one DP run within its target, one without DP
     assert all(r["blocks"] == "1" for r in rows)
     table = (out / "tables" / "main.md").read_text()
-    assert "ε target" in table and "| 4 (sample) |" in table  # grouped by the target, spent shown beside it
+    assert "ε target" in table and "| 4 (sample, per row) |" in table  # grouped by the target, spent shown beside it

@@ -11,6 +11,7 @@ from bench.config import ExperimentConfig
 from bench.data import SPLITS, load_task
 from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
 from bench.data.types import TaskKind
+from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 from bench.models import ensure_pad_token, source_for
 from partitions import parse_partition
@@ -40,6 +41,7 @@ class PreparedTask:
     holdouts: list[np.ndarray]  # example ids each client keeps for its own score
     partition: dict  # per-client label counts and divergence (partitions.show), counts only
     encoding: dict  # per split: examples, and how many were split (NER) or truncated (classification)
+    train_units: dict  # "document" / "patient" -> the unit id of every training row (for DP-SGD by unit)
 
     @property
     def metric_name(self) -> str:
@@ -79,10 +81,28 @@ def subsample(examples: list, n: int | None) -> list:
     return [examples[i] for i in keep]
 
 
+UNIT_KEYS = {"document": lambda ex: f"{ex.site}/{ex.doc_id}", "patient": lambda ex: getattr(ex, "group", "")}
+
+
+def row_units(examples: list, split: Split, key) -> np.ndarray | None:
+    """Each encoded row's unit (an int per distinct document or patient); None when the task
+    does not record that unit (i2b2 notes carry no patient ids)."""
+    ids = [key(ex) for ex in examples]
+    if not all(ids):
+        return None
+    index = {u: i for i, u in enumerate(dict.fromkeys(ids))}
+    units = np.empty(sum(len(c) for c in split.chunks), dtype=np.int64)
+    for e, rows in enumerate(split.chunks):
+        units[rows] = index[ids[e]]
+    return units
+
+
 def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     options = {"label_level": cfg.label_level} if cfg.label_level else {}
     data = load_task(cfg.task, cfg.data_dir, **options)
     data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
+    if cfg.private and cfg.dp_unit == "patient" and not all(getattr(ex, "group", "") for ex in data.splits["train"]):
+        raise BenchError(f"--dp-unit patient: task {cfg.task} has no patient ids (use --dp-unit document)")
     tokenizer = source_for(cfg.model).tokenizer()
     ensure_pad_token(tokenizer)
     splits = {}
@@ -104,5 +124,6 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     description = describe_parts(data, parts, cfg.partition, cfg.seed)
     encoding = {name: {"examples": len(split.gold), **{k: int(v) for k, v in split.encoded.warnings.items()}}
                 for name, split in splits.items()}  # fmt: skip
+    train_units = {unit: row_units(data.splits["train"], splits["train"], key) for unit, key in UNIT_KEYS.items()}
     return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["validation"], splits["test"],
-                        clients, holdouts, description, encoding)  # fmt: skip
+                        clients, holdouts, description, encoding, train_units)  # fmt: skip

@@ -11,6 +11,7 @@ import numpy as np
 from baselines import GLOBAL, METHODS
 from bench import privacy
 from bench.comm import tensor_bytes
+from bench.compress import Packed, payload_bytes, restore_state
 from bench.config import ExperimentConfig
 from bench.engine import faults
 from bench.engine.cells import node_identity
@@ -114,13 +115,14 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         states = ckpt.get("states") or {GLOBAL: backend.initial_state()}
         history, best = ckpt.get("history", []), ckpt.get("best")  # best: {"round", "val_metric", "states"}
         accountants = ckpt.get("accountants", {})  # client (or "server") -> RDP history
+        residuals = ckpt.get("residuals", {})  # client -> what error feedback kept back (held by the client)
         status = "ok"
         bar = _progress(cfg, len(history), progress)
         for r in range(len(history), cfg.rounds):
             if cfg.early_stop and stalled([h["val_metric"] for h in history], cfg.patience, cfg.min_delta):
                 break
             try:
-                states, line = play_round(r, cfg, method, backend, task, dp, states, accountants)
+                states, line = play_round(r, cfg, method, backend, task, dp, states, accountants, residuals)
             except Diverged:
                 status = "diverged"
                 break
@@ -130,13 +132,15 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
             if line["dropped"] or line["stragglers"] or line["lost"] or line["rejected"]:  # ids and reasons only
                 bar.write(f"round {r + 1}: dropped {line['dropped']}, stragglers {line['stragglers']}, "
                           f"lost {line['lost']}, rejected {line['rejected']}")  # fmt: skip
-            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants, "best": best})
+            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants, "best": best,
+                                                    "residuals": residuals})  # fmt: skip
             write_rounds(out / "rounds.jsonl", history)
             bar.update(1)
             bar.set_postfix(val=f"{line['val_metric']:.3f}")
         bar.close()
         final = _record(asked.with_settings(lr=asked.lr or method.default_lr), history, info, status)
-        final.update(task_kind=task.kind, n_labels=len(task.output_labels), encoding=task.encoding)
+        final.update(task_kind=task.kind, n_labels=len(task.output_labels), encoding=task.encoding,
+                     prefix_cache=info.get("prefix_cache_reuse"))  # fmt: skip
         final["bytes_up_total"] += (probe or {}).get("probe_bytes_up", 0)  # what a probe sent counts too
         if status == "ok":
             scores, items = _scores(method, backend, task, best, states, history)
@@ -154,20 +158,32 @@ def _mean_metric(scores: list[dict]) -> float:
     return float(np.mean([s["metric"] for s in scores]))
 
 
-def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states: dict, accountants: dict) -> tuple[dict, dict]:
+def _restored(res, starts: dict):
+    """A result whose upload was compressed, with its state rebuilt the way the server does."""
+    if not any(isinstance(v, Packed) for v in res.state.values()):
+        return res
+    return dataclasses.replace(res, state=restore_state(res.state, starts[res.start]))
+
+
+def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states: dict, accountants: dict,
+               residuals: dict | None = None) -> tuple[dict, dict]:  # fmt: skip
     """One round: sample, broadcast, train, screen, aggregate, score; -> (states, round line).
 
     Validation is scored every round (choices are made on it); test every `test_every` rounds,
     for curves only. Raises Diverged when the new model gives NaN/Inf in evaluation.
     """
     t0 = time.perf_counter()
+    residuals = {} if residuals is None else residuals
     moved = method.communicates
     jobs = method.round_jobs(task.clients, sample_clients(cfg, r))
     dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
     reached = [j for j in jobs if j.client not in dropped]  # these received the model
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
-    trained, lost = backend.train(starts, reached, r) if reached else ([], set())
+    trained, lost = backend.train(starts, reached, r, residuals) if reached else ([], set())
     _account(cfg, dp, trained, accountants)  # stragglers and rejected clients trained too: their privacy is spent
+    sent = {res.client: payload_bytes(res.state) for res in trained}  # as they travel, compressed or not
+    trained = [_restored(res, starts) for res in trained]
+    residuals.update({res.client: res.residual for res in trained if res.residual is not None})
     on_time = [res for res in trained if res.client not in late]  # a straggler's update misses the deadline
     results, rejected = faults.screen_updates(on_time, starts) if moved else (on_time, {})
     if results or (dp is not None and dp.level == "client"):  # DP-FedAvg noises every round, even an empty one
@@ -181,7 +197,7 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
         "val_metric": _mean_metric(val),
         "metric": _mean_metric(test) if scored else None,
         "bytes_down": sum(tensor_bytes(starts[j.start]) for j in reached) if moved else 0,
-        "bytes_up": sum(tensor_bytes(res.state) for res in on_time) if moved else 0,  # rejected ones were sent
+        "bytes_up": sum(sent[res.client] for res in on_time) if moved else 0,  # rejected ones were sent
         "train_loss": float(np.mean([res.loss for res in trained])) if trained else None,
         "clients": [res.client for res in results],
         "dropped": sorted(dropped), "stragglers": sorted(late), "lost": sorted(lost),

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bench.data.tokenize import IGNORE, Encoded
-from bench.privacy import PrivateTraining
+from bench.privacy import PrivateTraining, UnitPrivateTraining
 
 EVAL_BATCH = 64
 
@@ -65,12 +65,13 @@ def _private_loss(forward, inputs: dict, kind: str) -> torch.Tensor:
 
 def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
                 batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, dp=None,
-                before_forward=None, device="cpu") -> tuple[float, tuple | None]:  # fmt: skip
+                before_forward=None, device="cpu", row_units: np.ndarray | None = None) -> tuple[float, tuple | None]:  # fmt: skip
     """Epochs of AdamW with linear warm-up over `rows`.
 
     Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps), where
     steps counts the batches actually drawn (each one a step of the accountant, empty or not).
     `before_forward(rows)` runs before each forward (the prefix cache feeds its states there).
+    `row_units` (aligned with `rows`) makes DP-SGD's privacy unit a document or patient.
     The shuffling generator and dropout are seeded from `seed`, so a client's training is the
     same on whichever worker runs it.
     """
@@ -81,7 +82,12 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
     steps = epochs * -(-len(rows) // batch_size)
     warmup = max(1, int(warmup_ratio * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    private = PrivateTraining(model, optimizer, dp, len(rows), batch_size) if dp is not None else None
+    if dp is None:
+        private = None
+    elif row_units is not None:
+        private = UnitPrivateTraining(model, optimizer, dp, rows, row_units, batch_size, generator)
+    else:
+        private = PrivateTraining(model, optimizer, dp, len(rows), batch_size)
     if private:
         batches = private.batches(rows, steps, generator)
     else:
@@ -104,7 +110,7 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
             extra = penalty(model) if penalty else None
             if private:
                 loss.backward()
-                private.step(torch.autograd.grad(extra, params) if extra is not None else None)
+                private.step(torch.autograd.grad(extra, params) if extra is not None else None, batch_rows)
             else:
                 optimizer.zero_grad(set_to_none=True)
                 (loss + extra if extra is not None else loss).backward()

@@ -15,6 +15,7 @@ import torch
 from baselines import METHODS, Job, Result
 from bench.budgets import blocks_for
 from bench.comm import detach_state, load_state
+from bench.compress import codec_for
 from bench.config import ExperimentConfig
 from bench.engine.prefix_cache import PrefixCache, cache_plan
 from bench.engine.prepare import PreparedTask, Split
@@ -23,6 +24,7 @@ from bench.layers import discover_layers
 from bench.metrics import cls_scores, multilabel_scores, ner_scores
 from bench.models import build_model
 from bench.privacy import DpPlan
+from bench.synth.cache import cache_root
 
 
 def client_seed(seed: int, client: int, round_: int) -> int:
@@ -58,6 +60,7 @@ class Worker:
         added = self.method.added_param_markers
         self.total_params = sum(p.numel() for n, p in self.model.named_parameters() if not any(m in n for m in added))
         self.lr = self.cfg.lr or self.method.default_lr
+        self.codec = codec_for(self.cfg.compress) if self.method.communicates else None
         self.cache, self.cache_note = self._prefix_cache()
 
     def _prefix_cache(self) -> tuple[PrefixCache | None, str]:
@@ -71,7 +74,7 @@ class Worker:
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         try:
             cache = PrefixCache(self.model, self.layers, k, where, splits, self.task.pad_id, self.device, dtype,
-                                budget_bytes=self.cfg.prefix_cache_mb << 20)  # fmt: skip
+                                budget_bytes=self.cfg.prefix_cache_mb << 20, store=cache_root() / "prefix")  # fmt: skip
         except MemoryError as e:
             return None, f"not used: {e}"
         return cache, f"blocks 0-{k - 1} cached ({cache.bytes / 2**20:.1f} MiB)"
@@ -89,13 +92,16 @@ class Worker:
 
     def info(self) -> dict:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        reuse = {"reused": self.cache.reused, "build_s": round(self.cache.build_s, 3)} if self.cache else None
         return {"trainable_params": trainable, "total_params": self.total_params, "n_blocks": self.layers.n_blocks,
-                "prefix_cache": self.cache_note, **self.method.describe()}  # fmt: skip
+                "prefix_cache": self.cache_note, "prefix_cache_reuse": reuse, **self.method.describe()}  # fmt: skip
 
     def initial_state(self) -> dict[str, torch.Tensor]:
         return detach_state(self.model, self.trainable)
 
-    def train(self, states: dict, jobs: list[Job], round_: int) -> list[Result]:
+    def train(self, states: dict, jobs: list[Job], round_: int, residuals: dict | None = None) -> list[Result]:
+        """Each job's local training; with --compress, the update goes out encoded (and a client
+        with error feedback gets back what it kept, to add next round)."""
         results = []
         for job in jobs:
             _chaos(round_, job.client)
@@ -112,12 +118,16 @@ class Worker:
                 warmup_ratio=self.cfg.warmup_ratio, seed=client_seed(self.cfg.seed, job.client, round_),
                 penalty=(lambda m, s=start: self.method.penalty(m, s)), dp=self.dp,
                 before_forward=self._feeder("train"), device=self.device,
+                row_units=self.task.train_units[self.cfg.dp_unit][rows] if self.dp and self.cfg.dp_unit != "row" else None,
             )  # fmt: skip
             train_s = time.perf_counter() - t0
-            state = detach_state(self.model, sent)
+            state, kept = detach_state(self.model, sent), None
+            if self.codec is not None:
+                update = {k: state[k].float() - start[k].float() for k in state}
+                state, kept = self.codec.encode(update, (residuals or {}).get(job.client))
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name in self.trainable_set)
-            results.append(Result(job.client, len(job.examples), state, loss, dp_steps, train_s, job.start))
+            results.append(Result(job.client, len(job.examples), state, loss, dp_steps, train_s, job.start, kept))
         return results
 
     def evaluate(self, state: dict, split: str = "test", examples: list[int] | None = None) -> dict:

@@ -53,3 +53,25 @@ def test_cache_budget_falls_back_to_uncached(tiny_corpus):
     w = Worker(cfg.to_dict(), prepare_task(cfg))
     assert w.cache is None and "budget" in w.info()["prefix_cache"]
     assert np.isfinite(w.train({"global": w.initial_state()}, [Job(0, w.task.clients[0][:4])], 0)[0].loss)
+
+
+def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_corpus, tmp_path, monkeypatch):
+    """3 seeds x 2 learning rates of layerskip top:1 build the cache once; another frozen
+    prefix never reads that entry."""
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    # a pre-trained model: seeds change the head and the client streams, never the frozen prefix
+    base = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", model="minilm", clients=2, rounds=1,
+                            max_length=32, train_subsample=40, data_dir=str(tiny_corpus / "i2b2-2010"))  # fmt: skip
+    seen = []
+    for seed in (0, 1, 2):
+        for lr in (1e-3, 3e-3):
+            final = run_experiment(base.with_settings(seed=seed, lr=lr), tmp_path / f"s{seed}-{lr}", progress=False)
+            seen.append(final["prefix_cache"])
+    assert seen[0]["reused"] is False and all(p["reused"] for p in seen[1:])
+    assert len(list((tmp_path / "cache" / "prefix").glob("*.pt"))) == 1
+    other = run_experiment(base.with_settings(layers="top:2"), tmp_path / "other", progress=False)  # one block less frozen
+    assert other["prefix_cache"]["reused"] is False
+    assert len(list((tmp_path / "cache" / "prefix").glob("*.pt"))) == 2

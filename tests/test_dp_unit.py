@@ -1,0 +1,59 @@
+"""DP-SGD by document or patient: one clipped summed gradient per sampled unit, accounted at the
+unit's sampling rate."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import ExperimentConfig
+from bench.engine.server import run_experiment
+from bench.errors import BenchError
+from bench.privacy import DpPlan, UnitPrivateTraining, epsilon_of
+
+
+def test_one_clipped_gradient_per_patient_whatever_its_admissions():
+    from bench.engine.training import collate
+    from bench.models import build_model
+
+    model, _ = build_model("tiny-bert", "cls", 2, seed=0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.0)
+    rows = np.arange(6)
+    patients = np.array([7, 9, 9, 9, 9, 9])  # one admission, and five
+    plan = DpPlan("sample", noise_multiplier=0.0, max_grad_norm=1e-4, delta=1e-5, target_epsilon=None, unit="patient")
+    private = UnitPrivateTraining(model, optimizer, plan, rows, patients, batch_size=6, generator=torch.Generator().manual_seed(0))
+    batch_rows = next(private.batches(rows, 1, torch.Generator().manual_seed(0)))
+    assert sorted(batch_rows.tolist()) == list(range(6))  # rate 1: both patients, all their rows
+    encoded = type("E", (), {"input_ids": [[101, 5 + i, 6, 102] for i in range(6)], "labels": [0, 1, 0, 1, 1, 0]})()
+    batch = collate(encoded, batch_rows.tolist(), 0, "cls", "cpu")
+    private.module(**private.inputs(batch)).loss.backward()
+    private.step(None, batch_rows)
+    assert len(private.last_clipped_norms) == 2  # one vector per patient, not per admission
+    assert private.last_clipped_norms == pytest.approx([1e-4, 1e-4], rel=1e-4)
+    assert private.expected_units == pytest.approx(2.0)  # rate 1 x 2 patients: the divisor of the noisy sum
+    private.close()
+
+
+def test_patient_level_epsilon_recomputes_from_its_record(tiny_corpus, tmp_path):
+    from opacus.accountants import RDPAccountant
+
+    cfg = ExperimentConfig(task="mimic-mortality", method="layerskip", layers="top:1", model="tiny-bert", clients=2, rounds=2,
+                           max_length=32, data_dir=str(tiny_corpus / "mimic-iii"), dp_epsilon=4.0, dp_unit="patient")  # fmt: skip
+    final = run_experiment(cfg, tmp_path, progress=False)
+    assert final["dp"]["unit"] == "patient" and final["epsilon"] <= 4.0
+    for history in final["dp"]["accountants"].values():
+        accountant = RDPAccountant()
+        accountant.history = [tuple(h) for h in history]
+        assert accountant.get_epsilon(cfg.dp_delta) <= final["epsilon"] + 1e-9
+    worst = max(epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in final["dp"]["accountants"].values())
+    assert worst == pytest.approx(final["epsilon"])
+
+
+def test_patient_unit_needs_patient_ids(tiny_corpus, tmp_path):
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, max_length=32,
+                           data_dir=str(tiny_corpus / "i2b2-2010"), noise_multiplier=1.0, dp_unit="patient")  # fmt: skip
+    with pytest.raises(BenchError, match="no patient ids"):
+        run_experiment(cfg, tmp_path, progress=False)
