@@ -69,7 +69,8 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     if not swept and tuned is None:
         return cells
     if tuned is not None and not args.tune and (tuned.is_file() or not swept):
-        settings, choices = tuning.read_choices(tuned)
+        expected = tuning.swept_values(tuning.check_cells(cells, where)) if swept else None
+        settings, choices = tuning.read_choices(tuned, expected)
         return tuning.apply_choices(cells, settings, choices, str(tuned))
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
@@ -84,8 +85,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
                   f"grid {name}: seeds {i + 1}/{len(groups)}", *scale(args))  # fmt: skip
     choices, rows = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]))
     atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
-    swept_values = {f"{c.config.method} {c.config.layers or ''}".strip(): c.tune for c in cells}
-    tuning.write_choices(tuned or out / "tuned.yaml", name, swept_values, choices, rows)
+    tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(cells), choices, rows)
     return tuning.apply_choices(cells, settings, choices, where)
 
 

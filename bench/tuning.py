@@ -120,13 +120,21 @@ def write_choices(path: Path, grid_name: str, tune: dict, choices: dict[str, dic
     atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
 
 
-def read_choices(path: Path) -> tuple[list[str], dict[str, dict]]:
-    """(the tuned settings, group -> chosen values) from a choices file."""
+def swept_values(cells: list[Cell]) -> dict:
+    """What a sweep over these cells tries, by method label: recorded with its choices."""
+    return {f"{c.config.method} {c.config.layers or ''}".strip(): c.tune for c in cells if c.tune}
+
+
+def read_choices(path: Path, expected_sweep: dict | None = None) -> tuple[list[str], dict[str, dict]]:
+    """(the tuned settings, group -> chosen values) from a choices file; when the grid still
+    lists the values to sweep, they must be the ones the file's sweep tried."""
     if not path.is_file():
         raise BenchError(f"tuned: {path}: no such file (run the grid with --tune to make it)")
     doc = yaml.safe_load(path.read_text()) or {}
     try:
         choices = {c["group"]: dict(c["values"]) for c in doc["choices"]}
+        if expected_sweep and doc["sweep"]["tune"] != expected_sweep:
+            raise BenchError(f"tuned: {path} was made by a sweep over other values than the grid's tune; run with --tune")
         return sorted({k for v in choices.values() for k in v}), choices
     except (KeyError, TypeError):
         raise BenchError(f"tuned: {path}: not a choices file (expected 'choices' with 'group' and 'values')") from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from torch import nn
 from bench.data.tokenize import Encoded
 from bench.engine.training import pad_ids
 from bench.layers import LayerMap
+from bench.store import save_checkpoint
 
 
 class _StopForward(Exception):
@@ -88,11 +88,7 @@ DISK_BUDGET_MB = int(os.environ.get("BENCH_PREFIX_DISK_MB", 8192))  # all entrie
 
 def _save_bounded(entry: Path, hidden: dict) -> None:
     """Write an entry atomically, then evict least recently used entries over the disk budget."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".prefix.", dir=entry.parent)
-    os.close(fd)
-    torch.save(hidden, tmp)
-    os.replace(tmp, entry)
+    save_checkpoint(entry, hidden)
     entries = sorted(entry.parent.glob("*.pt"), key=lambda p: p.stat().st_mtime)
     total = sum(p.stat().st_size for p in entries)
     for old in entries:

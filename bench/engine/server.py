@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -18,7 +19,15 @@ from bench.engine.cells import node_identity
 from bench.engine.prepare import prepare_task
 from bench.engine.training import Diverged
 from bench.errors import BenchError
-from bench.store import atomic_write_json, git_state, load_checkpoint, save_checkpoint, versions, write_rounds
+from bench.store import (
+    atomic_write_json,
+    atomic_write_text,
+    git_state,
+    load_checkpoint,
+    save_checkpoint,
+    versions,
+    write_rounds,
+)
 
 
 def _serial(cfg, task, dp):
@@ -145,7 +154,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         if status == "ok":
             scores, items = _scores(method, backend, task, best, states, history)
             final.update(scores)
-            atomic_write_json(out / "test_items.json", items)
+            atomic_write_text(out / "test_items.json", json.dumps(items, separators=(",", ":")) + "\n")  # compact: one row per example
         final["epsilon"], final["layer_probe"] = spent_epsilon(accountants, dp), probe
         final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
     finally:
