@@ -153,6 +153,12 @@ class ExperimentConfig:
         ignored = EXECUTION_ONLY if self.private else EXECUTION_ONLY | DP_ONLY
         return {k: v for k, v in self.to_dict().items() if k not in ignored}
 
+    def identity_settings(self) -> dict:
+        """The computed settings that differ from their defaults (task and method always): what
+        identities hash, so a setting added later with a default keeps existing identities."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: v for k, v in self.computed_settings().items() if k in ("task", "method") or v != defaults[k]}
+
     @property
     def run_id(self) -> str:
         """A readable prefix and a short hash of every computed setting, so two configurations
@@ -162,9 +168,7 @@ class ExperimentConfig:
         so a setting added later keeps existing identities; the full config is stored beside
         each result and compared before a folder is reused (`first_difference`), which catches a
         changed default."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        keyed = {k: v for k, v in self.computed_settings().items() if k in ("task", "method") or v != defaults[k]}
-        digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(json.dumps(self.identity_settings(), sort_keys=True).encode()).hexdigest()[:10]
         parts = [self.task, self.method + (f"-{self.layers}" if self.layers else ""), self.partition,
                  f"c{self.clients}", f"s{self.seed}"]  # fmt: skip
         if self.dp_epsilon is not None:

@@ -36,7 +36,7 @@ class SweepPoint:
 
 def group_of(cfg: ExperimentConfig, settings: list[str]) -> str:
     """What a choice is made for: every computed setting except the seed and the tuned ones."""
-    keep = {k: v for k, v in cfg.computed_settings().items() if k not in {"seed", *settings}}
+    keep = {k: v for k, v in cfg.identity_settings().items() if k not in {"seed", *settings}}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
 
 
