@@ -22,6 +22,8 @@ from bench.report import to_csv, write_report
 from bench.runner import run_cells
 from bench.store import atomic_write_text
 
+NOTES: list[str] = []  # what the report must say about how complete its inputs are
+
 TUNING_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "value", "val_metric", "chosen", "group", "run_id"]
 
 
@@ -58,7 +60,7 @@ def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
     return finals
 
 
-def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> list[Cell]:
+def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> list[Cell | None]:
     """The cells with their tuned values: swept here (a grid's `tune`, or --tune) or read from
     the grid's `tuned` file. Writes DIR/tuning.csv and the choices file when it sweeps."""
     where = grid["_path"]
@@ -83,10 +85,18 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
         seeds = [c for c in cells if tuning.group_of(c.config, settings) == group]
         run_cells(tuning.apply_choices(seeds, settings, choice, where), out / "runs", args.resume,
                   f"grid {name}: seeds {i + 1}/{len(groups)}", *scale(args))  # fmt: skip
-    choices, rows = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]))
+    partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
+    finals = stored_finals(out / "runs", [p.cell for p in points])
+    choices, rows = tuning.choose(points, finals, partial)
+    pending = len({p.cell.run_id for p in points} - set(finals))
+    if pending:
+        NOTES.append(f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
+                     "result yet, so the chosen learning rates (and every row) are provisional.**\n")  # fmt: skip
     atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
-    tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(cells), choices, rows)
-    return tuning.apply_choices(cells, settings, choices, where)
+    complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
+    if complete:  # choices travel only once every point of every group has run
+        tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(cells), choices, rows)
+    return tuning.apply_choices(cells, settings, choices, where, partial)
 
 
 def overridden(cells: list[Cell], args) -> list[Cell]:
@@ -145,18 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
     planned = cells
-    cells = tuned_cells(name, grid, cells, out, args)
-    final_of = dict(zip([c.run_id for c in planned], cells))  # a planned cell -> the cell run (its tuned values)
+    tuned = tuned_cells(name, grid, cells, out, args)  # aligned with `planned`; None: not tuned yet (a partial report)
+    final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
+    cells = [c for c in tuned if c is not None]
+    if len(cells) < len(planned):
+        NOTES.append(f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n")
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
     if not (out / "runs").is_dir():
         raise BenchError(f"{out}: no stored results (run the grid first)")
-    report = write_report(out, [c.run_id for c in cells])
+    report = write_report(out, [c.run_id for c in cells], notes=NOTES)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
             write_report(out / "studies" / study, [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
-                         out / "runs", study)  # fmt: skip
+                         out / "runs", study, NOTES)  # fmt: skip
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0
 

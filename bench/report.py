@@ -64,7 +64,8 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | None = None, study: str | None = None) -> Path:
+def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | None = None, study: str | None = None,
+                 notes: list[str] | None = None) -> Path:  # fmt: skip
     """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
     `runs_dir` (default out/runs); a study's report names the study in every caption."""
     from bench import figures
@@ -82,7 +83,8 @@ def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | N
     unconverged = [r for r in rows if r["status"] == "ok" and not r.get("converged")]
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
-    text = [f"# Results: {out.name}" + (f" (study {study})" if study else ""), "", f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged.", "",
+    text = [f"# Results: {out.name}" + (f" (study {study})" if study else ""), "",
+            f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged.", "", *(notes or []),
             narrative(table), "", "## Main table", "", markdown(table), NOTES, "", "## Figures", ""]  # fmt: skip
     text += [f"![{caption}](figures/{name}.png)  \n*{caption}*\n" for name, caption in made]
     if unconverged:

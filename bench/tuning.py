@@ -74,9 +74,11 @@ def sweep_points(cells: list[Cell]) -> list[SweepPoint]:
     return points
 
 
-def choose(points: list[SweepPoint], finals: dict[str, dict]) -> tuple[dict[str, dict], list[dict]]:
+def choose(points: list[SweepPoint], finals: dict[str, dict], partial: bool = False) -> tuple[dict[str, dict], list[dict]]:
     """(group -> chosen values, one tuning.csv row per point and setting). A point whose run
-    failed or has no validation metric cannot be chosen; a group with none left is an error."""
+    failed or has no validation metric cannot be chosen; a group with none left is an error,
+    or, with `partial` (a report on an unfinished sweep), left without a choice. A partial
+    group's choice is among the points finished so far."""
     best: dict[str, tuple[float, SweepPoint]] = {}
     for p in points:
         val = (finals.get(p.cell.run_id) or {}).get("val_metric")
@@ -84,6 +86,8 @@ def choose(points: list[SweepPoint], finals: dict[str, dict]) -> tuple[dict[str,
             best[p.group] = (val, p)
     rows = []
     for p in points:
+        if p.group not in best and partial:
+            continue
         if p.group not in best:
             raise BenchError(f"tuning: no point of {p.cell.run_id.rsplit('__', 1)[0]} finished with a validation metric")
         cfg = p.cell.config
@@ -95,11 +99,16 @@ def choose(points: list[SweepPoint], finals: dict[str, dict]) -> tuple[dict[str,
     return {g: dict(p.values) for g, (_, p) in best.items()}, rows
 
 
-def apply_choices(cells: list[Cell], settings: list[str], choices: dict[str, dict], source: str) -> list[Cell]:
-    """Each cell with its group's chosen values; a group without a choice is an error naming it."""
+def apply_choices(cells: list[Cell], settings: list[str], choices: dict[str, dict], source: str,
+                  partial: bool = False) -> list[Cell | None]:
+    """Each cell with its group's chosen values; a group without a choice is an error naming it
+    (with `partial`, its cells come back as None, so the list stays aligned with `cells`)."""
     out = []
     for cell in cells:
         group = group_of(cell.config, settings)
+        if group not in choices and partial:
+            out.append(None)
+            continue
         if group not in choices:
             raise BenchError(f"{source}: no tuned choice for {cell.run_id.rsplit('__', 2)[0]} (group {group}); run with --tune")
         cfg = cell.config.with_settings(**choices[group])

@@ -165,3 +165,14 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), "choices among real scores"
     changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
+
+
+def test_a_report_on_an_unfinished_sweep_leaves_untuned_groups_out():
+    from bench.errors import BenchError
+
+    points = [_point("g1", 1e-4, "a"), _point("g1", 1e-3, "b"), _point("g2", 1e-4, "d")]
+    finals = {"a": {"val_metric": 0.6}}  # b and all of g2 have not run yet
+    with pytest.raises(BenchError, match="no point"):
+        tuning.choose(points, finals)
+    choices, rows = tuning.choose(points, finals, partial=True)
+    assert choices == {"g1": {"lr": 1e-4}} and {r["run_id"] for r in rows} == {"a", "b"}
