@@ -50,6 +50,8 @@ class Method:
     """FedAvg (McMahan et al. 2017): every parameter trains and moves; sample-weighted mean."""
 
     name = ""
+    # for single runs without --lr; grids choose every method's lr on validation (bench.tuning):
+    # on the quick grid fedavg got 3e-4 on i2b2-2010 (bench/grids/tuned/quick.yaml)
     default_lr = 1e-4
     communicates = True
     partition_free = False  # True: pools every client's data, so the partition changes nothing
