@@ -12,9 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _comparable(value):
-    """A result without what legitimately differs between executions: timings and host."""
+    """A result without what legitimately differs between executions: timings, host, and whether
+    the prefix cache was found on disk (which cell builds it first depends on scheduling)."""
     if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items() if not k.endswith("_s") and k not in ("host",)}
+        return {k: _comparable(v) for k, v in value.items() if not k.endswith("_s") and k not in ("host", "prefix_cache_reuse", "prefix_cache")}
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     return value
