@@ -57,6 +57,7 @@ class Method:
     partition_free = False  # True: pools every client's data, so the partition changes nothing
     supports_budgets = False  # True: honours per-client layer budgets (--client-budgets)
     added_param_markers: tuple[str, ...] = ()  # names of parameters the method adds (not the base model's)
+    secure_aggregable = True  # combine is a per-tensor sample-weighted mean, which secure aggregation can compute
 
     def __init__(self, cfg: ExperimentConfig):
         if cfg.client_budgets is not None and not self.supports_budgets:

@@ -113,8 +113,11 @@ def codec_for(spec: str) -> Codec | None:
     return CODECS.get(spec)()
 
 
-def payload_bytes(payload: dict) -> int:
-    """Bytes of an upload, compressed or not."""
+def payload_bytes(payload) -> int:
+    """Bytes of an upload, compressed or not (a masked upload: its plain size; the protocol's
+    extra bytes are counted apart, as secagg_bytes_*)."""
+    if not isinstance(payload, dict):
+        return payload.plain_bytes
     return sum(p.nbytes if isinstance(p, Packed) else p.numel() * p.element_size() for p in payload.values())
 
 

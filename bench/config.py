@@ -57,6 +57,9 @@ class ExperimentConfig:
     backend: str = "auto"  # auto: serial for one worker, ray for more
     ray_address: str | None = None
     compress: str = "none"  # uploads: none, fp16, bf16, int8, topk:F (bench.compress)
+    secagg: str = "off"  # on: secure aggregation of the uploads (bench.secagg)
+    secagg_clip: float = 1.0  # per-element clipping range of an update before fixed-point quantisation
+    secagg_bits: int = 32  # width of the quantised, masked values
     prefix_cache: str = "on"
     prefix_cache_mb: int = 4096  # memory budget; over it the run goes uncached (and says so)
     label_level: str | None = None
@@ -87,6 +90,11 @@ class ExperimentConfig:
             (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
             (self.dp_unit in ("row", "document", "patient"), f"dp_unit must be row, document or patient, not {self.dp_unit!r}"),
             (self.dp_unit == "row" or self.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
+            (self.secagg in ("on", "off"), f"secagg must be on or off, not {self.secagg!r}"),
+            (self.secagg == "off" or self.compress == "none", "secagg quantises uploads itself: use it with --compress none"),
+            (self.secagg == "off" or not (self.private and self.dp_level == "client"),
+             "secagg with client-level DP is not built yet (the clipping would have to move to the clients)"),
+            (16 <= self.secagg_bits <= 62 and self.secagg_clip > 0, "secagg_bits must be in [16, 62] and secagg_clip > 0"),
             (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),
             (0 <= self.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {self.straggler_frac}"),

@@ -17,13 +17,14 @@ Steps, per round, for clients that advertise keys:
    masks that dropped client left in its neighbours' vectors). With fewer than t survivors
    holding shares of someone, the round fails (SecAggFailure).
 Pairwise masks of two survivors cancel in the sum. Quantisation error per element of the
-weighted sum is at most (clients / 2) / scale, with scale = (2^(bits-1) - 1) / (clip x W) and W
+weighted sum is at most (clients / 2) / scale, with scale = 2^(bits-2) / (clip x W) and W
 the bound on the total weight.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,7 +105,9 @@ class Quantiser:
 
     @property
     def scale(self) -> float:
-        return (2 ** (self.bits - 1) - 1) / (self.clip * self.total_weight)
+        # the largest possible sum, clip x W x scale, is a quarter of the modulus: rounding can
+        # never carry it past the signed range (at 2^(bits-1) - 1 exactly, it did)
+        return 2.0 ** (self.bits - 2) / (self.clip * self.total_weight)
 
     def encode(self, values: np.ndarray, weight: float) -> np.ndarray:
         q = np.round(np.clip(values, -self.clip, self.clip) * weight * self.scale).astype(np.int64)
@@ -122,6 +125,8 @@ class Masked:
 
     client: int
     vector: np.ndarray
+    plain_bytes: int = 0  # what the same update would have been in the clear (for the overhead)
+    mask_s: float = 0.0  # the client's time to quantise and mask
 
 
 @dataclass
@@ -164,36 +169,88 @@ def _digest(items) -> int:
     return int(hashlib.sha256(repr(items).encode()).hexdigest()[:8], 16)
 
 
+@dataclass
+class ClientKit:
+    """What one client needs to mask its update: its own session, its neighbours' public keys
+    (relayed by the server), and the layout every client agrees on."""
+
+    session: ClientSession
+    peers: dict[int, bytes]
+    round_: int
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    quantiser: Quantiser
+
+    def mask_update(self, update: dict, weight: float, plain_bytes: int = 0) -> Masked:
+        """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
+        one 0/1 slot per tensor saying which it trains, so the server can average each tensor
+        over exactly its holders; quantised and masked here, on the client."""
+        parts = [np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
+                 for n, shape in zip(self.names, self.shapes)]  # fmt: skip
+        t0 = time.perf_counter()
+        held = np.array([1.0 if n in update else 0.0 for n in self.names])
+        quantised = self.quantiser.encode(np.concatenate(parts + [held]), weight)
+        masked = self.session.mask(quantised, self.peers, self.round_, self.quantiser.bits)
+        masked.plain_bytes, masked.mask_s = plain_bytes, time.perf_counter() - t0
+        return masked
+
+
+class SecureRound:
+    """One round of the protocol among the clients that received the model. Steps 1-2 (keys and
+    shares) happen at `open`; each client masks with its kit (step 3); `close` unmasks the sum of
+    whatever masked vectors arrived (step 4) and returns the per-tensor weighted means."""
+
+    def __init__(self, clients: list[int], round_: int, seed: int, quantiser: Quantiser, names: list[str],
+                 shapes: list[tuple[int, ...]], degree: int | None = None, threshold: int | None = None):  # fmt: skip
+        self.round_, self.quantiser, self.names, self.shapes = round_, quantiser, names, shapes
+        n = len(clients)
+        self.degree = min(n - 1, degree or max(8, 2 * int(np.ceil(np.log2(max(n, 2))))))
+        self.threshold = threshold or self.degree // 2 + 1  # default: a majority of each client's neighbours
+        self.graph = neighbours(clients, self.degree, _digest((seed, round_)))
+        self.sessions = {c: ClientSession.start(c, round_, seed) for c in clients}  # each client's own secrets
+        self.publics = {c: s.public_key for c, s in self.sessions.items()}  # step 1: relayed by the server
+        rng = np.random.default_rng([seed, round_, 9001])
+        for c, s in self.sessions.items():  # step 2: shares to neighbours, relayed by the server
+            key_shares = split_secret(int.from_bytes(s.private_key, "big"), self.graph[c], self.threshold, rng)
+            seed_shares = split_secret(int.from_bytes(s.self_seed, "big"), self.graph[c], self.threshold, rng)
+            for holder in self.graph[c]:
+                self.sessions[holder].held_shares[c] = (key_shares[holder], seed_shares[holder])
+        self.length = sum(int(np.prod(s)) for s in shapes) + len(names)
+
+    def kit(self, client: int) -> ClientKit:
+        return ClientKit(self.sessions[client], {p: self.publics[p] for p in self.graph[client]}, self.round_, self.names,
+                         self.shapes, self.quantiser)  # fmt: skip
+
+    def close(self, masked: list[Masked]) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
+        """(tensor -> summed weighted update, tensor -> summed weight, costs); SecAggFailure when
+        too few survivors hold shares."""
+        arrived = {m.client: m for m in masked}
+        total = self.quantiser.decode(server_unmask(arrived, self.sessions, self.graph, self.publics, self.round_,
+                                                    self.threshold, self.quantiser.bits, self.length))  # fmt: skip
+        sums, weights, at = {}, {}, 0
+        for i, (name, shape) in enumerate(zip(self.names, self.shapes)):
+            size = int(np.prod(shape))
+            sums[name] = total[at : at + size].reshape(shape)
+            weights[name] = float(total[self.length - len(self.names) + i])
+            at += size
+        links = sum(len(v) for v in self.graph.values())
+        answered = sum(len(self.graph[c]) for c in arrived)  # step 4: one share per neighbour from each survivor
+        protocol_up = (len(self.graph) * KEY_BYTES + links * 2 * SHARE_BYTES + answered * SHARE_BYTES
+                       + len(arrived) * self.length * self.quantiser.bits // 8)  # fmt: skip
+        costs = {"secagg_bytes_up": protocol_up - sum(m.plain_bytes for m in arrived.values()),
+                 "secagg_bytes_down": links * KEY_BYTES + links * 2 * SHARE_BYTES}  # fmt: skip
+        return sums, weights, costs
+
+
 def secure_sum(updates: dict[int, np.ndarray], weights: dict[int, float], quantiser: Quantiser, round_: int, seed: int,
-               threshold: int, degree: int, drop_after_masking: set[int] = frozenset()) -> tuple[np.ndarray, float, dict]:  # fmt: skip
-    """Run the protocol among `updates`' clients; those in `drop_after_masking` shared their keys
-    but never deliver a masked vector. Returns (the weighted sum of updates, the summed weight,
-    costs), or raises SecAggFailure. The server side only ever holds Masked vectors and sums."""
-    clients = sorted(updates)
-    graph = neighbours(clients, degree, _digest((seed, round_)))
-    sessions = {c: ClientSession.start(c, round_, seed) for c in clients}
-    publics = {c: s.public_key for c, s in sessions.items()}  # step 1: the server relays these
-    rng = np.random.default_rng([seed, round_, 9001])
-    for c, s in sessions.items():  # step 2: shares to neighbours, through the server
-        key_shares = split_secret(int.from_bytes(s.private_key, "big"), graph[c], threshold, rng)
-        seed_shares = split_secret(int.from_bytes(s.self_seed, "big"), graph[c], threshold, rng)
-        for holder in graph[c]:
-            sessions[holder].held_shares[c] = (key_shares[holder], seed_shares[holder])
-    length = len(next(iter(updates.values()))) + 1  # the weight travels as the last element
-    masked = {}
-    for c in clients:  # step 3: each client masks on its own side
-        if c in drop_after_masking:
-            continue
-        quantised = quantiser.encode(np.append(updates[c], 1.0), weights[c])
-        masked[c] = sessions[c].mask(quantised, {p: publics[p] for p in graph[c]}, round_, quantiser.bits)
-    total = server_unmask(masked, sessions, graph, publics, round_, threshold, quantiser.bits, length)
-    decoded = quantiser.decode(total)
-    links = sum(len(graph[c]) for c in clients)
-    answered = sum(len(graph[c]) for c in masked)  # step 4: one share per neighbour, from each survivor
-    costs = {"secagg_bytes_up": len(clients) * KEY_BYTES + links * 2 * SHARE_BYTES + len(masked) * length * quantiser.bits // 8
-             + answered * SHARE_BYTES,
-             "secagg_bytes_down": links * KEY_BYTES + links * 2 * SHARE_BYTES}  # fmt: skip
-    return decoded[:-1], float(decoded[-1]), costs
+               degree: int, threshold: int | None = None, drop_after_masking: set[int] = frozenset()) -> tuple[np.ndarray, float, dict]:  # fmt: skip
+    """The protocol on plain vectors: those in `drop_after_masking` share keys but never deliver.
+    Returns (the weighted sum, the summed weight, costs) or raises SecAggFailure."""
+    dim = len(next(iter(updates.values())))
+    secure = SecureRound(sorted(updates), round_, seed, quantiser, ["v"], [(dim,)], degree, threshold)
+    masked = [secure.kit(c).mask_update({"v": updates[c]}, weights[c]) for c in sorted(updates) if c not in drop_after_masking]
+    sums, held, costs = secure.close(masked)
+    return sums["v"], held["v"], {**costs, "threshold": secure.threshold}
 
 
 def server_unmask(masked: dict[int, Masked], sessions: dict, graph: dict, publics: dict, round_: int, threshold: int,

@@ -40,7 +40,7 @@ class RayBackend:
     def initial_state(self):
         return self.ray.get(self.workers[0].initial_state.remote())
 
-    def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None) -> tuple[list, set[int]]:
+    def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost after the worker's retries ran out)."""
         needed = {job.start for job in jobs}
         states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
@@ -50,7 +50,8 @@ class RayBackend:
             while pending and idle:  # a free actor takes the next client
                 worker, job = idle.pop(), pending.pop(0)
                 kept = {job.client: residuals[job.client]} if residuals and job.client in residuals else None
-                running[worker.train.remote(states_ref, [job], round_, kept)] = (worker, job)
+                kit = {job.client: kits[job.client]} if kits else None  # a client's secrets go to its own job only
+                running[worker.train.remote(states_ref, [job], round_, kept, kit)] = (worker, job)
             done, _ = self.ray.wait(list(running), num_returns=1)
             worker, job = running.pop(done[0])
             idle.append(worker)

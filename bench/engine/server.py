@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from baselines import GLOBAL, METHODS
 from bench import privacy
@@ -19,6 +20,7 @@ from bench.engine.cells import node_identity
 from bench.engine.prepare import prepare_task
 from bench.engine.training import Diverged
 from bench.errors import BenchError
+from bench.secagg import Quantiser, SecAggFailure, SecureRound
 from bench.store import (
     atomic_write_json,
     atomic_write_text,
@@ -169,7 +171,7 @@ def _mean_metric(scores: list[dict]) -> float:
 
 def _restored(res, starts: dict):
     """A result whose upload was compressed, with its state rebuilt the way the server does."""
-    if not any(isinstance(v, Packed) for v in res.state.values()):
+    if not isinstance(res.state, dict) or not any(isinstance(v, Packed) for v in res.state.values()):
         return res
     return dataclasses.replace(res, state=restore_state(res.state, starts[res.start]))
 
@@ -188,15 +190,22 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
     dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
     reached = [j for j in jobs if j.client not in dropped]  # these received the model
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
-    trained, lost = backend.train(starts, reached, r, residuals) if reached else ([], set())
+    secure = _secure_round(cfg, r, method, reached, states[GLOBAL]) if reached else None
+    kits = {j.client: secure.kit(j.client) for j in reached} if secure else None
+    trained, lost = backend.train(starts, reached, r, residuals, kits) if reached else ([], set())
     _account(cfg, dp, trained, accountants)  # stragglers and rejected clients trained too: their privacy is spent
     sent = {res.client: payload_bytes(res.state) for res in trained}  # as they travel, compressed or not
     trained = [_restored(res, starts) for res in trained]
     residuals.update({res.client: res.residual for res in trained if res.residual is not None})
     on_time = [res for res in trained if res.client not in late]  # a straggler's update misses the deadline
-    results, rejected = faults.screen_updates(on_time, starts) if moved else (on_time, {})
-    if results or (dp is not None and dp.level == "client"):  # DP-FedAvg noises every round, even an empty one
-        states = _aggregate(r, cfg, method, dp, states, results)
+    secure_line = {}
+    if secure:  # masked uploads: no screening is possible, only their sum is ever seen
+        results, rejected = on_time, {}
+        states, secure_line = _secure_aggregate(secure, states, on_time)
+    else:
+        results, rejected = faults.screen_updates(on_time, starts) if moved else (on_time, {})
+        if results or (dp is not None and dp.level == "client"):  # DP-FedAvg noises every round, even an empty one
+            states = _aggregate(r, cfg, method, dp, states, results)
     keys = method.eval_keys(states)
     val = backend.evaluate_many([(states[k], "validation", None) for k in keys])
     scored = cfg.test_every and (r + 1) % cfg.test_every == 0
@@ -214,7 +223,34 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
         "epsilon": spent_epsilon(accountants, dp),
         "compute_s": round(sum(res.train_s for res in trained) + sum(s["eval_s"] for s in val + test), 3),
         "wall_s": round(time.perf_counter() - t0, 3),
+        **secure_line,
     }  # fmt: skip
+
+
+def _secure_round(cfg: ExperimentConfig, r: int, method, reached: list, global_state: dict) -> SecureRound | None:
+    """Steps 1-2 of secure aggregation among the clients that received the model, or None."""
+    if cfg.secagg == "off":
+        return None
+    if not (method.communicates and method.secure_aggregable):
+        raise BenchError(f"--secagg on: method {cfg.method!r} does not aggregate a weighted mean of uploads")
+    quantiser = Quantiser(cfg.secagg_clip, float(sum(len(j.examples) for j in reached)), cfg.secagg_bits)
+    names = list(global_state)
+    return SecureRound([j.client for j in reached], r, cfg.seed, quantiser, names, [tuple(global_state[n].shape) for n in names])
+
+
+def _secure_aggregate(secure: SecureRound, states: dict, results: list) -> tuple[dict, dict]:
+    """Step 4: unmask the sum and take each tensor's weighted mean over the clients that train it;
+    a round without enough survivors changes nothing and says so."""
+    t0 = time.perf_counter()
+    line = {"secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3)}
+    try:
+        sums, weights, costs = secure.close([res.state for res in results])
+    except SecAggFailure as e:
+        return states, {**line, "secagg_failed": str(e), "secagg_bytes_up": 0, "secagg_bytes_down": 0}
+    old = states[GLOBAL]
+    new = {n: (old[n].float() + torch.from_numpy(sums[n] / weights[n]).float()).to(old[n].dtype) if weights[n] > 0.5 else old[n]
+           for n in old}  # fmt: skip
+    return {**states, GLOBAL: new}, {**line, **costs, "secagg_server_s": round(time.perf_counter() - t0, 3)}
 
 
 def _account(cfg, dp, trained: list, accountants: dict) -> None:

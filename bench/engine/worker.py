@@ -14,7 +14,7 @@ import torch
 
 from baselines import METHODS, Job, Result
 from bench.budgets import blocks_for
-from bench.comm import detach_state, load_state
+from bench.comm import detach_state, load_state, tensor_bytes
 from bench.compress import codec_for
 from bench.config import ExperimentConfig
 from bench.engine.prefix_cache import PrefixCache, cache_plan
@@ -99,9 +99,10 @@ class Worker:
     def initial_state(self) -> dict[str, torch.Tensor]:
         return detach_state(self.model, self.trainable)
 
-    def train(self, states: dict, jobs: list[Job], round_: int, residuals: dict | None = None) -> list[Result]:
+    def train(self, states: dict, jobs: list[Job], round_: int, residuals: dict | None = None, kits: dict | None = None) -> list[Result]:
         """Each job's local training; with --compress, the update goes out encoded (and a client
-        with error feedback gets back what it kept, to add next round)."""
+        with error feedback gets back what it kept, to add next round); with secure aggregation
+        (`kits`), it goes out masked: the server never sees it in the clear."""
         results = []
         for job in jobs:
             _chaos(round_, job.client)
@@ -122,7 +123,10 @@ class Worker:
             )  # fmt: skip
             train_s = time.perf_counter() - t0
             state, kept = detach_state(self.model, sent), None
-            if self.codec is not None:
+            if kits is not None:
+                update = {k: (state[k].float() - start[k].float()).numpy() for k in state}
+                state = kits[job.client].mask_update(update, len(job.examples), tensor_bytes(state))
+            elif self.codec is not None:
                 update = {k: state[k].float() - start[k].float() for k in state}
                 state, kept = self.codec.encode(update, (residuals or {}).get(job.client))
             for name, p in self.model.named_parameters():
