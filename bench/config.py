@@ -92,8 +92,6 @@ class ExperimentConfig:
             (self.dp_unit == "row" or self.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
             (self.secagg in ("on", "off"), f"secagg must be on or off, not {self.secagg!r}"),
             (self.secagg == "off" or self.compress == "none", "secagg quantises uploads itself: use it with --compress none"),
-            (self.secagg == "off" or not (self.private and self.dp_level == "client"),
-             "secagg with client-level DP is not built yet (the clipping would have to move to the clients)"),
             (16 <= self.secagg_bits <= 62 and self.secagg_clip > 0, "secagg_bits must be in [16, 62] and secagg_clip > 0"),
             (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),

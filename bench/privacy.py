@@ -191,12 +191,17 @@ def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch
 
 def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expected_clients: int, seed: int) -> dict:
     """Client-level DP aggregation: clipped updates, averaged over the expected K, plus noise."""
-    generator = torch.Generator().manual_seed(seed)
     clipped = [clip_update({k: s[k] - global_state[k] for k in global_state}, dp.max_grad_norm) for s in client_states]
+    return noisy_mean(global_state, {name: sum(c[name] for c in clipped) for name in global_state}, dp, expected_clients, seed)
+
+
+def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: int, seed: int) -> dict:
+    """The server's half of DP-FedAvg: the sum of clipped updates (seen in the clear, or only as
+    a secure-aggregation sum) over the expected K, plus N(0, (zC/K)^2) on every element."""
+    generator = torch.Generator().manual_seed(seed)
     std = dp.noise_multiplier * dp.max_grad_norm / expected_clients
     out = {}
     for name, value in global_state.items():
-        total = sum(c[name] for c in clipped)
         noise = torch.normal(0.0, std, size=value.shape, generator=generator, dtype=torch.float64).to(value.dtype)
-        out[name] = value + total / expected_clients + noise
+        out[name] = value + summed[name] / expected_clients + noise
     return out

@@ -180,6 +180,7 @@ class ClientKit:
     names: list[str]
     shapes: list[tuple[int, ...]]
     quantiser: Quantiser
+    clip_norm: float | None = None  # client-level DP: the client clips its whole update to this L2 norm, weight 1
 
     def mask_update(self, update: dict, weight: float, plain_bytes: int = 0) -> Masked:
         """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
@@ -188,6 +189,11 @@ class ClientKit:
         parts = [np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
                  for n, shape in zip(self.names, self.shapes)]  # fmt: skip
         t0 = time.perf_counter()
+        if self.clip_norm is not None:  # DP-FedAvg's clipping happens here, on the client, before masking
+            norm = float(np.sqrt(sum(float((np.asarray(v, dtype=np.float64) ** 2).sum()) for v in update.values())))
+            factor = min(1.0, self.clip_norm / (norm + 1e-12))
+            parts = [p * factor for p in parts]
+            weight = 1.0
         held = np.array([1.0 if n in update else 0.0 for n in self.names])
         quantised = self.quantiser.encode(np.concatenate(parts + [held]), weight)
         masked = self.session.mask(quantised, self.peers, self.round_, self.quantiser.bits)
@@ -201,8 +207,9 @@ class SecureRound:
     whatever masked vectors arrived (step 4) and returns the per-tensor weighted means."""
 
     def __init__(self, clients: list[int], round_: int, seed: int, quantiser: Quantiser, names: list[str],
-                 shapes: list[tuple[int, ...]], degree: int | None = None, threshold: int | None = None):  # fmt: skip
-        self.round_, self.quantiser, self.names, self.shapes = round_, quantiser, names, shapes
+                 shapes: list[tuple[int, ...]], degree: int | None = None, threshold: int | None = None,
+                 clip_norm: float | None = None):  # fmt: skip
+        self.round_, self.quantiser, self.names, self.shapes, self.clip_norm = round_, quantiser, names, shapes, clip_norm
         n = len(clients)
         self.degree = min(n - 1, degree or max(8, 2 * int(np.ceil(np.log2(max(n, 2))))))
         self.threshold = threshold or self.degree // 2 + 1  # default: a majority of each client's neighbours
@@ -219,7 +226,7 @@ class SecureRound:
 
     def kit(self, client: int) -> ClientKit:
         return ClientKit(self.sessions[client], {p: self.publics[p] for p in self.graph[client]}, self.round_, self.names,
-                         self.shapes, self.quantiser)  # fmt: skip
+                         self.shapes, self.quantiser, self.clip_norm)  # fmt: skip
 
     def close(self, masked: list[Masked]) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
         """(tensor -> summed weighted update, tensor -> summed weight, costs); SecAggFailure when

@@ -114,3 +114,20 @@ def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp
     assert final["status"] == "ok" and len(lines) == 2
     assert "secagg_failed" not in lines[0] and len(lines[0]["stragglers"]) == 2  # recovered from the survivors' shares
     assert "needed" in lines[1]["secagg_failed"] and len(lines[1]["stragglers"]) == 4  # too few survivors: counted
+
+
+def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny_corpus, tmp_path):
+    """Clients clip before masking, the server adds the same seeded noise to the unmasked sum:
+    the same model as DP-FedAvg in the clear, and the same accounting."""
+    import json
+
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=2, max_length=48, lr=3e-3,
+                           data_dir=str(tiny_corpus / "i2b2-2010"), dp_level="client", noise_multiplier=0.3, client_clip=0.5)  # fmt: skip
+    plain = run_experiment(cfg, tmp_path / "plain", progress=False)
+    secure = run_experiment(cfg.with_settings(secagg="on"), tmp_path / "secure", progress=False)
+    val = lambda d: [json.loads(x)["val_metric"] for x in (tmp_path / d / "rounds.jsonl").read_text().splitlines()]  # noqa: E731
+    assert max(val("plain")) > 0.05 and val("secure") == pytest.approx(val("plain"), abs=1e-6)
+    assert secure["epsilon"] == plain["epsilon"] and secure["dp"]["accountants"] == plain["dp"]["accountants"]

@@ -190,7 +190,7 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
     dropped, late = faults.absent_clients(cfg, r, [j.client for j in jobs]) if moved else (set(), set())
     reached = [j for j in jobs if j.client not in dropped]  # these received the model
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in jobs}
-    secure = _secure_round(cfg, r, method, reached, states[GLOBAL]) if reached else None
+    secure = _secure_round(cfg, r, method, reached, states[GLOBAL], dp) if reached else None
     kits = {j.client: secure.kit(j.client) for j in reached} if secure else None
     trained, lost = backend.train(starts, reached, r, residuals, kits) if reached else ([], set())
     _account(cfg, dp, trained, accountants)  # stragglers and rejected clients trained too: their privacy is spent
@@ -201,7 +201,7 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
     secure_line = {}
     if secure:  # masked uploads: no screening is possible, only their sum is ever seen
         results, rejected = on_time, {}
-        states, secure_line = _secure_aggregate(secure, states, on_time)
+        states, secure_line = _secure_aggregate(secure, states, on_time, cfg, dp, r)
     else:
         results, rejected = faults.screen_updates(on_time, starts) if moved else (on_time, {})
         if results or (dp is not None and dp.level == "client"):  # DP-FedAvg noises every round, even an empty one
@@ -227,20 +227,26 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
     }  # fmt: skip
 
 
-def _secure_round(cfg: ExperimentConfig, r: int, method, reached: list, global_state: dict) -> SecureRound | None:
-    """Steps 1-2 of secure aggregation among the clients that received the model, or None."""
+def _secure_round(cfg: ExperimentConfig, r: int, method, reached: list, global_state: dict, dp) -> SecureRound | None:
+    """Steps 1-2 of secure aggregation among the clients that received the model, or None. Under
+    client-level DP the clients clip their updates (weight 1) and the server adds the noise to
+    the unmasked sum: the server never sees a single update, but must be trusted to add noise."""
     if cfg.secagg == "off":
         return None
     if not (method.communicates and method.secure_aggregable):
         raise BenchError(f"--secagg on: method {cfg.method!r} does not aggregate a weighted mean of uploads")
-    quantiser = Quantiser(cfg.secagg_clip, float(sum(len(j.examples) for j in reached)), cfg.secagg_bits)
+    client_dp = dp is not None and dp.level == "client"
+    bound = float(len(reached)) if client_dp else float(sum(len(j.examples) for j in reached))
+    quantiser = Quantiser(cfg.secagg_clip, bound, cfg.secagg_bits)
     names = list(global_state)
-    return SecureRound([j.client for j in reached], r, cfg.seed, quantiser, names, [tuple(global_state[n].shape) for n in names])
+    return SecureRound([j.client for j in reached], r, cfg.seed, quantiser, names, [tuple(global_state[n].shape) for n in names],
+                       clip_norm=dp.max_grad_norm if client_dp else None)  # fmt: skip
 
 
-def _secure_aggregate(secure: SecureRound, states: dict, results: list) -> tuple[dict, dict]:
-    """Step 4: unmask the sum and take each tensor's weighted mean over the clients that train it;
-    a round without enough survivors changes nothing and says so."""
+def _secure_aggregate(secure: SecureRound, states: dict, results: list, cfg, dp, r: int) -> tuple[dict, dict]:
+    """Step 4: unmask the sum and take each tensor's weighted mean over the clients that train it
+    (under client-level DP: the noisy mean over the expected K); a round without enough survivors
+    changes nothing and says so."""
     t0 = time.perf_counter()
     line = {"secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3)}
     try:
@@ -248,9 +254,17 @@ def _secure_aggregate(secure: SecureRound, states: dict, results: list) -> tuple
     except SecAggFailure as e:
         return states, {**line, "secagg_failed": str(e), "secagg_bytes_up": 0, "secagg_bytes_down": 0}
     old = states[GLOBAL]
-    new = {n: (old[n].float() + torch.from_numpy(sums[n] / weights[n]).float()).to(old[n].dtype) if weights[n] > 0.5 else old[n]
-           for n in old}  # fmt: skip
+    if secure.clip_norm is not None:
+        summed = {n: torch.from_numpy(sums[n]).to(old[n].dtype) for n in old}
+        new = privacy.noisy_mean(old, summed, dp, cfg.per_round, _dp_seed(cfg, r))
+    else:
+        new = {n: (old[n].float() + torch.from_numpy(sums[n] / weights[n]).float()).to(old[n].dtype) if weights[n] > 0.5 else old[n]
+               for n in old}  # fmt: skip
     return {**states, GLOBAL: new}, {**line, **costs, "secagg_server_s": round(time.perf_counter() - t0, 3)}
+
+
+def _dp_seed(cfg: ExperimentConfig, r: int) -> int:
+    return int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
 
 
 def _account(cfg, dp, trained: list, accountants: dict) -> None:
@@ -266,8 +280,7 @@ def _account(cfg, dp, trained: list, accountants: dict) -> None:
 def _aggregate(r, cfg, method, dp, states, results) -> dict:
     """The method's aggregation, or DP-FedAvg under client-level DP."""
     if dp is not None and dp.level == "client":
-        seed = int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
-        return {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, seed)}
+        return {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, _dp_seed(cfg, r))}
     return method.combine(states, results)
 
 
