@@ -83,6 +83,7 @@ def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
         return False
     plt = _plt()
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 4.5), squeeze=False)
+    drawn = 0
     for ax, (task, rs) in zip(axes[0], tasks.items()):
         label = _labeller(rs)
         for cell in sorted(_cells(rs).values(), key=lambda c: label(c[0])):
@@ -90,7 +91,11 @@ def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
             if logx and not any(x > 0 for x in xs):
                 continue  # nothing moved (centralized, local): no point on a byte axis
             ax.plot(xs, ys, marker="o", ms=3, label=label(cell[0]) + (f" ({len(cell)} seeds)" if len(cell) > 1 else ""))
+            drawn += 1
         _style(ax, task, xlabel, f"validation {rs[0]['metric_name']}", logx)
+    if not drawn:  # e.g. only centralized runs on a byte axis: no figure rather than an empty one
+        plt.close(fig)
+        return False
     _save(fig, folder, name)
     return True
 
