@@ -176,3 +176,24 @@ def test_a_report_on_an_unfinished_sweep_leaves_untuned_groups_out():
         tuning.choose(points, finals)
     choices, rows = tuning.choose(points, finals, partial=True)
     assert choices == {"g1": {"lr": 1e-4}} and {r["run_id"] for r in rows} == {"a", "b"}
+
+
+def test_every_method_gets_the_same_tuning_budget():
+    from bench.errors import BenchError
+
+    base = ExperimentConfig(task="conll", method="fedavg")
+    cells = [Cell("a", base, {"lr": [1e-4, 3e-4, 1e-3]}), Cell("b", base.with_settings(method="lora"), {"lr": [1e-3, 3e-3]})]
+    with pytest.raises(BenchError, match="same number of points"):
+        tuning.check_cells(cells, "g.yaml")
+
+
+def test_choices_from_another_sweep_are_refused(tmp_path):
+    from bench.errors import BenchError
+
+    path = tmp_path / "tuned.yaml"
+    tuning.write_choices(path, "g", {"fedavg": {"lr": [1e-4, 3e-4]}}, {"x": {"lr": 1e-4}},
+                         [{"group": "x", "task": "t", "method": "fedavg", "layers": "", "partition": "iid", "epsilon": None,
+                           "val_metric": 0.5, "chosen": True, "run_id": "r"}])  # fmt: skip
+    assert tuning.read_choices(path, {"fedavg": {"lr": [1e-4, 3e-4]}}) == (["lr"], {"x": {"lr": 1e-4}})
+    with pytest.raises(BenchError, match="other values"):
+        tuning.read_choices(path, {"fedavg": {"lr": [1e-4, 1e-3]}})
