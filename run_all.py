@@ -22,8 +22,6 @@ from bench.report import to_csv, write_report
 from bench.runner import run_cells
 from bench.store import atomic_write_text
 
-NOTES: list[str] = []  # what the report must say about how complete its inputs are
-
 TUNING_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "value", "val_metric", "chosen", "group", "run_id"]
 
 
@@ -60,7 +58,7 @@ def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
     return finals
 
 
-def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> list[Cell | None]:
+def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes: list[str]) -> list[Cell | None]:
     """The cells with their tuned values: swept here (a grid's `tune`, or --tune) or read from
     the grid's `tuned` file. Writes DIR/tuning.csv and the choices file when it sweeps."""
     where = grid["_path"]
@@ -90,7 +88,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     choices, rows = tuning.choose(points, finals, partial)
     pending = len({p.cell.run_id for p in points} - set(finals))
     if pending:
-        NOTES.append(f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
+        notes.append(f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
                      "result yet, so the chosen learning rates (and every row) are provisional.**\n")  # fmt: skip
     atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
     complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
@@ -155,21 +153,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
     planned = cells
-    tuned = tuned_cells(name, grid, cells, out, args)  # aligned with `planned`; None: not tuned yet (a partial report)
+    notes: list[str] = []  # what the report must say about how complete its inputs are
+    tuned = tuned_cells(name, grid, cells, out, args, notes)  # aligned with `planned`; None: not tuned yet (a partial report)
     final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
     cells = [c for c in tuned if c is not None]
     if len(cells) < len(planned):
-        NOTES.append(f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n")
+        notes.append(f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n")
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
     if not (out / "runs").is_dir():
         raise BenchError(f"{out}: no stored results (run the grid first)")
-    report = write_report(out, [c.run_id for c in cells], notes=NOTES)
+    report = write_report(out, [c.run_id for c in cells], notes=notes)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
             write_report(out / "studies" / study, [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
-                         out / "runs", study, NOTES)  # fmt: skip
+                         out / "runs", study, notes)  # fmt: skip
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0
 

@@ -100,11 +100,11 @@ def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
     return True
 
 
-def metric_vs_round(runs, folder):
+def metric_vs_round(runs, folder, table):
     return _curves(runs, folder, "metric_vs_round", lambda h: [x["round"] for x in h], "round")
 
 
-def metric_vs_bytes(runs, folder):
+def metric_vs_bytes(runs, folder, table):
     cumulative = lambda h: np.cumsum([x["bytes_up"] + x["bytes_down"] for x in h]).tolist()  # noqa: E731
     return _curves(runs, folder, "metric_vs_bytes", cumulative, "cumulative bytes moved (log)", logx=True)
 
@@ -140,7 +140,7 @@ def _line_plot(points, folder, name, xlabel, logx=False) -> bool:
 IID_ALPHA = 1e4  # iid drawn at the right end of the alpha axis
 
 
-def metric_vs_alpha(runs, folder):
+def metric_vs_alpha(runs, folder, table):
     def alpha(r):
         part = r["config"]["partition"]
         return float(part.split(":")[1]) if part.startswith("dirichlet:") else IID_ALPHA if part == "iid" else None
@@ -148,7 +148,7 @@ def metric_vs_alpha(runs, folder):
     return _line_plot(_points(runs, alpha, ("partition",)), folder, "metric_vs_alpha", f"Dirichlet alpha (log; iid at {IID_ALPHA:g})", logx=True)
 
 
-def layer_ablation(runs, folder):
+def layer_ablation(runs, folder, table):
     """Metric and bytes against K, one line per cell except the layer spec: top:K, bottom:K and
     auto:K are different lines, never pooled."""
     skip = [r for r in runs if r["config"]["method"] == "layerskip" and r["config"].get("layers")]
@@ -186,7 +186,7 @@ def layer_ablation(runs, folder):
 NO_DP_AT = 64.0  # where runs without DP are drawn on the epsilon axis
 
 
-def privacy_utility(runs, folder):
+def privacy_utility(runs, folder, table):
     """Metric against the configured epsilon target (not the spent one), one line per cell; runs
     given a noise multiplier instead of a target are left out (their epsilon is an outcome)."""
     if not any(r["config"].get("dp_epsilon") is not None for r in runs):
@@ -196,11 +196,9 @@ def privacy_utility(runs, folder):
     return _line_plot(points, folder, "privacy_utility", f"epsilon target (log; no DP drawn at {NO_DP_AT:g})", logx=True)
 
 
-def matched_bytes(runs, folder):
+def matched_bytes(runs, folder, table: list[dict]):
     """Bars: bytes until the validation metric first reaches MATCHED_SHARE of centralized's."""
-    from bench.tables import main_table
-
-    rows = [t for t in main_table(runs) if t["communicates"] and not t["method"].startswith("centralized")]
+    rows = [t for t in table if t["communicates"] and not t["method"].startswith("centralized")]
     if not rows or not any(t["matched_seeds"] for t in rows):
         return False
     plt = _plt()
@@ -246,7 +244,8 @@ FIGURES = [
 ]
 
 
-def write_all(runs: list[dict], folder: Path) -> list[tuple[str, str]]:
-    """Draw every figure the data allows; returns (file stem, caption) of those drawn."""
-    made = [(name, caption) for draw, name, caption in FIGURES if draw(runs, folder)]
+def write_all(runs: list[dict], folder: Path, table: list[dict]) -> list[tuple[str, str]]:
+    """Draw every figure the data allows; returns (file stem, caption) of those drawn. Each
+    figure gets the runs and the report's main table (computed once: its bootstrap is not free)."""
+    made = [(name, caption) for draw, name, caption in FIGURES if draw(runs, folder, table)]
     return made + partition_heatmaps(runs, folder)

@@ -78,7 +78,7 @@ def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | N
     flat_rows = flat(table)
     atomic_write_text(out / "tables" / "main.csv", to_csv(flat_rows, list(flat_rows[0]) if flat_rows else ["task"]))
     atomic_write_text(out / "tables" / "main.tex", latex(table))
-    made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures")
+    made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
     failed = [r for r in rows if r["status"] != "ok"]
     unconverged = [r for r in rows if r["status"] == "ok" and not r.get("converged")]
     if study:

@@ -309,11 +309,10 @@ def _scores(method, backend, task, best: dict, last: dict, history: list[dict]) 
     per_client = [round(s["metric"], 6) for s in own]
     items = [s.pop("items") for s in test]
     cfg = method.cfg
-    vals = [h["val_metric"] for h in history]
+    converged = stalled([h["val_metric"] for h in history], cfg.patience, cfg.min_delta)
     return {"metric_name": task.metric_name, "metric": _mean_metric(test), "metric_last": last_metric,
             "best_round": best["round"], "val_metric": best["val_metric"], "rounds_run": len(history),
-            "converged": stalled(vals, cfg.patience, cfg.min_delta),
-            "stopped_early": bool(cfg.early_stop and len(history) < cfg.rounds and stalled(vals, cfg.patience, cfg.min_delta)),
+            "converged": converged, "stopped_early": bool(cfg.early_stop and len(history) < cfg.rounds and converged),
             "scores": test[0] if len(test) == 1 else None, "per_client": per_client,
             "worst_client": min(per_client)}, items  # fmt: skip
 
