@@ -13,6 +13,7 @@ from bench.errors import BenchError
 
 # How a run is executed, not what it computes: results are equal across these (timing and host
 # fields aside), so they stay out of a run's identity and a grid may change them on resume.
+BACKEND_NAMES = ("auto", "serial", "local", "ray")
 EXECUTION_ONLY = frozenset({"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries"})
 DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
 
@@ -54,7 +55,7 @@ class ExperimentConfig:
     workers: int = 1
     gpus_per_worker: float = 0.0
     cpus_per_worker: int | None = None  # None: the machine's cores shared among workers
-    backend: str = "auto"  # auto: serial for one worker, ray for more
+    backend: str = "auto"  # auto: serial for one worker; ray on GPUs or a cluster; else local processes
     ray_address: str | None = None
     compress: str = "none"  # uploads: none, fp16, bf16, int8, topk:F (bench.compress)
     secagg: str = "off"  # on: secure aggregation of the uploads (bench.secagg)
@@ -81,7 +82,7 @@ class ExperimentConfig:
             (0 < self.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {self.holdout_fraction}"),
             (self.lr is None or self.lr > 0, f"lr must be > 0, not {self.lr}"),
             (self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}"),
-            (self.backend in ("auto", "serial", "ray"), f"backend must be auto, serial or ray, not {self.backend!r}"),
+            (self.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}, not {self.backend!r}"),
             (self.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {self.prefix_cache!r}"),
             (self.dp_epsilon is None or self.noise_multiplier is None, "give --dp-epsilon or --noise-multiplier, not both"),
             (self.dp_epsilon is None or self.dp_epsilon > 0, f"dp_epsilon must be > 0, not {self.dp_epsilon}"),
@@ -129,7 +130,9 @@ class ExperimentConfig:
     def resolved_backend(self) -> str:
         if self.backend != "auto":
             return self.backend
-        return "ray" if self.workers > 1 or self.ray_address else "serial"
+        if self.ray_address or (self.workers > 1 and self.gpus_per_worker > 0):
+            return "ray"
+        return "local" if self.workers > 1 else "serial"
 
     @classmethod
     def from_dict(cls, values: dict) -> ExperimentConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bench.config import ExperimentConfig
+from bench.config import BACKEND_NAMES, ExperimentConfig
 from bench.errors import OneLineArgumentParser, cli_entry
 
 
@@ -34,7 +34,7 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--early-stop", action="store_true", help="stop once validation has stalled (--patience, --min-delta)")
     p.add_argument("--patience", type=int, default=3, help="rounds without a --min-delta gain on validation = converged")
     p.add_argument("--min-delta", type=float, default=0.001)
-    p.add_argument("--test-every", type=int, default=1, help="score test every N rounds (0: only the reported state)")
+    p.add_argument("--test-every", type=int, default=0, help="score test every N rounds for curves (default 0: only the reported state)")
     dp = p.add_mutually_exclusive_group()
     dp.add_argument("--dp-epsilon", type=float, default=None)
     dp.add_argument("--noise-multiplier", type=float, default=None)
@@ -43,10 +43,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--dp-unit", default="row", choices=["row", "document", "patient"], help="DP-SGD's privacy unit")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample clipping bound (sample-level DP)")
     p.add_argument("--client-clip", type=float, default=1.0, help="per-update clipping bound (client-level DP)")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core on CPU, per GPU on GPU)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--cpus-per-worker", type=int, default=None)
-    p.add_argument("--backend", default="auto", choices=["auto", "ray", "serial"])
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_NAMES), help="auto: serial for one worker, local processes for more on CPU, ray on GPUs or a cluster")
     p.add_argument("--ray-address", default=None)
     p.add_argument("--secagg", default="off", choices=["on", "off"], help="secure aggregation (SecAgg+) of the uploads")
     p.add_argument("--secagg-clip", type=float, default=1.0, help="per-element range of an update before quantisation")
@@ -66,8 +66,12 @@ def build_parser() -> OneLineArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     out, quiet = args.pop("out"), args.pop("quiet")
-    cfg = ExperimentConfig.from_dict(args)
+    chosen = args["workers"] is None and not (args["cpus_per_worker"] or args["gpus_per_worker"] or args["ray_address"]) and args["backend"] == "auto"
+    cfg = ExperimentConfig.from_dict({**args, "workers": args["workers"] or 1})
+    from bench.engine import execution
     from bench.engine.server import run_experiment
+
+    cfg = execution.choose(cfg) if chosen else cfg  # said at the start of the run and kept in final.json
 
     final = run_experiment(cfg, out, progress=not quiet)
     keys = ("task", "method", "metric_name", "metric", "val_metric", "best_round", "converged", "bytes_up_total", "trainable_params",

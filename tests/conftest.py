@@ -6,6 +6,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("BENCH_WORKERS", "1")  # CLI runs in tests: one in-process worker starts fastest
 
 NCBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ncbi-disease"
 

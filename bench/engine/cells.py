@@ -7,17 +7,28 @@ store must be on a filesystem every node sees (one machine, or a shared mount on
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 
 
 def _resources(cfg) -> dict:
-    """What a cell holds while it runs. A cell that starts its own worker actors (workers > 1)
-    holds nothing itself: its actors reserve the CPUs and GPUs, and a task that held them too
-    would wait for itself."""
-    if cfg.workers > 1:
+    """What a cell holds while it runs. A cell that starts its own Ray actors holds nothing
+    itself: its actors reserve the CPUs and GPUs, and a task that held them too would wait for
+    itself. A cell with local worker processes holds all their threads."""
+    if cfg.resolved_backend == "ray":
         return {"num_cpus": 0, "num_gpus": 0}
-    return {"num_cpus": cfg.cpus_per_worker or 1, "num_gpus": cfg.gpus_per_worker}
+    return {"num_cpus": cfg.workers * (cfg.cpus_per_worker or 1), "num_gpus": cfg.gpus_per_worker}
+
+
+def _sized(cell, parallel: int, ray_address: str | None):
+    """A CPU cell on this machine that names no thread count gets an equal share of the cores,
+    and holds exactly that share: `parallel` cells x their threads = the cores, never more."""
+    cfg = cell.config
+    if ray_address or cfg.cpus_per_worker or cfg.gpus_per_worker or cfg.workers > 1:
+        return cell
+    share = max(1, (os.cpu_count() or 1) // parallel)
+    return dataclasses.replace(cell, config=cfg.with_settings(workers=1, cpus_per_worker=share))  # same run id
 
 
 def _call(run_one: Callable, cell):
@@ -37,7 +48,7 @@ def run_cells_parallel(cells: list, run_one: Callable, parallel: int, ray_addres
     try:
         while queue or running:
             while queue and len(running) < parallel:
-                cell = queue.pop(0)
+                cell = _sized(queue.pop(0), parallel, ray_address)
                 options = {**_resources(cell.config), "scheduling_strategy": "SPREAD"}
                 running[task.options(**options).remote(run_one, cell)] = cell
             done, _ = ray.wait(list(running), num_returns=1)

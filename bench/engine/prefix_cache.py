@@ -2,8 +2,10 @@
 
 When every trainable parameter lies in block k or above, the embeddings and blocks 0..k-1 are
 frozen, so the hidden states entering block k are the same for an example in every round.
-They are computed once (frozen part in eval mode) and kept; training and evaluation then run
-only blocks k.. and the head. The model's own forward still builds masks, rotary embeddings
+They are computed once per row, the first time a batch needs them (the frozen part in eval
+mode, inside the run's own first pass over that row: there is no separate cache-building pass,
+and rows no client ever reaches are never computed), and kept; from then on training and
+evaluation run only blocks k.. and the head. The model's own forward still builds masks, rotary embeddings
 and pooling: the embedding module is swapped for one that returns the cached states, and the
 frozen blocks for pass-throughs.
 
@@ -15,8 +17,10 @@ run uncached.
 
 The states are also kept on disk ($BENCH_CACHE/prefix/), keyed by a hash of the frozen weights,
 every row's token ids, k and dtype, so every cell of a grid with the same frozen prefix (seeds,
-learning rates, partitions, methods with the same blocks) builds them once; a cell never reads
-an entry whose key differs. Least recently used entries are evicted over BENCH_PREFIX_DISK_MB.
+learning rates, partitions, methods with the same blocks) computes them once; a cell never reads
+an entry whose key differs. An entry is written when a worker closes, merged with what other
+workers (or cells) wrote under the same key. Least recently used entries are evicted over
+BENCH_PREFIX_DISK_MB.
 """
 
 from __future__ import annotations
@@ -109,17 +113,13 @@ class PrefixCache:
         need = sum(len(ids) for enc in splits.values() for ids in enc.input_ids) * width * torch.finfo(dtype).bits // 8
         if need > budget_bytes:
             raise MemoryError(f"prefix cache needs {need / 2**20:.0f} MiB, over the {budget_bytes / 2**20:.0f} MiB budget")
-        start = time.perf_counter()
-        entry = store / f"{self._key(splits)}.pt" if store is not None else None
-        self.reused = entry is not None and entry.is_file()
+        self.entry = store / f"{self._key(splits)}.pt" if store is not None else None
+        self.reused = self.entry is not None and self.entry.is_file()  # an entry existed when this run started
+        self.hidden: dict[str, list] = {name: [None] * len(enc) for name, enc in splits.items()}
         if self.reused:
-            self.hidden = torch.load(entry, weights_only=True)
-            os.utime(entry)  # recently used: evicted last
-        else:
-            self.hidden = {name: self._compute(enc) for name, enc in splits.items()}
-            if entry is not None:
-                _save_bounded(entry, self.hidden)
-        self.build_s = time.perf_counter() - start
+            self._merge(torch.load(self.entry, weights_only=True))
+            os.utime(self.entry)  # recently used: evicted last
+        self.splits, self.build_s, self.filled = splits, 0.0, 0  # rows computed by this worker, and the seconds
         self.bytes = need
         self._install()
 
@@ -139,6 +139,33 @@ class PrefixCache:
                 digest.update(np.asarray(ids, dtype=np.int64).tobytes())
                 digest.update(b"|")
         return digest.hexdigest()[:32]
+
+    def _merge(self, stored: dict) -> None:
+        for name, rows in stored.items():
+            if name in self.hidden and len(rows) == len(self.hidden[name]):
+                self.hidden[name] = [mine if mine is not None else theirs for mine, theirs in zip(self.hidden[name], rows)]
+
+    def save(self) -> None:
+        """Write what this worker computed into the disk entry (merged with what is there)."""
+        if self.entry is None or not self.filled:
+            return
+        if self.entry.is_file():
+            self._merge(torch.load(self.entry, weights_only=True))
+        _save_bounded(self.entry, self.hidden)
+
+    def _fill(self, split: str, rows: list[int]) -> None:
+        """Compute the missing rows through the real frozen prefix (swapped back in for it)."""
+        start = time.perf_counter()
+        self._uninstall()
+        try:
+            encoded = self.splits[split]
+            states = self._compute(Encoded([encoded.input_ids[r] for r in rows], []))
+        finally:
+            self._install()
+        for r, state in zip(rows, states):
+            self.hidden[split][r] = state
+        self.build_s += time.perf_counter() - start
+        self.filled += len(rows)
 
     @torch.no_grad()
     def _compute(self, encoded: Encoded, batch: int = 64) -> list[torch.Tensor]:
@@ -168,16 +195,33 @@ class PrefixCache:
             self.model.train(was_training)
         return out
 
-    def _install(self) -> None:
-        self.input = CachedInput()
+    def _swap(self, embedding: nn.Module, blocks: list[nn.Module]) -> tuple[nn.Module, list[nn.Module]]:
+        """Put these modules in the embedding's and the frozen blocks' places; return the old ones."""
         parent, _, attr = self.embedding.rpartition(".")
-        setattr(self.model.get_submodule(parent) if parent else self.model, attr, self.input)
-        blocks = self.model.get_submodule(self.layers.block_prefix)
-        for i in range(self.k):
-            blocks[i] = PassThrough()
+        owner = self.model.get_submodule(parent) if parent else self.model
+        old_embedding = getattr(owner, attr)
+        setattr(owner, attr, embedding)
+        module_list = self.model.get_submodule(self.layers.block_prefix)
+        old_blocks = [module_list[i] for i in range(self.k)]
+        for i, block in enumerate(blocks):
+            module_list[i] = block
+        return old_embedding, old_blocks
+
+    def _install(self) -> None:
+        if not hasattr(self, "input"):
+            self.input = CachedInput()
+            self.passes = [PassThrough() for _ in range(self.k)]
+        self.originals = self._swap(self.input, self.passes)
+
+    def _uninstall(self) -> None:
+        self._swap(*self.originals)
 
     def feed(self, split: str, rows: list[int]) -> None:
-        """Set the cached hidden states of these rows (right-padded) as the next forward's input."""
+        """Set the cached hidden states of these rows (right-padded) as the next forward's input,
+        computing the rows not cached yet."""
+        missing = [r for r in dict.fromkeys(rows) if self.hidden[split][r] is None]
+        if missing:
+            self._fill(split, missing)
         states = [self.hidden[split][r] for r in rows]
         width = max(s.shape[0] for s in states)
         batch = torch.zeros((len(states), width, states[0].shape[1]), dtype=torch.float32)

@@ -16,6 +16,26 @@ from bench.engine.worker import Worker
 from bench.synth.cache import cache_root
 
 
+def evaluation_shares(requests: list, n: int) -> list[tuple[list[int], list[int], list]]:
+    """Requests dealt round-robin into one batch per worker: (request positions, ids of the
+    distinct states the batch needs, (state index, split, examples) per request)."""
+    shares = []
+    for i in range(n):
+        positions = list(range(i, len(requests), n))
+        needed = list(dict.fromkeys(id(requests[j][0]) for j in positions))
+        shares.append((positions, needed, [(needed.index(id(requests[j][0])), requests[j][1], requests[j][2]) for j in positions]))
+    return shares
+
+
+def gather_shares(shares: list, answers: list[list], total: int) -> list:
+    """The batches' answers back in request order."""
+    scores: list = [None] * total
+    for (positions, _, _), answer in zip(shares, answers):
+        for j, score in zip(positions, answer):
+            scores[j] = score
+    return scores
+
+
 class RayBackend:
     def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
         import ray
@@ -62,14 +82,23 @@ class RayBackend:
         return sorted(results, key=lambda r: r.client), lost
 
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
-        refs = {}  # each distinct state into the object store once, however many requests score it
+        """One batch of requests per actor; each distinct state into the object store once."""
+        refs = {}
         for state, _, _ in requests:
             refs.setdefault(id(state), self.ray.put(state))
-        n = len(self.workers)
-        futures = [self.workers[i % n].evaluate.remote(refs[id(state)], split, ex) for i, (state, split, ex) in enumerate(requests)]
-        return self.ray.get(futures)
+        shares = evaluation_shares(requests, len(self.workers))
+        futures = [self.workers[i].evaluate_batch.remote(mine, *[refs[k] for k in needed]) if mine else None
+                   for i, (_, needed, mine) in enumerate(shares)]  # fmt: skip
+        return gather_shares(shares, [self.ray.get(f) if f is not None else [] for f in futures], len(requests))
+
+    def cache_reports(self) -> list:
+        return self.ray.get([w.cache_report.remote() for w in self.workers])
 
     def close(self) -> None:
+        try:
+            self.ray.get([w.close.remote() for w in self.workers])  # each keeps its prefix cache on disk
+        except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError):
+            pass
         for w in self.workers:
             self.ray.kill(w)
         self.workers = []

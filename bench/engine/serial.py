@@ -24,5 +24,8 @@ class SerialBackend:
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
         return [self.worker.evaluate(state, split, examples) for state, split, examples in requests]
 
+    def cache_reports(self) -> list:
+        return [self.worker.cache_report()]
+
     def close(self) -> None:
-        pass
+        self.worker.close()

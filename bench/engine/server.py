@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from bench import privacy
 from bench.comm import tensor_bytes
 from bench.compress import Packed, payload_bytes, restore_state
 from bench.config import ExperimentConfig
-from bench.engine import faults
+from bench.engine import execution, faults, heap
 from bench.engine.cells import node_identity
 from bench.engine.prepare import prepare_task
 from bench.engine.training import Diverged
@@ -44,7 +45,13 @@ def _ray(cfg, task, dp):
     return RayBackend(cfg, task, dp)
 
 
-BACKENDS = {"serial": _serial, "ray": _ray}
+def _local(cfg, task, dp):
+    from bench.engine.local_backend import LocalBackend
+
+    return LocalBackend(cfg, task, dp)
+
+
+BACKENDS = {"serial": _serial, "local": _local, "ray": _ray}
 
 
 def client_rate(cfg: ExperimentConfig) -> float:
@@ -112,6 +119,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     method = METHODS.get(cfg.method)(cfg)
     if cfg.private and cfg.dp_level == "client" and not method.communicates:
         raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
+    if cfg.resolved_backend == "local":
+        from bench.engine.local_backend import warm_up
+
+        warm_up()  # worker processes' imports run while this one tokenizes
     task = prepare_task(cfg)
     atomic_write_json(out / "partition.json", task.partition)
     warn_if_cut(task.encoding, progress)
@@ -120,6 +131,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     method = METHODS.get(cfg.method)(cfg)  # configured with what was resolved (e.g. the probe's blocks)
     dp = privacy.plan(cfg, *planned_work(cfg, method, task))
     backend = BACKENDS[cfg.resolved_backend](cfg, task, dp)
+    if progress:
+        print(execution.describe(cfg), file=sys.stderr)
     try:
         info = backend.info()
         ckpt = load_checkpoint(out / "checkpoint.pt") or {}
@@ -146,23 +159,35 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
             save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants, "best": best,
                                                     "residuals": residuals})  # fmt: skip
             write_rounds(out / "rounds.jsonl", history)
+            heap.trim()  # this round's client states are gone
             bar.update(1)
             bar.set_postfix(val=f"{line['val_metric']:.3f}")
         bar.close()
         final = _record(asked.with_settings(lr=asked.lr or method.default_lr), history, info, status)
         final.update(task_kind=task.kind, n_labels=len(task.output_labels), encoding=task.encoding,
-                     prefix_cache=info.get("prefix_cache_reuse"))  # fmt: skip
+                     execution=execution.describe(cfg))  # fmt: skip
         final["bytes_up_total"] += (probe or {}).get("probe_bytes_up", 0)  # what a probe sent counts too
         if status == "ok":
             scores, items = _scores(method, backend, task, best, states, history)
             final.update(scores)
             atomic_write_text(out / "test_items.json", json.dumps(items, separators=(",", ":")) + "\n")  # compact: one row per example
         final["epsilon"], final["layer_probe"] = spent_epsilon(accountants, dp), probe
+        final["prefix_cache"] = _cache_summary(backend.cache_reports())  # after the last scoring: it fills the cache too
         final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
     finally:
         backend.close()
     atomic_write_json(out / "final.json", final)
     return final
+
+
+def _cache_summary(reports: list) -> dict | None:
+    """The prefix cache over all workers: whether its disk entry existed when the run started,
+    and the seconds and rows all workers spent computing it."""
+    reports = [r for r in reports if r is not None]
+    if not reports:
+        return None
+    return {"reused": reports[0]["reused"], "build_s": round(sum(r["build_s"] for r in reports), 3),
+            "rows_computed": sum(r["rows_computed"] for r in reports)}  # fmt: skip
 
 
 def _mean_metric(scores: list[dict]) -> float:
@@ -302,7 +327,9 @@ def _scores(method, backend, task, best: dict, last: dict, history: list[dict]) 
     states = best["states"]
     test = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
     last_metric = history[-1]["metric"]
-    if last_metric is None:
+    if last_metric is None and best["round"] == history[-1]["round"]:  # the same state: already scored
+        last_metric = _mean_metric(test)
+    elif last_metric is None:
         last_metric = _mean_metric(backend.evaluate_many([(last[k], "test", None) for k in method.eval_keys(last)]))
     own = backend.evaluate_many([(states.get(method.client_key(c), states[GLOBAL]), "train", h.tolist())
                                  for c, h in enumerate(task.holdouts)])  # fmt: skip

@@ -19,9 +19,9 @@ from bench.compress import codec_for
 from bench.config import ExperimentConfig
 from bench.engine.prefix_cache import PrefixCache, cache_plan
 from bench.engine.prepare import PreparedTask, Split
+from bench.engine.scoring import all_examples, score_predictions
 from bench.engine.training import predict, train_local
 from bench.layers import discover_layers
-from bench.metrics import cls_scores, multilabel_scores, ner_scores
 from bench.models import build_model
 from bench.privacy import DpPlan
 from bench.synth.cache import cache_root
@@ -92,9 +92,19 @@ class Worker:
 
     def info(self) -> dict:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        reuse = {"reused": self.cache.reused, "build_s": round(self.cache.build_s, 3)} if self.cache else None
         return {"trainable_params": trainable, "total_params": self.total_params, "n_blocks": self.layers.n_blocks,
-                "prefix_cache": self.cache_note, "prefix_cache_reuse": reuse, **self.method.describe()}  # fmt: skip
+                "prefix_cache": self.cache_note, **self.method.describe()}  # fmt: skip
+
+    def cache_report(self) -> dict | None:
+        """Whether the prefix cache's disk entry existed at the start, and what this worker computed."""
+        if self.cache is None:
+            return None
+        return {"reused": self.cache.reused, "build_s": round(self.cache.build_s, 3), "rows_computed": self.cache.filled}
+
+    def close(self) -> None:
+        """Keep what the prefix cache computed for the next cell with the same frozen prefix."""
+        if self.cache is not None:
+            self.cache.save()
 
     def initial_state(self) -> dict[str, torch.Tensor]:
         return detach_state(self.model, self.trainable)
@@ -131,6 +141,7 @@ class Worker:
                 state, kept = self.codec.encode(update, (residuals or {}).get(job.client))
             for name, p in self.model.named_parameters():
                 p.requires_grad_(name in self.trainable_set)
+                p.grad = None  # not needed until the next client's first step
             results.append(Result(job.client, len(job.examples), state, loss, dp_steps, train_s, job.start, kept))
         return results
 
@@ -139,17 +150,26 @@ class Worker:
         scores = self._scores(state, split, examples)
         return {**scores, "eval_s": time.perf_counter() - t0}
 
-    def _scores(self, state: dict, split: str, examples: list[int] | None) -> dict:
+    def evaluate_batch(self, requests: list[tuple[int, str, list | None]], *states: dict) -> list[dict]:
+        """Several scorings in one call: (index into `states`, split, examples) each."""
+        return [self.evaluate(states[i], split, examples) for i, split, examples in requests]
+
+    def predict(self, state: dict, split: str, examples: list[int]) -> dict:
+        """Encoded row -> prediction for these examples' rows (scored by whoever holds the task)."""
         load_state(self.model, state)
         data: Split = getattr(self.task, split)
-        examples = list(range(len(data.gold))) if examples is None else list(examples)
         rows = data.rows(examples).tolist()
-        preds = dict(zip(rows, predict(self.model, data.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
-                                       before_forward=self._feeder(split), device=self.device)))  # fmt: skip
-        if self.task.kind == "ner":
-            names = self.task.output_labels
-            pred_tags = [[names[i] for r in data.chunks[e] for i in preds[r]] for e in examples]
-            return ner_scores([data.gold[e] for e in examples], pred_tags)
-        probs = np.stack([preds[data.chunks[e][0]] for e in examples])
-        gold = np.array([data.gold[e] for e in examples])
-        return (multilabel_scores if self.task.kind == "multilabel" else cls_scores)(gold, probs)
+        return dict(zip(rows, predict(self.model, data.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
+                                      before_forward=self._feeder(split), device=self.device)))  # fmt: skip
+
+    def predict_batch(self, requests: list[tuple[int, str, list]], *states: dict) -> list[tuple[dict, float]]:
+        """Several predictions in one call, with the seconds each took."""
+        out = []
+        for i, split, examples in requests:
+            t0 = time.perf_counter()
+            out.append((self.predict(states[i], split, examples), time.perf_counter() - t0))
+        return out
+
+    def _scores(self, state: dict, split: str, examples: list[int] | None) -> dict:
+        examples = all_examples(self.task, split, examples)
+        return score_predictions(self.task, split, examples, self.predict(state, split, examples))

@@ -56,8 +56,9 @@ def test_cache_budget_falls_back_to_uncached(tiny_corpus):
 
 
 def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_corpus, tmp_path, monkeypatch):
-    """3 seeds x 2 learning rates of layerskip top:1 build the cache once; another frozen
-    prefix never reads that entry."""
+    """3 seeds x 2 learning rates of layerskip top:1 build the cache once, inside the first
+    run's own passes; the later runs compute no row at all; another frozen prefix never reads
+    that entry."""
     from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
@@ -71,6 +72,7 @@ def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_
             final = run_experiment(base.with_settings(seed=seed, lr=lr), tmp_path / f"s{seed}-{lr}", progress=False)
             seen.append(final["prefix_cache"])
     assert seen[0]["reused"] is False and all(p["reused"] for p in seen[1:])
+    assert seen[0]["rows_computed"] > 0 and all(p["rows_computed"] == 0 and p["build_s"] == 0 for p in seen[1:])
     assert len(list((tmp_path / "cache" / "prefix").glob("*.pt"))) == 1
     other = run_experiment(base.with_settings(layers="top:2"), tmp_path / "other", progress=False)  # one block less frozen
     assert other["prefix_cache"]["reused"] is False

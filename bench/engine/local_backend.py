@@ -1,0 +1,251 @@
+"""The local backend: a pool of worker processes on this machine, the CPU default.
+
+Each process builds the model once (one torch thread each: two one-thread processes keep two
+cores busier than one two-thread process on batches this small) and runs any number of clients
+on it, like a Ray actor, without Ray's own processes and object store. Each state a round
+needs is serialised once and the same bytes go to every process; clients are dealt
+dynamically, a free process taking the next one (preferably a client it ran before: its
+prefix-cache rows are there), and results are sorted by client id, so the numbers match the
+serial backend at the same thread count. A large evaluation is cut across all processes and
+scored here from the merged predictions. A process that dies takes only its in-flight client
+with it (reported lost, as on Ray); it is restarted up to `max_retries` times.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import traceback
+from multiprocessing.connection import Connection, wait
+
+import torch
+
+from bench.config import ExperimentConfig
+from bench.engine.prepare import PreparedTask
+from bench.engine.scoring import all_examples, score_predictions
+
+
+def pack(obj) -> memoryview:
+    """`obj` serialised (tensors included), as a view of the buffer: no second copy."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer()
+
+
+def unpack(blob) -> object:
+    return torch.load(io.BytesIO(blob), weights_only=False)  # our own pipe, our own objects
+
+
+def _serve(conn: Connection) -> None:
+    """A worker process: build the Worker, then answer calls until told to stop. A call is one
+    message (name, args, how many states follow) and then each state it needs, as its own
+    message, unpacked once however many clients use it."""
+    from bench.engine import heap
+    from bench.engine.worker import Worker
+
+    cfg, task, dp, environ = unpack(conn.recv_bytes())
+    os.environ.clear()
+    os.environ.update(environ)  # the server's environment now, not the fork server's from its start
+    worker = Worker(cfg, task, dp)
+    conn.send_bytes(pack(("ok", None)))
+    while True:
+        name, args, n_states = unpack(conn.recv_bytes())
+        if name == "stop":
+            worker.close()
+            conn.send_bytes(pack(("ok", None)))
+            return
+        states = [unpack(conn.recv_bytes()) for _ in range(n_states)]
+        try:
+            reply = ("ok", getattr(_Calls, name)(worker, states, *args))
+        except Exception:  # the server raises it with the worker's traceback
+            reply = ("error", traceback.format_exc())
+        del states
+        conn.send_bytes(pack(reply))
+        del reply
+        heap.trim()
+
+
+class _Calls:
+    """What a worker process is asked to do."""
+
+    @staticmethod
+    def info(worker, states):
+        return worker.info()
+
+    @staticmethod
+    def cache_report(worker, states):
+        return worker.cache_report()
+
+    @staticmethod
+    def initial_state(worker, states):
+        return worker.initial_state()
+
+    @staticmethod
+    def train(worker, states, jobs, round_, residuals, kits):
+        return worker.train(states[0], jobs, round_, residuals, kits)
+
+    @staticmethod
+    def predict(worker, states, requests: list):
+        return worker.predict_batch(requests, *states)
+
+
+SPLIT_FROM = 128  # a request of at least this many examples is cut across the processes
+
+
+def prediction_shares(sizes: list[int], n: int) -> list[list[tuple[int, slice]]]:
+    """Per process, (request index, slice of its examples): a large request in n strided slices
+    (balanced in length; the same slices every round, so each process's prefix-cache rows stay
+    its own), a small one whole to the process with the least work so far."""
+    shares: list[list[tuple[int, slice]]] = [[] for _ in range(n)]
+    load = [0] * n
+    for j, size in enumerate(sizes):
+        if n > 1 and size >= SPLIT_FROM:
+            for i in range(n):
+                shares[i].append((j, slice(i, None, n)))
+                load[i] += len(range(i, size, n))
+        else:
+            i = load.index(min(load))
+            shares[i].append((j, slice(None)))
+            load[i] += size
+    return shares
+
+
+class WorkerDied(RuntimeError):
+    pass
+
+
+def _context():
+    """forkserver: a clean process that has imported the worker's modules forks each worker, so
+    their imported code and data are shared pages (forking this process, whose torch thread
+    pools may be running, is unsafe)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bench.engine.worker"])
+    return context
+
+
+def warm_up() -> None:
+    """Start the fork server now, so its imports overlap with the caller's own work."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+class LocalBackend:
+    def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
+        self.context = _context()
+        self.setup = pack((cfg.to_dict(), task, dp, dict(os.environ)))
+        self.restarts_left = cfg.max_retries
+        self.task = task  # to score the merged predictions
+        self.affinity: dict[int, int] = {}  # client -> the process that last trained it
+        self.procs: list = [None] * cfg.workers
+        self.conns: list[Connection | None] = [None] * cfg.workers
+        for i in range(cfg.workers):
+            self._start(i, wait_ready=False)
+        for i in range(cfg.workers):
+            self._receive(i)  # built: every process constructs its model at the same time
+
+    def _start(self, i: int, wait_ready: bool = True) -> None:
+        parent, child = self.context.Pipe()
+        proc = self.context.Process(target=_serve, args=(child,), daemon=True, name=f"bench-worker-{i}")
+        proc.start()
+        child.close()
+        parent.send_bytes(self.setup)
+        self.procs[i], self.conns[i] = proc, parent
+        if wait_ready:
+            self._receive(i)
+
+    def _receive(self, i: int):
+        try:
+            status, value = unpack(self.conns[i].recv_bytes())
+        except (EOFError, ConnectionError, OSError) as e:
+            raise WorkerDied(f"worker process {i} died (exit code {self.procs[i].exitcode})") from e
+        if status == "error":
+            raise RuntimeError(f"worker process {i} failed:\n{value}")
+        return value
+
+    def _send(self, i: int, name: str, args: tuple, states: list = ()) -> None:
+        self.conns[i].send_bytes(pack((name, args, len(states))))
+        for blob in states:
+            self.conns[i].send_bytes(blob)
+
+    def _call(self, i: int, name: str, *args):
+        self._send(i, name, args)
+        return self._receive(i)
+
+    def info(self) -> dict:
+        return self._call(0, "info")
+
+    def initial_state(self):
+        return self._call(0, "initial_state")
+
+    def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None) -> tuple[list, set[int]]:
+        """(results sorted by client, clients lost with a process that died)."""
+        blob = pack({k: states[k] for k in {job.start for job in jobs}})  # serialised once per round
+        pending, idle, running = list(jobs), list(range(len(self.conns))), {}
+        results, lost = [], set()
+        while pending or running:
+            while pending and idle:  # a free process takes the next client, preferably one it ran before
+                i = idle.pop(0)
+                job = pending.pop(next((n for n, j in enumerate(pending) if self.affinity.get(j.client) == i), 0))
+                self.affinity[job.client] = i  # its prefix-cache rows are in that process
+                kept = {job.client: residuals[job.client]} if residuals and job.client in residuals else None
+                kit = {job.client: kits[job.client]} if kits else None  # a client's secrets go to its own job only
+                self._send(i, "train", ([job], round_, kept, kit), [blob])
+                running[self.conns[i]] = (i, job)
+            for conn in wait(list(running)):
+                i, job = running.pop(conn)
+                try:
+                    results += self._receive(i)
+                except WorkerDied:
+                    lost.add(job.client)
+                    self._restart(i)
+                idle.append(i)
+        return sorted(results, key=lambda r: r.client), lost
+
+    def _restart(self, i: int) -> None:
+        if self.restarts_left <= 0:
+            raise WorkerDied(f"worker process {i} died and no restarts are left (max_retries)")
+        self.restarts_left -= 1
+        self._start(i)
+
+    def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
+        """Every process predicts a share of the rows (a large request is cut across all of them,
+        so one validation pass uses every core), and the scores are computed here from the
+        merged predictions. Each distinct state is packed once."""
+        blobs = {}
+        for state, _, _ in requests:
+            if id(state) not in blobs:
+                blobs[id(state)] = pack(state)
+        examples = [all_examples(self.task, split, ex) for _, split, ex in requests]
+        shares = prediction_shares([len(e) for e in examples], len(self.conns))
+        for i, share in enumerate(shares):
+            if share:
+                needed = list(dict.fromkeys(id(requests[j][0]) for j, _ in share))
+                calls = [(needed.index(id(requests[j][0])), requests[j][1], examples[j][part]) for j, part in share]
+                self._send(i, "predict", (calls,), [blobs[k] for k in needed])
+        merged: list[dict] = [{} for _ in requests]
+        seconds = [0.0] * len(requests)
+        for i, share in enumerate(shares):
+            for (j, _), (preds, took) in zip(share, self._receive(i) if share else []):
+                merged[j].update(preds)
+                seconds[j] += took
+        return [{**score_predictions(self.task, split, examples[j], merged[j]), "eval_s": seconds[j]}
+                for j, (_, split, _) in enumerate(requests)]  # fmt: skip
+
+    def cache_reports(self) -> list:
+        return [self._call(i, "cache_report") for i in range(len(self.conns))]
+
+    def close(self) -> None:
+        for i in range(len(self.conns)):
+            try:
+                self._call(i, "stop")  # the worker saves its prefix cache first
+            except (OSError, WorkerDied, RuntimeError):
+                pass
+        for proc in self.procs:
+            if proc is not None:
+                proc.join(timeout=30)
+                if proc.is_alive():
+                    proc.terminate()
+        self.procs, self.conns = [], []

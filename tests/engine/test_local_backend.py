@@ -1,0 +1,71 @@
+"""Local worker processes give the serial backend's numbers; a killed process loses only its
+client; the default execution fills the cores without more workers than clients."""
+
+import json
+
+from bench.config import ExperimentConfig
+from bench.engine import execution
+from bench.engine.server import run_experiment
+
+
+def run(tiny_corpus, out, **kw):
+    settings = dict(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=2, cpus_per_worker=1,
+                    data_dir=str(tiny_corpus / "i2b2-2010"), max_length=48)  # fmt: skip
+    cfg = ExperimentConfig(**{**settings, **kw})
+    final = run_experiment(cfg, out, progress=False)
+    return final, [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
+
+
+def strip(lines):
+    return [{k: v for k, v in line.items() if k not in ("wall_s", "compute_s")} for line in lines]  # timings differ
+
+
+def test_local_processes_equal_serial_exactly(tiny_corpus, tmp_path):
+    serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial")
+    local_final, local = run(tiny_corpus, tmp_path / "local", workers=2)  # auto: local processes on CPU
+    assert local_final["config"]["workers"] == 2
+    assert strip(serial) == strip(local)
+    assert (serial_final["metric"], serial_final["per_client"]) == (local_final["metric"], local_final["per_client"])
+
+
+def test_a_killed_process_loses_its_client_and_is_restarted(tiny_corpus, tmp_path, monkeypatch):
+    marker = tmp_path / "killed-once"
+    monkeypatch.setenv("BENCH_CHAOS_KILL", f"1:1:{marker}")  # round 2 (index 1), client 1
+    final, lines = run(tiny_corpus, tmp_path / "run", workers=2, rounds=3)
+    assert marker.exists() and final["status"] == "ok"
+    assert lines[1]["lost"] == [1] and 1 not in lines[1]["clients"]
+    assert lines[2]["lost"] == [] and lines[2]["clients"] == [0, 1, 2]  # the restarted process trains again
+
+
+def test_default_execution_fills_cores_not_beyond_clients(monkeypatch):
+    monkeypatch.delenv("BENCH_WORKERS", raising=False)
+    monkeypatch.setattr(execution, "usable_cores", lambda: 8)
+    fed = execution.choose(ExperimentConfig(task="conll", method="fedavg", clients=20, clients_per_round=5))
+    assert (fed.workers, fed.threads_per_worker, fed.resolved_backend) == (5, 1, "local")
+    central = execution.choose(ExperimentConfig(task="conll", method="centralized", clients=20))
+    assert (central.workers, central.threads_per_worker, central.resolved_backend) == (1, 8, "serial")
+    assert fed.run_id == ExperimentConfig(task="conll", method="fedavg", clients=20, clients_per_round=5).run_id
+    monkeypatch.setenv("BENCH_WORKERS", "1")
+    assert execution.choose(ExperimentConfig(task="conll", method="fedavg")).workers == 1
+
+
+def test_one_evaluation_cut_across_processes_scores_as_one(tiny_corpus, tmp_path, monkeypatch):
+    from bench.engine import local_backend
+
+    monkeypatch.setattr(local_backend, "SPLIT_FROM", 2)  # every request of 2+ examples is cut in two
+    serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial")
+    local_final, local = run(tiny_corpus, tmp_path / "local", workers=2)
+    assert strip(serial) == strip(local)
+    timeless = lambda scores: {k: v for k, v in scores.items() if k != "eval_s"}  # noqa: E731
+    assert timeless(serial_final["scores"]) == timeless(local_final["scores"])
+    assert serial_final["per_client"] == local_final["per_client"]
+
+
+def test_prediction_shares_cut_large_requests_and_balance_small_ones():
+    from bench.engine.local_backend import prediction_shares
+
+    shares = prediction_shares([300, 10, 20, 5], 2)
+    assert shares[0][0] == (0, slice(0, None, 2)) and shares[1][0] == (0, slice(1, None, 2))
+    small = {j: i for i, share in enumerate(shares) for j, part in share if part == slice(None)}
+    assert small == {1: 0, 2: 1, 3: 0}  # each to the process with the least work so far
+    assert prediction_shares([300], 1) == [[(0, slice(None))]]
