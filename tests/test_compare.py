@@ -1,0 +1,52 @@
+"""The side-by-side harness: the memory sampler sees a whole process tree, the Flower side gets
+exactly the suite clients' sentences, bad flags are one line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.compare.__main__ import flower_work, main
+from bench.compare.memory import run_measured
+from bench.compare.workloads import WORKLOADS
+
+
+def test_sampler_counts_the_children_of_the_command():
+    child = "import time; b = b'x' * (300 << 20); time.sleep(3)"
+    parent = f"import subprocess, sys, time; a = b'y' * (100 << 20); subprocess.run([sys.executable, '-c', {child!r}])"
+    measured = run_measured([sys.executable, "-c", parent])
+    assert measured["returncode"] == 0 and measured["samples"] >= 2
+    assert 400 <= measured["peak_pss_mb"] < 600  # parent's 100 MB + child's 300 MB + two interpreters
+
+
+def test_flower_clients_train_on_exactly_the_suite_clients_sentences():
+    from bench.config import ExperimentConfig
+    from bench.data import load_task
+    from bench.engine.prepare import prepare_task, subsample
+
+    w = WORKLOADS["B"]
+    work = flower_work(w, 400)
+    task = prepare_task(ExperimentConfig(task="ncbi-disease", method="fedavg", model="minilm", clients=w.clients,
+                                         clients_per_round=w.per_round, max_length=64, train_subsample=400))  # fmt: skip
+    train = subsample(load_task("ncbi-disease").splits["train"], 400)
+    assert len(work["clients"]) == w.clients and work["per_round"] == w.per_round
+    for client, ids in zip(work["clients"], task.clients):
+        assert client == [[list(train[i].tokens), list(train[i].tags)] for i in ids]
+    assert sum(len(c) for c in work["clients"]) == sum(len(ids) for ids in task.clients) < 400  # held-out slices stay out
+    assert len(work["test"]) == 940 and work["trainable"] == "all"
+
+
+@pytest.mark.parametrize("argv, expected", [(["--workloads", "A,Z"], "unknown Z"), (["--flower-python", "/nope/python"], "not found")])
+def test_bad_flags_are_one_line_exit_2(argv, expected, capsys):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expected in err and len(err.splitlines()) == 1
+
+
+def test_flower_app_imports_nothing_from_the_suite():
+    import bench.compare
+
+    source = f"{bench.compare.__path__[0]}/flower_app.py"
+    imports = [line for line in open(source) if line.startswith(("import ", "from "))]
+    assert imports and not any("bench" in line or "baselines" in line for line in imports)
+    assert subprocess.run([sys.executable, "-m", "py_compile", source]).returncode == 0
