@@ -35,6 +35,7 @@ class ExperimentConfig:
     batch_size: int = 16
     lr: float | None = None  # None: the method's default
     warmup_ratio: float = 0.1
+    length_buckets: int = 0  # > 0: batches of similar-length rows, sorted within windows of this many batches
     max_length: int = 128
     holdout_fraction: float = 0.1  # of each client's data, for per-client scores
     train_subsample: int | None = None  # a fixed random subset of the training examples; validation and test stay whole
@@ -79,6 +80,8 @@ class ExperimentConfig:
             (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
             (self.gpus_per_worker >= 0, f"gpus_per_worker must be >= 0, not {self.gpus_per_worker}"),
             (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}"),
+            (self.length_buckets >= 0, f"length_buckets must be >= 0, not {self.length_buckets}"),
+            (not (self.length_buckets and self.private), "length_buckets does not apply under DP (its batches are Poisson samples)"),
             (0 < self.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {self.holdout_fraction}"),
             (self.lr is None or self.lr > 0, f"lr must be > 0, not {self.lr}"),
             (self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}"),

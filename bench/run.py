@@ -26,6 +26,7 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--label-level", default=None, choices=["category", "type"])
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--length-buckets", type=int, default=0, help="batches of similar-length rows, sorted within windows of N batches (0: off)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--mu", type=float, default=0.01, help="fedprox proximal weight")

@@ -63,15 +63,35 @@ def _private_loss(forward, inputs: dict, kind: str) -> torch.Tensor:
     return example_mean_loss(logits, labels)
 
 
+def epoch_batches(rows: np.ndarray, encoded: Encoded, batch_size: int, generator: torch.Generator,
+                  buckets: int = 0) -> list[np.ndarray]:  # fmt: skip
+    """One epoch's batches: a seeded shuffle cut into batches; with `buckets` = W > 0, each
+    window of W batches of the shuffle is sorted by row length before it is cut and the batches
+    are shuffled again, so a batch holds rows of similar length (less padding) while which rows
+    meet stays random beyond the window."""
+    order = rows[torch.randperm(len(rows), generator=generator).numpy()]
+    if not buckets:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    window, batches = buckets * batch_size, []
+    for start in range(0, len(order), window):
+        part = order[start : start + window]
+        part = part[np.argsort([len(encoded.input_ids[r]) for r in part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
                 batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, dp=None,
-                before_forward=None, device="cpu", row_units: np.ndarray | None = None) -> tuple[float, tuple | None]:  # fmt: skip
+                before_forward=None, device="cpu", row_units: np.ndarray | None = None,
+                length_buckets: int = 0) -> tuple[float, tuple | None]:  # fmt: skip
     """Epochs of AdamW with linear warm-up over `rows`.
 
     Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps), where
     steps counts the batches actually drawn (each one a step of the accountant, empty or not).
     `before_forward(rows)` runs before each forward (the prefix cache feeds its states there).
     `row_units` (aligned with `rows`) makes DP-SGD's privacy unit a document or patient.
+    `length_buckets` groups rows of similar length into batches (epoch_batches; not under DP,
+    whose batches are Poisson samples).
     The shuffling generator and dropout are seeded from `seed`, so a client's training is the
     same on whichever worker runs it.
     """
@@ -91,9 +111,7 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
     if private:
         batches = private.batches(rows, steps, generator)
     else:
-        batches = (order[i : i + batch_size] for _ in range(epochs)
-                   for order in [rows[torch.randperm(len(rows), generator=generator).numpy()]]
-                   for i in range(0, len(order), batch_size))  # fmt: skip
+        batches = (batch for _ in range(epochs) for batch in epoch_batches(rows, encoded, batch_size, generator, length_buckets))
     forward = private.module if private else model
     model.train()
     losses, drawn = [], 0

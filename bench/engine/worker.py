@@ -130,6 +130,7 @@ class Worker:
                 penalty=(lambda m, s=start: self.method.penalty(m, s)), dp=self.dp,
                 before_forward=self._feeder("train"), device=self.device,
                 row_units=self.task.train_units[self.cfg.dp_unit][rows] if self.dp and self.cfg.dp_unit != "row" else None,
+                length_buckets=self.cfg.length_buckets,
             )  # fmt: skip
             train_s = time.perf_counter() - t0
             state, kept = detach_state(self.model, sent), None

@@ -1,0 +1,52 @@
+"""Length-bucketed batches: every row once per epoch, seeded, less padding; off = the old batches."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.config import ExperimentConfig
+from bench.data.tokenize import Encoded
+from bench.engine.training import epoch_batches
+from bench.errors import BenchError
+
+
+def encoded(n=400, seed=0):
+    lengths = np.random.default_rng(seed).integers(3, 64, size=n)
+    return Encoded([[1] * int(k) for k in lengths], [[0] * int(k) for k in lengths])
+
+
+def padded_tokens(batches, enc):
+    return sum(len(b) * max(len(enc.input_ids[r]) for r in b) for b in batches)
+
+
+def test_off_gives_the_plain_shuffle_it_always_gave():
+    enc, rows = encoded(), np.arange(400)
+    got = epoch_batches(rows, enc, 16, torch.Generator().manual_seed(3))
+    order = rows[torch.randperm(400, generator=torch.Generator().manual_seed(3)).numpy()]
+    assert [b.tolist() for b in got] == [order[i : i + 16].tolist() for i in range(0, 400, 16)]
+
+
+def test_buckets_cover_every_row_once_are_seeded_and_pad_less():
+    enc, rows = encoded(), np.arange(100, 500)
+    enc = Encoded([[1]] * 100 + enc.input_ids, [[0]] * 100 + enc.labels)  # rows 100..499 are the ones used
+    bucketed = epoch_batches(rows, enc, 16, torch.Generator().manual_seed(7), buckets=8)
+    again = epoch_batches(rows, enc, 16, torch.Generator().manual_seed(7), buckets=8)
+    plain = epoch_batches(rows, enc, 16, torch.Generator().manual_seed(7))
+    assert sorted(np.concatenate(bucketed).tolist()) == rows.tolist()
+    assert [b.tolist() for b in bucketed] == [b.tolist() for b in again]
+    assert padded_tokens(bucketed, enc) < 0.8 * padded_tokens(plain, enc)
+
+
+def test_buckets_are_refused_under_dp():
+    with pytest.raises(BenchError, match="length_buckets"):
+        ExperimentConfig(task="conll", method="fedavg", length_buckets=4, dp_epsilon=8.0)
+    assert ExperimentConfig(task="conll", method="fedavg").run_id == ExperimentConfig(task="conll", method="fedavg", length_buckets=0).run_id
+    assert ExperimentConfig(task="conll", method="fedavg", length_buckets=4).run_id != ExperimentConfig(task="conll", method="fedavg").run_id
+
+
+def test_a_run_with_buckets_trains(tiny_corpus, tmp_path):
+    from bench.engine.server import run_experiment
+
+    final = run_experiment(ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, max_length=48,
+                                            data_dir=str(tiny_corpus / "i2b2-2010"), length_buckets=4), tmp_path, progress=False)  # fmt: skip
+    assert final["status"] == "ok" and final["config"]["length_buckets"] == 4 and np.isfinite(final["metric"])
