@@ -98,11 +98,18 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
 
 
 def overridden(cells: list[Cell], args) -> list[Cell]:
-    """The cells with the command line's --model and --data-dir applied."""
+    """The cells with the command line's --model and --data-dir applied, and, when they run one
+    at a time on this machine, the machine's default execution (bench.engine.execution) for
+    every cell whose grid chose none. Execution never changes a cell's identity."""
     if args.model:
         cells = with_settings(cells, lambda cfg: {"model": args.model})
     if args.data_dir:
         cells = with_settings(cells, lambda cfg: {"data_dir": str(task_folder(args.data_dir, cfg.task))})
+    if args.parallel == 1 and not args.ray_address:
+        from bench.engine import execution
+
+        unchosen = lambda cfg: (cfg.workers, cfg.cpus_per_worker, cfg.gpus_per_worker, cfg.backend) == (1, None, 0.0, "auto")  # noqa: E731
+        cells = [dataclasses.replace(c, config=execution.choose(c.config)) if unchosen(c.config) else c for c in cells]
     return cells
 
 

@@ -69,3 +69,24 @@ def test_prediction_shares_cut_large_requests_and_balance_small_ones():
     small = {j: i for i, share in enumerate(shares) for j, part in share if part == slice(None)}
     assert small == {1: 0, 2: 1, 3: 0}  # each to the process with the least work so far
     assert prediction_shares([300], 1) == [[(0, slice(None))]]
+
+
+def test_grid_cells_run_one_at_a_time_get_the_default_execution(monkeypatch):
+    import argparse
+
+    import run_all
+    from bench.grid import expand
+
+    monkeypatch.delenv("BENCH_WORKERS", raising=False)
+    monkeypatch.setattr(execution, "usable_cores", lambda: 2)
+    grid = {"_path": "test.yaml", "defaults": {"clients": 4}, "tasks": ["conll"], "methods": [{"method": "fedavg"}, {"method": "centralized"},
+            {"method": "lora", "backend": "serial"}], "partitions": ["iid"], "seeds": [0]}  # fmt: skip
+    cells = expand(grid)
+    args = argparse.Namespace(model=None, data_dir=None, parallel=1, ray_address=None)
+    chosen = {c.config.method: c.config for c in run_all.overridden(cells, args)}
+    assert (chosen["fedavg"].workers, chosen["fedavg"].resolved_backend) == (2, "local")
+    assert (chosen["centralized"].workers, chosen["centralized"].threads_per_worker) == (1, 2)
+    assert chosen["lora"].workers == 1 and chosen["lora"].backend == "serial"  # the grid chose: left alone
+    assert [c.run_id for c in run_all.overridden(cells, args)] == [c.run_id for c in cells]
+    parallel = run_all.overridden(cells, argparse.Namespace(model=None, data_dir=None, parallel=2, ray_address=None))
+    assert all(c.config.workers == 1 for c in parallel)  # --parallel sizes cells itself (bench.engine.cells)
