@@ -182,7 +182,7 @@ class LocalBackend:
 
     def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost with a process that died)."""
-        blob = pack({k: states[k] for k in {job.start for job in jobs}})  # serialised once per round
+        blobs = {start: pack({start: states[start]}) for start in {job.start for job in jobs}}  # each serialised once
         pending, idle, running = list(jobs), list(range(len(self.conns))), {}
         results, lost = [], set()
         while pending or running:
@@ -192,7 +192,7 @@ class LocalBackend:
                 self.affinity[job.client] = i  # its prefix-cache rows are in that process
                 kept = {job.client: residuals[job.client]} if residuals and job.client in residuals else None
                 kit = {job.client: kits[job.client]} if kits else None  # a client's secrets go to its own job only
-                self._send(i, "train", ([job], round_, kept, kit), [blob])
+                self._send(i, "train", ([job], round_, kept, kit), [blobs[job.start]])
                 running[self.conns[i]] = (i, job)
             for conn in wait(list(running)):
                 i, job = running.pop(conn)

@@ -3,6 +3,8 @@ client; the default execution fills the cores without more workers than clients.
 
 import json
 
+import pytest
+
 from bench.config import ExperimentConfig
 from bench.engine import execution
 from bench.engine.server import run_experiment
@@ -20,9 +22,10 @@ def strip(lines):
     return [{k: v for k, v in line.items() if k not in ("wall_s", "compute_s")} for line in lines]  # timings differ
 
 
-def test_local_processes_equal_serial_exactly(tiny_corpus, tmp_path):
-    serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial")
-    local_final, local = run(tiny_corpus, tmp_path / "local", workers=2)  # auto: local processes on CPU
+@pytest.mark.parametrize("method", ["fedavg", "local"])  # local: every client starts from its own state
+def test_local_processes_equal_serial_exactly(tiny_corpus, tmp_path, method):
+    serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial", method=method)
+    local_final, local = run(tiny_corpus, tmp_path / "local", workers=2, method=method)  # auto: local processes on CPU
     assert local_final["config"]["workers"] == 2
     assert strip(serial) == strip(local)
     assert (serial_final["metric"], serial_final["per_client"]) == (local_final["metric"], local_final["per_client"])
