@@ -68,5 +68,5 @@ def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: 
             statuses.append(run_cell(cell, runs, resume))
             bar.update(1)
     bar.close()
-    counts = {s: statuses.count(s) for s in ("ok", "skipped", "failed") if statuses.count(s)}
+    counts = {s: statuses.count(s) for s in ("ok", "skipped", "failed", "crashed") if statuses.count(s)}
     print(f"{desc}: {len(cells)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")

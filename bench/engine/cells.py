@@ -53,7 +53,10 @@ def run_cells_parallel(cells: list, run_one: Callable, parallel: int, ray_addres
                 running[task.options(**options).remote(run_one, cell)] = cell
             done, _ = ray.wait(list(running), num_returns=1)
             cell = running.pop(done[0])
-            statuses[cell.run_id] = ray.get(done[0])
+            try:
+                statuses[cell.run_id] = ray.get(done[0])
+            except ray.exceptions.RayError:  # the process running the cell died: the others go on
+                statuses[cell.run_id] = "crashed"  # --resume continues it from its last checkpoint
             progress(cell, statuses[cell.run_id])
     finally:
         if owns:

@@ -59,3 +59,28 @@ seeds: [0, 1]
         assert serial[run_id][:2] == spread[run_id][:2], run_id
     nodes = {host["ray_node_id"] for _, _, host in spread.values()}
     assert len(nodes) == 2 and None not in nodes  # cells ran on both nodes
+
+
+def _dies_on_b(cell):
+    import os
+
+    if cell.run_id == "b":
+        os._exit(1)  # the process running this cell dies, as under the OOM killer
+    return "ok"
+
+
+def test_a_cell_whose_process_dies_is_reported_and_the_others_finish():
+    from types import SimpleNamespace
+
+    from bench.config import ExperimentConfig
+    from bench.engine.cells import run_cells_parallel
+
+    cfg = ExperimentConfig(task="conll", method="fedavg", cpus_per_worker=1)
+    cells = [SimpleNamespace(run_id=name, config=cfg) for name in ("a", "b", "c")]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        seen = []
+        statuses = run_cells_parallel(cells, _dies_on_b, 2, None, lambda cell, status: seen.append(cell.run_id))
+    finally:
+        ray.shutdown()
+    assert statuses == {"a": "ok", "b": "crashed", "c": "ok"} and sorted(seen) == ["a", "b", "c"]
