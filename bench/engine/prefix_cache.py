@@ -122,6 +122,7 @@ class PrefixCache:
         self.splits, self.build_s, self.filled = splits, 0.0, 0  # rows computed by this worker, and the seconds
         self.bytes = need
         self._install()
+        self._release_if_complete()
 
     def _key(self, splits: dict[str, Encoded]) -> str:
         """What the cached states depend on, and nothing else: the frozen prefix's weights (which
@@ -166,6 +167,13 @@ class PrefixCache:
             self.hidden[split][r] = state
         self.build_s += time.perf_counter() - start
         self.filled += len(rows)
+        self._release_if_complete()
+
+    def _release_if_complete(self) -> None:
+        """Once every row is cached the frozen modules are never run again: let them go (for a
+        large model they are most of its memory)."""
+        if self.originals is not None and all(h is not None for rows in self.hidden.values() for h in rows):
+            self.originals = None
 
     @torch.no_grad()
     def _compute(self, encoded: Encoded, batch: int = 64) -> list[torch.Tensor]:

@@ -77,3 +77,17 @@ def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_
     other = run_experiment(base.with_settings(layers="top:2"), tmp_path / "other", progress=False)  # one block less frozen
     assert other["prefix_cache"]["reused"] is False
     assert len(list((tmp_path / "cache" / "prefix").glob("*.pt"))) == 2
+
+
+def test_rows_are_computed_on_first_use_and_the_frozen_modules_go_once_all_are(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))  # no entry from another test
+    w, task = worker(tiny_corpus, "tiny-bert", "on")
+    cache = w.cache
+    assert cache.filled == 0 and not cache.reused and cache.originals is not None
+    w.evaluate(w.initial_state(), "validation")
+    assert cache.filled == len(task.validation.encoded.input_ids) and cache.originals is not None
+    for split in ("train", "test"):
+        cache.feed(split, list(range(len(getattr(task, split).encoded.input_ids))))
+    assert cache.originals is None  # every row cached: the frozen blocks are never run again
+    filled = cache.filled
+    assert np.isfinite(w.evaluate(w.initial_state(), "test")["metric"]) and cache.filled == filled
