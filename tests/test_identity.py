@@ -112,3 +112,13 @@ def test_report_groups_by_configured_target_never_spent_epsilon():
     assert rows[("layerskip top:2", None)]["seeds"] == 2
     assert rows[("layerskip top:2 budgets=by-size", None)]["seeds"] == 1
     assert sum(t["seeds"] for t in table if t["method"] == "fedavg" and t["epsilon"] is None) == 3  # plain + noise-multiplier rows
+
+
+def test_a_run_stored_before_a_setting_existed_shares_its_cell_with_later_runs():
+    from bench.tables import cell_key
+
+    before = {"config": {**ExperimentConfig(task="conll", method="fedavg", seed=0).to_dict()}}
+    del before["config"]["length_buckets"]  # stored before the setting existed
+    after = {"config": ExperimentConfig(task="conll", method="fedavg", seed=1).to_dict()}
+    other = {"config": ExperimentConfig(task="conll", method="fedavg", seed=1, length_buckets=8).to_dict()}
+    assert cell_key(before) == cell_key(after) != cell_key(other)
