@@ -23,7 +23,7 @@ import torch
 
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
-from bench.engine.scoring import all_examples, score_predictions
+from bench.engine.scoring import CutEvaluation
 
 
 def pack(obj) -> memoryview:
@@ -88,27 +88,6 @@ class _Calls:
     @staticmethod
     def predict(worker, states, requests: list):
         return worker.predict_batch(requests, *states)
-
-
-SPLIT_FROM = 128  # a request of at least this many examples is cut across the processes
-
-
-def prediction_shares(sizes: list[int], n: int) -> list[list[tuple[int, slice]]]:
-    """Per process, (request index, slice of its examples): a large request in n strided slices
-    (balanced in length; the same slices every round, so each process's prefix-cache rows stay
-    its own), a small one whole to the process with the least work so far."""
-    shares: list[list[tuple[int, slice]]] = [[] for _ in range(n)]
-    load = [0] * n
-    for j, size in enumerate(sizes):
-        if n > 1 and size >= SPLIT_FROM:
-            for i in range(n):
-                shares[i].append((j, slice(i, None, n)))
-                load[i] += len(range(i, size, n))
-        else:
-            i = load.index(min(load))
-            shares[i].append((j, slice(None)))
-            load[i] += size
-    return shares
 
 
 class WorkerDied(RuntimeError):
@@ -218,21 +197,11 @@ class LocalBackend:
         for state, _, _ in requests:
             if id(state) not in blobs:
                 blobs[id(state)] = pack(state)
-        examples = [all_examples(self.task, split, ex) for _, split, ex in requests]
-        shares = prediction_shares([len(e) for e in examples], len(self.conns))
-        for i, share in enumerate(shares):
-            if share:
-                needed = list(dict.fromkeys(id(requests[j][0]) for j, _ in share))
-                calls = [(needed.index(id(requests[j][0])), requests[j][1], examples[j][part]) for j, part in share]
-                self._send(i, "predict", (calls,), [blobs[k] for k in needed])
-        merged: list[dict] = [{} for _ in requests]
-        seconds = [0.0] * len(requests)
-        for i, share in enumerate(shares):
-            for (j, _), (preds, took) in zip(share, self._receive(i) if share else []):
-                merged[j].update(preds)
-                seconds[j] += took
-        return [{**score_predictions(self.task, split, examples[j], merged[j]), "eval_s": seconds[j]}
-                for j, (_, split, _) in enumerate(requests)]  # fmt: skip
+        cut = CutEvaluation(self.task, requests, len(self.conns))
+        for i, call in enumerate(cut.calls):
+            if call:
+                self._send(i, "predict", (call[1],), [blobs[k] for k in call[0]])
+        return cut.scores([self._receive(i) if call else [] for i, call in enumerate(cut.calls)])
 
     def cache_reports(self) -> list:
         return [self._call(i, "cache_report") for i in range(len(self.conns))]

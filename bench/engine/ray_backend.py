@@ -12,28 +12,9 @@ import os
 
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
+from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker
 from bench.synth.cache import cache_root
-
-
-def evaluation_shares(requests: list, n: int) -> list[tuple[list[int], list[int], list]]:
-    """Requests dealt round-robin into one batch per worker: (request positions, ids of the
-    distinct states the batch needs, (state index, split, examples) per request)."""
-    shares = []
-    for i in range(n):
-        positions = list(range(i, len(requests), n))
-        needed = list(dict.fromkeys(id(requests[j][0]) for j in positions))
-        shares.append((positions, needed, [(needed.index(id(requests[j][0])), requests[j][1], requests[j][2]) for j in positions]))
-    return shares
-
-
-def gather_shares(shares: list, answers: list[list], total: int) -> list:
-    """The batches' answers back in request order."""
-    scores: list = [None] * total
-    for (positions, _, _), answer in zip(shares, answers):
-        for j, score in zip(positions, answer):
-            scores[j] = score
-    return scores
 
 
 class RayBackend:
@@ -51,6 +32,7 @@ class RayBackend:
         # is rebuilt from the seed and clients are deterministic, so the retry gives the same result.
         actor = ray.remote(num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1, num_gpus=cfg.gpus_per_worker,
                            max_restarts=cfg.max_retries, max_task_retries=cfg.max_retries)(Worker)  # fmt: skip
+        self.task = task  # to score the merged predictions
         task_ref = ray.put(task)
         self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
 
@@ -82,14 +64,15 @@ class RayBackend:
         return sorted(results, key=lambda r: r.client), lost
 
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
-        """One batch of requests per actor; each distinct state into the object store once."""
+        """Every actor predicts a share of the rows, scored here from the merged predictions
+        (bench.engine.scoring); each distinct state goes into the object store once."""
         refs = {}
         for state, _, _ in requests:
             refs.setdefault(id(state), self.ray.put(state))
-        shares = evaluation_shares(requests, len(self.workers))
-        futures = [self.workers[i].evaluate_batch.remote(mine, *[refs[k] for k in needed]) if mine else None
-                   for i, (_, needed, mine) in enumerate(shares)]  # fmt: skip
-        return gather_shares(shares, [self.ray.get(f) if f is not None else [] for f in futures], len(requests))
+        cut = CutEvaluation(self.task, requests, len(self.workers))
+        futures = [self.workers[i].predict_batch.remote(call[1], *[refs[k] for k in call[0]]) if call else None
+                   for i, call in enumerate(cut.calls)]  # fmt: skip
+        return cut.scores([self.ray.get(f) if f is not None else [] for f in futures])
 
     def cache_reports(self) -> list:
         return self.ray.get([w.cache_report.remote() for w in self.workers])

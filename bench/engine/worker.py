@@ -151,10 +151,6 @@ class Worker:
         scores = self._scores(state, split, examples)
         return {**scores, "eval_s": time.perf_counter() - t0}
 
-    def evaluate_batch(self, requests: list[tuple[int, str, list | None]], *states: dict) -> list[dict]:
-        """Several scorings in one call: (index into `states`, split, examples) each."""
-        return [self.evaluate(states[i], split, examples) for i, split, examples in requests]
-
     def predict(self, state: dict, split: str, examples: list[int]) -> dict:
         """Encoded row -> prediction for these examples' rows (scored by whoever holds the task)."""
         load_state(self.model, state)

@@ -53,9 +53,9 @@ def test_default_execution_fills_cores_not_beyond_clients(monkeypatch):
 
 
 def test_one_evaluation_cut_across_processes_scores_as_one(tiny_corpus, tmp_path, monkeypatch):
-    from bench.engine import local_backend
+    from bench.engine import scoring
 
-    monkeypatch.setattr(local_backend, "SPLIT_FROM", 2)  # every request of 2+ examples is cut in two
+    monkeypatch.setattr(scoring, "SPLIT_FROM", 2)  # every request of 2+ examples is cut in two
     serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial")
     local_final, local = run(tiny_corpus, tmp_path / "local", workers=2)
     assert strip(serial) == strip(local)
@@ -65,7 +65,7 @@ def test_one_evaluation_cut_across_processes_scores_as_one(tiny_corpus, tmp_path
 
 
 def test_prediction_shares_cut_large_requests_and_balance_small_ones():
-    from bench.engine.local_backend import prediction_shares
+    from bench.engine.scoring import prediction_shares
 
     shares = prediction_shares([300, 10, 20, 5], 2)
     assert shares[0][0] == (0, slice(0, None, 2)) and shares[1][0] == (0, slice(1, None, 2))
