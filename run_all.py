@@ -108,8 +108,7 @@ def overridden(cells: list[Cell], args) -> list[Cell]:
     if args.parallel == 1 and not args.ray_address:
         from bench.engine import execution
 
-        unchosen = lambda cfg: (cfg.workers, cfg.cpus_per_worker, cfg.gpus_per_worker, cfg.backend) == (1, None, 0.0, "auto")  # noqa: E731
-        cells = [dataclasses.replace(c, config=execution.choose(c.config)) if unchosen(c.config) else c for c in cells]
+        cells = [dataclasses.replace(c, config=execution.choose(c.config)) if execution.unchosen(c.config) else c for c in cells]
     return cells
 
 

@@ -67,12 +67,12 @@ def build_parser() -> OneLineArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     out, quiet = args.pop("out"), args.pop("quiet")
-    chosen = args["workers"] is None and not (args["cpus_per_worker"] or args["gpus_per_worker"] or args["ray_address"]) and args["backend"] == "auto"
     cfg = ExperimentConfig.from_dict({**args, "workers": args["workers"] or 1})
     from bench.engine import execution
     from bench.engine.server import run_experiment
 
-    cfg = execution.choose(cfg) if chosen else cfg  # said at the start of the run and kept in final.json
+    if args["workers"] is None and execution.unchosen(cfg):  # said at the start of the run and kept in final.json
+        cfg = execution.choose(cfg)
 
     final = run_experiment(cfg, out, progress=not quiet)
     keys = ("task", "method", "metric_name", "metric", "val_metric", "best_round", "converged", "bytes_up_total", "trainable_params",

@@ -29,6 +29,12 @@ def jobs_per_round(cfg: ExperimentConfig) -> int:
     return 1 if METHODS.get(cfg.method).partition_free else cfg.per_round
 
 
+def unchosen(cfg: ExperimentConfig) -> bool:
+    """True when `cfg` names no execution of its own (every execution setting at its default),
+    so the machine's default may be filled in."""
+    return (cfg.workers, cfg.cpus_per_worker, cfg.gpus_per_worker, cfg.backend, cfg.ray_address) == (1, None, 0.0, "auto", None)
+
+
 def choose(cfg: ExperimentConfig) -> ExperimentConfig:
     """`cfg` with the default execution filled in (its identity is unchanged)."""
     if os.environ.get("BENCH_WORKERS"):
