@@ -188,12 +188,15 @@ class ExperimentConfig:
         return re.sub(r"[^A-Za-z0-9._-]", "-", "__".join(parts + [digest]))
 
 
+SETTING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}  # what a config that predates a setting had
+
+
 def first_difference(stored: dict, cfg: ExperimentConfig) -> str | None:
     """The first computed setting (alphabetically) in which a stored config differs, or None.
     A setting the stored config predates counts as its default."""
     now = cfg.computed_settings()
-    defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
-    then = {**{k: v for k, v in defaults.items() if k in now}, **{k: v for k, v in stored.items() if k in now or k not in defaults}}
+    then = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in now},
+            **{k: v for k, v in stored.items() if k in now or k not in SETTING_DEFAULTS}}  # fmt: skip
     for key in sorted(set(now) | set(then)):
         if now.get(key, "<absent>") != then.get(key, "<absent>"):
             return f"{key} (stored {then.get(key, '<absent>')!r}, now {now.get(key, '<absent>')!r})"

@@ -17,11 +17,9 @@ def cell_key(run: dict) -> tuple:
     """A run's cell: every computed setting except the seed (configured DP target included,
     never the epsilon actually spent). A setting a stored config predates counts as its default,
     so runs stored before a setting existed share a cell with later ones."""
-    import dataclasses
+    from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
 
-    from bench.config import EXECUTION_ONLY, ExperimentConfig
-
-    config = {**{f.name: f.default for f in dataclasses.fields(ExperimentConfig)}, **run["config"]}
+    config = {**SETTING_DEFAULTS, **run["config"]}
     return tuple(sorted((k, str(v)) for k, v in config.items() if k not in IDENTITY_FREE | EXECUTION_ONLY))
 
 
