@@ -68,9 +68,10 @@ def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | N
                  notes: list[str] | None = None) -> Path:  # fmt: skip
     """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
     `runs_dir` (default out/runs); a study's report names the study in every caption."""
-    from bench import figures
+    from bench import audit, figures
 
-    runs = load_runs(runs_dir or out / "runs", run_ids)
+    runs_dir = runs_dir or out / "runs"
+    runs = load_runs(runs_dir, run_ids)
     rows = [summary_row(r) for r in runs]
     atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
     table = main_table(runs)
@@ -83,10 +84,13 @@ def write_report(out: Path, run_ids: list[str] | None = None, runs_dir: Path | N
     unconverged = [r for r in rows if r["status"] == "ok" and not r.get("converged")]
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
+    checks = audit.section(runs, out / "tuning.csv", runs_dir)
+    flagged = f", {sum(line.startswith('- ') for line in checks)} findings under Checks" if checks else ""
     text = [f"# Results: {out.name}" + (f" (study {study})" if study else ""), "",
-            f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged.", "", *(notes or []),
+            f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged{flagged}.", "", *(notes or []),
             narrative(table), "", "## Main table", "", markdown(table), NOTES, "", "## Figures", ""]  # fmt: skip
     text += [f"![{caption}](figures/{name}.png)  \n*{caption}*\n" for name, caption in made]
+    text += checks
     if unconverged:
         text += ["## Runs that did not converge", "",
                  "Their validation metric was still rising by at least `min_delta` within the last `patience` rounds "

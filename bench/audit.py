@@ -1,0 +1,133 @@
+"""Checks a reviewer would make before trusting a result, written into the report.
+
+- A run whose test predictions are (nearly) constant (not one entity found; one class for every
+  admission; no label at all) scored the majority class: its metric says the model learned nothing, not
+  how good the method is. Found from the stored per-example test items, so counts only.
+- A tuned value at the edge of its swept range: the best value may lie outside the range, so
+  the method may be under-tuned compared with one whose optimum is inside.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+
+def _no_entity_found(items: list) -> str | None:
+    tp, fp, fn = (sum(row[i] for row in items) for i in range(3))
+    if tp:
+        return None
+    return f"finds none of the {fn} test entities ({fp} spans predicted; O, the majority class, elsewhere)"
+
+
+def _one_class(items: list) -> str | None:
+    predicted = {p for _, p in items}
+    return f"predicts class {predicted.pop()} for every test example" if len(predicted) == 1 else None
+
+
+def _no_label(items: list) -> str | None:
+    n = len(items[0]) // 2
+    return "predicts no label for any test example" if not any(any(row[n:]) for row in items) else None
+
+
+CONSTANT_PREDICTION = {"ner": _no_entity_found, "cls": _one_class, "multilabel": _no_label}  # by task kind
+
+
+def constant_prediction(kind: str, items: list | None) -> str | None:
+    """Why a run's test predictions are constant, or None (also when there are no items).
+    `items` is test_items.json: one list per evaluated model (local-only runs have one per
+    client); the run is constant when every model's predictions are."""
+    if not items or not all(items):
+        return None
+    reasons = [CONSTANT_PREDICTION[kind](model_items) for model_items in items]
+    return reasons[0] if all(reasons) else None
+
+
+def _last_loss(history: list[dict]) -> str:
+    losses = [h["train_loss"] for h in history if h.get("train_loss") is not None]
+    return f"; last training loss {losses[-1]:.3f}" if losses else ""
+
+
+def constant_runs(runs: list[dict]) -> list[str]:
+    """One line per run (final.json records, as bench.report.load_runs gives them) whose test
+    predictions are constant."""
+    lines = []
+    for run in runs:
+        why = run.get("status") == "ok" and constant_prediction(run.get("task_kind", "ner"), run.get("test_items"))
+        if why:
+            lines.append(f"- `{run['run_id']}` {why} (metric {run['metric']:.3f}, lr {run['config'].get('lr')}"
+                         f"{_last_loss(run.get('history') or [])}).")  # fmt: skip
+    return lines
+
+
+def constant_points(rows: list[dict], runs_dir: Path, reported: set[str]) -> list[str]:
+    """The same check on the tuning sweep's points (tuning.csv rows) not already in the report
+    (`reported`): a sweep point stuck at the majority class is why it was not chosen, and says
+    the range reached a value that breaks training."""
+    lines = []
+    for run_id in dict.fromkeys(r["run_id"] for r in rows if r["run_id"] not in reported):
+        folder = runs_dir / run_id
+        if not (folder / "final.json").is_file() or not (folder / "test_items.json").is_file():
+            continue
+        final = json.loads((folder / "final.json").read_text())
+        if final.get("status") != "ok":
+            continue
+        why = constant_prediction(final.get("task_kind", "ner"), json.loads((folder / "test_items.json").read_text()))
+        if why:
+            history = [json.loads(x) for x in (folder / "rounds.jsonl").read_text().splitlines()] if (folder / "rounds.jsonl").is_file() else []
+            point = ", ".join(f"{r['setting']} {r['value']}" for r in rows if r["run_id"] == run_id)
+            stop = ", then stopped early" if final.get("stopped_early") else ""
+            lines.append(f"- sweep point `{run_id}` ({point}) {why}: validation metric {final.get('val_metric', 0):.3f} "
+                         f"for {final.get('rounds_run')} rounds{stop}{_last_loss(history)}.")  # fmt: skip
+    return lines
+
+
+def edge_choices(rows: list[dict]) -> list[str]:
+    """One line per group and setting whose choice says little: every value tied on validation
+    (the choice is the first tried), or the chosen numeric value is the smallest or largest."""
+    lines = []
+    for group in dict.fromkeys(r["group"] for r in rows):
+        mine = [r for r in rows if r["group"] == group]
+        for setting in dict.fromkeys(r["setting"] for r in mine):
+            points = [r for r in mine if r["setting"] == setting]
+            tried = sorted({r["value"] for r in points if isinstance(r["value"], int | float)})
+            chosen = [r for r in points if r["chosen"]]
+            scores = {r["val_metric"] for r in points}
+            if len(tried) < 3 or not chosen or None in scores:
+                continue
+            c = chosen[0]
+            where = f"- {c['task']} {c['method']} {c['layers']}".rstrip() + f" ({c['partition']}): "
+            if len(scores) == 1:
+                lines.append(where + f"every {setting} tried ({', '.join(map(str, tried))}) tied on validation "
+                             f"({c['val_metric']:.3f}): {c['value']} is the first tried, not an optimum.")  # fmt: skip
+            elif c["value"] in (tried[0], tried[-1]):
+                side = "smallest" if c["value"] == tried[0] else "largest"
+                lines.append(where + f"chose {setting} {c['value']}, the {side} value tried "
+                             f"({', '.join(map(str, tried))}); the best may lie outside the range.")  # fmt: skip
+    return lines
+
+
+def read_tuning(path: Path) -> list[dict]:
+    """tuning.csv's rows with numbers and booleans back (none when there is no file)."""
+    if not path.is_file():
+        return []
+    rows = list(csv.DictReader(path.open()))
+    for r in rows:
+        r["chosen"] = r["chosen"] == "True"
+        r["val_metric"] = float(r["val_metric"]) if r["val_metric"] else None
+        try:
+            r["value"] = float(r["value"])
+        except ValueError:
+            pass  # a non-numeric setting (e.g. a layer spec) has no range edge
+    return rows
+
+
+def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
+    """The report's "Checks" section from the stored results (empty when nothing was found)."""
+    rows = read_tuning(tuning_csv)
+    reported = {r["run_id"] for r in runs}
+    found = constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows)
+    if not found:
+        return []
+    return ["## Checks", "", "What a reviewer would ask about before trusting these numbers (bench.audit):", "", *found, ""]

@@ -1,0 +1,70 @@
+"""The report's checks: constant predictions and uninformative tuning choices (bench.audit)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import audit
+
+
+@pytest.mark.parametrize(
+    ("kind", "items", "flagged"),
+    [
+        ("ner", [[[0, 0, 2], [0, 3, 1]]], True),  # spans predicted, none right: nothing learned
+        ("ner", [[[0, 0, 2], [1, 3, 1]]], False),
+        ("cls", [[[0, 1], [1, 1], [0, 1]]], True),
+        ("cls", [[[0, 0], [1, 1], [0, 1]]], False),
+        ("multilabel", [[[1, 0, 0, 0], [0, 1, 0, 0]]], True),
+        ("multilabel", [[[1, 0, 0, 0], [0, 1, 0, 1]]], False),
+        ("cls", [[[0, 1], [1, 1]], [[0, 0], [1, 1]]], False),  # local-only: one client's model varies
+        ("cls", [[[0, 1], [1, 1]], [[0, 0], [1, 0]]], True),
+        ("ner", None, False),
+    ],
+)
+def test_constant_prediction(kind, items, flagged):
+    assert bool(audit.constant_prediction(kind, items)) is flagged
+
+
+def _row(group: str, value: float, val: float | None, chosen: bool) -> dict:
+    return {"task": "t", "method": "fedavg", "layers": "", "partition": "iid", "setting": "lr", "value": value,
+            "val_metric": val, "chosen": chosen, "group": group, "run_id": f"{group}-{value}"}  # fmt: skip
+
+
+def test_edge_and_tied_choices_are_named_and_an_inside_optimum_is_not():
+    rows = [_row("edge", 1e-4, 0.5, False), _row("edge", 3e-4, 0.6, False), _row("edge", 1e-3, 0.7, True),
+            _row("inside", 1e-4, 0.5, False), _row("inside", 3e-4, 0.7, True), _row("inside", 1e-3, 0.6, False),
+            _row("tied", 1e-4, 0.4, True), _row("tied", 3e-4, 0.4, False), _row("tied", 1e-3, 0.4, False),
+            _row("open", 1e-4, 0.4, True), _row("open", 3e-4, None, False), _row("open", 1e-3, 0.3, False)]  # fmt: skip
+    lines = audit.edge_choices(rows)
+    assert len(lines) == 2
+    assert "chose lr 0.001, the largest value tried" in lines[0]
+    assert "tied on validation (0.400)" in lines[1]
+
+
+def _stored_run(runs, run_id: str, items: list, lr: float) -> None:
+    folder = runs / run_id
+    folder.mkdir(parents=True)
+    final = {"status": "ok", "task_kind": "ner", "metric": 0.0, "val_metric": 0.0, "rounds_run": 4, "stopped_early": True,
+             "config": {"lr": lr}}  # fmt: skip
+    (folder / "final.json").write_text(json.dumps(final))
+    (folder / "test_items.json").write_text(json.dumps(items))
+    (folder / "rounds.jsonl").write_text(json.dumps({"train_loss": 0.3}) + "\n")
+
+
+def test_the_section_reads_stored_sweep_points_and_skips_runs_already_reported(tmp_path):
+    runs = tmp_path / "runs"
+    _stored_run(runs, "collapsed", [[[0, 0, 5]]], 3e-3)
+    _stored_run(runs, "learned", [[[4, 1, 1]]], 1e-3)
+    tuning_csv = tmp_path / "tuning.csv"
+    tuning_csv.write_text("task,method,layers,partition,epsilon,setting,value,val_metric,chosen,group,run_id\n"
+                          "t,layerskip,top:2,iid,,lr,0.001,0.6,True,g,learned\n"
+                          "t,layerskip,top:2,iid,,lr,0.003,0.0,False,g,collapsed\n")  # fmt: skip
+    lines = audit.section([], tuning_csv, runs)
+    assert any("sweep point `collapsed` (lr 0.003) finds none of the 5 test entities" in x and "stopped early" in x
+               for x in lines)  # fmt: skip
+    assert not any("`learned`" in x for x in lines)
+    assert audit.section([{"run_id": "collapsed", "status": "ok", "test_items": [[[0, 0, 5]]], "task_kind": "ner",
+                           "metric": 0.0, "config": {"lr": 3e-3}}], tuning_csv, runs)[4].startswith("- `collapsed`")  # fmt: skip
+    assert audit.section([], tmp_path / "absent.csv", runs) == []
