@@ -58,6 +58,29 @@ def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
     return finals
 
 
+def seeds_when_swept(points: list, cells: list[Cell], settings: list[str], runs: Path, where: str):
+    """run_cells' `then`: when the last sweep point of a group ends, choose on validation and
+    hand back the group's seed cells with the choice. Groups are swept in grid order and each
+    group's seeds jump the queue, so results still come a whole group at a time, but a free
+    slot never waits for a phase to end while another group's points are ready."""
+    group_of_run = {p.cell.run_id: p.group for p in points}
+    left = {g: {p.cell.run_id for p in points if p.group == g} for g in group_of_run.values()}
+
+    def then(cell: Cell, status: str) -> list[Cell]:
+        group = group_of_run.get(cell.run_id)
+        if group is None or cell.run_id not in left[group]:
+            return []  # a seed cell, or a point already heard of (seed 0 runs the chosen point)
+        left[group].discard(cell.run_id)
+        if left[group]:
+            return []
+        mine = [p for p in points if p.group == group]
+        choice, _ = tuning.choose(mine, stored_finals(runs, [p.cell for p in mine]))
+        seeds = [c for c in cells if tuning.group_of(c.config, settings) == group]
+        return tuning.apply_choices(seeds, settings, choice, where)
+
+    return then
+
+
 def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes: list[str]) -> list[Cell | None]:
     """The cells with their tuned values: swept here (a grid's `tune`, or --tune) or read from
     the grid's `tuned` file. Writes DIR/tuning.csv and the choices file when it sweeps."""
@@ -75,14 +98,9 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
     points = tuning.sweep_points(cells)
-    groups = list(dict.fromkeys(p.group for p in points))
-    for i, group in enumerate([] if args.report_only else groups):  # one group at a time: results come whole
-        mine = [p for p in points if p.group == group]
-        run_cells([p.cell for p in mine], out / "runs", args.resume, f"grid {name}: sweep {i + 1}/{len(groups)}", *scale(args))
-        choice, _ = tuning.choose(mine, stored_finals(out / "runs", [p.cell for p in mine]))
-        seeds = [c for c in cells if tuning.group_of(c.config, settings) == group]
-        run_cells(tuning.apply_choices(seeds, settings, choice, where), out / "runs", args.resume,
-                  f"grid {name}: seeds {i + 1}/{len(groups)}", *scale(args))  # fmt: skip
+    if not args.report_only:
+        run_cells([p.cell for p in points], out / "runs", args.resume, f"grid {name}: tuning", *scale(args),
+                  then=seeds_when_swept(points, cells, settings, out / "runs", where))  # fmt: skip
     partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
     finals = stored_finals(out / "runs", [p.cell for p in points])
     choices, rows = tuning.choose(points, finals, partial)

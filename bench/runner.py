@@ -7,6 +7,7 @@ import functools
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.config import first_difference
@@ -44,29 +45,47 @@ def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str
         return "failed"
 
 
-def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: int = 1, ray_address: str | None = None) -> None:
-    """Every cell, with a progress bar and a one-line tally; in parallel as Ray tasks when asked."""
+def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: int = 1, ray_address: str | None = None,
+              then: Callable[[Cell, str], list[Cell]] | None = None) -> None:  # fmt: skip
+    """Every cell, with a progress bar and a one-line tally; in parallel as Ray tasks when asked.
+
+    `then(cell, status)` names the cells a finished (or already stored) cell makes runnable,
+    e.g. a tuning group's seeds once its last sweep point is in: they go to the front of the
+    queue, so no slot waits for a whole phase to end while work is ready."""
     from tqdm.auto import tqdm
 
     check_stored(cells, runs)
     start = time.perf_counter()
     bar = tqdm(total=len(cells), desc=desc, unit="cell")
+    statuses: dict[str, str] = {}
+
+    def finished(cell: Cell, status: str) -> list[Cell]:
+        """Record a cell's end; -> the follow-up cells still to run (stored ones count as skipped)."""
+        statuses[cell.run_id] = status
+        bar.update(1)
+        bar.set_postfix_str(f"{cell.run_id}: {status}")
+        ready = []
+        for new in then(cell, status) if then else []:
+            check_stored([new], runs)
+            bar.total += 1
+            bar.refresh()
+            ready += finished(new, "skipped") if (runs / new.run_id / "final.json").is_file() else [new]
+        return ready
+
+    todo = []
+    for cell in cells:
+        todo += finished(cell, "skipped") if (runs / cell.run_id / "final.json").is_file() else [cell]
     if parallel > 1 or ray_address:
         from bench.engine.cells import run_cells_parallel
 
-        done = lambda cell, status: (bar.update(1), bar.set_postfix_str(f"{cell.run_id}: {status}"))  # noqa: E731
-        todo = [c for c in cells if not (runs / c.run_id / "final.json").is_file()]
-        statuses = {c.run_id: "skipped" for c in cells}
-        bar.update(len(cells) - len(todo))
-        statuses.update(run_cells_parallel(todo, functools.partial(run_cell, runs=runs.resolve(), resume=resume, progress=False),
-                                           parallel, ray_address, done))  # fmt: skip
-        statuses = list(statuses.values())
+        run_one = functools.partial(run_cell, runs=runs.resolve(), resume=resume, progress=False)
+        run_cells_parallel(todo, run_one, parallel, ray_address, finished)
     else:
-        statuses = []
-        for cell in cells:
+        while todo:
+            cell = todo.pop(0)
             bar.set_postfix_str(cell.run_id)
-            statuses.append(run_cell(cell, runs, resume))
-            bar.update(1)
+            todo[:0] = finished(cell, run_cell(cell, runs, resume))
     bar.close()
-    counts = {s: statuses.count(s) for s in ("ok", "skipped", "failed", "crashed") if statuses.count(s)}
-    print(f"{desc}: {len(cells)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")
+    tally = list(statuses.values())
+    counts = {s: tally.count(s) for s in ("ok", "skipped", "failed", "crashed") if tally.count(s)}
+    print(f"{desc}: {len(tally)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")

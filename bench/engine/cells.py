@@ -36,7 +36,9 @@ def _call(run_one: Callable, cell):
 
 
 def run_cells_parallel(cells: list, run_one: Callable, parallel: int, ray_address: str | None, progress) -> dict[str, str]:
-    """run_id -> status ("ok", "skipped", "failed") for every cell, `parallel` at a time."""
+    """run_id -> status ("ok", "skipped", "failed", "crashed") for every cell, `parallel` at a
+    time. `progress(cell, status)` hears of each end and may return cells to run next (ahead of
+    the queue)."""
     import ray
 
     owns = not ray.is_initialized()
@@ -57,7 +59,7 @@ def run_cells_parallel(cells: list, run_one: Callable, parallel: int, ray_addres
                 statuses[cell.run_id] = ray.get(done[0])
             except ray.exceptions.RayError:  # the process running the cell died: the others go on
                 statuses[cell.run_id] = "crashed"  # --resume continues it from its last checkpoint
-            progress(cell, statuses[cell.run_id])
+            queue[:0] = progress(cell, statuses[cell.run_id]) or []
     finally:
         if owns:
             ray.shutdown()

@@ -84,3 +84,38 @@ def test_a_cell_whose_process_dies_is_reported_and_the_others_finish():
     finally:
         ray.shutdown()
     assert statuses == {"a": "ok", "b": "crashed", "c": "ok"} and sorted(seen) == ["a", "b", "c"]
+
+
+def test_follow_up_cells_jump_the_queue(tmp_path, monkeypatch):
+    """A tuning group's seeds run as soon as its last sweep point ends, before the next group's
+    points; a follow-up that is already stored is skipped (and may release its own)."""
+    from types import SimpleNamespace
+
+    from bench import runner
+
+    order = []
+    monkeypatch.setattr(runner, "run_cell", lambda cell, runs, resume: order.append(cell.run_id) or "ok")
+    cell = lambda name: SimpleNamespace(run_id=name, config=None)  # noqa: E731
+    (tmp_path / "stored").mkdir()
+    (tmp_path / "stored" / "final.json").write_text("{}")
+    follow = {"a2": ["seed-a", "stored"], "stored": ["after-stored"]}
+    runner.run_cells([cell("a1"), cell("a2"), cell("b1")], tmp_path, False, "test",
+                     then=lambda c, status: [cell(n) for n in follow.get(c.run_id, [])])  # fmt: skip
+    assert order == ["a1", "a2", "seed-a", "after-stored", "b1"]
+
+
+def test_parallel_cells_run_the_follow_ups_progress_returns():
+    from types import SimpleNamespace
+
+    from bench.config import ExperimentConfig
+    from bench.engine.cells import run_cells_parallel
+
+    cfg = ExperimentConfig(task="conll", method="fedavg", cpus_per_worker=1)
+    cell = lambda name: SimpleNamespace(run_id=name, config=cfg)  # noqa: E731
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        statuses = run_cells_parallel([cell("a"), cell("b")], lambda c: "ok", 2, None,
+                                      lambda c, status: [cell("seed-a")] if c.run_id == "a" else [])  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert statuses == {"a": "ok", "b": "ok", "seed-a": "ok"}
