@@ -6,6 +6,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,23 @@ def _local(cfg, task, dp):
     return LocalBackend(cfg, task, dp)
 
 
-BACKENDS = {"serial": _serial, "local": _local, "ray": _ray}
+def _local_warm_up() -> None:
+    from bench.engine.local_backend import warm_up
+
+    warm_up()  # the fork server's imports run while this process tokenizes
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendKind:
+    build: Callable  # (cfg, task, dp) -> the backend
+    warm_up: Callable[[], None] = _nothing  # called before the task is prepared, to overlap with it
+
+
+BACKENDS = {"serial": BackendKind(_serial), "local": BackendKind(_local, _local_warm_up), "ray": BackendKind(_ray)}
 
 
 def client_rate(cfg: ExperimentConfig) -> float:
@@ -119,10 +136,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     method = METHODS.get(cfg.method)(cfg)
     if cfg.private and cfg.dp_level == "client" and not method.communicates:
         raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
-    if cfg.resolved_backend == "local":
-        from bench.engine.local_backend import warm_up
-
-        warm_up()  # worker processes' imports run while this one tokenizes
+    BACKENDS[cfg.resolved_backend].warm_up()
     task = prepare_task(cfg)
     atomic_write_json(out / "partition.json", task.partition)
     warn_if_cut(task.encoding, progress)
@@ -130,7 +144,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     cfg, probe = method.resolve(task)
     method = METHODS.get(cfg.method)(cfg)  # configured with what was resolved (e.g. the probe's blocks)
     dp = privacy.plan(cfg, *planned_work(cfg, method, task))
-    backend = BACKENDS[cfg.resolved_backend](cfg, task, dp)
+    backend = BACKENDS[cfg.resolved_backend].build(cfg, task, dp)
     if progress:
         print(execution.describe(cfg), file=sys.stderr)
     try:
