@@ -138,8 +138,28 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
     pilots = plan.run_pilots(cells, out / "pilots") if args.pilot else plan.load_pilots()
     done = {c.run_id for c in cells + [p.cell for p in points] if (out / "runs" / c.run_id / "final.json").is_file()}
+    done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (out / "runs" / t.run_id / "final.json").is_file()}
     print(plan.plan(studies, cells, points, done, pilots))
     return 0
+
+
+def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> list[tuple[Cell, Cell]]:
+    """(a grid cell, the cell it runs as with its tuned values) wherever the choice is known:
+    from the grid's `tuned` file, else from the sweep points finished so far. A tuned cell's
+    identity includes its chosen values, so this is how --plan knows it is done."""
+    if not swept:
+        return []
+    where = grid["_path"]
+    tuned = Path(where).parent / grid["tuned"] if grid.get("tuned") else None
+    try:
+        if tuned is not None and tuned.is_file():
+            settings, choices = tuning.read_choices(tuned, tuning.swept_values(swept))
+        else:
+            settings = sorted(swept[0].tune)
+            choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
+    except BenchError:
+        return []  # a stale choices file: nothing is known to be done
+    return [(c, t) for c, t in zip(swept, tuning.apply_choices(swept, settings, choices, where, partial=True)) if t is not None]
 
 
 def studies_of(grid: dict, args) -> dict[str, list[Cell]]:

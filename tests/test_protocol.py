@@ -147,6 +147,10 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
         out = tmp_path / f"out-{shuffled}"
         subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)], check=True,
                        capture_output=True, cwd=ROOT)  # fmt: skip
+        if not shuffled:  # --plan counts a tuned cell as done under its chosen values' identity
+            plan = subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out), "--plan"],
+                                  check=True, capture_output=True, text=True, cwd=ROOT).stdout  # fmt: skip
+            assert "distinct cells: 2 (a cell shared by studies counted once), 2 done" in plan
         tuned = sorted((r["method"], r["value"], float(r["val_metric"]), r["chosen"]) for r in csv.DictReader(open(out / "tuning.csv")))
         finals = {}
         for path in sorted((out / "runs").glob("*/final.json")):
