@@ -1,10 +1,11 @@
 """Checks a reviewer would make before trusting a result, written into the report.
 
 - A run whose test predictions are (nearly) constant (not one entity found; one class for every
-  admission; no label at all) scored the majority class: its metric says the model learned nothing, not
-  how good the method is. Found from the stored per-example test items, so counts only.
+  admission; no label at all) scored the majority class: its metric says the model learned
+  nothing, not how good the method is. Found from the stored per-example test items, so counts only.
 - A tuned value at the edge of its swept range: the best value may lie outside the range, so
-  the method may be under-tuned compared with one whose optimum is inside.
+  the method may be under-tuned compared with one whose optimum is inside. A sweep whose
+  points all tied chose nothing: the first value won the tie.
 """
 
 from __future__ import annotations
