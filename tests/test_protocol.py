@@ -42,6 +42,11 @@ def test_splits_are_disjoint_and_deterministic(tiny_corpus, task):
     ([0.1, 0.5, 0.4, 0.504], 2, 0.005, True),  # a gain below min_delta
     ([0.1, 0.5, 0.4, 0.51], 2, 0.005, False),  # a gain above it
     ([0.5, 0.5], 2, 0.0, False),               # too few rounds to tell
+    ([0.0, 0.0, 0.0, 0.0, 0.0], 3, 0.005, False),  # never left the starting plateau: not converged
+    ([0.0, 0.0, 0.0, 0.002, 0.002], 3, 0.005, False),  # a blip under min_delta: still on it
+    ([0.0, 0.0, 0.0, 0.01, 0.012], 3, 0.005, False),  # leaving it
+    ([0.0, 0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # left it, then stalled
+    ([0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # best in round 1, then worse: stalled, not flat
 ])  # fmt: skip
 def test_stalled(vals, patience, delta, expected):
     assert server.stalled(vals, patience, delta) is expected

@@ -123,8 +123,11 @@ def warn_if_cut(encoding: dict, enabled: bool) -> None:
 
 def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
     """True when the last `patience` rounds raised the best validation metric by less than
-    `min_delta` (so: converged, and with early stopping, time to stop)."""
-    if len(val_metrics) <= patience:
+    `min_delta` (so: converged, and with early stopping, time to stop). Never while every
+    round's metric lies within `min_delta` of the others: a model still on its starting plateau
+    (F1 0, the majority class) has not learned anything yet, however long it takes to start
+    (LoRA left F1 0 only in round 3 on NCBI), so that is not convergence."""
+    if len(val_metrics) <= patience or max(val_metrics) - min(val_metrics) < min_delta:
         return False
     return max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta
 
