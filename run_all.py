@@ -22,7 +22,8 @@ from bench.report import to_csv, write_report
 from bench.runner import run_cells
 from bench.store import atomic_write_text
 
-TUNING_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "value", "val_metric", "chosen", "group", "run_id"]
+TUNING_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "value", "val_metric", "converged", "rounds_run",
+                  "chosen", "group", "run_id"]  # fmt: skip
 
 
 def scale(args) -> tuple[int, str | None]:

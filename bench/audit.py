@@ -5,7 +5,8 @@
   nothing, not how good the method is. Found from the stored per-example test items, so counts only.
 - A tuned value at the edge of its swept range: the best value may lie outside the range, so
   the method may be under-tuned compared with one whose optimum is inside. A sweep whose
-  points all tied chose nothing: the first value won the tie.
+  points all tied chose nothing: the first value won the tie. A sweep point that reached the
+  round cap still moving was compared before it finished.
 """
 
 from __future__ import annotations
@@ -109,6 +110,23 @@ def edge_choices(rows: list[dict]) -> list[str]:
     return lines
 
 
+def unconverged_points(rows: list[dict]) -> list[str]:
+    """One line per sweep point that reached its round cap still moving: the choice compared it
+    at the cap, and with more rounds it might have won."""
+    lines = []
+    for run_id in dict.fromkeys(r["run_id"] for r in rows if r.get("converged") is False):
+        r = next(x for x in rows if x["run_id"] == run_id)
+        chosen = next((x for x in rows if x["group"] == r["group"] and x["chosen"]), None)
+        if chosen is None or r["val_metric"] is None:
+            continue
+        point = ", ".join(f"{x['setting']} {x['value']:g}" if isinstance(x["value"], float) else f"{x['setting']} {x['value']}"
+                          for x in rows if x["run_id"] == run_id)  # fmt: skip
+        lines.append(f"- {r['task']} {r['method']} {r['layers']}".rstrip() + f" ({r['partition']}): sweep point {point} had not "
+                     f"converged after {r['rounds_run']} rounds (validation {r['val_metric']:.3f}, still moving; the "
+                     f"choice, {chosen['val_metric']:.3f}, compared it at the round cap).")  # fmt: skip
+    return lines
+
+
 def read_tuning(path: Path) -> list[dict]:
     """tuning.csv's rows with numbers and booleans back (none when there is no file)."""
     if not path.is_file():
@@ -117,6 +135,7 @@ def read_tuning(path: Path) -> list[dict]:
     for r in rows:
         r["chosen"] = r["chosen"] == "True"
         r["val_metric"] = float(r["val_metric"]) if r["val_metric"] else None
+        r["converged"] = {"True": True, "False": False}.get(r.get("converged") or "")  # older files lack it
         try:
             r["value"] = float(r["value"])
         except ValueError:
@@ -128,7 +147,7 @@ def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
     """The report's "Checks" section from the stored results (empty when nothing was found)."""
     rows = read_tuning(tuning_csv)
     reported = {r["run_id"] for r in runs}
-    found = constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows)
+    found = constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows) + unconverged_points(rows)
     if not found:
         return []
     return ["## Checks", "", "What a reviewer would ask about before trusting these numbers (bench.audit):", "", *found, ""]

@@ -91,10 +91,11 @@ def choose(points: list[SweepPoint], finals: dict[str, dict], partial: bool = Fa
         if p.group not in best:
             raise BenchError(f"tuning: no point of {p.cell.run_id.rsplit('__', 1)[0]} finished with a validation metric")
         cfg = p.cell.config
-        val = (finals.get(p.cell.run_id) or {}).get("val_metric")
+        final = finals.get(p.cell.run_id) or {}
         for setting, value in p.values:
             rows.append({"task": cfg.task, "method": cfg.method, "layers": cfg.layers or "", "partition": cfg.partition,
-                         "epsilon": cfg.dp_epsilon, "setting": setting, "value": value, "val_metric": val,
+                         "epsilon": cfg.dp_epsilon, "setting": setting, "value": value, "val_metric": final.get("val_metric"),
+                         "converged": final.get("converged"), "rounds_run": final.get("rounds_run"),
                          "chosen": best[p.group][1] is p, "group": p.group, "run_id": p.cell.run_id})  # fmt: skip
     return {g: dict(p.values) for g, (_, p) in best.items()}, rows
 

@@ -68,3 +68,11 @@ def test_the_section_reads_stored_sweep_points_and_skips_runs_already_reported(t
     assert audit.section([{"run_id": "collapsed", "status": "ok", "test_items": [[[0, 0, 5]]], "task_kind": "ner",
                            "metric": 0.0, "config": {"lr": 3e-3}}], tuning_csv, runs)[4].startswith("- `collapsed`")  # fmt: skip
     assert audit.section([], tmp_path / "absent.csv", runs) == []
+
+
+def test_a_sweep_point_cut_by_the_round_cap_is_named():
+    rows = [{**_row("g", 1e-4, 0.6, False), "converged": False, "rounds_run": 20},
+            {**_row("g", 3e-4, 0.7, True), "converged": True, "rounds_run": 12},
+            {**_row("g", 1e-3, 0.5, False), "converged": True, "rounds_run": 9}]  # fmt: skip
+    lines = audit.unconverged_points(rows)
+    assert len(lines) == 1 and "lr 0.0001 had not converged after 20 rounds (validation 0.600" in lines[0]
