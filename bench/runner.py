@@ -25,7 +25,9 @@ def check_stored(cells: list[Cell], runs: Path) -> None:
 
 
 def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str:
-    """Run one cell unless it is finished; returns its status."""
+    """Run one cell unless it is finished; returns its status ("extended": taken over from the
+    same cell under a lower round cap, bench.extend)."""
+    from bench import extend
     from bench.engine.server import run_experiment
 
     folder = runs / cell.run_id
@@ -33,12 +35,20 @@ def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str
         return "skipped"
     if folder.exists() and not resume:
         shutil.rmtree(folder)  # an unfinished attempt: start it over
+    found = None if folder.exists() else extend.predecessor(cell.config, runs)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "failed.json").unlink(missing_ok=True)
     atomic_write_json(folder / "config.json", cell.config.to_dict())
+    if found is not None:
+        source, as_is = found
+        extend.take_over(source, folder, cell.config, as_is)
+        if as_is:
+            return "extended"
     try:
         run_experiment(cell.config, folder, progress=progress)
-        return "ok"
+        if found is not None:
+            extend.mark(folder, found[0])
+        return "extended" if found is not None else "ok"
     except Exception as e:  # recorded and reported; one broken cell must not stop the grid
         atomic_write_json(folder / "failed.json", {"run_id": cell.run_id, "error": f"{type(e).__name__}: {e}"[:2000],
                                                    "config": cell.config.to_dict(), "status": "failed"})  # fmt: skip
@@ -87,5 +97,5 @@ def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: 
             todo[:0] = finished(cell, run_cell(cell, runs, resume))
     bar.close()
     tally = list(statuses.values())
-    counts = {s: tally.count(s) for s in ("ok", "skipped", "failed", "crashed") if tally.count(s)}
+    counts = {s: tally.count(s) for s in ("ok", "extended", "skipped", "failed", "crashed") if tally.count(s)}
     print(f"{desc}: {len(tally)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")
