@@ -20,6 +20,8 @@ from pathlib import Path
 from bench.config import ExperimentConfig, first_difference
 from bench.store import atomic_write_json
 
+NOTE = "extended_from.json"  # in an extended run's folder: the run it was taken over from
+
 
 def _json(path: Path) -> dict | None:
     try:
@@ -53,21 +55,24 @@ def predecessor(cfg: ExperimentConfig, runs: Path) -> tuple[Path, bool] | None:
 
 def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) -> None:
     """Fill `folder` (this cell's, empty but for its config) from `source`: the whole result when
-    it stands as is, else the history and checkpoint to continue from."""
+    it stands as is, else the history and checkpoint to continue from. The source is noted in
+    the folder at once, so a continuation interrupted and resumed still names it."""
     names = ["partition.json", "rounds.jsonl"] + (["final.json", "test_items.json"] if as_is else ["checkpoint.pt"])
     for name in names:
         if (source / name).is_file():
             shutil.copy2(source / name, folder / name)
+    atomic_write_json(folder / NOTE, {"run_id": source.name, "rounds": (_json(source / "config.json") or {}).get("rounds")})
     if as_is:
         final = json.loads((folder / "final.json").read_text())
         final["config"] = {**final["config"], "rounds": cfg.rounds}
         final["stopped_early"] = True  # it converged before this cap too
-        mark(folder, source, final)
+        atomic_write_json(folder / "final.json", final)
+        mark(folder)
 
 
-def mark(folder: Path, source: Path, final: dict | None = None) -> None:
-    """Record in `folder`'s final.json which run it was extended from."""
-    final = final if final is not None else json.loads((folder / "final.json").read_text())
-    then = _json(source / "config.json") or {}
-    final["extended_from"] = {"run_id": source.name, "rounds": then.get("rounds")}
-    atomic_write_json(folder / "final.json", final)
+def mark(folder: Path) -> None:
+    """Copy the folder's note of the run it was extended from (if any) into its final.json."""
+    note = _json(folder / NOTE)
+    if note is not None:
+        final = json.loads((folder / "final.json").read_text())
+        atomic_write_json(folder / "final.json", {**final, "extended_from": note})

@@ -46,9 +46,8 @@ def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str
             return "extended"
     try:
         run_experiment(cell.config, folder, progress=progress)
-        if found is not None:
-            extend.mark(folder, found[0])
-        return "extended" if found is not None else "ok"
+        extend.mark(folder)
+        return "extended" if (folder / extend.NOTE).is_file() else "ok"
     except Exception as e:  # recorded and reported; one broken cell must not stop the grid
         atomic_write_json(folder / "failed.json", {"run_id": cell.run_id, "error": f"{type(e).__name__}: {e}"[:2000],
                                                    "config": cell.config.to_dict(), "status": "failed"})  # fmt: skip
