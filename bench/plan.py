@@ -4,8 +4,10 @@ rest will cost, printed before anything trains.
 Compute is a FLOP count (bench.shapes, and each method's `train_flops_per_token`) over the
 tokens a cell will process, at most `rounds` rounds of training plus validation every round and
 test at the end: an upper bound, since early stopping ends runs sooner. It is turned into hours
-with a measured throughput when a pilot exists for that model x method shape on this host
-(`--pilot`: one timed round each, cached), else with a stated one. Memory per worker is the
+with a measured throughput: the grid's own finished runs on this host (a study that goes on is
+planned from what it has cost so far), else a pilot for that model x method shape (`--pilot`:
+one timed round each, cached), else a stated one (on the NCBI study the stated CPU figure was
+about 10x too fast for one-thread full fine-tuning at 64 tokens: 0.03 TFLOP/s measured). Memory per worker is the
 weights, the trained parameters' gradients and AdamW state, and activations for one batch.
 """
 
@@ -140,20 +142,48 @@ def device_memory_gb(cfg: ExperimentConfig) -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9 / cfg.workers
 
 
-def device_hours(cost: Cost, pilots: dict[str, float]) -> tuple[float, str]:
+def stored_throughput(runs: Path) -> dict[str, float]:
+    """shape key -> TFLOP/s measured by the finished runs in `runs` that ran on this host: their
+    rounds' FLOPs over the compute seconds their rounds.jsonl records. Whole runs at the
+    threads they had, so a study that goes on is planned from what it has really cost."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    flops: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for final_path in runs.glob("*/final.json") if runs.is_dir() else []:
+        try:
+            final = json.loads(final_path.read_text())
+            if final.get("status") != "ok" or (final.get("host") or {}).get("hostname") != platform.node():
+                continue
+            cfg = ExperimentConfig(**{k: v for k, v in final["config"].items() if k in fields})
+            rounds = [json.loads(x) for x in (final_path.parent / "rounds.jsonl").read_text().splitlines()]
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # not a run this planner can read: plan without it
+        key = _shape_key(cfg)
+        flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(rounds)
+        seconds[key] = seconds.get(key, 0.0) + sum(r.get("compute_s") or 0.0 for r in rounds)
+    return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
+
+
+def device_hours(cost: Cost, pilots: dict[str, float], measured: dict[str, float] | None = None) -> tuple[float, str]:
     """Device-hours (GPU-hours, or hours of this CPU) of a cell's FLOPs at one device's
-    throughput, and where that throughput comes from."""
-    if cost.shape_key in pilots:
+    throughput, and where that throughput comes from: this store's finished runs, a pilot, or
+    the stated figure."""
+    if cost.shape_key in (measured or {}):
+        tflops, source = measured[cost.shape_key], "stored runs"
+    elif cost.shape_key in pilots:
         tflops, source = pilots[cost.shape_key], "pilot"
     else:
         tflops, source = (GPU_TFLOPS, "stated") if cost.device == "GPU" else (CPU_TFLOPS, "stated")
     return cost.flops / (tflops * 1e12) / 3600, source
 
 
-def plan(studies: dict[str, list], distinct: list, sweep_points: list, done: set[str], pilots: dict[str, float]) -> str:
+def plan(studies: dict[str, list], distinct: list, sweep_points: list, done: set[str], pilots: dict[str, float],
+         measured: dict[str, float] | None = None) -> str:  # fmt: skip
     """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory."""
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
-    hours = {rid: device_hours(cost, pilots) for rid, (_, cost) in costs.items()}
+    hours = {rid: device_hours(cost, pilots, measured) for rid, (_, cost) in costs.items()}
     unit = f"{costs[distinct[0].run_id][1].device}-h" if distinct else "h"
     lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
     for name, cells in studies.items():

@@ -1,0 +1,34 @@
+"""--plan's throughput: measured from the store's finished runs on this host (bench.plan)."""
+
+from __future__ import annotations
+
+import json
+import platform
+
+import pytest
+
+from bench import plan
+from bench.config import ExperimentConfig
+
+
+def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, compute_s: list[float]) -> None:
+    folder = runs / name
+    folder.mkdir(parents=True)
+    final = {"status": "ok", "config": cfg.to_dict(), "host": {"hostname": hostname}}
+    (folder / "final.json").write_text(json.dumps(final))
+    (folder / "rounds.jsonl").write_text("".join(json.dumps({"compute_s": s}) + "\n" for s in compute_s))
+
+
+def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tiny_corpus, tmp_path):
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, max_length=32,
+                           data_dir=str(tiny_corpus / "i2b2-2010"))  # fmt: skip
+    runs = tmp_path / "runs"
+    _store(runs, "here", cfg, platform.node(), [2.0, 3.0])
+    _store(runs, "elsewhere", cfg, "another-machine", [100.0])
+    measured = plan.stored_throughput(runs)
+    cost = plan.cell_cost(cfg)
+    assert measured == {cost.shape_key: pytest.approx(cost.round_flops * 2 / 5.0 / 1e12)}
+    hours, source = plan.device_hours(cost, {}, measured)
+    assert source == "stored runs" and hours == pytest.approx(cost.flops / (measured[cost.shape_key] * 1e12) / 3600)
+    assert plan.device_hours(cost, {}, {})[1] == "stated"
+    assert plan.stored_throughput(tmp_path / "absent") == {}
