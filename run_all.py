@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import tuning
+from bench import extend, tuning
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.grid import Cell, expand_studies, load_grid
 from bench.report import to_csv, write_report
@@ -140,6 +140,7 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     pilots = plan.run_pilots(cells, out / "pilots") if args.pilot else plan.load_pilots()
     done = {c.run_id for c in cells + [p.cell for p in points] if (out / "runs" / c.run_id / "final.json").is_file()}
     done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (out / "runs" / t.run_id / "final.json").is_file()}
+    done |= {c.run_id for c in cells + [p.cell for p in points] if (found := extend.predecessor(c.config, out / "runs")) and found[1]}
     print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(out / "runs")))
     return 0
 
