@@ -82,11 +82,16 @@ def seeds_when_swept(points: list, cells: list[Cell], settings: list[str], runs:
     return then
 
 
+def tuned_file(grid: dict) -> Path | None:
+    """The grid's `tuned` choices file (beside the grid), if it names one."""
+    return Path(grid["_path"]).parent / grid["tuned"] if grid.get("tuned") else None
+
+
 def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes: list[str]) -> list[Cell | None]:
     """The cells with their tuned values: swept here (a grid's `tune`, or --tune) or read from
     the grid's `tuned` file. Writes DIR/tuning.csv and the choices file when it sweeps."""
     where = grid["_path"]
-    tuned = Path(where).parent / grid["tuned"] if grid.get("tuned") else None
+    tuned = tuned_file(grid)
     swept = any(c.tune for c in cells)
     if args.tune and not swept:
         raise BenchError(f"{where}: --tune needs a 'tune' key in the grid")
@@ -138,10 +143,11 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     swept = [c for c in cells if c.tune]
     points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
     pilots = plan.run_pilots(cells, out / "pilots") if args.pilot else plan.load_pilots()
-    done = {c.run_id for c in cells + [p.cell for p in points] if (out / "runs" / c.run_id / "final.json").is_file()}
-    done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (out / "runs" / t.run_id / "final.json").is_file()}
-    done |= {c.run_id for c in cells + [p.cell for p in points] if (found := extend.predecessor(c.config, out / "runs")) and found[1]}
-    print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(out / "runs")))
+    runs, every = out / "runs", cells + [p.cell for p in points]
+    done = {c.run_id for c in every if (runs / c.run_id / "final.json").is_file()}
+    done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (runs / t.run_id / "final.json").is_file()}
+    done |= {c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]}  # a lower cap settled it
+    print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(runs)))
     return 0
 
 
@@ -151,8 +157,7 @@ def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> lis
     identity includes its chosen values, so this is how --plan knows it is done."""
     if not swept:
         return []
-    where = grid["_path"]
-    tuned = Path(where).parent / grid["tuned"] if grid.get("tuned") else None
+    where, tuned = grid["_path"], tuned_file(grid)
     try:
         if tuned is not None and tuned.is_file():
             settings, choices = tuning.read_choices(tuned, tuning.swept_values(swept))

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 
@@ -51,37 +50,35 @@ def _last_loss(history: list[dict]) -> str:
     return f"; last training loss {losses[-1]:.3f}" if losses else ""
 
 
+def _constant(run: dict) -> str | None:
+    """Why a finished run's test predictions are constant (bench.report.load_runs records)."""
+    if run.get("status") != "ok":
+        return None
+    return constant_prediction(run.get("task_kind", "ner"), run.get("test_items"))
+
+
 def constant_runs(runs: list[dict]) -> list[str]:
     """One line per run (final.json records, as bench.report.load_runs gives them) whose test
     predictions are constant."""
-    lines = []
-    for run in runs:
-        why = run.get("status") == "ok" and constant_prediction(run.get("task_kind", "ner"), run.get("test_items"))
-        if why:
-            lines.append(f"- `{run['run_id']}` {why} (metric {run['metric']:.3f}, lr {run['config'].get('lr')}"
-                         f"{_last_loss(run.get('history') or [])}).")  # fmt: skip
-    return lines
+    return [f"- `{run['run_id']}` {why} (metric {run['metric']:.3f}, lr {run['config'].get('lr')}"
+            f"{_last_loss(run.get('history') or [])})." for run in runs if (why := _constant(run))]  # fmt: skip
 
 
 def constant_points(rows: list[dict], runs_dir: Path, reported: set[str]) -> list[str]:
     """The same check on the tuning sweep's points (tuning.csv rows) not already in the report
     (`reported`): a sweep point stuck at the majority class is why it was not chosen, and says
     the range reached a value that breaks training."""
+    from bench.report import load_runs
+
+    finished = [rid for rid in dict.fromkeys(r["run_id"] for r in rows)
+                if rid not in reported and (runs_dir / rid / "final.json").is_file()]  # fmt: skip
     lines = []
-    for run_id in dict.fromkeys(r["run_id"] for r in rows if r["run_id"] not in reported):
-        folder = runs_dir / run_id
-        if not (folder / "final.json").is_file() or not (folder / "test_items.json").is_file():
-            continue
-        final = json.loads((folder / "final.json").read_text())
-        if final.get("status") != "ok":
-            continue
-        why = constant_prediction(final.get("task_kind", "ner"), json.loads((folder / "test_items.json").read_text()))
-        if why:
-            history = [json.loads(x) for x in (folder / "rounds.jsonl").read_text().splitlines()] if (folder / "rounds.jsonl").is_file() else []
-            point = ", ".join(f"{r['setting']} {r['value']}" for r in rows if r["run_id"] == run_id)
-            stop = ", then stopped early" if final.get("stopped_early") else ""
-            lines.append(f"- sweep point `{run_id}` ({point}) {why}: validation metric {final.get('val_metric', 0):.3f} "
-                         f"for {final.get('rounds_run')} rounds{stop}{_last_loss(history)}.")  # fmt: skip
+    for run in load_runs(runs_dir, finished):
+        if why := _constant(run):
+            point = ", ".join(f"{r['setting']} {r['value']}" for r in rows if r["run_id"] == run["run_id"])
+            stop = ", then stopped early" if run.get("stopped_early") else ""
+            lines.append(f"- sweep point `{run['run_id']}` ({point}) {why}: validation metric {run.get('val_metric', 0):.3f} "
+                         f"for {run.get('rounds_run')} rounds{stop}{_last_loss(run['history'])}.")  # fmt: skip
     return lines
 
 

@@ -61,13 +61,13 @@ def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) ->
     for name in names:
         if (source / name).is_file():
             shutil.copy2(source / name, folder / name)
-    atomic_write_json(folder / NOTE, {"run_id": source.name, "rounds": (_json(source / "config.json") or {}).get("rounds")})
+    note = {"run_id": source.name, "rounds": (_json(source / "config.json") or {}).get("rounds")}
+    atomic_write_json(folder / NOTE, note)
     if as_is:
         final = json.loads((folder / "final.json").read_text())
-        final["config"] = {**final["config"], "rounds": cfg.rounds}
-        final["stopped_early"] = True  # it converged before this cap too
+        final.update(config={**final["config"], "rounds": cfg.rounds}, extended_from=note,
+                     stopped_early=True)  # it converged before this cap too  # fmt: skip
         atomic_write_json(folder / "final.json", final)
-        mark(folder)
 
 
 def mark(folder: Path) -> None:

@@ -146,23 +146,22 @@ def stored_throughput(runs: Path) -> dict[str, float]:
     """shape key -> TFLOP/s measured by the finished runs in `runs` that ran on this host: their
     rounds' FLOPs over the compute seconds their rounds.jsonl records. Whole runs at the
     threads they had, so a study that goes on is planned from what it has really cost."""
-    import dataclasses
+    from bench.config import SETTING_DEFAULTS
+    from bench.report import load_runs
 
-    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
     flops: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for final_path in runs.glob("*/final.json") if runs.is_dir() else []:
+    finished = [p.parent.name for p in runs.glob("*/final.json")] if runs.is_dir() else []
+    for run in load_runs(runs, finished):
+        if run.get("status") != "ok" or (run.get("host") or {}).get("hostname") != platform.node():
+            continue
         try:
-            final = json.loads(final_path.read_text())
-            if final.get("status") != "ok" or (final.get("host") or {}).get("hostname") != platform.node():
-                continue
-            cfg = ExperimentConfig(**{k: v for k, v in final["config"].items() if k in fields})
-            rounds = [json.loads(x) for x in (final_path.parent / "rounds.jsonl").read_text().splitlines()]
-        except (OSError, ValueError, TypeError, KeyError):
+            cfg = ExperimentConfig(**{k: v for k, v in run["config"].items() if k in SETTING_DEFAULTS})
+        except (TypeError, KeyError, ValueError):
             continue  # not a run this planner can read: plan without it
         key = _shape_key(cfg)
-        flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(rounds)
-        seconds[key] = seconds.get(key, 0.0) + sum(r.get("compute_s") or 0.0 for r in rounds)
+        flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(run["history"])
+        seconds[key] = seconds.get(key, 0.0) + sum(r.get("compute_s") or 0.0 for r in run["history"])
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 
