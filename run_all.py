@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import extend, tuning
+from bench import edge_probe, extend, tuning
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.grid import Cell, expand_studies, load_grid
 from bench.report import to_csv, write_report
@@ -121,6 +121,25 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
     return tuning.apply_choices(cells, settings, choices, where, partial)
 
 
+def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
+    """DIR/edge_probes.csv once the sweep is complete: every choice at the edge of its range with
+    its probe one step beyond (bench.edge_probe) and, where the probe has run, who won on
+    validation. --probe-edges runs the probes that have not run; they never change a choice."""
+    if not swept:
+        return
+    points = tuning.sweep_points(tuning.check_cells(swept, name))
+    finals = stored_finals(out / "runs", [p.cell for p in points])
+    if len(finals) < len({p.cell.run_id for p in points}):
+        if args.probe_edges:
+            raise BenchError(f"{name}: --probe-edges needs the finished sweep ({len(finals)} of its points have run)")
+        return
+    found = edge_probe.probes(points, tuning.choose(points, finals)[1])
+    if args.probe_edges and not args.report_only:
+        run_cells([cell for _, cell in found], out / "runs", args.resume, f"grid {name}: edge probes", *scale(args))
+    rows = edge_probe.probe_rows(found, stored_finals(out / "runs", [cell for _, cell in found]))
+    atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
+
+
 def overridden(cells: list[Cell], args) -> list[Cell]:
     """The cells with the command line's --model and --data-dir applied, and, when they run one
     at a time on this machine, the machine's default execution (bench.engine.execution) for
@@ -187,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue interrupted cells from their checkpoints")
     parser.add_argument("--report-only", action="store_true", help="rebuild tables and figures from stored results")
     parser.add_argument("--tune", action="store_true", help="sweep the grid's `tune` settings again and rewrite its `tuned` file")
+    parser.add_argument("--probe-edges", action="store_true",
+                        help="after the grid, run each choice at the edge of its sweep once more one step beyond, on validation")
     parser.add_argument("--study", default=None, help="run (or plan) one study of a grid with studies")
     parser.add_argument("--plan", action="store_true", help="print cells per study, what is done and the estimated cost; train nothing")
     parser.add_argument("--pilot", action="store_true", help="time one round per model x method shape here, for --plan")
@@ -201,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or Path("results") / name)
     studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
     cells = list({c.run_id: c for members in studies.values() for c in members}.values())  # shared cells once
+    if args.probe_edges and not any(c.tune for c in cells):
+        raise BenchError(f"{grid['_path']}: --probe-edges needs a 'tune' key in the grid")
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
     planned = cells
@@ -212,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n")
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
+    edge_probes(name, [c for c in planned if c.tune], out, args)
     if not (out / "runs").is_dir():
         raise BenchError(f"{out}: no stored results (run the grid first)")
     report = write_report(out, [c.run_id for c in cells], notes=notes)

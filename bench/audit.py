@@ -6,7 +6,8 @@
 - A tuned value at the edge of its swept range: the best value may lie outside the range, so
   the method may be under-tuned compared with one whose optimum is inside. A sweep whose
   points all tied chose nothing: the first value won the tie. A sweep point that reached the
-  round cap still moving was compared before it finished.
+  round cap still moving was compared before it finished. Where the edge was probed one step
+  beyond (bench.edge_probe, `--probe-edges`), the check says whether the choice held.
 """
 
 from __future__ import annotations
@@ -82,9 +83,11 @@ def constant_points(rows: list[dict], runs_dir: Path, reported: set[str]) -> lis
     return lines
 
 
-def edge_choices(rows: list[dict]) -> list[str]:
+def edge_choices(rows: list[dict], probes: dict[tuple[str, str], dict] | None = None) -> list[str]:
     """One line per group and setting whose choice says little: every value tied on validation
-    (the choice is the first tried), or the chosen numeric value is the smallest or largest."""
+    (the choice is the first tried), or the chosen numeric value is the smallest or largest; with
+    what its edge probe found (`probes`, read_probes), where it has run."""
+    probes = probes or {}
     lines = []
     for group in dict.fromkeys(r["group"] for r in rows):
         mine = [r for r in rows if r["group"] == group]
@@ -103,8 +106,28 @@ def edge_choices(rows: list[dict]) -> list[str]:
             elif c["value"] in (tried[0], tried[-1]):
                 side = "smallest" if c["value"] == tried[0] else "largest"
                 lines.append(where + f"chose {setting} {c['value']}, the {side} value tried "
-                             f"({', '.join(map(str, tried))}); the best may lie outside the range.")  # fmt: skip
+                             f"({', '.join(map(str, tried))}); " + _probed(c, probes.get((group, setting))))  # fmt: skip
     return lines
+
+
+def _probed(chosen: dict, probe: dict | None) -> str:
+    """What the edge probe (bench.edge_probe) found for a choice at the edge of its range."""
+    if probe is None or probe["probe_val_metric"] is None or float(probe["chosen"]) != chosen["value"]:
+        return "the best may lie outside the range (`run_all.py --probe-edges` runs one step beyond)."
+    held = probe["probe_val_metric"] <= chosen["val_metric"]
+    found = f"one step beyond, {probe['probe']}, scored validation {probe['probe_val_metric']:.3f} against {chosen['val_metric']:.3f}"
+    return found + (": the choice holds." if held else ": the best lies outside the range, so this method is under-tuned "
+                    "against its peers by the equal budget (its numbers are a lower bound).")  # fmt: skip
+
+
+def read_probes(path: Path) -> dict[tuple[str, str], dict]:
+    """edge_probes.csv by (group, setting), validation metrics as numbers (none without a file)."""
+    if not path.is_file():
+        return {}
+    rows = list(csv.DictReader(path.open()))
+    for r in rows:
+        r["probe_val_metric"] = float(r["probe_val_metric"]) if r["probe_val_metric"] else None
+    return {(r["group"], r["setting"]): r for r in rows}
 
 
 def unconverged_points(rows: list[dict]) -> list[str]:
@@ -144,7 +167,8 @@ def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
     """The report's "Checks" section from the stored results (empty when nothing was found)."""
     rows = read_tuning(tuning_csv)
     reported = {r["run_id"] for r in runs}
-    found = constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows) + unconverged_points(rows)
+    probes = read_probes(tuning_csv.parent / "edge_probes.csv")
+    found = constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows, probes) + unconverged_points(rows)
     if not found:
         return []
     return ["## Checks", "", "What a reviewer would ask about before trusting these numbers (bench.audit):", "", *found, ""]
