@@ -122,18 +122,17 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
 
 
 def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
-    """DIR/edge_probes.csv once the sweep is complete: every choice at the edge of its range with
-    its probe one step beyond (bench.edge_probe) and, where the probe has run, who won on
-    validation. --probe-edges runs the probes that have not run; they never change a choice."""
+    """DIR/edge_probes.csv: every choice at the edge of its range, among the groups whose sweep
+    has finished, with its probe one step beyond (bench.edge_probe) and, where the probe has
+    run, who won on validation. --probe-edges runs the probes that have not run; they never
+    change a choice."""
     if not swept:
         return
     points = tuning.sweep_points(tuning.check_cells(swept, name))
     finals = stored_finals(out / "runs", [p.cell for p in points])
-    if len(finals) < len({p.cell.run_id for p in points}):
-        if args.probe_edges:
-            raise BenchError(f"{name}: --probe-edges needs the finished sweep ({len(finals)} of its points have run)")
-        return
-    found = edge_probe.probes(points, tuning.choose(points, finals)[1])
+    unfinished = {p.group for p in points if p.cell.run_id not in finals}
+    finished = [p for p in points if p.group not in unfinished]
+    found = edge_probe.probes(finished, tuning.choose(finished, finals)[1]) if finished else []
     if args.probe_edges and not args.report_only:
         run_cells([cell for _, cell in found], out / "runs", args.resume, f"grid {name}: edge probes", *scale(args))
     rows = edge_probe.probe_rows(found, stored_finals(out / "runs", [cell for _, cell in found]))
