@@ -124,8 +124,8 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
 def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
     """DIR/edge_probes.csv: every choice at the edge of its range, among the groups whose sweep
     has finished, with its probe one step beyond (bench.edge_probe) and, where the probe has
-    run, who won on validation. --probe-edges runs the probes that have not run; they never
-    change a choice."""
+    run, who won on validation. --probe-edges runs the probes that have not run (and nothing
+    else: a grid still running elsewhere is left to it); they never change a choice."""
     if not swept:
         return
     points = tuning.sweep_points(tuning.check_cells(swept, name))
@@ -133,7 +133,7 @@ def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
     unfinished = {p.group for p in points if p.cell.run_id not in finals}
     finished = [p for p in points if p.group not in unfinished]
     found = edge_probe.probes(finished, tuning.choose(finished, finals)[1]) if finished else []
-    if args.probe_edges and not args.report_only:
+    if args.probe_edges:
         run_cells([cell for _, cell in found], out / "runs", args.resume, f"grid {name}: edge probes", *scale(args))
     rows = edge_probe.probe_rows(found, stored_finals(out / "runs", [cell for _, cell in found]))
     atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="rebuild tables and figures from stored results")
     parser.add_argument("--tune", action="store_true", help="sweep the grid's `tune` settings again and rewrite its `tuned` file")
     parser.add_argument("--probe-edges", action="store_true",
-                        help="after the grid, run each choice at the edge of its sweep once more one step beyond, on validation")
+                        help="run each finished choice at the edge of its sweep once more one step beyond (only those), then the report")
     parser.add_argument("--study", default=None, help="run (or plan) one study of a grid with studies")
     parser.add_argument("--plan", action="store_true", help="print cells per study, what is done and the estimated cost; train nothing")
     parser.add_argument("--pilot", action="store_true", help="time one round per model x method shape here, for --plan")
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="override the grid's model (e.g. a local Llama-3.2-1B folder)")
     parser.add_argument("--data-dir", default=None, help="a root holding each task's release folder (i2b2-2010/, i2b2-2014/, mimic-iii/, ...)")
     args = parser.parse_args(argv)
+    args.report_only |= args.probe_edges  # probing trains only the probes, then rebuilds the report
     if args.parallel < 1:
         raise BenchError(f"--parallel must be >= 1, not {args.parallel}")
     name, grid = load_grid(args.grid)
