@@ -136,7 +136,8 @@ def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
     if args.probe_edges:
         run_cells([cell for _, cell in found], out / "runs", args.resume, f"grid {name}: edge probes", *scale(args))
     rows = edge_probe.probe_rows(found, stored_finals(out / "runs", [cell for _, cell in found]))
-    atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
+    if rows or (out / "edge_probes.csv").is_file():  # an emptied list replaces a stale one
+        atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
 
 
 def overridden(cells: list[Cell], args) -> list[Cell]:
@@ -235,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n")
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
-    edge_probes(name, [c for c in planned if c.tune], out, args)
     if not (out / "runs").is_dir():
         raise BenchError(f"{out}: no stored results (run the grid first)")
+    edge_probes(name, [c for c in planned if c.tune], out, args)
     report = write_report(out, [c.run_id for c in cells], notes=notes)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
