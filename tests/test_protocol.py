@@ -47,6 +47,9 @@ def test_splits_are_disjoint_and_deterministic(tiny_corpus, task):
     ([0.0, 0.0, 0.0, 0.01, 0.012], 3, 0.005, False),  # leaving it
     ([0.0, 0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # left it, then stalled
     ([0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # best in round 1, then worse: stalled, not flat
+    ([0.0] * 14, 3, 0.005, False),  # 14 rounds at F1 0: maybe still slow to start
+    ([0.0] * 15, 3, 0.005, True),  # FLAT_LIMIT rounds without leaving the start: dead
+    ([0.0] * 14 + [0.1], 3, 0.005, False),  # left it in the last round allowed
 ])  # fmt: skip
 def test_stalled(vals, patience, delta, expected):
     assert server.stalled(vals, patience, delta) is expected
