@@ -120,3 +120,5 @@ tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
     report = (out / "report.md").read_text()
     assert f"one step beyond, {probe['probe']}, scored validation {float(probe['probe_val_metric']):.3f}" in report
     assert list(csv.DictReader(open(out / "tuning.csv"))) == before, "the probe changes no choice"
+    plan = subprocess.run([*run, "--plan"], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    assert "edge probes (--probe-edges): 1 due (choices at an edge of their range so far), 1 run" in plan
