@@ -1,14 +1,17 @@
-"""Raising a grid's round cap without recomputing what is already known.
+"""Raising a grid's round cap or early-stopping patience without recomputing what is known.
 
 A run's rounds do not depend on its cap: clients, seeds and learning-rate schedules come from
-(seed, client, round), and early stopping looks only at the history so far. So when a cell asks
-for more rounds than a stored run of the very same cell had:
-- a stored run that converged with early stopping on would stop at the same round under any
-  higher cap: its result is this cell's result, taken as is;
+(seed, client, round), and early stopping looks only at the history so far. Nor do they depend
+on the patience until it fires, and a longer patience fires at the same round or later, never
+earlier. So when a cell asks for more rounds or more patience than a stored run of the very
+same cell had:
+- a stored run whose history has stalled under this cell's patience (with early stopping on)
+  would stop at the same round: its result is this cell's result, taken as is;
 - otherwise its checkpoint (the state after its last round) is where this cell's run would
   stand after that round: the run continues from it, as `--resume` continues an interrupted one.
 Only DP calibrates to the cap (the noise for the planned number of steps), so private runs never
-extend. The taken-over `final.json` names its source under `extended_from`.
+extend. The taken-over `final.json` names its source under `extended_from`; a result taken as
+is keeps its source's checkpoint, so a later, longer patience can still continue it.
 """
 
 from __future__ import annotations
@@ -30,26 +33,35 @@ def _json(path: Path) -> dict | None:
         return None
 
 
+def _stalled_history(folder: Path, cfg: ExperimentConfig) -> bool:
+    from bench.engine.server import stalled
+
+    lines = (folder / "rounds.jsonl").read_text().splitlines() if (folder / "rounds.jsonl").is_file() else []
+    return stalled([json.loads(line)["val_metric"] for line in lines], cfg.patience, cfg.min_delta)
+
+
 def predecessor(cfg: ExperimentConfig, runs: Path) -> tuple[Path, bool] | None:
     """(folder, whether its result stands as is) of the finished run of this cell under the
-    highest lower round cap that can be taken over, or None."""
+    highest lower round cap and patience (neither above this cell's) that can be taken over, or None."""
     if cfg.private:
         return None
     found = []
     for stored in runs.glob("*/config.json"):
-        then = _json(stored)
-        rounds = (then or {}).get("rounds")
-        if not isinstance(rounds, int) or rounds >= cfg.rounds or first_difference(then, cfg.with_settings(rounds=rounds)):
+        then = _json(stored) or {}
+        rounds, patience = then.get("rounds"), then.get("patience")
+        if not isinstance(rounds, int) or not isinstance(patience, int) or rounds > cfg.rounds or patience > cfg.patience:
+            continue
+        if (rounds, patience) == (cfg.rounds, cfg.patience) or first_difference(then, cfg.with_settings(rounds=rounds, patience=patience)):
             continue
         final = _json(stored.parent / "final.json") or {}
         if final.get("status") != "ok":
             continue  # unfinished (perhaps running now), failed or diverged: nothing to take over
-        as_is = bool(cfg.early_stop and final.get("converged"))
+        as_is = bool(cfg.early_stop and _stalled_history(stored.parent, cfg))
         if as_is or (stored.parent / "checkpoint.pt").is_file():
-            found.append((rounds, stored.parent, as_is))
+            found.append((rounds, patience, stored.parent, as_is))
     if not found:
         return None
-    _, folder, as_is = max(found, key=lambda f: f[0])
+    *_, folder, as_is = max(found, key=lambda f: f[:2])
     return folder, as_is
 
 
@@ -57,16 +69,19 @@ def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) ->
     """Fill `folder` (this cell's, empty but for its config) from `source`: the whole result when
     it stands as is, else the history and checkpoint to continue from. The source is noted in
     the folder at once, so a continuation interrupted and resumed still names it."""
-    names = ["partition.json", "rounds.jsonl"] + (["final.json", "test_items.json"] if as_is else ["checkpoint.pt"])
+    names = ["partition.json", "rounds.jsonl", "checkpoint.pt"] + (["final.json", "test_items.json"] if as_is else [])
     for name in names:
         if (source / name).is_file():
             shutil.copy2(source / name, folder / name)
-    note = {"run_id": source.name, "rounds": (_json(source / "config.json") or {}).get("rounds")}
+    then = _json(source / "config.json") or {}
+    note = {"run_id": source.name, "rounds": then.get("rounds")}
+    if then.get("patience") != cfg.patience:
+        note["patience"] = then.get("patience")
     atomic_write_json(folder / NOTE, note)
     if as_is:
         final = json.loads((folder / "final.json").read_text())
-        final.update(config={**final["config"], "rounds": cfg.rounds}, extended_from=note,
-                     stopped_early=True)  # it converged before this cap too  # fmt: skip
+        final.update(config={**final["config"], "rounds": cfg.rounds, "patience": cfg.patience}, extended_from=note,
+                     stopped_early=True, converged=True)  # it stalls under this cap and patience too  # fmt: skip
         atomic_write_json(folder / "final.json", final)
 
 

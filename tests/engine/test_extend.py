@@ -1,4 +1,4 @@
-"""Raising the round cap takes over the same cell's stored run (bench.extend)."""
+"""Raising the round cap or the patience takes over the same cell's stored run (bench.extend)."""
 
 from __future__ import annotations
 
@@ -37,25 +37,48 @@ def test_more_rounds_continue_from_the_lower_cap_with_the_numbers_of_a_fresh_run
     assert _final(runs, short)["rounds_run"] == 2  # the source is left as it was
 
 
-def test_a_converged_run_stands_as_is_and_private_or_unfinished_runs_are_not_taken_over(tiny_corpus, tmp_path):
+def _stopping(corpus, **kw) -> ExperimentConfig:
+    """A cell whose run stops early on the tiny corpus: patience 1 stalls it in round 5 (seeded)."""
+    return _cfg(corpus, **{"rounds": 8, "lr": 8e-3, "early_stop": True, "patience": 1, "min_delta": 0.02, **kw})
+
+
+def test_a_stalled_run_stands_as_is_and_private_or_unfinished_runs_are_not_taken_over(tiny_corpus, tmp_path):
     runs = tmp_path / "runs"
-    short = _cfg(tiny_corpus, rounds=2, early_stop=True)
+    short = _stopping(tiny_corpus)
     run_cell(_cell(short), runs, resume=False, progress=False)
     final = _final(runs, short)
-    (runs / short.run_id / "final.json").write_text(json.dumps({**final, "converged": True}))  # as if it had stalled
-    (runs / short.run_id / "checkpoint.pt").unlink()  # nothing is trained: the result is copied
-    long = _cfg(tiny_corpus, rounds=5, early_stop=True)
+    assert final["stopped_early"] and final["rounds_run"] == 5
+    long = _stopping(tiny_corpus, rounds=12)
     assert run_cell(_cell(long), runs, resume=False, progress=False) == "extended"
     taken = _final(runs, long)
-    assert taken["metric"] == final["metric"] and taken["config"]["rounds"] == 5 and taken["stopped_early"]
-    assert (runs / long.run_id / "rounds.jsonl").read_text().count("\n") == 2
+    assert taken["metric"] == final["metric"] and taken["config"]["rounds"] == 12 and taken["stopped_early"]
+    assert (runs / long.run_id / "rounds.jsonl").read_text().count("\n") == 5
+    assert (runs / long.run_id / "checkpoint.pt").is_file(), "kept, so a longer patience can still continue it"
 
     from bench import extend
 
-    assert extend.predecessor(_cfg(tiny_corpus, rounds=5, lr=1e-3, early_stop=True), runs) is None  # another cell
+    assert extend.predecessor(_stopping(tiny_corpus, rounds=12, lr=1e-3), runs) is None  # another cell
     (runs / short.run_id / "final.json").unlink()  # unfinished (maybe running now): left alone
     (runs / long.run_id / "final.json").unlink()
-    assert extend.predecessor(_cfg(tiny_corpus, rounds=9, early_stop=True), runs) is None
+    assert extend.predecessor(_stopping(tiny_corpus, rounds=20), runs) is None
+
+
+def test_more_patience_continues_a_run_that_stopped_early_with_the_numbers_of_a_fresh_run(tiny_corpus, tmp_path):
+    """A longer patience fires at the same round or later: the run that stopped under the
+    shorter one continues from its checkpoint, and ends where a fresh run would."""
+    runs, fresh = tmp_path / "runs", tmp_path / "fresh"
+    short, patient = _stopping(tiny_corpus), _stopping(tiny_corpus, patience=3)
+    run_cell(_cell(short), runs, resume=False, progress=False)
+    assert run_cell(_cell(patient), runs, resume=False, progress=False) == "extended"
+    assert run_cell(_cell(patient), fresh, resume=False, progress=False) == "ok"
+    extended, alone = _final(runs, patient), _final(fresh, patient)
+    assert extended["extended_from"] == {"run_id": short.run_id, "rounds": 8, "patience": 1}
+    assert extended["rounds_run"] == alone["rounds_run"] > 5
+    for key in ("metric", "val_metric", "best_round", "metric_last", "converged"):
+        assert extended[key] == alone[key], key
+    from bench import extend
+
+    assert extend.predecessor(_stopping(tiny_corpus, patience=2, rounds=4), runs) is None, "never from a higher cap"
 
 
 def test_a_private_run_never_extends(tiny_corpus, tmp_path):
