@@ -114,7 +114,9 @@ def _probed(chosen: dict, probe: dict | None) -> str:
     """What the edge probe (bench.edge_probe) found for a choice at the edge of its range."""
     if probe is None or probe["probe_val_metric"] is None or float(probe["chosen"]) != chosen["value"]:
         return "the best may lie outside the range (`run_all.py --probe-edges` runs one step beyond)."
-    held = probe["probe_val_metric"] <= chosen["val_metric"]
+    from bench.edge_probe import verdict
+
+    held = verdict(chosen["val_metric"], probe["probe_val_metric"]) == "choice holds"
     found = f"one step beyond, {probe['probe']}, scored validation {probe['probe_val_metric']:.3f} against {chosen['val_metric']:.3f}"
     return found + (": the choice holds." if held else ": the best lies outside the range, so this method is under-tuned "
                     "against its peers by the equal budget (its numbers are a lower bound).")  # fmt: skip
