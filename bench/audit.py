@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from bench import edge_probe
+
 
 def _no_entity_found(items: list) -> str | None:
     tp, fp, fn = (sum(row[i] for row in items) for i in range(3))
@@ -114,9 +116,7 @@ def _probed(chosen: dict, probe: dict | None) -> str:
     """What the edge probe (bench.edge_probe) found for a choice at the edge of its range."""
     if probe is None or probe["probe_val_metric"] is None or float(probe["chosen"]) != chosen["value"]:
         return "the best may lie outside the range (`run_all.py --probe-edges` runs one step beyond)."
-    from bench.edge_probe import verdict
-
-    held = verdict(chosen["val_metric"], probe["probe_val_metric"]) == "choice holds"
+    held = edge_probe.verdict(chosen["val_metric"], probe["probe_val_metric"]) == "choice holds"
     found = f"one step beyond, {probe['probe']}, scored validation {probe['probe_val_metric']:.3f} against {chosen['val_metric']:.3f}"
     return found + (": the choice holds." if held else ": the best lies outside the range, so this method is under-tuned "
                     "against its peers by the equal budget (its numbers are a lower bound).")  # fmt: skip
