@@ -8,6 +8,9 @@
   points all tied chose nothing: the first value won the tie. A sweep point that reached the
   round cap still moving was compared before it finished. Where the edge was probed one step
   beyond (bench.edge_probe, `--probe-edges`), the check says whether the choice held.
+- A choice that beat the runner-up on validation by less than min_delta (what early stopping
+  counts as no gain) is a near tie: a rerun could choose the other value, whose test score may
+  differ by more than the margin (on NCBI, 3.4 points for the same blocks).
 """
 
 from __future__ import annotations
@@ -132,6 +135,25 @@ def read_probes(path: Path) -> dict[tuple[str, str], dict]:
     return {(r["group"], r["setting"]): r for r in rows}
 
 
+def near_ties(rows: list[dict], margin: float) -> list[str]:
+    """One line per group whose choice beat the runner-up on validation by less than `margin`
+    (the runs' min_delta: what early stopping counts as no gain). Such a choice is a coin toss
+    between two values whose test scores may differ by more than the margin."""
+    lines = []
+    for group in dict.fromkeys(r["group"] for r in rows):
+        mine = sorted({r["run_id"]: r for r in rows if r["group"] == group and r["val_metric"] is not None}.values(),
+                      key=lambda r: -r["val_metric"])  # fmt: skip
+        all_tied = len({r["val_metric"] for r in mine}) == 1  # edge_choices names those
+        if len(mine) < 2 or all_tied or not mine[0]["chosen"] or mine[0]["val_metric"] - mine[1]["val_metric"] >= margin:
+            continue
+        won, second = mine[0], mine[1]
+        lines.append(f"- {won['task']} {won['method']} {won['layers']}".rstrip() + f" ({won['partition']}): {won['setting']} "
+                     f"{won['value']:g} beat {second['value']:g} on validation by {won['val_metric'] - second['val_metric']:.4f} "
+                     f"({won['val_metric']:.3f} against {second['val_metric']:.3f}), less than min_delta {margin:g}: a near "
+                     "tie, and the runner-up's test score may differ.")  # fmt: skip
+    return lines
+
+
 def unconverged_points(rows: list[dict]) -> list[str]:
     """One line per sweep point that reached its round cap still moving: the choice compared it
     at the cap, and with more rounds it might have won."""
@@ -170,7 +192,9 @@ def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
     rows = read_tuning(tuning_csv)
     reported = {r["run_id"] for r in runs}
     probes = read_probes(tuning_csv.parent / "edge_probes.csv")
-    found = constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows, probes) + unconverged_points(rows)
+    margin = max((r["config"].get("min_delta") or 0.0 for r in runs), default=0.0)
+    found = (constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows, probes)
+             + near_ties(rows, margin) + unconverged_points(rows))  # fmt: skip
     if not found:
         return []
     return ["## Checks", "", "What a reviewer would ask about before trusting these numbers (bench.audit):", "", *found, ""]

@@ -76,3 +76,13 @@ def test_a_sweep_point_cut_by_the_round_cap_is_named():
             {**_row("g", 1e-3, 0.5, False), "converged": True, "rounds_run": 9}]  # fmt: skip
     lines = audit.unconverged_points(rows)
     assert len(lines) == 1 and "lr 0.0001 had not converged after 20 rounds (validation 0.600" in lines[0]
+
+
+def test_a_choice_within_min_delta_of_the_runner_up_is_a_near_tie():
+    rows = [_row("close", 1e-4, 0.700, True), _row("close", 3e-4, 0.698, False), _row("close", 1e-3, 0.5, False),
+            _row("clear", 1e-4, 0.5, False), _row("clear", 3e-4, 0.72, True), _row("clear", 1e-3, 0.70, False),
+            _row("tied", 1e-4, 0.4, True), _row("tied", 3e-4, 0.4, False), _row("tied", 1e-3, 0.3, False)]  # fmt: skip
+    close, tied = audit.near_ties(rows, margin=0.005)
+    assert "lr 0.0001 beat 0.0003 on validation by 0.0020 (0.700 against 0.698)" in close
+    assert "by 0.0000 (0.400 against 0.400)" in tied, "a tie of the best two is the nearest of ties"
+    assert len(audit.near_ties(rows, margin=0.001)) == 1
