@@ -121,11 +121,10 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
     return tuning.apply_choices(cells, settings, choices, where, partial)
 
 
-def edge_probes_due(name: str, swept: list[Cell], out: Path) -> list[tuple[dict, Cell]]:
+def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:
     """(chosen tuning row, probe cell) for every choice at the edge of its range so far: among
     the groups whose sweep points have all run (bench.edge_probe.probes)."""
-    points = tuning.sweep_points(tuning.check_cells(swept, name))
-    finals = stored_finals(out / "runs", [p.cell for p in points])
+    finals = stored_finals(runs, [p.cell for p in points])
     unfinished = {p.group for p in points if p.cell.run_id not in finals}
     finished = [p for p in points if p.group not in unfinished]
     return edge_probe.probes(finished, tuning.choose(finished, finals)[1]) if finished else []
@@ -138,7 +137,7 @@ def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
     else: a grid still running elsewhere is left to it); they never change a choice."""
     if not swept:
         return
-    found = edge_probes_due(name, swept, out)
+    found = edge_probes_due(tuning.sweep_points(tuning.check_cells(swept, name)), out / "runs")
     if args.probe_edges:
         run_cells([cell for _, cell in found], out / "runs", args.resume, f"grid {name}: edge probes", *scale(args))
     rows = edge_probe.probe_rows(found, stored_finals(out / "runs", [cell for _, cell in found]))
@@ -171,10 +170,10 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     runs, every = out / "runs", cells + [p.cell for p in points]
     done = {c.run_id for c in every if (runs / c.run_id / "final.json").is_file()}
     done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (runs / t.run_id / "final.json").is_file()}
-    done |= {c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]}  # a lower cap settled it
+    done |= {c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]}  # a lower cap or patience settled it
     print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(runs)))
     if swept:  # a check, not part of the grid: --probe-edges runs them
-        due = [cell for _, cell in edge_probes_due(grid["_path"], swept, out)]
+        due = [cell for _, cell in edge_probes_due(points, runs)]
         probed = sum((runs / c.run_id / "final.json").is_file() for c in due)
         print(f"edge probes (--probe-edges): {len(due)} due (choices at an edge of their range so far), {probed} run")
     return 0

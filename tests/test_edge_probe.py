@@ -44,8 +44,7 @@ def _row(group: str, value: float, val: float | None, chosen: bool, run_id: str)
 
 def _points(values: list[float]) -> list[tuning.SweepPoint]:
     base = ExperimentConfig(task="conll", method="fedavg", seed=3)
-    cells = tuning.sweep_points([Cell("x", base, {"lr": values})])
-    return cells
+    return tuning.sweep_points([Cell("x", base, {"lr": values})])
 
 
 def test_probes_move_only_the_edge_setting_of_the_chosen_point_and_skip_ties_and_inside_choices():
