@@ -5,7 +5,7 @@
 Finished cells (a final.json in DIR/runs/<run-id>/) are always skipped; --resume also continues
 an interrupted cell from its last round checkpoint instead of restarting it. A failed cell is
 recorded (failed.json) and the grid goes on. A grid with `tune:` first sweeps those settings on
-its first seed and runs every seed with the values chosen on validation (bench.tuning).
+its first seed and runs every seed with the values chosen on validation (bench.protocol.tuning).
 """
 
 from __future__ import annotations
@@ -15,15 +15,31 @@ import json
 import sys
 from pathlib import Path
 
-from bench import edge_probe, extend, tuning
+from bench.data import TASKS
+from bench.data.registry import release_folder
+from bench.engine import execution
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
-from bench.grid import Cell, expand_studies, load_grid
-from bench.report import to_csv, write_report
-from bench.runner import run_cells
-from bench.store import atomic_write_text
+from bench.protocol import edge_probe, extend, plan, tuning
+from bench.protocol.grid import Cell, expand_studies, load_grid
+from bench.protocol.runner import run_cells
+from bench.report.write import write_report
+from bench.store import atomic_write_text, to_csv
 
-TUNING_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "value", "val_metric", "converged", "rounds_run",
-                  "chosen", "group", "run_id"]  # fmt: skip
+TUNING_COLUMNS = [
+    "task",
+    "method",
+    "layers",
+    "partition",
+    "epsilon",
+    "setting",
+    "value",
+    "val_metric",
+    "converged",
+    "rounds_run",
+    "chosen",
+    "group",
+    "run_id",
+]
 
 
 def scale(args) -> tuple[int, str | None]:
@@ -41,8 +57,6 @@ def with_settings(cells: list[Cell], changes) -> list[Cell]:
 
 def task_folder(root: str, task: str) -> Path:
     """ROOT/<the task's release folder>: i2b2-2010/, i2b2-2014/, mimic-iii/, ..."""
-    from bench.data import TASKS
-    from bench.data.registry import release_folder
 
     folder = Path(root) / release_folder(TASKS.get(task))
     if not folder.is_dir():
@@ -105,15 +119,23 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
     settings = sorted(cells[0].tune)
     points = tuning.sweep_points(cells)
     if not args.report_only:
-        run_cells([p.cell for p in points], out / "runs", args.resume, f"grid {name}: tuning", *scale(args),
-                  then=seeds_when_swept(points, cells, settings, out / "runs", where))  # fmt: skip
+        run_cells(
+            [p.cell for p in points],
+            out / "runs",
+            args.resume,
+            f"grid {name}: tuning",
+            *scale(args),
+            then=seeds_when_swept(points, cells, settings, out / "runs", where),
+        )
     partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
     finals = stored_finals(out / "runs", [p.cell for p in points])
     choices, rows = tuning.choose(points, finals, partial)
     pending = len({p.cell.run_id for p in points} - set(finals))
     if pending:
-        notes.append(f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
-                     "result yet, so the chosen learning rates (and every row) are provisional.**\n")  # fmt: skip
+        notes.append(
+            f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
+            "result yet, so the chosen learning rates (and every row) are provisional.**\n"
+        )
     atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
     complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
     if complete:  # choices travel only once every point of every group has run
@@ -123,7 +145,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
 
 def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:
     """(chosen tuning row, probe cell) for every choice at the edge of its range so far: among
-    the groups whose sweep points have all run (bench.edge_probe.probes)."""
+    the groups whose sweep points have all run (bench.protocol.edge_probe.probes)."""
     finals = stored_finals(runs, [p.cell for p in points])
     unfinished = {p.group for p in points if p.cell.run_id not in finals}
     finished = [p for p in points if p.group not in unfinished]
@@ -132,7 +154,7 @@ def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[d
 
 def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
     """DIR/edge_probes.csv: every choice at the edge of its range, among the groups whose sweep
-    has finished, with its probe one step beyond (bench.edge_probe) and, where the probe has
+    has finished, with its probe one step beyond (bench.protocol.edge_probe) and, where the probe has
     run, who won on validation. --probe-edges runs the probes that have not run (and nothing
     else: a grid still running elsewhere is left to it); they never change a choice."""
     if not swept:
@@ -154,15 +176,15 @@ def overridden(cells: list[Cell], args) -> list[Cell]:
     if args.data_dir:
         cells = with_settings(cells, lambda cfg: {"data_dir": str(task_folder(args.data_dir, cfg.task))})
     if args.parallel == 1 and not args.ray_address:
-        from bench.engine import execution
-
-        cells = [dataclasses.replace(c, config=execution.choose(c.config)) if execution.unchosen(c.config) else c for c in cells]
+        cells = [
+            dataclasses.replace(c, config=execution.choose(c.config)) if execution.unchosen(c.config) else c
+            for c in cells
+        ]
     return cells
 
 
 def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], out: Path, args) -> int:
     """--plan (and --pilot): cells per study, distinct, done, estimated cost; trains nothing but pilots."""
-    from bench import plan
 
     swept = [c for c in cells if c.tune]
     points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
@@ -170,7 +192,9 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     runs, every = out / "runs", cells + [p.cell for p in points]
     done = {c.run_id for c in every if (runs / c.run_id / "final.json").is_file()}
     done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (runs / t.run_id / "final.json").is_file()}
-    done |= {c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]}  # a lower cap or patience settled it
+    done |= {
+        c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]
+    }  # a lower cap or patience settled it
     print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(runs)))
     if swept:  # a check, not part of the grid: --probe-edges runs them
         due = [cell for _, cell in edge_probes_due(points, runs)]
@@ -194,7 +218,11 @@ def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> lis
             choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
     except BenchError:
         return []  # a stale choices file: nothing is known to be done
-    return [(c, t) for c, t in zip(swept, tuning.apply_choices(swept, settings, choices, where, partial=True)) if t is not None]
+    return [
+        (c, t)
+        for c, t in zip(swept, tuning.apply_choices(swept, settings, choices, where, partial=True))
+        if t is not None
+    ]
 
 
 def studies_of(grid: dict, args) -> dict[str, list[Cell]]:
@@ -214,16 +242,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="default: results/<grid>")
     parser.add_argument("--resume", action="store_true", help="continue interrupted cells from their checkpoints")
     parser.add_argument("--report-only", action="store_true", help="rebuild tables and figures from stored results")
-    parser.add_argument("--tune", action="store_true", help="sweep the grid's `tune` settings again and rewrite its `tuned` file")
-    parser.add_argument("--probe-edges", action="store_true",
-                        help="run each finished choice at the edge of its sweep once more one step beyond (only those), then the report")
+    parser.add_argument(
+        "--tune", action="store_true", help="sweep the grid's `tune` settings again and rewrite its `tuned` file"
+    )
+    parser.add_argument(
+        "--probe-edges",
+        action="store_true",
+        help="run each finished choice at the edge of its sweep once more one step beyond (only those), then the report",
+    )
     parser.add_argument("--study", default=None, help="run (or plan) one study of a grid with studies")
-    parser.add_argument("--plan", action="store_true", help="print cells per study, what is done and the estimated cost; train nothing")
+    parser.add_argument(
+        "--plan", action="store_true", help="print cells per study, what is done and the estimated cost; train nothing"
+    )
     parser.add_argument("--pilot", action="store_true", help="time one round per model x method shape here, for --plan")
     parser.add_argument("--parallel", type=int, default=1, help="cells at once, each a Ray task holding its resources")
-    parser.add_argument("--ray-address", default=None, help="run the cells on this Ray cluster (e.g. auto, or HEAD:6379)")
+    parser.add_argument(
+        "--ray-address", default=None, help="run the cells on this Ray cluster (e.g. auto, or HEAD:6379)"
+    )
     parser.add_argument("--model", default=None, help="override the grid's model (e.g. a local Llama-3.2-1B folder)")
-    parser.add_argument("--data-dir", default=None, help="a root holding each task's release folder (i2b2-2010/, i2b2-2014/, mimic-iii/, ...)")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="a root holding each task's release folder (i2b2-2010/, i2b2-2014/, mimic-iii/, ...)",
+    )
     args = parser.parse_args(argv)
     args.report_only |= args.probe_edges  # probing trains only the probes, then rebuilds the report
     if args.parallel < 1:
@@ -238,11 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         return print_plan(grid, studies, cells, out, args)
     planned = cells
     notes: list[str] = []  # what the report must say about how complete its inputs are
-    tuned = tuned_cells(name, grid, cells, out, args, notes)  # aligned with `planned`; None: not tuned yet (a partial report)
+    tuned = tuned_cells(
+        name, grid, cells, out, args, notes
+    )  # aligned with `planned`; None: not tuned yet (a partial report)
     final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
     cells = [c for c in tuned if c is not None]
     if len(cells) < len(planned):
-        notes.append(f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n")
+        notes.append(
+            f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n"
+        )
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
     if not (out / "runs").is_dir():
@@ -252,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
-            write_report(out / "studies" / study, [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
-                         out / "runs", study, notes)  # fmt: skip
+            write_report(
+                out / "studies" / study,
+                [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
+                out / "runs",
+                study,
+                notes,
+            )
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0
 

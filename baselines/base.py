@@ -8,49 +8,23 @@ The server keeps a dict of states: `"global"` for federated methods, one per cli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
-from bench.aggregate import weighted_average
 from bench.config import ExperimentConfig
 from bench.errors import BenchError
-from bench.layers import LayerMap
-from bench.registry import Registry
-
-State = dict[str, torch.Tensor]
-GLOBAL = "global"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One client's local training in one round: who, on which examples, from which state."""
-
-    client: int
-    examples: np.ndarray
-    start: str | int = GLOBAL
-    budget: int | float | None = None  # layer budget (blocks, or a share of them); None: all
-
-
-@dataclass
-class Result:
-    client: int
-    n_samples: int
-    state: State
-    loss: float
-    dp_steps: tuple | None = None  # (noise multiplier, sample rate, steps) for the accountant
-    train_s: float = 0.0  # seconds inside local training, for the engine-overhead measure
-    start: str | int = GLOBAL  # the state this client started from (to measure its update)
-    residual: State | None = None  # compressed uploads with error feedback: what the client kept back
+from bench.federation.aggregate import weighted_average
+from bench.federation.comm import GLOBAL, Job, Result, State
+from bench.model.layers import LayerMap
+from bench.registry import METHODS
 
 
 class Method:
     """FedAvg (McMahan et al. 2017): every parameter trains and moves; sample-weighted mean."""
 
     name = ""
-    # for single runs without --lr; grids choose every method's lr on validation (bench.tuning):
+    # for single runs without --lr; grids choose every method's lr on validation (bench.protocol.tuning):
     # on the quick grid fedavg got 3e-4 on i2b2-2010 (bench/grids/tuned/quick.yaml)
     default_lr = 1e-4
     communicates = True
@@ -98,7 +72,7 @@ class Method:
         """The state a client is scored with on its own held-out slice."""
         return GLOBAL
 
-    # -- cost, for plans made before anything runs (bench.plan) ------------------------------
+    # -- cost, for plans made before anything runs (bench.protocol.plan) ------------------------------
     def train_flops_per_token(self, shape) -> float:
         """Forward (2 x params) and backward (4 x params: activations and weights) everywhere."""
         return 6.0 * shape.compute_params
@@ -107,5 +81,4 @@ class Method:
         return shape.total_params
 
 
-METHODS: Registry[type[Method]] = Registry("method")
 register = METHODS.register_class

@@ -4,27 +4,27 @@ Only the chosen transformer blocks and the task head train and move; embeddings 
 block stay frozen and never leave the client. Blocks are picked by a layer spec (`top:K`,
 `bottom:K`, `list:a,b`, `every:N`); the default is half the blocks on deep models (8 of 16,
 the paper's trade-off) and `top:2` on small ones like `minilm`; `auto:K` lets a federated
-probe pick them (bench.layer_probe).
+probe pick them (bench.engine.layer_probe).
 
-With per-client budgets (bench.budgets) a client trains and sends only the top blocks of its
+With per-client budgets (bench.federation.budgets) a client trains and sends only the top blocks of its
 budget, and the server averages each tensor over exactly the clients that sent it.
 """
 
 from __future__ import annotations
 
 from baselines.base import GLOBAL, Job, Method, register
-from bench.aggregate import weighted_average_partial
-from bench.budgets import client_budgets
+from bench.engine.layer_probe import resolve_auto_layers
 from bench.errors import BenchError
-from bench.layer_probe import resolve_auto_layers
-from bench.layers import default_layer_spec, parse_layer_spec
+from bench.federation.aggregate import weighted_average_partial
+from bench.federation.budgets import client_budgets
+from bench.model.layers import default_layer_spec, parse_layer_spec
 
 
 @register("layerskip")
 class LayerSkip(Method):
     # fewer trainable blocks need a larger step; chosen on small synthetic i2b2-2010 (3e-4: F1 0.62, 1e-3: 0.78,
     # 2e-3: 0.66) before the suite had a validation split, so on test. Grids that compare methods tune lr on
-    # validation instead (bench.tuning); this default only serves single runs.
+    # validation instead (bench.protocol.tuning); this default only serves single runs.
     default_lr = 1e-3
     supports_budgets = True
 
@@ -32,8 +32,10 @@ class LayerSkip(Method):
         if not (self.cfg.layers or "").startswith("auto:"):
             return self.cfg, None
         if self.cfg.private:  # the probe's gradient norms come from private data, outside any accountant
-            raise BenchError(f"--layers {self.cfg.layers} cannot run under differential privacy: its probe is not "
-                             "privatised; pick the blocks on public data and pass them as list:...")  # fmt: skip
+            raise BenchError(
+                f"--layers {self.cfg.layers} cannot run under differential privacy: its probe is not "
+                "privatised; pick the blocks on public data and pass them as list:..."
+            )
         return resolve_auto_layers(self.cfg, task)
 
     def configure(self, model, layers):

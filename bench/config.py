@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from bench.errors import BenchError
+from bench.federation.compress import codec_for
 
 # How a run is executed, not what it computes: results are equal across these (timing and host
 # fields aside), so they stay out of a run's identity and a grid may change them on resume.
@@ -22,7 +23,7 @@ DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client
 class ExperimentConfig:
     task: str
     method: str
-    layers: str | None = None  # layerskip only; None: the model's default (bench.layers)
+    layers: str | None = None  # layerskip only; None: the model's default (bench.model.layers)
     partition: str = "iid"
     clients: int = 4
     clients_per_round: int | None = None  # None: every client, every round
@@ -58,8 +59,8 @@ class ExperimentConfig:
     cpus_per_worker: int | None = None  # None: the machine's cores shared among workers
     backend: str = "auto"  # auto: serial for one worker; ray on GPUs or a cluster; else local processes
     ray_address: str | None = None
-    compress: str = "none"  # uploads: none, fp16, bf16, int8, topk:F (bench.compress)
-    secagg: str = "off"  # on: secure aggregation of the uploads (bench.secagg)
+    compress: str = "none"  # uploads: none, fp16, bf16, int8, topk:F (bench.federation.compress)
+    secagg: str = "off"  # on: secure aggregation of the uploads (bench.federation.secagg)
     secagg_clip: float = 1.0  # per-element clipping range of an update before fixed-point quantisation
     secagg_bits: int = 32  # width of the quantised, masked values
     prefix_cache: str = "on"
@@ -81,22 +82,43 @@ class ExperimentConfig:
             (self.gpus_per_worker >= 0, f"gpus_per_worker must be >= 0, not {self.gpus_per_worker}"),
             (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}"),
             (self.length_buckets >= 0, f"length_buckets must be >= 0, not {self.length_buckets}"),
-            (not (self.length_buckets and self.private), "length_buckets does not apply under DP (its batches are Poisson samples)"),
+            (
+                not (self.length_buckets and self.private),
+                "length_buckets does not apply under DP (its batches are Poisson samples)",
+            ),
             (0 < self.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {self.holdout_fraction}"),
             (self.lr is None or self.lr > 0, f"lr must be > 0, not {self.lr}"),
-            (self.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}"),
+            (
+                self.dtype in ("float32", "bfloat16", "float16"),
+                f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}",
+            ),
             (self.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}, not {self.backend!r}"),
             (self.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {self.prefix_cache!r}"),
-            (self.dp_epsilon is None or self.noise_multiplier is None, "give --dp-epsilon or --noise-multiplier, not both"),
+            (
+                self.dp_epsilon is None or self.noise_multiplier is None,
+                "give --dp-epsilon or --noise-multiplier, not both",
+            ),
             (self.dp_epsilon is None or self.dp_epsilon > 0, f"dp_epsilon must be > 0, not {self.dp_epsilon}"),
-            (self.noise_multiplier is None or self.noise_multiplier > 0, f"noise_multiplier must be > 0, not {self.noise_multiplier}"),
+            (
+                self.noise_multiplier is None or self.noise_multiplier > 0,
+                f"noise_multiplier must be > 0, not {self.noise_multiplier}",
+            ),
             (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), not {self.dp_delta}"),
             (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
-            (self.dp_unit in ("row", "document", "patient"), f"dp_unit must be row, document or patient, not {self.dp_unit!r}"),
+            (
+                self.dp_unit in ("row", "document", "patient"),
+                f"dp_unit must be row, document or patient, not {self.dp_unit!r}",
+            ),
             (self.dp_unit == "row" or self.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
             (self.secagg in ("on", "off"), f"secagg must be on or off, not {self.secagg!r}"),
-            (self.secagg == "off" or self.compress == "none", "secagg quantises uploads itself: use it with --compress none"),
-            (16 <= self.secagg_bits <= 62 and self.secagg_clip > 0, "secagg_bits must be in [16, 62] and secagg_clip > 0"),
+            (
+                self.secagg == "off" or self.compress == "none",
+                "secagg quantises uploads itself: use it with --compress none",
+            ),
+            (
+                16 <= self.secagg_bits <= 62 and self.secagg_clip > 0,
+                "secagg_bits must be in [16, 62] and secagg_clip > 0",
+            ),
             (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),
             (0 <= self.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {self.straggler_frac}"),
@@ -104,16 +126,21 @@ class ExperimentConfig:
             (self.patience >= 1, f"patience must be >= 1, not {self.patience}"),
             (self.min_delta >= 0, f"min_delta must be >= 0, not {self.min_delta}"),
             (self.test_every >= 0, f"test_every must be >= 0, not {self.test_every}"),
-            (self.train_subsample is None or self.train_subsample >= 2 * self.clients,
-             f"train_subsample must be at least 2 x clients, not {self.train_subsample}"),
+            (
+                self.train_subsample is None or self.train_subsample >= 2 * self.clients,
+                f"train_subsample must be at least 2 x clients, not {self.train_subsample}",
+            ),
         ]
         if self.clients_per_round is not None:
-            checks.append((1 <= self.clients_per_round <= self.clients,
-                           f"clients_per_round must be in [1, clients={self.clients}], not {self.clients_per_round}"))  # fmt: skip
+            checks.append(
+                (
+                    1 <= self.clients_per_round <= self.clients,
+                    f"clients_per_round must be in [1, clients={self.clients}], not {self.clients_per_round}",
+                )
+            )
         for ok, message in checks:
             if not ok:
                 raise BenchError(message)
-        from bench.compress import codec_for
 
         codec_for(self.compress)  # a bad spec is an error naming it
 
@@ -181,22 +208,31 @@ class ExperimentConfig:
         each result and compared before a folder is reused (`first_difference`), which catches a
         changed default."""
         digest = hashlib.sha256(json.dumps(self.identity_settings(), sort_keys=True).encode()).hexdigest()[:10]
-        parts = [self.task, self.method + (f"-{self.layers}" if self.layers else ""), self.partition,
-                 f"c{self.clients}", f"s{self.seed}"]  # fmt: skip
+        parts = [
+            self.task,
+            self.method + (f"-{self.layers}" if self.layers else ""),
+            self.partition,
+            f"c{self.clients}",
+            f"s{self.seed}",
+        ]
         if self.dp_epsilon is not None:
             parts.append(f"eps{self.dp_epsilon:g}")
         return re.sub(r"[^A-Za-z0-9._-]", "-", "__".join(parts + [digest]))
 
 
-SETTING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}  # what a config that predates a setting had
+SETTING_DEFAULTS = {
+    f.name: f.default for f in dataclasses.fields(ExperimentConfig)
+}  # what a config that predates a setting had
 
 
 def first_difference(stored: dict, cfg: ExperimentConfig) -> str | None:
     """The first computed setting (alphabetically) in which a stored config differs, or None.
     A setting the stored config predates counts as its default."""
     now = cfg.computed_settings()
-    then = {**{k: v for k, v in SETTING_DEFAULTS.items() if k in now},
-            **{k: v for k, v in stored.items() if k in now or k not in SETTING_DEFAULTS}}  # fmt: skip
+    then = {
+        **{k: v for k, v in SETTING_DEFAULTS.items() if k in now},
+        **{k: v for k, v in stored.items() if k in now or k not in SETTING_DEFAULTS},
+    }
     for key in sorted(set(now) | set(then)):
         if now.get(key, "<absent>") != then.get(key, "<absent>"):
             return f"{key} (stored {then.get(key, '<absent>')!r}, now {now.get(key, '<absent>')!r})"

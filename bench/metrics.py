@@ -1,7 +1,7 @@
 """Scores: seqeval entity F1 (strict IOB2) for NER; accuracy, macro-F1, AUROC for classification.
 
 Each scorer also returns `items`, one small record per test example (counts or label ids, never
-text) from which bench.stats recomputes the headline metric on a bootstrap resample."""
+text) from which bench.report.stats recomputes the headline metric on a bootstrap resample."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ def ner_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     report = classification_report(gold, pred, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
     micro = report.get("micro avg", {"f1-score": 0.0, "precision": 0.0, "recall": 0.0})
     per_type = {k: round(float(v["f1-score"]), 6) for k, v in report.items() if not k.endswith("avg")}
-    return {"metric": float(micro["f1-score"]), "precision": float(micro["precision"]),
-            "recall": float(micro["recall"]), "per_type_f1": per_type, "items": ner_items(gold, pred)}  # fmt: skip
+    return {
+        "metric": float(micro["f1-score"]),
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "per_type_f1": per_type,
+        "items": ner_items(gold, pred),
+    }
 
 
 def _auroc(y: np.ndarray, scores: np.ndarray) -> float | None:
@@ -45,9 +50,12 @@ def cls_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
     pred = probs.argmax(axis=1)
     labels = list(range(probs.shape[1]))
     auroc = _auroc(gold, probs[:, 1]) if probs.shape[1] == 2 else None
-    return {"metric": float(f1_score(gold, pred, average="macro", labels=labels, zero_division=0)),
-            "accuracy": float(accuracy_score(gold, pred)), "auroc": auroc,
-            "items": [[int(g), int(p)] for g, p in zip(gold, pred)]}  # fmt: skip
+    return {
+        "metric": float(f1_score(gold, pred, average="macro", labels=labels, zero_division=0)),
+        "accuracy": float(accuracy_score(gold, pred)),
+        "auroc": auroc,
+        "items": [[int(g), int(p)] for g, p in zip(gold, pred)],
+    }
 
 
 def multilabel_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
@@ -56,10 +64,12 @@ def multilabel_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
 
     pred = (probs >= 0.5).astype(int)
     aucs = [a for j in range(gold.shape[1]) if (a := _auroc(gold[:, j], probs[:, j])) is not None]
-    return {"metric": float(f1_score(gold, pred, average="macro", zero_division=0)),
-            "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
-            "auroc": float(np.mean(aucs)) if aucs else None,
-            "items": [[*map(int, g), *map(int, p)] for g, p in zip(gold, pred)]}  # fmt: skip
+    return {
+        "metric": float(f1_score(gold, pred, average="macro", zero_division=0)),
+        "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
+        "auroc": float(np.mean(aucs)) if aucs else None,
+        "items": [[*map(int, g), *map(int, p)] for g, p in zip(gold, pred)],
+    }
 
 
 METRIC_NAMES = {"ner": "entity_micro_f1", "cls": "macro_f1", "multilabel": "macro_f1"}

@@ -6,6 +6,8 @@ import json
 import sys
 
 from bench.config import BACKEND_NAMES, ExperimentConfig
+from bench.engine import execution
+from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
 
 
@@ -21,21 +23,40 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--model", default="minilm")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weights and training (aggregation is fp32)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16"],
+        help="weights and training (aggregation is fp32)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--label-level", default=None, choices=["category", "type"])
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--length-buckets", type=int, default=0, help="batches of similar-length rows, sorted within windows of N batches (0: off)")
+    p.add_argument(
+        "--length-buckets",
+        type=int,
+        default=0,
+        help="batches of similar-length rows, sorted within windows of N batches (0: off)",
+    )
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--mu", type=float, default=0.01, help="fedprox proximal weight")
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--train-subsample", type=int, default=None, help="a fixed random subset of the training examples")
-    p.add_argument("--early-stop", action="store_true", help="stop once validation has stalled (--patience, --min-delta)")
-    p.add_argument("--patience", type=int, default=3, help="rounds without a --min-delta gain on validation = converged")
+    p.add_argument(
+        "--early-stop", action="store_true", help="stop once validation has stalled (--patience, --min-delta)"
+    )
+    p.add_argument(
+        "--patience", type=int, default=3, help="rounds without a --min-delta gain on validation = converged"
+    )
     p.add_argument("--min-delta", type=float, default=0.001)
-    p.add_argument("--test-every", type=int, default=0, help="score test every N rounds for curves (default 0: only the reported state)")
+    p.add_argument(
+        "--test-every",
+        type=int,
+        default=0,
+        help="score test every N rounds for curves (default 0: only the reported state)",
+    )
     dp = p.add_mutually_exclusive_group()
     dp.add_argument("--dp-epsilon", type=float, default=None)
     dp.add_argument("--noise-multiplier", type=float, default=None)
@@ -44,16 +65,27 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--dp-unit", default="row", choices=["row", "document", "patient"], help="DP-SGD's privacy unit")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample clipping bound (sample-level DP)")
     p.add_argument("--client-clip", type=float, default=1.0, help="per-update clipping bound (client-level DP)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core on CPU, per GPU on GPU)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: one per core on CPU, per GPU on GPU)"
+    )
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     p.add_argument("--cpus-per-worker", type=int, default=None)
-    p.add_argument("--backend", default="auto", choices=list(BACKEND_NAMES), help="auto: serial for one worker, local processes for more on CPU, ray on GPUs or a cluster")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=list(BACKEND_NAMES),
+        help="auto: serial for one worker, local processes for more on CPU, ray on GPUs or a cluster",
+    )
     p.add_argument("--ray-address", default=None)
     p.add_argument("--secagg", default="off", choices=["on", "off"], help="secure aggregation (SecAgg+) of the uploads")
     p.add_argument("--secagg-clip", type=float, default=1.0, help="per-element range of an update before quantisation")
     p.add_argument("--secagg-bits", type=int, default=32, help="width of the quantised, masked values")
-    p.add_argument("--compress", default="none", help="uploads: none, fp16, bf16, int8, topk:F (top-k with error feedback)")
-    p.add_argument("--prefix-cache", default="on", choices=["on", "off"], help="cache frozen-prefix activations (layerskip)")
+    p.add_argument(
+        "--compress", default="none", help="uploads: none, fp16, bf16, int8, topk:F (top-k with error feedback)"
+    )
+    p.add_argument(
+        "--prefix-cache", default="on", choices=["on", "off"], help="cache frozen-prefix activations (layerskip)"
+    )
     p.add_argument("--prefix-cache-mb", type=int, default=4096, help="memory budget of that cache")
     p.add_argument("--dropout", type=float, default=0.0, help="chance a sampled client drops out, per round")
     p.add_argument("--straggler-frac", type=float, default=0.0, help="chance a client misses the round deadline")
@@ -68,15 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     out, quiet = args.pop("out"), args.pop("quiet")
     cfg = ExperimentConfig.from_dict({**args, "workers": args["workers"] or 1})
-    from bench.engine import execution
-    from bench.engine.server import run_experiment
 
     if args["workers"] is None and execution.unchosen(cfg):  # said at the start of the run and kept in final.json
         cfg = execution.choose(cfg)
 
     final = run_experiment(cfg, out, progress=not quiet)
-    keys = ("task", "method", "metric_name", "metric", "val_metric", "best_round", "converged", "bytes_up_total", "trainable_params",
-            "epsilon", "status")  # fmt: skip
+    keys = (
+        "task",
+        "method",
+        "metric_name",
+        "metric",
+        "val_metric",
+        "best_round",
+        "converged",
+        "bytes_up_total",
+        "trainable_params",
+        "epsilon",
+        "status",
+    )
     print(json.dumps({k: final.get(k) for k in keys}))
     return 0
 

@@ -1,7 +1,10 @@
-"""Run folders: atomic writes (temp file + rename), checkpoints, and what a result records."""
+"""Run folders and caches: atomic writes (temp file + rename), checkpoints, reading stored runs back,
+and what a result records."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
@@ -13,6 +16,12 @@ from pathlib import Path
 import torch
 
 PACKAGES = ("torch", "transformers", "peft", "opacus", "ray", "numpy", "seqeval", "scikit-learn")
+
+
+def cache_root() -> Path:
+    """$BENCH_CACHE, else .cache/ in the working directory: the synthetic corpus, tokenizers,
+    the prefix cache and pilot timings live there."""
+    return Path(os.environ.get("BENCH_CACHE", ".cache"))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -60,8 +69,48 @@ def versions() -> dict:
 def git_state() -> dict:
     root = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": None, "dirty": None}
     return {"commit": commit or None, "dirty": dirty}
+
+
+def to_csv(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _json(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_runs(runs_dir: Path, run_ids: list[str] | None = None) -> list[dict]:
+    """One record per run folder: its final.json (or failed.json), rounds and test items.
+    A requested run with neither is named, so a report never silently drops a cell."""
+    runs, missing = [], []
+    wanted = run_ids if run_ids is not None else sorted(p.name for p in runs_dir.iterdir())
+    for run_id in wanted:
+        folder = runs_dir / run_id
+        record = _json(folder / "final.json") or _json(folder / "failed.json")
+        if record is None:
+            missing.append(run_id)
+            continue
+        rounds = folder / "rounds.jsonl"
+        record["history"] = [json.loads(x) for x in rounds.read_text().splitlines()] if rounds.is_file() else []
+        record["partition_description"] = _json(folder / "partition.json")
+        record["test_items"] = _json(folder / "test_items.json")
+        record["run_id"] = run_id
+        runs.append(record)
+    if missing:
+        print(f"report: {len(missing)} of {len(wanted)} cells have no stored result yet (e.g. {missing[0]})")
+    return runs

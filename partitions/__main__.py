@@ -6,9 +6,11 @@ import json
 import sys
 
 from bench.data import TASKS, load_task
+from bench.data.partition_view import describe
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
-from partitions.base import PARTITIONERS
-from partitions.show import describe, plot
+from bench.registry import PARTITIONERS
+from bench.report.partition_plot import plot
+from bench.synth.cache import data_dir_for
 
 
 @cli_entry
@@ -18,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     show = sub.add_parser("show", help="per-client label counts and divergence of a partition")
     show.add_argument("--task", required=True, help=f"one of {', '.join(TASKS.names())}")
     show.add_argument("--data-dir", default=None)
-    show.add_argument("--partition", required=True, help=f"{', '.join(PARTITIONERS.names())} (dirichlet:ALPHA, quantity:ALPHA)")
+    show.add_argument(
+        "--partition", required=True, help=f"{', '.join(PARTITIONERS.names())} (dirichlet:ALPHA, quantity:ALPHA)"
+    )
     show.add_argument("--clients", type=int, required=True)
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--json", action="store_true", help="print one JSON object")
@@ -26,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.plot and not args.plot.lower().endswith((".png", ".pdf")):
         raise BenchError(f"--plot {args.plot}: expected a .png or .pdf file name")
-    description = describe(load_task(args.task, args.data_dir), args.partition, args.clients, args.seed)
+    description = describe(
+        load_task(args.task, data_dir_for(args.task, args.data_dir)), args.partition, args.clients, args.seed
+    )
     if args.plot:
         plot(description, args.plot)
     if args.json:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bench.errors import BenchError
-from bench.registry import Registry
+from bench.registry import PARTITIONERS
 
 MIN_CLIENT_SIZE = 2  # every client needs a local training set and a held-out example
 MAX_TRIES = 100  # resampling bound for draws that leave a client too small
@@ -39,10 +39,11 @@ class Partitioner(ABC):
         return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
     @abstractmethod
-    def _split(self, labels: np.ndarray, sites: np.ndarray, n_clients: int, rng: np.random.Generator) -> list[np.ndarray]: ...
+    def _split(
+        self, labels: np.ndarray, sites: np.ndarray, n_clients: int, rng: np.random.Generator
+    ) -> list[np.ndarray]: ...
 
 
-PARTITIONERS: Registry[type[Partitioner]] = Registry("partition")
 register = PARTITIONERS.register_class
 
 
@@ -73,16 +74,3 @@ def resample(draw, n_clients: int, what: str):
         f"{what}: no draw in {MAX_TRIES} gave all {n_clients} clients at least {MIN_CLIENT_SIZE} examples; "
         "use a larger alpha or fewer clients"
     )
-
-
-def parse_partition(spec: str) -> Partitioner:
-    """'iid', 'site', 'dirichlet:0.5', 'quantity:1' -> a partitioner."""
-    name, _, arg = spec.partition(":")
-    cls = PARTITIONERS.get(name)
-    if cls.takes_alpha and not arg:
-        raise BenchError(f"partition {name!r} needs a parameter, e.g. {name}:0.5")
-    try:
-        alpha = float(arg) if arg else None
-    except ValueError:
-        raise BenchError(f"partition {spec!r}: {arg!r} is not a number") from None
-    return cls(alpha)

@@ -29,7 +29,9 @@ class SitePartitioner(Partitioner):
     def _split(self, labels, sites, n_clients, rng):
         names = sorted(set(sites.tolist()))
         if n_clients < len(names):
-            raise BenchError(f"partition 'site': --clients {n_clients} is fewer than the {len(names)} sites ({', '.join(names)})")
+            raise BenchError(
+                f"partition 'site': --clients {n_clients} is fewer than the {len(names)} sites ({', '.join(names)})"
+            )
         sizes = {s: int((sites == s).sum()) for s in names}
         parts = []
         for site, k in clients_per_site(sizes, n_clients).items():

@@ -1,4 +1,4 @@
-"""The report's checks: constant predictions and uninformative tuning choices (bench.audit)."""
+"""The report's checks: constant predictions and uninformative tuning choices (bench.report.audit)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench import audit
+from bench.report.write import audit
 
 
 @pytest.mark.parametrize(
@@ -28,15 +28,35 @@ def test_constant_prediction(kind, items, flagged):
 
 
 def _row(group: str, value: float, val: float | None, chosen: bool) -> dict:
-    return {"task": "t", "method": "fedavg", "layers": "", "partition": "iid", "setting": "lr", "value": value,
-            "val_metric": val, "chosen": chosen, "group": group, "run_id": f"{group}-{value}"}  # fmt: skip
+    return {
+        "task": "t",
+        "method": "fedavg",
+        "layers": "",
+        "partition": "iid",
+        "setting": "lr",
+        "value": value,
+        "val_metric": val,
+        "chosen": chosen,
+        "group": group,
+        "run_id": f"{group}-{value}",
+    }
 
 
 def test_edge_and_tied_choices_are_named_and_an_inside_optimum_is_not():
-    rows = [_row("edge", 1e-4, 0.5, False), _row("edge", 3e-4, 0.6, False), _row("edge", 1e-3, 0.7, True),
-            _row("inside", 1e-4, 0.5, False), _row("inside", 3e-4, 0.7, True), _row("inside", 1e-3, 0.6, False),
-            _row("tied", 1e-4, 0.4, True), _row("tied", 3e-4, 0.4, False), _row("tied", 1e-3, 0.4, False),
-            _row("open", 1e-4, 0.4, True), _row("open", 3e-4, None, False), _row("open", 1e-3, 0.3, False)]  # fmt: skip
+    rows = [
+        _row("edge", 1e-4, 0.5, False),
+        _row("edge", 3e-4, 0.6, False),
+        _row("edge", 1e-3, 0.7, True),
+        _row("inside", 1e-4, 0.5, False),
+        _row("inside", 3e-4, 0.7, True),
+        _row("inside", 1e-3, 0.6, False),
+        _row("tied", 1e-4, 0.4, True),
+        _row("tied", 3e-4, 0.4, False),
+        _row("tied", 1e-3, 0.4, False),
+        _row("open", 1e-4, 0.4, True),
+        _row("open", 3e-4, None, False),
+        _row("open", 1e-3, 0.3, False),
+    ]
     lines = audit.edge_choices(rows)
     assert len(lines) == 2
     assert "chose lr 0.001, the largest value tried" in lines[0]
@@ -46,8 +66,15 @@ def test_edge_and_tied_choices_are_named_and_an_inside_optimum_is_not():
 def _stored_run(runs, run_id: str, items: list, lr: float) -> None:
     folder = runs / run_id
     folder.mkdir(parents=True)
-    final = {"status": "ok", "task_kind": "ner", "metric": 0.0, "val_metric": 0.0, "rounds_run": 4, "stopped_early": True,
-             "config": {"lr": lr}}  # fmt: skip
+    final = {
+        "status": "ok",
+        "task_kind": "ner",
+        "metric": 0.0,
+        "val_metric": 0.0,
+        "rounds_run": 4,
+        "stopped_early": True,
+        "config": {"lr": lr},
+    }
     (folder / "final.json").write_text(json.dumps(final))
     (folder / "test_items.json").write_text(json.dumps(items))
     (folder / "rounds.jsonl").write_text(json.dumps({"train_loss": 0.3}) + "\n")
@@ -58,30 +85,56 @@ def test_the_section_reads_stored_sweep_points_and_skips_runs_already_reported(t
     _stored_run(runs, "collapsed", [[[0, 0, 5]]], 3e-3)
     _stored_run(runs, "learned", [[[4, 1, 1]]], 1e-3)
     tuning_csv = tmp_path / "tuning.csv"
-    tuning_csv.write_text("task,method,layers,partition,epsilon,setting,value,val_metric,chosen,group,run_id\n"
-                          "t,layerskip,top:2,iid,,lr,0.001,0.6,True,g,learned\n"
-                          "t,layerskip,top:2,iid,,lr,0.003,0.0,False,g,collapsed\n")  # fmt: skip
+    tuning_csv.write_text(
+        "task,method,layers,partition,epsilon,setting,value,val_metric,chosen,group,run_id\n"
+        "t,layerskip,top:2,iid,,lr,0.001,0.6,True,g,learned\n"
+        "t,layerskip,top:2,iid,,lr,0.003,0.0,False,g,collapsed\n"
+    )
     lines = audit.section([], tuning_csv, runs)
-    assert any("sweep point `collapsed` (lr 0.003) finds none of the 5 test entities" in x and "stopped early" in x
-               for x in lines)  # fmt: skip
+    assert any(
+        "sweep point `collapsed` (lr 0.003) finds none of the 5 test entities" in x and "stopped early" in x
+        for x in lines
+    )
     assert not any("`learned`" in x for x in lines)
-    assert audit.section([{"run_id": "collapsed", "status": "ok", "test_items": [[[0, 0, 5]]], "task_kind": "ner",
-                           "metric": 0.0, "config": {"lr": 3e-3}}], tuning_csv, runs)[4].startswith("- `collapsed`")  # fmt: skip
+    assert audit.section(
+        [
+            {
+                "run_id": "collapsed",
+                "status": "ok",
+                "test_items": [[[0, 0, 5]]],
+                "task_kind": "ner",
+                "metric": 0.0,
+                "config": {"lr": 3e-3},
+            }
+        ],
+        tuning_csv,
+        runs,
+    )[4].startswith("- `collapsed`")
     assert audit.section([], tmp_path / "absent.csv", runs) == []
 
 
 def test_a_sweep_point_cut_by_the_round_cap_is_named():
-    rows = [{**_row("g", 1e-4, 0.6, False), "converged": False, "rounds_run": 20},
-            {**_row("g", 3e-4, 0.7, True), "converged": True, "rounds_run": 12},
-            {**_row("g", 1e-3, 0.5, False), "converged": True, "rounds_run": 9}]  # fmt: skip
+    rows = [
+        {**_row("g", 1e-4, 0.6, False), "converged": False, "rounds_run": 20},
+        {**_row("g", 3e-4, 0.7, True), "converged": True, "rounds_run": 12},
+        {**_row("g", 1e-3, 0.5, False), "converged": True, "rounds_run": 9},
+    ]
     lines = audit.unconverged_points(rows)
     assert len(lines) == 1 and "lr 0.0001 had not converged after 20 rounds (validation 0.600" in lines[0]
 
 
 def test_a_choice_within_min_delta_of_the_runner_up_is_a_near_tie():
-    rows = [_row("close", 1e-4, 0.700, True), _row("close", 3e-4, 0.698, False), _row("close", 1e-3, 0.5, False),
-            _row("clear", 1e-4, 0.5, False), _row("clear", 3e-4, 0.72, True), _row("clear", 1e-3, 0.70, False),
-            _row("tied", 1e-4, 0.4, True), _row("tied", 3e-4, 0.4, False), _row("tied", 1e-3, 0.3, False)]  # fmt: skip
+    rows = [
+        _row("close", 1e-4, 0.700, True),
+        _row("close", 3e-4, 0.698, False),
+        _row("close", 1e-3, 0.5, False),
+        _row("clear", 1e-4, 0.5, False),
+        _row("clear", 3e-4, 0.72, True),
+        _row("clear", 1e-3, 0.70, False),
+        _row("tied", 1e-4, 0.4, True),
+        _row("tied", 3e-4, 0.4, False),
+        _row("tied", 1e-3, 0.3, False),
+    ]
     close, tied = audit.near_ties(rows, margin=0.005)
     assert "lr 0.0001 beat 0.0003 on validation by 0.0020 (0.700 against 0.698)" in close
     assert "by 0.0000 (0.400 against 0.400)" in tied, "a tie of the best two is the nearest of ties"

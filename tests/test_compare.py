@@ -26,17 +26,30 @@ def test_flower_clients_train_on_exactly_the_suite_clients_sentences():
 
     w = WORKLOADS["B"]
     work = flower_work(w, 400)
-    task = prepare_task(ExperimentConfig(task="ncbi-disease", method="fedavg", model="minilm", clients=w.clients,
-                                         clients_per_round=w.per_round, max_length=64, train_subsample=400))  # fmt: skip
+    task = prepare_task(
+        ExperimentConfig(
+            task="ncbi-disease",
+            method="fedavg",
+            model="minilm",
+            clients=w.clients,
+            clients_per_round=w.per_round,
+            max_length=64,
+            train_subsample=400,
+        )
+    )
     train = subsample(load_task("ncbi-disease").splits["train"], 400)
     assert len(work["clients"]) == w.clients and work["per_round"] == w.per_round
     for client, ids in zip(work["clients"], task.clients):
         assert client == [[list(train[i].tokens), list(train[i].tags)] for i in ids]
-    assert sum(len(c) for c in work["clients"]) == sum(len(ids) for ids in task.clients) < 400  # held-out slices stay out
+    assert (
+        sum(len(c) for c in work["clients"]) == sum(len(ids) for ids in task.clients) < 400
+    )  # held-out slices stay out
     assert len(work["test"]) == 940 and work["trainable"] == "all"
 
 
-@pytest.mark.parametrize("argv, expected", [(["--workloads", "A,Z"], "unknown Z"), (["--flower-python", "/nope/python"], "not found")])
+@pytest.mark.parametrize(
+    "argv, expected", [(["--workloads", "A,Z"], "unknown Z"), (["--flower-python", "/nope/python"], "not found")]
+)
 def test_bad_flags_are_one_line_exit_2(argv, expected, capsys):
     code = main(argv)
     err = capsys.readouterr().err.strip()

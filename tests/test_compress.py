@@ -3,16 +3,25 @@
 import pytest
 import torch
 
-from bench.aggregate import weighted_average
-from bench.compress import Int8, TopK, codec_for, payload_bytes, restore_state
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
+from bench.federation.aggregate import weighted_average
+from bench.federation.compress import Int8, TopK, codec_for, payload_bytes, restore_state
 
 
 def _run(tiny_corpus, out, compress):
-    cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", model="tiny-bert", clients=2, rounds=2,
-                           max_length=32, data_dir=str(tiny_corpus / "i2b2-2010"), compress=compress)  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="layerskip",
+        layers="top:1",
+        model="tiny-bert",
+        clients=2,
+        rounds=2,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        compress=compress,
+    )
     return run_experiment(cfg, out, progress=False)
 
 

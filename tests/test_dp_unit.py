@@ -8,12 +8,12 @@ import torch
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
-from bench.privacy import DpPlan, UnitPrivateTraining, epsilon_of
+from bench.federation.privacy import DpPlan, UnitPrivateTraining, epsilon_of
 
 
 def test_one_clipped_gradient_per_patient_whatever_its_admissions():
     from bench.engine.training import collate
-    from bench.models import build_model
+    from bench.model.build import build_model
 
     model, _ = build_model("tiny-bert", "cls", 2, seed=0)
     for m in model.modules():
@@ -24,7 +24,9 @@ def test_one_clipped_gradient_per_patient_whatever_its_admissions():
     rows = np.arange(6)
     patients = np.array([7, 9, 9, 9, 9, 9])  # one admission, and five
     plan = DpPlan("sample", noise_multiplier=0.0, max_grad_norm=1e-4, delta=1e-5, target_epsilon=None, unit="patient")
-    private = UnitPrivateTraining(model, optimizer, plan, rows, patients, batch_size=6, generator=torch.Generator().manual_seed(0))
+    private = UnitPrivateTraining(
+        model, optimizer, plan, rows, patients, batch_size=6, generator=torch.Generator().manual_seed(0)
+    )
     batch_rows = next(private.batches(rows, 1, torch.Generator().manual_seed(0)))
     assert sorted(batch_rows.tolist()) == list(range(6))  # rate 1: both patients, all their rows
     encoded = type("E", (), {"input_ids": [[101, 5 + i, 6, 102] for i in range(6)], "labels": [0, 1, 0, 1, 1, 0]})()
@@ -40,8 +42,18 @@ def test_one_clipped_gradient_per_patient_whatever_its_admissions():
 def test_patient_level_epsilon_recomputes_from_its_record(tiny_corpus, tmp_path):
     from opacus.accountants import RDPAccountant
 
-    cfg = ExperimentConfig(task="mimic-mortality", method="layerskip", layers="top:1", model="tiny-bert", clients=2, rounds=2,
-                           max_length=32, data_dir=str(tiny_corpus / "mimic-iii"), dp_epsilon=4.0, dp_unit="patient")  # fmt: skip
+    cfg = ExperimentConfig(
+        task="mimic-mortality",
+        method="layerskip",
+        layers="top:1",
+        model="tiny-bert",
+        clients=2,
+        rounds=2,
+        max_length=32,
+        data_dir=str(tiny_corpus / "mimic-iii"),
+        dp_epsilon=4.0,
+        dp_unit="patient",
+    )
     final = run_experiment(cfg, tmp_path, progress=False)
     assert final["dp"]["unit"] == "patient" and final["epsilon"] <= 4.0
     for history in final["dp"]["accountants"].values():
@@ -53,7 +65,16 @@ def test_patient_level_epsilon_recomputes_from_its_record(tiny_corpus, tmp_path)
 
 
 def test_patient_unit_needs_patient_ids(tiny_corpus, tmp_path):
-    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, max_length=32,
-                           data_dir=str(tiny_corpus / "i2b2-2010"), noise_multiplier=1.0, dp_unit="patient")  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=2,
+        rounds=1,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        noise_multiplier=1.0,
+        dp_unit="patient",
+    )
     with pytest.raises(BenchError, match="no patient ids"):
         run_experiment(cfg, tmp_path, progress=False)

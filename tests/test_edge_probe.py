@@ -1,5 +1,5 @@
-"""A choice at the edge of its sweep, probed one step beyond (bench.edge_probe), and what the
-report's checks say about it (bench.audit)."""
+"""A choice at the edge of its sweep, probed one step beyond (bench.protocol.edge_probe), and what the
+report's checks say about it (bench.report.audit)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import audit, edge_probe, tuning
 from bench.config import ExperimentConfig
-from bench.grid import Cell
+from bench.protocol import edge_probe, tuning
+from bench.protocol.grid import Cell
+from bench.report.write import audit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +39,19 @@ def test_one_step_beyond_the_edge(tried, chosen, expected):
 
 
 def _row(group: str, value: float, val: float | None, chosen: bool, run_id: str) -> dict:
-    return {"task": "conll", "method": "fedavg", "layers": "", "partition": "iid", "epsilon": None, "setting": "lr",
-            "value": value, "val_metric": val, "chosen": chosen, "group": group, "run_id": run_id}  # fmt: skip
+    return {
+        "task": "conll",
+        "method": "fedavg",
+        "layers": "",
+        "partition": "iid",
+        "epsilon": None,
+        "setting": "lr",
+        "value": value,
+        "val_metric": val,
+        "chosen": chosen,
+        "group": group,
+        "run_id": run_id,
+    }
 
 
 def _points(values: list[float]) -> list[tuning.SweepPoint]:
@@ -51,8 +63,11 @@ def test_probes_move_only_the_edge_setting_of_the_chosen_point_and_skip_ties_and
     points = _points([1e-4, 3e-4, 1e-3])
     ids = [p.cell.run_id for p in points]
     group = points[0].group
-    edge = [_row(group, p.values[0][1], v, c, p.cell.run_id) for p, v, c in zip(points, [0.5, 0.6, 0.7], [False, False, True])]
-    (row, cell), = edge_probe.probes(points, edge)
+    edge = [
+        _row(group, p.values[0][1], v, c, p.cell.run_id)
+        for p, v, c in zip(points, [0.5, 0.6, 0.7], [False, False, True])
+    ]
+    ((row, cell),) = edge_probe.probes(points, edge)
     chosen = points[2].cell.config
     assert row["run_id"] == ids[2] and cell.config.lr == pytest.approx(3e-3)
     assert cell.config.with_settings(lr=chosen.lr) == chosen, "only lr moves"
@@ -63,12 +78,20 @@ def test_probes_move_only_the_edge_setting_of_the_chosen_point_and_skip_ties_and
     assert edge_probe.probes(points, tied) == [], "a tie is reported as a tie, not probed"
 
 
-@pytest.mark.parametrize(("probe_val", "says"), [(0.65, "the choice holds"), (0.75, "under-tuned"), (None, "--probe-edges")])
+@pytest.mark.parametrize(
+    ("probe_val", "says"), [(0.65, "the choice holds"), (0.75, "under-tuned"), (None, "--probe-edges")]
+)
 def test_the_check_says_what_the_probe_found(tmp_path, probe_val, says):
     rows = [_row("g", 1e-4, 0.5, False, "a"), _row("g", 3e-4, 0.6, False, "b"), _row("g", 1e-3, 0.7, True, "c")]
-    probe = {**{k: rows[2][k] for k in ("task", "method", "layers", "partition", "epsilon", "setting", "group")},
-             "chosen": 1e-3, "chosen_val_metric": 0.7, "probe": 3e-3, "probe_val_metric": probe_val,
-             "verdict": edge_probe.verdict(0.7, probe_val), "run_id": "d"}  # fmt: skip
+    probe = {
+        **{k: rows[2][k] for k in ("task", "method", "layers", "partition", "epsilon", "setting", "group")},
+        "chosen": 1e-3,
+        "chosen_val_metric": 0.7,
+        "probe": 3e-3,
+        "probe_val_metric": probe_val,
+        "verdict": edge_probe.verdict(0.7, probe_val),
+        "run_id": "d",
+    }
     (tmp_path / "edge_probes.csv").write_text(_csv([probe]))
     (line,) = audit.edge_choices(rows, audit.read_probes(tmp_path / "edge_probes.csv"))
     assert "chose lr 0.001, the largest value tried" in line and says in line
@@ -85,7 +108,7 @@ def test_a_probe_of_another_choice_is_not_quoted(tmp_path):
 
 
 def _csv(rows: list[dict]) -> str:
-    from bench.report import to_csv
+    from bench.store import to_csv
 
     return to_csv(rows, edge_probe.PROBE_COLUMNS)
 
@@ -96,7 +119,7 @@ def test_probe_edges_runs_the_probe_and_the_report_says_whether_the_choice_held(
     validation metric to edge_probes.csv, and the report's checks quote it. No choice changes."""
     grid = tmp_path / "g.yaml"
     grid.write_text(f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus / 'i2b2-2010'}", test_every: 0}}
+defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}", test_every: 0}}
 tasks: [i2b2-2010]
 methods: [{{method: fedavg}}]
 partitions: [iid]
@@ -110,7 +133,9 @@ tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
     chosen = next(r for r in before if r["chosen"] == "True")
     assert float(chosen["value"]) in (1e-4, 1e-3), f"the range was meant to choose an edge: {before}"
     (probe,) = list(csv.DictReader(open(out / "edge_probes.csv")))
-    assert probe["verdict"] == "not run" and float(probe["probe"]) == pytest.approx(3e-5 if float(chosen["value"]) == 1e-4 else 3e-3)
+    assert probe["verdict"] == "not run" and float(probe["probe"]) == pytest.approx(
+        3e-5 if float(chosen["value"]) == 1e-4 else 3e-3
+    )
     subprocess.run([*run, "--probe-edges"], check=True, capture_output=True, cwd=ROOT)
     (probe,) = list(csv.DictReader(open(out / "edge_probes.csv")))
     assert (out / "runs" / probe["run_id"] / "final.json").is_file()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import BenchError
-from bench.grid import expand, load_grid
+from bench.protocol.grid import expand, load_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 FULL = '[{method: centralized}, {method: fedavg}, {method: layerskip, layers: "top:1"}]'
 
 
-def grid_file(tmp_path: Path, data_dir: Path, rounds: int = 2, extra: str = "", methods: str = FULL,
-              partitions: str = '[iid, "dirichlet:0.5"]') -> Path:  # fmt: skip
+def grid_file(
+    tmp_path: Path,
+    data_dir: Path,
+    rounds: int = 2,
+    extra: str = "",
+    methods: str = FULL,
+    partitions: str = '[iid, "dirichlet:0.5"]',
+) -> Path:
     path = tmp_path / "g.yaml"
     path.write_text(f"""name: t
 defaults: {{model: tiny-bert, clients: 2, rounds: {rounds}, max_length: 48, data_dir: "{data_dir}"}}
@@ -33,8 +39,14 @@ seeds: [0]
 
 
 def run_all(*args, check=True, **kw):
-    return subprocess.run([sys.executable, str(ROOT / "run_all.py"), *map(str, args)], capture_output=True, text=True,
-                          check=check, cwd=kw.pop("cwd", ROOT), **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_all.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=check,
+        cwd=kw.pop("cwd", ROOT),
+        **kw,
+    )
 
 
 def metrics(out: Path) -> dict:
@@ -49,10 +61,13 @@ def test_expand_dedupes_partition_free_methods(tiny_corpus, tmp_path):
     assert len({c.run_id for c in cells}) == 5
 
 
-@pytest.mark.parametrize("extra, message", [
-    ("colour: red", "unknown key\\(s\\) colour"),
-    ("overrides: [{match: {task: i2b2-2010}, set: {roundz: 3}}]", "unknown key\\(s\\) in override: roundz"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("colour: red", "unknown key\\(s\\) colour"),
+        ("overrides: [{match: {task: i2b2-2010}, set: {roundz: 3}}]", "unknown key\\(s\\) in override: roundz"),
+    ],
+)
 def test_bad_grid_keys_are_named(tiny_corpus, tmp_path, extra, message):
     with pytest.raises(BenchError, match=message):
         _, grid = load_grid(str(grid_file(tmp_path, tiny_corpus, extra=extra)))
@@ -71,15 +86,27 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
     grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=5, methods='[{method: layerskip, layers: "top:1"}]')
     reference = tmp_path / "reference"
     run_all("--grid", grid, "--out", reference)
-    for name in ("summary.csv", "report.md", "tables/main.md", "tables/main.csv", "tables/main.tex",
-                 "figures/metric_vs_round.png", "figures/metric_vs_bytes.pdf", "figures/metric_vs_alpha.png",
-                 "figures/partition_i2b2-2010_dirichlet-0.5.png"):  # fmt: skip
+    for name in (
+        "summary.csv",
+        "report.md",
+        "tables/main.md",
+        "tables/main.csv",
+        "tables/main.tex",
+        "figures/metric_vs_round.png",
+        "figures/metric_vs_bytes.pdf",
+        "figures/metric_vs_alpha.png",
+        "figures/partition_i2b2-2010_dirichlet-0.5.png",
+    ):
         assert (reference / name).is_file(), name
     assert len(metrics(reference)) == 2 and all(s == "ok" for _, _, s in metrics(reference).values())
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     deadline = time.time() + 120
     target = None
     while time.time() < deadline and target is None:  # wait until the 2nd cell has a checkpoint, then kill
@@ -104,8 +131,14 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
 
 
 def test_privacy_utility_in_report(tiny_corpus, tmp_path):
-    grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=1, partitions="[iid]",
-                     methods='[{method: layerskip, layers: "list:1"}]', extra="dp_epsilons: [4, null]")
+    grid = grid_file(
+        tmp_path,
+        tiny_corpus / "i2b2-2010",
+        rounds=1,
+        partitions="[iid]",
+        methods='[{method: layerskip, layers: "list:1"}]',
+        extra="dp_epsilons: [4, null]",
+    )
     out = tmp_path / "out"
     run_all("--grid", grid, "--out", out)
     assert (out / "figures" / "privacy_utility.png").is_file()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.config import ExperimentConfig, first_difference
-from bench.grid import GRID_DIR, expand, expand_studies, load_grid, studies
-from bench.tables import main_table
+from bench.protocol.grid import GRID_DIR, expand, expand_studies, load_grid, studies
+from bench.report.tables import main_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +31,18 @@ def test_shipped_grids_expand_to_their_product_with_unique_ids(name):
     assert len(cells) == len({c.run_id for members in per_study.values() for c in members})  # shared cells once
 
 
-@pytest.mark.parametrize("change", [{"lr": 3e-4}, {"model": "tiny-llama"}, {"rounds": 4}, {"dp_epsilon": 4.0},
-                                    {"client_budgets": "by-size"}, {"max_length": 96}, {"mu": 0.1}])  # fmt: skip
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"lr": 3e-4},
+        {"model": "tiny-llama"},
+        {"rounds": 4},
+        {"dp_epsilon": 4.0},
+        {"client_budgets": "by-size"},
+        {"max_length": 96},
+        {"mu": 0.1},
+    ],
+)
 def test_one_setting_changes_the_id(change):
     base = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:8")
     assert base.with_settings(**change).run_id != base.run_id
@@ -49,8 +59,10 @@ def test_dp_settings_count_only_under_dp():
 def test_execution_settings_keep_the_id():
     base = ExperimentConfig(task="i2b2-2010", method="fedavg")
     assert base.with_settings(workers=4, backend="ray", gpus_per_worker=0.25, cpus_per_worker=2).run_id == base.run_id
-    assert ExperimentConfig.from_dict({"task": "i2b2-2010", "method": "fedavg", "lr": "1e-4"}).run_id == \
-        ExperimentConfig.from_dict({"task": "i2b2-2010", "method": "fedavg", "lr": 0.0001}).run_id  # fmt: skip
+    assert (
+        ExperimentConfig.from_dict({"task": "i2b2-2010", "method": "fedavg", "lr": "1e-4"}).run_id
+        == ExperimentConfig.from_dict({"task": "i2b2-2010", "method": "fedavg", "lr": 0.0001}).run_id
+    )
 
 
 def test_duplicate_cell_is_an_error(tmp_path):
@@ -66,7 +78,7 @@ def test_changed_lr_reruns_and_a_tampered_folder_is_refused(tiny_corpus, tmp_pat
     def grid(lr):
         path = tmp_path / "g.yaml"
         path.write_text(f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 32, data_dir: "{tiny_corpus / 'i2b2-2010'}", lr: {lr}}}
+defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 32, data_dir: "{tiny_corpus / "i2b2-2010"}", lr: {lr}}}
 tasks: [i2b2-2010]
 methods: [{{method: layerskip, layers: "top:1"}}]
 partitions: [iid]
@@ -74,14 +86,21 @@ partitions: [iid]
         return path
 
     def run(lr, check=True):
-        return subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid(lr)), "--out", str(tmp_path / "o")],
-                              capture_output=True, text=True, cwd=ROOT, check=check)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid(lr)), "--out", str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=check,
+        )
 
     assert "1 ok" in run(1e-3).stdout
     assert "1 skipped" in run(1e-3).stdout
     assert "1 ok" in run(2e-3).stdout  # a new lr is a new cell, never the old result
     assert len(list((tmp_path / "o/runs").iterdir())) == 2
-    folder = next(p for p in (tmp_path / "o/runs").iterdir() if json.loads((p / "config.json").read_text())["lr"] == 2e-3)
+    folder = next(
+        p for p in (tmp_path / "o/runs").iterdir() if json.loads((p / "config.json").read_text())["lr"] == 2e-3
+    )
     stored = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**stored, "rounds": 7}))
     proc = run(2e-3, check=False)
@@ -90,18 +109,42 @@ partitions: [iid]
 
 
 def _run(seed, method="fedavg", layers=None, eps=None, spent=None, budgets=None, noise=None, metric=0.5):
-    cfg = ExperimentConfig(task="i2b2-2010", method=method, layers=layers, seed=seed, dp_epsilon=eps, client_budgets=budgets,
-                           noise_multiplier=noise, lr=1e-3)  # fmt: skip
-    return {"config": cfg.to_dict(), "status": "ok", "metric": metric, "epsilon": spent, "bytes_up_total": 10, "bytes_down_total": 10,
-            "trainable_params": 1, "total_params": 2, "rounds": 1, "rounds_run": 1, "history": [], "test_items": None,
-            "method_info": {}, "val_metric": metric}  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method=method,
+        layers=layers,
+        seed=seed,
+        dp_epsilon=eps,
+        client_budgets=budgets,
+        noise_multiplier=noise,
+        lr=1e-3,
+    )
+    return {
+        "config": cfg.to_dict(),
+        "status": "ok",
+        "metric": metric,
+        "epsilon": spent,
+        "bytes_up_total": 10,
+        "bytes_down_total": 10,
+        "trainable_params": 1,
+        "total_params": 2,
+        "rounds": 1,
+        "rounds_run": 1,
+        "history": [],
+        "test_items": None,
+        "method_info": {},
+        "val_metric": metric,
+    }
 
 
 def test_report_groups_by_configured_target_never_spent_epsilon():
     runs = [
-        _run(0, eps=4.0, spent=3.91), _run(1, eps=4.0, spent=3.97),  # one cell, two seeds
-        _run(0, eps=None), _run(1, eps=None),
-        _run(0, "layerskip", "top:2"), _run(1, "layerskip", "top:2"),
+        _run(0, eps=4.0, spent=3.91),
+        _run(1, eps=4.0, spent=3.97),  # one cell, two seeds
+        _run(0, eps=None),
+        _run(1, eps=None),
+        _run(0, "layerskip", "top:2"),
+        _run(1, "layerskip", "top:2"),
         _run(0, "layerskip", "top:2", budgets="by-size"),  # a different cell
         _run(0, noise=1.0, spent=2.5),  # a noise multiplier is not a target
     ]
@@ -111,11 +154,13 @@ def test_report_groups_by_configured_target_never_spent_epsilon():
     assert rows[("fedavg", 4.0)]["seeds"] == 2 and rows[("fedavg", 4.0)]["epsilon_spent"] == 3.97
     assert rows[("layerskip top:2", None)]["seeds"] == 2
     assert rows[("layerskip top:2 budgets=by-size", None)]["seeds"] == 1
-    assert sum(t["seeds"] for t in table if t["method"] == "fedavg" and t["epsilon"] is None) == 3  # plain + noise-multiplier rows
+    assert (
+        sum(t["seeds"] for t in table if t["method"] == "fedavg" and t["epsilon"] is None) == 3
+    )  # plain + noise-multiplier rows
 
 
 def test_a_run_stored_before_a_setting_existed_shares_its_cell_with_later_runs():
-    from bench.tables import cell_key
+    from bench.report.tables import cell_key
 
     before = {"config": {**ExperimentConfig(task="conll", method="fedavg", seed=0).to_dict()}}
     del before["config"]["length_buckets"]  # stored before the setting existed

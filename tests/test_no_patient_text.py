@@ -17,8 +17,11 @@ def plant(corpus: Path, tmp: Path) -> Path:
         lines = txt.read_text().splitlines()
         lines.append(f"Patient {CANARIES[0]} reports {CANARIES[1]} pain .")
         txt.write_text("\n".join(lines) + "\n")
-        con = (txt.parent.parent / "concept" / f"{txt.stem}.con") if txt.parent.name == "txt" else \
-            data / "reference_standard_for_test_data" / "concepts" / f"{txt.stem}.con"
+        con = (
+            (txt.parent.parent / "concept" / f"{txt.stem}.con")
+            if txt.parent.name == "txt"
+            else data / "reference_standard_for_test_data" / "concepts" / f"{txt.stem}.con"
+        )
         with open(con, "a") as f:
             f.write(f'c="{CANARIES[1].lower()} pain" {len(lines)}:3 {len(lines)}:4||t="problem"\n')
     return data
@@ -37,11 +40,43 @@ partitions: [iid]
     commands = [
         [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)],
         [sys.executable, "-m", "bench.data", "stats", "--task", "i2b2-2010", "--data-dir", str(data), "--json"],
-        [sys.executable, "-m", "partitions", "show", "--task", "i2b2-2010", "--data-dir", str(data), "--partition",
-         "dirichlet:0.5", "--clients", "3", "--json", "--plot", str(out / "partition.png")],
-        [sys.executable, "-m", "bench.run", "--task", "i2b2-2010", "--method", "fedavg", "--model", "tiny-bert",
-         "--clients", "2", "--rounds", "1", "--data-dir", str(data), "--out", str(out / "single")],
-    ]  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "partitions",
+            "show",
+            "--task",
+            "i2b2-2010",
+            "--data-dir",
+            str(data),
+            "--partition",
+            "dirichlet:0.5",
+            "--clients",
+            "3",
+            "--json",
+            "--plot",
+            str(out / "partition.png"),
+        ],
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--task",
+            "i2b2-2010",
+            "--method",
+            "fedavg",
+            "--model",
+            "tiny-bert",
+            "--clients",
+            "2",
+            "--rounds",
+            "1",
+            "--data-dir",
+            str(data),
+            "--out",
+            str(out / "single"),
+        ],
+    ]
     logs = []
     for cmd in commands:
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)

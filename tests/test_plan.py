@@ -1,4 +1,4 @@
-"""--plan's throughput: measured from the store's finished runs on this host (bench.plan)."""
+"""--plan's throughput: measured from the store's finished runs on this host (bench.protocol.plan)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import platform
 
 import pytest
 
-from bench import plan
 from bench.config import ExperimentConfig
+from bench.protocol import plan
 
 
 def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, compute_s: list[float]) -> None:
@@ -20,8 +20,14 @@ def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, compute_s: lis
 
 
 def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tiny_corpus, tmp_path):
-    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, max_length=32,
-                           data_dir=str(tiny_corpus / "i2b2-2010"))  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=2,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+    )
     runs = tmp_path / "runs"
     _store(runs, "here", cfg, platform.node(), [2.0, 3.0])
     _store(runs, "elsewhere", cfg, "another-machine", [100.0])

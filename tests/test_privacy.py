@@ -7,12 +7,20 @@ import bench.engine.server as server
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
-from bench.privacy import DpPlan, clip_update, dp_fedavg, epsilon_of
+from bench.federation.privacy import DpPlan, clip_update, dp_fedavg, epsilon_of
 
 
 def cfg(corpus, **kw):
-    base = dict(task="i2b2-2010", method="layerskip", model="tiny-bert", clients=2, rounds=2, max_length=32,
-                data_dir=str(corpus / "i2b2-2010"), backend="serial")  # fmt: skip
+    base = dict(
+        task="i2b2-2010",
+        method="layerskip",
+        model="tiny-bert",
+        clients=2,
+        rounds=2,
+        max_length=32,
+        data_dir=str(corpus / "i2b2-2010"),
+        backend="serial",
+    )
     return ExperimentConfig(**{**base, **kw})
 
 
@@ -34,18 +42,27 @@ def test_calibrated_epsilon_is_tight_and_recomputable(tiny_corpus, tmp_path):
 @pytest.mark.parametrize("model", ["tiny-llama", "minilm"])
 @pytest.mark.parametrize("method", ["fedavg", "fedprox", "layerskip", "lora"])
 def test_dp_runs_for_every_method(tiny_corpus, tmp_path, model, method):
-    final = run_experiment(cfg(tiny_corpus, method=method, model=model, rounds=1, noise_multiplier=1.0), tmp_path, progress=False)
+    final = run_experiment(
+        cfg(tiny_corpus, method=method, model=model, rounds=1, noise_multiplier=1.0), tmp_path, progress=False
+    )
     assert final["status"] == "ok" and final["epsilon"] > 0
     assert final["dp"]["noise_multiplier"] == 1.0
 
 
 def test_client_level_dp(tiny_corpus, tmp_path):
-    final = run_experiment(cfg(tiny_corpus, method="fedavg", dp_level="client", dp_epsilon=8.0, rounds=2, clients=4),
-                           tmp_path, progress=False)  # fmt: skip
+    final = run_experiment(
+        cfg(tiny_corpus, method="fedavg", dp_level="client", dp_epsilon=8.0, rounds=2, clients=4),
+        tmp_path,
+        progress=False,
+    )
     assert 0.9 * 8.0 <= final["epsilon"] <= 8.0
     assert list(final["dp"]["accountants"]) == ["server"]
     with pytest.raises(BenchError, match="client-level DP needs a federated method"):
-        run_experiment(cfg(tiny_corpus, method="centralized", dp_level="client", noise_multiplier=1.0), tmp_path / "x", progress=False)
+        run_experiment(
+            cfg(tiny_corpus, method="centralized", dp_level="client", noise_multiplier=1.0),
+            tmp_path / "x",
+            progress=False,
+        )
 
 
 def test_dp_fedavg_clips_and_averages_by_hand():
@@ -67,6 +84,7 @@ def test_resume_after_crash_gives_same_epsilon_and_metrics(tiny_corpus, tmp_path
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt  # as a kill between rounds would
+
     monkeypatch.setattr(server, "write_rounds", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config, tmp_path / "resumed", progress=False)
@@ -81,7 +99,7 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
     from opacus import GradSampleModule
 
     from bench.engine.training import example_mean_loss
-    from bench.models import build_model
+    from bench.model.build import build_model
 
     model, _ = build_model("tiny-bert", "ner", 3, seed=0)
     for m in model.modules():  # no dropout (train mode stays on: Opacus records activations only there)
@@ -97,9 +115,13 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
     def grad_of_first(rows):
         module.zero_grad(set_to_none=True)
         positions = torch.arange(12).expand(len(rows), 12)
-        logits = module(input_ids=ids[rows], attention_mask=torch.ones(len(rows), 12, dtype=torch.long), position_ids=positions).logits
+        logits = module(
+            input_ids=ids[rows], attention_mask=torch.ones(len(rows), 12, dtype=torch.long), position_ids=positions
+        ).logits
         example_mean_loss(logits, labels[rows]).backward()
-        return torch.cat([p.grad_sample[0].flatten() for p in module.parameters() if getattr(p, "grad_sample", None) is not None])
+        return torch.cat(
+            [p.grad_sample[0].flatten() for p in module.parameters() if getattr(p, "grad_sample", None) is not None]
+        )
 
     with_long, with_short = grad_of_first([0, 1]), grad_of_first([0, 2])
     assert with_long.abs().sum() > 0
@@ -111,7 +133,7 @@ def test_recorded_accounting_matches_what_training_did(tiny_corpus, tmp_path, mo
     batches drawn, and the number of batches drawn."""
     from opacus.optimizers import DPOptimizer
 
-    from bench.privacy import PrivateTraining
+    from bench.federation.privacy import PrivateTraining
 
     drawn, sizes, sigmas = [], [], []
     original_batches, original_step = PrivateTraining.batches, DPOptimizer.pre_step
@@ -128,7 +150,9 @@ def test_recorded_accounting_matches_what_training_did(tiny_corpus, tmp_path, mo
 
     monkeypatch.setattr(PrivateTraining, "batches", counting_batches)
     monkeypatch.setattr(DPOptimizer, "pre_step", noting_step)
-    final = run_experiment(cfg(tiny_corpus, noise_multiplier=1.3, rounds=2, local_epochs=3, batch_size=4), tmp_path, progress=False)
+    final = run_experiment(
+        cfg(tiny_corpus, noise_multiplier=1.3, rounds=2, local_epochs=3, batch_size=4), tmp_path, progress=False
+    )
     entries = [tuple(e) for hist in final["dp"]["accountants"].values() for e in hist]
     assert sum(steps for _, _, steps in entries) == len(drawn)
     assert {sigma for sigma, _, _ in entries} == {1.3} and set(sigmas) == {1.3}

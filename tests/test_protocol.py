@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import tuning
 from bench.config import ExperimentConfig
 from bench.data import load_task
 from bench.engine import server
-from bench.grid import Cell
 from bench.metrics import ner_scores
-from bench.stats import metric_from_items, paired_bootstrap, seed_interval
+from bench.protocol import tuning
+from bench.protocol.grid import Cell
+from bench.report.stats import metric_from_items, paired_bootstrap, seed_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,21 +36,24 @@ def test_splits_are_disjoint_and_deterministic(tiny_corpus, task):
         assert [ex.doc_id for ex in first.splits[name]] == [ex.doc_id for ex in again.splits[name]]
 
 
-@pytest.mark.parametrize("vals, patience, delta, expected", [
-    ([0.1, 0.2, 0.3], 2, 0.0, False),          # still improving
-    ([0.1, 0.5, 0.5, 0.5], 2, 0.001, True),    # flat for 2 rounds
-    ([0.1, 0.5, 0.4, 0.504], 2, 0.005, True),  # a gain below min_delta
-    ([0.1, 0.5, 0.4, 0.51], 2, 0.005, False),  # a gain above it
-    ([0.5, 0.5], 2, 0.0, False),               # too few rounds to tell
-    ([0.0, 0.0, 0.0, 0.0, 0.0], 3, 0.005, False),  # never left the starting plateau: not converged
-    ([0.0, 0.0, 0.0, 0.002, 0.002], 3, 0.005, False),  # a blip under min_delta: still on it
-    ([0.0, 0.0, 0.0, 0.01, 0.012], 3, 0.005, False),  # leaving it
-    ([0.0, 0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # left it, then stalled
-    ([0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # best in round 1, then worse: stalled, not flat
-    ([0.0] * 14, 3, 0.005, False),  # 14 rounds at F1 0: maybe still slow to start
-    ([0.0] * 15, 3, 0.005, True),  # FLAT_LIMIT rounds without leaving the start: dead
-    ([0.0] * 14 + [0.1], 3, 0.005, False),  # left it in the last round allowed
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "vals, patience, delta, expected",
+    [
+        ([0.1, 0.2, 0.3], 2, 0.0, False),  # still improving
+        ([0.1, 0.5, 0.5, 0.5], 2, 0.001, True),  # flat for 2 rounds
+        ([0.1, 0.5, 0.4, 0.504], 2, 0.005, True),  # a gain below min_delta
+        ([0.1, 0.5, 0.4, 0.51], 2, 0.005, False),  # a gain above it
+        ([0.5, 0.5], 2, 0.0, False),  # too few rounds to tell
+        ([0.0, 0.0, 0.0, 0.0, 0.0], 3, 0.005, False),  # never left the starting plateau: not converged
+        ([0.0, 0.0, 0.0, 0.002, 0.002], 3, 0.005, False),  # a blip under min_delta: still on it
+        ([0.0, 0.0, 0.0, 0.01, 0.012], 3, 0.005, False),  # leaving it
+        ([0.0, 0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # left it, then stalled
+        ([0.3, 0.2, 0.2, 0.2], 3, 0.005, True),  # best in round 1, then worse: stalled, not flat
+        ([0.0] * 14, 3, 0.005, False),  # 14 rounds at F1 0: maybe still slow to start
+        ([0.0] * 15, 3, 0.005, True),  # FLAT_LIMIT rounds without leaving the start: dead
+        ([0.0] * 14 + [0.1], 3, 0.005, False),  # left it in the last round allowed
+    ],
+)
 def test_stalled(vals, patience, delta, expected):
     assert server.stalled(vals, patience, delta) is expected
 
@@ -66,8 +69,18 @@ def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp
         return states, {**line, "val_metric": next(script)}
 
     monkeypatch.setattr(server, "play_round", scripted)
-    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=8, max_length=48,
-                           lr=5e-3, data_dir=str(tiny_corpus / "i2b2-2010"), early_stop=True, patience=2)  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=2,
+        rounds=8,
+        max_length=48,
+        lr=5e-3,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        early_stop=True,
+        patience=2,
+    )
     final = server.run_experiment(cfg, tmp_path, progress=False)
     rounds = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert [r["val_metric"] for r in rounds] == [0.1, 0.5, 0.3, 0.2]
@@ -84,9 +97,20 @@ def _point(group: str, lr: float, run_id: str) -> tuning.SweepPoint:
 
 
 def test_tuning_picks_the_argmax_of_validation_never_test():
-    points = [_point("g1", 1e-4, "a"), _point("g1", 1e-3, "b"), _point("g1", 1e-2, "c"), _point("g2", 1e-4, "d"), _point("g2", 1e-3, "e")]
-    finals = {"a": {"val_metric": 0.6, "metric": 0.9}, "b": {"val_metric": 0.7, "metric": 0.1}, "c": {"val_metric": 0.65},
-              "d": {"val_metric": 0.5}, "e": {"status": "failed"}}  # fmt: skip
+    points = [
+        _point("g1", 1e-4, "a"),
+        _point("g1", 1e-3, "b"),
+        _point("g1", 1e-2, "c"),
+        _point("g2", 1e-4, "d"),
+        _point("g2", 1e-3, "e"),
+    ]
+    finals = {
+        "a": {"val_metric": 0.6, "metric": 0.9},
+        "b": {"val_metric": 0.7, "metric": 0.1},
+        "c": {"val_metric": 0.65},
+        "d": {"val_metric": 0.5},
+        "e": {"status": "failed"},
+    }
     choices, rows = tuning.choose(points, finals)
     assert choices == {"g1": {"lr": 1e-3}, "g2": {"lr": 1e-4}}
     assert [r["run_id"] for r in rows if r["chosen"]] == ["b", "d"]
@@ -153,13 +177,25 @@ seeds: [0]
 tune: {{lr: [2.0e-3, 8.0e-3]}}
 """)
         out = tmp_path / f"out-{shuffled}"
-        subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)], check=True,
-                       capture_output=True, cwd=ROOT)  # fmt: skip
+        subprocess.run(
+            [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
         if not shuffled:  # --plan counts a tuned cell as done under its chosen values' identity
-            plan = subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out), "--plan"],
-                                  check=True, capture_output=True, text=True, cwd=ROOT).stdout  # fmt: skip
+            plan = subprocess.run(
+                [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out), "--plan"],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            ).stdout
             assert "distinct cells: 2 (a cell shared by studies counted once), 2 done" in plan
-        tuned = sorted((r["method"], r["value"], float(r["val_metric"]), r["chosen"]) for r in csv.DictReader(open(out / "tuning.csv")))
+        tuned = sorted(
+            (r["method"], r["value"], float(r["val_metric"]), r["chosen"])
+            for r in csv.DictReader(open(out / "tuning.csv"))
+        )
         finals = {}
         for path in sorted((out / "runs").glob("*/final.json")):
             f = json.loads(path.read_text())
@@ -174,7 +210,9 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     assert clean["tuning"] == shuffled["tuning"]
     assert clean["best_rounds"] == shuffled["best_rounds"]
     assert clean["blocks"] == shuffled["blocks"] and clean["blocks"][("layerskip", 2e-3)] is not None
-    assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), "choices among real scores"
+    assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), (
+        "choices among real scores"
+    )
     changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
 
@@ -194,7 +232,10 @@ def test_every_method_gets_the_same_tuning_budget():
     from bench.errors import BenchError
 
     base = ExperimentConfig(task="conll", method="fedavg")
-    cells = [Cell("a", base, {"lr": [1e-4, 3e-4, 1e-3]}), Cell("b", base.with_settings(method="lora"), {"lr": [1e-3, 3e-3]})]
+    cells = [
+        Cell("a", base, {"lr": [1e-4, 3e-4, 1e-3]}),
+        Cell("b", base.with_settings(method="lora"), {"lr": [1e-3, 3e-3]}),
+    ]
     with pytest.raises(BenchError, match="same number of points"):
         tuning.check_cells(cells, "g.yaml")
 
@@ -203,9 +244,25 @@ def test_choices_from_another_sweep_are_refused(tmp_path):
     from bench.errors import BenchError
 
     path = tmp_path / "tuned.yaml"
-    tuning.write_choices(path, "g", {"fedavg": {"lr": [1e-4, 3e-4]}}, {"x": {"lr": 1e-4}},
-                         [{"group": "x", "task": "t", "method": "fedavg", "layers": "", "partition": "iid", "epsilon": None,
-                           "val_metric": 0.5, "chosen": True, "run_id": "r"}])  # fmt: skip
+    tuning.write_choices(
+        path,
+        "g",
+        {"fedavg": {"lr": [1e-4, 3e-4]}},
+        {"x": {"lr": 1e-4}},
+        [
+            {
+                "group": "x",
+                "task": "t",
+                "method": "fedavg",
+                "layers": "",
+                "partition": "iid",
+                "epsilon": None,
+                "val_metric": 0.5,
+                "chosen": True,
+                "run_id": "r",
+            }
+        ],
+    )
     assert tuning.read_choices(path, {"fedavg": {"lr": [1e-4, 3e-4]}}) == (["lr"], {"x": {"lr": 1e-4}})
     with pytest.raises(BenchError, match="other values"):
         tuning.read_choices(path, {"fedavg": {"lr": [1e-4, 1e-3]}})

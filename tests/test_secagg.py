@@ -5,7 +5,16 @@ looks uniform."""
 import numpy as np
 import pytest
 
-from bench.secagg import ClientSession, Quantiser, SecAggFailure, neighbours, prg, reconstruct, secure_sum, split_secret
+from bench.federation.secagg import (
+    ClientSession,
+    Quantiser,
+    SecAggFailure,
+    neighbours,
+    prg,
+    reconstruct,
+    secure_sum,
+    split_secret,
+)
 
 N, DIM = 10, 64
 
@@ -15,8 +24,9 @@ def _round(drop: set[int]):
     updates = {c: rng.normal(0, 0.05, DIM) for c in range(N)}
     weights = {c: float(rng.integers(20, 200)) for c in range(N)}
     quantiser = Quantiser(clip=1.0, total_weight=sum(weights.values()))
-    total, weight, costs = secure_sum(updates, weights, quantiser, round_=3, seed=1, degree=N - 1, threshold=6,
-                                      drop_after_masking=drop)  # fmt: skip
+    total, weight, costs = secure_sum(
+        updates, weights, quantiser, round_=3, seed=1, degree=N - 1, threshold=6, drop_after_masking=drop
+    )
     alive = [c for c in range(N) if c not in drop]
     plain = sum(weights[c] * updates[c] for c in alive)
     bound = len(alive) * 0.5 / quantiser.scale  # half a step per client per element
@@ -90,8 +100,16 @@ def test_a_run_with_secure_aggregation_matches_the_plain_run(tiny_corpus, tmp_pa
     from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=3, max_length=48, lr=3e-3,
-                           data_dir=str(tiny_corpus / "i2b2-2010"))  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=3,
+        rounds=3,
+        max_length=48,
+        lr=3e-3,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+    )
     plain = run_experiment(cfg, tmp_path / "plain", progress=False)
     secure = run_experiment(cfg.with_settings(secagg="on"), tmp_path / "secure", progress=False)
     assert plain["metric"] > 0.05 and secure["metric"] == pytest.approx(plain["metric"], abs=1e-6)
@@ -107,8 +125,17 @@ def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp
     from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=10, rounds=2, max_length=32,
-                           data_dir=str(tiny_corpus / "i2b2-2010"), secagg="on", straggler_frac=0.3)  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=10,
+        rounds=2,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        secagg="on",
+        straggler_frac=0.3,
+    )
     final = run_experiment(cfg, tmp_path, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert final["status"] == "ok" and len(lines) == 2
@@ -124,8 +151,19 @@ def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny
     from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=2, max_length=48, lr=3e-3,
-                           data_dir=str(tiny_corpus / "i2b2-2010"), dp_level="client", noise_multiplier=0.3, client_clip=0.5)  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=3,
+        rounds=2,
+        max_length=48,
+        lr=3e-3,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        dp_level="client",
+        noise_multiplier=0.3,
+        client_clip=0.5,
+    )
     plain = run_experiment(cfg, tmp_path / "plain", progress=False)
     secure = run_experiment(cfg.with_settings(secagg="on"), tmp_path / "secure", progress=False)
     val = lambda d: [json.loads(x)["val_metric"] for x in (tmp_path / d / "rounds.jsonl").read_text().splitlines()]  # noqa: E731

@@ -9,7 +9,12 @@ from bench.data.stats import task_stats
 from bench.errors import BenchError
 from bench.synth.generate import write_corpus
 
-TASK_DIRS = {"i2b2-2010": "i2b2-2010", "i2b2-2014": "i2b2-2014", "mimic-mortality": "mimic-iii", "mimic-icd50": "mimic-iii"}
+TASK_DIRS = {
+    "i2b2-2010": "i2b2-2010",
+    "i2b2-2014": "i2b2-2014",
+    "mimic-mortality": "mimic-iii",
+    "mimic-icd50": "mimic-iii",
+}
 
 
 def same_tree(a, b) -> bool:

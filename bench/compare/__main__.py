@@ -22,17 +22,47 @@ import time
 from pathlib import Path
 
 from bench.compare.memory import run_measured
+from bench.compare.perf import machine
 from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK, WORKLOADS, Workload
+from bench.config import ExperimentConfig
+from bench.data import load_task
+from bench.engine.prepare import prepare_task
+from bench.engine.prepare import subsample as take
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
+from bench.model.build import source_for
 
 FLOWER_APP = Path(__file__).with_name("flower_app.py")
 
 
 def suite_command(w: Workload, out: Path, subsample: int | None, workers: int | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "bench.run", "--task", TASK, "--method", w.method, "--model", MODEL,
-           "--clients", str(w.clients), "--clients-per-round", str(w.per_round), "--rounds", str(ROUNDS),
-           "--max-length", str(MAX_LENGTH), "--batch-size", str(BATCH), "--lr", str(w.lr), "--seed", str(SEED),
-           "--out", str(out), "--quiet"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--task",
+        TASK,
+        "--method",
+        w.method,
+        "--model",
+        MODEL,
+        "--clients",
+        str(w.clients),
+        "--clients-per-round",
+        str(w.per_round),
+        "--rounds",
+        str(ROUNDS),
+        "--max-length",
+        str(MAX_LENGTH),
+        "--batch-size",
+        str(BATCH),
+        "--lr",
+        str(w.lr),
+        "--seed",
+        str(SEED),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     cmd += ["--layers", w.layers] if w.layers else []
     cmd += ["--workers", str(workers)] if workers else []
     return cmd + (["--train-subsample", str(subsample)] if subsample else [])
@@ -40,21 +70,35 @@ def suite_command(w: Workload, out: Path, subsample: int | None, workers: int | 
 
 def flower_work(w: Workload, subsample: int | None) -> dict:
     """What the Flower side needs: each client gets exactly the suite client's training sentences."""
-    from bench.config import ExperimentConfig
-    from bench.data import load_task
-    from bench.engine.prepare import prepare_task
-    from bench.engine.prepare import subsample as take
-    from bench.models import source_for
 
-    cfg = ExperimentConfig(task=TASK, method=w.method, layers=w.layers, model=MODEL, clients=w.clients,
-                           clients_per_round=w.per_round, max_length=MAX_LENGTH, seed=SEED, train_subsample=subsample)  # fmt: skip
+    cfg = ExperimentConfig(
+        task=TASK,
+        method=w.method,
+        layers=w.layers,
+        model=MODEL,
+        clients=w.clients,
+        clients_per_round=w.per_round,
+        max_length=MAX_LENGTH,
+        seed=SEED,
+        train_subsample=subsample,
+    )
     task, data = prepare_task(cfg), load_task(TASK)
     train = take(data.splits["train"], subsample)
     pairs = lambda examples: [[list(ex.tokens), list(ex.tags)] for ex in examples]  # noqa: E731
-    return {"model_dir": source_for(MODEL).pretrained()[0], "labels": task.output_labels, "trainable": w.trainable,
-            "clients": [pairs([train[i] for i in ids]) for ids in task.clients], "validation": pairs(data.splits["validation"]),
-            "test": pairs(data.splits["test"]), "rounds": ROUNDS, "per_round": w.per_round, "batch_size": BATCH,
-            "max_length": MAX_LENGTH, "lr": w.lr, "seed": SEED}  # fmt: skip
+    return {
+        "model_dir": source_for(MODEL).pretrained()[0],
+        "labels": task.output_labels,
+        "trainable": w.trainable,
+        "clients": [pairs([train[i] for i in ids]) for ids in task.clients],
+        "validation": pairs(data.splits["validation"]),
+        "test": pairs(data.splits["test"]),
+        "rounds": ROUNDS,
+        "per_round": w.per_round,
+        "batch_size": BATCH,
+        "max_length": MAX_LENGTH,
+        "lr": w.lr,
+        "seed": SEED,
+    }
 
 
 def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None = None) -> dict:
@@ -64,9 +108,14 @@ def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None
     if measured["returncode"] != 0:
         raise BenchError(f"workload {w.name}: the suite run failed (log: {tmp / f'suite-{w.name}.log'})")
     final = json.loads((out / "final.json").read_text())
-    return {**measured, "metric": round(final["metric"], 4), "val_per_round": [h["val_metric"] for h in _rounds(out)],
-            "execution": final["execution"], "prefix_cache": final.get("prefix_cache"),
-            "command": " ".join(suite_command(w, Path("OUT"), subsample, workers)[1:])}  # fmt: skip
+    return {
+        **measured,
+        "metric": round(final["metric"], 4),
+        "val_per_round": [h["val_metric"] for h in _rounds(out)],
+        "execution": final["execution"],
+        "prefix_cache": final.get("prefix_cache"),
+        "command": " ".join(suite_command(w, Path("OUT"), subsample, workers)[1:]),
+    }
 
 
 def _rounds(out: Path) -> list[dict]:
@@ -91,33 +140,49 @@ def versions(python: str) -> dict:
     import transformers
 
     code = "import flwr, ray, torch, transformers; print(flwr.__version__, ray.__version__, torch.__version__, transformers.__version__)"
-    flwr, ray_f, torch_f, tf_f = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    return {"suite": {"torch": torch.__version__, "transformers": transformers.__version__, "ray": ray.__version__,
-                      "python": sys.version.split()[0]},
-            "flower": {"flwr": flwr, "ray": ray_f, "torch": torch_f, "transformers": tf_f}}  # fmt: skip
+    flwr, ray_f, torch_f, tf_f = subprocess.run(
+        [python, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return {
+        "suite": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "ray": ray.__version__,
+            "python": sys.version.split()[0],
+        },
+        "flower": {"flwr": flwr, "ray": ray_f, "torch": torch_f, "transformers": tf_f},
+    }
 
 
 def table(results: dict) -> str:
-    lines = ["| workload | suite wall s | Flower wall s | Flower / suite | suite PSS MB | Flower PSS MB | suite / Flower memory | "
-             "suite F1 | Flower F1 |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| workload | suite wall s | Flower wall s | Flower / suite | suite PSS MB | Flower PSS MB | suite / Flower memory | "
+        "suite F1 | Flower F1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         s, f = r["suite"], r["flower"]
-        lines.append(f"| {name}: {WORKLOADS[name].title} | {s['wall_s']} | {f['wall_s']} | {f['wall_s'] / s['wall_s']:.2f} | "
-                     f"{s['peak_pss_mb']:.0f} | {f['peak_pss_mb']:.0f} | {s['peak_pss_mb'] / f['peak_pss_mb']:.2f} | "
-                     f"{s['metric']:.3f} | {f['metric']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {name}: {WORKLOADS[name].title} | {s['wall_s']} | {f['wall_s']} | {f['wall_s'] / s['wall_s']:.2f} | "
+            f"{s['peak_pss_mb']:.0f} | {f['peak_pss_mb']:.0f} | {s['peak_pss_mb'] / f['peak_pss_mb']:.2f} | "
+            f"{s['metric']:.3f} | {f['metric']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    from bench.perf import machine
 
     parser = OneLineArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--flower-python", default=".venv-flower/bin/python", help="the Python of Flower's environment")
     parser.add_argument("--workloads", default="A,B,C")
     parser.add_argument("--train-subsample", type=int, default=None, help="fewer training sentences, for a quick check")
-    parser.add_argument("--suite-workers", type=int, default=None, help="the suite with --workers N instead of its default")
-    parser.add_argument("--suite-only", action="store_true", help="skip Flower (a variant of the suite, e.g. --suite-workers 1)")
+    parser.add_argument(
+        "--suite-workers", type=int, default=None, help="the suite with --workers N instead of its default"
+    )
+    parser.add_argument(
+        "--suite-only", action="store_true", help="skip Flower (a variant of the suite, e.g. --suite-workers 1)"
+    )
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)
     names = args.workloads.split(",")
@@ -134,21 +199,36 @@ def main(argv: list[str] | None = None) -> int:
         flower = None if args.suite_only else run_flower(w, tmp, args.train_subsample, args.flower_python)
         if flower:
             print(f"  Flower: {flower['wall_s']} s, {flower['peak_pss_mb']:.0f} MB, F1 {flower['metric']}", flush=True)
-        results[name] = {"suite": {**suite, "peak_rss_mb": suite["peak_pss_mb"]},
-                         "flower": flower and {**flower, "peak_rss_mb": flower["peak_pss_mb"]},
-                         "workload": {**vars(w), "rounds": ROUNDS, "max_length": MAX_LENGTH, "batch_size": BATCH, "task": TASK,
-                                      "model": MODEL, "train_subsample": args.train_subsample}}  # fmt: skip
-    report = {"workloads": results, "machine": machine(), "versions": versions(args.flower_python),
-              "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
-                        "peak_rss_sum_mb the summed RSS, for reference",
-              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+        results[name] = {
+            "suite": {**suite, "peak_rss_mb": suite["peak_pss_mb"]},
+            "flower": flower and {**flower, "peak_rss_mb": flower["peak_pss_mb"]},
+            "workload": {
+                **vars(w),
+                "rounds": ROUNDS,
+                "max_length": MAX_LENGTH,
+                "batch_size": BATCH,
+                "task": TASK,
+                "model": MODEL,
+                "train_subsample": args.train_subsample,
+            },
+        }
+    report = {
+        "workloads": results,
+        "machine": machine(),
+        "versions": versions(args.flower_python),
+        "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
+        "peak_rss_sum_mb the summed RSS, for reference",
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     if not args.suite_only:
         print(table(results))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     default = args.train_subsample is None and names == list(WORKLOADS) and not (args.suite_only or args.suite_workers)
     variant = "-".join(names) + (f"-subsample{args.train_subsample}" if args.train_subsample else "")
-    variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + ("-suite-only" if args.suite_only else "")
+    variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + (
+        "-suite-only" if args.suite_only else ""
+    )
     name = "flower.json" if default else f"flower-{variant}.json"
     (out / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out / name}")

@@ -166,8 +166,12 @@ def train(msg: Message, context: Context) -> Message:
     model = get_model()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict(), strict=False)  # the arrays that travel
     train_fn(model, trainloader, epochs=1, lr=work()["lr"])
-    content = RecordDict({"arrays": ArrayRecord(trained_state(model)),
-                          "metrics": MetricRecord({"num-examples": len(trainloader.dataset)})})  # fmt: skip
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(trained_state(model)),
+            "metrics": MetricRecord({"num-examples": len(trainloader.dataset)}),
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
@@ -190,10 +194,18 @@ def global_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
 def main(grid: Grid, context: Context) -> None:
     model = get_model()
     clients, per_round = len(work()["clients"]), work()["per_round"]
-    strategy = FedAvg(fraction_train=per_round / clients, fraction_evaluate=0.0, min_train_nodes=per_round,
-                      min_available_nodes=clients)  # fmt: skip
-    result = strategy.start(grid=grid, initial_arrays=ArrayRecord(trained_state(model)), num_rounds=work()["rounds"],
-                            evaluate_fn=global_evaluate)  # fmt: skip
+    strategy = FedAvg(
+        fraction_train=per_round / clients,
+        fraction_evaluate=0.0,
+        min_train_nodes=per_round,
+        min_available_nodes=clients,
+    )
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(trained_state(model)),
+        num_rounds=work()["rounds"],
+        evaluate_fn=global_evaluate,
+    )
     model.load_state_dict(result.arrays.to_torch_state_dict(), strict=False)
     RESULT["test_f1"] = test_fn(model, work()["test"])
 
@@ -202,6 +214,8 @@ if __name__ == "__main__":
     os.environ["BENCH_FLOWER_WORK"] = os.path.abspath(sys.argv[1])
     work()
     torch.manual_seed(work()["seed"])
-    run_simulation(server_app=server, client_app=client, num_supernodes=len(work()["clients"]))  # Flower's default resources
+    run_simulation(
+        server_app=server, client_app=client, num_supernodes=len(work()["clients"])
+    )  # Flower's default resources
     with open(sys.argv[2], "w") as f:
         json.dump(RESULT, f)

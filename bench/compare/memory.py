@@ -89,6 +89,10 @@ def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = Non
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         with TreeSampler(proc.pid) as sampler:
             code = proc.wait()
-    return {"wall_s": round(time.perf_counter() - start, 1), "peak_pss_mb": round(sampler.peak_kb / 1024, 1),
-            "peak_rss_sum_mb": round(sampler.peak_rss_kb / 1024, 1),
-            "samples": sampler.samples, "returncode": code}  # fmt: skip
+    return {
+        "wall_s": round(time.perf_counter() - start, 1),
+        "peak_pss_mb": round(sampler.peak_kb / 1024, 1),
+        "peak_rss_sum_mb": round(sampler.peak_rss_kb / 1024, 1),
+        "samples": sampler.samples,
+        "returncode": code,
+    }

@@ -24,7 +24,9 @@ WORKLOADS = {
     w.name: w
     for w in [
         Workload("A", "FedAvg, 4 clients, all per round", "fedavg", None, 4, 4, 5e-5),
-        Workload("B", "FedAvg, 50 clients, 10 per round", "fedavg", None, 50, 10, 2e-4),  # fewer steps a round: a higher lr
+        Workload(
+            "B", "FedAvg, 50 clients, 10 per round", "fedavg", None, 50, 10, 2e-4
+        ),  # fewer steps a round: a higher lr
         Workload("C", "top-2 blocks only (layerskip), 4 clients", "layerskip", "top:2", 4, 4, 1e-3),
     ]
 }

@@ -8,6 +8,7 @@ import sys
 from bench.data import TASKS, load_task
 from bench.data.stats import task_stats
 from bench.errors import OneLineArgumentParser, cli_entry
+from bench.synth.cache import data_dir_for
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -25,7 +26,7 @@ def build_parser() -> OneLineArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = {"label_level": args.label_level} if args.label_level else {}
-    stats = task_stats(load_task(args.task, args.data_dir, **options))
+    stats = task_stats(load_task(args.task, data_dir_for(args.task, args.data_dir), **options))
     if args.json:
         print(json.dumps(stats))
         return 0

@@ -44,7 +44,9 @@ def read_file(path: Path, warnings: Counter) -> list[NerExample]:
 
     def flush():
         if tokens:
-            examples.append(NerExample(tuple(tokens), tuple(repair_bio(tags, warnings)), SITE, f"{path.name.split('.')[0]}-{doc}"))
+            examples.append(
+                NerExample(tuple(tokens), tuple(repair_bio(tags, warnings)), SITE, f"{path.name.split('.')[0]}-{doc}")
+            )
             tokens.clear()
             tags.clear()
 

@@ -24,6 +24,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from bench.data.layouts import I2B2_2010_TEST_CON_DIR as TEST_CON_DIR
+from bench.data.layouts import I2B2_2010_TEST_TXT_DIR as TEST_TXT_DIR
+from bench.data.layouts import I2B2_2010_TRAIN_DIR as TRAIN_DIR
 from bench.data.registry import register_task
 from bench.data.spans import Span, bio_tags, resolve_spans
 from bench.data.splitting import split_of
@@ -32,12 +35,7 @@ from bench.data.types import NerExample, TaskData
 from bench.errors import DataError
 
 CONCEPT_TYPES = ("problem", "test", "treatment")
-CON_LINE = re.compile(
-    r'^c="(?P<text>.*)" (?P<l1>\d+):(?P<t1>\d+) (?P<l2>\d+):(?P<t2>\d+)\|\|t="(?P<type>[^"]*)"$'
-)
-TRAIN_DIR = "concept_assertion_relation_training_data"
-TEST_TXT_DIR = "test_data"
-TEST_CON_DIR = Path("reference_standard_for_test_data") / "concepts"
+CON_LINE = re.compile(r'^c="(?P<text>.*)" (?P<l1>\d+):(?P<t1>\d+) (?P<l2>\d+):(?P<t2>\d+)\|\|t="(?P<type>[^"]*)"$')
 TEST_SITE_PATTERNS = (
     (re.compile(r"^record-\d+$"), "beth"),
     (re.compile(r"^\d+_[A-Za-z]+$"), "partners"),
@@ -106,7 +104,9 @@ def read_document(txt: Path, con: Path, site: str, warnings: Counter) -> list[Ne
         if fixed is not None:
             per_line.setdefault(lineno, []).append(fixed)
     return [
-        NerExample(tuple(tokens), tuple(bio_tags(len(tokens), resolve_spans(per_line.get(i, []), warnings))), site, txt.stem)
+        NerExample(
+            tuple(tokens), tuple(bio_tags(len(tokens), resolve_spans(per_line.get(i, []), warnings))), site, txt.stem
+        )
         for i, tokens in enumerate(lines, start=1)
         if tokens
     ]

@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from bench.data.layouts import I2B2_2014_SPLIT_DIRS as SPLIT_DIRS
 from bench.data.registry import register_task
 from bench.data.spans import Span, bio_tags, resolve_spans
 from bench.data.textio import read_text
@@ -27,15 +28,37 @@ from bench.errors import DataError
 
 CATEGORIES = ("NAME", "PROFESSION", "LOCATION", "AGE", "DATE", "CONTACT", "ID")
 TYPES = (
-    "PATIENT", "DOCTOR", "USERNAME", "PROFESSION", "ROOM", "DEPARTMENT", "HOSPITAL",
-    "ORGANIZATION", "STREET", "CITY", "STATE", "COUNTRY", "ZIP", "LOCATION-OTHER", "AGE", "DATE",
-    "PHONE", "FAX", "EMAIL", "URL", "IPADDR", "SSN", "MEDICALRECORD", "HEALTHPLAN", "ACCOUNT",
-    "LICENSE", "VEHICLE", "DEVICE", "BIOID", "IDNUM",
-)  # fmt: skip
-SPLIT_DIRS = {
-    "train": ("training-PHI-Gold-Set1", "training-PHI-Gold-Set2"),
-    "test": ("testing-PHI-Gold-fixed",),
-}
+    "PATIENT",
+    "DOCTOR",
+    "USERNAME",
+    "PROFESSION",
+    "ROOM",
+    "DEPARTMENT",
+    "HOSPITAL",
+    "ORGANIZATION",
+    "STREET",
+    "CITY",
+    "STATE",
+    "COUNTRY",
+    "ZIP",
+    "LOCATION-OTHER",
+    "AGE",
+    "DATE",
+    "PHONE",
+    "FAX",
+    "EMAIL",
+    "URL",
+    "IPADDR",
+    "SSN",
+    "MEDICALRECORD",
+    "HEALTHPLAN",
+    "ACCOUNT",
+    "LICENSE",
+    "VEHICLE",
+    "DEVICE",
+    "BIOID",
+    "IDNUM",
+)
 TOKEN = re.compile(r"\w+|[^\w\s]")
 MAX_SENTENCE_TOKENS = 64
 REPAIR_WINDOW = 20  # characters searched either side of a wrong offset

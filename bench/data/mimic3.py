@@ -36,11 +36,20 @@ from bench.errors import DataError
 
 DISCHARGE = "Discharge summary"
 ADMISSION_SECTIONS = (
-    "chief complaint", "history of present illness", "present illness", "past medical history",
-    "medical history", "medications on admission", "admission medications", "allergies",
-    "physical exam", "physical examination", "family history", "social history",
+    "chief complaint",
+    "history of present illness",
+    "present illness",
+    "past medical history",
+    "medical history",
+    "medications on admission",
+    "admission medications",
+    "allergies",
+    "physical exam",
+    "physical examination",
+    "family history",
+    "social history",
     "major surgical or invasive procedure",
-)  # fmt: skip
+)
 SECTION_HEADER = re.compile(r"^\s*([A-Za-z][A-Za-z /&()-]{2,48}):", re.MULTILINE)
 OUTCOME = re.compile(
     r"\b(expired|deceased|died|passed away|death|autopsy|morgue|comfort (care|measures)|"
@@ -94,7 +103,10 @@ def admissions(root: Path) -> pd.DataFrame:
     table = pd.concat(list(read_table(path, cols))).set_index("HADM_ID")
     bad = table[~table["HOSPITAL_EXPIRE_FLAG"].isin(["0", "1"])]
     if len(bad):
-        raise DataError(path, f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {bad['HOSPITAL_EXPIRE_FLAG'].iloc[0]!r} (HADM_ID {bad.index[0]})")
+        raise DataError(
+            path,
+            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {bad['HOSPITAL_EXPIRE_FLAG'].iloc[0]!r} (HADM_ID {bad.index[0]})",
+        )
     return table
 
 

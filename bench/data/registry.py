@@ -40,8 +40,8 @@ def release_folder(spec: TaskSpec) -> str:
 
 
 def resolve_data_dir(spec: TaskSpec, data_dir: str | Path | None) -> Path:
-    """The folder to read: the user's, the shipped corpus, or the synthetic one (generated once
-    into a cache)."""
+    """The folder to read: the user's, or the shipped corpus. (The synthetic corpus, for tasks
+    that have one, is chosen above this layer: bench.synth.cache.data_dir_for.)"""
     if data_dir is not None:
         path = Path(data_dir)
         if not path.is_dir():
@@ -49,8 +49,4 @@ def resolve_data_dir(spec: TaskSpec, data_dir: str | Path | None) -> Path:
         return path
     if spec.bundled is not None:
         return spec.bundled
-    if spec.synth_subdir is None:
-        raise BenchError(f"task {spec.name!r} has no synthetic corpus: give --data-dir")
-    from bench.synth.cache import synthetic_corpus
-
-    return synthetic_corpus() / spec.synth_subdir
+    raise BenchError(f"task {spec.name!r} ships no corpus: give --data-dir")

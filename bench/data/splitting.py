@@ -29,7 +29,9 @@ def split_of(key: str) -> str:
     return "test" if f < TEST_FRACTION else "validation" if f < TEST_FRACTION + VALIDATION_FRACTION else "train"
 
 
-def carve_validation(examples: list, fraction: float = VALIDATION_FRACTION, seed: int = VALIDATION_SEED) -> tuple[list, list]:
+def carve_validation(
+    examples: list, fraction: float = VALIDATION_FRACTION, seed: int = VALIDATION_SEED
+) -> tuple[list, list]:
     """(train, validation): whole documents, `fraction` of each site's documents (at least one
     from a site with two or more), chosen by a generator seeded with (seed, site)."""
     docs_by_site: dict[str, set[str]] = {}

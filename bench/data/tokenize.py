@@ -77,8 +77,9 @@ def chunk_bounds(pieces: list[list[int]], tags: tuple[str, ...] | None, budget: 
     return bounds
 
 
-def encode_ner(examples: list[NerExample], tokenizer, label_ids: dict[str, int], max_length: int,
-               cut_outside_entities: bool = True) -> Encoded:  # fmt: skip
+def encode_ner(
+    examples: list[NerExample], tokenizer, label_ids: dict[str, int], max_length: int, cut_outside_entities: bool = True
+) -> Encoded:
     """Sub-word ids and first-sub-word labels; long sentences become several rows (counted in
     `warnings`). `cut_outside_entities` reads the gold tags to place cuts: training data only."""
     prefix, suffix = special_tokens(tokenizer)
@@ -103,7 +104,9 @@ def encode_ner(examples: list[NerExample], tokenizer, label_ids: dict[str, int],
     return out
 
 
-def encode_cls(examples: list[ClsExample], tokenizer, label_names: list[str], max_length: int, multilabel: bool) -> Encoded:
+def encode_cls(
+    examples: list[ClsExample], tokenizer, label_names: list[str], max_length: int, multilabel: bool
+) -> Encoded:
     """Documents truncated to the window (classification of long notes reads their start)."""
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)

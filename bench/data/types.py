@@ -73,9 +73,7 @@ class TaskData:
             per_example.append(Counter(names))
             totals.update(names)
         empty = NO_ENTITY if self.kind == "ner" else "none"
-        return [
-            min(c, key=lambda n: (-c[n], totals[n], n)) if c else empty for c in per_example
-        ]
+        return [min(c, key=lambda n: (-c[n], totals[n], n)) if c else empty for c in per_example]
 
     def sites(self, split: str = "train") -> list[str]:
         return [ex.site for ex in self.splits[split]]

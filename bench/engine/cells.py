@@ -35,7 +35,9 @@ def _call(run_one: Callable, cell):
     return run_one(cell)
 
 
-def run_cells_parallel(cells: list, run_one: Callable, parallel: int, ray_address: str | None, progress) -> dict[str, str]:
+def run_cells_parallel(
+    cells: list, run_one: Callable, parallel: int, ray_address: str | None, progress
+) -> dict[str, str]:
     """run_id -> status ("ok", "skipped", "failed", "crashed") for every cell, `parallel` at a
     time. `progress(cell, status)` hears of each end and may return cells to run next (ahead of
     the queue)."""

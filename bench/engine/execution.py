@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from baselines import METHODS
 from bench.config import ExperimentConfig
+from bench.registry import METHODS
 
 
 def usable_cores() -> int:
@@ -32,7 +32,13 @@ def jobs_per_round(cfg: ExperimentConfig) -> int:
 def unchosen(cfg: ExperimentConfig) -> bool:
     """True when `cfg` names no execution of its own (every execution setting at its default),
     so the machine's default may be filled in."""
-    return (cfg.workers, cfg.cpus_per_worker, cfg.gpus_per_worker, cfg.backend, cfg.ray_address) == (1, None, 0.0, "auto", None)
+    return (cfg.workers, cfg.cpus_per_worker, cfg.gpus_per_worker, cfg.backend, cfg.ray_address) == (
+        1,
+        None,
+        0.0,
+        "auto",
+        None,
+    )
 
 
 def choose(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -53,6 +59,8 @@ def describe(cfg: ExperimentConfig) -> str:
     """One line saying what runs where, for the run's output."""
     if cfg.resolved_backend == "ray" and cfg.ray_address:
         return f"execution: Ray cluster at {cfg.ray_address}, {cfg.workers} worker actor(s)"
-    device = f"{cfg.gpus_per_worker:g} GPU each" if cfg.gpus_per_worker else f"{cfg.threads_per_worker} torch thread(s) each"
+    device = (
+        f"{cfg.gpus_per_worker:g} GPU each" if cfg.gpus_per_worker else f"{cfg.threads_per_worker} torch thread(s) each"
+    )
     kind = {"serial": "in this process", "local": "local processes", "ray": "Ray actors"}[cfg.resolved_backend]
     return f"execution: {cfg.workers} worker(s), {kind}, {device} ({usable_cores()} cores; --workers sets it)"

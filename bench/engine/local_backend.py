@@ -22,8 +22,10 @@ from multiprocessing.connection import Connection, wait
 import torch
 
 from bench.config import ExperimentConfig
+from bench.engine import heap
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
+from bench.engine.worker import Worker
 
 
 def pack(obj) -> memoryview:
@@ -41,8 +43,6 @@ def _serve(conn: Connection) -> None:
     """A worker process: build the Worker, then answer calls until told to stop. A call is one
     message (name, args, how many states follow) and then each state it needs, as its own
     message, unpacked once however many clients use it."""
-    from bench.engine import heap
-    from bench.engine.worker import Worker
 
     cfg, task, dp, environ = unpack(conn.recv_bytes())
     os.environ.clear()
@@ -159,7 +159,9 @@ class LocalBackend:
     def initial_state(self):
         return self._call(0, "initial_state")
 
-    def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None) -> tuple[list, set[int]]:
+    def train(
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None
+    ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost with a process that died)."""
         blobs = {start: pack({start: states[start]}) for start in {job.start for job in jobs}}  # each serialised once
         pending, idle, running = list(jobs), list(range(len(self.conns))), {}

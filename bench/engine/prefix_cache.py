@@ -36,7 +36,7 @@ from torch import nn
 
 from bench.data.tokenize import Encoded
 from bench.engine.training import pad_ids
-from bench.layers import LayerMap
+from bench.model.layers import LayerMap
 from bench.store import save_checkpoint
 
 
@@ -105,14 +105,27 @@ def _save_bounded(entry: Path, hidden: dict) -> None:
 class PrefixCache:
     """Hidden states entering block k for every row of the given splits, and the swap-in."""
 
-    def __init__(self, model: nn.Module, layers: LayerMap, k: int, embedding: str, splits: dict[str, Encoded],
-                 pad_id: int, device, dtype=torch.float32, budget_bytes: int = 4 << 30, store: Path | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: LayerMap,
+        k: int,
+        embedding: str,
+        splits: dict[str, Encoded],
+        pad_id: int,
+        device,
+        dtype=torch.float32,
+        budget_bytes: int = 4 << 30,
+        store: Path | None = None,
+    ):
         self.model, self.layers, self.k, self.embedding = model, layers, k, embedding
         self.pad_id, self.device, self.dtype = pad_id, device, dtype
         width = model.config.hidden_size
         need = sum(len(ids) for enc in splits.values() for ids in enc.input_ids) * width * torch.finfo(dtype).bits // 8
         if need > budget_bytes:
-            raise MemoryError(f"prefix cache needs {need / 2**20:.0f} MiB, over the {budget_bytes / 2**20:.0f} MiB budget")
+            raise MemoryError(
+                f"prefix cache needs {need / 2**20:.0f} MiB, over the {budget_bytes / 2**20:.0f} MiB budget"
+            )
         self.entry = store / f"{self._key(splits)}.pt" if store is not None else None
         self.reused = self.entry is not None and self.entry.is_file()  # an entry existed when this run started
         self.hidden: dict[str, list] = {name: [None] * len(enc) for name, enc in splits.items()}
@@ -144,7 +157,9 @@ class PrefixCache:
     def _merge(self, stored: dict) -> None:
         for name, rows in stored.items():
             if name in self.hidden and len(rows) == len(self.hidden[name]):
-                self.hidden[name] = [mine if mine is not None else theirs for mine, theirs in zip(self.hidden[name], rows)]
+                self.hidden[name] = [
+                    mine if mine is not None else theirs for mine, theirs in zip(self.hidden[name], rows)
+                ]
 
     def save(self) -> None:
         """Write what this worker computed into the disk entry (merged with what is there)."""

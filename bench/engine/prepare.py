@@ -9,13 +9,14 @@ import numpy as np
 
 from bench.config import ExperimentConfig
 from bench.data import SPLITS, load_task
+from bench.data.partition_spec import parse_partition
+from bench.data.partition_view import describe_parts
 from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
 from bench.data.types import TaskKind
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
-from bench.models import ensure_pad_token, source_for
-from partitions import parse_partition
-from partitions.show import describe_parts
+from bench.model.build import ensure_pad_token, source_for
+from bench.synth.cache import data_dir_for
 
 
 @dataclass
@@ -39,7 +40,7 @@ class PreparedTask:
     test: Split  # read only to report
     clients: list[np.ndarray]  # example ids each client trains on
     holdouts: list[np.ndarray]  # example ids each client keeps for its own score
-    partition: dict  # per-client label counts and divergence (partitions.show), counts only
+    partition: dict  # per-client label counts and divergence (bench.data.partition_view), counts only
     encoding: dict  # per split: examples, and how many were split (NER) or truncated (classification)
     train_units: dict  # "document" / "patient" -> the unit id of every training row (for DP-SGD by unit)
 
@@ -99,7 +100,7 @@ def row_units(examples: list, split: Split, key) -> np.ndarray | None:
 
 def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     options = {"label_level": cfg.label_level} if cfg.label_level else {}
-    data = load_task(cfg.task, cfg.data_dir, **options)
+    data = load_task(cfg.task, data_dir_for(cfg.task, cfg.data_dir), **options)
     data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
     if cfg.private and cfg.dp_unit == "patient" and not all(getattr(ex, "group", "") for ex in data.splits["train"]):
         raise BenchError(f"--dp-unit patient: task {cfg.task} has no patient ids (use --dp-unit document)")
@@ -119,11 +120,26 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
             examples = data.splits[name]
             enc = encode_cls(examples, tokenizer, output, cfg.max_length, multilabel=data.kind == "multilabel")
             splits[name] = _split(enc, len(examples), enc.labels)
-    parts = parse_partition(cfg.partition).split(data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed)
+    parts = parse_partition(cfg.partition).split(
+        data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed
+    )
     clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
     description = describe_parts(data, parts, cfg.partition, cfg.seed)
-    encoding = {name: {"examples": len(split.gold), **{k: int(v) for k, v in split.encoded.warnings.items()}}
-                for name, split in splits.items()}  # fmt: skip
+    encoding = {
+        name: {"examples": len(split.gold), **{k: int(v) for k, v in split.encoded.warnings.items()}}
+        for name, split in splits.items()
+    }
     train_units = {unit: row_units(data.splits["train"], splits["train"], key) for unit, key in UNIT_KEYS.items()}
-    return PreparedTask(data.kind, output, tokenizer.pad_token_id, splits["train"], splits["validation"], splits["test"],
-                        clients, holdouts, description, encoding, train_units)  # fmt: skip
+    return PreparedTask(
+        data.kind,
+        output,
+        tokenizer.pad_token_id,
+        splits["train"],
+        splits["validation"],
+        splits["test"],
+        clients,
+        holdouts,
+        description,
+        encoding,
+        train_units,
+    )

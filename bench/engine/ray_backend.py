@@ -14,7 +14,7 @@ from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker
-from bench.synth.cache import cache_root
+from bench.store import cache_root
 
 
 class RayBackend:
@@ -24,14 +24,21 @@ class RayBackend:
         os.environ["BENCH_CACHE"] = str(cache_root().resolve())  # actors start elsewhere
         self.owns_ray = not ray.is_initialized()  # started here: shut down at close, so the next cell's resources apply
         if self.owns_ray:
-            local = {"num_cpus": max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker),
-                     "include_dashboard": False} if not cfg.ray_address else {}  # fmt: skip
+            local = (
+                {"num_cpus": max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker), "include_dashboard": False}
+                if not cfg.ray_address
+                else {}
+            )
             ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False, **local)
         self.ray = ray
         # A crashed actor (killed process, CUDA OOM) is restarted and its call retried; the model
         # is rebuilt from the seed and clients are deterministic, so the retry gives the same result.
-        actor = ray.remote(num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1, num_gpus=cfg.gpus_per_worker,
-                           max_restarts=cfg.max_retries, max_task_retries=cfg.max_retries)(Worker)  # fmt: skip
+        actor = ray.remote(
+            num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1,
+            num_gpus=cfg.gpus_per_worker,
+            max_restarts=cfg.max_retries,
+            max_task_retries=cfg.max_retries,
+        )(Worker)
         self.task = task  # to score the merged predictions
         task_ref = ray.put(task)
         self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
@@ -42,7 +49,9 @@ class RayBackend:
     def initial_state(self):
         return self.ray.get(self.workers[0].initial_state.remote())
 
-    def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None) -> tuple[list, set[int]]:
+    def train(
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None
+    ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost after the worker's retries ran out)."""
         needed = {job.start for job in jobs}
         states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
@@ -70,8 +79,10 @@ class RayBackend:
         for state, _, _ in requests:
             refs.setdefault(id(state), self.ray.put(state))
         cut = CutEvaluation(self.task, requests, len(self.workers))
-        futures = [self.workers[i].predict_batch.remote(call[1], *[refs[k] for k in call[0]]) if call else None
-                   for i, call in enumerate(cut.calls)]  # fmt: skip
+        futures = [
+            self.workers[i].predict_batch.remote(call[1], *[refs[k] for k in call[0]]) if call else None
+            for i, call in enumerate(cut.calls)
+        ]
         return cut.scores([self.ray.get(f) if f is not None else [] for f in futures])
 
     def cache_reports(self) -> list:

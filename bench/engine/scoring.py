@@ -71,5 +71,7 @@ class CutEvaluation:
             for (j, _), (preds, took) in zip(share, answer):
                 merged[j].update(preds)
                 seconds[j] += took
-        return [{**score_predictions(self.task, split, self.examples[j], merged[j]), "eval_s": seconds[j]}
-                for j, (_, split, _) in enumerate(self.requests)]  # fmt: skip
+        return [
+            {**score_predictions(self.task, split, self.examples[j], merged[j]), "eval_s": seconds[j]}
+            for j, (_, split, _) in enumerate(self.requests)
+        ]

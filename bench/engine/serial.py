@@ -17,7 +17,9 @@ class SerialBackend:
     def initial_state(self):
         return self.worker.initial_state()
 
-    def train(self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None) -> tuple[list, set[int]]:
+    def train(
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None
+    ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost to crashes): in-process, nothing is lost."""
         return sorted(self.worker.train(states, jobs, round_, residuals, kits), key=lambda r: r.client), set()
 

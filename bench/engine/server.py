@@ -12,17 +12,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines import GLOBAL, METHODS
-from bench import privacy
-from bench.comm import tensor_bytes
-from bench.compress import Packed, payload_bytes, restore_state
 from bench.config import ExperimentConfig
 from bench.engine import execution, faults, heap
 from bench.engine.cells import node_identity
+from bench.engine.local_backend import LocalBackend, warm_up
 from bench.engine.prepare import prepare_task
+from bench.engine.serial import SerialBackend
 from bench.engine.training import Diverged
 from bench.errors import BenchError
-from bench.secagg import Quantiser, SecAggFailure, SecureRound
+from bench.federation import privacy
+from bench.federation.comm import GLOBAL, tensor_bytes
+from bench.federation.compress import Packed, payload_bytes, restore_state
+from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
+from bench.registry import METHODS
 from bench.store import (
     atomic_write_json,
     atomic_write_text,
@@ -35,7 +37,6 @@ from bench.store import (
 
 
 def _serial(cfg, task, dp):
-    from bench.engine.serial import SerialBackend
 
     return SerialBackend(cfg, task, dp)
 
@@ -47,13 +48,11 @@ def _ray(cfg, task, dp):
 
 
 def _local(cfg, task, dp):
-    from bench.engine.local_backend import LocalBackend
 
     return LocalBackend(cfg, task, dp)
 
 
 def _local_warm_up() -> None:
-    from bench.engine.local_backend import warm_up
 
     warm_up()  # the fork server's imports run while this process tokenizes
 
@@ -177,26 +176,48 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
             if best is None or line["val_metric"] > best["val_metric"]:
                 best = {"round": line["round"], "val_metric": line["val_metric"], "states": states}
             if line["dropped"] or line["stragglers"] or line["lost"] or line["rejected"]:  # ids and reasons only
-                bar.write(f"round {r + 1}: dropped {line['dropped']}, stragglers {line['stragglers']}, "
-                          f"lost {line['lost']}, rejected {line['rejected']}")  # fmt: skip
-            save_checkpoint(out / "checkpoint.pt", {"states": states, "history": history, "accountants": accountants, "best": best,
-                                                    "residuals": residuals})  # fmt: skip
+                bar.write(
+                    f"round {r + 1}: dropped {line['dropped']}, stragglers {line['stragglers']}, "
+                    f"lost {line['lost']}, rejected {line['rejected']}"
+                )
+            save_checkpoint(
+                out / "checkpoint.pt",
+                {
+                    "states": states,
+                    "history": history,
+                    "accountants": accountants,
+                    "best": best,
+                    "residuals": residuals,
+                },
+            )
             write_rounds(out / "rounds.jsonl", history)
             heap.trim()  # this round's client states are gone
             bar.update(1)
             bar.set_postfix(val=f"{line['val_metric']:.3f}")
         bar.close()
         final = _record(asked.with_settings(lr=asked.lr or method.default_lr), history, info, status)
-        final.update(task_kind=task.kind, n_labels=len(task.output_labels), encoding=task.encoding,
-                     execution=execution.describe(cfg))  # fmt: skip
+        final.update(
+            task_kind=task.kind,
+            n_labels=len(task.output_labels),
+            encoding=task.encoding,
+            execution=execution.describe(cfg),
+        )
         final["bytes_up_total"] += (probe or {}).get("probe_bytes_up", 0)  # what a probe sent counts too
         if status == "ok":
             scores, items = _scores(method, backend, task, best, states, history)
             final.update(scores)
-            atomic_write_text(out / "test_items.json", json.dumps(items, separators=(",", ":")) + "\n")  # compact: one row per example
+            atomic_write_text(
+                out / "test_items.json", json.dumps(items, separators=(",", ":")) + "\n"
+            )  # compact: one row per example
         final["epsilon"], final["layer_probe"] = spent_epsilon(accountants, dp), probe
-        final["prefix_cache"] = _cache_summary(backend.cache_reports())  # after the last scoring: it fills the cache too
-        final["dp"] = None if dp is None else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
+        final["prefix_cache"] = _cache_summary(
+            backend.cache_reports()
+        )  # after the last scoring: it fills the cache too
+        final["dp"] = (
+            None
+            if dp is None
+            else {**dataclasses.asdict(dp), "accountants": {str(k): v for k, v in accountants.items()}}
+        )
     finally:
         backend.close()
     atomic_write_json(out / "final.json", final)
@@ -209,8 +230,11 @@ def _cache_summary(reports: list) -> dict | None:
     reports = [r for r in reports if r is not None]
     if not reports:
         return None
-    return {"reused": reports[0]["reused"], "build_s": round(sum(r["build_s"] for r in reports), 3),
-            "rows_computed": sum(r["rows_computed"] for r in reports)}  # fmt: skip
+    return {
+        "reused": reports[0]["reused"],
+        "build_s": round(sum(r["build_s"] for r in reports), 3),
+        "rows_computed": sum(r["rows_computed"] for r in reports),
+    }
 
 
 def _mean_metric(scores: list[dict]) -> float:
@@ -224,8 +248,17 @@ def _restored(res, starts: dict):
     return dataclasses.replace(res, state=restore_state(res.state, starts[res.start]))
 
 
-def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states: dict, accountants: dict,
-               residuals: dict | None = None) -> tuple[dict, dict]:  # fmt: skip
+def play_round(
+    r: int,
+    cfg: ExperimentConfig,
+    method,
+    backend,
+    task,
+    dp,
+    states: dict,
+    accountants: dict,
+    residuals: dict | None = None,
+) -> tuple[dict, dict]:
     """One round: sample, broadcast, train, screen, aggregate, score; -> (states, round line).
 
     Validation is scored every round (choices are made on it); test every `test_every` rounds,
@@ -266,13 +299,15 @@ def play_round(r: int, cfg: ExperimentConfig, method, backend, task, dp, states:
         "bytes_up": sum(sent[res.client] for res in on_time) if moved else 0,  # rejected ones were sent
         "train_loss": float(np.mean([res.loss for res in trained])) if trained else None,
         "clients": [res.client for res in results],
-        "dropped": sorted(dropped), "stragglers": sorted(late), "lost": sorted(lost),
+        "dropped": sorted(dropped),
+        "stragglers": sorted(late),
+        "lost": sorted(lost),
         "rejected": {str(c): why for c, why in sorted(rejected.items())},
         "epsilon": spent_epsilon(accountants, dp),
         "compute_s": round(sum(res.train_s for res in trained) + sum(s["eval_s"] for s in val + test), 3),
         "wall_s": round(time.perf_counter() - t0, 3),
         **secure_line,
-    }  # fmt: skip
+    }
 
 
 def _secure_round(cfg: ExperimentConfig, r: int, method, reached: list, global_state: dict, dp) -> SecureRound | None:
@@ -287,8 +322,15 @@ def _secure_round(cfg: ExperimentConfig, r: int, method, reached: list, global_s
     bound = float(len(reached)) if client_dp else float(sum(len(j.examples) for j in reached))
     quantiser = Quantiser(cfg.secagg_clip, bound, cfg.secagg_bits)
     names = list(global_state)
-    return SecureRound([j.client for j in reached], r, cfg.seed, quantiser, names, [tuple(global_state[n].shape) for n in names],
-                       clip_norm=dp.max_grad_norm if client_dp else None)  # fmt: skip
+    return SecureRound(
+        [j.client for j in reached],
+        r,
+        cfg.seed,
+        quantiser,
+        names,
+        [tuple(global_state[n].shape) for n in names],
+        clip_norm=dp.max_grad_norm if client_dp else None,
+    )
 
 
 def _secure_aggregate(secure: SecureRound, states: dict, results: list, cfg, dp, r: int) -> tuple[dict, dict]:
@@ -306,8 +348,12 @@ def _secure_aggregate(secure: SecureRound, states: dict, results: list, cfg, dp,
         summed = {n: torch.from_numpy(sums[n]).to(old[n].dtype) for n in old}
         new = privacy.noisy_mean(old, summed, dp, cfg.per_round, _dp_seed(cfg, r))
     else:
-        new = {n: (old[n].float() + torch.from_numpy(sums[n] / weights[n]).float()).to(old[n].dtype) if weights[n] > 0.5 else old[n]
-               for n in old}  # fmt: skip
+        new = {
+            n: (old[n].float() + torch.from_numpy(sums[n] / weights[n]).float()).to(old[n].dtype)
+            if weights[n] > 0.5
+            else old[n]
+            for n in old
+        }
     return {**states, GLOBAL: new}, {**line, **costs, "secagg_server_s": round(time.perf_counter() - t0, 3)}
 
 
@@ -328,20 +374,34 @@ def _account(cfg, dp, trained: list, accountants: dict) -> None:
 def _aggregate(r, cfg, method, dp, states, results) -> dict:
     """The method's aggregation, or DP-FedAvg under client-level DP."""
     if dp is not None and dp.level == "client":
-        return {GLOBAL: privacy.dp_fedavg(states[GLOBAL], [res.state for res in results], dp, cfg.per_round, _dp_seed(cfg, r))}
+        return {
+            GLOBAL: privacy.dp_fedavg(
+                states[GLOBAL], [res.state for res in results], dp, cfg.per_round, _dp_seed(cfg, r)
+            )
+        }
     return method.combine(states, results)
 
 
 def _record(cfg, history, info, status) -> dict:
     """What every final.json holds, whatever the status; a diverged run has no metric."""
     return {
-        "task": cfg.task, "method": cfg.method, "metric_name": None, "metric": None, "status": status,
-        "bytes_up_total": sum(h["bytes_up"] for h in history), "bytes_down_total": sum(h["bytes_down"] for h in history),
-        "trainable_params": info["trainable_params"], "total_params": info["total_params"],
+        "task": cfg.task,
+        "method": cfg.method,
+        "metric_name": None,
+        "metric": None,
+        "status": status,
+        "bytes_up_total": sum(h["bytes_up"] for h in history),
+        "bytes_down_total": sum(h["bytes_down"] for h in history),
+        "trainable_params": info["trainable_params"],
+        "total_params": info["total_params"],
         "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
-        "rounds": len(history), "wall_s": round(sum(h["wall_s"] for h in history), 3),
-        "config": cfg.to_dict(), "versions": versions(), "git": git_state(), "host": node_identity(),
-    }  # fmt: skip
+        "rounds": len(history),
+        "wall_s": round(sum(h["wall_s"] for h in history), 3),
+        "config": cfg.to_dict(),
+        "versions": versions(),
+        "git": git_state(),
+        "host": node_identity(),
+    }
 
 
 def _scores(method, backend, task, best: dict, last: dict, history: list[dict]) -> tuple[dict, list]:
@@ -354,20 +414,31 @@ def _scores(method, backend, task, best: dict, last: dict, history: list[dict]) 
         last_metric = _mean_metric(test)
     elif last_metric is None:
         last_metric = _mean_metric(backend.evaluate_many([(last[k], "test", None) for k in method.eval_keys(last)]))
-    own = backend.evaluate_many([(states.get(method.client_key(c), states[GLOBAL]), "train", h.tolist())
-                                 for c, h in enumerate(task.holdouts)])  # fmt: skip
+    own = backend.evaluate_many(
+        [(states.get(method.client_key(c), states[GLOBAL]), "train", h.tolist()) for c, h in enumerate(task.holdouts)]
+    )
     per_client = [round(s["metric"], 6) for s in own]
     items = [s.pop("items") for s in test]
     cfg = method.cfg
     converged = stalled([h["val_metric"] for h in history], cfg.patience, cfg.min_delta)
-    return {"metric_name": task.metric_name, "metric": _mean_metric(test), "metric_last": last_metric,
-            "best_round": best["round"], "val_metric": best["val_metric"], "rounds_run": len(history),
-            "converged": converged, "stopped_early": bool(cfg.early_stop and len(history) < cfg.rounds and converged),
-            "scores": test[0] if len(test) == 1 else None, "per_client": per_client,
-            "worst_client": min(per_client)}, items  # fmt: skip
+    return {
+        "metric_name": task.metric_name,
+        "metric": _mean_metric(test),
+        "metric_last": last_metric,
+        "best_round": best["round"],
+        "val_metric": best["val_metric"],
+        "rounds_run": len(history),
+        "converged": converged,
+        "stopped_early": bool(cfg.early_stop and len(history) < cfg.rounds and converged),
+        "scores": test[0] if len(test) == 1 else None,
+        "per_client": per_client,
+        "worst_client": min(per_client),
+    }, items
 
 
 def _progress(cfg: ExperimentConfig, done: int, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=cfg.rounds, initial=done, desc=f"{cfg.task} {cfg.method}", unit="round", disable=not enabled, leave=False)
+    return tqdm(
+        total=cfg.rounds, initial=done, desc=f"{cfg.task} {cfg.method}", unit="round", disable=not enabled, leave=False
+    )

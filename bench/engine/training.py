@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bench.data.tokenize import IGNORE, Encoded
-from bench.privacy import PrivateTraining, UnitPrivateTraining
+from bench.federation.privacy import PrivateTraining, UnitPrivateTraining
 
 EVAL_BATCH = 64
 
@@ -49,7 +49,9 @@ def example_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     Under DP-SGD this keeps one sentence's gradient independent of the other sentences in its
     batch (the HF loss averages over all the batch's tokens, so a sentence's weight would
     depend on its neighbours' lengths and the clipping bound would not bound sensitivity)."""
-    per_token = nn.functional.cross_entropy(logits.transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none")
+    per_token = nn.functional.cross_entropy(
+        logits.transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none"
+    )
     labelled = (labels != IGNORE).float()
     return ((per_token * labelled).sum(1) / labelled.sum(1).clamp(min=1.0)).mean()
 
@@ -63,8 +65,9 @@ def _private_loss(forward, inputs: dict, kind: str) -> torch.Tensor:
     return example_mean_loss(logits, labels)
 
 
-def epoch_batches(rows: np.ndarray, encoded: Encoded, batch_size: int, generator: torch.Generator,
-                  buckets: int = 0) -> list[np.ndarray]:  # fmt: skip
+def epoch_batches(
+    rows: np.ndarray, encoded: Encoded, batch_size: int, generator: torch.Generator, buckets: int = 0
+) -> list[np.ndarray]:
     """One epoch's batches: a seeded shuffle cut into batches; with `buckets` = W > 0, each
     window of W batches of the shuffle is sorted by row length before it is cut and the batches
     are shuffled again, so a batch holds rows of similar length (less padding) while which rows
@@ -80,10 +83,25 @@ def epoch_batches(rows: np.ndarray, encoded: Encoded, batch_size: int, generator
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: str, pad_id: int, epochs: int,
-                batch_size: int, lr: float, warmup_ratio: float, seed: int, penalty=None, dp=None,
-                before_forward=None, device="cpu", row_units: np.ndarray | None = None,
-                length_buckets: int = 0) -> tuple[float, tuple | None]:  # fmt: skip
+def train_local(
+    model: nn.Module,
+    encoded: Encoded,
+    rows: np.ndarray,
+    *,
+    kind: str,
+    pad_id: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    warmup_ratio: float,
+    seed: int,
+    penalty=None,
+    dp=None,
+    before_forward=None,
+    device="cpu",
+    row_units: np.ndarray | None = None,
+    length_buckets: int = 0,
+) -> tuple[float, tuple | None]:
     """Epochs of AdamW with linear warm-up over `rows`.
 
     Returns the mean training loss and, with DP, the accountant entry (sigma, rate, steps), where
@@ -111,7 +129,11 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
     if private:
         batches = private.batches(rows, steps, generator)
     else:
-        batches = (batch for _ in range(epochs) for batch in epoch_batches(rows, encoded, batch_size, generator, length_buckets))
+        batches = (
+            batch
+            for _ in range(epochs)
+            for batch in epoch_batches(rows, encoded, batch_size, generator, length_buckets)
+        )
     forward = private.module if private else model
     model.train()
     losses, drawn = [], 0
@@ -144,8 +166,9 @@ def train_local(model: nn.Module, encoded: Encoded, rows: np.ndarray, *, kind: s
 
 
 @torch.no_grad()
-def predict(model: nn.Module, encoded: Encoded, rows: list[int], *, kind: str, pad_id: int, before_forward=None,
-            device="cpu") -> list:  # fmt: skip
+def predict(
+    model: nn.Module, encoded: Encoded, rows: list[int], *, kind: str, pad_id: int, before_forward=None, device="cpu"
+) -> list:
     """Per row: NER the predicted label ids at labelled (first sub-word) positions; else probabilities."""
     model.eval()
     out: dict[int, object] = {}

@@ -12,19 +12,19 @@ import time
 import numpy as np
 import torch
 
-from baselines import METHODS, Job, Result
-from bench.budgets import blocks_for
-from bench.comm import detach_state, load_state, tensor_bytes
-from bench.compress import codec_for
 from bench.config import ExperimentConfig
 from bench.engine.prefix_cache import PrefixCache, cache_plan
 from bench.engine.prepare import PreparedTask, Split
 from bench.engine.scoring import all_examples, score_predictions
 from bench.engine.training import predict, train_local
-from bench.layers import discover_layers
-from bench.models import build_model
-from bench.privacy import DpPlan
-from bench.synth.cache import cache_root
+from bench.federation.budgets import blocks_for
+from bench.federation.comm import Job, Result, detach_state, load_state, tensor_bytes
+from bench.federation.compress import codec_for
+from bench.federation.privacy import DpPlan
+from bench.model.build import build_model
+from bench.model.layers import discover_layers
+from bench.registry import METHODS
+from bench.store import cache_root
 
 
 def client_seed(seed: int, client: int, round_: int) -> int:
@@ -73,8 +73,18 @@ class Worker:
         splits = {name: getattr(self.task, name).encoded for name in ("train", "validation", "test")}
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         try:
-            cache = PrefixCache(self.model, self.layers, k, where, splits, self.task.pad_id, self.device, dtype,
-                                budget_bytes=self.cfg.prefix_cache_mb << 20, store=cache_root() / "prefix")  # fmt: skip
+            cache = PrefixCache(
+                self.model,
+                self.layers,
+                k,
+                where,
+                splits,
+                self.task.pad_id,
+                self.device,
+                dtype,
+                budget_bytes=self.cfg.prefix_cache_mb << 20,
+                store=cache_root() / "prefix",
+            )
         except MemoryError as e:
             return None, f"not used: {e}"
         return cache, f"blocks 0-{k - 1} cached ({cache.bytes / 2**20:.1f} MiB)"
@@ -92,14 +102,23 @@ class Worker:
 
     def info(self) -> dict:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        return {"trainable_params": trainable, "total_params": self.total_params, "n_blocks": self.layers.n_blocks,
-                "prefix_cache": self.cache_note, **self.method.describe()}  # fmt: skip
+        return {
+            "trainable_params": trainable,
+            "total_params": self.total_params,
+            "n_blocks": self.layers.n_blocks,
+            "prefix_cache": self.cache_note,
+            **self.method.describe(),
+        }
 
     def cache_report(self) -> dict | None:
         """Whether the prefix cache's disk entry existed at the start, and what this worker computed."""
         if self.cache is None:
             return None
-        return {"reused": self.cache.reused, "build_s": round(self.cache.build_s, 3), "rows_computed": self.cache.filled}
+        return {
+            "reused": self.cache.reused,
+            "build_s": round(self.cache.build_s, 3),
+            "rows_computed": self.cache.filled,
+        }
 
     def close(self) -> None:
         """Keep what the prefix cache computed for the next cell with the same frozen prefix."""
@@ -109,7 +128,9 @@ class Worker:
     def initial_state(self) -> dict[str, torch.Tensor]:
         return detach_state(self.model, self.trainable)
 
-    def train(self, states: dict, jobs: list[Job], round_: int, residuals: dict | None = None, kits: dict | None = None) -> list[Result]:
+    def train(
+        self, states: dict, jobs: list[Job], round_: int, residuals: dict | None = None, kits: dict | None = None
+    ) -> list[Result]:
         """Each job's local training; with --compress, the update goes out encoded (and a client
         with error feedback gets back what it kept, to add next round); with secure aggregation
         (`kits`), it goes out masked: the server never sees it in the clear."""
@@ -124,14 +145,25 @@ class Worker:
             rows = self.task.train.rows(job.examples)
             t0 = time.perf_counter()
             loss, dp_steps = train_local(
-                self.model, self.task.train.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
-                epochs=self.cfg.local_epochs, batch_size=self.cfg.batch_size, lr=self.lr,
-                warmup_ratio=self.cfg.warmup_ratio, seed=client_seed(self.cfg.seed, job.client, round_),
-                penalty=(lambda m, s=start: self.method.penalty(m, s)), dp=self.dp,
-                before_forward=self._feeder("train"), device=self.device,
-                row_units=self.task.train_units[self.cfg.dp_unit][rows] if self.dp and self.cfg.dp_unit != "row" else None,
+                self.model,
+                self.task.train.encoded,
+                rows,
+                kind=self.task.kind,
+                pad_id=self.task.pad_id,
+                epochs=self.cfg.local_epochs,
+                batch_size=self.cfg.batch_size,
+                lr=self.lr,
+                warmup_ratio=self.cfg.warmup_ratio,
+                seed=client_seed(self.cfg.seed, job.client, round_),
+                penalty=(lambda m, s=start: self.method.penalty(m, s)),
+                dp=self.dp,
+                before_forward=self._feeder("train"),
+                device=self.device,
+                row_units=self.task.train_units[self.cfg.dp_unit][rows]
+                if self.dp and self.cfg.dp_unit != "row"
+                else None,
                 length_buckets=self.cfg.length_buckets,
-            )  # fmt: skip
+            )
             train_s = time.perf_counter() - t0
             state, kept = detach_state(self.model, sent), None
             if kits is not None:
@@ -156,8 +188,20 @@ class Worker:
         load_state(self.model, state)
         data: Split = getattr(self.task, split)
         rows = data.rows(examples).tolist()
-        return dict(zip(rows, predict(self.model, data.encoded, rows, kind=self.task.kind, pad_id=self.task.pad_id,
-                                      before_forward=self._feeder(split), device=self.device)))  # fmt: skip
+        return dict(
+            zip(
+                rows,
+                predict(
+                    self.model,
+                    data.encoded,
+                    rows,
+                    kind=self.task.kind,
+                    pad_id=self.task.pad_id,
+                    before_forward=self._feeder(split),
+                    device=self.device,
+                ),
+            )
+        )
 
     def predict_batch(self, requests: list[tuple[int, str, list]], *states: dict) -> list[tuple[dict, float]]:
         """Several predictions in one call, with the seconds each took."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.data.i2b2_2010 import TEST_CON_DIR, TEST_TXT_DIR, TRAIN_DIR
+from bench.data.layouts import I2B2_2010_TEST_CON_DIR as TEST_CON_DIR
+from bench.data.layouts import I2B2_2010_TEST_TXT_DIR as TEST_TXT_DIR
+from bench.data.layouts import I2B2_2010_TRAIN_DIR as TRAIN_DIR
 from bench.data.spans import Span
 from bench.synth.concepts import sentence
 from bench.synth.sites import SITES, SiteStyle
@@ -68,4 +70,6 @@ def write(root: Path, rng: random.Random, docs_per_site: int) -> None:
     for name, site in SITES.items():
         for i in range(max(2, docs_per_site // 3)):
             stem = test_name(name, i)
-            write_document(rng, site, root / TEST_TXT_DIR / f"{stem}.txt", root / TEST_CON_DIR / f"{stem}.con", test=True)
+            write_document(
+                rng, site, root / TEST_TXT_DIR / f"{stem}.txt", root / TEST_CON_DIR / f"{stem}.con", test=True
+            )

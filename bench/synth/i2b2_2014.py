@@ -6,22 +6,35 @@ import random
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from bench.data.i2b2_2014 import SPLIT_DIRS
+from bench.data.layouts import I2B2_2014_SPLIT_DIRS as SPLIT_DIRS
 from bench.synth import lexicon
 from bench.synth.concepts import sentence
 from bench.synth.sites import SITES
 
 CATEGORY = {
-    "PATIENT": "NAME", "DOCTOR": "NAME", "PROFESSION": "PROFESSION", "CITY": "LOCATION",
-    "STATE": "LOCATION", "HOSPITAL": "LOCATION", "AGE": "AGE", "DATE": "DATE", "PHONE": "CONTACT",
-    "MEDICALRECORD": "ID", "IDNUM": "ID",
-}  # fmt: skip
+    "PATIENT": "NAME",
+    "DOCTOR": "NAME",
+    "PROFESSION": "PROFESSION",
+    "CITY": "LOCATION",
+    "STATE": "LOCATION",
+    "HOSPITAL": "LOCATION",
+    "AGE": "AGE",
+    "DATE": "DATE",
+    "PHONE": "CONTACT",
+    "MEDICALRECORD": "ID",
+    "IDNUM": "ID",
+}
 PHI_TEMPLATES = [
-    "Record date : {DATE}", "{PATIENT} is a {AGE} year old {PROFESSION} from {CITY} , {STATE} .",
-    "Seen by Dr. {DOCTOR} at {HOSPITAL} on {DATE} .", "MRN : {MEDICALRECORD}", "Contact : {PHONE}",
-    "Follow up with Dr. {DOCTOR} on {DATE} .", "Lives in {CITY} and works as a {PROFESSION} .",
-    "Transferred from {HOSPITAL} , ref {IDNUM} .", "{PATIENT} reports {AGE} years of smoking history .",
-]  # fmt: skip
+    "Record date : {DATE}",
+    "{PATIENT} is a {AGE} year old {PROFESSION} from {CITY} , {STATE} .",
+    "Seen by Dr. {DOCTOR} at {HOSPITAL} on {DATE} .",
+    "MRN : {MEDICALRECORD}",
+    "Contact : {PHONE}",
+    "Follow up with Dr. {DOCTOR} on {DATE} .",
+    "Lives in {CITY} and works as a {PROFESSION} .",
+    "Transferred from {HOSPITAL} , ref {IDNUM} .",
+    "{PATIENT} reports {AGE} years of smoking history .",
+]
 OFFSET_DEFECT_RATE = 0.02
 
 
@@ -31,14 +44,15 @@ def value(rng: random.Random, phi_type: str) -> str:
         "PATIENT": f"{rng.choice(lexicon.FIRST_NAMES)} {rng.choice(lexicon.LAST_NAMES)}",
         "DOCTOR": rng.choice(lexicon.LAST_NAMES),
         "PROFESSION": rng.choice(lexicon.PROFESSIONS),
-        "CITY": city, "STATE": state,
+        "CITY": city,
+        "STATE": state,
         "HOSPITAL": rng.choice(lexicon.HOSPITALS),
         "AGE": str(rng.randint(19, 92)),
         "DATE": f"{rng.randint(2060, 2099)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         "PHONE": f"({rng.randint(200, 999)}) {rng.randint(200, 999)}-{rng.randint(1000, 9999)}",
         "MEDICALRECORD": str(rng.randint(1000000, 9999999)),
         "IDNUM": f"{rng.randint(10, 99)}-{rng.randint(100000, 999999)}",
-    }[phi_type]  # fmt: skip
+    }[phi_type]
 
 
 def note(rng: random.Random) -> tuple[str, list[tuple[int, int, str, str]]]:

@@ -29,8 +29,14 @@ SITES = {
     ),
     "partners": SiteStyle(
         "partners",
-        {"hpi": "HISTORY OF PRESENT ILLNESS :", "pmh": "PAST MEDICAL HISTORY :", "exam": "PHYSICAL EXAMINATION :",
-         "labs": "LABORATORY DATA :", "course": "HOSPITAL COURSE :", "plan": "DISPOSITION :"},
+        {
+            "hpi": "HISTORY OF PRESENT ILLNESS :",
+            "pmh": "PAST MEDICAL HISTORY :",
+            "exam": "PHYSICAL EXAMINATION :",
+            "labs": "LABORATORY DATA :",
+            "course": "HOSPITAL COURSE :",
+            "plan": "DISPOSITION :",
+        },
         abbreviate=0.1,
         specialty_weights={"cardiac": 0.15, "pulmonary": 0.45, "renal": 0.15, "general": 0.25},
         type_weights={"problem": 0.3, "test": 0.45, "treatment": 0.25},

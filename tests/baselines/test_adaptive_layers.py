@@ -7,19 +7,27 @@ import pytest
 import torch
 
 from baselines import METHODS
-from bench.aggregate import weighted_average_partial
-from bench.budgets import blocks_for, client_budgets
-from bench.comm import tensor_bytes
 from bench.config import ExperimentConfig
+from bench.engine.layer_probe import choose_blocks
 from bench.engine.prepare import prepare_task
 from bench.engine.server import run_experiment
 from bench.engine.worker import Worker
-from bench.layer_probe import choose_blocks
+from bench.federation.aggregate import weighted_average_partial
+from bench.federation.budgets import blocks_for, client_budgets
+from bench.federation.comm import tensor_bytes
 
 
 def cfg(corpus, **kw):
-    base = dict(task="i2b2-2010", method="layerskip", model="tiny-bert", clients=2, rounds=1, max_length=32,
-                data_dir=str(corpus / "i2b2-2010"), backend="serial")  # fmt: skip
+    base = dict(
+        task="i2b2-2010",
+        method="layerskip",
+        model="tiny-bert",
+        clients=2,
+        rounds=1,
+        max_length=32,
+        data_dir=str(corpus / "i2b2-2010"),
+        backend="serial",
+    )
     return ExperimentConfig(**{**base, **kw})
 
 

@@ -19,8 +19,13 @@ def test_ncbi_disease_counts(ncbi):
 
 def test_shipped_ncbi_disease_needs_no_shared_folder(tmp_path):
     """The corpus ships gzipped with the project: the task reads it from any working folder."""
-    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "ncbi-disease", "--json"],
-                          capture_output=True, text=True, check=True, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.data", "stats", "--task", "ncbi-disease", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     stats = json.loads(proc.stdout)
     assert [stats[s]["sentences"] for s in ("train", "validation", "test")] == [5432, 923, 940]
     assert [stats[s]["entities"]["Disease"] for s in ("train", "validation", "test")] == [5145, 787, 960]
@@ -50,20 +55,31 @@ def test_malformed_line_cli_one_line_exit_2(tmp_path):
     (tmp_path / "test.tsv").write_text("x\tO\n")
     with pytest.raises(DataError, match=r"train\.tsv:2: expected token<TAB>tag"):
         load_task("conll", tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(tmp_path), "--json"],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "train.tsv:2" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
 def test_stats_cli_json(ncbi):
-    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(ncbi), "--json"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(ncbi), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stats = json.loads(proc.stdout)
     assert stats["test"]["sentences"] == 940 and "warnings" in stats
 
 
 def test_unknown_task_suggests(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", "mimic-mortalty", "--json"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.data", "stats", "--task", "mimic-mortalty", "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "did you mean 'mimic-mortality'" in proc.stderr

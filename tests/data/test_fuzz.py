@@ -54,24 +54,53 @@ def test_malformed_files_fail_cleanly(tiny_corpus, tmp_path_factory, task, how, 
         assert "\n" not in str(e) and str(e)
 
 
-@pytest.mark.parametrize("task, folder", [("i2b2-2010", "i2b2-2010"), ("i2b2-2014", "i2b2-2014"), ("mimic-mortality", "mimic-iii"), ("conll", "x")])
+@pytest.mark.parametrize(
+    "task, folder",
+    [("i2b2-2010", "i2b2-2010"), ("i2b2-2014", "i2b2-2014"), ("mimic-mortality", "mimic-iii"), ("conll", "x")],
+)
 def test_empty_folder_cli_exit_2(tmp_path, task, folder):
     (tmp_path / folder).mkdir()
-    proc = subprocess.run([sys.executable, "-m", "bench.data", "stats", "--task", task, "--data-dir", str(tmp_path / folder), "--json"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.data", "stats", "--task", task, "--data-dir", str(tmp_path / folder), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--task", "i2b2-2010", "--method", "fedavg", "--clients", "0", "--out", "x"], "clients must be >= 1"),
-    (["--task", "i2b2-2010", "--method", "layerskip", "--layers", "top:99", "--model", "tiny-bert", "--out", "x"], "K must be between"),
-    (["--task", "i2b2-2010", "--method", "fedavg", "--rounds", "two", "--out", "x"], "invalid int value"),
-    (["--task", "i2b2-2010", "--method", "fedavg", "--partition", "dirichlet:-2", "--out", "x"], "alpha must be a positive"),
-    (["--task", "i2b2-2010", "--method", "fedavg", "--model", "no-such-model", "--out", "x"], "unknown model"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task", "i2b2-2010", "--method", "fedavg", "--clients", "0", "--out", "x"], "clients must be >= 1"),
+        (
+            [
+                "--task",
+                "i2b2-2010",
+                "--method",
+                "layerskip",
+                "--layers",
+                "top:99",
+                "--model",
+                "tiny-bert",
+                "--out",
+                "x",
+            ],
+            "K must be between",
+        ),
+        (["--task", "i2b2-2010", "--method", "fedavg", "--rounds", "two", "--out", "x"], "invalid int value"),
+        (
+            ["--task", "i2b2-2010", "--method", "fedavg", "--partition", "dirichlet:-2", "--out", "x"],
+            "alpha must be a positive",
+        ),
+        (["--task", "i2b2-2010", "--method", "fedavg", "--model", "no-such-model", "--out", "x"], "unknown model"),
+    ],
+)
 def test_bad_flags_one_line_exit_2(tmp_path, argv, message):
-    proc = subprocess.run([sys.executable, "-m", "bench.run", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "final.json").exists()

@@ -10,14 +10,16 @@ from bench.errors import DataError
 
 # Line 2 is blank and counts; tokens count from 0 and the end is inclusive.
 TXT = "Patient denies Chest Pain .\n\nStarted on IV heparin drip for PE .\nCXR clear .\n"
-CON = "\n".join([
-    'c="chest pain" 1:2 1:3||t="problem"',          # case differs from the text
-    'c="chest pain" 1:2 1:3||t="problem"',          # duplicate line
-    'c="iv heparin drip" 3:2 3:5||t="treatment"',   # end one token too far (text says 3)
-    'c="heparin" 3:3 3:3||t="treatment"',           # nested inside the outer span
-    'c="pe" 3:6 3:6||t="problem"',
-    'c="cxr" 4:0 4:0||t="test"',
-])  # fmt: skip
+CON = "\n".join(
+    [
+        'c="chest pain" 1:2 1:3||t="problem"',  # case differs from the text
+        'c="chest pain" 1:2 1:3||t="problem"',  # duplicate line
+        'c="iv heparin drip" 3:2 3:5||t="treatment"',  # end one token too far (text says 3)
+        'c="heparin" 3:3 3:3||t="treatment"',  # nested inside the outer span
+        'c="pe" 3:6 3:6||t="problem"',
+        'c="cxr" 4:0 4:0||t="test"',
+    ]
+)
 
 
 def write_release(root: Path, con: str = CON) -> Path:

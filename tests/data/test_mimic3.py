@@ -10,7 +10,19 @@ from bench.data import load_task
 from bench.data.mimic3 import admission_note, dotted
 from bench.errors import DataError
 
-NOTE_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME", "CATEGORY", "DESCRIPTION", "CGID", "ISERROR", "TEXT"]
+NOTE_COLS = [
+    "ROW_ID",
+    "SUBJECT_ID",
+    "HADM_ID",
+    "CHARTDATE",
+    "CHARTTIME",
+    "STORETIME",
+    "CATEGORY",
+    "DESCRIPTION",
+    "CGID",
+    "ISERROR",
+    "TEXT",
+]
 ADM_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "ADMISSION_TYPE", "HOSPITAL_EXPIRE_FLAG"]
 ICD_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"]
 DIED = "Chief Complaint:\nsepsis\n\nHistory of Present Illness:\n80 yo with septic shock.\nPatient expired, family at bedside.\n\nBrief Hospital Course:\nIntubated.\n\nDischarge Disposition:\nExpired\n"
@@ -32,8 +44,12 @@ def write_release(root: Path, adm_cols=ADM_COLS) -> Path:
         [5, 4, 14, "2150-01-02", "", "", "Discharge summary", "Report", "", "", LIVED],
         [6, 2, 12, "2150-01-01", "", "", "Nursing/other", "Report", "", "", "nursing note"],
     ]
-    adm = [[1, 1, 11, "t", "EMERGENCY", 1], [2, 2, 12, "t", "ELECTIVE", 0], [3, 3, 13, "t", "URGENT", 0],
-           [4, 4, 14, "t", "NEWBORN", 0]]  # fmt: skip
+    adm = [
+        [1, 1, 11, "t", "EMERGENCY", 1],
+        [2, 2, 12, "t", "ELECTIVE", 0],
+        [3, 3, 13, "t", "URGENT", 0],
+        [4, 4, 14, "t", "NEWBORN", 0],
+    ]
     write(root / "NOTEEVENTS.csv.gz", NOTE_COLS, notes)
     write(root / "ADMISSIONS.csv", adm_cols, [r[: len(adm_cols)] for r in adm])
     write(root / "DIAGNOSES_ICD.csv", ICD_COLS, [[1, 1, 11, 1, "78552"], [2, 2, 12, 1, "4019"], [3, 4, 14, 1, "E8809"]])

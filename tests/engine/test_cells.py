@@ -15,7 +15,11 @@ def _comparable(value):
     """A result without what legitimately differs between executions: timings, host, and whether
     the prefix cache was found on disk (which cell builds it first depends on scheduling)."""
     if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items() if not k.endswith("_s") and k not in ("host", "prefix_cache_reuse", "prefix_cache")}
+        return {
+            k: _comparable(v)
+            for k, v in value.items()
+            if not k.endswith("_s") and k not in ("host", "prefix_cache_reuse", "prefix_cache")
+        }
     if isinstance(value, list):
         return [_comparable(v) for v in value]
     return value
@@ -41,10 +45,28 @@ methods: [{method: fedavg}, {method: layerskip, layers: "top:1"}]
 partitions: [iid, "dirichlet:0.5"]
 seeds: [0, 1]
 """)
+
     # the README's cluster command, with this test's grid, data root, model and address
     def run(*extra):
-        return subprocess.run([sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--data-dir", str(tiny_corpus),
-                               "--model", "tiny-bert", *extra], capture_output=True, text=True, cwd=ROOT, check=True, timeout=600)  # fmt: skip
+        return subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "run_all.py"),
+                "--grid",
+                str(grid),
+                "--data-dir",
+                str(tiny_corpus),
+                "--model",
+                "tiny-bert",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+            timeout=600,
+        )
+
     run("--out", str(tmp_path / "serial"))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
@@ -91,7 +113,7 @@ def test_follow_up_cells_jump_the_queue(tmp_path, monkeypatch):
     points; a follow-up that is already stored is skipped (and may release its own)."""
     from types import SimpleNamespace
 
-    from bench import runner
+    from bench.protocol import runner
 
     order = []
     monkeypatch.setattr(runner, "run_cell", lambda cell, runs, resume: order.append(cell.run_id) or "ok")
@@ -99,8 +121,13 @@ def test_follow_up_cells_jump_the_queue(tmp_path, monkeypatch):
     (tmp_path / "stored").mkdir()
     (tmp_path / "stored" / "final.json").write_text("{}")
     follow = {"a2": ["seed-a", "stored"], "stored": ["after-stored"]}
-    runner.run_cells([cell("a1"), cell("a2"), cell("b1")], tmp_path, False, "test",
-                     then=lambda c, status: [cell(n) for n in follow.get(c.run_id, [])])  # fmt: skip
+    runner.run_cells(
+        [cell("a1"), cell("a2"), cell("b1")],
+        tmp_path,
+        False,
+        "test",
+        then=lambda c, status: [cell(n) for n in follow.get(c.run_id, [])],
+    )
     assert order == ["a1", "a2", "seed-a", "after-stored", "b1"]
 
 
@@ -114,8 +141,13 @@ def test_parallel_cells_run_the_follow_ups_progress_returns():
     cell = lambda name: SimpleNamespace(run_id=name, config=cfg)  # noqa: E731
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        statuses = run_cells_parallel([cell("a"), cell("b")], lambda c: "ok", 2, None,
-                                      lambda c, status: [cell("seed-a")] if c.run_id == "a" else [])  # fmt: skip
+        statuses = run_cells_parallel(
+            [cell("a"), cell("b")],
+            lambda c: "ok",
+            2,
+            None,
+            lambda c, status: [cell("seed-a")] if c.run_id == "a" else [],
+        )
     finally:
         ray.shutdown()
     assert statuses == {"a": "ok", "b": "ok", "seed-a": "ok"}

@@ -1,17 +1,25 @@
-"""Raising the round cap or the patience takes over the same cell's stored run (bench.extend)."""
+"""Raising the round cap or the patience takes over the same cell's stored run (bench.protocol.extend)."""
 
 from __future__ import annotations
 
 import json
 
 from bench.config import ExperimentConfig
-from bench.grid import Cell
-from bench.runner import run_cell
+from bench.protocol.grid import Cell
+from bench.protocol.runner import run_cell
 
 
 def _cfg(corpus, **kw) -> ExperimentConfig:
-    base = dict(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=2, max_length=32,
-                data_dir=str(corpus / "i2b2-2010"), backend="serial")  # fmt: skip
+    base = dict(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=2,
+        rounds=2,
+        max_length=32,
+        data_dir=str(corpus / "i2b2-2010"),
+        backend="serial",
+    )
     return ExperimentConfig(**{**base, **kw})
 
 
@@ -55,7 +63,7 @@ def test_a_stalled_run_stands_as_is_and_private_or_unfinished_runs_are_not_taken
     assert (runs / long.run_id / "rounds.jsonl").read_text().count("\n") == 5
     assert (runs / long.run_id / "checkpoint.pt").is_file(), "kept, so a longer patience can still continue it"
 
-    from bench import extend
+    from bench.protocol import extend
 
     assert extend.predecessor(_stopping(tiny_corpus, rounds=12, lr=1e-3), runs) is None  # another cell
     (runs / short.run_id / "final.json").unlink()  # unfinished (maybe running now): left alone
@@ -76,14 +84,14 @@ def test_more_patience_continues_a_run_that_stopped_early_with_the_numbers_of_a_
     assert extended["rounds_run"] == alone["rounds_run"] > 5
     for key in ("metric", "val_metric", "best_round", "metric_last", "converged"):
         assert extended[key] == alone[key], key
-    from bench import extend
+    from bench.protocol import extend
 
     assert extend.predecessor(_stopping(tiny_corpus, patience=2, rounds=4), runs) is None, "never from a higher cap"
 
 
 def test_a_private_run_never_extends(tiny_corpus, tmp_path):
     """DP calibrates its noise to the planned rounds: a higher cap is a different run."""
-    from bench import extend
+    from bench.protocol import extend
 
     runs = tmp_path / "runs"
     short = _cfg(tiny_corpus, rounds=1, method="layerskip", dp_epsilon=4.0)

@@ -6,16 +6,24 @@ import pytest
 import torch
 
 import bench.engine.worker as worker_module
-from baselines.base import Result
 from bench.config import ExperimentConfig
 from bench.engine.faults import screen_updates
 from bench.engine.server import run_experiment
 from bench.engine.training import Diverged
+from bench.federation.comm import Result
 
 
 def cfg(corpus, **kw):
-    base = dict(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=4, rounds=2, max_length=32,
-                cpus_per_worker=1, data_dir=str(corpus / "i2b2-2010"))  # fmt: skip
+    base = dict(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=4,
+        rounds=2,
+        max_length=32,
+        cpus_per_worker=1,
+        data_dir=str(corpus / "i2b2-2010"),
+    )
     return ExperimentConfig(**{**base, **kw})
 
 
@@ -34,7 +42,9 @@ def test_screen_rejects_nan_and_outliers():
 
 
 def test_dropout_and_stragglers_are_recorded_and_weighted(tiny_corpus, tmp_path):
-    run_experiment(cfg(tiny_corpus, dropout=0.3, straggler_frac=0.3, rounds=3, backend="serial"), tmp_path, progress=False)
+    run_experiment(
+        cfg(tiny_corpus, dropout=0.3, straggler_frac=0.3, rounds=3, backend="serial"), tmp_path, progress=False
+    )
     lines = rounds(tmp_path)
     one_client_bytes = None
     for line in lines:

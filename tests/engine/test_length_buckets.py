@@ -40,13 +40,31 @@ def test_buckets_cover_every_row_once_are_seeded_and_pad_less():
 def test_buckets_are_refused_under_dp():
     with pytest.raises(BenchError, match="length_buckets"):
         ExperimentConfig(task="conll", method="fedavg", length_buckets=4, dp_epsilon=8.0)
-    assert ExperimentConfig(task="conll", method="fedavg").run_id == ExperimentConfig(task="conll", method="fedavg", length_buckets=0).run_id
-    assert ExperimentConfig(task="conll", method="fedavg", length_buckets=4).run_id != ExperimentConfig(task="conll", method="fedavg").run_id
+    assert (
+        ExperimentConfig(task="conll", method="fedavg").run_id
+        == ExperimentConfig(task="conll", method="fedavg", length_buckets=0).run_id
+    )
+    assert (
+        ExperimentConfig(task="conll", method="fedavg", length_buckets=4).run_id
+        != ExperimentConfig(task="conll", method="fedavg").run_id
+    )
 
 
 def test_a_run_with_buckets_trains(tiny_corpus, tmp_path):
     from bench.engine.server import run_experiment
 
-    final = run_experiment(ExperimentConfig(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, max_length=48,
-                                            data_dir=str(tiny_corpus / "i2b2-2010"), length_buckets=4), tmp_path, progress=False)  # fmt: skip
+    final = run_experiment(
+        ExperimentConfig(
+            task="i2b2-2010",
+            method="fedavg",
+            model="tiny-bert",
+            clients=2,
+            rounds=1,
+            max_length=48,
+            data_dir=str(tiny_corpus / "i2b2-2010"),
+            length_buckets=4,
+        ),
+        tmp_path,
+        progress=False,
+    )
     assert final["status"] == "ok" and final["config"]["length_buckets"] == 4 and np.isfinite(final["metric"])

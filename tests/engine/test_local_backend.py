@@ -11,8 +11,16 @@ from bench.engine.server import run_experiment
 
 
 def run(tiny_corpus, out, **kw):
-    settings = dict(task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=2, cpus_per_worker=1,
-                    data_dir=str(tiny_corpus / "i2b2-2010"), max_length=48)  # fmt: skip
+    settings = dict(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=3,
+        rounds=2,
+        cpus_per_worker=1,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        max_length=48,
+    )
     cfg = ExperimentConfig(**{**settings, **kw})
     final = run_experiment(cfg, out, progress=False)
     return final, [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
@@ -78,12 +86,18 @@ def test_grid_cells_run_one_at_a_time_get_the_default_execution(monkeypatch):
     import argparse
 
     import run_all
-    from bench.grid import expand
+    from bench.protocol.grid import expand
 
     monkeypatch.delenv("BENCH_WORKERS", raising=False)
     monkeypatch.setattr(execution, "usable_cores", lambda: 2)
-    grid = {"_path": "test.yaml", "defaults": {"clients": 4}, "tasks": ["conll"], "methods": [{"method": "fedavg"}, {"method": "centralized"},
-            {"method": "lora", "backend": "serial"}], "partitions": ["iid"], "seeds": [0]}  # fmt: skip
+    grid = {
+        "_path": "test.yaml",
+        "defaults": {"clients": 4},
+        "tasks": ["conll"],
+        "methods": [{"method": "fedavg"}, {"method": "centralized"}, {"method": "lora", "backend": "serial"}],
+        "partitions": ["iid"],
+        "seeds": [0],
+    }
     cells = expand(grid)
     args = argparse.Namespace(model=None, data_dir=None, parallel=1, ray_address=None)
     chosen = {c.config.method: c.config for c in run_all.overridden(cells, args)}

@@ -4,16 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.base import Job
 from bench.config import ExperimentConfig
 from bench.engine.prefix_cache import cache_plan
 from bench.engine.prepare import prepare_task
 from bench.engine.worker import Worker
+from bench.federation.comm import Job
 
 
 def worker(corpus, model, cache, method="layerskip", layers="top:1"):
-    cfg = ExperimentConfig(task="i2b2-2010", method=method, layers=layers if method == "layerskip" else None, model=model,
-                           clients=2, data_dir=str(corpus / "i2b2-2010"), max_length=48, prefix_cache=cache)  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method=method,
+        layers=layers if method == "layerskip" else None,
+        model=model,
+        clients=2,
+        data_dir=str(corpus / "i2b2-2010"),
+        max_length=48,
+        prefix_cache=cache,
+    )
     task = prepare_task(cfg)
     w = Worker(cfg.to_dict(), task)
     for m in w.model.modules():  # dropout off: the one documented source of difference
@@ -38,8 +46,10 @@ def test_cached_and_uncached_training_agree(tiny_corpus, model):
     assert scores["on"] == pytest.approx(scores["off"], abs=0.02)
 
 
-@pytest.mark.parametrize("method, layers, expect", [("layerskip", "top:1", 1), ("layerskip", "bottom:1", None),
-                                                    ("fedavg", None, None), ("lora", None, None)])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, layers, expect",
+    [("layerskip", "top:1", 1), ("layerskip", "bottom:1", None), ("fedavg", None, None), ("lora", None, None)],
+)
 def test_cache_applies_only_above_a_frozen_prefix(tiny_corpus, method, layers, expect):
     w, _ = worker(tiny_corpus, "tiny-bert", "on", method=method, layers=layers)
     k, why = cache_plan(w.model, w.layers) if w.cache is None else (w.cache.k, "")
@@ -48,8 +58,15 @@ def test_cache_applies_only_above_a_frozen_prefix(tiny_corpus, method, layers, e
 
 
 def test_cache_budget_falls_back_to_uncached(tiny_corpus):
-    cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", model="tiny-bert", clients=2,
-                           data_dir=str(tiny_corpus / "i2b2-2010"), prefix_cache_mb=0)  # fmt: skip
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="layerskip",
+        layers="top:1",
+        model="tiny-bert",
+        clients=2,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        prefix_cache_mb=0,
+    )
     w = Worker(cfg.to_dict(), prepare_task(cfg))
     assert w.cache is None and "budget" in w.info()["prefix_cache"]
     assert np.isfinite(w.train({"global": w.initial_state()}, [Job(0, w.task.clients[0][:4])], 0)[0].loss)
@@ -64,8 +81,17 @@ def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     # a pre-trained model: seeds change the head and the client streams, never the frozen prefix
-    base = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", model="minilm", clients=2, rounds=1,
-                            max_length=32, train_subsample=40, data_dir=str(tiny_corpus / "i2b2-2010"))  # fmt: skip
+    base = ExperimentConfig(
+        task="i2b2-2010",
+        method="layerskip",
+        layers="top:1",
+        model="minilm",
+        clients=2,
+        rounds=1,
+        max_length=32,
+        train_subsample=40,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+    )
     seen = []
     for seed in (0, 1, 2):
         for lr in (1e-3, 3e-3):
@@ -74,7 +100,9 @@ def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_
     assert seen[0]["reused"] is False and all(p["reused"] for p in seen[1:])
     assert seen[0]["rows_computed"] > 0 and all(p["rows_computed"] == 0 and p["build_s"] == 0 for p in seen[1:])
     assert len(list((tmp_path / "cache" / "prefix").glob("*.pt"))) == 1
-    other = run_experiment(base.with_settings(layers="top:2"), tmp_path / "other", progress=False)  # one block less frozen
+    other = run_experiment(
+        base.with_settings(layers="top:2"), tmp_path / "other", progress=False
+    )  # one block less frozen
     assert other["prefix_cache"]["reused"] is False
     assert len(list((tmp_path / "cache" / "prefix").glob("*.pt"))) == 2
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.data.divergence import client_divergences, label_matrix
 from bench.errors import BenchError
 from partitions import parse_partition
-from partitions.divergence import client_divergences, label_matrix
 from partitions.site import clients_per_site
 
 SPECS = ["iid", "dirichlet:0.5", "dirichlet:5", "quantity:1", "quantity:10", "site"]
@@ -74,10 +74,16 @@ def test_site_split_keeps_sites_apart():
 
 @pytest.mark.parametrize(
     "spec, clients, message",
-    [("dirichlet", 2, "needs a parameter"), ("dirichlet:-1", 2, "positive"), ("dirichlet:abc", 2, "not a number"),
-     ("iid:3", 2, "takes no parameter"), ("dirchlet:0.5", 2, "did you mean 'dirichlet'"), ("iid", 100, "cannot give"),
-     ("site", 1, "fewer than the 2 sites")],
-)  # fmt: skip
+    [
+        ("dirichlet", 2, "needs a parameter"),
+        ("dirichlet:-1", 2, "positive"),
+        ("dirichlet:abc", 2, "not a number"),
+        ("iid:3", 2, "takes no parameter"),
+        ("dirchlet:0.5", 2, "did you mean 'dirichlet'"),
+        ("iid", 100, "cannot give"),
+        ("site", 1, "fewer than the 2 sites"),
+    ],
+)
 def test_bad_arguments_are_named(spec, clients, message):
     labels, sites = ["x"] * 40, ["a"] * 20 + ["b"] * 20
     with pytest.raises(BenchError, match=message):
@@ -90,16 +96,42 @@ def test_too_small_alpha_fails_clearly_not_forever():
         parse_partition("dirichlet:0.01").split(labels, labels, 10, seed=0)
 
 
-@pytest.mark.parametrize("task, subdir, spec", [
-    ("i2b2-2010", "i2b2-2010", "dirichlet:0.5"), ("i2b2-2014", "i2b2-2014", "quantity:1"),
-    ("mimic-mortality", "mimic-iii", "site"), ("mimic-icd50", "mimic-iii", "iid"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "task, subdir, spec",
+    [
+        ("i2b2-2010", "i2b2-2010", "dirichlet:0.5"),
+        ("i2b2-2014", "i2b2-2014", "quantity:1"),
+        ("mimic-mortality", "mimic-iii", "site"),
+        ("mimic-icd50", "mimic-iii", "iid"),
+    ],
+)
 def test_show_cli_on_every_task(tiny_corpus, tmp_path, task, subdir, spec):
     clients = 6 if spec == "site" else 3
     png = tmp_path / "p.png"
-    out = subprocess.run([sys.executable, "-m", "partitions", "show", "--task", task, "--data-dir", str(tiny_corpus / subdir),
-                          "--partition", spec, "--clients", str(clients), "--seed", "1", "--json", "--plot", str(png)],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "partitions",
+            "show",
+            "--task",
+            task,
+            "--data-dir",
+            str(tiny_corpus / subdir),
+            "--partition",
+            spec,
+            "--clients",
+            str(clients),
+            "--seed",
+            "1",
+            "--json",
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     shown = json.loads(out.stdout)
     assert [c["id"] for c in shown["clients"]] == list(range(clients))
     assert 0 <= shown["divergence"] <= 1
@@ -108,7 +140,7 @@ def test_show_cli_on_every_task(tiny_corpus, tmp_path, task, subdir, spec):
 
 def test_show_on_ncbi(ncbi):
     from bench.data import load_task
-    from partitions.show import describe
+    from bench.data.partition_view import describe
 
     shown = describe(load_task("conll", ncbi), "dirichlet:0.5", 5, seed=0)
     assert sum(c["size"] for c in shown["clients"]) == 5432

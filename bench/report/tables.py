@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.stats import paired_bootstrap, seed_interval
+from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
+from bench.report.stats import paired_bootstrap, seed_interval
 
 MATCHED_SHARE = 0.98  # of centralized's best validation metric
 IDENTITY_FREE = {"seed"}
@@ -17,7 +18,6 @@ def cell_key(run: dict) -> tuple:
     """A run's cell: every computed setting except the seed (configured DP target included,
     never the epsilon actually spent). A setting a stored config predates counts as its default,
     so runs stored before a setting existed share a cell with later ones."""
-    from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
 
     config = {**SETTING_DEFAULTS, **run["config"]}
     return tuple(sorted((k, str(v)) for k, v in config.items() if k not in IDENTITY_FREE | EXECUTION_ONLY))
@@ -39,7 +39,14 @@ def method_label(run: dict) -> str:
 
 def _context(cfg: dict) -> tuple:
     """What a run is compared within: the same task, data, model, DP target and level."""
-    return (cfg["task"], cfg.get("data_dir"), cfg["model"], cfg.get("dp_epsilon"), cfg.get("noise_multiplier"), cfg.get("dp_level"))
+    return (
+        cfg["task"],
+        cfg.get("data_dir"),
+        cfg["model"],
+        cfg.get("dp_epsilon"),
+        cfg.get("noise_multiplier"),
+        cfg.get("dp_level"),
+    )
 
 
 def _by_seed(runs: list[dict]) -> dict[int, dict]:
@@ -62,20 +69,26 @@ def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None
     if not other:
         return None
     theirs = _by_seed(other)
-    pairs = [(r["test_items"], theirs[r["config"]["seed"]]["test_items"]) for r in mine
-             if r["config"]["seed"] in theirs and r.get("test_items") and theirs[r["config"]["seed"]].get("test_items")]  # fmt: skip
+    pairs = [
+        (r["test_items"], theirs[r["config"]["seed"]]["test_items"])
+        for r in mine
+        if r["config"]["seed"] in theirs and r.get("test_items") and theirs[r["config"]["seed"]].get("test_items")
+    ]
     return paired_bootstrap(kind, pairs, n_labels) if pairs else None
 
 
 def main_table(runs: list[dict]) -> list[dict]:
     """One row per cell over its finished seeds; runs are final.json records with `history`
-    and `test_items` attached (bench.report.load_runs)."""
+    and `test_items` attached (bench.store.load_runs)."""
     ok = [r for r in runs if r.get("status") == "ok"]
     cells: dict[tuple, list[dict]] = {}
     for r in ok:
         cells.setdefault(cell_key(r), []).append(r)
-    fedavg = {_context(rs[0]["config"]) + (rs[0]["config"]["partition"],): rs for rs in cells.values()
-              if rs[0]["config"]["method"] == "fedavg"}  # fmt: skip
+    fedavg = {
+        _context(rs[0]["config"]) + (rs[0]["config"]["partition"],): rs
+        for rs in cells.values()
+        if rs[0]["config"]["method"] == "fedavg"
+    }
     central = {_context(rs[0]["config"]): rs for rs in cells.values() if rs[0]["config"]["method"] == "centralized"}
     table = []
     for rs in cells.values():
@@ -94,29 +107,48 @@ def main_table(runs: list[dict]) -> list[dict]:
             matched.append(matched_cost(r, MATCHED_SHARE * best if best is not None else None))
         reached = [m for m in matched if m[0] is not None]
         rounds_run = [r.get("rounds_run") or r.get("rounds") or 1 for r in rs]
-        table.append({
-            "task": cfg["task"], "method": method_label(rs[0]), "partition": cfg["partition"],
-            "epsilon": cfg.get("dp_epsilon"), "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
-            "dp_level": (cfg.get("dp_level") if cfg.get("dp_level") == "client" else f"sample, per {cfg.get('dp_unit', 'row')}")
-                        if cfg.get("dp_epsilon") is not None or cfg.get("noise_multiplier") is not None else None,
-            "seeds": len(rs), "metric": stats["mean"], "metric_std": stats["std"], "metric_ci95": stats["ci95"],
-            "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
-            "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
-            "rounds_run": float(np.mean(rounds_run)),
-            "converged": sum(bool(r.get("converged")) for r in rs),
-            "bytes_per_round": float(np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])),
-            "bytes_total": total,
-            "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
-            "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - stats["mean"]) if cen else None,
-            "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
-            "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
-            "matched_seeds": len(reached),
-            "matched_rounds": float(np.mean([m[0] for m in reached])) if reached else None,
-            "matched_bytes": float(np.mean([m[1] for m in reached])) if reached else None,
-            "communicates": total > 0,
-            "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
-        })  # fmt: skip
-    return sorted(table, key=lambda t: (t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"]))
+        table.append(
+            {
+                "task": cfg["task"],
+                "method": method_label(rs[0]),
+                "partition": cfg["partition"],
+                "epsilon": cfg.get("dp_epsilon"),
+                "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
+                "dp_level": (
+                    cfg.get("dp_level")
+                    if cfg.get("dp_level") == "client"
+                    else f"sample, per {cfg.get('dp_unit', 'row')}"
+                )
+                if cfg.get("dp_epsilon") is not None or cfg.get("noise_multiplier") is not None
+                else None,
+                "seeds": len(rs),
+                "metric": stats["mean"],
+                "metric_std": stats["std"],
+                "metric_ci95": stats["ci95"],
+                "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
+                "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
+                "rounds_run": float(np.mean(rounds_run)),
+                "converged": sum(bool(r.get("converged")) for r in rs),
+                "bytes_per_round": float(
+                    np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
+                ),
+                "bytes_total": total,
+                "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
+                "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - stats["mean"])
+                if cen
+                else None,
+                "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
+                "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
+                "matched_seeds": len(reached),
+                "matched_rounds": float(np.mean([m[0] for m in reached])) if reached else None,
+                "matched_bytes": float(np.mean([m[1] for m in reached])) if reached else None,
+                "communicates": total > 0,
+                "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
+            }
+        )
+    return sorted(
+        table, key=lambda t: (t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"])
+    )
 
 
 def fmt_bytes(value: float | None) -> str:
@@ -158,7 +190,11 @@ COLUMNS = [  # (header, formatter, shown only when some row has a DP target)
     ("task", lambda t: t["task"], False),
     ("method", lambda t: t["method"], False),
     ("partition", lambda t: t["partition"], False),
-    ("ε target", lambda t: _fmt_optional(t["epsilon"], "{:g}") + (f" ({t['dp_level']})" if t["dp_level"] else ""), True),
+    (
+        "ε target",
+        lambda t: _fmt_optional(t["epsilon"], "{:g}") + (f" ({t['dp_level']})" if t["dp_level"] else ""),
+        True,
+    ),
     ("ε spent", lambda t: _fmt_optional(t["epsilon_spent"], "{:.2f}"), True),
     ("metric: mean ± std [95% CI]", _fmt_metric, False),
     ("lr", lambda t: _fmt_optional(t["lr"], "{:g}"), False),
@@ -173,12 +209,14 @@ COLUMNS = [  # (header, formatter, shown only when some row has a DP target)
     ("trainable (%)", lambda t: f"{t['trainable_pct']:.1f}", False),
 ]
 
-NOTES = ("Metric: test score of the state from the best validation round, mean ± sample std over seeds, "
-         "[half-width of a 95% t-interval]. Δ: paired difference in points (this method minus the other, same "
-         "seeds, bootstrap over test examples, 95% percentile interval); n.s. = the interval contains 0. "
-         f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
-         f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached "
-         f"{MATCHED_SHARE:.0%} of centralized's best validation metric (same seed), mean over the seeds that did.")  # fmt: skip
+NOTES = (
+    "Metric: test score of the state from the best validation round, mean ± sample std over seeds, "
+    "[half-width of a 95% t-interval]. Δ: paired difference in points (this method minus the other, same "
+    "seeds, bootstrap over test examples, 95% percentile interval); n.s. = the interval contains 0. "
+    f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
+    f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached "
+    f"{MATCHED_SHARE:.0%} of centralized's best validation metric (same seed), mean over the seeds that did."
+)
 
 
 def _columns(table: list[dict]) -> list[tuple]:
@@ -204,8 +242,14 @@ def latex(table: list[dict]) -> str:
         for plain, tex in swaps.items():
             text = text.replace(plain, tex)
         return text
+
     head, rows = display_rows(table)
-    lines = [r"\begin{tabular}{lll" + "r" * (len(head) - 3) + "}", r"\toprule", " & ".join(esc(h) for h in head) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{lll" + "r" * (len(head) - 3) + "}",
+        r"\toprule",
+        " & ".join(esc(h) for h in head) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(esc(c) for c in r) + r" \\" for r in rows]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 

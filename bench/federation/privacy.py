@@ -58,8 +58,16 @@ def _calibrate(target: float, delta: float, rate: float, steps: int) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
-        return float(get_noise_multiplier(target_epsilon=target, target_delta=delta, sample_rate=rate, steps=steps,
-                                          accountant="rdp", epsilon_tolerance=0.005))  # fmt: skip
+        return float(
+            get_noise_multiplier(
+                target_epsilon=target,
+                target_delta=delta,
+                sample_rate=rate,
+                steps=steps,
+                accountant="rdp",
+                epsilon_tolerance=0.005,
+            )
+        )
     except ValueError as e:
         raise BenchError(f"--dp-epsilon {target}: cannot be reached ({e})") from None
 
@@ -88,10 +96,15 @@ def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None
         sigma = cfg.noise_multiplier
     else:
         sigma = max(
-            _calibrate(cfg.dp_epsilon, cfg.dp_delta, sample_rate(n, cfg.batch_size),
-                       k * steps_per_round(n, cfg.batch_size, cfg.local_epochs))
-            for n, k in zip(client_rows, participation) if k > 0
-        )  # fmt: skip
+            _calibrate(
+                cfg.dp_epsilon,
+                cfg.dp_delta,
+                sample_rate(n, cfg.batch_size),
+                k * steps_per_round(n, cfg.batch_size, cfg.local_epochs),
+            )
+            for n, k in zip(client_rows, participation)
+            if k > 0
+        )
     return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon, cfg.dp_unit)
 
 
@@ -104,8 +117,12 @@ class PrivateTraining:
 
         self.rate = sample_rate(rows, batch_size)
         self.module = GradSampleModule(model)
-        self.optimizer = DPOptimizer(optimizer, noise_multiplier=dp.noise_multiplier, max_grad_norm=dp.max_grad_norm,
-                                     expected_batch_size=max(1, round(self.rate * rows)))  # fmt: skip
+        self.optimizer = DPOptimizer(
+            optimizer,
+            noise_multiplier=dp.noise_multiplier,
+            max_grad_norm=dp.max_grad_norm,
+            expected_batch_size=max(1, round(self.rate * rows)),
+        )
         self.noise_multiplier = dp.noise_multiplier
 
     def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -141,8 +158,16 @@ class UnitPrivateTraining(PrivateTraining):
     has, then Gaussian noise N(0, (sigma C)^2) is added to the sum, which is divided by the
     expected number of units. The accountant sees (sigma, q, steps) at the unit level."""
 
-    def __init__(self, model: torch.nn.Module, optimizer, dp: DpPlan, rows: np.ndarray, row_units: np.ndarray, batch_size: int,
-                 generator: torch.Generator):  # fmt: skip
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer,
+        dp: DpPlan,
+        rows: np.ndarray,
+        row_units: np.ndarray,
+        batch_size: int,
+        generator: torch.Generator,
+    ):
         from opacus import GradSampleModule
 
         self.units, self.row_unit = np.unique(row_units, return_inverse=True)  # row_units[i]: the unit of rows[i]
@@ -162,12 +187,16 @@ class UnitPrivateTraining(PrivateTraining):
             yield rows[chosen[self.row_unit]]
 
     def step(self, extra_grads: list[torch.Tensor] | None = None, batch_rows: np.ndarray | None = None) -> None:
-        params = [p for p in self.module.parameters() if p.requires_grad and getattr(p, "grad_sample", None) is not None]
+        params = [
+            p for p in self.module.parameters() if p.requires_grad and getattr(p, "grad_sample", None) is not None
+        ]
         unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()])
         _, slot = torch.unique(unit_of_row, return_inverse=True)
         n = int(slot.max()) + 1
-        summed = [torch.zeros((n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype).index_add_(0, slot, p.grad_sample)
-                  for p in params]  # fmt: skip
+        summed = [
+            torch.zeros((n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype).index_add_(0, slot, p.grad_sample)
+            for p in params
+        ]
         norms = torch.sqrt(sum((g.flatten(1).double() ** 2).sum(1) for g in summed))
         factor = (self.clip / (norms + 1e-12)).clamp(max=1.0).to(summed[0].dtype)
         self.last_clipped_norms = (norms * factor.double()).tolist()
@@ -192,7 +221,9 @@ def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch
 def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expected_clients: int, seed: int) -> dict:
     """Client-level DP aggregation: clipped updates, averaged over the expected K, plus noise."""
     clipped = [clip_update({k: s[k] - global_state[k] for k in global_state}, dp.max_grad_norm) for s in client_states]
-    return noisy_mean(global_state, {name: sum(c[name] for c in clipped) for name in global_state}, dp, expected_clients, seed)
+    return noisy_mean(
+        global_state, {name: sum(c[name] for c in clipped) for name in global_state}, dp, expected_clients, seed
+    )
 
 
 def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: int, seed: int) -> dict:

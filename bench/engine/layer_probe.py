@@ -13,11 +13,16 @@ import numpy as np
 import torch
 
 from bench.engine.training import collate
+from bench.errors import BenchError
+from bench.model.build import build_model
+from bench.model.layers import discover_layers
 
 PROBE_ROWS = 128
 
 
-def block_scores(model, layers, encoded, rows: np.ndarray, kind: str, pad_id: int, batch_size: int, seed: int) -> np.ndarray:
+def block_scores(
+    model, layers, encoded, rows: np.ndarray, kind: str, pad_id: int, batch_size: int, seed: int
+) -> np.ndarray:
     """One client's per-block mean squared gradient norm over one pass of its data."""
     names = {b: set(layers.block_params(model, b)) for b in range(layers.n_blocks)}
     wanted = set().union(*names.values()) | set(layers.head)
@@ -53,10 +58,6 @@ def resolve_auto_layers(cfg, task) -> tuple[object, dict]:
     """Replace `auto:K` with the probe's choice (`list:...`); returns (config, what the probe saw)."""
     import dataclasses
 
-    from bench.errors import BenchError
-    from bench.layers import discover_layers
-    from bench.models import build_model
-
     try:
         k = int(cfg.layers.split(":", 1)[1])
     except ValueError:
@@ -69,9 +70,15 @@ def resolve_auto_layers(cfg, task) -> tuple[object, dict]:
     for client, examples in enumerate(task.clients):
         rows = task.train.rows(examples)
         seed = int(np.random.default_rng([cfg.seed, client, 271828]).integers(2**31 - 1))
-        scores.append(block_scores(model, layers, task.train.encoded, rows, task.kind, task.pad_id, cfg.batch_size, seed))
+        scores.append(
+            block_scores(model, layers, task.train.encoded, rows, task.kind, task.pad_id, cfg.batch_size, seed)
+        )
         weights.append(len(examples))
     chosen, mean = choose_blocks(scores, weights, k)
-    probe = {"requested": cfg.layers, "chosen_blocks": chosen, "block_scores": mean,
-             "probe_bytes_up": len(task.clients) * layers.n_blocks * 4}  # fmt: skip
+    probe = {
+        "requested": cfg.layers,
+        "chosen_blocks": chosen,
+        "block_scores": mean,
+        "probe_bytes_up": len(task.clients) * layers.n_blocks * 4,
+    }
     return dataclasses.replace(cfg, layers="list:" + ",".join(map(str, chosen))), probe

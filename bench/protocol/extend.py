@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 from bench.config import ExperimentConfig, first_difference
+from bench.engine.server import stalled
 from bench.store import atomic_write_json
 
 NOTE = "extended_from.json"  # in an extended run's folder: the run it was taken over from
@@ -34,7 +35,6 @@ def _json(path: Path) -> dict | None:
 
 
 def _stalled_history(folder: Path, cfg: ExperimentConfig) -> bool:
-    from bench.engine.server import stalled
 
     lines = (folder / "rounds.jsonl").read_text().splitlines() if (folder / "rounds.jsonl").is_file() else []
     return stalled([json.loads(line)["val_metric"] for line in lines], cfg.patience, cfg.min_delta)
@@ -49,9 +49,16 @@ def predecessor(cfg: ExperimentConfig, runs: Path) -> tuple[Path, bool] | None:
     for stored in runs.glob("*/config.json"):
         then = _json(stored) or {}
         rounds, patience = then.get("rounds"), then.get("patience")
-        if not isinstance(rounds, int) or not isinstance(patience, int) or rounds > cfg.rounds or patience > cfg.patience:
+        if (
+            not isinstance(rounds, int)
+            or not isinstance(patience, int)
+            or rounds > cfg.rounds
+            or patience > cfg.patience
+        ):
             continue
-        if (rounds, patience) == (cfg.rounds, cfg.patience) or first_difference(then, cfg.with_settings(rounds=rounds, patience=patience)):
+        if (rounds, patience) == (cfg.rounds, cfg.patience) or first_difference(
+            then, cfg.with_settings(rounds=rounds, patience=patience)
+        ):
             continue
         final = _json(stored.parent / "final.json") or {}
         if final.get("status") != "ok":
@@ -80,8 +87,12 @@ def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) ->
     atomic_write_json(folder / NOTE, note)
     if as_is:
         final = json.loads((folder / "final.json").read_text())
-        final.update(config={**final["config"], "rounds": cfg.rounds, "patience": cfg.patience}, extended_from=note,
-                     stopped_early=True, converged=True)  # it stalls under this cap and patience too  # fmt: skip
+        final.update(
+            config={**final["config"], "rounds": cfg.rounds, "patience": cfg.patience},
+            extended_from=note,
+            stopped_early=True,
+            converged=True,
+        )  # it stalls under this cap and patience too
         atomic_write_json(folder / "final.json", final)
 
 

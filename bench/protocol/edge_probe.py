@@ -2,7 +2,7 @@
 
 Equal tuning gives every method the same number of points, so a method whose best value lies
 outside its range is under-tuned against its peers, and its chosen value sits at an edge
-(bench.audit flags it). The probe runs the grid's first seed once more with that setting one
+(bench.report.audit flags it). The probe runs the grid's first seed once more with that setting one
 step further out (the range's own ratio, snapped to the range's ladder: 1-3-10 stays 1-3-10) and
 compares the two on validation. It never changes a choice: the budget stays equal and the
 headline numbers stay those of the declared sweep; the report says whether each edge choice held.
@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import math
 
-from bench.grid import Cell
-from bench.tuning import SweepPoint
+from bench.protocol.grid import Cell
+from bench.protocol.tuning import SweepPoint
 
-PROBE_COLUMNS = ["task", "method", "layers", "partition", "epsilon", "setting", "chosen", "chosen_val_metric", "probe",
-                 "probe_val_metric", "verdict", "group", "run_id"]  # fmt: skip
+PROBE_COLUMNS = [
+    "task",
+    "method",
+    "layers",
+    "partition",
+    "epsilon",
+    "setting",
+    "chosen",
+    "chosen_val_metric",
+    "probe",
+    "probe_val_metric",
+    "verdict",
+    "group",
+    "run_id",
+]
 
 
 def _mantissa(value: float) -> float:
@@ -79,7 +92,15 @@ def probe_rows(found: list[tuple[dict, Cell]], finals: dict[str, dict]) -> list[
     rows = []
     for row, cell in found:
         probe_val = (finals.get(cell.run_id) or {}).get("val_metric")
-        rows.append({**{k: row[k] for k in ("task", "method", "layers", "partition", "epsilon", "setting", "group")},
-                     "chosen": row["value"], "chosen_val_metric": row["val_metric"], "probe": getattr(cell.config, row["setting"]),
-                     "probe_val_metric": probe_val, "verdict": verdict(row["val_metric"], probe_val), "run_id": cell.run_id})  # fmt: skip
+        rows.append(
+            {
+                **{k: row[k] for k in ("task", "method", "layers", "partition", "epsilon", "setting", "group")},
+                "chosen": row["value"],
+                "chosen_val_metric": row["val_metric"],
+                "probe": getattr(cell.config, row["setting"]),
+                "probe_val_metric": probe_val,
+                "verdict": verdict(row["val_metric"], probe_val),
+                "run_id": cell.run_id,
+            }
+        )
     return rows

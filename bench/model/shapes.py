@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from bench.errors import BenchError
+from bench.model.build import source_for
+from bench.model.layers import discover_layers
 
 STAND_INS = {"meta-llama/Llama-3.2-1B": "llama16-random", "Llama-3.2-1B": "llama16-random"}
 
@@ -40,8 +42,6 @@ class ModelShape:
 def _meta_model(spec: str, kind: str, num_labels: int):
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    from bench.models import source_for
-
     source = source_for(spec)
     tokenizer = source.tokenizer()
     if source.pretrained is not None:
@@ -57,7 +57,6 @@ def _meta_model(spec: str, kind: str, num_labels: int):
 
 @functools.cache
 def model_shape(spec: str, kind: str = "ner", num_labels: int = 3) -> ModelShape:
-    from bench.layers import discover_layers
 
     note = ""
     try:
@@ -70,5 +69,12 @@ def model_shape(spec: str, kind: str = "ner", num_labels: int = 3) -> ModelShape
     layers = discover_layers(model)
     sizes = dict((n, p.numel()) for n, p in model.named_parameters())
     block = sum(sizes[n] for n in layers.block_params(model, 0))
-    return ModelShape(spec, layers.n_blocks, block, sum(sizes[n] for n in layers.embeddings), sum(sizes[n] for n in layers.head),
-                      int(getattr(model.config, "hidden_size", 0)), note)  # fmt: skip
+    return ModelShape(
+        spec,
+        layers.n_blocks,
+        block,
+        sum(sizes[n] for n in layers.embeddings),
+        sum(sizes[n] for n in layers.head),
+        int(getattr(model.config, "hidden_size", 0)),
+        note,
+    )

@@ -10,7 +10,7 @@
     overrides:                     # optional; later entries win
       - match: {task: mimic-mortality}
         set: {max_length: 96}
-    tune: {lr: [1.0e-4, 3.0e-4, 1.0e-3]}   # optional: swept on the first seed (bench.tuning);
+    tune: {lr: [1.0e-4, 3.0e-4, 1.0e-3]}   # optional: swept on the first seed (bench.protocol.tuning);
                                    # a method entry may carry its own, with as many points
     tuned: tuned/NAME.yaml         # optional: choices made by an earlier sweep, used as they are
 
@@ -32,16 +32,39 @@ from pathlib import Path
 
 import yaml
 
-from baselines import METHODS
 from bench.config import ExperimentConfig
 from bench.data import TASKS
+from bench.data.partition_spec import parse_partition
 from bench.errors import BenchError
-from partitions import parse_partition
+from bench.registry import METHODS
 
 GRID_DIR = Path(__file__).parent / "grids"
-TOP_KEYS = {"name", "description", "defaults", "tasks", "methods", "partitions", "seeds", "dp_epsilons", "overrides",
-            "tune", "tuned", "studies"}  # fmt: skip
-STUDY_KEYS = {"description", "feeds", "defaults", "tasks", "methods", "partitions", "seeds", "dp_epsilons", "overrides", "tune"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "defaults",
+    "tasks",
+    "methods",
+    "partitions",
+    "seeds",
+    "dp_epsilons",
+    "overrides",
+    "tune",
+    "tuned",
+    "studies",
+}
+STUDY_KEYS = {
+    "description",
+    "feeds",
+    "defaults",
+    "tasks",
+    "methods",
+    "partitions",
+    "seeds",
+    "dp_epsilons",
+    "overrides",
+    "tune",
+}
 
 
 @dataclass(frozen=True)
@@ -85,9 +108,17 @@ def studies(grid: dict) -> dict[str, dict]:
     for name, study in grid["studies"].items():
         _require(isinstance(study, dict), where, f"study {name!r} must be a mapping")
         bad = sorted(set(study) - STUDY_KEYS)
-        _require(not bad, where, f"unknown key(s) in study {name!r}: {', '.join(bad)} (valid: {', '.join(sorted(STUDY_KEYS))})")
-        out[name] = {**base, **study, "defaults": {**(base.get("defaults") or {}), **(study.get("defaults") or {})},
-                     "_path": f"{where} (study {name})"}  # fmt: skip
+        _require(
+            not bad,
+            where,
+            f"unknown key(s) in study {name!r}: {', '.join(bad)} (valid: {', '.join(sorted(STUDY_KEYS))})",
+        )
+        out[name] = {
+            **base,
+            **study,
+            "defaults": {**(base.get("defaults") or {}), **(study.get("defaults") or {})},
+            "_path": f"{where} (study {name})",
+        }
     return out
 
 
@@ -128,7 +159,9 @@ def _expand_one(grid: dict) -> list[Cell]:
         methods.append(m)
     overrides = grid.get("overrides") or []
     for o in overrides:
-        _require(isinstance(o, dict) and set(o) == {"match", "set"}, where, "each override needs exactly 'match' and 'set'")
+        _require(
+            isinstance(o, dict) and set(o) == {"match", "set"}, where, "each override needs exactly 'match' and 'set'"
+        )
         bad = sorted((set(o["match"]) | set(o["set"])) - fields)
         _require(not bad, where, f"unknown key(s) in override: {', '.join(bad)}")
     cells, seen = [], {}
@@ -138,14 +171,24 @@ def _expand_one(grid: dict) -> list[Cell]:
         shared = METHODS.get(m["method"]).partition_free and partition != grid["partitions"][0]
         if shared:  # the same run as under the first partition: counted once, by design
             continue
-        values = {**defaults, "task": task, **{k: v for k, v in m.items() if k != "tune"}, "partition": partition,
-                  "seed": seed, "dp_epsilon": eps}  # fmt: skip
+        values = {
+            **defaults,
+            "task": task,
+            **{k: v for k, v in m.items() if k != "tune"},
+            "partition": partition,
+            "seed": seed,
+            "dp_epsilon": eps,
+        }
         for o in overrides:
             if all(values.get(k) == v for k, v in o["match"].items()):
                 values.update(o["set"])
         cfg = ExperimentConfig.from_dict(values)
         where_cell = f"{task} / {m} / {partition} / seed {seed} / epsilon {eps}"
-        _require(cfg.run_id not in seen, where, f"two cells are the same run {cfg.run_id}: {seen.get(cfg.run_id)} and {where_cell}")
+        _require(
+            cfg.run_id not in seen,
+            where,
+            f"two cells are the same run {cfg.run_id}: {seen.get(cfg.run_id)} and {where_cell}",
+        )
         seen[cfg.run_id] = where_cell
         cells.append(Cell(cfg.run_id, cfg, m.get("tune", grid.get("tune"))))
     return cells

@@ -24,7 +24,8 @@ import yaml
 
 from bench.config import ExperimentConfig, as_declared
 from bench.errors import BenchError
-from bench.grid import Cell
+from bench.protocol.grid import Cell
+from bench.store import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ def check_cells(cells: list[Cell], where: str) -> list[Cell]:
     budgets = {(k, len(v)) for c in checked for k, v in c.tune.items()}
     shapes = {tuple(sorted((k, len(v)) for k, v in c.tune.items())) for c in checked}
     if len(shapes) > 1:
-        raise BenchError(f"{where}: every method must tune the same settings with the same number of points, found {sorted(budgets)}")
+        raise BenchError(
+            f"{where}: every method must tune the same settings with the same number of points, found {sorted(budgets)}"
+        )
     return checked
 
 
@@ -70,11 +73,15 @@ def sweep_points(cells: list[Cell]) -> list[SweepPoint]:
         settings = sorted(cell.tune)
         for combo in itertools.product(*(cell.tune[k] for k in settings)):
             cfg = cell.config.with_settings(**dict(zip(settings, combo)))
-            points.append(SweepPoint(group_of(cell.config, settings), tuple(zip(settings, combo)), Cell(cfg.run_id, cfg)))
+            points.append(
+                SweepPoint(group_of(cell.config, settings), tuple(zip(settings, combo)), Cell(cfg.run_id, cfg))
+            )
     return points
 
 
-def choose(points: list[SweepPoint], finals: dict[str, dict], partial: bool = False) -> tuple[dict[str, dict], list[dict]]:
+def choose(
+    points: list[SweepPoint], finals: dict[str, dict], partial: bool = False
+) -> tuple[dict[str, dict], list[dict]]:
     """(group -> chosen values, one tuning.csv row per point and setting). A point whose run
     failed or has no validation metric cannot be chosen; a group with none left is an error,
     or, with `partial` (a report on an unfinished sweep), left without a choice. A partial
@@ -89,19 +96,35 @@ def choose(points: list[SweepPoint], finals: dict[str, dict], partial: bool = Fa
         if p.group not in best and partial:
             continue
         if p.group not in best:
-            raise BenchError(f"tuning: no point of {p.cell.run_id.rsplit('__', 1)[0]} finished with a validation metric")
+            raise BenchError(
+                f"tuning: no point of {p.cell.run_id.rsplit('__', 1)[0]} finished with a validation metric"
+            )
         cfg = p.cell.config
         final = finals.get(p.cell.run_id) or {}
         for setting, value in p.values:
-            rows.append({"task": cfg.task, "method": cfg.method, "layers": cfg.layers or "", "partition": cfg.partition,
-                         "epsilon": cfg.dp_epsilon, "setting": setting, "value": value, "val_metric": final.get("val_metric"),
-                         "converged": final.get("converged"), "rounds_run": final.get("rounds_run"),
-                         "chosen": best[p.group][1] is p, "group": p.group, "run_id": p.cell.run_id})  # fmt: skip
+            rows.append(
+                {
+                    "task": cfg.task,
+                    "method": cfg.method,
+                    "layers": cfg.layers or "",
+                    "partition": cfg.partition,
+                    "epsilon": cfg.dp_epsilon,
+                    "setting": setting,
+                    "value": value,
+                    "val_metric": final.get("val_metric"),
+                    "converged": final.get("converged"),
+                    "rounds_run": final.get("rounds_run"),
+                    "chosen": best[p.group][1] is p,
+                    "group": p.group,
+                    "run_id": p.cell.run_id,
+                }
+            )
     return {g: dict(p.values) for g, (_, p) in best.items()}, rows
 
 
-def apply_choices(cells: list[Cell], settings: list[str], choices: dict[str, dict], source: str,
-                  partial: bool = False) -> list[Cell | None]:
+def apply_choices(
+    cells: list[Cell], settings: list[str], choices: dict[str, dict], source: str, partial: bool = False
+) -> list[Cell | None]:
     """Each cell with its group's chosen values; a group without a choice is an error naming it
     (with `partial`, its cells come back as None, so the list stays aligned with `cells`)."""
     out = []
@@ -111,7 +134,9 @@ def apply_choices(cells: list[Cell], settings: list[str], choices: dict[str, dic
             out.append(None)
             continue
         if group not in choices:
-            raise BenchError(f"{source}: no tuned choice for {cell.run_id.rsplit('__', 2)[0]} (group {group}); run with --tune")
+            raise BenchError(
+                f"{source}: no tuned choice for {cell.run_id.rsplit('__', 2)[0]} (group {group}); run with --tune"
+            )
         cfg = cell.config.with_settings(**choices[group])
         out.append(Cell(cfg.run_id, cfg))
     return out
@@ -120,13 +145,21 @@ def apply_choices(cells: list[Cell], settings: list[str], choices: dict[str, dic
 def write_choices(path: Path, grid_name: str, tune: dict, choices: dict[str, dict], rows: list[dict]) -> None:
     """`tune`: the sweep's values, as {method label: {setting: values}}."""
     """The choices and the sweep that made them (its grid, values, and every point's run id)."""
-    from bench.store import atomic_write_text
 
     chosen = [r for r in rows if r["chosen"]]
-    labelled = {r["group"]: {k: r[k] for k in ("task", "method", "layers", "partition", "epsilon", "val_metric")} for r in chosen}
-    doc = {"sweep": {"grid": grid_name, "tune": tune, "points": sorted({r["run_id"] for r in rows}),
-                     "selected_on": "validation metric of the first seed"},
-           "choices": [{"group": g, **labelled[g], "values": v} for g, v in sorted(choices.items())]}  # fmt: skip
+    labelled = {
+        r["group"]: {k: r[k] for k in ("task", "method", "layers", "partition", "epsilon", "val_metric")}
+        for r in chosen
+    }
+    doc = {
+        "sweep": {
+            "grid": grid_name,
+            "tune": tune,
+            "points": sorted({r["run_id"] for r in rows}),
+            "selected_on": "validation metric of the first seed",
+        },
+        "choices": [{"group": g, **labelled[g], "values": v} for g, v in sorted(choices.items())],
+    }
     atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
 
 
@@ -144,7 +177,9 @@ def read_choices(path: Path, expected_sweep: dict | None = None) -> tuple[list[s
     try:
         choices = {c["group"]: dict(c["values"]) for c in doc["choices"]}
         if expected_sweep and doc["sweep"]["tune"] != expected_sweep:
-            raise BenchError(f"tuned: {path} was made by a sweep over other values than the grid's tune; run with --tune")
+            raise BenchError(
+                f"tuned: {path} was made by a sweep over other values than the grid's tune; run with --tune"
+            )
         return sorted({k for v in choices.values() for k in v}), choices
     except (KeyError, TypeError):
         raise BenchError(f"tuned: {path}: not a choices file (expected 'choices' with 'group' and 'values')") from None

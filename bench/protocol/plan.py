@@ -1,7 +1,7 @@
 """`run_all.py --plan`: a grid's cells per study, the distinct total, what is done, and what the
 rest will cost, printed before anything trains.
 
-Compute is a FLOP count (bench.shapes, and each method's `train_flops_per_token`) over the
+Compute is a FLOP count (bench.model.shapes, and each method's `train_flops_per_token`) over the
 tokens a cell will process, at most `rounds` rounds of training plus validation every round and
 test at the end: an upper bound, since early stopping ends runs sooner. It is turned into hours
 with a measured throughput: the grid's own finished runs on this host (a study that goes on is
@@ -22,9 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from baselines import METHODS
-from bench.config import ExperimentConfig
-from bench.shapes import model_shape
+from bench.config import SETTING_DEFAULTS, ExperimentConfig
+from bench.data import TASKS, load_task
+from bench.engine.server import run_experiment
+from bench.model.shapes import model_shape
+from bench.registry import METHODS
+from bench.store import atomic_write_json, cache_root, load_runs
+from bench.synth.cache import data_dir_for
 
 CPU_TFLOPS = 0.25  # measured on this project's 2-core machine: a minilm full fine-tuning step, 16 x 128 tokens, ~1 s
 GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
@@ -35,11 +39,12 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @functools.cache
-def corpus_tokens(task: str, data_dir: str | None, max_length: int, label_level: str | None) -> dict[str, tuple[int, int]]:
+def corpus_tokens(
+    task: str, data_dir: str | None, max_length: int, label_level: str | None
+) -> dict[str, tuple[int, int]]:
     """Per split: (examples, tokens), each example's tokens estimated from its words, capped at max_length."""
-    from bench.data import load_task
 
-    data = load_task(task, data_dir, **({"label_level": label_level} if label_level else {}))
+    data = load_task(task, data_dir_for(task, data_dir), **({"label_level": label_level} if label_level else {}))
     out = {}
     for split, examples in data.splits.items():
         words = [len(ex.tokens) if hasattr(ex, "tokens") else len(ex.text.split()) for ex in examples]
@@ -62,7 +67,6 @@ def _shape_key(cfg: ExperimentConfig) -> str:
 
 
 def cell_cost(cfg: ExperimentConfig) -> Cost:
-    from bench.data import TASKS
 
     kind = TASKS.get(cfg.task).kind
     shape = model_shape(cfg.model, kind)
@@ -75,12 +79,16 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     val_tokens, test_tokens = splits["validation"][1], splits["test"][1]
     tested = test_tokens if cfg.test_every else 0
     round_flops = per_round * method.train_flops_per_token(shape) + forward * val_tokens
-    flops = cfg.rounds * (round_flops + forward * tested) + forward * (test_tokens + train_tokens * kept * cfg.holdout_fraction)
+    flops = cfg.rounds * (round_flops + forward * tested) + forward * (
+        test_tokens + train_tokens * kept * cfg.holdout_fraction
+    )
     width = DTYPE_BYTES[cfg.dtype]
     trained = method.trainable_params(shape)
     activations = ACTIVATION_BYTES * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * shape.n_blocks
     memory = shape.total_params * width + trained * (width + 8) + activations
-    return Cost(flops, round_flops, memory / 1e9, "GPU" if cfg.gpus_per_worker > 0 else "CPU", _shape_key(cfg), shape.note)
+    return Cost(
+        flops, round_flops, memory / 1e9, "GPU" if cfg.gpus_per_worker > 0 else "CPU", _shape_key(cfg), shape.note
+    )
 
 
 def host_key() -> str:
@@ -94,7 +102,6 @@ def host_key() -> str:
 
 
 def pilot_path() -> Path:
-    from bench.synth.cache import cache_root
 
     return cache_root() / "pilot.json"
 
@@ -108,16 +115,21 @@ def load_pilots() -> dict[str, float]:
 
 def run_pilots(cells: list, folder: Path) -> dict[str, float]:
     """One timed round per distinct model x method shape: measured TFLOP/s, cached for this host."""
-    from bench.engine.server import run_experiment
-    from bench.store import atomic_write_json
 
     pilots = load_pilots()
     for cell in cells:
         key = _shape_key(cell.config)
         if key in pilots:
             continue
-        cfg = cell.config.with_settings(rounds=1, test_every=0, early_stop=False, train_subsample=max(64, 4 * cell.config.clients),
-                                        dp_epsilon=None, noise_multiplier=None, seed=0)  # fmt: skip
+        cfg = cell.config.with_settings(
+            rounds=1,
+            test_every=0,
+            early_stop=False,
+            train_subsample=max(64, 4 * cell.config.clients),
+            dp_epsilon=None,
+            noise_multiplier=None,
+            seed=0,
+        )
         start = time.perf_counter()
         run_experiment(cfg, folder / cfg.run_id, progress=False)
         line = json.loads((folder / cfg.run_id / "rounds.jsonl").read_text().splitlines()[0])
@@ -135,7 +147,9 @@ def device_memory_gb(cfg: ExperimentConfig) -> float:
         try:
             import torch
 
-            total = torch.cuda.get_device_properties(0).total_memory / 1e9 if torch.cuda.is_available() else GPU_MEMORY_GB
+            total = (
+                torch.cuda.get_device_properties(0).total_memory / 1e9 if torch.cuda.is_available() else GPU_MEMORY_GB
+            )
         except Exception:  # noqa: BLE001
             total = GPU_MEMORY_GB
         return total * cfg.gpus_per_worker
@@ -146,8 +160,6 @@ def stored_throughput(runs: Path) -> dict[str, float]:
     """shape key -> TFLOP/s measured by the finished runs in `runs` that ran on this host: their
     rounds' FLOPs over the compute seconds their rounds.jsonl records. Whole runs at the
     threads they had, so a study that goes on is planned from what it has really cost."""
-    from bench.config import SETTING_DEFAULTS
-    from bench.report import load_runs
 
     flops: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -178,8 +190,14 @@ def device_hours(cost: Cost, pilots: dict[str, float], measured: dict[str, float
     return cost.flops / (tflops * 1e12) / 3600, source
 
 
-def plan(studies: dict[str, list], distinct: list, sweep_points: list, done: set[str], pilots: dict[str, float],
-         measured: dict[str, float] | None = None) -> str:  # fmt: skip
+def plan(
+    studies: dict[str, list],
+    distinct: list,
+    sweep_points: list,
+    done: set[str],
+    pilots: dict[str, float],
+    measured: dict[str, float] | None = None,
+) -> str:
     """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory."""
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
     hours = {rid: device_hours(cost, pilots, measured) for rid, (_, cost) in costs.items()}
@@ -187,7 +205,9 @@ def plan(studies: dict[str, list], distinct: list, sweep_points: list, done: set
     lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
     for name, cells in studies.items():
         left = [c.run_id for c in cells if c.run_id not in done]
-        lines.append(f"{name:<16} {len(cells):>6} {len(cells) - len(left):>6} {sum(hours[r][0] for r in left):>10.1f} {unit}")
+        lines.append(
+            f"{name:<16} {len(cells):>6} {len(cells) - len(left):>6} {sum(hours[r][0] for r in left):>10.1f} {unit}"
+        )
     left = [c.run_id for c in distinct if c.run_id not in done]
     # the sweep runs every point on the first seed; the winning point is that seed's cell
     first = min((c.config.seed for c in distinct), default=0)
@@ -198,15 +218,20 @@ def plan(studies: dict[str, list], distinct: list, sweep_points: list, done: set
     total = sum(hours[r][0] for r in later) + sum(hours[r][0] for r in points_left)
     sources = sorted({hours[r][1] for r in later + points_left})
     extra = len(points) - len({r for r in swept if costs[r][0].seed == first})
-    lines += ["", f"distinct cells: {len(distinct)} (a cell shared by studies counted once), {len(distinct) - len(left)} done",
-              f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
-              f"estimate for what is left: {total:.1f} {unit} (upper bound: every run to its round limit; "
-              f"throughput from {' and '.join(sources) or 'nothing left'}: stated {GPU_TFLOPS:g} TFLOP/s per GPU, "
-              f"{CPU_TFLOPS:g} TFLOP/s for this CPU; --pilot measures it here)"]  # fmt: skip
+    lines += [
+        "",
+        f"distinct cells: {len(distinct)} (a cell shared by studies counted once), {len(distinct) - len(left)} done",
+        f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
+        f"estimate for what is left: {total:.1f} {unit} (upper bound: every run to its round limit; "
+        f"throughput from {' and '.join(sources) or 'nothing left'}: stated {GPU_TFLOPS:g} TFLOP/s per GPU, "
+        f"{CPU_TFLOPS:g} TFLOP/s for this CPU; --pilot measures it here)",
+    ]
     worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
-    lines.append(f"peak memory per worker: {worst[1].memory_gb:.1f} GB ({worst[0].model}, "
-                 f"{(worst[0].method + ' ' + (worst[0].layers or '')).strip()}, batch {worst[0].batch_size} x {worst[0].max_length}, "
-                 f"{worst[0].dtype})")  # fmt: skip
+    lines.append(
+        f"peak memory per worker: {worst[1].memory_gb:.1f} GB ({worst[0].model}, "
+        f"{(worst[0].method + ' ' + (worst[0].layers or '')).strip()}, batch {worst[0].batch_size} x {worst[0].max_length}, "
+        f"{worst[0].dtype})"
+    )
     data = sorted({f"{cfg.task}: {cfg.data_dir or 'the synthetic (or shipped) corpus'}" for cfg, _ in costs.values()})
     lines.append("data sized from " + "; ".join(data) + " (plan with --data-dir for the real releases' sizes)")
     notes = sorted({cost.note for _, cost in costs.values() if cost.note})

@@ -20,7 +20,7 @@ from torch import nn
 from bench.data.types import TaskKind
 from bench.errors import BenchError
 from bench.registry import Registry
-from bench.synth.cache import cache_root
+from bench.store import cache_root
 
 
 @dataclass(frozen=True)
@@ -84,31 +84,58 @@ def _smollm2_tokenizer():
 def _tiny_bert(tok):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=128, max_position_embeddings=512)  # fmt: skip
+    return BertConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
 
 
 def _tiny_llama(tok):
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                       num_key_value_heads=1, intermediate_size=128, max_position_embeddings=512)  # fmt: skip
+    return LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
 
 
 def _llama16(tok):
     """LLaMA-3.2-1B's shape (16 blocks, 2048 wide, GQA 32/8), randomly initialised: for benchmarks."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=len(tok), hidden_size=2048, num_hidden_layers=16, num_attention_heads=32,
-                       num_key_value_heads=8, intermediate_size=8192, max_position_embeddings=2048)  # fmt: skip
+    return LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=2048,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        intermediate_size=8192,
+        max_position_embeddings=2048,
+    )
 
 
 def _llama16_mini(tok):
     """LLaMA-3.2-1B's depth (16 blocks, GQA) at a CPU-sized width: for CPU benchmarks."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=len(tok), hidden_size=256, num_hidden_layers=16, num_attention_heads=4,
-                       num_key_value_heads=1, intermediate_size=704, max_position_embeddings=512)  # fmt: skip
+    return LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=256,
+        num_hidden_layers=16,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        intermediate_size=704,
+        max_position_embeddings=512,
+    )
 
 
 MODELS.register("minilm")(ModelSource("minilm", _minilm_tokenizer, _minilm, None))
@@ -148,7 +175,9 @@ def ensure_pad_token(tokenizer) -> None:
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def build_model(spec: str, kind: TaskKind, num_labels: int, seed: int, dtype: str = "float32") -> tuple[nn.Module, object]:
+def build_model(
+    spec: str, kind: TaskKind, num_labels: int, seed: int, dtype: str = "float32"
+) -> tuple[nn.Module, object]:
     """A model with a fresh task head, initialised from `seed` (same seed, same weights), in
     `dtype` whatever the checkpoint stores (transformers 5 would load LLaMA in bf16)."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification

@@ -82,7 +82,9 @@ class BHalf(Half):
 class Int8(Codec):
     def pack(self, x):
         scale = x.abs().max().clamp(min=1e-12) / 127.0
-        return Packed(torch.round(x / scale).clamp(-127, 127).to(torch.int8), tuple(x.shape), scale=scale.reshape(1).float())
+        return Packed(
+            torch.round(x / scale).clamp(-127, 127).to(torch.int8), tuple(x.shape), scale=scale.reshape(1).float()
+        )
 
 
 class TopK(Codec):

@@ -11,8 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.config import first_difference
+from bench.engine.cells import run_cells_parallel
+from bench.engine.server import run_experiment
 from bench.errors import BenchError
-from bench.grid import Cell
+from bench.protocol import extend
+from bench.protocol.grid import Cell
 from bench.store import atomic_write_json
 
 
@@ -21,14 +24,14 @@ def check_stored(cells: list[Cell], runs: Path) -> None:
     for cell in cells:
         stored = runs / cell.run_id / "config.json"
         if stored.is_file() and (diff := first_difference(json.loads(stored.read_text()), cell.config)):
-            raise BenchError(f"{stored.parent}: stored config differs from the grid's in {diff}; move the folder away to re-run")
+            raise BenchError(
+                f"{stored.parent}: stored config differs from the grid's in {diff}; move the folder away to re-run"
+            )
 
 
 def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str:
     """Run one cell unless it is finished; returns its status ("extended": taken over from the
-    same cell under a lower round cap, bench.extend)."""
-    from bench import extend
-    from bench.engine.server import run_experiment
+    same cell under a lower round cap, bench.protocol.extend)."""
 
     folder = runs / cell.run_id
     if (folder / "final.json").is_file():
@@ -49,13 +52,27 @@ def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str
         extend.mark(folder)
         return "extended" if (folder / extend.NOTE).is_file() else "ok"
     except Exception as e:  # recorded and reported; one broken cell must not stop the grid
-        atomic_write_json(folder / "failed.json", {"run_id": cell.run_id, "error": f"{type(e).__name__}: {e}"[:2000],
-                                                   "config": cell.config.to_dict(), "status": "failed"})  # fmt: skip
+        atomic_write_json(
+            folder / "failed.json",
+            {
+                "run_id": cell.run_id,
+                "error": f"{type(e).__name__}: {e}"[:2000],
+                "config": cell.config.to_dict(),
+                "status": "failed",
+            },
+        )
         return "failed"
 
 
-def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: int = 1, ray_address: str | None = None,
-              then: Callable[[Cell, str], list[Cell]] | None = None) -> None:  # fmt: skip
+def run_cells(
+    cells: list[Cell],
+    runs: Path,
+    resume: bool,
+    desc: str,
+    parallel: int = 1,
+    ray_address: str | None = None,
+    then: Callable[[Cell, str], list[Cell]] | None = None,
+) -> None:
     """Every cell, with a progress bar and a one-line tally; in parallel as Ray tasks when asked.
 
     `then(cell, status)` names the cells a finished (or already stored) cell makes runnable,
@@ -85,8 +102,6 @@ def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: 
     for cell in cells:
         todo += finished(cell, "skipped") if (runs / cell.run_id / "final.json").is_file() else [cell]
     if parallel > 1 or ray_address:
-        from bench.engine.cells import run_cells_parallel
-
         run_one = functools.partial(run_cell, runs=runs.resolve(), resume=resume, progress=False)
         run_cells_parallel(todo, run_one, parallel, ray_address, finished)
     else:
@@ -97,4 +112,6 @@ def run_cells(cells: list[Cell], runs: Path, resume: bool, desc: str, parallel: 
     bar.close()
     tally = list(statuses.values())
     counts = {s: tally.count(s) for s in ("ok", "extended", "skipped", "failed", "crashed") if tally.count(s)}
-    print(f"{desc}: {len(tally)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s")
+    print(
+        f"{desc}: {len(tally)} cells ({', '.join(f'{n} {s}' for s, n in counts.items())}) in {time.perf_counter() - start:.0f} s"
+    )

@@ -7,7 +7,7 @@
   the method may be under-tuned compared with one whose optimum is inside. A sweep whose
   points all tied chose nothing: the first value won the tie. A sweep point that reached the
   round cap still moving was compared before it finished. Where the edge was probed one step
-  beyond (bench.edge_probe, `--probe-edges`), the check says whether the choice held.
+  beyond (bench.protocol.edge_probe, `--probe-edges`), the check says whether the choice held.
 - A choice that beat the runner-up on validation by less than min_delta (what early stopping
   counts as no gain) is a near tie: a rerun could choose the other value, whose test score may
   differ by more than the margin (on NCBI, 3.4 points for the same blocks).
@@ -18,7 +18,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from bench import edge_probe
+from bench.protocol import edge_probe
+from bench.store import load_runs
 
 
 def _no_entity_found(items: list) -> str | None:
@@ -57,34 +58,42 @@ def _last_loss(history: list[dict]) -> str:
 
 
 def _constant(run: dict) -> str | None:
-    """Why a finished run's test predictions are constant (bench.report.load_runs records)."""
+    """Why a finished run's test predictions are constant (bench.store.load_runs records)."""
     if run.get("status") != "ok":
         return None
     return constant_prediction(run.get("task_kind", "ner"), run.get("test_items"))
 
 
 def constant_runs(runs: list[dict]) -> list[str]:
-    """One line per run (final.json records, as bench.report.load_runs gives them) whose test
+    """One line per run (final.json records, as bench.store.load_runs gives them) whose test
     predictions are constant."""
-    return [f"- `{run['run_id']}` {why} (metric {run['metric']:.3f}, lr {run['config'].get('lr')}"
-            f"{_last_loss(run.get('history') or [])})." for run in runs if (why := _constant(run))]  # fmt: skip
+    return [
+        f"- `{run['run_id']}` {why} (metric {run['metric']:.3f}, lr {run['config'].get('lr')}"
+        f"{_last_loss(run.get('history') or [])})."
+        for run in runs
+        if (why := _constant(run))
+    ]
 
 
 def constant_points(rows: list[dict], runs_dir: Path, reported: set[str]) -> list[str]:
     """The same check on the tuning sweep's points (tuning.csv rows) not already in the report
     (`reported`): a sweep point stuck at the majority class is why it was not chosen, and says
     the range reached a value that breaks training."""
-    from bench.report import load_runs
 
-    finished = [rid for rid in dict.fromkeys(r["run_id"] for r in rows)
-                if rid not in reported and (runs_dir / rid / "final.json").is_file()]  # fmt: skip
+    finished = [
+        rid
+        for rid in dict.fromkeys(r["run_id"] for r in rows)
+        if rid not in reported and (runs_dir / rid / "final.json").is_file()
+    ]
     lines = []
     for run in load_runs(runs_dir, finished):
         if why := _constant(run):
             point = ", ".join(f"{r['setting']} {r['value']}" for r in rows if r["run_id"] == run["run_id"])
             stop = ", then stopped early" if run.get("stopped_early") else ""
-            lines.append(f"- sweep point `{run['run_id']}` ({point}) {why}: validation metric {run.get('val_metric', 0):.3f} "
-                         f"for {run.get('rounds_run')} rounds{stop}{_last_loss(run['history'])}.")  # fmt: skip
+            lines.append(
+                f"- sweep point `{run['run_id']}` ({point}) {why}: validation metric {run.get('val_metric', 0):.3f} "
+                f"for {run.get('rounds_run')} rounds{stop}{_last_loss(run['history'])}."
+            )
     return lines
 
 
@@ -106,23 +115,31 @@ def edge_choices(rows: list[dict], probes: dict[tuple[str, str], dict] | None = 
             c = chosen[0]
             where = f"- {c['task']} {c['method']} {c['layers']}".rstrip() + f" ({c['partition']}): "
             if len(scores) == 1:
-                lines.append(where + f"every {setting} tried ({', '.join(map(str, tried))}) tied on validation "
-                             f"({c['val_metric']:.3f}): {c['value']} is the first tried, not an optimum.")  # fmt: skip
+                lines.append(
+                    where + f"every {setting} tried ({', '.join(map(str, tried))}) tied on validation "
+                    f"({c['val_metric']:.3f}): {c['value']} is the first tried, not an optimum."
+                )
             elif c["value"] in (tried[0], tried[-1]):
                 side = "smallest" if c["value"] == tried[0] else "largest"
-                lines.append(where + f"chose {setting} {c['value']}, the {side} value tried "
-                             f"({', '.join(map(str, tried))}); " + _probed(c, probes.get((group, setting))))  # fmt: skip
+                lines.append(
+                    where + f"chose {setting} {c['value']}, the {side} value tried "
+                    f"({', '.join(map(str, tried))}); " + _probed(c, probes.get((group, setting)))
+                )
     return lines
 
 
 def _probed(chosen: dict, probe: dict | None) -> str:
-    """What the edge probe (bench.edge_probe) found for a choice at the edge of its range."""
+    """What the edge probe (bench.protocol.edge_probe) found for a choice at the edge of its range."""
     if probe is None or probe["probe_val_metric"] is None or float(probe["chosen"]) != chosen["value"]:
         return "the best may lie outside the range (`run_all.py --probe-edges` runs one step beyond)."
     held = edge_probe.verdict(chosen["val_metric"], probe["probe_val_metric"]) == "choice holds"
     found = f"one step beyond, {probe['probe']}, scored validation {probe['probe_val_metric']:.3f} against {chosen['val_metric']:.3f}"
-    return found + (": the choice holds." if held else ": the best lies outside the range, so this method is under-tuned "
-                    "against its peers by the equal budget (its numbers are a lower bound).")  # fmt: skip
+    return found + (
+        ": the choice holds."
+        if held
+        else ": the best lies outside the range, so this method is under-tuned "
+        "against its peers by the equal budget (its numbers are a lower bound)."
+    )
 
 
 def read_probes(path: Path) -> dict[tuple[str, str], dict]:
@@ -141,16 +158,25 @@ def near_ties(rows: list[dict], margin: float) -> list[str]:
     between two values whose test scores may differ by more than the margin."""
     lines = []
     for group in dict.fromkeys(r["group"] for r in rows):
-        mine = sorted({r["run_id"]: r for r in rows if r["group"] == group and r["val_metric"] is not None}.values(),
-                      key=lambda r: -r["val_metric"])  # fmt: skip
+        mine = sorted(
+            {r["run_id"]: r for r in rows if r["group"] == group and r["val_metric"] is not None}.values(),
+            key=lambda r: -r["val_metric"],
+        )
         all_tied = len({r["val_metric"] for r in mine}) == 1  # edge_choices names those
-        if len(mine) < 2 or all_tied or not mine[0]["chosen"] or mine[0]["val_metric"] - mine[1]["val_metric"] >= margin:
+        if (
+            len(mine) < 2
+            or all_tied
+            or not mine[0]["chosen"]
+            or mine[0]["val_metric"] - mine[1]["val_metric"] >= margin
+        ):
             continue
         won, second = mine[0], mine[1]
-        lines.append(f"- {won['task']} {won['method']} {won['layers']}".rstrip() + f" ({won['partition']}): {won['setting']} "
-                     f"{won['value']:g} beat {second['value']:g} on validation by {won['val_metric'] - second['val_metric']:.4f} "
-                     f"({won['val_metric']:.3f} against {second['val_metric']:.3f}), less than min_delta {margin:g}: a near "
-                     "tie, and the runner-up's test score may differ.")  # fmt: skip
+        lines.append(
+            f"- {won['task']} {won['method']} {won['layers']}".rstrip() + f" ({won['partition']}): {won['setting']} "
+            f"{won['value']:g} beat {second['value']:g} on validation by {won['val_metric'] - second['val_metric']:.4f} "
+            f"({won['val_metric']:.3f} against {second['val_metric']:.3f}), less than min_delta {margin:g}: a near "
+            "tie, and the runner-up's test score may differ."
+        )
     return lines
 
 
@@ -163,11 +189,16 @@ def unconverged_points(rows: list[dict]) -> list[str]:
         chosen = next((x for x in rows if x["group"] == r["group"] and x["chosen"]), None)
         if chosen is None or r["val_metric"] is None:
             continue
-        point = ", ".join(f"{x['setting']} {x['value']:g}" if isinstance(x["value"], float) else f"{x['setting']} {x['value']}"
-                          for x in rows if x["run_id"] == run_id)  # fmt: skip
-        lines.append(f"- {r['task']} {r['method']} {r['layers']}".rstrip() + f" ({r['partition']}): sweep point {point} had not "
-                     f"converged after {r['rounds_run']} rounds (validation {r['val_metric']:.3f}, still moving; the "
-                     f"choice, {chosen['val_metric']:.3f}, compared it at the round cap).")  # fmt: skip
+        point = ", ".join(
+            f"{x['setting']} {x['value']:g}" if isinstance(x["value"], float) else f"{x['setting']} {x['value']}"
+            for x in rows
+            if x["run_id"] == run_id
+        )
+        lines.append(
+            f"- {r['task']} {r['method']} {r['layers']}".rstrip() + f" ({r['partition']}): sweep point {point} had not "
+            f"converged after {r['rounds_run']} rounds (validation {r['val_metric']:.3f}, still moving; the "
+            f"choice, {chosen['val_metric']:.3f}, compared it at the round cap)."
+        )
     return lines
 
 
@@ -193,8 +224,20 @@ def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
     reported = {r["run_id"] for r in runs}
     probes = read_probes(tuning_csv.parent / "edge_probes.csv")
     margin = max((r["config"].get("min_delta") or 0.0 for r in runs), default=0.0)
-    found = (constant_runs(runs) + constant_points(rows, runs_dir, reported) + edge_choices(rows, probes)
-             + near_ties(rows, margin) + unconverged_points(rows))  # fmt: skip
+    found = (
+        constant_runs(runs)
+        + constant_points(rows, runs_dir, reported)
+        + edge_choices(rows, probes)
+        + near_ties(rows, margin)
+        + unconverged_points(rows)
+    )
     if not found:
         return []
-    return ["## Checks", "", "What a reviewer would ask about before trusting these numbers (bench.audit):", "", *found, ""]
+    return [
+        "## Checks",
+        "",
+        "What a reviewer would ask about before trusting these numbers (bench.report.audit):",
+        "",
+        *found,
+        "",
+    ]

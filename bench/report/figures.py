@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.tables import MATCHED_SHARE, cell_key, method_label
+from bench.report.partition_plot import plot
+from bench.report.tables import MATCHED_SHARE, cell_key, method_label
 
 
 def _plt():
@@ -19,7 +20,17 @@ def _plt():
     return plt
 
 
-LABEL_SETTINGS = ("partition", "dp_epsilon", "noise_multiplier", "dp_level", "dp_unit", "model", "clients", "client_budgets", "compress")
+LABEL_SETTINGS = (
+    "partition",
+    "dp_epsilon",
+    "noise_multiplier",
+    "dp_level",
+    "dp_unit",
+    "model",
+    "clients",
+    "client_budgets",
+    "compress",
+)
 
 
 def _labeller(runs: list[dict], x_settings: tuple[str, ...] = ()):
@@ -73,7 +84,9 @@ def _mean_curve(runs: list[dict], x_of) -> tuple[list, list]:
     """Validation metric per round, averaged over the seeds that ran that round; x from the first seed."""
     longest = max(runs, key=lambda r: len(r["history"]))
     xs = x_of(longest["history"])
-    ys = [float(np.mean([r["history"][i]["val_metric"] for r in runs if len(r["history"]) > i])) for i in range(len(xs))]
+    ys = [
+        float(np.mean([r["history"][i]["val_metric"] for r in runs if len(r["history"]) > i])) for i in range(len(xs))
+    ]
     return xs, ys
 
 
@@ -145,7 +158,13 @@ def metric_vs_alpha(runs, folder, table):
         part = r["config"]["partition"]
         return float(part.split(":")[1]) if part.startswith("dirichlet:") else IID_ALPHA if part == "iid" else None
 
-    return _line_plot(_points(runs, alpha, ("partition",)), folder, "metric_vs_alpha", f"Dirichlet alpha (log; iid at {IID_ALPHA:g})", logx=True)
+    return _line_plot(
+        _points(runs, alpha, ("partition",)),
+        folder,
+        "metric_vs_alpha",
+        f"Dirichlet alpha (log; iid at {IID_ALPHA:g})",
+        logx=True,
+    )
 
 
 def layer_ablation(runs, folder, table):
@@ -158,7 +177,7 @@ def layer_ablation(runs, folder, table):
     label = _labeller(skip, ("layers",))
     for cell in _cells(skip, ("layers",)).values():
         for r in cell:
-            name = f"{r['config']['task']}: layerskip {family(r)}:K" + label(r)[len(method_label(r)):]
+            name = f"{r['config']['task']}: layerskip {family(r)}:K" + label(r)[len(method_label(r)) :]
             lines.setdefault(name, {}).setdefault(blocks(r), []).append(r)
     lines = {k: v for k, v in lines.items() if len(v) >= 2}
     if not lines:
@@ -168,7 +187,12 @@ def layer_ablation(runs, folder, table):
     for name, by_k in sorted(lines.items()):
         ks = sorted(by_k)
         axes[0].plot(ks, [np.mean([r["metric"] for r in by_k[k]]) for k in ks], marker="o", label=name)
-        axes[1].plot(ks, [np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in by_k[k]]) for k in ks], marker="o", label=name)
+        axes[1].plot(
+            ks,
+            [np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in by_k[k]]) for k in ks],
+            marker="o",
+            label=name,
+        )
     axes[0].set_ylabel("test metric")
     axes[1].set_ylabel("total bytes")
     axes[1].set_yscale("log")
@@ -191,9 +215,13 @@ def privacy_utility(runs, folder, table):
     given a noise multiplier instead of a target are left out (their epsilon is an outcome)."""
     if not any(r["config"].get("dp_epsilon") is not None for r in runs):
         return False
-    target = lambda r: None if r["config"].get("noise_multiplier") is not None else (r["config"].get("dp_epsilon") or NO_DP_AT)  # noqa: E731
+    target = lambda r: (
+        None if r["config"].get("noise_multiplier") is not None else (r["config"].get("dp_epsilon") or NO_DP_AT)
+    )  # noqa: E731
     points = _points(runs, target, ("dp_epsilon", "noise_multiplier"))
-    return _line_plot(points, folder, "privacy_utility", f"epsilon target (log; no DP drawn at {NO_DP_AT:g})", logx=True)
+    return _line_plot(
+        points, folder, "privacy_utility", f"epsilon target (log; no DP drawn at {NO_DP_AT:g})", logx=True
+    )
 
 
 def matched_bytes(runs, folder, table: list[dict]):
@@ -208,7 +236,14 @@ def matched_bytes(runs, folder, table: list[dict]):
     bars = ax.bar(range(len(rows)), heights, color=["C0" if t["matched_seeds"] == t["seeds"] else "C1" for t in rows])
     for bar, t in zip(bars, rows):
         if not t["matched_seeds"]:
-            ax.annotate("never", (bar.get_x() + bar.get_width() / 2, 1), ha="center", va="bottom", fontsize="x-small", rotation=90)
+            ax.annotate(
+                "never",
+                (bar.get_x() + bar.get_width() / 2, 1),
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+                rotation=90,
+            )
     ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize="x-small")
     ax.set_yscale("log")
     ax.set_ylabel(f"bytes to {MATCHED_SHARE:.0%} of centralized (log)")
@@ -219,7 +254,6 @@ def matched_bytes(runs, folder, table: list[dict]):
 
 
 def partition_heatmaps(runs, folder):
-    from partitions.show import plot
 
     seen = {}
     for r in runs:
@@ -231,7 +265,10 @@ def partition_heatmaps(runs, folder):
         name = f"partition_{task}_{part}".replace(":", "-")
         plot(desc, folder / f"{name}.png")
         plot(desc, folder / f"{name}.pdf")
-    return [(f"partition_{t}_{p}".replace(":", "-"), f"Partition {p} of {t}: label shares per client") for t, p in sorted(seen)]
+    return [
+        (f"partition_{t}_{p}".replace(":", "-"), f"Partition {p} of {t}: label shares per client")
+        for t, p in sorted(seen)
+    ]
 
 
 FIGURES = [

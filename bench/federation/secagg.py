@@ -186,8 +186,10 @@ class ClientKit:
         """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
         one 0/1 slot per tensor saying which it trains, so the server can average each tensor
         over exactly its holders; quantised and masked here, on the client."""
-        parts = [np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
-                 for n, shape in zip(self.names, self.shapes)]  # fmt: skip
+        parts = [
+            np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
+            for n, shape in zip(self.names, self.shapes)
+        ]
         t0 = time.perf_counter()
         if self.clip_norm is not None:  # DP-FedAvg's clipping happens here, on the client, before masking
             norm = float(np.sqrt(sum(float((np.asarray(v, dtype=np.float64) ** 2).sum()) for v in update.values())))
@@ -206,10 +208,25 @@ class SecureRound:
     shares) happen at `open`; each client masks with its kit (step 3); `close` unmasks the sum of
     whatever masked vectors arrived (step 4) and returns the per-tensor weighted means."""
 
-    def __init__(self, clients: list[int], round_: int, seed: int, quantiser: Quantiser, names: list[str],
-                 shapes: list[tuple[int, ...]], degree: int | None = None, threshold: int | None = None,
-                 clip_norm: float | None = None):  # fmt: skip
-        self.round_, self.quantiser, self.names, self.shapes, self.clip_norm = round_, quantiser, names, shapes, clip_norm
+    def __init__(
+        self,
+        clients: list[int],
+        round_: int,
+        seed: int,
+        quantiser: Quantiser,
+        names: list[str],
+        shapes: list[tuple[int, ...]],
+        degree: int | None = None,
+        threshold: int | None = None,
+        clip_norm: float | None = None,
+    ):
+        self.round_, self.quantiser, self.names, self.shapes, self.clip_norm = (
+            round_,
+            quantiser,
+            names,
+            shapes,
+            clip_norm,
+        )
         n = len(clients)
         self.degree = min(n - 1, degree or max(8, 2 * int(np.ceil(np.log2(max(n, 2))))))
         self.threshold = threshold or self.degree // 2 + 1  # default: a majority of each client's neighbours
@@ -225,15 +242,32 @@ class SecureRound:
         self.length = sum(int(np.prod(s)) for s in shapes) + len(names)
 
     def kit(self, client: int) -> ClientKit:
-        return ClientKit(self.sessions[client], {p: self.publics[p] for p in self.graph[client]}, self.round_, self.names,
-                         self.shapes, self.quantiser, self.clip_norm)  # fmt: skip
+        return ClientKit(
+            self.sessions[client],
+            {p: self.publics[p] for p in self.graph[client]},
+            self.round_,
+            self.names,
+            self.shapes,
+            self.quantiser,
+            self.clip_norm,
+        )
 
     def close(self, masked: list[Masked]) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
         """(tensor -> summed weighted update, tensor -> summed weight, costs); SecAggFailure when
         too few survivors hold shares."""
         arrived = {m.client: m for m in masked}
-        total = self.quantiser.decode(server_unmask(arrived, self.sessions, self.graph, self.publics, self.round_,
-                                                    self.threshold, self.quantiser.bits, self.length))  # fmt: skip
+        total = self.quantiser.decode(
+            server_unmask(
+                arrived,
+                self.sessions,
+                self.graph,
+                self.publics,
+                self.round_,
+                self.threshold,
+                self.quantiser.bits,
+                self.length,
+            )
+        )
         sums, weights, at = {}, {}, 0
         for i, (name, shape) in enumerate(zip(self.names, self.shapes)):
             size = int(np.prod(shape))
@@ -242,29 +276,55 @@ class SecureRound:
             at += size
         links = sum(len(v) for v in self.graph.values())
         answered = sum(len(self.graph[c]) for c in arrived)  # step 4: one share per neighbour from each survivor
-        protocol_up = (len(self.graph) * KEY_BYTES + links * 2 * SHARE_BYTES + answered * SHARE_BYTES
-                       + len(arrived) * self.length * self.quantiser.bits // 8)  # fmt: skip
-        costs = {"secagg_bytes_up": protocol_up - sum(m.plain_bytes for m in arrived.values()),
-                 "secagg_bytes_down": links * KEY_BYTES + links * 2 * SHARE_BYTES}  # fmt: skip
+        protocol_up = (
+            len(self.graph) * KEY_BYTES
+            + links * 2 * SHARE_BYTES
+            + answered * SHARE_BYTES
+            + len(arrived) * self.length * self.quantiser.bits // 8
+        )
+        costs = {
+            "secagg_bytes_up": protocol_up - sum(m.plain_bytes for m in arrived.values()),
+            "secagg_bytes_down": links * KEY_BYTES + links * 2 * SHARE_BYTES,
+        }
         return sums, weights, costs
 
 
-def secure_sum(updates: dict[int, np.ndarray], weights: dict[int, float], quantiser: Quantiser, round_: int, seed: int,
-               degree: int, threshold: int | None = None, drop_after_masking: set[int] = frozenset()) -> tuple[np.ndarray, float, dict]:  # fmt: skip
+def secure_sum(
+    updates: dict[int, np.ndarray],
+    weights: dict[int, float],
+    quantiser: Quantiser,
+    round_: int,
+    seed: int,
+    degree: int,
+    threshold: int | None = None,
+    drop_after_masking: set[int] = frozenset(),
+) -> tuple[np.ndarray, float, dict]:
     """The protocol on plain vectors: those in `drop_after_masking` share keys but never deliver.
     Returns (the weighted sum, the summed weight, costs) or raises SecAggFailure."""
     dim = len(next(iter(updates.values())))
     secure = SecureRound(sorted(updates), round_, seed, quantiser, ["v"], [(dim,)], degree, threshold)
-    masked = [secure.kit(c).mask_update({"v": updates[c]}, weights[c]) for c in sorted(updates) if c not in drop_after_masking]
+    masked = [
+        secure.kit(c).mask_update({"v": updates[c]}, weights[c]) for c in sorted(updates) if c not in drop_after_masking
+    ]
     sums, held, costs = secure.close(masked)
     return sums["v"], held["v"], {**costs, "threshold": secure.threshold}
 
 
-def server_unmask(masked: dict[int, Masked], sessions: dict, graph: dict, publics: dict, round_: int, threshold: int,
-                  bits: int, length: int) -> np.ndarray:  # fmt: skip
+def server_unmask(
+    masked: dict[int, Masked],
+    sessions: dict,
+    graph: dict,
+    publics: dict,
+    round_: int,
+    threshold: int,
+    bits: int,
+    length: int,
+) -> np.ndarray:
     """Step 4 on the server: sum the masked vectors, then remove the survivors' self masks and
     the dropped clients' pairwise masks from shares the survivors hand in."""
-    assert all(isinstance(m, Masked) for m in masked.values()), "secure aggregation: the server takes masked vectors only"
+    assert all(isinstance(m, Masked) for m in masked.values()), (
+        "secure aggregation: the server takes masked vectors only"
+    )
     survivors = sorted(masked)
     dropped = sorted(set(graph) - set(masked))
     total = np.zeros(length, dtype=np.uint64)

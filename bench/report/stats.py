@@ -54,8 +54,9 @@ def run_metric(kind: str, per_model_items: list, index: np.ndarray | None = None
     return float(np.mean([metric_from_items(kind, pick(items), n_labels) for items in per_model_items]))
 
 
-def paired_bootstrap(kind: str, pairs: list[tuple[list, list]], n_labels: int = 2, reps: int = BOOTSTRAP_REPS,
-                     seed: int = BOOTSTRAP_SEED) -> dict:  # fmt: skip
+def paired_bootstrap(
+    kind: str, pairs: list[tuple[list, list]], n_labels: int = 2, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED
+) -> dict:
     """Mean over seeds of metric(A) - metric(B), with a 95% percentile interval.
 
     `pairs` holds one (A's items, B's items) per seed, each a list of per-model item lists on the
@@ -68,7 +69,9 @@ def paired_bootstrap(kind: str, pairs: list[tuple[list, list]], n_labels: int = 
         if len(n) != 1:
             raise ValueError(f"paired runs scored different test sets (sizes {sorted(n)})")
         sizes.append(n.pop())
-    observed = float(np.mean([run_metric(kind, a, None, n_labels) - run_metric(kind, b, None, n_labels) for a, b in pairs]))
+    observed = float(
+        np.mean([run_metric(kind, a, None, n_labels) - run_metric(kind, b, None, n_labels) for a, b in pairs])
+    )
     draws = np.empty(reps)
     for i in range(reps):
         diffs = []
@@ -77,7 +80,13 @@ def paired_bootstrap(kind: str, pairs: list[tuple[list, list]], n_labels: int = 
             diffs.append(run_metric(kind, a, index, n_labels) - run_metric(kind, b, index, n_labels))
         draws[i] = np.mean(diffs)
     lo, hi = np.percentile(draws, [2.5, 97.5])
-    return {"diff": observed, "lo": float(lo), "hi": float(hi), "contains_zero": bool(lo <= 0 <= hi), "seeds": len(pairs)}
+    return {
+        "diff": observed,
+        "lo": float(lo),
+        "hi": float(hi),
+        "contains_zero": bool(lo <= 0 <= hi),
+        "seeds": len(pairs),
+    }
 
 
 def seed_interval(values: list[float]) -> dict:

@@ -1,6 +1,6 @@
 """Performance benchmark (not a test): prints a table and writes JSON.
 
-    python -m bench.perf [--out results/perf] [--quick]
+    python -m bench.compare.perf [--out results/perf] [--quick]
 
 1. frozen-prefix cache speed-up per round, next to its FLOP bound: layerskip top:2 on minilm,
    and 8 of 16 blocks on a 16-block LLaMA-shaped model;
@@ -20,6 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench.config import ExperimentConfig
+from bench.engine.prepare import prepare_task
+from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
 
 NCBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ncbi-disease"
@@ -28,15 +31,18 @@ NCBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ncbi-disease"
 def machine() -> dict:
     import torch
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}  # fmt: skip
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def run_cfg(out: Path, **kw) -> dict:
     """One experiment in this process; returns final.json plus its rounds."""
-    from bench.config import ExperimentConfig
-    from bench.engine.server import run_experiment
 
     final = run_experiment(ExperimentConfig(**kw), out, progress=False)
     final["history"] = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
@@ -53,8 +59,6 @@ def flop_bound(train_tokens: int, eval_tokens: int, n_blocks: int, k: int) -> fl
 
 
 def cache_speedup(tmp: Path, model: str, layers: str, task: str, rounds: int) -> dict:
-    from bench.config import ExperimentConfig
-    from bench.engine.prepare import prepare_task
 
     kw = dict(task=task, method="layerskip", layers=layers, model=model, clients=4, rounds=rounds, max_length=64)
     timing = {}
@@ -63,29 +67,50 @@ def cache_speedup(tmp: Path, model: str, layers: str, task: str, rounds: int) ->
         timing[cache] = sum(h["wall_s"] for h in final["history"]) / len(final["history"])
         info = final["method_info"]
     task_data = prepare_task(ExperimentConfig(**kw))
-    train_tokens = sum(len(task_data.train.encoded.input_ids[r]) for c in task_data.clients for r in task_data.train.rows(c))
+    train_tokens = sum(
+        len(task_data.train.encoded.input_ids[r]) for c in task_data.clients for r in task_data.train.rows(c)
+    )
     eval_tokens = sum(len(x) for x in task_data.test.encoded.input_ids)
     n, k = info["n_blocks"], min(info["blocks"])
     bound = flop_bound(train_tokens, eval_tokens, n, k)
     speedup = timing["off"] / timing["on"]
-    return {"model": model, "layers": layers, "round_s_uncached": round(timing["off"], 2), "round_s_cached": round(timing["on"], 2),
-            "round_s_filling": round(timing["fill"], 2),
-            "speedup": round(speedup, 3), "flop_bound": round(bound, 3), "share_of_bound": round(speedup / bound, 3),
-            "cache": info["prefix_cache"]}  # fmt: skip
+    return {
+        "model": model,
+        "layers": layers,
+        "round_s_uncached": round(timing["off"], 2),
+        "round_s_cached": round(timing["on"], 2),
+        "round_s_filling": round(timing["fill"], 2),
+        "speedup": round(speedup, 3),
+        "flop_bound": round(bound, 3),
+        "share_of_bound": round(speedup / bound, 3),
+        "cache": info["prefix_cache"],
+    }
 
 
 def engine_overhead(tmp: Path, data: dict, per_round: int) -> dict:
-    final = run_cfg(tmp / f"overhead-{per_round}", method="fedavg", model="tiny-bert", clients=per_round, rounds=2,
-                    max_length=48, backend="serial", **data)  # fmt: skip
+    final = run_cfg(
+        tmp / f"overhead-{per_round}",
+        method="fedavg",
+        model="tiny-bert",
+        clients=per_round,
+        rounds=2,
+        max_length=48,
+        backend="serial",
+        **data,
+    )
     last = final["history"][-1]  # the second round: nothing left to warm up
-    return {"clients_per_round": per_round, "wall_s": last["wall_s"], "compute_s": last["compute_s"],
-            "overhead_share": round(1 - last["compute_s"] / last["wall_s"], 4)}  # fmt: skip
+    return {
+        "clients_per_round": per_round,
+        "wall_s": last["wall_s"],
+        "compute_s": last["compute_s"],
+        "overhead_share": round(1 - last["compute_s"] / last["wall_s"], 4),
+    }
 
 
 def peak_memory(data: dict, clients: int) -> dict:
     """Peak RSS of a fresh process running 10 clients per round out of `clients`."""
     code = (
-        "import json,resource,sys,tempfile; from bench.perf import run_cfg; from pathlib import Path;"
+        "import json,resource,sys,tempfile; from bench.compare.perf import run_cfg; from pathlib import Path;"
         f"run_cfg(Path(tempfile.mkdtemp()), method='fedavg', model='tiny-bert', clients={clients}, clients_per_round=10,"
         f" rounds=2, max_length=48, backend='serial', holdout_fraction=0.2, **{data!r});"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
@@ -95,8 +120,16 @@ def peak_memory(data: dict, clients: int) -> dict:
 
 
 def quick_cell_rate(tmp: Path) -> dict:
-    final = run_cfg(tmp / "quick-cell", task="i2b2-2010", method="layerskip", layers="top:2", model="minilm", clients=4,
-                    rounds=2, max_length=64)  # fmt: skip
+    final = run_cfg(
+        tmp / "quick-cell",
+        task="i2b2-2010",
+        method="layerskip",
+        layers="top:2",
+        model="minilm",
+        clients=4,
+        rounds=2,
+        max_length=64,
+    )
     per_round = sum(h["wall_s"] for h in final["history"]) / len(final["history"])
     return {"round_s": round(per_round, 2), "rounds_per_hour": round(3600 / per_round, 1)}
 
@@ -105,7 +138,7 @@ def quick_cell_rate(tmp: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
-    parser = OneLineArgumentParser(prog="python -m bench.perf", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="python -m bench.compare.perf", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/perf")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -113,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["BENCH_CACHE"] = str(tmp / "cache")  # the prefix cache starts cold: the first cached run fills it
     many = {"task": "conll", "data_dir": str(NCBI)} if NCBI.is_dir() else {"task": "i2b2-2010"}
     result = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    result["cache"] = [cache_speedup(tmp, "minilm", "top:2", "i2b2-2010", rounds=1),
-                       cache_speedup(tmp, "llama16-mini", "top:8", "i2b2-2010", rounds=1)]  # fmt: skip
+    result["cache"] = [
+        cache_speedup(tmp, "minilm", "top:2", "i2b2-2010", rounds=1),
+        cache_speedup(tmp, "llama16-mini", "top:8", "i2b2-2010", rounds=1),
+    ]
     result["overhead"] = [engine_overhead(tmp, many, n) for n in (10, 100)]
     result["memory"] = [peak_memory(many, n) for n in (10, 1000)]
     result["memory_ratio"] = round(result["memory"][1]["peak_rss_mb"] / result["memory"][0]["peak_rss_mb"], 3)
@@ -123,14 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "perf.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
-    print(f"machine: {m['processor']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), GPU: {m['cuda']}")
+    print(
+        f"machine: {m['processor']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), GPU: {m['cuda']}"
+    )
     print("| measure | value |\n|---|---|")
     for c in result["cache"]:
-        print(f"| cache speed-up, {c['model']} {c['layers']} | {c['speedup']}x per round ({c['round_s_uncached']} s -> "
-              f"{c['round_s_cached']} s; {c['round_s_filling']} s while filling it); FLOP bound {c['flop_bound']}x; "
-              f"{100 * c['share_of_bound']:.0f}% of bound |")
+        print(
+            f"| cache speed-up, {c['model']} {c['layers']} | {c['speedup']}x per round ({c['round_s_uncached']} s -> "
+            f"{c['round_s_cached']} s; {c['round_s_filling']} s while filling it); FLOP bound {c['flop_bound']}x; "
+            f"{100 * c['share_of_bound']:.0f}% of bound |"
+        )
     for o in result["overhead"]:
-        print(f"| engine overhead, {o['clients_per_round']} clients/round | {100 * o['overhead_share']:.1f}% of {o['wall_s']} s |")
+        print(
+            f"| engine overhead, {o['clients_per_round']} clients/round | {100 * o['overhead_share']:.1f}% of {o['wall_s']} s |"
+        )
     for mem in result["memory"]:
         print(f"| peak memory, {mem['clients']} clients | {mem['peak_rss_mb']} MB |")
     print(f"| memory ratio 1000/10 clients | {result['memory_ratio']} |")

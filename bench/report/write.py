@@ -1,0 +1,157 @@
+"""Tables and figures, built from stored results only (runs/*/final.json, rounds.jsonl,
+test_items.json): the report can always be rebuilt from what is committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.report import audit, figures
+from bench.report.tables import NOTES, flat, latex, main_table, markdown
+from bench.store import atomic_write_text, load_runs, to_csv
+
+SUMMARY_COLUMNS = [
+    "task",
+    "method",
+    "layers",
+    "partition",
+    "alpha",
+    "clients",
+    "seed",
+    "epsilon",
+    "dp_epsilon",
+    "metric_name",
+    "metric",
+    "metric_last",
+    "val_metric",
+    "best_round",
+    "rounds_run",
+    "converged",
+    "lr",
+    "bytes_up_total",
+    "bytes_down_total",
+    "trainable_params",
+    "total_params",
+    "wall_s",
+    "status",
+    "rounds",
+    "blocks",
+    "run_id",
+]
+
+
+def summary_row(run: dict) -> dict:
+    cfg = run["config"]
+    part = cfg["partition"]
+    alpha = float(part.split(":")[1]) if ":" in part else None
+    row = {
+        "task": cfg["task"],
+        "method": cfg["method"],
+        "layers": cfg.get("layers") or "",
+        "partition": part,
+        "alpha": alpha,
+        "clients": cfg["clients"],
+        "seed": cfg["seed"],
+        "epsilon": run.get("epsilon"),
+        "dp_epsilon": cfg.get("dp_epsilon"),
+        "lr": cfg.get("lr"),
+        "status": run.get("status", "failed"),
+        "run_id": run["run_id"],
+        "blocks": " ".join(map(str, (run.get("method_info") or {}).get("blocks", []))),
+    }
+    for key in (
+        "metric_name",
+        "metric",
+        "metric_last",
+        "val_metric",
+        "best_round",
+        "rounds_run",
+        "converged",
+        "bytes_up_total",
+        "bytes_down_total",
+        "trainable_params",
+        "total_params",
+        "wall_s",
+        "rounds",
+    ):
+        row[key] = run.get(key)
+    return row
+
+
+def write_report(
+    out: Path,
+    run_ids: list[str] | None = None,
+    runs_dir: Path | None = None,
+    study: str | None = None,
+    notes: list[str] | None = None,
+) -> Path:
+    """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
+    `runs_dir` (default out/runs); a study's report names the study in every caption."""
+
+    runs_dir = runs_dir or out / "runs"
+    runs = load_runs(runs_dir, run_ids)
+    rows = [summary_row(r) for r in runs]
+    atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
+    table = main_table(runs)
+    atomic_write_text(out / "tables" / "main.md", markdown(table))
+    flat_rows = flat(table)
+    atomic_write_text(out / "tables" / "main.csv", to_csv(flat_rows, list(flat_rows[0]) if flat_rows else ["task"]))
+    atomic_write_text(out / "tables" / "main.tex", latex(table))
+    made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
+    failed = [r for r in rows if r["status"] != "ok"]
+    unconverged = [r for r in rows if r["status"] == "ok" and not r.get("converged")]
+    if study:
+        made = [(name, f"{caption} (study {study})") for name, caption in made]
+    checks = audit.section(runs, out / "tuning.csv", runs_dir)
+    flagged = f", {sum(line.startswith('- ') for line in checks)} findings under Checks" if checks else ""
+    text = [
+        f"# Results: {out.name}" + (f" (study {study})" if study else ""),
+        "",
+        f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged{flagged}.",
+        "",
+        *(notes or []),
+        narrative(table),
+        "",
+        "## Main table",
+        "",
+        markdown(table),
+        NOTES,
+        "",
+        "## Figures",
+        "",
+    ]
+    text += [f"![{caption}](figures/{name}.png)  \n*{caption}*\n" for name, caption in made]
+    text += checks
+    if unconverged:
+        text += [
+            "## Runs that did not converge",
+            "",
+            "Their validation metric was still rising by at least `min_delta` within the last `patience` rounds "
+            "(or they ran too few rounds to tell): their numbers rank early speed, not final quality.",
+            "",
+        ]
+        text += [f"- `{r['run_id']}`: best round {r['best_round']} of {r['rounds_run']}" for r in unconverged]
+        text.append("")
+    if failed:
+        text += ["## Failed runs", ""] + [f"- `{r['run_id']}`: see runs/{r['run_id']}/failed.json" for r in failed]
+    atomic_write_text(out / "report.md", "\n".join(text) + "\n")
+    return out / "report.md"
+
+
+def narrative(table: list[dict]) -> str:
+    """One paragraph of what the numbers say, computed from the table."""
+    sentences = []
+    for t in table:
+        if not t["method"].startswith("layerskip"):
+            continue
+        bits = [
+            f"On {t['task']} ({t['partition']}{', ε ' + format(t['epsilon'], 'g') if t['epsilon'] else ''}), "
+            f"{t['method']} scored {t['metric']:.3f}"
+        ]
+        if t["gap_to_centralized_pts"] is not None:
+            bits.append(f"{t['gap_to_centralized_pts']:.1f} points below centralized")
+        if t["reduction_vs_fedavg_pct"] is not None:
+            bits.append(f"while moving {100 - t['reduction_vs_fedavg_pct']:.0f}% of FedAvg's bytes")
+        sentences.append(", ".join(bits) + ".")
+    if not sentences:
+        return "No layer-skipping runs in this grid."
+    return " ".join(sentences)
