@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
+from bench.seeding import stream
 
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.1
@@ -42,7 +42,7 @@ def carve_validation(
         if len(docs) < 2:
             continue
         k = max(1, int(round(fraction * len(docs))))
-        rng = np.random.default_rng([seed, int(hashlib.sha256(site.encode()).hexdigest()[:8], 16)])
+        rng = stream("validation_carve", seed, int(hashlib.sha256(site.encode()).hexdigest()[:8], 16))
         held.update((site, d) for d in rng.choice(sorted(docs), size=k, replace=False).tolist())
     train = [ex for ex in examples if (ex.site, ex.doc_id) not in held]
     validation = [ex for ex in examples if (ex.site, ex.doc_id) in held]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench.seeding import stream
+
 NORM_OUTLIER = 10.0  # an update this many times the median update norm is rejected
 
 
@@ -17,7 +19,7 @@ def absent_clients(cfg, round_: int, clients: list[int]) -> tuple[set[int], set[
     """(dropped, stragglers) among this round's sampled clients."""
     dropped, late = set(), set()
     for c in clients:
-        u = np.random.default_rng([cfg.seed, round_, c, 31337]).random(2)
+        u = stream("faults", cfg.seed, round_, c).random(2)
         if u[0] < cfg.dropout:
             dropped.add(c)
         elif u[1] < cfg.straggler_frac:

@@ -16,6 +16,7 @@ from bench.engine.training import collate
 from bench.errors import BenchError
 from bench.model.build import build_model
 from bench.model.layers import discover_layers
+from bench.seeding import seed_of
 
 PROBE_ROWS = 128
 
@@ -69,7 +70,7 @@ def resolve_auto_layers(cfg, task) -> tuple[object, dict]:
     scores, weights = [], []
     for client, examples in enumerate(task.clients):
         rows = task.train.rows(examples)
-        seed = int(np.random.default_rng([cfg.seed, client, 271828]).integers(2**31 - 1))
+        seed = seed_of("layer_probe", cfg.seed, client)
         scores.append(
             block_scores(model, layers, task.train.encoded, rows, task.kind, task.pad_id, cfg.batch_size, seed)
         )

@@ -16,6 +16,7 @@ from bench.data.types import TaskKind
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 from bench.model.build import ensure_pad_token, source_for
+from bench.seeding import stream
 from bench.synth.cache import data_dir_for
 
 
@@ -63,7 +64,7 @@ def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[
     """Each client keeps a seeded `fraction` (at least one example) of its data for its own score."""
     train, held = [], []
     for client, idx in enumerate(parts):
-        rng = np.random.default_rng([seed, client, 7919])
+        rng = stream("client_holdout", seed, client)
         shuffled = rng.permutation(idx)
         k = max(1, int(round(fraction * len(idx))))
         held.append(np.sort(shuffled[:k]))
@@ -78,7 +79,7 @@ def subsample(examples: list, n: int | None) -> list:
     """A fixed random `n` of the training examples (all of them when n is None or larger)."""
     if n is None or n >= len(examples):
         return examples
-    keep = np.sort(np.random.default_rng([SUBSAMPLE_SEED, n]).choice(len(examples), size=n, replace=False))
+    keep = np.sort(stream("train_subsample", SUBSAMPLE_SEED, n).choice(len(examples), size=n, replace=False))
     return [examples[i] for i in keep]
 
 

@@ -25,6 +25,7 @@ from bench.federation.comm import GLOBAL, tensor_bytes
 from bench.federation.compress import Packed, payload_bytes, restore_state
 from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
 from bench.registry import METHODS
+from bench.seeding import seed_of, seeded_torch, stream
 from bench.store import (
     atomic_write_json,
     atomic_write_text,
@@ -84,7 +85,7 @@ def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
     """Clients for this round, from (seed, round) alone so a resumed run samples the same: K of
     N without replacement, or, under client-level DP, each client with probability K/N (the
     sampling its accountant assumes; a round may then have any number of clients, even none)."""
-    rng = np.random.default_rng([cfg.seed, round_, 104729])
+    rng = stream("client_sampling", cfg.seed, round_)
     if poisson_clients(cfg):
         return np.flatnonzero(rng.random(cfg.clients) < client_rate(cfg)).tolist()
     return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
@@ -149,7 +150,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     atomic_write_json(out / "partition.json", task.partition)
     warn_if_cut(task.encoding, progress)
     asked = cfg
-    cfg, probe = method.resolve(task)
+    with seeded_torch("method_resolve", cfg.seed):  # a probe that draws from torch: from the seed
+        cfg, probe = method.resolve(task)
     method = METHODS.get(cfg.method)(cfg)  # configured with what was resolved (e.g. the probe's blocks)
     dp = privacy.plan(cfg, *planned_work(cfg, method, task))
     backend = BACKENDS[cfg.resolved_backend].build(cfg, task, dp)
@@ -358,7 +360,7 @@ def _secure_aggregate(secure: SecureRound, states: dict, results: list, cfg, dp,
 
 
 def _dp_seed(cfg: ExperimentConfig, r: int) -> int:
-    return int(np.random.default_rng([cfg.seed, r, 15485863]).integers(2**31 - 1))
+    return seed_of("dp_server_noise", cfg.seed, r)
 
 
 def _account(cfg, dp, trained: list, accountants: dict) -> None:

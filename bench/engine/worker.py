@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
 import torch
 
 from bench.config import ExperimentConfig
@@ -24,12 +23,13 @@ from bench.federation.privacy import DpPlan
 from bench.model.build import build_model
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
+from bench.seeding import seed_of, seeded_torch
 from bench.store import cache_root
 
 
 def client_seed(seed: int, client: int, round_: int) -> int:
     """Each client's RNG stream, from (seed, client, round) alone."""
-    return int(np.random.default_rng([seed, client, round_]).integers(2**31 - 1))
+    return seed_of("client_training", seed, client, round_)
 
 
 def _chaos(round_: int, client: int) -> None:
@@ -52,7 +52,8 @@ class Worker:
         self.method = METHODS.get(self.cfg.method)(self.cfg)
         model, _ = build_model(self.cfg.model, task.kind, len(task.output_labels), self.cfg.seed, self.cfg.dtype)
         self.layers = discover_layers(model)
-        self.model = self.method.configure(model, self.layers).to(self.device)
+        with seeded_torch("method_setup", self.cfg.seed):  # adapters and added parameters: from the seed
+            self.model = self.method.configure(model, self.layers).to(self.device)
         self.trainable = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.trainable_set = set(self.trainable)
         # the base model's size: counted before the prefix cache swaps frozen blocks out, and

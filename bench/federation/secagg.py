@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.seeding import stream
+
 PRIME = 2**521 - 1  # a Mersenne prime: the Shamir field holds any 32-byte secret
 SHARE_BYTES = 66  # one field element (521 bits)
 KEY_BYTES = 32
@@ -80,7 +82,7 @@ def reconstruct(shares: dict[int, int]) -> int:
 def neighbours(clients: list[int], degree: int, seed: int) -> dict[int, list[int]]:
     """SecAgg+'s graph: clients on a seeded random ring, each linked to `degree` // 2 on either
     side (everyone, when the degree reaches n - 1)."""
-    order = np.random.default_rng([seed, 7331]).permutation(clients).tolist()
+    order = stream("secagg_graph", seed).permutation(clients).tolist()
     n = len(order)
     if degree >= n - 1:
         return {c: [d for d in clients if d != c] for c in clients}
@@ -143,7 +145,7 @@ class ClientSession:
     def start(cls, client: int, round_: int, seed: int) -> ClientSession:
         """Fresh secrets from the client's own stream (seeded, so a run is reproducible)."""
         private_cls, _ = _x25519()
-        rng = np.random.default_rng([seed, round_, client, 4242])
+        rng = stream("secagg_client", seed, round_, client)
         key = private_cls.from_private_bytes(rng.bytes(KEY_BYTES))
         return cls(client, key.private_bytes_raw(), rng.bytes(KEY_BYTES), key.public_key().public_bytes_raw())
 
@@ -233,7 +235,7 @@ class SecureRound:
         self.graph = neighbours(clients, self.degree, _digest((seed, round_)))
         self.sessions = {c: ClientSession.start(c, round_, seed) for c in clients}  # each client's own secrets
         self.publics = {c: s.public_key for c, s in self.sessions.items()}  # step 1: relayed by the server
-        rng = np.random.default_rng([seed, round_, 9001])
+        rng = stream("secagg_shares", seed, round_)
         for c, s in self.sessions.items():  # step 2: shares to neighbours, relayed by the server
             key_shares = split_secret(int.from_bytes(s.private_key, "big"), self.graph[c], self.threshold, rng)
             seed_shares = split_secret(int.from_bytes(s.self_seed, "big"), self.graph[c], self.threshold, rng)

@@ -1,0 +1,53 @@
+"""Every random stream of a run, from one helper: (purpose, seed, *keys) in, generator out.
+
+A stream is named by its purpose; its tag keeps two purposes with the same keys apart. The tags
+are the numbers the streams have always used (a changed tag would change every stored result),
+so they live here and nowhere else."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+# purpose -> tag appended to (seed, *keys); None: the keys alone
+PURPOSES: dict[str, int | None] = {
+    "client_sampling": 104729,  # (seed, round): who trains this round
+    "dp_server_noise": 15485863,  # (seed, round): DP-FedAvg's noise on the server
+    "faults": 31337,  # (seed, round, client): dropouts and stragglers
+    "client_holdout": 7919,  # (seed, client): each client's held-out slice
+    "layer_probe": 271828,  # (seed, client): auto:K's probe batches
+    "secagg_graph": 7331,  # (seed,): SecAgg+'s neighbour ring
+    "secagg_client": 4242,  # (seed, round, client)
+    "secagg_shares": 9001,  # (seed, round)
+    "method_setup": 6700417,  # (seed,): parameters a method adds (e.g. LoRA's adapters)
+    "method_resolve": 2147483647,  # (seed,): settings a method decides before round 1 (auto:K's probe)
+    "client_training": None,  # (seed, client, round): batch order, dropout, DP-SGD noise
+    "train_subsample": None,  # (fixed seed, n): the same subsample for every run
+    "validation_carve": None,  # (seed, site hash): documents held out for validation
+}
+
+
+def stream(purpose: str, seed: int, *keys: int) -> np.random.Generator:
+    """The generator for `purpose` at (seed, *keys); an unknown purpose is a programming error."""
+    tag = PURPOSES[purpose]
+    return np.random.default_rng([seed, *keys] + ([] if tag is None else [tag]))
+
+
+def seed_of(purpose: str, seed: int, *keys: int) -> int:
+    """A 31-bit seed drawn from the stream, for libraries that take an integer (torch)."""
+    return int(stream(purpose, seed, *keys).integers(2**31 - 1))
+
+
+@contextlib.contextmanager
+def seeded_torch(purpose: str, seed: int, *keys: int) -> Iterator[None]:
+    """Run a block with torch's global generators (CPU, and CUDA where present) seeded from the
+    stream, and restored afterwards: code that draws from the global stream (PEFT's adapter
+    initialisation, a method's added parameters) is then a function of the run's seed, and of
+    nothing that ran before it in the same process."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed_of(purpose, seed, *keys))
+        yield
