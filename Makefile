@@ -35,7 +35,10 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(PY) run_all.py
 
+# the formatter owns the layout, so CI checks it before the tests
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider
 
 $(FLOWER_STAMP): Makefile $(STAMP)
@@ -53,6 +56,7 @@ compare-flower: $(STAMP) $(FLOWER_STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 clean:
 	rm -rf $(VENV) $(FLOWER_VENV) .cache

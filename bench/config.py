@@ -72,76 +72,10 @@ class ExperimentConfig:
     max_retries: int = 2  # restarts of a crashed worker before its clients count as dropped
 
     def __post_init__(self):
-        checks = [
-            (self.clients >= 1, f"clients must be >= 1, not {self.clients}"),
-            (self.rounds >= 1, f"rounds must be >= 1, not {self.rounds}"),
-            (self.local_epochs >= 1, f"local_epochs must be >= 1, not {self.local_epochs}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, not {self.batch_size}"),
-            (self.max_length >= 8, f"max_length must be >= 8, not {self.max_length}"),
-            (self.workers >= 1, f"workers must be >= 1, not {self.workers}"),
-            (self.gpus_per_worker >= 0, f"gpus_per_worker must be >= 0, not {self.gpus_per_worker}"),
-            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}"),
-            (self.length_buckets >= 0, f"length_buckets must be >= 0, not {self.length_buckets}"),
-            (
-                not (self.length_buckets and self.private),
-                "length_buckets does not apply under DP (its batches are Poisson samples)",
-            ),
-            (0 < self.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {self.holdout_fraction}"),
-            (self.lr is None or self.lr > 0, f"lr must be > 0, not {self.lr}"),
-            (
-                self.dtype in ("float32", "bfloat16", "float16"),
-                f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}",
-            ),
-            (self.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}, not {self.backend!r}"),
-            (self.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {self.prefix_cache!r}"),
-            (
-                self.dp_epsilon is None or self.noise_multiplier is None,
-                "give --dp-epsilon or --noise-multiplier, not both",
-            ),
-            (self.dp_epsilon is None or self.dp_epsilon > 0, f"dp_epsilon must be > 0, not {self.dp_epsilon}"),
-            (
-                self.noise_multiplier is None or self.noise_multiplier > 0,
-                f"noise_multiplier must be > 0, not {self.noise_multiplier}",
-            ),
-            (0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), not {self.dp_delta}"),
-            (self.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {self.dp_level!r}"),
-            (
-                self.dp_unit in ("row", "document", "patient"),
-                f"dp_unit must be row, document or patient, not {self.dp_unit!r}",
-            ),
-            (self.dp_unit == "row" or self.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
-            (self.secagg in ("on", "off"), f"secagg must be on or off, not {self.secagg!r}"),
-            (
-                self.secagg == "off" or self.compress == "none",
-                "secagg quantises uploads itself: use it with --compress none",
-            ),
-            (
-                16 <= self.secagg_bits <= 62 and self.secagg_clip > 0,
-                "secagg_bits must be in [16, 62] and secagg_clip > 0",
-            ),
-            (self.max_grad_norm > 0 and self.client_clip > 0, "clipping bounds must be > 0"),
-            (0 <= self.dropout < 1, f"dropout must be in [0, 1), not {self.dropout}"),
-            (0 <= self.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {self.straggler_frac}"),
-            (self.max_retries >= 0, f"max_retries must be >= 0, not {self.max_retries}"),
-            (self.patience >= 1, f"patience must be >= 1, not {self.patience}"),
-            (self.min_delta >= 0, f"min_delta must be >= 0, not {self.min_delta}"),
-            (self.test_every >= 0, f"test_every must be >= 0, not {self.test_every}"),
-            (
-                self.train_subsample is None or self.train_subsample >= 2 * self.clients,
-                f"train_subsample must be at least 2 x clients, not {self.train_subsample}",
-            ),
-        ]
-        if self.clients_per_round is not None:
-            checks.append(
-                (
-                    1 <= self.clients_per_round <= self.clients,
-                    f"clients_per_round must be in [1, clients={self.clients}], not {self.clients_per_round}",
-                )
-            )
-        for ok, message in checks:
+        # Every check is evaluated before the first failing one is raised, in CHECKS order.
+        for ok, message in [check for group in CHECKS for check in group(self)]:
             if not ok:
                 raise BenchError(message)
-
         codec_for(self.compress)  # a bad spec is an error naming it
 
     @property
@@ -218,6 +152,94 @@ class ExperimentConfig:
         if self.dp_epsilon is not None:
             parts.append(f"eps{self.dp_epsilon:g}")
         return re.sub(r"[^A-Za-z0-9._-]", "-", "__".join(parts + [digest]))
+
+
+Check = tuple[bool, str]  # (the setting is valid, the error that says why not)
+
+
+def _check_sizes(c: ExperimentConfig) -> list[Check]:
+    return [
+        (c.clients >= 1, f"clients must be >= 1, not {c.clients}"),
+        (c.rounds >= 1, f"rounds must be >= 1, not {c.rounds}"),
+        (c.local_epochs >= 1, f"local_epochs must be >= 1, not {c.local_epochs}"),
+        (c.batch_size >= 1, f"batch_size must be >= 1, not {c.batch_size}"),
+        (c.max_length >= 8, f"max_length must be >= 8, not {c.max_length}"),
+        (c.workers >= 1, f"workers must be >= 1, not {c.workers}"),
+        (c.gpus_per_worker >= 0, f"gpus_per_worker must be >= 0, not {c.gpus_per_worker}"),
+    ]
+
+
+def _check_training(c: ExperimentConfig) -> list[Check]:
+    return [
+        (0 <= c.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), not {c.warmup_ratio}"),
+        (c.length_buckets >= 0, f"length_buckets must be >= 0, not {c.length_buckets}"),
+        (
+            not (c.length_buckets and c.private),
+            "length_buckets does not apply under DP (its batches are Poisson samples)",
+        ),
+        (0 < c.holdout_fraction < 1, f"holdout_fraction must be in (0, 1), not {c.holdout_fraction}"),
+        (c.lr is None or c.lr > 0, f"lr must be > 0, not {c.lr}"),
+        (c.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, not {c.dtype!r}"),
+        (c.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}, not {c.backend!r}"),
+        (c.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {c.prefix_cache!r}"),
+    ]
+
+
+def _check_privacy(c: ExperimentConfig) -> list[Check]:
+    return [
+        (c.dp_epsilon is None or c.noise_multiplier is None, "give --dp-epsilon or --noise-multiplier, not both"),
+        (c.dp_epsilon is None or c.dp_epsilon > 0, f"dp_epsilon must be > 0, not {c.dp_epsilon}"),
+        (
+            c.noise_multiplier is None or c.noise_multiplier > 0,
+            f"noise_multiplier must be > 0, not {c.noise_multiplier}",
+        ),
+        (0 < c.dp_delta < 1, f"dp_delta must be in (0, 1), not {c.dp_delta}"),
+        (c.dp_level in ("sample", "client"), f"dp_level must be sample or client, not {c.dp_level!r}"),
+        (
+            c.dp_unit in ("row", "document", "patient"),
+            f"dp_unit must be row, document or patient, not {c.dp_unit!r}",
+        ),
+        (c.dp_unit == "row" or c.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
+    ]
+
+
+def _check_uploads(c: ExperimentConfig) -> list[Check]:
+    """What bounds an upload: secure aggregation's quantisation, and DP's clipping."""
+    return [
+        (c.secagg in ("on", "off"), f"secagg must be on or off, not {c.secagg!r}"),
+        (c.secagg == "off" or c.compress == "none", "secagg quantises uploads itself: use it with --compress none"),
+        (16 <= c.secagg_bits <= 62 and c.secagg_clip > 0, "secagg_bits must be in [16, 62] and secagg_clip > 0"),
+        (c.max_grad_norm > 0 and c.client_clip > 0, "clipping bounds must be > 0"),
+    ]
+
+
+def _check_rounds(c: ExperimentConfig) -> list[Check]:
+    return [
+        (0 <= c.dropout < 1, f"dropout must be in [0, 1), not {c.dropout}"),
+        (0 <= c.straggler_frac < 1, f"straggler_frac must be in [0, 1), not {c.straggler_frac}"),
+        (c.max_retries >= 0, f"max_retries must be >= 0, not {c.max_retries}"),
+        (c.patience >= 1, f"patience must be >= 1, not {c.patience}"),
+        (c.min_delta >= 0, f"min_delta must be >= 0, not {c.min_delta}"),
+        (c.test_every >= 0, f"test_every must be >= 0, not {c.test_every}"),
+    ]
+
+
+def _check_sampling(c: ExperimentConfig) -> list[Check]:
+    per_round = c.clients_per_round
+    return [
+        (
+            c.train_subsample is None or c.train_subsample >= 2 * c.clients,
+            f"train_subsample must be at least 2 x clients, not {c.train_subsample}",
+        ),
+        (
+            per_round is None or 1 <= per_round <= c.clients,
+            f"clients_per_round must be in [1, clients={c.clients}], not {per_round}",
+        ),
+    ]
+
+
+# ExperimentConfig's validation, group by group; a group builds every (ok, message) it checks.
+CHECKS = (_check_sizes, _check_training, _check_privacy, _check_uploads, _check_rounds, _check_sampling)
 
 
 SETTING_DEFAULTS = {

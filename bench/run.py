@@ -13,15 +13,39 @@ from bench.errors import OneLineArgumentParser, cli_entry
 
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(prog="python -m bench.run", description=__doc__)
+    _task_flags(p)
+    _federation_flags(p)
+    _training_flags(p)
+    _stopping_flags(p)
+    _privacy_flags(p)
+    _scale_flags(p)
+    _protocol_flags(p)
+    _speed_flags(p)
+    _fault_flags(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _task_flags(p: OneLineArgumentParser) -> None:
+    """What runs: the task, the method and its layers."""
     p.add_argument("--task", required=True)
     p.add_argument("--method", required=True, help="centralized, local, fedavg, fedprox, lora, layerskip")
     p.add_argument("--layers", default=None, help="layerskip: top:K, bottom:K, list:a,b, every:N, auto:K")
     p.add_argument("--client-budgets", default=None, help="layerskip: by-size, or a JSON/YAML file {client: blocks}")
+
+
+def _federation_flags(p: OneLineArgumentParser) -> None:
+    """Who trains, and for how long: partition, clients, rounds."""
     p.add_argument("--partition", default="iid", help="iid, dirichlet:ALPHA, quantity:ALPHA, site")
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--clients-per-round", type=int, default=None)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--local-epochs", type=int, default=1)
+
+
+def _training_flags(p: OneLineArgumentParser) -> None:
+    """The model, the data it reads, and each client's training (with --mu, --lora-rank: method settings)."""
     p.add_argument("--model", default="minilm")
     p.add_argument(
         "--dtype",
@@ -44,6 +68,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--mu", type=float, default=0.01, help="fedprox proximal weight")
     p.add_argument("--lora-rank", type=int, default=8)
     p.add_argument("--train-subsample", type=int, default=None, help="a fixed random subset of the training examples")
+
+
+def _stopping_flags(p: OneLineArgumentParser) -> None:
+    """When a run stops, and how often it scores test."""
     p.add_argument(
         "--early-stop", action="store_true", help="stop once validation has stalled (--patience, --min-delta)"
     )
@@ -57,6 +85,10 @@ def build_parser() -> OneLineArgumentParser:
         default=0,
         help="score test every N rounds for curves (default 0: only the reported state)",
     )
+
+
+def _privacy_flags(p: OneLineArgumentParser) -> None:
+    """Differential privacy: a target epsilon or a fixed noise, and its unit and clipping."""
     dp = p.add_mutually_exclusive_group()
     dp.add_argument("--dp-epsilon", type=float, default=None)
     dp.add_argument("--noise-multiplier", type=float, default=None)
@@ -65,6 +97,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--dp-unit", default="row", choices=["row", "document", "patient"], help="DP-SGD's privacy unit")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample clipping bound (sample-level DP)")
     p.add_argument("--client-clip", type=float, default=1.0, help="per-update clipping bound (client-level DP)")
+
+
+def _scale_flags(p: OneLineArgumentParser) -> None:
+    """Execution only: how many workers, on what (results are equal across these)."""
     p.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: one per core on CPU, per GPU on GPU)"
     )
@@ -77,22 +113,31 @@ def build_parser() -> OneLineArgumentParser:
         help="auto: serial for one worker, local processes for more on CPU, ray on GPUs or a cluster",
     )
     p.add_argument("--ray-address", default=None)
+
+
+def _protocol_flags(p: OneLineArgumentParser) -> None:
+    """What goes over the wire: secure aggregation, compression."""
     p.add_argument("--secagg", default="off", choices=["on", "off"], help="secure aggregation (SecAgg+) of the uploads")
     p.add_argument("--secagg-clip", type=float, default=1.0, help="per-element range of an update before quantisation")
     p.add_argument("--secagg-bits", type=int, default=32, help="width of the quantised, masked values")
     p.add_argument(
         "--compress", default="none", help="uploads: none, fp16, bf16, int8, topk:F (top-k with error feedback)"
     )
+
+
+def _speed_flags(p: OneLineArgumentParser) -> None:
+    """Speed only: the frozen-prefix cache."""
     p.add_argument(
         "--prefix-cache", default="on", choices=["on", "off"], help="cache frozen-prefix activations (layerskip)"
     )
     p.add_argument("--prefix-cache-mb", type=int, default=4096, help="memory budget of that cache")
+
+
+def _fault_flags(p: OneLineArgumentParser) -> None:
+    """Simulated faults: dropouts, stragglers, crashed workers."""
     p.add_argument("--dropout", type=float, default=0.0, help="chance a sampled client drops out, per round")
     p.add_argument("--straggler-frac", type=float, default=0.0, help="chance a client misses the round deadline")
     p.add_argument("--max-retries", type=int, default=2, help="restarts of a crashed worker before its clients drop")
-    p.add_argument("--out", required=True)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 @cli_entry

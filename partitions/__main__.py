@@ -1,4 +1,5 @@
-"""`python -m partitions show --task TASK [--data-dir DIR] --partition P --clients N --seed S --json [--plot FILE.png]`"""
+"""`python -m partitions show --task TASK [--data-dir DIR] --partition P --clients N --seed S --json
+[--plot FILE.png]`"""
 
 from __future__ import annotations
 

@@ -118,8 +118,9 @@ def test_probe_edges_runs_the_probe_and_the_report_says_whether_the_choice_held(
     smallest lr, here); --probe-edges runs one step beyond it on the sweep's seed, writes its
     validation metric to edge_probes.csv, and the report's checks quote it. No choice changes."""
     grid = tmp_path / "g.yaml"
+    data_dir = tiny_corpus / "i2b2-2010"
     grid.write_text(f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}", test_every: 0}}
+defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{data_dir}", test_every: 0}}
 tasks: [i2b2-2010]
 methods: [{{method: fedavg}}]
 partitions: [iid]

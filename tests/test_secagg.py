@@ -166,6 +166,9 @@ def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny
     )
     plain = run_experiment(cfg, tmp_path / "plain", progress=False)
     secure = run_experiment(cfg.with_settings(secagg="on"), tmp_path / "secure", progress=False)
-    val = lambda d: [json.loads(x)["val_metric"] for x in (tmp_path / d / "rounds.jsonl").read_text().splitlines()]  # noqa: E731
+
+    def val(d):
+        return [json.loads(x)["val_metric"] for x in (tmp_path / d / "rounds.jsonl").read_text().splitlines()]
+
     assert max(val("plain")) > 0.05 and val("secure") == pytest.approx(val("plain"), abs=1e-6)
     assert secure["epsilon"] == plain["epsilon"] and secure["dp"]["accountants"] == plain["dp"]["accountants"]

@@ -68,9 +68,13 @@ def suite_command(w: Workload, out: Path, subsample: int | None, workers: int | 
     return cmd + (["--train-subsample", str(subsample)] if subsample else [])
 
 
+def _pairs(examples) -> list[list]:
+    """Sentences as JSON for Flower's side: [tokens, tags] each."""
+    return [[list(ex.tokens), list(ex.tags)] for ex in examples]
+
+
 def flower_work(w: Workload, subsample: int | None) -> dict:
     """What the Flower side needs: each client gets exactly the suite client's training sentences."""
-
     cfg = ExperimentConfig(
         task=TASK,
         method=w.method,
@@ -84,14 +88,13 @@ def flower_work(w: Workload, subsample: int | None) -> dict:
     )
     task, data = prepare_task(cfg), load_task(TASK)
     train = take(data.splits["train"], subsample)
-    pairs = lambda examples: [[list(ex.tokens), list(ex.tags)] for ex in examples]  # noqa: E731
     return {
         "model_dir": source_for(MODEL).pretrained()[0],
         "labels": task.output_labels,
         "trainable": w.trainable,
-        "clients": [pairs([train[i] for i in ids]) for ids in task.clients],
-        "validation": pairs(data.splits["validation"]),
-        "test": pairs(data.splits["test"]),
+        "clients": [_pairs([train[i] for i in ids]) for ids in task.clients],
+        "validation": _pairs(data.splits["validation"]),
+        "test": _pairs(data.splits["test"]),
         "rounds": ROUNDS,
         "per_round": w.per_round,
         "batch_size": BATCH,
@@ -139,7 +142,10 @@ def versions(python: str) -> dict:
     import torch
     import transformers
 
-    code = "import flwr, ray, torch, transformers; print(flwr.__version__, ray.__version__, torch.__version__, transformers.__version__)"
+    code = (
+        "import flwr, ray, torch, transformers; "
+        "print(flwr.__version__, ray.__version__, torch.__version__, transformers.__version__)"
+    )
     flwr, ray_f, torch_f, tf_f = subprocess.run(
         [python, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
@@ -156,8 +162,8 @@ def versions(python: str) -> dict:
 
 def table(results: dict) -> str:
     lines = [
-        "| workload | suite wall s | Flower wall s | Flower / suite | suite PSS MB | Flower PSS MB | suite / Flower memory | "
-        "suite F1 | Flower F1 |",
+        "| workload | suite wall s | Flower wall s | Flower / suite | suite PSS MB | Flower PSS MB "
+        "| suite / Flower memory | suite F1 | Flower F1 |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -170,9 +176,7 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-@cli_entry
-def main(argv: list[str] | None = None) -> int:
-
+def _parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--flower-python", default=".venv-flower/bin/python", help="the Python of Flower's environment")
     parser.add_argument("--workloads", default="A,B,C")
@@ -184,34 +188,59 @@ def main(argv: list[str] | None = None) -> int:
         "--suite-only", action="store_true", help="skip Flower (a variant of the suite, e.g. --suite-workers 1)"
     )
     parser.add_argument("--out", default="results/perf")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _workload_names(args) -> list[str]:
+    """The workloads asked for, checked before anything runs (each takes minutes)."""
     names = args.workloads.split(",")
     if unknown := [n for n in names if n not in WORKLOADS]:
         raise BenchError(f"--workloads: unknown {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
     if not Path(args.flower_python).is_file():
         raise BenchError(f"--flower-python {args.flower_python}: not found (make compare-flower builds it)")
-    tmp, results = Path(tempfile.mkdtemp(prefix="compare-flower-")), {}
-    for name in names:
-        w = WORKLOADS[name]
-        print(f"workload {name} ({w.title}): suite ...", flush=True)
-        suite = run_suite(w, tmp, args.train_subsample, args.suite_workers)
-        print(f"  suite: {suite['wall_s']} s, {suite['peak_pss_mb']:.0f} MB, F1 {suite['metric']}", flush=True)
-        flower = None if args.suite_only else run_flower(w, tmp, args.train_subsample, args.flower_python)
-        if flower:
-            print(f"  Flower: {flower['wall_s']} s, {flower['peak_pss_mb']:.0f} MB, F1 {flower['metric']}", flush=True)
-        results[name] = {
-            "suite": {**suite, "peak_rss_mb": suite["peak_pss_mb"]},
-            "flower": flower and {**flower, "peak_rss_mb": flower["peak_pss_mb"]},
-            "workload": {
-                **vars(w),
-                "rounds": ROUNDS,
-                "max_length": MAX_LENGTH,
-                "batch_size": BATCH,
-                "task": TASK,
-                "model": MODEL,
-                "train_subsample": args.train_subsample,
-            },
-        }
+    return names
+
+
+def _compare(name: str, tmp: Path, args) -> dict:
+    """One workload: the suite, then (unless --suite-only) Flower, with what each ran on."""
+    w = WORKLOADS[name]
+    print(f"workload {name} ({w.title}): suite ...", flush=True)
+    suite = run_suite(w, tmp, args.train_subsample, args.suite_workers)
+    print(f"  suite: {suite['wall_s']} s, {suite['peak_pss_mb']:.0f} MB, F1 {suite['metric']}", flush=True)
+    flower = None if args.suite_only else run_flower(w, tmp, args.train_subsample, args.flower_python)
+    if flower:
+        print(f"  Flower: {flower['wall_s']} s, {flower['peak_pss_mb']:.0f} MB, F1 {flower['metric']}", flush=True)
+    return {
+        "suite": {**suite, "peak_rss_mb": suite["peak_pss_mb"]},
+        "flower": flower and {**flower, "peak_rss_mb": flower["peak_pss_mb"]},
+        "workload": {
+            **vars(w),
+            "rounds": ROUNDS,
+            "max_length": MAX_LENGTH,
+            "batch_size": BATCH,
+            "task": TASK,
+            "model": MODEL,
+            "train_subsample": args.train_subsample,
+        },
+    }
+
+
+def _report_name(args, names: list[str]) -> str:
+    """flower.json for the full default comparison; any variant is named after what differs."""
+    default = args.train_subsample is None and names == list(WORKLOADS) and not (args.suite_only or args.suite_workers)
+    variant = "-".join(names) + (f"-subsample{args.train_subsample}" if args.train_subsample else "")
+    variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + (
+        "-suite-only" if args.suite_only else ""
+    )
+    return "flower.json" if default else f"flower-{variant}.json"
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    names = _workload_names(args)
+    tmp = Path(tempfile.mkdtemp(prefix="compare-flower-"))
+    results = {name: _compare(name, tmp, args) for name in names}
     report = {
         "workloads": results,
         "machine": machine(),
@@ -224,12 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table(results))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    default = args.train_subsample is None and names == list(WORKLOADS) and not (args.suite_only or args.suite_workers)
-    variant = "-".join(names) + (f"-subsample{args.train_subsample}" if args.train_subsample else "")
-    variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + (
-        "-suite-only" if args.suite_only else ""
-    )
-    name = "flower.json" if default else f"flower-{variant}.json"
+    name = _report_name(args, names)
     (out / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out / name}")
     return 0

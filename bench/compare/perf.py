@@ -25,7 +25,7 @@ from bench.engine.prepare import prepare_task
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
 
-NCBI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ncbi-disease"
+NCBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "ncbi-disease"
 
 
 def machine() -> dict:
@@ -111,7 +111,8 @@ def peak_memory(data: dict, clients: int) -> dict:
     """Peak RSS of a fresh process running 10 clients per round out of `clients`."""
     code = (
         "import json,resource,sys,tempfile; from bench.compare.perf import run_cfg; from pathlib import Path;"
-        f"run_cfg(Path(tempfile.mkdtemp()), method='fedavg', model='tiny-bert', clients={clients}, clients_per_round=10,"
+        f"run_cfg(Path(tempfile.mkdtemp()), method='fedavg', model='tiny-bert', clients={clients}, "
+        "clients_per_round=10,"
         f" rounds=2, max_length=48, backend='serial', holdout_fraction=0.2, **{data!r});"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "perf.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     print(
-        f"machine: {m['processor']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), GPU: {m['cuda']}"
+        f"machine: {m['processor']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"GPU: {m['cuda']}"
     )
     print("| measure | value |\n|---|---|")
     for c in result["cache"]:
@@ -170,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     for o in result["overhead"]:
         print(
-            f"| engine overhead, {o['clients_per_round']} clients/round | {100 * o['overhead_share']:.1f}% of {o['wall_s']} s |"
+            f"| engine overhead, {o['clients_per_round']} clients/round "
+            f"| {100 * o['overhead_share']:.1f}% of {o['wall_s']} s |"
         )
     for mem in result["memory"]:
         print(f"| peak memory, {mem['clients']} clients | {mem['peak_rss_mb']} MB |")

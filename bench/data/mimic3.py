@@ -105,7 +105,8 @@ def admissions(root: Path) -> pd.DataFrame:
     if len(bad):
         raise DataError(
             path,
-            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {bad['HOSPITAL_EXPIRE_FLAG'].iloc[0]!r} (HADM_ID {bad.index[0]})",
+            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {bad['HOSPITAL_EXPIRE_FLAG'].iloc[0]!r} "
+            f"(HADM_ID {bad.index[0]})",
         )
     return table
 

@@ -1,5 +1,8 @@
 """Load, tokenize and partition a task once, on the server. Token ids and labels only: no text
-travels to workers, is stored in results, or is logged."""
+travels to workers, is stored in results, or is logged.
+
+`prepare_task` is one pipeline, each step below it in the order it runs: load (with the task's
+train / validation / test split), subsample, encode, partition, hold out."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from bench.data import SPLITS, load_task
 from bench.data.partition_spec import parse_partition
 from bench.data.partition_view import describe_parts
 from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
-from bench.data.types import TaskKind
+from bench.data.types import TaskData, TaskKind
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 from bench.model.build import ensure_pad_token, source_for
@@ -50,6 +53,73 @@ class PreparedTask:
         return METRIC_NAMES[self.kind]
 
 
+def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
+    data = load_splits(cfg)
+    data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
+    require_units(cfg, data.splits["train"])
+    tokenizer = source_for(cfg.model).tokenizer()
+    ensure_pad_token(tokenizer)
+    output, splits = encode(data, tokenizer, cfg.max_length)
+    parts = partition(cfg, data)
+    clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
+    return PreparedTask(
+        data.kind,
+        output,
+        tokenizer.pad_token_id,
+        splits["train"],
+        splits["validation"],
+        splits["test"],
+        clients,
+        holdouts,
+        partition=describe_parts(data, parts, cfg.partition, cfg.seed),
+        encoding=encoding_summary(splits),
+        train_units=train_units(data.splits["train"], splits["train"]),
+    )
+
+
+def load_splits(cfg: ExperimentConfig) -> TaskData:
+    """The task's train, validation and test examples (validation carved by `load_task` where a
+    release ships none)."""
+    options = {"label_level": cfg.label_level} if cfg.label_level else {}
+    return load_task(cfg.task, data_dir_for(cfg.task, cfg.data_dir), **options)
+
+
+SUBSAMPLE_SEED = 0  # fixed: a training subsample is part of the setting, the same for every seed and method
+
+
+def subsample(examples: list, n: int | None) -> list:
+    """A fixed random `n` of the training examples (all of them when n is None or larger)."""
+    if n is None or n >= len(examples):
+        return examples
+    keep = np.sort(stream("train_subsample", SUBSAMPLE_SEED, n).choice(len(examples), size=n, replace=False))
+    return [examples[i] for i in keep]
+
+
+def require_units(cfg: ExperimentConfig, train: list) -> None:
+    """DP-SGD by patient needs a patient id on every training example."""
+    if cfg.private and cfg.dp_unit == "patient" and not all(getattr(ex, "group", "") for ex in train):
+        raise BenchError(f"--dp-unit patient: task {cfg.task} has no patient ids (use --dp-unit document)")
+
+
+def encode(data: TaskData, tokenizer, max_length: int) -> tuple[list[str], dict[str, Split]]:
+    """(what the head predicts, each split's encoded rows). A long NER sentence becomes several
+    rows, cut outside entities in training only: evaluation text is cut without reading its labels."""
+    ner = data.kind == "ner"
+    label_ids = bio_label_ids(data.label_names) if ner else None
+    output = list(label_ids) if ner else list(data.label_names)
+    splits = {}
+    for name in SPLITS:
+        examples = data.splits[name]
+        if ner:
+            enc = encode_ner(examples, tokenizer, label_ids, max_length, cut_outside_entities=name == "train")
+            gold = [list(ex.tags) for ex in examples]
+        else:
+            enc = encode_cls(examples, tokenizer, output, max_length, multilabel=data.kind == "multilabel")
+            gold = enc.labels
+        splits[name] = _split(enc, len(examples), gold)
+    return output, splits
+
+
 def _split(encoded: Encoded, n_examples: int, gold: list) -> Split:
     chunks: list[list[int]] = [[] for _ in range(n_examples)]
     if encoded.owner:
@@ -58,6 +128,13 @@ def _split(encoded: Encoded, n_examples: int, gold: list) -> Split:
     else:
         chunks = [[i] for i in range(n_examples)]
     return Split(encoded, chunks, gold)
+
+
+def partition(cfg: ExperimentConfig, data: TaskData) -> list[np.ndarray]:
+    """The training example ids of each client, by the --partition spec."""
+    return parse_partition(cfg.partition).split(
+        data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed
+    )
 
 
 def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -72,18 +149,19 @@ def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[
     return train, held
 
 
-SUBSAMPLE_SEED = 0  # fixed: a training subsample is part of the setting, the same for every seed and method
-
-
-def subsample(examples: list, n: int | None) -> list:
-    """A fixed random `n` of the training examples (all of them when n is None or larger)."""
-    if n is None or n >= len(examples):
-        return examples
-    keep = np.sort(stream("train_subsample", SUBSAMPLE_SEED, n).choice(len(examples), size=n, replace=False))
-    return [examples[i] for i in keep]
+def encoding_summary(splits: dict[str, Split]) -> dict:
+    return {
+        name: {"examples": len(split.gold), **{k: int(v) for k, v in split.encoded.warnings.items()}}
+        for name, split in splits.items()
+    }
 
 
 UNIT_KEYS = {"document": lambda ex: f"{ex.site}/{ex.doc_id}", "patient": lambda ex: getattr(ex, "group", "")}
+
+
+def train_units(examples: list, split: Split) -> dict:
+    """Each privacy unit -> the unit of every training row (None where the task lacks it)."""
+    return {unit: row_units(examples, split, key) for unit, key in UNIT_KEYS.items()}
 
 
 def row_units(examples: list, split: Split, key) -> np.ndarray | None:
@@ -97,50 +175,3 @@ def row_units(examples: list, split: Split, key) -> np.ndarray | None:
     for e, rows in enumerate(split.chunks):
         units[rows] = index[ids[e]]
     return units
-
-
-def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
-    options = {"label_level": cfg.label_level} if cfg.label_level else {}
-    data = load_task(cfg.task, data_dir_for(cfg.task, cfg.data_dir), **options)
-    data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
-    if cfg.private and cfg.dp_unit == "patient" and not all(getattr(ex, "group", "") for ex in data.splits["train"]):
-        raise BenchError(f"--dp-unit patient: task {cfg.task} has no patient ids (use --dp-unit document)")
-    tokenizer = source_for(cfg.model).tokenizer()
-    ensure_pad_token(tokenizer)
-    splits = {}
-    if data.kind == "ner":
-        label_ids = bio_label_ids(data.label_names)
-        output = list(label_ids)
-        for name in SPLITS:
-            examples = data.splits[name]
-            enc = encode_ner(examples, tokenizer, label_ids, cfg.max_length, cut_outside_entities=name == "train")
-            splits[name] = _split(enc, len(examples), [list(ex.tags) for ex in examples])
-    else:
-        output = list(data.label_names)
-        for name in SPLITS:
-            examples = data.splits[name]
-            enc = encode_cls(examples, tokenizer, output, cfg.max_length, multilabel=data.kind == "multilabel")
-            splits[name] = _split(enc, len(examples), enc.labels)
-    parts = parse_partition(cfg.partition).split(
-        data.partition_labels("train"), data.sites("train"), cfg.clients, cfg.seed
-    )
-    clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
-    description = describe_parts(data, parts, cfg.partition, cfg.seed)
-    encoding = {
-        name: {"examples": len(split.gold), **{k: int(v) for k, v in split.encoded.warnings.items()}}
-        for name, split in splits.items()
-    }
-    train_units = {unit: row_units(data.splits["train"], splits["train"], key) for unit, key in UNIT_KEYS.items()}
-    return PreparedTask(
-        data.kind,
-        output,
-        tokenizer.pad_token_id,
-        splits["train"],
-        splits["validation"],
-        splits["test"],
-        clients,
-        holdouts,
-        description,
-        encoding,
-        train_units,
-    )

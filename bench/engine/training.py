@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import nn
@@ -116,53 +118,75 @@ def train_local(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     steps = epochs * -(-len(rows) // batch_size)
-    warmup = max(1, int(warmup_ratio * steps))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    if dp is None:
-        private = None
-    elif row_units is not None:
-        private = UnitPrivateTraining(model, optimizer, dp, rows, row_units, batch_size, generator)
-    else:
-        private = PrivateTraining(model, optimizer, dp, len(rows), batch_size)
+    optimizer, scheduler = _optimizer(params, lr, warmup_ratio, steps)
+    private = _private_training(model, optimizer, dp, rows, row_units, batch_size, generator)
     if private:
         batches = private.batches(rows, steps, generator)
     else:
-        batches = (
-            batch
-            for _ in range(epochs)
-            for batch in epoch_batches(rows, encoded, batch_size, generator, length_buckets)
-        )
-    forward = private.module if private else model
+        batches = _epochs(epochs, rows, encoded, batch_size, generator, length_buckets)
+    step = functools.partial(_step, model, params, optimizer, private, kind, penalty)
     model.train()
-    losses, drawn = [], 0
     try:
-        for batch_rows in batches:
-            drawn += 1
-            if len(batch_rows) == 0:  # an empty Poisson batch: nothing to learn, still accounted
-                scheduler.step()
-                continue
-            batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
-            if before_forward:
-                before_forward(batch_rows.tolist())
-            loss = _private_loss(forward, private.inputs(batch), kind) if private else forward(**batch).loss
-            extra = penalty(model) if penalty else None
-            if private:
-                loss.backward()
-                private.step(torch.autograd.grad(extra, params) if extra is not None else None, batch_rows)
-            else:
-                optimizer.zero_grad(set_to_none=True)
-                (loss + extra if extra is not None else loss).backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+        losses, drawn = _fit(batches, step, scheduler, encoded, pad_id, kind, device, before_forward)
     finally:
         if private:
             private.close()
     accounted = (private.noise_multiplier, private.rate, drawn) if private else None
     return (float(np.mean(losses)) if losses else float("nan")), accounted
+
+
+def _optimizer(params: list, lr: float, warmup_ratio: float, steps: int):
+    """AdamW without weight decay, its learning rate warmed up linearly then held."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = max(1, int(warmup_ratio * steps))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+
+
+def _private_training(model, optimizer, dp, rows, row_units, batch_size, generator) -> PrivateTraining | None:
+    """DP-SGD's wrapping of (model, optimizer): per row, or per document or patient; None without DP."""
+    if dp is None:
+        return None
+    if row_units is not None:
+        return UnitPrivateTraining(model, optimizer, dp, rows, row_units, batch_size, generator)
+    return PrivateTraining(model, optimizer, dp, len(rows), batch_size)
+
+
+def _epochs(epochs: int, rows: np.ndarray, encoded: Encoded, batch_size: int, generator, buckets: int):
+    """`epochs` passes of epoch_batches, each shuffled when the one before is used up."""
+    for _ in range(epochs):
+        yield from epoch_batches(rows, encoded, batch_size, generator, buckets)
+
+
+def _step(model, params, optimizer, private, kind: str, penalty, batch: dict, batch_rows: np.ndarray) -> float:
+    """One batch's update; returns its loss. Under DP the penalty's gradient (FedProx's) is
+    data-independent, so it is added after clipping and noise rather than clipped with the loss."""
+    forward = private.module if private else model
+    loss = _private_loss(forward, private.inputs(batch), kind) if private else forward(**batch).loss
+    extra = penalty(model) if penalty else None
+    if private:
+        loss.backward()
+        private.step(torch.autograd.grad(extra, params) if extra is not None else None, batch_rows)
+    else:
+        optimizer.zero_grad(set_to_none=True)
+        (loss + extra if extra is not None else loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+    return float(loss.detach())
+
+
+def _fit(batches, step, scheduler, encoded: Encoded, pad_id: int, kind: str, device, before_forward):
+    """`step` on every batch in turn: (the losses, how many batches were drawn)."""
+    losses, drawn = [], 0
+    for batch_rows in batches:
+        drawn += 1
+        if len(batch_rows) > 0:  # an empty Poisson batch: nothing to learn, still accounted
+            batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
+            if before_forward:
+                before_forward(batch_rows.tolist())
+            losses.append(step(batch, batch_rows))
+        scheduler.step()
+    return losses, drawn
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ encoded row: a sentence (chunk) for NER, an admission's note for MIMIC. Each cli
 accountant history lives across rounds, in the server state and the checkpoint.
 
 Client-level (McMahan et al. 2018, "Learning Differentially Private Recurrent Language
-Models"): clients are Poisson-sampled with rate q = K/N (bench.engine.server.sample_clients),
+Models"): clients are Poisson-sampled with rate q = K/N (bench.engine.sampling.sample_clients),
 the server clips each client's update to norm C, sums, divides by the expected K and adds
 N(0, (zC/K)^2), every round even when no client was drawn; the accountant's sample rate is q,
 one step per round.

@@ -19,64 +19,44 @@ Steps, per round, for clients that advertise keys:
 Pairwise masks of two survivors cancel in the sum. Quantisation error per element of the
 weighted sum is at most (clients / 2) / scale, with scale = 2^(bits-2) / (clip x W) and W
 the bound on the total weight.
+
+This module holds the round (the graph, SecureRound, the server's unmasking); the arithmetic is
+in secagg_math and the client's side in secagg_client, both re-exported here.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.federation.secagg_client import KEY_BYTES, ClientKit, ClientSession, Masked, pair_seed_from_private
+from bench.federation.secagg_math import PRIME, SHARE_BYTES, Quantiser, prg, reconstruct, split_secret
 from bench.seeding import stream
 
-PRIME = 2**521 - 1  # a Mersenne prime: the Shamir field holds any 32-byte secret
-SHARE_BYTES = 66  # one field element (521 bits)
-KEY_BYTES = 32
+# callers import the protocol's names from here, wherever they are defined
+__all__ = [
+    "KEY_BYTES",
+    "PRIME",
+    "SHARE_BYTES",
+    "ClientKit",
+    "ClientSession",
+    "Masked",
+    "Quantiser",
+    "SecAggFailure",
+    "SecureRound",
+    "neighbours",
+    "pair_seed_from_private",
+    "prg",
+    "reconstruct",
+    "secure_sum",
+    "server_unmask",
+    "split_secret",
+]
 
 
 class SecAggFailure(RuntimeError):
     """Too few survivors to unmask: the round's sum cannot be recovered."""
-
-
-def _x25519():
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-
-    return X25519PrivateKey, X25519PublicKey
-
-
-def _hkdf(secret: bytes, info: bytes) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
-
-
-def prg(seed: bytes, length: int, bits: int) -> np.ndarray:
-    """A mask stream: `length` integers uniform in [0, 2^bits), from a 32-byte seed."""
-    rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
-    return rng.integers(0, 2**bits, size=length, dtype=np.uint64)
-
-
-def split_secret(secret: int, holders: list[int], threshold: int, rng: np.random.Generator) -> dict[int, int]:
-    """Shamir shares of `secret` for each holder (evaluated at x = holder + 1)."""
-    coefficients = [secret] + [int.from_bytes(rng.bytes(65), "big") % PRIME for _ in range(threshold - 1)]
-    return {h: sum(c * pow(h + 1, k, PRIME) for k, c in enumerate(coefficients)) % PRIME for h in holders}
-
-
-def reconstruct(shares: dict[int, int]) -> int:
-    """The secret from at least `threshold` shares (Lagrange interpolation at 0)."""
-    total = 0
-    xs = {h: h + 1 for h in shares}
-    for h, y in shares.items():
-        num, den = 1, 1
-        for g in shares:
-            if g != h:
-                num = num * (-xs[g]) % PRIME
-                den = den * (xs[h] - xs[g]) % PRIME
-        total = (total + y * num * pow(den, PRIME - 2, PRIME)) % PRIME
-    return total
 
 
 def neighbours(clients: list[int], degree: int, seed: int) -> dict[int, list[int]]:
@@ -96,113 +76,8 @@ def neighbours(clients: list[int], degree: int, seed: int) -> dict[int, list[int
     return {c: sorted(v) for c, v in links.items()}
 
 
-@dataclass
-class Quantiser:
-    """Fixed point mod 2^bits for weighted updates: values clipped to [-clip, clip], times the
-    client's weight, times `scale`; the sum of every client's stays inside the signed range."""
-
-    clip: float
-    total_weight: float  # an upper bound on the sum of weights (public: the clients' sizes)
-    bits: int = 32
-
-    @property
-    def scale(self) -> float:
-        # the largest possible sum, clip x W x scale, is a quarter of the modulus: rounding can
-        # never carry it past the signed range (at 2^(bits-1) - 1 exactly, it did)
-        return 2.0 ** (self.bits - 2) / (self.clip * self.total_weight)
-
-    def encode(self, values: np.ndarray, weight: float) -> np.ndarray:
-        q = np.round(np.clip(values, -self.clip, self.clip) * weight * self.scale).astype(np.int64)
-        return (q % 2**self.bits).astype(np.uint64)
-
-    def decode(self, total: np.ndarray) -> np.ndarray:
-        signed = total.astype(np.int64)
-        signed = np.where(signed >= 2 ** (self.bits - 1), signed - 2**self.bits, signed)
-        return signed / self.scale
-
-
-@dataclass
-class Masked:
-    """What a client sends in step 3: a masked vector, uniform mod 2^bits on its own."""
-
-    client: int
-    vector: np.ndarray
-    plain_bytes: int = 0  # what the same update would have been in the clear (for the overhead)
-    mask_s: float = 0.0  # the client's time to quantise and mask
-
-
-@dataclass
-class ClientSession:
-    """One client's secrets for one round; they never leave the client except as shares."""
-
-    client: int
-    private_key: bytes
-    self_seed: bytes
-    public_key: bytes = b""
-    held_shares: dict = field(default_factory=dict)  # owner -> (share of private key, share of self seed)
-
-    @classmethod
-    def start(cls, client: int, round_: int, seed: int) -> ClientSession:
-        """Fresh secrets from the client's own stream (seeded, so a run is reproducible)."""
-        private_cls, _ = _x25519()
-        rng = stream("secagg_client", seed, round_, client)
-        key = private_cls.from_private_bytes(rng.bytes(KEY_BYTES))
-        return cls(client, key.private_bytes_raw(), rng.bytes(KEY_BYTES), key.public_key().public_bytes_raw())
-
-    def pair_seed(self, other_public: bytes, round_: int) -> bytes:
-        private_cls, public_cls = _x25519()
-        secret = private_cls.from_private_bytes(self.private_key).exchange(public_cls.from_public_bytes(other_public))
-        return _hkdf(secret, f"fedskip-secagg round {round_}".encode())
-
-    def mask(self, quantised: np.ndarray, peers: dict[int, bytes], round_: int, bits: int) -> Masked:
-        out = (quantised + prg(self.self_seed, len(quantised), bits)) % 2**bits
-        for peer, public in peers.items():
-            stream = prg(self.pair_seed(public, round_), len(quantised), bits)
-            out = (out + stream) % 2**bits if self.client < peer else (out + 2**bits - stream) % 2**bits
-        return Masked(self.client, out.astype(np.uint64))
-
-
-def pair_seed_from_private(private_key: bytes, other_public: bytes, round_: int) -> bytes:
-    """The server's view after rebuilding a dropped client's private key from shares."""
-    return ClientSession(-1, private_key, b"").pair_seed(other_public, round_)
-
-
 def _digest(items) -> int:
     return int(hashlib.sha256(repr(items).encode()).hexdigest()[:8], 16)
-
-
-@dataclass
-class ClientKit:
-    """What one client needs to mask its update: its own session, its neighbours' public keys
-    (relayed by the server), and the layout every client agrees on."""
-
-    session: ClientSession
-    peers: dict[int, bytes]
-    round_: int
-    names: list[str]
-    shapes: list[tuple[int, ...]]
-    quantiser: Quantiser
-    clip_norm: float | None = None  # client-level DP: the client clips its whole update to this L2 norm, weight 1
-
-    def mask_update(self, update: dict, weight: float, plain_bytes: int = 0) -> Masked:
-        """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
-        one 0/1 slot per tensor saying which it trains, so the server can average each tensor
-        over exactly its holders; quantised and masked here, on the client."""
-        parts = [
-            np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
-            for n, shape in zip(self.names, self.shapes)
-        ]
-        t0 = time.perf_counter()
-        if self.clip_norm is not None:  # DP-FedAvg's clipping happens here, on the client, before masking
-            norm = float(np.sqrt(sum(float((np.asarray(v, dtype=np.float64) ** 2).sum()) for v in update.values())))
-            factor = min(1.0, self.clip_norm / (norm + 1e-12))
-            parts = [p * factor for p in parts]
-            weight = 1.0
-        held = np.array([1.0 if n in update else 0.0 for n in self.names])
-        quantised = self.quantiser.encode(np.concatenate(parts + [held]), weight)
-        masked = self.session.mask(quantised, self.peers, self.round_, self.quantiser.bits)
-        masked.plain_bytes, masked.mask_s = plain_bytes, time.perf_counter() - t0
-        return masked
 
 
 class SecureRound:
@@ -222,13 +97,8 @@ class SecureRound:
         threshold: int | None = None,
         clip_norm: float | None = None,
     ):
-        self.round_, self.quantiser, self.names, self.shapes, self.clip_norm = (
-            round_,
-            quantiser,
-            names,
-            shapes,
-            clip_norm,
-        )
+        self.round_, self.quantiser, self.clip_norm = round_, quantiser, clip_norm
+        self.names, self.shapes = names, shapes
         n = len(clients)
         self.degree = min(n - 1, degree or max(8, 2 * int(np.ceil(np.log2(max(n, 2))))))
         self.threshold = threshold or self.degree // 2 + 1  # default: a majority of each client's neighbours

@@ -38,7 +38,7 @@ from bench.data.partition_spec import parse_partition
 from bench.errors import BenchError
 from bench.registry import METHODS
 
-GRID_DIR = Path(__file__).parent / "grids"
+GRID_DIR = Path(__file__).parent.parent / "grids"
 TOP_KEYS = {
     "name",
     "description",

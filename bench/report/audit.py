@@ -133,7 +133,10 @@ def _probed(chosen: dict, probe: dict | None) -> str:
     if probe is None or probe["probe_val_metric"] is None or float(probe["chosen"]) != chosen["value"]:
         return "the best may lie outside the range (`run_all.py --probe-edges` runs one step beyond)."
     held = edge_probe.verdict(chosen["val_metric"], probe["probe_val_metric"]) == "choice holds"
-    found = f"one step beyond, {probe['probe']}, scored validation {probe['probe_val_metric']:.3f} against {chosen['val_metric']:.3f}"
+    found = (
+        f"one step beyond, {probe['probe']}, scored validation {probe['probe_val_metric']:.3f} "
+        f"against {chosen['val_metric']:.3f}"
+    )
     return found + (
         ": the choice holds."
         if held
@@ -173,7 +176,8 @@ def near_ties(rows: list[dict], margin: float) -> list[str]:
         won, second = mine[0], mine[1]
         lines.append(
             f"- {won['task']} {won['method']} {won['layers']}".rstrip() + f" ({won['partition']}): {won['setting']} "
-            f"{won['value']:g} beat {second['value']:g} on validation by {won['val_metric'] - second['val_metric']:.4f} "
+            f"{won['value']:g} beat {second['value']:g} on validation "
+            f"by {won['val_metric'] - second['val_metric']:.4f} "
             f"({won['val_metric']:.3f} against {second['val_metric']:.3f}), less than min_delta {margin:g}: a near "
             "tie, and the runner-up's test score may differ."
         )

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
+from bench.report.matched import MATCHED_SHARE, matched_columns
 from bench.report.stats import paired_bootstrap, seed_interval
 
-MATCHED_SHARE = 0.98  # of centralized's best validation metric
 IDENTITY_FREE = {"seed"}
 
 
@@ -53,18 +53,6 @@ def _by_seed(runs: list[dict]) -> dict[int, dict]:
     return {r["config"]["seed"]: r for r in runs}
 
 
-def matched_cost(run: dict, target: float | None) -> tuple[int | None, int | None]:
-    """(rounds, bytes up + down) until the validation metric first reaches `target`; None: never."""
-    if target is None:
-        return None, None
-    moved = 0
-    for line in run.get("history", []):
-        moved += line["bytes_up"] + line["bytes_down"]
-        if line.get("val_metric") is not None and line["val_metric"] >= target:
-            return line["round"], moved
-    return None, None
-
-
 def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None) -> dict | None:
     if not other:
         return None
@@ -77,78 +65,102 @@ def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None
     return paired_bootstrap(kind, pairs, n_labels) if pairs else None
 
 
-def main_table(runs: list[dict]) -> list[dict]:
-    """One row per cell over its finished seeds; runs are final.json records with `history`
-    and `test_items` attached (bench.store.load_runs)."""
-    ok = [r for r in runs if r.get("status") == "ok"]
+def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
     cells: dict[tuple, list[dict]] = {}
-    for r in ok:
-        cells.setdefault(cell_key(r), []).append(r)
+    for r in runs:
+        if r.get("status") == "ok":
+            cells.setdefault(cell_key(r), []).append(r)
+    return cells
+
+
+def _references(cells: dict[tuple, list[dict]]) -> tuple[dict, dict]:
+    """FedAvg cells by context and partition, centralized cells by context: what rows compare to."""
     fedavg = {
         _context(rs[0]["config"]) + (rs[0]["config"]["partition"],): rs
         for rs in cells.values()
         if rs[0]["config"]["method"] == "fedavg"
     }
     central = {_context(rs[0]["config"]): rs for rs in cells.values() if rs[0]["config"]["method"] == "centralized"}
+    return fedavg, central
+
+
+def _mean_total_bytes(runs: list[dict]) -> float:
+    return float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in runs]))
+
+
+def _dp_level(cfg: dict) -> str | None:
+    if cfg.get("dp_epsilon") is None and cfg.get("noise_multiplier") is None:
+        return None
+    return cfg.get("dp_level") if cfg.get("dp_level") == "client" else f"sample, per {cfg.get('dp_unit', 'row')}"
+
+
+def _setting_columns(rs: list[dict]) -> dict:
+    cfg = rs[0]["config"]
+    return {
+        "task": cfg["task"],
+        "method": method_label(rs[0]),
+        "partition": cfg["partition"],
+        "epsilon": cfg.get("dp_epsilon"),
+        "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
+        "dp_level": _dp_level(cfg),
+        "seeds": len(rs),
+    }
+
+
+def _outcome_columns(rs: list[dict], stats: dict) -> dict:
+    rounds_run = [r.get("rounds_run") or r.get("rounds") or 1 for r in rs]
+    return {
+        "metric": stats["mean"],
+        "metric_std": stats["std"],
+        "metric_ci95": stats["ci95"],
+        "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
+        "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
+        "rounds_run": float(np.mean(rounds_run)),
+        "converged": sum(bool(r.get("converged")) for r in rs),
+        "bytes_per_round": float(
+            np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
+        ),
+        "bytes_total": _mean_total_bytes(rs),
+    }
+
+
+def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None, mean: float) -> dict:
+    cfg = rs[0]["config"]
+    kind, n_labels = rs[0].get("task_kind", "ner"), rs[0].get("n_labels", 2)
+    total = _mean_total_bytes(rs)
+    fed_total = _mean_total_bytes(fed) if fed else None
+    return {
+        "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
+        "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - mean) if cen else None,
+        "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
+        "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
+        **matched_columns(rs, cen),
+        "communicates": total > 0,
+        "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
+    }
+
+
+def _row(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None) -> dict:
+    """One cell's row; the key order is the CSV's column order."""
+    stats = seed_interval([r["metric"] for r in rs])
+    return {**_setting_columns(rs), **_outcome_columns(rs, stats), **_comparison_columns(rs, fed, cen, stats["mean"])}
+
+
+def _row_order(t: dict) -> tuple:
+    return t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"]
+
+
+def main_table(runs: list[dict]) -> list[dict]:
+    """One row per cell over its finished seeds; runs are final.json records with `history`
+    and `test_items` attached (bench.store.load_runs)."""
+    cells = _cells(runs)
+    fedavg, central = _references(cells)
     table = []
     for rs in cells.values():
         cfg = rs[0]["config"]
         ctx = _context(cfg)
-        kind, n_labels = rs[0].get("task_kind", "ner"), rs[0].get("n_labels", 2)
-        fed, cen = fedavg.get(ctx + (cfg["partition"],)), central.get(ctx)
-        stats = seed_interval([r["metric"] for r in rs])
-        total = float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in rs]))
-        fed_total = float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in fed])) if fed else None
-        cen_val = _by_seed(cen) if cen else {}
-        cen_mean = float(np.mean([r["val_metric"] for r in cen])) if cen else None
-        matched = []
-        for r in rs:
-            best = cen_val[r["config"]["seed"]]["val_metric"] if r["config"]["seed"] in cen_val else cen_mean
-            matched.append(matched_cost(r, MATCHED_SHARE * best if best is not None else None))
-        reached = [m for m in matched if m[0] is not None]
-        rounds_run = [r.get("rounds_run") or r.get("rounds") or 1 for r in rs]
-        table.append(
-            {
-                "task": cfg["task"],
-                "method": method_label(rs[0]),
-                "partition": cfg["partition"],
-                "epsilon": cfg.get("dp_epsilon"),
-                "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
-                "dp_level": (
-                    cfg.get("dp_level")
-                    if cfg.get("dp_level") == "client"
-                    else f"sample, per {cfg.get('dp_unit', 'row')}"
-                )
-                if cfg.get("dp_epsilon") is not None or cfg.get("noise_multiplier") is not None
-                else None,
-                "seeds": len(rs),
-                "metric": stats["mean"],
-                "metric_std": stats["std"],
-                "metric_ci95": stats["ci95"],
-                "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
-                "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
-                "rounds_run": float(np.mean(rounds_run)),
-                "converged": sum(bool(r.get("converged")) for r in rs),
-                "bytes_per_round": float(
-                    np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
-                ),
-                "bytes_total": total,
-                "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
-                "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - stats["mean"])
-                if cen
-                else None,
-                "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
-                "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
-                "matched_seeds": len(reached),
-                "matched_rounds": float(np.mean([m[0] for m in reached])) if reached else None,
-                "matched_bytes": float(np.mean([m[1] for m in reached])) if reached else None,
-                "communicates": total > 0,
-                "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
-            }
-        )
-    return sorted(
-        table, key=lambda t: (t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"])
-    )
+        table.append(_row(rs, fedavg.get(ctx + (cfg["partition"],)), central.get(ctx)))
+    return sorted(table, key=_row_order)
 
 
 def fmt_bytes(value: float | None) -> str:

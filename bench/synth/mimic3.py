@@ -1,4 +1,5 @@
-"""Write synthetic MIMIC-III tables: admissions, ICU stays, discharge summaries, ICD-9 codes.
+"""Write synthetic MIMIC-III tables: admissions, ICU stays, discharge summaries, ICD-9 codes
+(the note text is bench.synth.mimic3_notes).
 
 Mortality depends on the findings written at admission (a logistic risk of severity, age and
 care unit, then a coin flip), so it is learnable but not certain. Negated findings carry no
@@ -12,7 +13,10 @@ import gzip
 import io
 import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
+
+from bench.synth.mimic3_notes import NOTE_HEADER, note_rows, summary
 
 # (phrase at admission, severity, diagnosis codes, procedure codes)
 CONDITIONS = {
@@ -76,60 +80,71 @@ UNITS = {
     "TSICU": (0.1, 0.1, {"severe": 0.25, "moderate": 0.35, "mild": 0.4}),
     None: (0.15, -0.6, {"severe": 0.05, "moderate": 0.45, "mild": 0.5}),
 }
-NEGATED = ["no evidence of sepsis", "denies chest pain", "no signs of bleeding", "negative for pneumonia"]
+
+
+ADMISSIONS_HEADER = (
+    "ROW_ID SUBJECT_ID HADM_ID ADMITTIME DISCHTIME DEATHTIME ADMISSION_TYPE ADMISSION_LOCATION DISCHARGE_LOCATION "
+    "INSURANCE LANGUAGE RELIGION MARITAL_STATUS ETHNICITY EDREGTIME EDOUTTIME DIAGNOSIS HOSPITAL_EXPIRE_FLAG "
+    "HAS_CHARTEVENTS_DATA"
+).split()
+ICUSTAYS_HEADER = (
+    "ROW_ID SUBJECT_ID HADM_ID ICUSTAY_ID DBSOURCE FIRST_CAREUNIT LAST_CAREUNIT FIRST_WARDID LAST_WARDID INTIME "
+    "OUTTIME LOS"
+).split()
+ICD_HEADER = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"]
+UNIT_WEIGHTS = {u: share for u, (share, _, _) in UNITS.items()}
 
 
 def pick(rng: random.Random, weights: dict) -> object:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def summary(rng: random.Random, age: int, sex: str, findings: list, comorbid: list, died: bool) -> str:
-    """A discharge summary in MIMIC's section layout, with [** **] de-identification marks."""
-    hpi = f"{age} yo {sex} with history of {', '.join(c for c, _ in comorbid)} who presents with " + (
-        " and ".join(f[0] for f in findings) + ". " + " ".join(rng.sample(NEGATED, 2)) + "."
-    )
-    exam = "intubated and sedated, hypotensive" if any(f[1] > 1.5 for f in findings) else "alert, comfortable"
-    if died and rng.random() < 0.3:
-        exam += ". On final exam patient expired, no pulse, no respirations"
-    course = "Despite maximal therapy the patient expired." if died else "Patient improved and was stable."
-    return "\n".join(
-        [
-            f"Admission Date:  [**2150-{rng.randint(1, 12)}-{rng.randint(1, 28)}**]   Discharge Date:  [**2150-**]",
-            f"Sex:   {sex[0].upper()}",
-            "",
-            "Service: MEDICINE",
-            "",
-            "Allergies:",
-            rng.choice(["No Known Allergies to Drugs", "Penicillins"]),
-            "",
-            "Chief Complaint:",
-            findings[0][0],
-            "",
-            "History of Present Illness:",
-            hpi,
-            "",
-            "Past Medical History:",
-            "\n".join(f"- {c}" for c, _ in comorbid),
-            "",
-            "Social History:",
-            rng.choice(["Lives with wife.", "Lives alone.", "Former smoker."]),
-            "",
-            "Physical Exam:",
-            exam + ".",
-            "",
-            "Brief Hospital Course:",
-            course,
-            "",
-            "Discharge Disposition:",
-            "Expired" if died else rng.choice(["Home", "Extended Care"]),
-            "",
-            "Discharge Diagnosis:",
-            ", ".join(f[0] for f in findings),
-            "",
-            "Discharge Condition:",
-            "deceased" if died else "stable",
-        ]
-    )
+@dataclass(frozen=True)
+class Admission:
+    row: int
+    subject: int
+    hadm: int
+    unit: str | None
+    findings: list
+    comorbid: list
+    age: int
+    died: bool
+    adm_type: str
+
+
+def admit(rng: random.Random, i: int) -> Admission:
+    """The i-th admission; the draws' order is the corpus's bytes, so it must not change."""
+    subject, hadm = 10000 + i // 2 * 3 + rng.randint(0, 1), 100000 + i
+    newborn = rng.random() < 0.04
+    unit = None if newborn else pick(rng, UNIT_WEIGHTS)
+    _, offset, mix = UNITS[unit]
+    findings = [rng.choice(CONDITIONS[pick(rng, mix)]) for _ in range(rng.randint(1, 3))]
+    comorbid = rng.sample(COMORBIDITIES, rng.randint(2, 5))
+    age = 0 if newborn else rng.randint(20, 95)
+    risk = -2.2 + offset + 0.03 * (age - 60) + sum(f[1] for f in findings)
+    died = rng.random() < 1 / (1 + math.exp(-risk))
+    adm_type = "NEWBORN" if newborn else rng.choices(["EMERGENCY", "ELECTIVE", "URGENT"], [0.7, 0.2, 0.1])[0]
+    return Admission(i, subject, hadm, unit, findings, comorbid, age, died, adm_type)
+
+
+def admission_row(a: Admission) -> list:
+    discharged = "DEAD/EXPIRED" if a.died else "HOME"
+    admitted = ["2150-01-01 00:00:00", "2150-01-09 00:00:00", "", a.adm_type, "EMERGENCY ROOM ADMIT", discharged]
+    people = ["Medicare", "ENGL", "", "MARRIED", "WHITE", "", ""]
+    return [a.row, a.subject, a.hadm, *admitted, *people, a.findings[0][0].upper(), int(a.died), 1]
+
+
+def icu_row(a: Admission) -> list:
+    stay = [1, 1, "2150-01-01 02:00:00", "2150-01-03 00:00:00", "2.0"]
+    return [a.row, a.subject, a.hadm, 200000 + a.row, "carevue", a.unit, a.unit, *stay]
+
+
+def add_codes(rng: random.Random, tables: dict[str, list[list]], a: Admission) -> None:
+    """Diagnosis codes of the findings and comorbidities; procedures of the findings plus background ones."""
+    codes = [c for f in a.findings for c in f[2]] + [c for _, c in a.comorbid]
+    procs = [p for f in a.findings for p in f[3]] + rng.sample(BACKGROUND_PROCEDURES, rng.randint(0, 3))
+    tables["dx"] += [[len(tables["dx"]), a.subject, a.hadm, n + 1, c] for n, c in enumerate(dict.fromkeys(codes))]
+    tables["px"] += [[len(tables["px"]), a.subject, a.hadm, n + 1, c] for n, c in enumerate(dict.fromkeys(procs))]
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -145,159 +160,16 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 def write(root: Path, rng: random.Random, n_admissions: int) -> None:
     root.mkdir(parents=True)
     tables: dict[str, list[list]] = {k: [] for k in ("adm", "icu", "notes", "dx", "px")}
-    unit_weights = {u: share for u, (share, _, _) in UNITS.items()}
     for i in range(n_admissions):
-        subject, hadm = 10000 + i // 2 * 3 + rng.randint(0, 1), 100000 + i
-        newborn = rng.random() < 0.04
-        unit = None if newborn else pick(rng, unit_weights)
-        _, offset, mix = UNITS[unit]
-        findings = [rng.choice(CONDITIONS[pick(rng, mix)]) for _ in range(rng.randint(1, 3))]
-        comorbid = rng.sample(COMORBIDITIES, rng.randint(2, 5))
-        age = 0 if newborn else rng.randint(20, 95)
-        risk = -2.2 + offset + 0.03 * (age - 60) + sum(f[1] for f in findings)
-        died = rng.random() < 1 / (1 + math.exp(-risk))
-        adm_type = "NEWBORN" if newborn else rng.choices(["EMERGENCY", "ELECTIVE", "URGENT"], [0.7, 0.2, 0.1])[0]
-        tables["adm"].append(
-            [
-                i,
-                subject,
-                hadm,
-                "2150-01-01 00:00:00",
-                "2150-01-09 00:00:00",
-                "",
-                adm_type,
-                "EMERGENCY ROOM ADMIT",
-                "DEAD/EXPIRED" if died else "HOME",
-                "Medicare",
-                "ENGL",
-                "",
-                "MARRIED",
-                "WHITE",
-                "",
-                "",
-                findings[0][0].upper(),
-                int(died),
-                1,
-            ]
-        )
-        if unit is not None:
-            tables["icu"].append(
-                [
-                    i,
-                    subject,
-                    hadm,
-                    200000 + i,
-                    "carevue",
-                    unit,
-                    unit,
-                    1,
-                    1,
-                    "2150-01-01 02:00:00",
-                    "2150-01-03 00:00:00",
-                    "2.0",
-                ]
-            )
-        text = summary(rng, age, rng.choice(["man", "woman"]), findings, comorbid, died)
-        kind = rng.random()
-        if kind > 0.03:  # 3% have only an addendum and must be dropped by the loader
-            tables["notes"].append(
-                [len(tables["notes"]), subject, hadm, "2150-01-09", "", "", "Discharge summary", "Report", "", "", text]
-            )
-        if kind < 0.13:
-            tables["notes"].append(
-                [
-                    len(tables["notes"]),
-                    subject,
-                    hadm,
-                    "2150-01-10",
-                    "",
-                    "",
-                    "Discharge summary",
-                    "Addendum",
-                    "",
-                    "",
-                    "Addendum: follow up labs pending.",
-                ]
-            )
-        tables["notes"].append(
-            [
-                len(tables["notes"]),
-                subject,
-                hadm,
-                "2150-01-02",
-                "2150-01-02 08:00:00",
-                "",
-                "Nursing/other",
-                "Report",
-                "17",
-                "",
-                "Nursing note: resting in bed.",
-            ]
-        )
-        codes = [c for f in findings for c in f[2]] + [c for _, c in comorbid]
-        procs = [p for f in findings for p in f[3]] + rng.sample(BACKGROUND_PROCEDURES, rng.randint(0, 3))
-        tables["dx"] += [[len(tables["dx"]), subject, hadm, n + 1, c] for n, c in enumerate(dict.fromkeys(codes))]
-        tables["px"] += [[len(tables["px"]), subject, hadm, n + 1, c] for n, c in enumerate(dict.fromkeys(procs))]
-    write_csv(
-        root / "ADMISSIONS.csv",
-        [
-            "ROW_ID",
-            "SUBJECT_ID",
-            "HADM_ID",
-            "ADMITTIME",
-            "DISCHTIME",
-            "DEATHTIME",
-            "ADMISSION_TYPE",
-            "ADMISSION_LOCATION",
-            "DISCHARGE_LOCATION",
-            "INSURANCE",
-            "LANGUAGE",
-            "RELIGION",
-            "MARITAL_STATUS",
-            "ETHNICITY",
-            "EDREGTIME",
-            "EDOUTTIME",
-            "DIAGNOSIS",
-            "HOSPITAL_EXPIRE_FLAG",
-            "HAS_CHARTEVENTS_DATA",
-        ],
-        tables["adm"],
-    )
-    write_csv(
-        root / "ICUSTAYS.csv",
-        [
-            "ROW_ID",
-            "SUBJECT_ID",
-            "HADM_ID",
-            "ICUSTAY_ID",
-            "DBSOURCE",
-            "FIRST_CAREUNIT",
-            "LAST_CAREUNIT",
-            "FIRST_WARDID",
-            "LAST_WARDID",
-            "INTIME",
-            "OUTTIME",
-            "LOS",
-        ],
-        tables["icu"],
-    )
-    write_csv(
-        root / "NOTEEVENTS.csv.gz",
-        [
-            "ROW_ID",
-            "SUBJECT_ID",
-            "HADM_ID",
-            "CHARTDATE",
-            "CHARTTIME",
-            "STORETIME",
-            "CATEGORY",
-            "DESCRIPTION",
-            "CGID",
-            "ISERROR",
-            "TEXT",
-        ],
-        tables["notes"],
-    )
-    icd_header = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"]
-    write_csv(root / "DIAGNOSES_ICD.csv", icd_header, tables["dx"])
-    write_csv(root / "PROCEDURES_ICD.csv", icd_header, tables["px"])
+        a = admit(rng, i)
+        tables["adm"].append(admission_row(a))
+        if a.unit is not None:
+            tables["icu"].append(icu_row(a))
+        text = summary(rng, a.age, rng.choice(["man", "woman"]), a.findings, a.comorbid, a.died)
+        tables["notes"] += note_rows(rng, len(tables["notes"]), a.subject, a.hadm, text)
+        add_codes(rng, tables, a)
+    write_csv(root / "ADMISSIONS.csv", ADMISSIONS_HEADER, tables["adm"])
+    write_csv(root / "ICUSTAYS.csv", ICUSTAYS_HEADER, tables["icu"])
+    write_csv(root / "NOTEEVENTS.csv.gz", NOTE_HEADER, tables["notes"])
+    write_csv(root / "DIAGNOSES_ICD.csv", ICD_HEADER, tables["dx"])
+    write_csv(root / "PROCEDURES_ICD.csv", ICD_HEADER, tables["px"])

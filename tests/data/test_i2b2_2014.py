@@ -20,7 +20,10 @@ def xml(text: str = TEXT, tags=TAGS) -> str:
     body = "\n".join(
         f'<{c} id="{i}" start="{s}" end="{e}" text="{t}" TYPE="{ty}" comment="" />' for c, i, s, e, t, ty in tags
     )
-    return f'<?xml version="1.0" encoding="UTF-8" ?>\n<deIdi2b2>\n<TEXT><![CDATA[{text}]]></TEXT>\n<TAGS>\n{body}\n</TAGS>\n</deIdi2b2>\n'
+    return (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n<deIdi2b2>\n'
+        f"<TEXT><![CDATA[{text}]]></TEXT>\n<TAGS>\n{body}\n</TAGS>\n</deIdi2b2>\n"
+    )
 
 
 def write_release(root: Path, train_xml: str | None = None) -> Path:

@@ -25,8 +25,15 @@ NOTE_COLS = [
 ]
 ADM_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "ADMISSION_TYPE", "HOSPITAL_EXPIRE_FLAG"]
 ICD_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"]
-DIED = "Chief Complaint:\nsepsis\n\nHistory of Present Illness:\n80 yo with septic shock.\nPatient expired, family at bedside.\n\nBrief Hospital Course:\nIntubated.\n\nDischarge Disposition:\nExpired\n"
-LIVED = "Chief Complaint:\nchest pain\n\nHistory of Present Illness:\n50 yo with chest pain,\nno evidence of sepsis.\n\nDischarge Disposition:\nHome\n"
+DIED = (
+    "Chief Complaint:\nsepsis\n\nHistory of Present Illness:\n80 yo with septic shock.\n"
+    "Patient expired, family at bedside.\n\nBrief Hospital Course:\nIntubated.\n\n"
+    "Discharge Disposition:\nExpired\n"
+)
+LIVED = (
+    "Chief Complaint:\nchest pain\n\nHistory of Present Illness:\n50 yo with chest pain,\n"
+    "no evidence of sepsis.\n\nDischarge Disposition:\nHome\n"
+)
 
 
 def write(path: Path, header: list[str], rows: list[list]) -> None:

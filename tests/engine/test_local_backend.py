@@ -1,6 +1,7 @@
 """Local worker processes give the serial backend's numbers; a killed process loses only its
 client; the default execution fills the cores without more workers than clients."""
 
+import argparse
 import json
 
 import pytest
@@ -8,6 +9,8 @@ import pytest
 from bench.config import ExperimentConfig
 from bench.engine import execution
 from bench.engine.server import run_experiment
+from bench.protocol.grid import expand
+from bench.protocol.overrides import overridden
 
 
 def run(tiny_corpus, out, **kw):
@@ -83,11 +86,6 @@ def test_prediction_shares_cut_large_requests_and_balance_small_ones():
 
 
 def test_grid_cells_run_one_at_a_time_get_the_default_execution(monkeypatch):
-    import argparse
-
-    import run_all
-    from bench.protocol.grid import expand
-
     monkeypatch.delenv("BENCH_WORKERS", raising=False)
     monkeypatch.setattr(execution, "usable_cores", lambda: 2)
     grid = {
@@ -100,10 +98,10 @@ def test_grid_cells_run_one_at_a_time_get_the_default_execution(monkeypatch):
     }
     cells = expand(grid)
     args = argparse.Namespace(model=None, data_dir=None, parallel=1, ray_address=None)
-    chosen = {c.config.method: c.config for c in run_all.overridden(cells, args)}
+    chosen = {c.config.method: c.config for c in overridden(cells, args)}
     assert (chosen["fedavg"].workers, chosen["fedavg"].resolved_backend) == (2, "local")
     assert (chosen["centralized"].workers, chosen["centralized"].threads_per_worker) == (1, 2)
     assert chosen["lora"].workers == 1 and chosen["lora"].backend == "serial"  # the grid chose: left alone
-    assert [c.run_id for c in run_all.overridden(cells, args)] == [c.run_id for c in cells]
-    parallel = run_all.overridden(cells, argparse.Namespace(model=None, data_dir=None, parallel=2, ray_address=None))
+    assert [c.run_id for c in overridden(cells, args)] == [c.run_id for c in cells]
+    parallel = overridden(cells, argparse.Namespace(model=None, data_dir=None, parallel=2, ray_address=None))
     assert all(c.config.workers == 1 for c in parallel)  # --parallel sizes cells itself (bench.engine.cells)

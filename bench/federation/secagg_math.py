@@ -1,0 +1,62 @@
+"""The arithmetic under secure aggregation (bench.federation.secagg): Shamir sharing over
+GF(2^521 - 1), the PRG mask streams, and fixed point mod 2^bits for weighted updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PRIME = 2**521 - 1  # a Mersenne prime: the Shamir field holds any 32-byte secret
+SHARE_BYTES = 66  # one field element (521 bits)
+
+
+def prg(seed: bytes, length: int, bits: int) -> np.ndarray:
+    """A mask stream: `length` integers uniform in [0, 2^bits), from a 32-byte seed."""
+    rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
+    return rng.integers(0, 2**bits, size=length, dtype=np.uint64)
+
+
+def split_secret(secret: int, holders: list[int], threshold: int, rng: np.random.Generator) -> dict[int, int]:
+    """Shamir shares of `secret` for each holder (evaluated at x = holder + 1)."""
+    coefficients = [secret] + [int.from_bytes(rng.bytes(65), "big") % PRIME for _ in range(threshold - 1)]
+    return {h: sum(c * pow(h + 1, k, PRIME) for k, c in enumerate(coefficients)) % PRIME for h in holders}
+
+
+def reconstruct(shares: dict[int, int]) -> int:
+    """The secret from at least `threshold` shares (Lagrange interpolation at 0)."""
+    total = 0
+    xs = {h: h + 1 for h in shares}
+    for h, y in shares.items():
+        num, den = 1, 1
+        for g in shares:
+            if g != h:
+                num = num * (-xs[g]) % PRIME
+                den = den * (xs[h] - xs[g]) % PRIME
+        total = (total + y * num * pow(den, PRIME - 2, PRIME)) % PRIME
+    return total
+
+
+@dataclass
+class Quantiser:
+    """Fixed point mod 2^bits for weighted updates: values clipped to [-clip, clip], times the
+    client's weight, times `scale`; the sum of every client's stays inside the signed range."""
+
+    clip: float
+    total_weight: float  # an upper bound on the sum of weights (public: the clients' sizes)
+    bits: int = 32
+
+    @property
+    def scale(self) -> float:
+        # the largest possible sum, clip x W x scale, is a quarter of the modulus: rounding can
+        # never carry it past the signed range (at 2^(bits-1) - 1 exactly, it did)
+        return 2.0 ** (self.bits - 2) / (self.clip * self.total_weight)
+
+    def encode(self, values: np.ndarray, weight: float) -> np.ndarray:
+        q = np.round(np.clip(values, -self.clip, self.clip) * weight * self.scale).astype(np.int64)
+        return (q % 2**self.bits).astype(np.uint64)
+
+    def decode(self, total: np.ndarray) -> np.ndarray:
+        signed = total.astype(np.int64)
+        signed = np.where(signed >= 2 ** (self.bits - 1), signed - 2**self.bits, signed)
+        return signed / self.scale

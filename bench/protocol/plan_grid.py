@@ -1,0 +1,54 @@
+"""`run_all.py --plan` (and --pilot) for a grid: which of its cells are done, counting a tuned
+cell done once its chosen values are known and run, or a lower cap or patience settled it;
+then bench.protocol.plan's text, and the edge probes due so far."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.protocol import extend, plan, tuning
+from bench.protocol.grid import Cell
+from bench.protocol.study import edge_probes_due, stored_finals, tuned_file
+
+
+def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> list[tuple[Cell, Cell]]:
+    """(a grid cell, the cell it runs as with its tuned values) wherever the choice is known:
+    from the grid's `tuned` file, else from the sweep points finished so far. A tuned cell's
+    identity includes its chosen values, so this is how --plan knows it is done."""
+    if not swept:
+        return []
+    where, tuned = grid["_path"], tuned_file(grid)
+    try:
+        if tuned is not None and tuned.is_file():
+            settings, choices = tuning.read_choices(tuned, tuning.swept_values(swept))
+        else:
+            settings = sorted(swept[0].tune)
+            choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
+    except BenchError:
+        return []  # a stale choices file: nothing is known to be done
+    return [
+        (c, t)
+        for c, t in zip(swept, tuning.apply_choices(swept, settings, choices, where, partial=True))
+        if t is not None
+    ]
+
+
+def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], out: Path, args) -> int:
+    """--plan (and --pilot): cells per study, distinct, done, estimated cost; trains nothing but pilots."""
+
+    swept = [c for c in cells if c.tune]
+    points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
+    pilots = plan.run_pilots(cells, out / "pilots") if args.pilot else plan.load_pilots()
+    runs, every = out / "runs", cells + [p.cell for p in points]
+    done = {c.run_id for c in every if (runs / c.run_id / "final.json").is_file()}
+    done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (runs / t.run_id / "final.json").is_file()}
+    done |= {
+        c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]
+    }  # a lower cap or patience settled it
+    print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(runs)))
+    if swept:  # a check, not part of the grid: --probe-edges runs them
+        due = [cell for _, cell in edge_probes_due(points, runs)]
+        probed = sum((runs / c.run_id / "final.json").is_file() for c in due)
+        print(f"edge probes (--probe-edges): {len(due)} due (choices at an edge of their range so far), {probed} run")
+    return 0

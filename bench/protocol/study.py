@@ -1,0 +1,169 @@
+"""A grid's run order on the command line (run_all.py): its studies, its tuned cells (swept here
+on the first seed, each group's seeds following as soon as its sweep ends, or read from the
+grid's `tuned` file), the cells themselves, then the edge probes of the sweep's choices.
+Writes DIR/tuning.csv, the choices file and DIR/edge_probes.csv; the report is the caller's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.protocol import edge_probe, tuning
+from bench.protocol.grid import Cell, expand_studies
+from bench.protocol.runner import run_cells
+from bench.store import atomic_write_text, to_csv
+
+TUNING_COLUMNS = [
+    "task",
+    "method",
+    "layers",
+    "partition",
+    "epsilon",
+    "setting",
+    "value",
+    "val_metric",
+    "converged",
+    "rounds_run",
+    "chosen",
+    "group",
+    "run_id",
+]
+
+
+def scale(args) -> tuple[int, str | None]:
+    return args.parallel, args.ray_address
+
+
+def studies_of(grid: dict, args) -> dict[str, list[Cell]]:
+    """The grid's studies (one, named after the grid, if it has none), or just --study's."""
+    all_studies = expand_studies(grid)
+    if args.study is None:
+        return all_studies
+    if args.study not in all_studies:
+        raise BenchError(f"--study {args.study}: not a study of this grid (studies: {', '.join(all_studies)})")
+    return {args.study: all_studies[args.study]}
+
+
+def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
+    finals = {}
+    for cell in cells:
+        path = runs / cell.run_id / "final.json"
+        if path.is_file():
+            finals[cell.run_id] = json.loads(path.read_text())
+    return finals
+
+
+def seeds_when_swept(points: list, cells: list[Cell], settings: list[str], runs: Path, where: str):
+    """run_cells' `then`: when the last sweep point of a group ends, choose on validation and
+    hand back the group's seed cells with the choice. Groups are swept in grid order and each
+    group's seeds jump the queue, so results still come a whole group at a time, but a free
+    slot never waits for a phase to end while another group's points are ready."""
+    group_of_run = {p.cell.run_id: p.group for p in points}
+    left = {g: {p.cell.run_id for p in points if p.group == g} for g in group_of_run.values()}
+
+    def then(cell: Cell, status: str) -> list[Cell]:
+        group = group_of_run.get(cell.run_id)
+        if group is None or cell.run_id not in left[group]:
+            return []  # a seed cell, or a point already heard of (seed 0 runs the chosen point)
+        left[group].discard(cell.run_id)
+        if left[group]:
+            return []
+        mine = [p for p in points if p.group == group]
+        choice, _ = tuning.choose(mine, stored_finals(runs, [p.cell for p in mine]))
+        seeds = [c for c in cells if tuning.group_of(c.config, settings) == group]
+        return tuning.apply_choices(seeds, settings, choice, where)
+
+    return then
+
+
+def tuned_file(grid: dict) -> Path | None:
+    """The grid's `tuned` choices file (beside the grid), if it names one."""
+    return Path(grid["_path"]).parent / grid["tuned"] if grid.get("tuned") else None
+
+
+def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes: list[str]) -> list[Cell | None]:
+    """The cells with their tuned values: swept here (a grid's `tune`, or --tune) or read from
+    the grid's `tuned` file. Writes DIR/tuning.csv and the choices file when it sweeps."""
+    where = grid["_path"]
+    tuned = tuned_file(grid)
+    swept = any(c.tune for c in cells)
+    if args.tune and not swept:
+        raise BenchError(f"{where}: --tune needs a 'tune' key in the grid")
+    if not swept and tuned is None:
+        return cells
+    if tuned is not None and not args.tune and (tuned.is_file() or not swept):
+        expected = tuning.swept_values(tuning.check_cells(cells, where)) if swept else None
+        settings, choices = tuning.read_choices(tuned, expected)
+        return tuning.apply_choices(cells, settings, choices, str(tuned))
+    cells = tuning.check_cells(cells, where)
+    settings = sorted(cells[0].tune)
+    points = tuning.sweep_points(cells)
+    if not args.report_only:
+        run_cells(
+            [p.cell for p in points],
+            out / "runs",
+            args.resume,
+            f"grid {name}: tuning",
+            *scale(args),
+            then=seeds_when_swept(points, cells, settings, out / "runs", where),
+        )
+    partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
+    finals = stored_finals(out / "runs", [p.cell for p in points])
+    choices, rows = tuning.choose(points, finals, partial)
+    pending = len({p.cell.run_id for p in points} - set(finals))
+    if pending:
+        notes.append(
+            f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
+            "result yet, so the chosen learning rates (and every row) are provisional.**\n"
+        )
+    atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
+    complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
+    if complete:  # choices travel only once every point of every group has run
+        tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(cells), choices, rows)
+    return tuning.apply_choices(cells, settings, choices, where, partial)
+
+
+def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:
+    """(chosen tuning row, probe cell) for every choice at the edge of its range so far: among
+    the groups whose sweep points have all run (bench.protocol.edge_probe.probes)."""
+    finals = stored_finals(runs, [p.cell for p in points])
+    unfinished = {p.group for p in points if p.cell.run_id not in finals}
+    finished = [p for p in points if p.group not in unfinished]
+    return edge_probe.probes(finished, tuning.choose(finished, finals)[1]) if finished else []
+
+
+def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
+    """DIR/edge_probes.csv: every choice at the edge of its range, among the groups whose sweep
+    has finished, with its probe one step beyond (bench.protocol.edge_probe) and, where the probe has
+    run, who won on validation. --probe-edges runs the probes that have not run (and nothing
+    else: a grid still running elsewhere is left to it); they never change a choice."""
+    if not swept:
+        return
+    found = edge_probes_due(tuning.sweep_points(tuning.check_cells(swept, name)), out / "runs")
+    if args.probe_edges:
+        run_cells([cell for _, cell in found], out / "runs", args.resume, f"grid {name}: edge probes", *scale(args))
+    rows = edge_probe.probe_rows(found, stored_finals(out / "runs", [cell for _, cell in found]))
+    if rows or (out / "edge_probes.csv").is_file():  # an emptied list replaces a stale one
+        atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
+
+
+def run_grid(
+    name: str, grid: dict, planned: list[Cell], out: Path, args, notes: list[str]
+) -> tuple[list[Cell], dict[str, Cell]]:
+    """Tune, run every missing cell (none with --report-only), then the edge probes. Returns the
+    cells as run (those whose tuning has finished) and, per planned cell, the cell it ran as;
+    adds to `notes` what the report must say about how complete its inputs are."""
+    tuned = tuned_cells(name, grid, planned, out, args, notes)  # aligned with `planned`; None: not tuned yet
+    final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
+    cells = [c for c in tuned if c is not None]
+    if len(cells) < len(planned):
+        notes.append(
+            f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n"
+        )
+    if not args.report_only:
+        run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
+    if not (out / "runs").is_dir():
+        raise BenchError(f"{out}: no stored results (run the grid first)")
+    edge_probes(name, [c for c in planned if c.tune], out, args)
+    return cells, final_of
