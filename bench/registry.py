@@ -25,7 +25,9 @@ class Registry(Generic[T]):
     def _discovered(self) -> dict[str, T]:
         if self._package is not None:
             package, self._package = self._package, None
-            importlib.import_module(package)
+            module = importlib.import_module(package)
+            if not self._items:  # e.g. a folder of the same name earlier on sys.path shadows ours
+                raise BenchError(f"no {self.kind} registered: package {package!r} from {module.__file__} defines none")
         return self._items
 
     def register(self, name: str) -> Callable[[T], T]:

@@ -22,6 +22,7 @@ def load_task(name: str, data_dir: str | Path | None = None, **options) -> TaskD
     data = spec.load(resolve_data_dir(spec, data_dir), **options)
     if "validation" not in data.splits:
         data.splits["train"], data.splits["validation"] = carve_validation(data.splits["train"])
+        data.carved_validation = True
     data.splits = {s: data.splits[s] for s in SPLITS}
     return data
 

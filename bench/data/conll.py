@@ -74,7 +74,12 @@ def split_file(root: Path, name: str) -> Path | None:
     return next((p for p in (root / name, root / f"{name}.gz") if p.is_file()), None)
 
 
-@register_task("conll", kind="ner", synth_subdir=None)
+@register_task(
+    "conll",
+    kind="ner",
+    synth_subdir=None,
+    split_rule="train.tsv, devel.tsv and test.tsv (without devel.tsv, validation: 10% of the training documents of each site that has at least 2)",
+)
 def load(root: Path, task: str = "conll") -> TaskData:
     warnings: Counter = Counter()
     splits: dict[str, list[NerExample]] = {}

@@ -125,7 +125,12 @@ def read_pairs(txt_dir: Path, con_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-@register_task("i2b2-2010", kind="ner", synth_subdir="i2b2-2010")
+@register_task(
+    "i2b2-2010",
+    kind="ner",
+    synth_subdir="i2b2-2010",
+    split_rule="the release's training and test folders, validation: 10% of the training documents of each site that has at least 2 (a flat txt/ + concept/ folder: a stable hash of each document, 70/10/20)",
+)
 def load(root: Path) -> TaskData:
     warnings: Counter = Counter()
     splits: dict[str, list[NerExample]] = {"train": [], "test": []}  # validation: carved by load_task

@@ -142,7 +142,12 @@ def read_document(path: Path, level: str, warnings: Counter) -> list[NerExample]
     return examples
 
 
-@register_task("i2b2-2014", kind="ner", synth_subdir="i2b2-2014")
+@register_task(
+    "i2b2-2014",
+    kind="ner",
+    synth_subdir="i2b2-2014",
+    split_rule="the training and testing folders, validation: 10% of the training documents of each site that has at least 2",
+)
 def load(root: Path, label_level: str = "category") -> TaskData:
     if label_level not in ("category", "type"):
         raise DataError(root, f"--label-level must be 'category' or 'type', not {label_level!r}")

@@ -121,7 +121,12 @@ def sites(root: Path, adm: pd.DataFrame) -> dict[str, str]:
     return {hadm: unit.get(hadm, "NO_ICU") for hadm in adm.index}
 
 
-@register_task("mimic-mortality", kind="cls", synth_subdir="mimic-iii")
+@register_task(
+    "mimic-mortality",
+    kind="cls",
+    synth_subdir="mimic-iii",
+    split_rule="a stable hash of each patient: 70% train, 10% validation, 20% test",
+)
 def load_mortality(root: Path) -> TaskData:
     warnings: Counter = Counter()
     adm = admissions(root)
@@ -156,7 +161,12 @@ def icd_codes(root: Path) -> dict[str, set[str]]:
     return codes
 
 
-@register_task("mimic-icd50", kind="multilabel", synth_subdir="mimic-iii")
+@register_task(
+    "mimic-icd50",
+    kind="multilabel",
+    synth_subdir="mimic-iii",
+    split_rule="a stable hash of each patient: 70% train, 10% validation, 20% test",
+)
 def load_icd50(root: Path) -> TaskData:
     adm = admissions(root)
     site = sites(root, adm)

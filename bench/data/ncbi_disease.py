@@ -13,6 +13,6 @@ from bench.data.types import TaskData
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "ncbi-disease"
 
 
-@register_task("ncbi-disease", kind="ner", synth_subdir=None, bundled=SHIPPED)
+@register_task("ncbi-disease", kind="ner", synth_subdir=None, bundled=SHIPPED, split_rule="train, devel and test files")
 def load(root: Path) -> TaskData:
     return conll.load(root, task="ncbi-disease")

@@ -21,14 +21,17 @@ class TaskSpec:
     load: Callable[..., TaskData]
     synth_subdir: str | None  # None: no synthetic corpus
     bundled: Path | None = None
+    split_rule: str = ""  # how the release's files become train / validation / test, for error messages
 
 
 TASKS: Registry[TaskSpec] = Registry("task")
 
 
-def register_task(name: str, kind: TaskKind, synth_subdir: str | None, bundled: Path | None = None):
+def register_task(
+    name: str, kind: TaskKind, synth_subdir: str | None, bundled: Path | None = None, split_rule: str = ""
+):
     def decorator(load: Callable[..., TaskData]) -> Callable[..., TaskData]:
-        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir, bundled))
+        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir, bundled, split_rule))
         return load
 
     return decorator

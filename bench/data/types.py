@@ -46,6 +46,7 @@ class TaskData:
     label_names: list[str]
     splits: dict[str, list[Example]]
     warnings: Counter = field(default_factory=Counter)
+    carved_validation: bool = False  # validation held out from train here, not shipped by the release
 
     @property
     def train(self) -> list[Example]:

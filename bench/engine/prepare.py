@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.config import ExperimentConfig
-from bench.data import SPLITS, load_task
+from bench.data import SPLITS, TASKS, load_task
 from bench.data.partition_spec import parse_partition
 from bench.data.partition_view import describe_parts
+from bench.data.split_check import check_splits
 from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
 from bench.data.types import TaskData, TaskKind
 from bench.errors import BenchError
@@ -56,6 +57,7 @@ class PreparedTask:
 def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     data = load_splits(cfg)
     data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
+    check_splits(data, TASKS.get(cfg.task))  # before any model is built: one line, exit 2
     require_units(cfg, data.splits["train"])
     tokenizer = source_for(cfg.model).tokenizer()
     ensure_pad_token(tokenizer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -120,7 +121,7 @@ class RunState:
         """A played round: its line, its states, and whether they are the best so far."""
         self.states = states
         self.history.append(line)
-        if self.best is None or line["val_metric"] > self.best["val_metric"]:
+        if math.isfinite(line["val_metric"]) and (self.best is None or line["val_metric"] > self.best["val_metric"]):
             self.best = {"round": line["round"], "val_metric": line["val_metric"], "states": states}
 
     def save(self, out: Path) -> None:

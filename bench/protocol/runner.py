@@ -52,11 +52,13 @@ def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str
         extend.mark(folder)
         return "extended" if (folder / extend.NOTE).is_file() else "ok"
     except Exception as e:  # recorded and reported; one broken cell must not stop the grid
+        # a bad input keeps the one line the command line would print; a crash its exception type
+        error = f"error: {e}" if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
         atomic_write_json(
             folder / "failed.json",
             {
                 "run_id": cell.run_id,
-                "error": f"{type(e).__name__}: {e}"[:2000],
+                "error": error[:2000],
                 "config": cell.config.to_dict(),
                 "status": "failed",
             },

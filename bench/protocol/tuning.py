@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def choose(
     best: dict[str, tuple[float, SweepPoint]] = {}
     for p in points:
         val = (finals.get(p.cell.run_id) or {}).get("val_metric")
-        if val is not None and (p.group not in best or val > best[p.group][0]):
+        if val is not None and math.isfinite(val) and (p.group not in best or val > best[p.group][0]):  # NaN never wins
             best[p.group] = (val, p)
     rows = []
     for p in points:

@@ -132,7 +132,8 @@ def write_report(
         text += [f"- `{r['run_id']}`: best round {r['best_round']} of {r['rounds_run']}" for r in unconverged]
         text.append("")
     if failed:
-        text += ["## Failed runs", ""] + [f"- `{r['run_id']}`: see runs/{r['run_id']}/failed.json" for r in failed]
+        errors = {r["run_id"]: r.get("error") for r in runs}
+        text += ["## Failed runs", ""] + [_failure_line(r, errors.get(r["run_id"])) for r in failed]
     atomic_write_text(out / "report.md", "\n".join(text) + "\n")
     return out / "report.md"
 
@@ -155,3 +156,10 @@ def narrative(table: list[dict]) -> str:
     if not sentences:
         return "No layer-skipping runs in this grid."
     return " ".join(sentences)
+
+
+def _failure_line(row: dict, error: str | None) -> str:
+    """A failed run with the one-line reason it was stored with (a bad input's message as the
+    command line printed it; a crash's exception), so the report says why without opening files."""
+    why = (error or "").strip().splitlines()[0][:300] if error else f"{row['status']}, see runs/{row['run_id']}/"
+    return f"- `{row['run_id']}`: {why}"
