@@ -180,3 +180,25 @@ def test_the_issue_inputs_end_in_one_line(tiny_corpus, tmp_path, capsys, case, f
     assert code == 2, "these inputs cannot be scored"
     line = next(line for line in err.splitlines() if line.startswith("error:"))
     assert f"task {task}" in line and (split is None or f"the {split} split" in line)
+
+
+def test_a_grid_records_the_line_and_runs_on(tiny_corpus, tmp_path, capsys):
+    """In a grid, the too-small cell's failed.json and the report carry the same line; the other cell runs."""
+    import run_all
+
+    _, bad = i2b2_2014(tiny_corpus / "i2b2-2014", tmp_path / "one-note", 1, 1)
+    grid = tmp_path / "g.yaml"
+    grid.write_text(f"""name: small
+defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 32, backend: serial, data_dir: "{bad}"}}
+tasks: [i2b2-2014, i2b2-2010]
+methods: [{{method: fedavg}}]
+partitions: [iid]
+seeds: [0]
+overrides: [{{match: {{task: i2b2-2010}}, set: {{data_dir: "{tiny_corpus / "i2b2-2010"}"}}}}]
+""")
+    assert run_all.main(["--grid", str(grid), "--out", str(tmp_path / "out")]) == 0
+    runs = {p.name.split("__")[0]: p for p in (tmp_path / "out" / "runs").iterdir()}
+    failed = json.loads((runs["i2b2-2014"] / "failed.json").read_text())
+    assert failed["error"].startswith("error: task i2b2-2014: the validation split is empty")
+    assert json.loads((runs["i2b2-2010"] / "final.json").read_text())["status"] == "ok"
+    assert failed["error"] in (tmp_path / "out" / "report.md").read_text()

@@ -161,5 +161,5 @@ def narrative(table: list[dict]) -> str:
 def _failure_line(row: dict, error: str | None) -> str:
     """A failed run with the one-line reason it was stored with (a bad input's message as the
     command line printed it; a crash's exception), so the report says why without opening files."""
-    why = (error or "").strip().splitlines()[0][:300] if error else f"{row['status']}, see runs/{row['run_id']}/"
+    why = error.strip().splitlines()[0] if error else f"{row['status']}, see runs/{row['run_id']}/"
     return f"- `{row['run_id']}`: {why}"
