@@ -1,4 +1,5 @@
-"""When a run has converged (or is dead on its starting plateau): the early-stopping test."""
+"""When a run has converged (or is dead on its starting plateau): the early-stopping test, and the
+label the report gives a stored run."""
 
 from __future__ import annotations
 
@@ -17,3 +18,23 @@ def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
     if max(val_metrics) - min(val_metrics) < min_delta:
         return len(val_metrics) >= FLAT_LIMIT
     return max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta
+
+
+def convergence(val_metrics: list[float], untrained: float | None, patience: int, min_delta: float) -> str:
+    """What a stored run's history says about how it ended, for the report:
+
+    - `dead`: it never rose more than `min_delta` above the untrained model's validation score,
+      or its last `patience` rounds fell back to within `min_delta` of it (one spike does not make
+      a run alive). Runs stored before the untrained score was recorded are measured against 0.
+    - `converged`: otherwise, the patience rule holds at its end (no gain above `min_delta` in the
+      last `patience` rounds).
+    - `capped`: otherwise: the round cap ended a run that was still improving.
+    A run that never left where it started is dead however it stopped, so `dead` is tested first."""
+    base = 0.0 if untrained is None else untrained
+    if not val_metrics or max(val_metrics) - base <= min_delta:
+        return "dead"
+    if len(val_metrics) >= patience and all(v - base <= min_delta for v in val_metrics[-patience:]):
+        return "dead"
+    if len(val_metrics) > patience and max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta:
+        return "converged"
+    return "capped"

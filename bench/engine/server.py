@@ -14,7 +14,7 @@ from bench.engine import execution, heap, summary
 from bench.engine.convergence import FLAT_LIMIT, stalled
 from bench.engine.local_backend import LocalBackend, warm_up
 from bench.engine.prepare import prepare_task
-from bench.engine.rounds import RoundContext, play_round
+from bench.engine.rounds import RoundContext, mean_metric, play_round
 from bench.engine.sampling import planned_work, poisson_clients, sample_clients
 from bench.engine.serial import SerialBackend
 from bench.engine.training import Diverged
@@ -101,6 +101,7 @@ class RunState:
     # client -> what error feedback kept back (held by the client)
     residuals: dict = dataclasses.field(default_factory=dict)
     status: str = "ok"  # or "diverged"; not checkpointed: a diverged run stops
+    untrained: float | None = None  # the validation metric before round 1: what "dead" is measured against
 
     @classmethod
     def from_checkpoint(cls, path: Path, initial: Callable[[], dict]) -> RunState:
@@ -112,6 +113,7 @@ class RunState:
             best=ckpt.get("best"),
             accountants=ckpt.get("accountants", {}),
             residuals=ckpt.get("residuals", {}),
+            untrained=ckpt.get("untrained"),
         )
 
     def val_metrics(self) -> list[float]:
@@ -134,6 +136,7 @@ class RunState:
                 "accountants": self.accountants,
                 "best": self.best,
                 "residuals": self.residuals,
+                "untrained": self.untrained,
             },
         )
         write_rounds(out / "rounds.jsonl", self.history)
@@ -153,6 +156,10 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         run = RunState.from_checkpoint(out / "checkpoint.pt", backend.initial_state)
         dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
         ctx = RoundContext(cfg, method, backend, task, dp)
+        if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)
+            run.untrained = mean_metric(
+                backend.evaluate_many([(run.states[k], "validation", None) for k in method.eval_keys(run.states)])
+            )
         _play(ctx, run, out, progress)
         final = _final(asked, ctx, run, info, probe, out)
     finally:
@@ -220,6 +227,7 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
     final["epsilon"], final["layer_probe"] = ctx.dp.epsilon(), probe
     final["prefix_cache"] = summary.cache_summary(backend.cache_reports())  # after the last scoring: it fills it too
     final["dp"] = ctx.dp.summary()
+    final["untrained_val_metric"] = run.untrained
     return final
 
 

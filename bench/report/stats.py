@@ -2,9 +2,14 @@
 
 The headline metric is recomputed from per-example `items` (bench.metrics): NER rows are
 [tp, fp, fn] per sentence (entity micro-F1 from the sums), single-label rows [gold, pred]
-(macro-F1), multi-label rows gold bits then predicted bits (macro-F1 over labels). A paired
-bootstrap draws the same test examples for both runs of a seed, so the difference it measures
-is the methods', not the sample's.
+(macro-F1), multi-label rows gold bits then predicted bits (macro-F1 over labels).
+Two intervals for a difference between methods, because two things vary:
+- `seed_paired_interval`, the headline: the mean of the per-seed differences with a t-interval
+  over seeds (n - 1 degrees of freedom). Seeds are the unit of replication: a training run is
+  noisy, and a claim must survive that noise.
+- `paired_bootstrap`, test sampling only: conditional on the trained models, how much the
+  difference would move on another draw of test examples. Each replicate draws one resample
+  index and every seed and method is scored on it, since all of them score the same test set.
 """
 
 from __future__ import annotations
@@ -57,28 +62,26 @@ def run_metric(kind: str, per_model_items: list, index: np.ndarray | None = None
 def paired_bootstrap(
     kind: str, pairs: list[tuple[list, list]], n_labels: int = 2, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED
 ) -> dict:
-    """Mean over seeds of metric(A) - metric(B), with a 95% percentile interval.
+    """Mean over seeds of metric(A) - metric(B), with a 95% percentile interval over test resamples
+    (test sampling only: the trained models are held fixed).
 
     `pairs` holds one (A's items, B's items) per seed, each a list of per-model item lists on the
-    same test examples. Each replicate resamples every seed's test examples once and scores both
-    runs of that seed on the same draw."""
+    same test examples. Each replicate draws one resample of the test examples and scores every
+    run of every seed on it."""
     rng = np.random.default_rng(seed)
-    sizes = []
-    for a, b in pairs:
-        n = {len(m) for m in a + b}
-        if len(n) != 1:
-            raise ValueError(f"paired runs scored different test sets (sizes {sorted(n)})")
-        sizes.append(n.pop())
+    sizes = {len(m) for a, b in pairs for m in a + b}
+    if len(sizes) != 1:
+        raise ValueError(f"paired runs scored different test sets (sizes {sorted(sizes)})")
+    n = sizes.pop()
     observed = float(
         np.mean([run_metric(kind, a, None, n_labels) - run_metric(kind, b, None, n_labels) for a, b in pairs])
     )
     draws = np.empty(reps)
     for i in range(reps):
-        diffs = []
-        for (a, b), n in zip(pairs, sizes):
-            index = rng.integers(0, n, size=n)
-            diffs.append(run_metric(kind, a, index, n_labels) - run_metric(kind, b, index, n_labels))
-        draws[i] = np.mean(diffs)
+        index = rng.integers(0, n, size=n)  # one draw of the shared test set, for every seed and method
+        draws[i] = np.mean(
+            [run_metric(kind, a, index, n_labels) - run_metric(kind, b, index, n_labels) for a, b in pairs]
+        )
     lo, hi = np.percentile(draws, [2.5, 97.5])
     return {
         "diff": observed,
@@ -97,3 +100,22 @@ def seed_interval(values: list[float]) -> dict:
     std = float(x.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * std / np.sqrt(len(x)))
     return {"mean": float(x.mean()), "std": std, "ci95": half}
+
+
+def seed_paired_interval(diffs: list[float], level: float = 0.95) -> dict | None:
+    """The mean per-seed paired difference with a t-interval over seeds (n - 1 degrees of
+    freedom): the headline for "A differs from B". None with fewer than 2 seeds (no interval)."""
+    x = np.asarray(diffs, dtype=float)
+    if len(x) < 2:
+        return None
+    mean, half = (
+        float(x.mean()),
+        float(scipy_stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))),
+    )
+    return {
+        "diff": mean,
+        "lo": mean - half,
+        "hi": mean + half,
+        "contains_zero": bool(mean - half <= 0 <= mean + half),
+        "seeds": len(x),
+    }

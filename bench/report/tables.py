@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
+from bench.engine.convergence import convergence
 from bench.report.matched import MATCHED_SHARE, matched_columns
-from bench.report.stats import paired_bootstrap, seed_interval
+from bench.report.stats import paired_bootstrap, seed_interval, seed_paired_interval
 
 IDENTITY_FREE = {"seed"}
 
@@ -35,6 +36,13 @@ def method_label(run: dict) -> str:
     if cfg.get("compress", "none") != "none":
         label += f" +{cfg['compress']}"
     return label
+
+
+def run_convergence(run: dict) -> str:
+    """converged / capped / dead, from a stored run's validation curve (bench.engine.convergence)."""
+    cfg = {**SETTING_DEFAULTS, **run["config"]}
+    curve = [line["val_metric"] for line in run.get("history", [])]
+    return convergence(curve, run.get("untrained_val_metric"), cfg["patience"], cfg["min_delta"])
 
 
 def _context(cfg: dict) -> tuple:
@@ -63,6 +71,16 @@ def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None
         if r["config"]["seed"] in theirs and r.get("test_items") and theirs[r["config"]["seed"]].get("test_items")
     ]
     return paired_bootstrap(kind, pairs, n_labels) if pairs else None
+
+
+def _seed_paired(mine: list[dict], other: list[dict] | None) -> dict | None:
+    """The headline difference: per-seed metric(this) - metric(other) over the seeds both ran,
+    with a t-interval over seeds (bench.report.stats.seed_paired_interval)."""
+    if not other:
+        return None
+    theirs = _by_seed(other)
+    diffs = [r["metric"] - theirs[r["config"]["seed"]]["metric"] for r in mine if r["config"]["seed"] in theirs]
+    return seed_paired_interval(diffs)
 
 
 def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
@@ -116,7 +134,7 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
         "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
         "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
         "rounds_run": float(np.mean(rounds_run)),
-        "converged": sum(bool(r.get("converged")) for r in rs),
+        "converged": sum(run_convergence(r) == "converged" for r in rs),
         "bytes_per_round": float(
             np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
         ),
@@ -134,6 +152,8 @@ def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] 
         "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - mean) if cen else None,
         "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
         "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
+        "vs_fedavg_seed": None if cfg["method"] == "fedavg" else _seed_paired(rs, fed),
+        "vs_centralized_seed": None if cfg["method"] == "centralized" else _seed_paired(rs, cen),
         **matched_columns(rs, cen),
         "communicates": total > 0,
         "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
@@ -178,20 +198,24 @@ def _fmt_metric(t: dict) -> str:
     return f"{t['metric']:.3f} ± {t['metric_std']:.3f} [±{t['metric_ci95']:.3f}]"
 
 
-def _fmt_diff(d: dict | None) -> str:
-    if d is None:
+def _fmt_diff(seed: dict | None, test: dict | None) -> str:
+    """The seed-level interval (the headline; n.s. when it contains 0), then the test-sampling one."""
+    if seed is None and test is None:
         return "-"
-    text = f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
-    return text + " n.s." if d["contains_zero"] else text
+    if seed is None:  # one seed: no interval over seeds
+        text = f"{100 * test['diff']:+.1f} (1 seed)"
+    else:
+        text = f"{100 * seed['diff']:+.1f} [{100 * seed['lo']:+.1f}, {100 * seed['hi']:+.1f}]"
+        text += " n.s." if seed["contains_zero"] else ""
+    return text + (f"; test only [{100 * test['lo']:+.1f}, {100 * test['hi']:+.1f}]" if test else "")
 
 
 def _fmt_matched(t: dict) -> str:
     if not t["communicates"] or t["method"].startswith("centralized"):
         return "-"
-    if not t["matched_seeds"]:
-        return "never"
-    share = "" if t["matched_seeds"] == t["seeds"] else f" ({t['matched_seeds']}/{t['seeds']} seeds)"
-    return f"{t['matched_rounds']:.1f} r, {fmt_bytes(t['matched_bytes'])}{share}"
+    if t["matched_rounds"] is None:
+        return f"never ({t['matched_seeds']} seeds)"
+    return f"{t['matched_rounds']:.1f} r, {fmt_bytes(t['matched_bytes'])} ({t['matched_seeds']} seeds)"
 
 
 def _fmt_optional(value, pattern: str) -> str:
@@ -212,8 +236,12 @@ COLUMNS = [  # (header, formatter, shown only when some row has a DP target)
     ("lr", lambda t: _fmt_optional(t["lr"], "{:g}"), False),
     ("best round / run", lambda t: f"{t['best_round']:.1f} / {t['rounds_run']:.1f}", False),
     ("converged", lambda t: f"{t['converged']}/{t['seeds']}" + ("" if t["converged"] == t["seeds"] else " †"), False),
-    ("Δ vs fedavg, pts [95% CI]", lambda t: _fmt_diff(t["vs_fedavg"]), False),
-    ("Δ vs centralized, pts [95% CI]", lambda t: _fmt_diff(t["vs_centralized"]), False),
+    ("Δ vs fedavg, pts [95% CI over seeds]", lambda t: _fmt_diff(t["vs_fedavg_seed"], t["vs_fedavg"]), False),
+    (
+        "Δ vs centralized, pts [95% CI over seeds]",
+        lambda t: _fmt_diff(t["vs_centralized_seed"], t["vs_centralized"]),
+        False,
+    ),
     (f"to {MATCHED_SHARE:.0%} of centralized (val)", _fmt_matched, False),
     ("bytes/round", lambda t: fmt_bytes(t["bytes_per_round"]), False),
     ("total bytes", lambda t: fmt_bytes(t["bytes_total"]), False),
@@ -224,10 +252,13 @@ COLUMNS = [  # (header, formatter, shown only when some row has a DP target)
 NOTES = (
     "Metric: test score of the state from the best validation round, mean ± sample std over seeds, "
     "[half-width of a 95% t-interval]. Δ: paired difference in points (this method minus the other, same "
-    "seeds, bootstrap over test examples, 95% percentile interval); n.s. = the interval contains 0. "
+    "seeds), mean over seeds with a 95% t-interval over the per-seed differences (n - 1 degrees of freedom; "
+    "seeds are the unit of replication); n.s. = that interval contains 0. 'test only': a paired bootstrap "
+    "over test examples with the trained models held fixed (test sampling only, narrower by construction). "
     f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
-    f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached "
-    f"{MATCHED_SHARE:.0%} of centralized's best validation metric (same seed), mean over the seeds that did."
+    f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached the "
+    f"task's target, {MATCHED_SHARE:.0%} of the mean over centralized's seeds of its best validation metric; "
+    "median over seeds, a seed that never did counting as infinite (`never` when the median is), with k/n seeds."
 )
 
 
@@ -272,7 +303,9 @@ def flat(table: list[dict]) -> list[dict]:
     for t in table:
         row = {k: v for k, v in t.items() if not k.startswith("vs_")}
         for name in ("vs_fedavg", "vs_centralized"):
-            d = t[name] or {}
-            row.update({f"{name}_diff": d.get("diff"), f"{name}_lo": d.get("lo"), f"{name}_hi": d.get("hi")})
+            test, seed = t[name] or {}, t[f"{name}_seed"] or {}
+            row[f"{name}_diff"] = seed.get("diff", test.get("diff"))
+            row.update({f"{name}_seed_lo": seed.get("lo"), f"{name}_seed_hi": seed.get("hi")})
+            row.update({f"{name}_test_lo": test.get("lo"), f"{name}_test_hi": test.get("hi")})
         rows.append(row)
     return rows

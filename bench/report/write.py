@@ -3,10 +3,12 @@ test_items.json): the report can always be rebuilt from what is committed."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+from bench.config import SETTING_DEFAULTS
 from bench.report import audit, figures
-from bench.report.tables import NOTES, flat, latex, main_table, markdown
+from bench.report.tables import NOTES, flat, latex, main_table, markdown, run_convergence
 from bench.store import atomic_write_text, load_runs, to_csv
 
 SUMMARY_COLUMNS = [
@@ -26,6 +28,8 @@ SUMMARY_COLUMNS = [
     "best_round",
     "rounds_run",
     "converged",
+    "convergence",
+    "lora_rank",
     "lr",
     "bytes_up_total",
     "bytes_down_total",
@@ -57,6 +61,7 @@ def summary_row(run: dict) -> dict:
         "status": run.get("status", "failed"),
         "run_id": run["run_id"],
         "blocks": " ".join(map(str, (run.get("method_info") or {}).get("blocks", []))),
+        "lora_rank": {**SETTING_DEFAULTS, **cfg}["lora_rank"] if cfg["method"] == "lora" else None,
     }
     for key in (
         "metric_name",
@@ -65,7 +70,6 @@ def summary_row(run: dict) -> dict:
         "val_metric",
         "best_round",
         "rounds_run",
-        "converged",
         "bytes_up_total",
         "bytes_down_total",
         "trainable_params",
@@ -74,6 +78,8 @@ def summary_row(run: dict) -> dict:
         "rounds",
     ):
         row[key] = run.get(key)
+    row["convergence"] = run_convergence(run) if row["status"] == "ok" else None
+    row["converged"] = row["convergence"] == "converged" if row["convergence"] else None
     return row
 
 
@@ -98,7 +104,8 @@ def write_report(
     atomic_write_text(out / "tables" / "main.tex", latex(table))
     made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
     failed = [r for r in rows if r["status"] != "ok"]
-    unconverged = [r for r in rows if r["status"] == "ok" and not r.get("converged")]
+    unconverged = [r for r in rows if r["status"] == "ok" and r["convergence"] != "converged"]
+    labels = Counter(r["convergence"] for r in unconverged)
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, out / "tuning.csv", runs_dir)
@@ -106,7 +113,9 @@ def write_report(
     text = [
         f"# Results: {out.name}" + (f" (study {study})" if study else ""),
         "",
-        f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged{flagged}.",
+        f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged"
+        + (f" ({', '.join(f'{n} {label}' for label, n in sorted(labels.items()))})" if labels else "")
+        + f"{flagged}.",
         "",
         *(notes or []),
         narrative(table),
@@ -125,11 +134,15 @@ def write_report(
         text += [
             "## Runs that did not converge",
             "",
-            "Their validation metric was still rising by at least `min_delta` within the last `patience` rounds "
-            "(or they ran too few rounds to tell): their numbers rank early speed, not final quality.",
+            "`capped`: the round cap ended them while their validation metric was still rising by at least "
+            "`min_delta` within the last `patience` rounds (their numbers rank early speed, not final quality); "
+            "`dead`: they never rose, or fell back, to within `min_delta` of the untrained model's score.",
             "",
         ]
-        text += [f"- `{r['run_id']}`: best round {r['best_round']} of {r['rounds_run']}" for r in unconverged]
+        text += [
+            f"- `{r['run_id']}`: {r['convergence']}, best round {r['best_round']} of {r['rounds_run']}"
+            for r in unconverged
+        ]
         text.append("")
     if failed:
         errors = {r["run_id"]: r.get("error") for r in runs}

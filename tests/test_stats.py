@@ -1,0 +1,100 @@
+"""The report's statistics, recomputed by hand: seed-level intervals, convergence labels,
+the pooled matched-accuracy target, and a report that is a function of its runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bench.engine.convergence import convergence
+from bench.report.matched import matched_columns
+from bench.report.stats import paired_bootstrap, seed_paired_interval
+from bench.report.write import write_report
+
+
+def test_seed_level_interval_is_scipys_t_interval():
+    diffs = [0.031, -0.004, 0.039]  # hand-made per-seed differences
+    got = seed_paired_interval(diffs)
+    mean, sem = np.mean(diffs), stats.sem(diffs)
+    lo, hi = stats.t.interval(0.95, len(diffs) - 1, loc=mean, scale=sem)
+    assert got["diff"] == pytest.approx(mean) and got["lo"] == pytest.approx(lo) and got["hi"] == pytest.approx(hi)
+    assert got["contains_zero"] and got["seeds"] == 3
+    assert seed_paired_interval([0.02, 0.021, 0.019])["contains_zero"] is False  # consistent seeds: significant
+    assert seed_paired_interval([0.02]) is None  # one seed gives no interval
+
+
+def test_the_bootstrap_shares_one_resample_across_seeds():
+    """Two seeds with mirrored items: if each seed drew its own index the difference would wander;
+    with one shared index per replicate the per-replicate mean difference is exactly 0."""
+    a = [[[1, 0, 0]], [[0, 1, 0]], [[1, 0, 1]], [[0, 0, 1]]]
+    b = [[[0, 1, 0]], [[1, 0, 0]], [[0, 0, 1]], [[1, 0, 1]]]
+    flat_a, flat_b = [row[0] for row in a], [row[0] for row in b]
+    result = paired_bootstrap("ner", [([flat_a], [flat_b]), ([flat_b], [flat_a])], reps=200)
+    assert result["lo"] == pytest.approx(0.0) and result["hi"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "curve, untrained, label",
+    [
+        ([0.2, 0.5, 0.6, 0.601, 0.602, 0.6], 0.0, "converged"),  # no gain above min_delta in 3 rounds
+        ([0.2, 0.4, 0.5, 0.55, 0.6, 0.65], 0.0, "capped"),  # still climbing when the cap came
+        ([0.0, 0.0, 0.0, 0.137, 0.0, 0.0, 0.0], 0.0, "dead"),  # one spike, then back where it started
+        ([0.0] * 15, 0.0, "dead"),  # never left the start
+        ([0.43, 0.434, 0.433, 0.434], 0.43, "dead"),  # the majority class, where the untrained model was
+        ([0.497, 0.593, 0.554, 0.571, 0.594], 0.0, "converged"),  # the issue's LoRA point: +0.001 in 3 rounds
+    ],
+)
+def test_convergence_labels_on_scripted_curves(curve, untrained, label):
+    assert convergence(curve, untrained, patience=3, min_delta=0.005) == label
+
+
+def _run(seed: int, val: list[float], method: str = "fedavg") -> dict:
+    return {
+        "config": {"seed": seed, "method": method},
+        "val_metric": max(val),
+        "history": [{"round": i + 1, "val_metric": v, "bytes_up": 10, "bytes_down": 10} for i, v in enumerate(val)],
+    }
+
+
+def test_one_pooled_target_and_medians_with_never_as_infinite():
+    cen = [_run(0, [0.70]), _run(1, [0.80]), _run(2, [0.75])]  # mean best 0.75: target 0.735
+    runs = [_run(0, [0.5, 0.74]), _run(1, [0.6, 0.7, 0.73]), _run(2, [0.736])]
+    got = matched_columns(runs, cen)
+    assert got["target"] == pytest.approx(0.98 * 0.75)
+    assert got["matched_seeds"] == "2/3"
+    assert got["matched_rounds"] == 1.0 * 2  # median of (2, inf, 1)
+    never = matched_columns([_run(0, [0.1]), _run(1, [0.1]), _run(2, [0.74])], cen)
+    assert never["matched_seeds"] == "1/3" and never["matched_rounds"] is None and never["matched_bytes"] is None
+    assert math.isinf(np.median([1, math.inf, math.inf]))
+
+
+def test_the_same_runs_give_the_same_tables_twice(tmp_path):
+    """Three stored runs (two methods, three seeds of one) through the report twice: identical files."""
+    runs = tmp_path / "runs"
+    for i, (method, seed) in enumerate([("centralized", 0), ("fedavg", 0), ("fedavg", 1)]):
+        folder = runs / f"r{i}"
+        folder.mkdir(parents=True)
+        config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        items = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [1, 0, 0]]
+        final = {
+            "task": "t", "method": method, "status": "ok", "metric_name": "entity_micro_f1", "metric": 0.5 + 0.1 * i, "val_metric": 0.6, "config": config,
+            "bytes_up_total": 0 if method == "centralized" else 100, "bytes_down_total": 0, "trainable_params": 1,
+            "total_params": 1, "rounds_run": 2, "best_round": 2, "task_kind": "ner", "n_labels": 3,
+        }  # fmt: skip
+        (folder / "final.json").write_text(json.dumps(final))
+        (folder / "rounds.jsonl").write_text(
+            "".join(
+                json.dumps({"round": r, "val_metric": v, "bytes_up": 1, "bytes_down": 1}) + "\n"
+                for r, v in [(1, 0.5), (2, 0.6)]
+            )
+        )
+        (folder / "test_items.json").write_text(json.dumps([items]))
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        write_report(out, runs_dir=runs)
+    for name in ("summary.csv", "tables/main.csv", "tables/main.md", "report.md"):
+        assert (first / name).read_text() == (second / name).read_text().replace("# Results: b", "# Results: a"), name
