@@ -27,7 +27,7 @@ from bench.engine.server import run_experiment
 corpus, backend, out, cases = sys.argv[1], sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4])
 found = {}
 for method, layers in cases:
-    cfg = ExperimentConfig(task="i2b2-2010", method=method, layers=layers, model="tiny-bert", clients=2, rounds=2,
+    cfg = ExperimentConfig(task="i2b2-2010", method=method, layers=layers, model="tiny-bert", clients=2, rounds=2 if backend == "serial" else 1,
                            seed=5, lr=1e-2, data_dir=corpus, backend=backend, workers=2 if backend == "local" else 1,
                            max_length=32, test_every=1, train_subsample=60)
     folder = out / f"{method}-{layers}"
