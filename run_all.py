@@ -18,6 +18,7 @@ from bench.protocol.grid import load_grid
 from bench.protocol.overrides import overridden
 from bench.protocol.plan_grid import print_plan
 from bench.protocol.study import run_grid, studies_of
+from bench.protocol.tuning import tuning_runs
 from bench.report.write import write_report
 
 
@@ -69,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
     notes: list[str] = []  # what the report must say about how complete its inputs are
+    planned = cells
     cells, final_of = run_grid(name, grid, cells, out, args, notes)
-    report = write_report(out, [c.run_id for c in cells], notes=notes)
+    tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
+    report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 out / "runs",
                 study,
                 notes,
+                tuning,
             )
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0

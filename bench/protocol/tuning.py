@@ -66,9 +66,24 @@ def check_tune(tune, where: str) -> dict[str, list]:
     return {key: [as_declared(key, v) for v in values] for key, values in tune.items()}
 
 
+def tuning_seed(cells: list[Cell]) -> int:
+    """The seed the sweep runs on: the grid's first. Its runs choose the values, so they are not
+    reported: the report's means and intervals use the other seeds (role `reported`)."""
+    return min(c.config.seed for c in cells)
+
+
+def tuning_runs(planned: list[Cell], ran_as: dict[str, Cell]) -> set[str]:
+    """The run ids, as run, of the tuned cells on the tuning seed (the sweep's winning points)."""
+    swept = [c for c in planned if c.tune]
+    if not swept:
+        return set()
+    seed = tuning_seed(swept)
+    return {ran_as[c.run_id].run_id for c in swept if c.config.seed == seed and c.run_id in ran_as}
+
+
 def sweep_points(cells: list[Cell]) -> list[SweepPoint]:
-    """Every point of the sweep: the first seed's cells, once per combination of their values."""
-    first_seed = min(c.config.seed for c in cells)
+    """Every point of the sweep: the tuning seed's cells, once per combination of their values."""
+    first_seed = tuning_seed(cells)
     points = []
     for cell in (c for c in cells if c.config.seed == first_seed):
         settings = sorted(cell.tune)

@@ -84,11 +84,13 @@ def _seed_paired(mine: list[dict], other: list[dict] | None) -> dict | None:
 
 
 def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Each cell's finished runs: its reported seeds, or its tuning seed where it has no other
+    (a one-seed grid; the row's `seed_role` says so)."""
     cells: dict[tuple, list[dict]] = {}
     for r in runs:
         if r.get("status") == "ok":
             cells.setdefault(cell_key(r), []).append(r)
-    return cells
+    return {key: [r for r in rs if r.get("role") != "tuning"] or rs for key, rs in cells.items()}
 
 
 def _references(cells: dict[tuple, list[dict]]) -> tuple[dict, dict]:
@@ -122,6 +124,7 @@ def _setting_columns(rs: list[dict]) -> dict:
         "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
         "dp_level": _dp_level(cfg),
         "seeds": len(rs),
+        "seed_role": "tuning only" if all(r.get("role") == "tuning" for r in rs) else "reported",
     }
 
 
@@ -194,7 +197,7 @@ def fmt_bytes(value: float | None) -> str:
 
 def _fmt_metric(t: dict) -> str:
     if t["seeds"] == 1:
-        return f"{t['metric']:.3f} (1 seed)"
+        return f"{t['metric']:.3f} (1 seed{', the tuning seed' if t['seed_role'] == 'tuning only' else ''})"
     return f"{t['metric']:.3f} ± {t['metric_std']:.3f} [±{t['metric_ci95']:.3f}]"
 
 

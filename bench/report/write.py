@@ -29,6 +29,7 @@ SUMMARY_COLUMNS = [
     "rounds_run",
     "converged",
     "convergence",
+    "role",
     "lora_rank",
     "lr",
     "bytes_up_total",
@@ -62,6 +63,7 @@ def summary_row(run: dict) -> dict:
         "run_id": run["run_id"],
         "blocks": " ".join(map(str, (run.get("method_info") or {}).get("blocks", []))),
         "lora_rank": {**SETTING_DEFAULTS, **cfg}["lora_rank"] if cfg["method"] == "lora" else None,
+        "role": run.get("role", "reported"),
     }
     for key in (
         "metric_name",
@@ -89,12 +91,19 @@ def write_report(
     runs_dir: Path | None = None,
     study: str | None = None,
     notes: list[str] | None = None,
+    tuning: set[str] | frozenset = frozenset(),
 ) -> Path:
     """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
-    `runs_dir` (default out/runs); a study's report names the study in every caption."""
+    `runs_dir` (default out/runs); a study's report names the study in every caption. Runs in
+    `tuning` chose a setting: summary.csv marks them `tuning`, and the tables leave them out of
+    every cell that has reported seeds."""
 
     runs_dir = runs_dir or out / "runs"
     runs = load_runs(runs_dir, run_ids)
+    for run in runs:
+        run["role"] = "tuning" if run["run_id"] in tuning else "reported"
+    if run_ids is not None and len(runs) < len(run_ids):  # the tables use what exists, and say so
+        notes = [*(notes or []), f"**{len(run_ids) - len(runs)} of {len(run_ids)} runs have no stored result yet.**\n"]
     rows = [summary_row(r) for r in runs]
     atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
     table = main_table(runs)
