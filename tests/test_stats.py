@@ -98,3 +98,28 @@ def test_the_same_runs_give_the_same_tables_twice(tmp_path):
         write_report(out, runs_dir=runs)
     for name in ("summary.csv", "tables/main.csv", "tables/main.md", "report.md"):
         assert (first / name).read_text() == (second / name).read_text().replace("# Results: b", "# Results: a"), name
+
+
+def test_the_tuning_seed_is_marked_and_left_out_of_the_table(tmp_path):
+    """A run that chose a setting is `tuning` in summary.csv and not among the cell's reported seeds."""
+    runs = tmp_path / "runs"
+    for i, seed in enumerate([0, 1, 2]):
+        folder = runs / f"r{i}"
+        folder.mkdir(parents=True)
+        config = {"task": "t", "method": "fedavg", "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        final = {
+            "task": "t", "method": "fedavg", "status": "ok", "metric_name": "entity_micro_f1", "metric": [0.9, 0.5, 0.6][i],
+            "val_metric": 0.6, "config": config, "bytes_up_total": 1, "bytes_down_total": 1, "trainable_params": 1,
+            "total_params": 1, "rounds_run": 1, "best_round": 1, "task_kind": "ner", "n_labels": 3,
+        }  # fmt: skip
+        (folder / "final.json").write_text(json.dumps(final))
+        (folder / "rounds.jsonl").write_text(
+            json.dumps({"round": 1, "val_metric": 0.6, "bytes_up": 1, "bytes_down": 1}) + "\n"
+        )
+    write_report(tmp_path / "out", runs_dir=runs, tuning={"r0"})
+    summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    role = summary[0].split(",").index("role")
+    assert [line.split(",")[role] for line in summary[1:]] == ["tuning", "reported", "reported"]
+    row = (tmp_path / "out" / "tables" / "main.csv").read_text().splitlines()
+    header, values = row[0].split(","), row[1].split(",")
+    assert values[header.index("seeds")] == "2" and float(values[header.index("metric")]) == pytest.approx(0.55)
