@@ -53,6 +53,7 @@ class ExperimentConfig:
     dp_level: str = "sample"  # sample: DP-SGD in each client; client: DP-FedAvg at the server
     dp_unit: str = "row"  # DP-SGD's privacy unit: an encoded row, a document (note), or a patient
     max_grad_norm: float = 1.0  # per-sample clipping bound (sample-level DP)
+    secure_rng: bool = False  # DP noise from OS entropy: the stored seed does not reveal it (runs then differ)
     client_clip: float = 1.0  # per-update clipping bound (client-level DP)
     workers: int = 1
     gpus_per_worker: float = 0.0
@@ -200,6 +201,7 @@ def _check_privacy(c: ExperimentConfig) -> list[Check]:
             f"dp_unit must be row, document or patient, not {c.dp_unit!r}",
         ),
         (c.dp_unit == "row" or c.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
+        (not c.secure_rng or c.private, "--secure-rng draws DP noise: give --dp-epsilon or --noise-multiplier"),
     ]
 
 

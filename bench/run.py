@@ -97,6 +97,11 @@ def _privacy_flags(p: OneLineArgumentParser) -> None:
     p.add_argument("--dp-unit", default="row", choices=["row", "document", "patient"], help="DP-SGD's privacy unit")
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample clipping bound (sample-level DP)")
     p.add_argument("--client-clip", type=float, default=1.0, help="per-update clipping bound (client-level DP)")
+    p.add_argument(
+        "--secure-rng",
+        action="store_true",
+        help="DP noise from OS entropy, not from the run's seed (runs then differ by their noise)",
+    )
 
 
 def _scale_flags(p: OneLineArgumentParser) -> None:

@@ -7,6 +7,7 @@ so they live here and nowhere else."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -51,3 +52,12 @@ def seeded_torch(purpose: str, seed: int, *keys: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed_of(purpose, seed, *keys))
         yield
+
+
+def noise_generator() -> torch.Generator:
+    """A generator for DP noise seeded with 63 bits of OS entropy (`--secure-rng`), so holding a
+    stored run (its config and seed) does not let anyone regenerate the noise and subtract it.
+    torch's generator is a Mersenne Twister, not a cryptographic generator: its state could be
+    recovered from enough of its outputs, which the noisy model does not expose directly
+    (Opacus's secure_mode uses torchcsprng for that; it is not installable here)."""
+    return torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)

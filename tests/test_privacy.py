@@ -192,3 +192,25 @@ def test_rejected_updates_are_accounted_and_counted(tiny_corpus, tmp_path, monke
 def test_auto_layers_refused_under_dp(tiny_corpus, tmp_path):
     with pytest.raises(BenchError, match="cannot run under differential privacy"):
         run_experiment(cfg(tiny_corpus, layers="auto:1", noise_multiplier=1.0), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("level", ["sample", "client"])
+def test_secure_rng_noise_is_not_the_seeds(tiny_corpus, tmp_path, level):
+    """Seeded DP noise is regenerable from the stored seed; with --secure-rng it comes from OS
+    entropy, so two runs with one seed differ (and say so), while two seeded runs are equal."""
+    import torch
+
+    def trained(name: str, secure: bool) -> tuple[dict, dict]:
+        cfg = ExperimentConfig(
+            task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, seed=3, backend="serial",
+            data_dir=str(tiny_corpus / "i2b2-2010"), max_length=32, train_subsample=60, noise_multiplier=1.0,
+            dp_level=level, secure_rng=secure,
+        )  # fmt: skip
+        final = run_experiment(cfg, tmp_path / name, progress=False)
+        return final, torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)["states"]["global"]
+
+    (f1, s1), (f2, s2) = trained("secure-1", True), trained("secure-2", True)
+    (_, p1), (_, p2) = trained("seeded-1", False), trained("seeded-2", False)
+    assert f1["secure_rng"] is True and f2["secure_rng"] is True
+    assert any(not torch.equal(s1[k], s2[k]) for k in s1)  # the noise differs
+    assert all(torch.equal(p1[k], p2[k]) for k in p1)  # seeded: the same noise

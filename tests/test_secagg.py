@@ -172,3 +172,33 @@ def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny
 
     assert max(val("plain")) > 0.05 and val("secure") == pytest.approx(val("plain"), abs=1e-6)
     assert secure["epsilon"] == plain["epsilon"] and secure["dp"]["accountants"] == plain["dp"]["accountants"]
+
+
+def test_a_clip_below_one_leaves_the_held_slots_and_the_mean_exact():
+    """--secagg-clip 0.25 clipped the 0/1 'trains this tensor' slots to 0.25 too, so the recovered
+    weight was a quarter and the mean four times too large (0.04 for 0.01)."""
+    updates = {c: np.full(DIM, 0.01) for c in range(4)}
+    weights = {c: 50.0 for c in range(4)}
+    quantiser = Quantiser(clip=0.25, total_weight=200.0)
+    total, weight, _ = secure_sum(updates, weights, quantiser, round_=0, seed=2, degree=3)
+    assert weight == pytest.approx(200.0, abs=1e-6)
+    assert np.allclose(total / weight, 0.01, atol=1e-6)
+
+
+def test_a_non_finite_update_is_refused_on_the_client_and_the_round_goes_on():
+    """A NaN cast to fixed point was counted with its full weight; now the client refuses before
+    masking, and the sum is the other clients' (its masks are removed as a dropped client's)."""
+    from bench.federation.secagg import SecureRound
+    from bench.federation.secagg_client import Refused
+
+    rng = np.random.default_rng(3)
+    updates = {c: rng.normal(0, 0.05, DIM) for c in range(5)}
+    updates[2][7] = np.nan
+    quantiser = Quantiser(clip=1.0, total_weight=5.0)
+    secure = SecureRound(list(range(5)), 0, 4, quantiser, ["v"], [(DIM,)], 4, 3)
+    sent = [secure.kit(c).mask_update({"v": updates[c]}, 1.0) for c in range(5)]
+    assert isinstance(sent[2], Refused) and all(not isinstance(s, Refused) for i, s in enumerate(sent) if i != 2)
+    sums, weights, _ = secure.close(sent)
+    plain = sum(updates[c] for c in range(5) if c != 2)
+    assert weights["v"] == pytest.approx(4.0, abs=1e-6)
+    assert np.max(np.abs(sums["v"] - plain)) <= 4 * 0.5 / quantiser.scale

@@ -14,6 +14,7 @@ from bench.federation.comm import GLOBAL, tensor_bytes
 from bench.federation.compress import Packed, payload_bytes, restore_state
 from bench.federation.dp_ledger import DpLedger
 from bench.federation.secagg import SecureRound
+from bench.federation.secagg_client import Refused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,13 +107,16 @@ def train(ctx: RoundContext, r: int, draw: Draw, sent: Broadcast, residuals: dic
     trained = [_restored(res, sent.starts) for res in trained]
     residuals.update({res.client: res.residual for res in trained if res.residual is not None})
     on_time = [res for res in trained if res.client not in draw.late]
-    bytes_up = sum(up[res.client] for res in on_time) if ctx.method.communicates else 0  # rejected ones were sent
+    bytes_up = sum(up[res.client] for res in trained) if ctx.method.communicates else 0  # late and rejected: sent
     return Training(trained, lost, on_time, bytes_up)
 
 
 def screen(ctx: RoundContext, training: Training, sent: Broadcast) -> tuple[list, dict[int, str]]:
     """The updates the aggregate takes, and those rejected (client -> why)."""
-    if sent.secure or not ctx.method.communicates:  # masked uploads: only their sum is ever seen
+    if sent.secure:  # masked uploads: only their sum is ever seen; a client may refuse a non-finite update
+        refused = {res.client: res.state.reason for res in training.on_time if isinstance(res.state, Refused)}
+        return [res for res in training.on_time if res.client not in refused], refused
+    if not ctx.method.communicates:
         return training.on_time, {}
     return faults.screen_updates(training.on_time, sent.starts)
 

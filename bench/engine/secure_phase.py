@@ -45,8 +45,8 @@ def aggregate(secure: SecureRound, states: dict, results: list, dp: DpLedger, r:
     line = {"secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3)}
     try:
         sums, weights, costs = secure.close([res.state for res in results])
-    except SecAggFailure as e:
-        return states, {**line, "secagg_failed": str(e), "secagg_bytes_up": 0, "secagg_bytes_down": 0}
+    except SecAggFailure as e:  # the model stays; what was sent is counted
+        return states, {**line, "secagg_failed": str(e), **getattr(e, "costs", {})}
     old = states[GLOBAL]
     if secure.clip_norm is not None:
         summed = {n: torch.from_numpy(sums[n]).to(old[n].dtype) for n in old}

@@ -228,6 +228,7 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
     final["prefix_cache"] = summary.cache_summary(backend.cache_reports())  # after the last scoring: it fills it too
     final["dp"] = ctx.dp.summary()
     final["untrained_val_metric"] = run.untrained
+    final["secure_rng"] = ctx.cfg.secure_rng  # true: DP noise from OS entropy, not reproducible from the seed
     return final
 
 

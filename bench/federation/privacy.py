@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
+from bench.seeding import noise_generator
 
 History = list[tuple[float, float, int]]  # Opacus RDP history: (noise multiplier, sample rate, steps)
 
@@ -41,6 +42,7 @@ class DpPlan:
     delta: float
     target_epsilon: float | None
     unit: str = "row"  # what one unit of privacy is: an encoded row, a document, a patient (sample level)
+    secure_rng: bool = False  # noise from OS entropy (bench.seeding.noise_generator), not from the seed
 
 
 def epsilon_of(history: History, delta: float) -> float:
@@ -91,7 +93,7 @@ def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None
     if cfg.dp_level == "client":
         rate, steps = cfg.per_round / cfg.clients, cfg.rounds
         sigma = cfg.noise_multiplier or _calibrate(cfg.dp_epsilon, cfg.dp_delta, rate, steps)
-        return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon, "client")
+        return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon, "client", cfg.secure_rng)
     if cfg.noise_multiplier is not None:
         sigma = cfg.noise_multiplier
     else:
@@ -105,7 +107,7 @@ def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None
             for n, k in zip(client_rows, participation)
             if k > 0
         )
-    return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon, cfg.dp_unit)
+    return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon, cfg.dp_unit, cfg.secure_rng)
 
 
 class PrivateTraining:
@@ -122,6 +124,9 @@ class PrivateTraining:
             noise_multiplier=dp.noise_multiplier,
             max_grad_norm=dp.max_grad_norm,
             expected_batch_size=max(1, round(self.rate * rows)),
+            # seeded runs draw noise from torch's global stream, which train_local seeds from the run's seed
+            generator=noise_generator() if dp.secure_rng else None,
+            secure_mode=dp.secure_rng,  # Opacus's sum of four draws, against floating-point attacks
         )
         self.noise_multiplier = dp.noise_multiplier
 
@@ -177,7 +182,11 @@ class UnitPrivateTraining(PrivateTraining):
         self.module = GradSampleModule(model)
         self.optimizer = optimizer
         self.noise_multiplier, self.clip = dp.noise_multiplier, dp.max_grad_norm
-        self.noise = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        self.noise = (
+            noise_generator()
+            if dp.secure_rng
+            else torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        )
         self.last_clipped_norms: list[float] = []  # per sampled unit, for tests and inspection
 
     def batches(self, rows: np.ndarray, steps: int, generator: torch.Generator):
@@ -229,7 +238,7 @@ def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expecte
 def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: int, seed: int) -> dict:
     """The server's half of DP-FedAvg: the sum of clipped updates (seen in the clear, or only as
     a secure-aggregation sum) over the expected K, plus N(0, (zC/K)^2) on every element."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = noise_generator() if dp.secure_rng else torch.Generator().manual_seed(seed)
     std = dp.noise_multiplier * dp.max_grad_norm / expected_clients
     out = {}
     for name, value in global_state.items():

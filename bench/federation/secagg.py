@@ -127,9 +127,9 @@ class SecureRound:
     def close(self, masked: list[Masked]) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
         """(tensor -> summed weighted update, tensor -> summed weight, costs); SecAggFailure when
         too few survivors hold shares."""
-        arrived = {m.client: m for m in masked}
-        total = self.quantiser.decode(
-            server_unmask(
+        arrived = {m.client: m for m in masked if isinstance(m, Masked)}  # a Refused client counts as dropped
+        try:
+            unmasked = server_unmask(
                 arrived,
                 self.sessions,
                 self.graph,
@@ -139,26 +139,33 @@ class SecureRound:
                 self.quantiser.bits,
                 self.length,
             )
-        )
+        except SecAggFailure as e:  # keys, shares and masked vectors were sent all the same
+            e.costs = self._costs(arrived, answered=False)
+            raise
+        total = self.quantiser.decode(unmasked, held=len(self.names))
         sums, weights, at = {}, {}, 0
         for i, (name, shape) in enumerate(zip(self.names, self.shapes)):
             size = int(np.prod(shape))
             sums[name] = total[at : at + size].reshape(shape)
             weights[name] = float(total[self.length - len(self.names) + i])
             at += size
+        return sums, weights, self._costs(arrived, answered=True)
+
+    def _costs(self, arrived: dict, answered: bool) -> dict:
+        """The protocol's bytes beyond the plain updates: keys, shares, masked vectors (and, when the
+        round got that far, the survivors' unmasking answers)."""
         links = sum(len(v) for v in self.graph.values())
-        answered = sum(len(self.graph[c]) for c in arrived)  # step 4: one share per neighbour from each survivor
+        answers = sum(len(self.graph[c]) for c in arrived) if answered else 0  # one share per neighbour
         protocol_up = (
             len(self.graph) * KEY_BYTES
             + links * 2 * SHARE_BYTES
-            + answered * SHARE_BYTES
+            + answers * SHARE_BYTES
             + len(arrived) * self.length * self.quantiser.bits // 8
         )
-        costs = {
+        return {
             "secagg_bytes_up": protocol_up - sum(m.plain_bytes for m in arrived.values()),
             "secagg_bytes_down": links * KEY_BYTES + links * 2 * SHARE_BYTES,
         }
-        return sums, weights, costs
 
 
 def secure_sum(

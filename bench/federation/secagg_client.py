@@ -38,6 +38,18 @@ class Masked:
 
 
 @dataclass
+class Refused:
+    """What a client sends instead of a masked vector when its update is not finite: a NaN cast to
+    fixed point would be counted silently, with its full weight. The protocol treats it as a
+    client that dropped after sharing its keys."""
+
+    client: int
+    reason: str
+    plain_bytes: int = 0
+    mask_s: float = 0.0
+
+
+@dataclass
 class ClientSession:
     """One client's secrets for one round; they never leave the client except as shares."""
 
@@ -86,7 +98,7 @@ class ClientKit:
     quantiser: Quantiser
     clip_norm: float | None = None  # client-level DP: the client clips its whole update to this L2 norm, weight 1
 
-    def mask_update(self, update: dict, weight: float, plain_bytes: int = 0) -> Masked:
+    def mask_update(self, update: dict, weight: float, plain_bytes: int = 0) -> Masked | Refused:
         """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
         one 0/1 slot per tensor saying which it trains, so the server can average each tensor
         over exactly its holders; quantised and masked here, on the client."""
@@ -95,13 +107,15 @@ class ClientKit:
             for n, shape in zip(self.names, self.shapes)
         ]
         t0 = time.perf_counter()
+        if not all(np.isfinite(p).all() for p in parts):
+            return Refused(self.session.client, "non-finite update, refused before masking")
         if self.clip_norm is not None:  # DP-FedAvg's clipping happens here, on the client, before masking
             norm = float(np.sqrt(sum(float((np.asarray(v, dtype=np.float64) ** 2).sum()) for v in update.values())))
             factor = min(1.0, self.clip_norm / (norm + 1e-12))
             parts = [p * factor for p in parts]
             weight = 1.0
         held = np.array([1.0 if n in update else 0.0 for n in self.names])
-        quantised = self.quantiser.encode(np.concatenate(parts + [held]), weight)
+        quantised = self.quantiser.encode(np.concatenate(parts), weight, held)
         masked = self.session.mask(quantised, self.peers, self.round_, self.quantiser.bits)
         masked.plain_bytes, masked.mask_s = plain_bytes, time.perf_counter() - t0
         return masked

@@ -52,11 +52,23 @@ class Quantiser:
         # never carry it past the signed range (at 2^(bits-1) - 1 exactly, it did)
         return 2.0 ** (self.bits - 2) / (self.clip * self.total_weight)
 
-    def encode(self, values: np.ndarray, weight: float) -> np.ndarray:
+    @property
+    def held_scale(self) -> float:
+        # the 0/1 "trains this tensor" slots are never clipped: their weighted sum is at most W
+        return 2.0 ** (self.bits - 2) / self.total_weight
+
+    def encode(self, values: np.ndarray, weight: float, held: np.ndarray | None = None) -> np.ndarray:
+        """Update values clipped to [-clip, clip]; `held` slots (0/1, appended) on their own scale."""
         q = np.round(np.clip(values, -self.clip, self.clip) * weight * self.scale).astype(np.int64)
+        if held is not None:
+            q = np.concatenate([q, np.round(np.asarray(held) * weight * self.held_scale).astype(np.int64)])
         return (q % 2**self.bits).astype(np.uint64)
 
-    def decode(self, total: np.ndarray) -> np.ndarray:
+    def decode(self, total: np.ndarray, held: int = 0) -> np.ndarray:
+        """The signed sums back in update units; the last `held` slots in weight units."""
         signed = total.astype(np.int64)
         signed = np.where(signed >= 2 ** (self.bits - 1), signed - 2**self.bits, signed)
-        return signed / self.scale
+        out = signed / self.scale
+        if held:
+            out[-held:] = signed[-held:] / self.held_scale
+        return out
