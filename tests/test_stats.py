@@ -123,3 +123,10 @@ def test_the_tuning_seed_is_marked_and_left_out_of_the_table(tmp_path):
     row = (tmp_path / "out" / "tables" / "main.csv").read_text().splitlines()
     header, values = row[0].split(","), row[1].split(",")
     assert values[header.index("seeds")] == "2" and float(values[header.index("metric")]) == pytest.approx(0.55)
+
+
+def test_two_seeds_give_an_interval_but_no_verdict():
+    """Two per-seed differences that happen to agree give a near-zero width by chance (1 df)."""
+    got = seed_paired_interval([-0.024875, -0.024884])
+    assert got["verdict"] is False and not got["contains_zero"]
+    assert seed_paired_interval([0.02, 0.021, 0.019])["verdict"] is True

@@ -11,7 +11,7 @@ def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
     `min_delta` (so: converged, and with early stopping, time to stop). Not while every round's
     metric lies within `min_delta` of the others: a model still on its starting plateau (F1 0,
     the majority class) may be slow to start (on NCBI, LoRA at 1e-2 left F1 0 in round 5,
-    layerskip top:2 at 3e-3 in round 15 and never passed 0.14), unless it has stayed there for
+    layerskip top:2 at 3e-3 in round 15 and never passed 0.09), unless it has stayed there for
     FLAT_LIMIT rounds: then it has stalled where it began (the report's checks name such a run)."""
     if len(val_metrics) <= patience:
         return False

@@ -102,9 +102,13 @@ def seed_interval(values: list[float]) -> dict:
     return {"mean": float(x.mean()), "std": std, "ci95": half}
 
 
+MIN_SEEDS_FOR_VERDICT = 3  # with 2 seeds the variance has 1 degree of freedom: a near-zero width is chance
+
+
 def seed_paired_interval(diffs: list[float], level: float = 0.95) -> dict | None:
     """The mean per-seed paired difference with a t-interval over seeds (n - 1 degrees of
-    freedom): the headline for "A differs from B". None with fewer than 2 seeds (no interval)."""
+    freedom): the headline for "A differs from B". None with fewer than 2 seeds (no interval);
+    with fewer than MIN_SEEDS_FOR_VERDICT, `verdict` is False: the interval is shown, not judged."""
     x = np.asarray(diffs, dtype=float)
     if len(x) < 2:
         return None
@@ -118,4 +122,5 @@ def seed_paired_interval(diffs: list[float], level: float = 0.95) -> dict | None
         "hi": mean + half,
         "contains_zero": bool(mean - half <= 0 <= mean + half),
         "seeds": len(x),
+        "verdict": len(x) >= MIN_SEEDS_FOR_VERDICT,
     }

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS
 from bench.report import audit, figures
-from bench.report.tables import NOTES, flat, latex, main_table, markdown, run_convergence
+from bench.report.render import NOTES, flat, latex, markdown
+from bench.report.tables import main_table, run_convergence
 from bench.store import atomic_write_text, load_runs, to_csv
 
 SUMMARY_COLUMNS = [
@@ -107,55 +108,14 @@ def write_report(
     rows = [summary_row(r) for r in runs]
     atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
     table = main_table(runs)
-    atomic_write_text(out / "tables" / "main.md", markdown(table))
-    flat_rows = flat(table)
-    atomic_write_text(out / "tables" / "main.csv", to_csv(flat_rows, list(flat_rows[0]) if flat_rows else ["task"]))
-    atomic_write_text(out / "tables" / "main.tex", latex(table))
+    _write_tables(out / "tables", table)
     made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
-    failed = [r for r in rows if r["status"] != "ok"]
-    unconverged = [r for r in rows if r["status"] == "ok" and r["convergence"] != "converged"]
-    labels = Counter(r["convergence"] for r in unconverged)
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, out / "tuning.csv", runs_dir)
-    flagged = f", {sum(line.startswith('- ') for line in checks)} findings under Checks" if checks else ""
-    text = [
-        f"# Results: {out.name}" + (f" (study {study})" if study else ""),
-        "",
-        f"{len(rows)} runs, {len(failed)} failed, {len(unconverged)} not converged"
-        + (f" ({', '.join(f'{n} {label}' for label, n in sorted(labels.items()))})" if labels else "")
-        + f"{flagged}.",
-        "",
-        *(notes or []),
-        narrative(table),
-        "",
-        "## Main table",
-        "",
-        markdown(table),
-        NOTES,
-        "",
-        "## Figures",
-        "",
-    ]
-    text += [f"![{caption}](figures/{name}.png)  \n*{caption}*\n" for name, caption in made]
-    text += checks
-    if unconverged:
-        text += [
-            "## Runs that did not converge",
-            "",
-            "`capped`: the round cap ended them while their validation metric was still rising by at least "
-            "`min_delta` within the last `patience` rounds (their numbers rank early speed, not final quality); "
-            "`dead`: they never rose, or fell back, to within `min_delta` of the untrained model's score.",
-            "",
-        ]
-        text += [
-            f"- `{r['run_id']}`: {r['convergence']}, best round {r['best_round']} of {r['rounds_run']}"
-            for r in unconverged
-        ]
-        text.append("")
-    if failed:
-        errors = {r["run_id"]: r.get("error") for r in runs}
-        text += ["## Failed runs", ""] + [_failure_line(r, errors.get(r["run_id"])) for r in failed]
+    text = _headline(out, study, rows, checks, notes) + [narrative(table), "", "## Main table", "", markdown(table)]
+    text += [NOTES, "", "## Figures", ""] + [f"![{c}](figures/{name}.png)  \n*{c}*\n" for name, c in made]
+    text += checks + _unconverged_section(rows) + _failed_section(rows, runs)
     atomic_write_text(out / "report.md", "\n".join(text) + "\n")
     return out / "report.md"
 
@@ -185,3 +145,48 @@ def _failure_line(row: dict, error: str | None) -> str:
     command line printed it; a crash's exception), so the report says why without opening files."""
     why = error.strip().splitlines()[0] if error else f"{row['status']}, see runs/{row['run_id']}/"
     return f"- `{row['run_id']}`: {why}"
+
+
+def _write_tables(folder: Path, table: list[dict]) -> None:
+    atomic_write_text(folder / "main.md", markdown(table))
+    flat_rows = flat(table)
+    atomic_write_text(folder / "main.csv", to_csv(flat_rows, list(flat_rows[0]) if flat_rows else ["task"]))
+    atomic_write_text(folder / "main.tex", latex(table))
+
+
+def _headline(out: Path, study: str | None, rows: list[dict], checks: list[str], notes: list[str] | None) -> list[str]:
+    """The title and the counts a reader checks first: runs, failures, runs not converged (by label)."""
+    failed = sum(r["status"] != "ok" for r in rows)
+    labels = Counter(r["convergence"] for r in rows if r["status"] == "ok" and r["convergence"] != "converged")
+    by_label = f" ({', '.join(f'{n} {label}' for label, n in sorted(labels.items()))})" if labels else ""
+    flagged = f", {sum(line.startswith('- ') for line in checks)} findings under Checks" if checks else ""
+    title = f"# Results: {out.name}" + (f" (study {study})" if study else "")
+    counts = f"{len(rows)} runs, {failed} failed, {sum(labels.values())} not converged{by_label}{flagged}."
+    return [title, "", counts, "", *(notes or [])]
+
+
+def _unconverged_section(rows: list[dict]) -> list[str]:
+    unconverged = [r for r in rows if r["status"] == "ok" and r["convergence"] != "converged"]
+    if not unconverged:
+        return []
+    return [
+        "## Runs that did not converge",
+        "",
+        "`capped`: the round cap ended them while their validation metric was still rising by at least "
+        "`min_delta` within the last `patience` rounds (their numbers rank early speed, not final quality); "
+        "`dead`: they never rose, or fell back, to within `min_delta` of the untrained model's score.",
+        "",
+        *(
+            f"- `{r['run_id']}`: {r['convergence']}, best round {r['best_round']} of {r['rounds_run']}"
+            for r in unconverged
+        ),
+        "",
+    ]
+
+
+def _failed_section(rows: list[dict], runs: list[dict]) -> list[str]:
+    failed = [r for r in rows if r["status"] != "ok"]
+    if not failed:
+        return []
+    errors = {r["run_id"]: r.get("error") for r in runs}
+    return ["## Failed runs", ""] + [_failure_line(r, errors.get(r["run_id"])) for r in failed]
