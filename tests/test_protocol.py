@@ -14,6 +14,7 @@ import pytest
 from bench.config import ExperimentConfig
 from bench.data import load_task
 from bench.engine import server
+from bench.engine.convergence import stalled
 from bench.metrics import ner_scores
 from bench.protocol import tuning
 from bench.protocol.grid import Cell
@@ -55,7 +56,7 @@ def test_splits_are_disjoint_and_deterministic(tiny_corpus, task):
     ],
 )
 def test_stalled(vals, patience, delta, expected):
-    assert server.stalled(vals, patience, delta) is expected
+    assert stalled(vals, patience, delta) is expected
 
 
 def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp_path, monkeypatch):

@@ -48,7 +48,7 @@ def aggregate(secure: SecureRound, states: dict, results: list, dp: DpLedger, r:
     except SecAggFailure as e:  # the model stays; what was sent is counted
         return states, {**line, "secagg_failed": str(e), **getattr(e, "costs", {})}
     old = states[GLOBAL]
-    if secure.clip_norm is not None:
+    if dp.client_level:  # the clients clipped before masking; the server adds the noise
         summed = {n: torch.from_numpy(sums[n]).to(old[n].dtype) for n in old}
         new = dp.noisy_mean(old, summed, r)
     else:

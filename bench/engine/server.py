@@ -11,58 +11,28 @@ from pathlib import Path
 
 from bench.config import ExperimentConfig
 from bench.engine import execution, heap, summary
-from bench.engine.convergence import FLAT_LIMIT, stalled
+from bench.engine.convergence import stalled
 from bench.engine.local_backend import LocalBackend, warm_up
 from bench.engine.prepare import prepare_task
 from bench.engine.rounds import RoundContext, mean_metric, play_round
-from bench.engine.sampling import planned_work, poisson_clients, sample_clients
+from bench.engine.sampling import planned_work
 from bench.engine.serial import SerialBackend
 from bench.engine.training import Diverged
 from bench.errors import BenchError
 from bench.federation import privacy
 from bench.federation.comm import GLOBAL
-from bench.federation.dp_ledger import DpLedger, client_level, client_rate, spent_epsilon
+from bench.federation.dp_ledger import DpLedger, client_level
 from bench.registry import METHODS
 from bench.seeding import seeded_torch
 from bench.store import atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint, write_rounds
 
-__all__ = [  # what other modules and tests take from here (some of it now lives in the modules it names)
-    "BACKENDS",
-    "FLAT_LIMIT",
-    "BackendKind",
-    "RunState",
-    "client_rate",
-    "planned_work",
-    "play_round",
-    "poisson_clients",
-    "run_experiment",
-    "sample_clients",
-    "spent_epsilon",
-    "stalled",
-    "warn_if_cut",
-    "write_rounds",
-]
-
-
-def _serial(cfg, task, dp):
-
-    return SerialBackend(cfg, task, dp)
+# play_round and write_rounds are looked up here at call time: tests patch them on this module
 
 
 def _ray(cfg, task, dp):
     from bench.engine.ray_backend import RayBackend  # Ray is imported only when asked for
 
     return RayBackend(cfg, task, dp)
-
-
-def _local(cfg, task, dp):
-
-    return LocalBackend(cfg, task, dp)
-
-
-def _local_warm_up() -> None:
-
-    warm_up()  # the fork server's imports run while this process tokenizes
 
 
 def _nothing() -> None:
@@ -75,7 +45,8 @@ class BackendKind:
     warm_up: Callable[[], None] = _nothing  # called before the task is prepared, to overlap with it
 
 
-BACKENDS = {"serial": BackendKind(_serial), "local": BackendKind(_local, _local_warm_up), "ray": BackendKind(_ray)}
+# local: the fork server imports the worker's modules while this process tokenizes
+BACKENDS = {"serial": BackendKind(SerialBackend), "local": BackendKind(LocalBackend, warm_up), "ray": BackendKind(_ray)}
 
 
 CUT_WARN_SHARE = 0.05

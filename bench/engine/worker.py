@@ -45,7 +45,7 @@ def _chaos(round_: int, client: int) -> None:
 class Worker:
     def __init__(self, cfg: dict, task: PreparedTask, dp: DpPlan | None = None):
         self.cfg = ExperimentConfig(**cfg)
-        self.dp = dp if dp is not None and dp.level == "sample" else None
+        self.dp = dp if dp is not None and not dp.client_level else None
         torch.set_num_threads(self.cfg.threads_per_worker)  # same threads, same sums, any backend
         self.task = task
         self.device = "cuda" if self.cfg.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"

@@ -7,18 +7,8 @@ import dataclasses
 import torch
 
 from bench.federation import privacy
-from bench.federation.privacy import DpPlan
+from bench.federation.privacy import DpPlan, client_level, client_rate
 from bench.seeding import seed_of
-
-
-def client_level(cfg) -> bool:
-    """Whether a run is under client-level DP (DP-FedAvg at the server); the one place it is asked."""
-    return cfg.private and cfg.dp_level == "client"
-
-
-def client_rate(cfg) -> float:
-    """The chance a client takes part in a round: K/N (client-level DP's accountant rate)."""
-    return cfg.per_round / cfg.clients
 
 
 def spent_epsilon(accountants: dict, dp: DpPlan | None) -> float | None:

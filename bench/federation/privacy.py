@@ -44,6 +44,11 @@ class DpPlan:
     unit: str = "row"  # what one unit of privacy is: an encoded row, a document, a patient (sample level)
     secure_rng: bool = False  # noise from OS entropy (bench.seeding.noise_generator), not from the seed
 
+    @property
+    def client_level(self) -> bool:
+        """DP-FedAvg at the server (else DP-SGD in each client)."""
+        return self.level == "client"
+
 
 def epsilon_of(history: History, delta: float) -> float:
     """Epsilon spent by one accountant history (RDP accountant, as Opacus computes it)."""
@@ -82,6 +87,16 @@ def steps_per_round(rows: int, batch_size: int, epochs: int) -> int:
     return epochs * math.ceil(rows / batch_size)
 
 
+def client_level(cfg) -> bool:
+    """Whether a run is under client-level DP (DP-FedAvg at the server); the one place it is asked."""
+    return cfg.private and cfg.dp_level == "client"
+
+
+def client_rate(cfg) -> float:
+    """The chance a client takes part in a round: K/N (client-level DP's accountant rate)."""
+    return cfg.per_round / cfg.clients
+
+
 def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None:
     """The DP settings of a run, or None without DP.
 
@@ -90,8 +105,8 @@ def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None
     """
     if cfg.dp_epsilon is None and cfg.noise_multiplier is None:
         return None
-    if cfg.dp_level == "client":
-        rate, steps = cfg.per_round / cfg.clients, cfg.rounds
+    if client_level(cfg):
+        rate, steps = client_rate(cfg), cfg.rounds
         sigma = cfg.noise_multiplier or _calibrate(cfg.dp_epsilon, cfg.dp_delta, rate, steps)
         return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon, "client", cfg.secure_rng)
     if cfg.noise_multiplier is not None:

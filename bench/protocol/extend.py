@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from bench.config import ExperimentConfig, first_difference
-from bench.engine.server import stalled
+from bench.engine.convergence import stalled
 from bench.store import atomic_write_json
 
 NOTE = "extended_from.json"  # in an extended run's folder: the run it was taken over from
