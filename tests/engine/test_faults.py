@@ -77,7 +77,7 @@ def test_diverged_run_is_marked(tiny_corpus, tmp_path, monkeypatch):
 
     def diverge_in_round_two(self, *args):
         calls.append(1)
-        if len(calls) == 3:  # round 1 scores validation and test; round 2's validation diverges
+        if len(calls) == 4:  # the untrained model's validation, round 1's validation and test; round 2's diverges
             raise Diverged("non-finite logits in evaluation")
         return original(self, *args)
 
