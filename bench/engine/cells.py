@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _resources(cfg) -> dict:
@@ -68,12 +69,32 @@ def run_cells_parallel(
     return statuses
 
 
+def cpu_kind() -> dict:
+    """The processor's model and a digest of its feature flags: float rounding in training follows
+    the kernels they select, so two runs of one seed agree bit for bit only on the same kind."""
+    import hashlib
+
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "flags") and key.strip() not in info:
+                info[key.strip()] = value.strip()
+    except OSError:
+        return {"cpu_model": None, "cpu_flags_sha": None}
+    flags = info.get("flags")
+    return {
+        "cpu_model": info.get("model name"),
+        "cpu_flags_sha": hashlib.sha256(flags.encode()).hexdigest()[:12] if flags else None,
+    }
+
+
 def node_identity() -> dict:
     """Where this process runs: host name, and the Ray node id when inside a Ray cluster."""
     import platform
     import sys
 
-    host = {"hostname": platform.node(), "pid": os.getpid(), "ray_node_id": None}
+    host = {"hostname": platform.node(), "pid": os.getpid(), "ray_node_id": None, **cpu_kind()}
     if "ray" in sys.modules:  # only ask Ray if this process already uses it
         import ray
 
