@@ -6,6 +6,12 @@ from __future__ import annotations
 FLAT_LIMIT = 15  # rounds on the starting plateau after which a run is dead, not slow to start
 
 
+def gained_less(val_metrics: list[float], patience: int, min_delta: float) -> bool:
+    """The patience rule: the last `patience` rounds raised the best validation metric by less
+    than `min_delta` (False until there are rounds before them)."""
+    return len(val_metrics) > patience and max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta
+
+
 def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
     """True when the last `patience` rounds raised the best validation metric by less than
     `min_delta` (so: converged, and with early stopping, time to stop). Not while every round's
@@ -17,7 +23,7 @@ def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
         return False
     if max(val_metrics) - min(val_metrics) < min_delta:
         return len(val_metrics) >= FLAT_LIMIT
-    return max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta
+    return gained_less(val_metrics, patience, min_delta)
 
 
 def convergence(val_metrics: list[float], untrained: float | None, patience: int, min_delta: float) -> str:
@@ -35,6 +41,6 @@ def convergence(val_metrics: list[float], untrained: float | None, patience: int
         return "dead"
     if len(val_metrics) >= patience and all(v - base <= min_delta for v in val_metrics[-patience:]):
         return "dead"
-    if len(val_metrics) > patience and max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta:
+    if gained_less(val_metrics, patience, min_delta):
         return "converged"
     return "capped"

@@ -130,11 +130,16 @@ def aggregate(ctx: RoundContext, r: int, states: dict, results: list, secure: Se
     return (ctx.method.combine(states, results) if results else states), {}
 
 
+def validate(ctx: RoundContext, states: dict) -> list[dict]:
+    """The validation scores of the states the method reports (one, or one per client for `local`)."""
+    return ctx.backend.evaluate_many([(states[k], "validation", None) for k in ctx.method.eval_keys(states)])
+
+
 def score(ctx: RoundContext, r: int, states: dict) -> Scores:
     """Validation is scored every round (choices are made on it); test every `test_every`
     rounds, for curves only."""
     keys = ctx.method.eval_keys(states)
-    val = ctx.backend.evaluate_many([(states[k], "validation", None) for k in keys])
+    val = validate(ctx, states)
     tested = bool(ctx.cfg.test_every and (r + 1) % ctx.cfg.test_every == 0)
     test = ctx.backend.evaluate_many([(states[k], "test", None) for k in keys]) if tested else []
     return Scores(val, test, tested)

@@ -14,7 +14,7 @@ from bench.engine import execution, heap, summary
 from bench.engine.convergence import stalled
 from bench.engine.local_backend import LocalBackend, warm_up
 from bench.engine.prepare import prepare_task
-from bench.engine.rounds import RoundContext, mean_metric, play_round
+from bench.engine.rounds import RoundContext, mean_metric, play_round, validate
 from bench.engine.sampling import planned_work
 from bench.engine.serial import SerialBackend
 from bench.engine.training import Diverged
@@ -128,9 +128,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
         ctx = RoundContext(cfg, method, backend, task, dp)
         if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)
-            run.untrained = mean_metric(
-                backend.evaluate_many([(run.states[k], "validation", None) for k in method.eval_keys(run.states)])
-            )
+            run.untrained = mean_metric(validate(ctx, run.states))
         _play(ctx, run, out, progress)
         final = _final(asked, ctx, run, info, probe, out)
     finally:
