@@ -15,7 +15,9 @@ from bench.federation.compress import codec_for
 # How a run is executed, not what it computes: results are equal across these (timing and host
 # fields aside), so they stay out of a run's identity and a grid may change them on resume.
 BACKEND_NAMES = ("auto", "serial", "local", "ray")
-EXECUTION_ONLY = frozenset({"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries"})
+EXECUTION_ONLY = frozenset(
+    {"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries", "secagg_transcript"}
+)
 DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
 
 
@@ -64,6 +66,7 @@ class ExperimentConfig:
     secagg: str = "off"  # on: secure aggregation of the uploads (bench.federation.secagg)
     secagg_clip: float = 1.0  # per-element clipping range of an update before fixed-point quantisation
     secagg_bits: int = 32  # width of the quantised, masked values
+    secagg_transcript: str | None = None  # a JSON-lines file: every secure-aggregation message the server saw
     prefix_cache: str = "on"
     prefix_cache_mb: int = 4096  # memory budget; over it the run goes uncached (and says so)
     label_level: str | None = None
@@ -210,6 +213,10 @@ def _check_uploads(c: ExperimentConfig) -> list[Check]:
     return [
         (c.secagg in ("on", "off"), f"secagg must be on or off, not {c.secagg!r}"),
         (c.secagg == "off" or c.compress == "none", "secagg quantises uploads itself: use it with --compress none"),
+        (
+            c.secagg == "on" or not c.secagg_transcript,
+            "--secagg-transcript records secure aggregation: add --secagg on",
+        ),
         (16 <= c.secagg_bits <= 62 and c.secagg_clip > 0, "secagg_bits must be in [16, 62] and secagg_clip > 0"),
         (c.max_grad_norm > 0 and c.client_clip > 0, "clipping bounds must be > 0"),
     ]

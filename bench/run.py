@@ -126,6 +126,12 @@ def _protocol_flags(p: OneLineArgumentParser) -> None:
     p.add_argument("--secagg-clip", type=float, default=1.0, help="per-element range of an update before quantisation")
     p.add_argument("--secagg-bits", type=int, default=32, help="width of the quantised, masked values")
     p.add_argument(
+        "--secagg-transcript",
+        default=None,
+        metavar="FILE",
+        help="write every secure-aggregation message the server saw",
+    )
+    p.add_argument(
         "--compress", default="none", help="uploads: none, fp16, bf16, int8, topk:F (top-k with error feedback)"
     )
 

@@ -20,9 +20,7 @@ PURPOSES: dict[str, int | None] = {
     "faults": 31337,  # (seed, round, client): dropouts and stragglers
     "client_holdout": 7919,  # (seed, client): each client's held-out slice
     "layer_probe": 271828,  # (seed, client): auto:K's probe batches
-    "secagg_graph": 7331,  # (seed,): SecAgg+'s neighbour ring
-    "secagg_client": 4242,  # (seed, round, client)
-    "secagg_shares": 9001,  # (seed, round)
+    "secagg_graph": 7331,  # (seed,): SecAgg+'s neighbour ring (public); client secrets come from OS entropy
     "method_setup": 6700417,  # (seed,): parameters a method adds (e.g. LoRA's adapters)
     "method_resolve": 2147483647,  # (seed,): settings a method decides before round 1 (auto:K's probe)
     "client_training": None,  # (seed, client, round): batch order, dropout, DP-SGD noise

@@ -5,16 +5,10 @@ looks uniform."""
 import numpy as np
 import pytest
 
-from bench.federation.secagg import (
-    ClientSession,
-    Quantiser,
-    SecAggFailure,
-    neighbours,
-    prg,
-    reconstruct,
-    secure_sum,
-    split_secret,
-)
+from bench.federation.secagg import SecAggFailure, SecureRound, neighbours
+from bench.federation.secagg_client import ClientParties, MaskLayout, Refused
+from bench.federation.secagg_math import Quantiser, prg, reconstruct, split_secret
+from bench.federation.secagg_network import key_exchange, secure_sum, unmask
 
 N, DIM = 10, 64
 
@@ -52,22 +46,25 @@ def test_five_dropped_is_a_failed_round():
 
 def test_a_masked_vector_alone_is_uniform():
     """Chi-square over 16 bins of one client's masked vector (its update is all zeros, so a
-    leak would show as a spike): uniform at the 0.1% level."""
+    leak would show as a spike): uniform at the 1e-6 level (a leak gives p = 0; the secrets come
+    from OS entropy, so the level is where chance alone fails it about once in a million runs)."""
     from scipy.stats import chisquare
 
-    session = ClientSession.start(0, round_=0, seed=5)
-    peers = {c: ClientSession.start(c, 0, 5).public_key for c in (1, 2, 3)}
-    quantised = Quantiser(clip=1.0, total_weight=100.0).encode(np.zeros(40_000), 1.0)
-    masked = session.mask(quantised, peers, round_=0, bits=32).vector
+    quantiser = Quantiser(clip=1.0, total_weight=100.0)
+    server = SecureRound([0, 1, 2, 3], 0, 5, quantiser, ["v"], [(40_000,)])
+    clients = ClientParties()
+    key_exchange(server, clients)
+    masked = clients.kit(0, MaskLayout(["v"], [(40_000,)], quantiser)).mask_update({"v": np.zeros(40_000)}, 1.0).vector
+    masked = masked[:40_000]
     counts = np.bincount((masked >> np.uint64(28)).astype(np.int64), minlength=16)
-    assert chisquare(counts).pvalue > 0.001
-    assert np.count_nonzero(quantised) == 0 and np.count_nonzero(masked) > 39_000
+    assert chisquare(counts).pvalue > 1e-6  # secrets from OS entropy: a fixed level must not fail by chance
+    assert np.count_nonzero(masked) > 39_000
 
 
 def test_shamir_needs_the_threshold():
     rng = np.random.default_rng(0)
     secret = int.from_bytes(rng.bytes(32), "big")
-    shares = split_secret(secret, list(range(8)), threshold=5, rng=rng)
+    shares = split_secret(secret, list(range(8)), threshold=5)
     assert reconstruct({h: shares[h] for h in (0, 2, 3, 5, 7)}) == secret
     assert reconstruct({h: shares[h] for h in (0, 2, 3, 5)}) != secret
 
@@ -94,11 +91,14 @@ def test_weights_at_the_edge_of_the_range_do_not_wrap():
 
 def test_a_run_with_secure_aggregation_matches_the_plain_run(tiny_corpus, tmp_path):
     """Same clients, same training: the unmasked means equal FedAvg's within quantisation noise
-    (a couple of 1e-9 per element), so every score matches; the rounds record the overhead."""
+    (a couple of 1e-9 per element), so every score matches; the rounds record the overhead, and
+    it is the size of the messages in the server's transcript. Run twice with one seed: fresh
+    client secrets (other keys, other masked vectors), the same numbers."""
     import json
 
     from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
+    from bench.federation.secagg_transcript import read_transcript
 
     cfg = ExperimentConfig(
         task="i2b2-2010",
@@ -111,12 +111,54 @@ def test_a_run_with_secure_aggregation_matches_the_plain_run(tiny_corpus, tmp_pa
         data_dir=str(tiny_corpus / "i2b2-2010"),
     )
     plain = run_experiment(cfg, tmp_path / "plain", progress=False)
-    secure = run_experiment(cfg.with_settings(secagg="on"), tmp_path / "secure", progress=False)
-    assert plain["metric"] > 0.05 and secure["metric"] == pytest.approx(plain["metric"], abs=1e-6)
-    assert secure["val_metric"] == pytest.approx(plain["val_metric"], abs=1e-6)
-    lines = [json.loads(x) for x in (tmp_path / "secure/rounds.jsonl").read_text().splitlines()]
+    secure = [
+        run_experiment(
+            cfg.with_settings(secagg="on", secagg_transcript=str(tmp_path / f"t{i}.jsonl")),
+            tmp_path / f"s{i}",
+            progress=False,
+        )
+        for i in (0, 1)
+    ]
+    assert plain["metric"] > 0.05 and secure[0]["metric"] == pytest.approx(plain["metric"], abs=1e-6)
+    assert secure[0]["val_metric"] == pytest.approx(plain["val_metric"], abs=1e-6)
+    assert secure[1]["metric"] == secure[0]["metric"] and secure[1]["val_metric"] == secure[0]["val_metric"]
+    lines = [json.loads(x) for x in (tmp_path / "s0/rounds.jsonl").read_text().splitlines()]
     assert all(x["secagg_bytes_up"] > 0 and x["secagg_bytes_down"] > 0 for x in lines)
-    assert secure["bytes_up_total"] == plain["bytes_up_total"]  # the plain payload; the protocol's extra is apart
+    assert secure[0]["bytes_up_total"] == plain["bytes_up_total"]  # the plain payload; the protocol's extra is apart
+    assert secure[0]["secagg_min_holders"] == 3
+    views = [read_transcript(tmp_path / f"t{i}.jsonl") for i in (0, 1)]
+    for line in lines:
+        sent = [m for m in views[0] if m["round"] == line["round"]]
+        up = sum(len(m["payload"]) for m in sent if m["direction"] == "to_server")
+        assert up == line["bytes_up"] + line["secagg_bytes_up"]
+        assert sum(len(m["payload"]) for m in sent if m["direction"] == "from_server") == line["secagg_bytes_down"]
+    keys = [[m["payload"] for m in view if m["kind"] == "public_key"] for view in views]
+    assert len(keys[0]) == len(keys[1]) > 0 and not set(keys[0]) & set(keys[1])  # fresh secrets every run
+
+
+def test_a_tensor_with_too_few_holders_is_refused(tiny_corpus, tmp_path):
+    """A block only one client trains would be 'summed' over that client: the server would read
+    its update. Refused with the threshold named, before any training."""
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+    from bench.errors import BenchError
+
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text('{"0": 2, "1": 1, "2": 1}')
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="layerskip",
+        layers="top:2",
+        model="tiny-bert",
+        clients=3,
+        rounds=1,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        secagg="on",
+        client_budgets=str(budgets),
+    )
+    with pytest.raises(BenchError, match=r"holders than the threshold 2 \(fewest: 1\).*--client-budgets"):
+        run_experiment(cfg, tmp_path / "run", progress=False)
 
 
 def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp_path):
@@ -188,17 +230,18 @@ def test_a_clip_below_one_leaves_the_held_slots_and_the_mean_exact():
 def test_a_non_finite_update_is_refused_on_the_client_and_the_round_goes_on():
     """A NaN cast to fixed point was counted with its full weight; now the client refuses before
     masking, and the sum is the other clients' (its masks are removed as a dropped client's)."""
-    from bench.federation.secagg import SecureRound
-    from bench.federation.secagg_client import Refused
-
     rng = np.random.default_rng(3)
     updates = {c: rng.normal(0, 0.05, DIM) for c in range(5)}
     updates[2][7] = np.nan
     quantiser = Quantiser(clip=1.0, total_weight=5.0)
-    secure = SecureRound(list(range(5)), 0, 4, quantiser, ["v"], [(DIM,)], 4, 3)
-    sent = [secure.kit(c).mask_update({"v": updates[c]}, 1.0) for c in range(5)]
+    server = SecureRound(list(range(5)), 0, 4, quantiser, ["v"], [(DIM,)], 4, 3)
+    clients = ClientParties()
+    key_exchange(server, clients)
+    sent = [
+        clients.kit(c, MaskLayout(["v"], [(DIM,)], quantiser)).mask_update({"v": updates[c]}, 1.0) for c in range(5)
+    ]
     assert isinstance(sent[2], Refused) and all(not isinstance(s, Refused) for i, s in enumerate(sent) if i != 2)
-    sums, weights, _ = secure.close(sent)
+    sums, weights, _ = unmask(server, clients, sent)
     plain = sum(updates[c] for c in range(5) if c != 2)
     assert weights["v"] == pytest.approx(4.0, abs=1e-6)
     assert np.max(np.abs(sums["v"] - plain)) <= 4 * 0.5 / quantiser.scale

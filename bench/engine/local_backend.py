@@ -82,8 +82,12 @@ class _Calls:
         return worker.initial_state()
 
     @staticmethod
-    def train(worker, states, jobs, round_, residuals, kits):
-        return worker.train(states[0], jobs, round_, residuals, kits)
+    def train(worker, states, jobs, round_, residuals, secure):
+        return worker.train(states[0], jobs, round_, residuals, secure)
+
+    @staticmethod
+    def secagg(worker, states, step, round_, per_client):
+        return worker.secagg(step, round_, per_client)
 
     @staticmethod
     def predict(worker, states, requests: list):
@@ -159,21 +163,52 @@ class LocalBackend:
     def initial_state(self):
         return self._call(0, "initial_state")
 
+    def owner(self, client: int) -> int:
+        """The process that holds a client's secure-aggregation secrets (and so trains it)."""
+        return client % len(self.conns)
+
+    def secagg(self, step: str, round_: int, per_client: dict) -> dict:
+        """A secure-aggregation step, each client's part sent to the process that holds its secrets."""
+        parts: dict[int, dict] = {}
+        for client, message in per_client.items():
+            parts.setdefault(self.owner(client), {})[client] = message
+        for i, part in parts.items():
+            self._send(i, "secagg", (step, round_, part))
+        replies = {}
+        for i in parts:
+            try:
+                replies.update(self._receive(i))
+            except WorkerDied:  # its clients' secrets died with it: they answer nothing
+                self._restart(i)
+        return replies
+
+    def _next(self, pending: list, idle: list, secure) -> tuple[int, object] | None:
+        """The next (process, job): under secure aggregation the process holding the client's
+        secrets; otherwise a free one, preferably one that ran the client before."""
+        if secure is not None:
+            n = next((n for n, j in enumerate(pending) if self.owner(j.client) in idle), None)
+            if n is None:
+                return None
+            job = pending.pop(n)
+            idle.remove(self.owner(job.client))
+            return self.owner(job.client), job
+        i = idle.pop(0)
+        job = pending.pop(next((n for n, j in enumerate(pending) if self.affinity.get(j.client) == i), 0))
+        return i, job
+
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost with a process that died)."""
         blobs = {start: pack({start: states[start]}) for start in {job.start for job in jobs}}  # each serialised once
         pending, idle, running = list(jobs), list(range(len(self.conns))), {}
         results, lost = [], set()
         while pending or running:
-            while pending and idle:  # a free process takes the next client, preferably one it ran before
-                i = idle.pop(0)
-                job = pending.pop(next((n for n, j in enumerate(pending) if self.affinity.get(j.client) == i), 0))
+            while pending and idle and (picked := self._next(pending, idle, secure)):
+                i, job = picked
                 self.affinity[job.client] = i  # its prefix-cache rows are in that process
                 kept = {job.client: residuals[job.client]} if residuals and job.client in residuals else None
-                kit = {job.client: kits[job.client]} if kits else None  # a client's secrets go to its own job only
-                self._send(i, "train", ([job], round_, kept, kit), [blobs[job.start]])
+                self._send(i, "train", ([job], round_, kept, secure), [blobs[job.start]])
                 running[self.conns[i]] = (i, job)
             for conn in wait(list(running)):
                 i, job = running.pop(conn)

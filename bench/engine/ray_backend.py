@@ -49,20 +49,41 @@ class RayBackend:
     def initial_state(self):
         return self.ray.get(self.workers[0].initial_state.remote())
 
+    def owner(self, client: int) -> int:
+        """The actor that holds a client's secure-aggregation secrets (and so trains it)."""
+        return client % len(self.workers)
+
+    def secagg(self, step: str, round_: int, per_client: dict) -> dict:
+        """A secure-aggregation step, each client's part sent to the actor that holds its secrets."""
+        parts: dict[int, dict] = {}
+        for client, message in per_client.items():
+            parts.setdefault(self.owner(client), {})[client] = message
+        replies = {}
+        for i, part in parts.items():
+            try:
+                replies.update(self.ray.get(self.workers[i].secagg.remote(step, round_, part)))
+            except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError):
+                pass  # its clients' secrets died with it: they answer nothing
+        return replies
+
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost after the worker's retries ran out)."""
         needed = {job.start for job in jobs}
         states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
-        pending, idle, running = list(jobs), list(self.workers), {}
+        pending, idle, running = list(jobs), list(range(len(self.workers))), {}
         results, lost = [], set()
         while pending or running:
-            while pending and idle:  # a free actor takes the next client
-                worker, job = idle.pop(), pending.pop(0)
+            while pending and idle:  # a free actor takes the next client (under secagg: the one holding its secrets)
+                n = next((n for n, j in enumerate(pending) if secure is None or self.owner(j.client) in idle), None)
+                if n is None:
+                    break
+                job = pending.pop(n)
+                worker = self.owner(job.client) if secure is not None else idle[-1]
+                idle.remove(worker)
                 kept = {job.client: residuals[job.client]} if residuals and job.client in residuals else None
-                kit = {job.client: kits[job.client]} if kits else None  # a client's secrets go to its own job only
-                running[worker.train.remote(states_ref, [job], round_, kept, kit)] = (worker, job)
+                running[self.workers[worker].train.remote(states_ref, [job], round_, kept, secure)] = (worker, job)
             done, _ = self.ray.wait(list(running), num_returns=1)
             worker, job = running.pop(done[0])
             idle.append(worker)

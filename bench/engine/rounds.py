@@ -13,7 +13,6 @@ from bench.engine.sampling import sample_clients
 from bench.federation.comm import GLOBAL, tensor_bytes
 from bench.federation.compress import Packed, payload_bytes, restore_state
 from bench.federation.dp_ledger import DpLedger
-from bench.federation.secagg import SecureRound
 from bench.federation.secagg_client import Refused
 
 
@@ -26,6 +25,7 @@ class RoundContext:
     backend: object  # serial, local or Ray: trains jobs and evaluates states
     task: object  # the PreparedTask
     dp: DpLedger
+    info: dict = dataclasses.field(default_factory=dict)  # the worker's info(): blocks, block_prefix, ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Broadcast:
     """Broadcast: the state each job starts from, the secure round (or None), the bytes sent."""
 
     starts: dict
-    secure: SecureRound | None
+    secure: secure_phase.SecurePhase | None
     bytes_down: int
 
 
@@ -85,9 +85,7 @@ def sample(ctx: RoundContext, r: int) -> Draw:
 def broadcast(ctx: RoundContext, r: int, draw: Draw, states: dict) -> Broadcast:
     """The states the jobs start from and, with secure aggregation, the round the reached clients join."""
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in draw.jobs}
-    secure = (
-        secure_phase.open_round(ctx.cfg, ctx.method, ctx.dp, r, draw.reached, states[GLOBAL]) if draw.reached else None
-    )
+    secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL]) if draw.reached else None
     sent = sum(tensor_bytes(starts[j.start]) for j in draw.reached) if ctx.method.communicates else 0
     return Broadcast(starts, secure, sent)
 
@@ -101,8 +99,8 @@ def _restored(res, starts: dict):
 
 def train(ctx: RoundContext, r: int, draw: Draw, sent: Broadcast, residuals: dict) -> Training:
     """The reached clients train; their uploads are counted as they travel, then restored."""
-    kits = {j.client: sent.secure.kit(j.client) for j in draw.reached} if sent.secure else None
-    trained, lost = ctx.backend.train(sent.starts, draw.reached, r, residuals, kits) if draw.reached else ([], set())
+    secure = sent.secure.layout if sent.secure else None  # each worker masks with its own clients' secrets
+    trained, lost = ctx.backend.train(sent.starts, draw.reached, r, residuals, secure) if draw.reached else ([], set())
     up = {res.client: payload_bytes(res.state) for res in trained}  # as they travel, compressed or not
     trained = [_restored(res, sent.starts) for res in trained]
     residuals.update({res.client: res.residual for res in trained if res.residual is not None})
@@ -121,10 +119,14 @@ def screen(ctx: RoundContext, training: Training, sent: Broadcast) -> tuple[list
     return faults.screen_updates(training.on_time, sent.starts)
 
 
-def aggregate(ctx: RoundContext, r: int, states: dict, results: list, secure: SecureRound | None) -> tuple[dict, dict]:
+def aggregate(
+    ctx: RoundContext, r: int, states: dict, results: list, training: Training, secure: secure_phase.SecurePhase | None
+) -> tuple[dict, dict]:
     """The new states, and what secure aggregation adds to the round line ({} without it)."""
     if secure:
-        return secure_phase.aggregate(secure, states, results, ctx.dp, r)
+        on_time = {res.client for res in training.on_time}
+        late = [res for res in training.trained if res.client not in on_time]  # sent, received, not summed
+        return secure_phase.aggregate(ctx, secure, states, results, late, r)
     if ctx.dp.client_level:  # DP-FedAvg noises every round, even an empty one
         return {GLOBAL: ctx.dp.fedavg(states[GLOBAL], [res.state for res in results], r)}, {}
     return (ctx.method.combine(states, results) if results else states), {}
@@ -155,7 +157,7 @@ def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None =
     training = train(ctx, r, draw, sent, residuals)
     ctx.dp.record(training.trained)  # account: stragglers and rejected clients trained too: their privacy is spent
     results, rejected = screen(ctx, training, sent)
-    states, secure_line = aggregate(ctx, r, states, results, sent.secure)
+    states, secure_line = aggregate(ctx, r, states, results, training, sent.secure)
     scores = score(ctx, r, states)
     train_s = sum(res.train_s for res in training.trained)
     return states, {

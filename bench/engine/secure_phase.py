@@ -1,50 +1,98 @@
-"""The secure-aggregation phase of a round: open a SecureRound among the clients reached, unmask its sum."""
+"""The secure-aggregation phase of a round: the server opens a SecureRound among the clients
+reached; the clients, in the workers that train them (the backend is the network), draw their
+secrets and exchange keys through it, mask their updates there, and answer the unmasking
+request; the server unmasks only the sum."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 
 import torch
 
-from bench.config import ExperimentConfig
 from bench.errors import BenchError
+from bench.federation.budgets import blocks_for
 from bench.federation.comm import GLOBAL
-from bench.federation.dp_ledger import DpLedger
 from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
+from bench.federation.secagg_client import MaskLayout
+from bench.federation.secagg_network import key_exchange, unmask
 
 
-def open_round(
-    cfg: ExperimentConfig, method, dp: DpLedger, r: int, reached: list, global_state: dict
-) -> SecureRound | None:
+@dataclasses.dataclass(frozen=True)
+class SecurePhase:
+    """The server's round, and the public layout the clients mask to."""
+
+    server: SecureRound
+    layout: MaskLayout
+    min_holders: int
+
+
+def holders(names: list[str], jobs: list, info: dict) -> dict[str, int]:
+    """How many of the round's clients train each tensor (a client with a layer budget trains the
+    head and the top blocks of its budget; the others train every tensor they are sent)."""
+    prefix, blocks = info.get("block_prefix"), info.get("blocks")
+    held = [None if j.budget is None or not blocks else set(blocks_for(j.budget, blocks)) for j in jobs]
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.") if prefix else None
+
+    def trains(name: str, mine: set | None) -> bool:
+        found = pattern.match(name) if pattern else None
+        return mine is None or found is None or int(found.group(1)) in mine
+
+    return {n: sum(trains(n, mine) for mine in held) for n in names}
+
+
+def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | None:
     """Steps 1-2 of secure aggregation among the clients that received the model, or None. Under
     client-level DP the clients clip their updates (weight 1) and the server adds the noise to
     the unmasked sum: the server never sees a single update, but must be trusted to add noise."""
+    cfg, dp = ctx.cfg, ctx.dp
     if cfg.secagg == "off":
         return None
-    if not (method.communicates and method.secure_aggregable):
+    if not (ctx.method.communicates and ctx.method.secure_aggregable):
         raise BenchError(f"--secagg on: method {cfg.method!r} does not aggregate a weighted mean of uploads")
     bound = float(len(reached)) if dp.client_level else float(sum(len(j.examples) for j in reached))
-    quantiser = Quantiser(cfg.secagg_clip, bound, cfg.secagg_bits)
     names = list(global_state)
-    return SecureRound(
+    layout = MaskLayout(
+        names,
+        [tuple(global_state[n].shape) for n in names],
+        Quantiser(cfg.secagg_clip, bound, cfg.secagg_bits),
+        dp.clip_norm,
+    )
+    server = SecureRound(
         [j.client for j in reached],
         r,
         cfg.seed,
-        quantiser,
-        names,
-        [tuple(global_state[n].shape) for n in names],
-        clip_norm=dp.clip_norm,
+        layout.quantiser,
+        layout.names,
+        layout.shapes,
+        transcript=cfg.secagg_transcript,
     )
+    counts = holders(names, reached, ctx.info)
+    few = [n for n, k in counts.items() if k < server.threshold]
+    if few:  # their sum would be over so few clients that it tells the server about each
+        raise BenchError(
+            f"--secagg on: round {r + 1}: {len(few)} of {len(names)} tensors have fewer holders than the "
+            f"threshold {server.threshold} (fewest: {min(counts.values())}); give --client-budgets a file "
+            f"in which every block is trained by at least {server.threshold} clients, or no budgets"
+        )
+    key_exchange(server, ctx.backend)
+    return SecurePhase(server, layout, min(counts.values()))
 
 
-def aggregate(secure: SecureRound, states: dict, results: list, dp: DpLedger, r: int) -> tuple[dict, dict]:
-    """Step 4: unmask the sum and take each tensor's weighted mean over the clients that train it
-    (under client-level DP: the noisy mean over the expected K); a round without enough survivors
-    changes nothing and says so."""
-    t0 = time.perf_counter()
-    line = {"secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3)}
+def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list, r: int) -> tuple[dict, dict]:
+    """Steps 3-4: unmask the sum and take each tensor's weighted mean over the clients that train
+    it (under client-level DP: the noisy mean over the expected K); a round without enough
+    survivors changes nothing and says so."""
+    t0, dp = time.perf_counter(), ctx.dp
+    line = {
+        "secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3),
+        "secagg_min_holders": secure.min_holders,
+    }
     try:
-        sums, weights, costs = secure.close([res.state for res in results])
+        sums, weights, costs = unmask(
+            secure.server, ctx.backend, [res.state for res in results], [res.state for res in late]
+        )
     except SecAggFailure as e:  # the model stays; what was sent is counted
         return states, {**line, "secagg_failed": str(e), **getattr(e, "costs", {})}
     old = states[GLOBAL]

@@ -18,10 +18,14 @@ class SerialBackend:
         return self.worker.initial_state()
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, kits: dict | None = None
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost to crashes): in-process, nothing is lost."""
-        return sorted(self.worker.train(states, jobs, round_, residuals, kits), key=lambda r: r.client), set()
+        return sorted(self.worker.train(states, jobs, round_, residuals, secure), key=lambda r: r.client), set()
+
+    def secagg(self, step: str, round_: int, per_client: dict) -> dict:
+        """A secure-aggregation step, answered by the clients' side (the worker's parties)."""
+        return self.worker.secagg(step, round_, per_client)
 
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
         return [self.worker.evaluate(state, split, examples) for state, split, examples in requests]

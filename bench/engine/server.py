@@ -126,7 +126,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
         info = backend.info()
         run = RunState.from_checkpoint(out / "checkpoint.pt", backend.initial_state)
         dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
-        ctx = RoundContext(cfg, method, backend, task, dp)
+        ctx = RoundContext(cfg, method, backend, task, dp, info)
         if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)
             run.untrained = mean_metric(validate(ctx, run.states))
         _play(ctx, run, out, progress)
@@ -198,6 +198,10 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
     final["dp"] = ctx.dp.summary()
     final["untrained_val_metric"] = run.untrained
     final["secure_rng"] = ctx.cfg.secure_rng  # true: DP noise from OS entropy, not reproducible from the seed
+    if ctx.cfg.secagg == "on":  # the fewest clients any tensor's sum was taken over
+        final["secagg_min_holders"] = min(
+            (h["secagg_min_holders"] for h in run.history if "secagg_min_holders" in h), default=None
+        )
     return final
 
 

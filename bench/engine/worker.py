@@ -20,6 +20,7 @@ from bench.federation.budgets import blocks_for
 from bench.federation.comm import Job, Result, detach_state, load_state, tensor_bytes
 from bench.federation.compress import codec_for
 from bench.federation.privacy import DpPlan
+from bench.federation.secagg_client import ClientParties, MaskLayout, Refused
 from bench.model.build import build_model
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
@@ -62,6 +63,7 @@ class Worker:
         self.total_params = sum(p.numel() for n, p in self.model.named_parameters() if not any(m in n for m in added))
         self.lr = self.cfg.lr or self.method.default_lr
         self.codec = codec_for(self.cfg.compress) if self.method.communicates else None
+        self.parties = ClientParties()  # secure aggregation: the secrets of the clients this worker runs
         self.cache, self.cache_note = self._prefix_cache()
 
     def _prefix_cache(self) -> tuple[PrefixCache | None, str]:
@@ -107,6 +109,7 @@ class Worker:
             "trainable_params": trainable,
             "total_params": self.total_params,
             "n_blocks": self.layers.n_blocks,
+            "block_prefix": self.layers.block_prefix,  # the server counts each tensor's holders with it
             "prefix_cache": self.cache_note,
             **self.method.describe(),
         }
@@ -129,12 +132,22 @@ class Worker:
     def initial_state(self) -> dict[str, torch.Tensor]:
         return detach_state(self.model, self.trainable)
 
+    def secagg(self, step: str, round_: int, per_client: dict) -> dict:
+        """A secure-aggregation step for the clients this worker runs (their secrets stay here)."""
+        return self.parties.secagg(step, round_, per_client)
+
     def train(
-        self, states: dict, jobs: list[Job], round_: int, residuals: dict | None = None, kits: dict | None = None
+        self,
+        states: dict,
+        jobs: list[Job],
+        round_: int,
+        residuals: dict | None = None,
+        secure: MaskLayout | None = None,
     ) -> list[Result]:
         """Each job's local training; with --compress, the update goes out encoded (and a client
         with error feedback gets back what it kept, to add next round); with secure aggregation
-        (`kits`), it goes out masked: the server never sees it in the clear."""
+        (`secure`), it goes out masked with the client's own secrets, held in this worker: the
+        server never sees it in the clear."""
         results = []
         for job in jobs:
             _chaos(round_, job.client)
@@ -167,9 +180,14 @@ class Worker:
             )
             train_s = time.perf_counter() - t0
             state, kept = detach_state(self.model, sent), None
-            if kits is not None:
+            if secure is not None:
                 update = {k: (state[k].float() - start[k].float()).numpy() for k in state}
-                state = kits[job.client].mask_update(update, len(job.examples), tensor_bytes(state))
+                kit = self.parties.kit(job.client, secure)
+                state = (
+                    kit.mask_update(update, len(job.examples), tensor_bytes(state))
+                    if kit
+                    else Refused(job.client, "its round secrets were lost with its worker")
+                )
             elif self.codec is not None:
                 update = {k: state[k].float() - start[k].float() for k in state}
                 state, kept = self.codec.encode(update, (residuals or {}).get(job.client))

@@ -1,58 +1,46 @@
 """Secure aggregation after Bonawitz et al. 2017 ("Practical Secure Aggregation for Privacy-
 Preserving Machine Learning") with SecAgg+'s sparse neighbour graph (Bell et al. 2020).
 
-What each party sees: a client sees its own update and the public keys and secret shares it
-is given; the server sees public keys, encrypted-in-transit shares (here: share bytes, counted),
-masked vectors (uniform mod 2^bits on their own) and, after unmasking, only their sum.
+What each party sees: a client sees its own update, its neighbours' public keys and the shares
+sealed for it; the server sees only the five kinds of message in bench.federation.
+secagg_transcript: public keys, shares sealed end to end between two clients, masked vectors
+(uniform mod 2^bits on their own), its unmasking requests and the answers, and so, after
+unmasking, only the sum.
 
-Steps, per round, for clients that advertise keys:
-1. Each client draws an X25519 key pair and a self-mask seed, and sends its public key.
-2. Each client Shamir-shares its private key and its self-mask seed among its neighbours
-   (threshold t over GF(2^521 - 1)).
-3. A client quantises n_i x update (and n_i itself) to fixed point mod 2^bits, adds the PRG
-   stream of its self-mask seed and, for every neighbour j, +/- the PRG stream of HKDF(X25519
-   shared secret), + if i < j and - otherwise, and sends that masked vector.
-4. The server asks the survivors for shares: of each survivor's self-mask seed (to remove its
-   self mask) and of each dropped neighbour's private key (to rebuild and remove the pairwise
-   masks that dropped client left in its neighbours' vectors). With fewer than t survivors
-   holding shares of someone, the round fails (SecAggFailure).
+Steps, per round, for clients that advertise keys (the client's side: secagg_client):
+1. Each client draws two X25519 key pairs and a self-mask seed from OS entropy and sends the
+   two public keys; the server relays each client's neighbours' keys to it.
+2. Each client Shamir-shares its `s` private key and its self-mask seed among its neighbours
+   (threshold t over GF(2^521 - 1)), seals each neighbour's pair of shares under a key agreed
+   with that neighbour, and sends them; the server relays them, unopened.
+3. A client quantises n_i x update (and n_i itself) to fixed point mod 2^bits, adds the ChaCha20
+   stream of its self-mask seed and, for every neighbour j, +/- the stream of HKDF(X25519 of the
+   `s` keys), + if i < j and - otherwise, and sends that masked vector.
+4. The server names the survivors and the dropped; each survivor answers with its shares of
+   each survivor's self-mask seed (to remove the self mask) and of each dropped neighbour's `s`
+   key (to rebuild and remove the pairwise masks that client left in its neighbours' vectors),
+   never both for one client. With fewer than t survivors holding shares of someone, the round
+   fails (SecAggFailure) before any request.
 Pairwise masks of two survivors cancel in the sum. Quantisation error per element of the
 weighted sum is at most (clients / 2) / scale, with scale = 2^(bits-2) / (clip x W) and W
 the bound on the total weight.
 
-This module holds the round (the graph, SecureRound, the server's unmasking); the arithmetic is
-in secagg_math and the client's side in secagg_client, both re-exported here.
+This module holds the server's side (the graph, SecureRound); the arithmetic is in
+secagg_math, the client's side in secagg_client, and the message passing between them (the
+network of the simulation) in secagg_network.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
-from bench.federation.secagg_client import KEY_BYTES, ClientKit, ClientSession, Masked, pair_seed_from_private
-from bench.federation.secagg_math import PRIME, SHARE_BYTES, Quantiser, prg, reconstruct, split_secret
+from bench.federation.secagg_client import KEY_BYTES, Masked, pair_seed_from_private, read_answer
+from bench.federation.secagg_math import Quantiser, prg, reconstruct
+from bench.federation.secagg_transcript import Transcript, pack_vector
 from bench.seeding import stream
-
-# callers import the protocol's names from here, wherever they are defined
-__all__ = [
-    "KEY_BYTES",
-    "PRIME",
-    "SHARE_BYTES",
-    "ClientKit",
-    "ClientSession",
-    "Masked",
-    "Quantiser",
-    "SecAggFailure",
-    "SecureRound",
-    "neighbours",
-    "pair_seed_from_private",
-    "prg",
-    "reconstruct",
-    "secure_sum",
-    "server_unmask",
-    "split_secret",
-]
 
 
 class SecAggFailure(RuntimeError):
@@ -80,10 +68,14 @@ def _digest(items) -> int:
     return int(hashlib.sha256(repr(items).encode()).hexdigest()[:8], 16)
 
 
+def _digest(items) -> int:
+    return int(hashlib.sha256(repr(items).encode()).hexdigest()[:8], 16)
+
+
 class SecureRound:
-    """One round of the protocol among the clients that received the model. Steps 1-2 (keys and
-    shares) happen at `open`; each client masks with its kit (step 3); `close` unmasks the sum of
-    whatever masked vectors arrived (step 4) and returns the per-tensor weighted means."""
+    """The server's side of one round among the clients that received the model. It holds only
+    what it is sent: public keys, sealed shares (relayed unopened), masked vectors and unmasking
+    answers, each recorded in its Transcript (the bytes rounds.jsonl counts)."""
 
     def __init__(
         self,
@@ -95,133 +87,118 @@ class SecureRound:
         shapes: list[tuple[int, ...]],
         degree: int | None = None,
         threshold: int | None = None,
-        clip_norm: float | None = None,
+        transcript: str | None = None,
     ):
-        self.round_, self.quantiser, self.clip_norm = round_, quantiser, clip_norm
+        self.round_, self.quantiser = round_, quantiser
         self.names, self.shapes = names, shapes
         n = len(clients)
         self.degree = min(n - 1, degree or max(8, 2 * int(np.ceil(np.log2(max(n, 2))))))
         self.threshold = threshold or self.degree // 2 + 1  # default: a majority of each client's neighbours
-        self.graph = neighbours(clients, self.degree, _digest((seed, round_)))
-        self.sessions = {c: ClientSession.start(c, round_, seed) for c in clients}  # each client's own secrets
-        self.publics = {c: s.public_key for c, s in self.sessions.items()}  # step 1: relayed by the server
-        rng = stream("secagg_shares", seed, round_)
-        for c, s in self.sessions.items():  # step 2: shares to neighbours, relayed by the server
-            key_shares = split_secret(int.from_bytes(s.private_key, "big"), self.graph[c], self.threshold, rng)
-            seed_shares = split_secret(int.from_bytes(s.self_seed, "big"), self.graph[c], self.threshold, rng)
-            for holder in self.graph[c]:
-                self.sessions[holder].held_shares[c] = (key_shares[holder], seed_shares[holder])
+        self.graph = neighbours(clients, self.degree, _digest((seed, round_)))  # public: from the seed
         self.length = sum(int(np.prod(s)) for s in shapes) + len(names)
+        self.transcript = Transcript(transcript, round_)
+        self.publics: dict[int, bytes] = {}
+        self.vectors: dict[int, np.ndarray] = {}  # the masked vectors that arrived in time
+        self.plain_bytes = 0  # what the masked uploads would have been in the clear
 
-    def kit(self, client: int) -> ClientKit:
-        return ClientKit(
-            self.sessions[client],
-            {p: self.publics[p] for p in self.graph[client]},
-            self.round_,
-            self.names,
-            self.shapes,
-            self.quantiser,
-            self.clip_norm,
-        )
+    def relay_keys(self, adverts: dict[int, bytes]) -> dict[int, dict[int, bytes]]:
+        """Step 1: each client's public keys in; each client gets its neighbours'."""
+        for c in sorted(adverts):
+            self.transcript.record("public_key", "to_server", c, "server", adverts[c])
+        self.publics = dict(adverts)
+        out = {c: {p: self.publics[p] for p in self.graph[c]} for c in sorted(self.graph)}
+        for c, keys in out.items():
+            for p, key in keys.items():
+                self.transcript.record("public_key", "from_server", p, c, key)
+        return out
 
-    def close(self, masked: list[Masked]) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
-        """(tensor -> summed weighted update, tensor -> summed weight, costs); SecAggFailure when
-        too few survivors hold shares."""
-        arrived = {m.client: m for m in masked if isinstance(m, Masked)}  # a Refused client counts as dropped
-        try:
-            unmasked = server_unmask(
-                arrived,
-                self.sessions,
-                self.graph,
-                self.publics,
-                self.round_,
-                self.threshold,
-                self.quantiser.bits,
-                self.length,
+    def relay_shares(self, sealed: dict[int, dict[int, bytes]]) -> dict[int, dict[int, bytes]]:
+        """Step 2: sealed shares in, each to its holder, unopened."""
+        inbox: dict[int, dict[int, bytes]] = {c: {} for c in self.graph}
+        for owner in sorted(sealed):
+            for holder, blob in sorted(sealed[owner].items()):
+                self.transcript.record("encrypted_share", "to_server", owner, holder, blob)
+                inbox[holder][owner] = blob
+        for holder in sorted(inbox):
+            for owner, blob in sorted(inbox[holder].items()):
+                self.transcript.record("encrypted_share", "from_server", owner, holder, blob)
+        return inbox
+
+    def requests(self, arrived: list, late: list = ()) -> dict[int, bytes]:
+        """Step 3 in, step 4 out: the masked vectors (a late one arrives, but its client counts as
+        dropped), then one request per survivor naming survivors and dropped; SecAggFailure when
+        someone's shares are held by fewer than t survivors."""
+        for m in list(arrived) + list(late):
+            if isinstance(m, Masked):
+                self.transcript.record(
+                    "masked_vector", "to_server", m.client, "server", pack_vector(m.vector, self.quantiser.bits)
+                )
+                self.plain_bytes += m.plain_bytes
+        self.vectors = {m.client: m.vector for m in arrived if isinstance(m, Masked)}  # a Refused client: dropped
+        survivors = sorted(self.vectors)
+        for c in sorted(self.graph):
+            holding = sum(1 for h in self.graph[c] if h in self.vectors)
+            if holding < self.threshold:
+                self._fail(f"client {c}: {holding} surviving neighbours hold shares, {self.threshold} needed")
+        request = json.dumps({"survivors": survivors, "dropped": sorted(set(self.graph) - set(survivors))}).encode()
+        for c in survivors:
+            self.transcript.record("unmask_request", "from_server", "server", c, request)
+        return {c: request for c in survivors}
+
+    def finish(self, answers: dict[int, bytes]) -> tuple[dict[str, np.ndarray], dict[str, float], dict]:
+        """Step 4 in: (tensor -> summed weighted update, tensor -> summed weight, costs)."""
+        shares: dict[int, dict[int, int]] = {}
+        for holder in sorted(answers):
+            self.transcript.record("unmask_response", "to_server", holder, "server", answers[holder])
+            for owner, share in read_answer(answers[holder]).items():
+                shares.setdefault(owner, {})[holder] = share
+        short = [c for c in sorted(self.graph) if len(shares.get(c, {})) < self.threshold]
+        if short:  # a survivor lost its secrets (its worker died) between masking and answering
+            self._fail(
+                f"client {short[0]}: {len(shares.get(short[0], {}))} answers hold shares, {self.threshold} needed"
             )
-        except SecAggFailure as e:  # keys, shares and masked vectors were sent all the same
-            e.costs = self._costs(arrived, answered=False)
-            raise
-        total = self.quantiser.decode(unmasked, held=len(self.names))
+        total = self._unmasked(shares)
+        self.transcript.flush()
+        decoded = self.quantiser.decode(total, held=len(self.names))
         sums, weights, at = {}, {}, 0
         for i, (name, shape) in enumerate(zip(self.names, self.shapes)):
             size = int(np.prod(shape))
-            sums[name] = total[at : at + size].reshape(shape)
-            weights[name] = float(total[self.length - len(self.names) + i])
+            sums[name] = decoded[at : at + size].reshape(shape)
+            weights[name] = float(decoded[self.length - len(self.names) + i])
             at += size
-        return sums, weights, self._costs(arrived, answered=True)
+        return sums, weights, self.costs()
 
-    def _costs(self, arrived: dict, answered: bool) -> dict:
-        """The protocol's bytes beyond the plain updates: keys, shares, masked vectors (and, when the
-        round got that far, the survivors' unmasking answers)."""
-        links = sum(len(v) for v in self.graph.values())
-        answers = sum(len(self.graph[c]) for c in arrived) if answered else 0  # one share per neighbour
-        protocol_up = (
-            len(self.graph) * KEY_BYTES
-            + links * 2 * SHARE_BYTES
-            + answers * SHARE_BYTES
-            + len(arrived) * self.length * self.quantiser.bits // 8
-        )
+    def _unmasked(self, shares: dict[int, dict[int, int]]) -> np.ndarray:
+        """The sum of the masked vectors, less the survivors' self masks and the pairwise masks
+        that dropped clients left in their surviving neighbours' vectors."""
+        bits, modulus = self.quantiser.bits, 2**self.quantiser.bits
+        total = np.zeros(self.length, dtype=np.uint64)
+        for vector in self.vectors.values():
+            total = (total + vector) % modulus
+        for owner in sorted(self.graph):
+            secret = reconstruct(shares.get(owner, {})).to_bytes(KEY_BYTES, "big")
+            if owner in self.vectors:  # a survivor: its self mask goes
+                total = (total + modulus - prg(secret, self.length, bits)) % modulus
+                continue
+            for peer in self.graph[owner]:  # dropped after sharing: its pairwise masks with survivors go
+                if peer in self.vectors:
+                    stream_ = prg(
+                        pair_seed_from_private(secret, self.publics[peer][KEY_BYTES:], self.round_), self.length, bits
+                    )
+                    # the peer added -stream if owner < peer, +stream otherwise
+                    total = (total + stream_) % modulus if owner < peer else (total + modulus - stream_) % modulus
+        return total
+
+    def _fail(self, why: str):
+        """The round ends without a sum; what was sent is recorded and counted."""
+        self.transcript.flush()
+        failure = SecAggFailure(why)
+        failure.costs = self.costs()
+        raise failure
+
+    def costs(self) -> dict:
+        """The protocol's bytes beyond the plain updates, from the messages themselves."""
         return {
-            "secagg_bytes_up": protocol_up - sum(m.plain_bytes for m in arrived.values()),
-            "secagg_bytes_down": links * KEY_BYTES + links * 2 * SHARE_BYTES,
+            "secagg_bytes_up": self.transcript.up - self.plain_bytes,
+            "secagg_bytes_down": self.transcript.down,
         }
-
-
-def secure_sum(
-    updates: dict[int, np.ndarray],
-    weights: dict[int, float],
-    quantiser: Quantiser,
-    round_: int,
-    seed: int,
-    degree: int,
-    threshold: int | None = None,
-    drop_after_masking: set[int] = frozenset(),
-) -> tuple[np.ndarray, float, dict]:
-    """The protocol on plain vectors: those in `drop_after_masking` share keys but never deliver.
-    Returns (the weighted sum, the summed weight, costs) or raises SecAggFailure."""
-    dim = len(next(iter(updates.values())))
-    secure = SecureRound(sorted(updates), round_, seed, quantiser, ["v"], [(dim,)], degree, threshold)
-    masked = [
-        secure.kit(c).mask_update({"v": updates[c]}, weights[c]) for c in sorted(updates) if c not in drop_after_masking
-    ]
-    sums, held, costs = secure.close(masked)
-    return sums["v"], held["v"], {**costs, "threshold": secure.threshold}
-
-
-def server_unmask(
-    masked: dict[int, Masked],
-    sessions: dict,
-    graph: dict,
-    publics: dict,
-    round_: int,
-    threshold: int,
-    bits: int,
-    length: int,
-) -> np.ndarray:
-    """Step 4 on the server: sum the masked vectors, then remove the survivors' self masks and
-    the dropped clients' pairwise masks from shares the survivors hand in."""
-    assert all(isinstance(m, Masked) for m in masked.values()), (
-        "secure aggregation: the server takes masked vectors only"
-    )
-    survivors = sorted(masked)
-    dropped = sorted(set(graph) - set(masked))
-    total = np.zeros(length, dtype=np.uint64)
-    for m in masked.values():
-        total = (total + m.vector) % 2**bits
-    for c in survivors + dropped:
-        shares = {h: sessions[h].held_shares[c] for h in graph[c] if h in masked}
-        if len(shares) < threshold:
-            raise SecAggFailure(f"client {c}: {len(shares)} surviving neighbours hold shares, {threshold} needed")
-        if c in masked:  # a survivor: its self mask goes
-            seed = reconstruct({h: s[1] for h, s in shares.items()}).to_bytes(KEY_BYTES, "big")
-            total = (total + 2**bits - prg(seed, length, bits)) % 2**bits
-        else:  # dropped after sharing: its pairwise masks with survivors go
-            private = reconstruct({h: s[0] for h, s in shares.items()}).to_bytes(KEY_BYTES, "big")
-            for peer in graph[c]:
-                if peer not in masked:
-                    continue
-                stream = prg(pair_seed_from_private(private, publics[peer], round_), length, bits)
-                # peer added -stream if peer > c (c < peer means c added +, peer added -)
-                total = (total + stream) % 2**bits if c < peer else (total + 2**bits - stream) % 2**bits
-    return total

@@ -1,30 +1,59 @@
-"""A client's side of secure aggregation (bench.federation.secagg): its round secrets, the
-pairwise seeds it agrees with its neighbours (X25519 + HKDF), and masking its update."""
+"""A client's side of secure aggregation (bench.federation.secagg): its round secrets, drawn from
+the operating system's entropy and held only here; the shares it seals for its neighbours; the
+seeds it masks with; its answers to the server's unmasking request.
+
+Two X25519 key pairs per client and round, as in Bonawitz et al.: `c` agrees the keys that seal
+shares between two clients (ChaCha20-Poly1305 under HKDF(X25519)), `s` agrees the pairwise mask
+seeds. Only `s` is ever rebuilt by the server (for a client that dropped), so the shares sealed
+under `c` stay sealed.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bench.federation.secagg_math import Quantiser, prg
-from bench.seeding import stream
+from bench.federation.secagg_math import PRIME, SHARE_BYTES, Quantiser, prg, split_secret
 
 KEY_BYTES = 32
+NONCE_BYTES = 12
+OWNER_BYTES = 4  # a client id in an unmasking answer
 
 
-def _x25519():
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+def agreed_key(private: X25519PrivateKey, other_public: bytes, purpose: str, round_: int) -> bytes:
+    """HKDF(X25519(own private, other's public)): the same 32 bytes on both ends."""
+    secret = private.exchange(X25519PublicKey.from_public_bytes(other_public))
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"fedskip-secagg {purpose} {round_}".encode()
+    ).derive(secret)
 
-    return X25519PrivateKey, X25519PublicKey
+
+def pair_seed_from_private(private_key: bytes, other_public: bytes, round_: int) -> bytes:
+    """A pairwise mask seed from one end's raw `s` private key (the server's view after rebuilding
+    a dropped client's key from shares)."""
+    return agreed_key(X25519PrivateKey.from_private_bytes(private_key), other_public, "masks", round_)
 
 
-def _hkdf(secret: bytes, info: bytes) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+def seal(key: bytes, plaintext: bytes, header: bytes) -> bytes:
+    """Authenticated encryption: nonce || ChaCha20-Poly1305(plaintext), bound to the header."""
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, header)
 
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+def unseal(key: bytes, sealed: bytes, header: bytes) -> bytes:
+    return ChaCha20Poly1305(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], header)
+
+
+def share_header(round_: int, owner: int, holder: int) -> bytes:
+    return f"share {round_} {owner}->{holder}".encode()
 
 
 @dataclass
@@ -49,54 +78,109 @@ class Refused:
     mask_s: float = 0.0
 
 
-@dataclass
-class ClientSession:
-    """One client's secrets for one round; they never leave the client except as shares."""
+class ClientParty:
+    """One client's secrets for one round, from os.urandom / X25519PrivateKey.generate: never
+    derived from the run's seed, never handed to a server object. Masks cancel exactly, so the
+    run's numbers do not depend on them."""
 
-    client: int
-    private_key: bytes
-    self_seed: bytes
-    public_key: bytes = b""
-    held_shares: dict = field(default_factory=dict)  # owner -> (share of private key, share of self seed)
+    def __init__(self, client: int, round_: int):
+        self.client, self.round_ = client, round_
+        self._c = X25519PrivateKey.generate()  # seals shares
+        self._s = X25519PrivateKey.generate()  # agrees pairwise masks
+        self._self_seed = os.urandom(KEY_BYTES)
+        self._peers: dict[int, tuple[bytes, bytes]] = {}  # neighbour -> (c public, s public)
+        self._held: dict[int, bytes] = {}  # owner -> the sealed shares it sent this client
 
-    @classmethod
-    def start(cls, client: int, round_: int, seed: int) -> ClientSession:
-        """Fresh secrets from the client's own stream (seeded, so a run is reproducible)."""
-        private_cls, _ = _x25519()
-        rng = stream("secagg_client", seed, round_, client)
-        key = private_cls.from_private_bytes(rng.bytes(KEY_BYTES))
-        return cls(client, key.private_bytes_raw(), rng.bytes(KEY_BYTES), key.public_key().public_bytes_raw())
+    def advertise(self) -> bytes:
+        """Step 1: the two public keys (c || s)."""
+        return self._c.public_key().public_bytes_raw() + self._s.public_key().public_bytes_raw()
 
-    def pair_seed(self, other_public: bytes, round_: int) -> bytes:
-        private_cls, public_cls = _x25519()
-        secret = private_cls.from_private_bytes(self.private_key).exchange(public_cls.from_public_bytes(other_public))
-        return _hkdf(secret, f"fedskip-secagg round {round_}".encode())
+    def share_keys(self, publics: dict[int, bytes], threshold: int) -> dict[int, bytes]:
+        """Step 2: Shamir shares of the `s` private key and the self-mask seed, one sealed
+        message per neighbour (only that neighbour can open it)."""
+        self._peers = {p: (key[:KEY_BYTES], key[KEY_BYTES:]) for p, key in publics.items()}
+        holders = sorted(self._peers)
+        key_shares = split_secret(int.from_bytes(self._s.private_bytes_raw(), "big"), holders, threshold)
+        seed_shares = split_secret(int.from_bytes(self._self_seed, "big"), holders, threshold)
+        return {
+            h: seal(
+                self._channel(h),
+                key_shares[h].to_bytes(SHARE_BYTES, "big") + seed_shares[h].to_bytes(SHARE_BYTES, "big"),
+                share_header(self.round_, self.client, h),
+            )
+            for h in holders
+        }
 
-    def mask(self, quantised: np.ndarray, peers: dict[int, bytes], round_: int, bits: int) -> Masked:
-        out = (quantised + prg(self.self_seed, len(quantised), bits)) % 2**bits
-        for peer, public in peers.items():
-            stream = prg(self.pair_seed(public, round_), len(quantised), bits)
-            out = (out + stream) % 2**bits if self.client < peer else (out + 2**bits - stream) % 2**bits
-        return Masked(self.client, out.astype(np.uint64))
+    def receive_shares(self, sealed: dict[int, bytes]) -> None:
+        self._held = dict(sealed)
+
+    def kit(self, names: list[str], shapes: list, quantiser: Quantiser, clip_norm: float | None) -> ClientKit:
+        """What the worker that trains this client needs to mask its update: the self-mask seed
+        and the pairwise seeds with their signs (+ towards higher ids), never a private key."""
+        pairs = {
+            p: (
+                pair_seed_from_private(self._s.private_bytes_raw(), s_public, self.round_),
+                1 if self.client < p else -1,
+            )
+            for p, (_, s_public) in self._peers.items()
+        }
+        return ClientKit(self.client, self._self_seed, pairs, names, shapes, quantiser, clip_norm)
+
+    def answer(self, request: bytes, threshold: int) -> bytes:
+        """Step 4: for each neighbour it holds shares of, the self-mask seed share of a survivor
+        or the key share of a dropped client, never both (a server asking for both would learn
+        a survivor's update); refused below the threshold of survivors."""
+        asked = json.loads(request)
+        survivors, dropped = set(asked["survivors"]), set(asked["dropped"])
+        if survivors & dropped or len(survivors) < threshold:
+            raise ValueError(f"client {self.client}: an unmasking request that would reveal an update, refused")
+        out = b""
+        for owner in sorted(self._held):
+            if owner not in survivors | dropped:
+                continue
+            plain = unseal(self._channel(owner), self._held[owner], share_header(self.round_, owner, self.client))
+            share = plain[SHARE_BYTES:] if owner in survivors else plain[:SHARE_BYTES]
+            out += owner.to_bytes(OWNER_BYTES, "little") + share
+        return out
+
+    def _channel(self, peer: int) -> bytes:
+        return agreed_key(self._c, self._peers[peer][0], "shares", self.round_)
 
 
-def pair_seed_from_private(private_key: bytes, other_public: bytes, round_: int) -> bytes:
-    """The server's view after rebuilding a dropped client's private key from shares."""
-    return ClientSession(-1, private_key, b"").pair_seed(other_public, round_)
+def read_answer(payload: bytes) -> dict[int, int]:
+    """An unmasking answer as the server reads it: owner -> share (a field element)."""
+    step = OWNER_BYTES + SHARE_BYTES
+    out = {}
+    for at in range(0, len(payload), step):
+        owner = int.from_bytes(payload[at : at + OWNER_BYTES], "little")
+        out[owner] = int.from_bytes(payload[at + OWNER_BYTES : at + step], "big") % PRIME
+    return out
 
 
 @dataclass
 class ClientKit:
-    """What one client needs to mask its update: its own session, its neighbours' public keys
-    (relayed by the server), and the layout every client agrees on."""
+    """What one client's training worker needs to mask its update: its seeds, and the layout
+    every client agrees on."""
 
-    session: ClientSession
-    peers: dict[int, bytes]
-    round_: int
+    client: int
+    self_seed: bytes
+    pairs: dict[int, tuple[bytes, int]]  # neighbour -> (pairwise seed, +1 or -1)
     names: list[str]
     shapes: list[tuple[int, ...]]
     quantiser: Quantiser
     clip_norm: float | None = None  # client-level DP: the client clips its whole update to this L2 norm, weight 1
+
+    def self_mask(self, length: int) -> np.ndarray:
+        return prg(self.self_seed, length, self.quantiser.bits)
+
+    def pair_masks(self, length: int) -> np.ndarray:
+        """The sum of +/- each pairwise stream: cancels against the neighbours' in the total."""
+        modulus = 2**self.quantiser.bits
+        out = np.zeros(length, dtype=np.uint64)
+        for seed, sign in self.pairs.values():
+            stream = prg(seed, length, self.quantiser.bits)
+            out = (out + stream) % modulus if sign > 0 else (out + modulus - stream) % modulus
+        return out
 
     def mask_update(self, update: dict, weight: float, plain_bytes: int = 0) -> Masked | Refused:
         """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
@@ -108,7 +192,7 @@ class ClientKit:
         ]
         t0 = time.perf_counter()
         if not all(np.isfinite(p).all() for p in parts):
-            return Refused(self.session.client, "non-finite update, refused before masking")
+            return Refused(self.client, "non-finite update, refused before masking")
         if self.clip_norm is not None:  # DP-FedAvg's clipping happens here, on the client, before masking
             norm = float(np.sqrt(sum(float((np.asarray(v, dtype=np.float64) ** 2).sum()) for v in update.values())))
             factor = min(1.0, self.clip_norm / (norm + 1e-12))
@@ -116,6 +200,59 @@ class ClientKit:
             weight = 1.0
         held = np.array([1.0 if n in update else 0.0 for n in self.names])
         quantised = self.quantiser.encode(np.concatenate(parts), weight, held)
-        masked = self.session.mask(quantised, self.peers, self.round_, self.quantiser.bits)
-        masked.plain_bytes, masked.mask_s = plain_bytes, time.perf_counter() - t0
-        return masked
+        modulus = 2**self.quantiser.bits
+        masked = (quantised + self.self_mask(len(quantised)) + self.pair_masks(len(quantised))) % modulus
+        return Masked(self.client, masked.astype(np.uint64), plain_bytes, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class MaskLayout:
+    """What every client of a round masks to: the tensors in order, the fixed point, the clip."""
+
+    names: list[str]
+    shapes: list[tuple[int, ...]]
+    quantiser: Quantiser
+    clip_norm: float | None = None
+
+
+class ClientParties:
+    """The client side of secure aggregation in one worker: the parties of the clients it runs,
+    for the current round only (a new round's keys replace the last round's). The server
+    reaches it only through `secagg`, with messages."""
+
+    STEPS = ("advertise", "share_keys", "receive_shares", "answer")
+
+    def __init__(self):
+        self.parties: dict[int, ClientParty] = {}
+
+    def secagg(self, name: str, round_: int, per_client: dict) -> dict:
+        """One protocol step for each client in `per_client` -> its reply (a message, or None)."""
+        if name not in self.STEPS:
+            raise ValueError(f"secure aggregation: no client step {name!r}")
+        if name == "advertise":  # fresh secrets for this round's clients; last round's are gone
+            self.parties = {c: ClientParty(c, round_) for c in per_client}
+        run = getattr(self, "_" + name)
+        return {c: run(self.parties[c], message) for c, message in per_client.items() if c in self.parties}
+
+    def kit(self, client: int, layout: MaskLayout) -> ClientKit | None:
+        """The masking kit of a client this worker holds the secrets of (None if it lost them)."""
+        party = self.parties.get(client)
+        return party.kit(layout.names, layout.shapes, layout.quantiser, layout.clip_norm) if party else None
+
+    @staticmethod
+    def _advertise(party: ClientParty, message) -> bytes:
+        return party.advertise()
+
+    @staticmethod
+    def _share_keys(party: ClientParty, message) -> dict[int, bytes]:
+        publics, threshold = message
+        return party.share_keys(publics, threshold)
+
+    @staticmethod
+    def _receive_shares(party: ClientParty, message) -> None:
+        party.receive_shares(message)
+
+    @staticmethod
+    def _answer(party: ClientParty, message) -> bytes:
+        request, threshold = message
+        return party.answer(request, threshold)

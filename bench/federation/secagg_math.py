@@ -3,23 +3,29 @@ GF(2^521 - 1), the PRG mask streams, and fixed point mod 2^bits for weighted upd
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 PRIME = 2**521 - 1  # a Mersenne prime: the Shamir field holds any 32-byte secret
 SHARE_BYTES = 66  # one field element (521 bits)
 
 
 def prg(seed: bytes, length: int, bits: int) -> np.ndarray:
-    """A mask stream: `length` integers uniform in [0, 2^bits), from a 32-byte seed."""
-    rng = np.random.Generator(np.random.PCG64(int.from_bytes(seed, "big")))
-    return rng.integers(0, 2**bits, size=length, dtype=np.uint64)
+    """A mask stream: `length` integers uniform in [0, 2^bits), the ChaCha20 keystream of a
+    32-byte seed (a cryptographic PRG: its outputs do not reveal its state), 8 bytes per value
+    with the low `bits` kept (2^bits divides 2^64, so they stay uniform)."""
+    keystream = Cipher(algorithms.ChaCha20(seed, bytes(16)), mode=None).encryptor().update(bytes(8 * length))
+    return np.frombuffer(keystream, dtype="<u8") & np.uint64(2**bits - 1)
 
 
-def split_secret(secret: int, holders: list[int], threshold: int, rng: np.random.Generator) -> dict[int, int]:
-    """Shamir shares of `secret` for each holder (evaluated at x = holder + 1)."""
-    coefficients = [secret] + [int.from_bytes(rng.bytes(65), "big") % PRIME for _ in range(threshold - 1)]
+def split_secret(secret: int, holders: list[int], threshold: int) -> dict[int, int]:
+    """Shamir shares of `secret` for each holder (evaluated at x = holder + 1); the polynomial's
+    other coefficients are uniform over the whole field, from the operating system's entropy."""
+    assert 0 <= secret < PRIME
+    coefficients = [secret] + [secrets.randbelow(PRIME) for _ in range(threshold - 1)]
     return {h: sum(c * pow(h + 1, k, PRIME) for k, c in enumerate(coefficients)) % PRIME for h in holders}
 
 

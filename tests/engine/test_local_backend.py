@@ -30,13 +30,15 @@ def run(tiny_corpus, out, **kw):
 
 
 def strip(lines):
-    return [{k: v for k, v in line.items() if k not in ("wall_s", "compute_s")} for line in lines]  # timings differ
+    timings = ("wall_s", "compute_s", "secagg_client_s", "secagg_server_s")
+    return [{k: v for k, v in line.items() if k not in timings} for line in lines]  # timings differ
 
 
-@pytest.mark.parametrize("method", ["fedavg", "local"])  # local: every client starts from its own state
-def test_local_processes_equal_serial_exactly(tiny_corpus, tmp_path, method):
-    serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial", method=method)
-    local_final, local = run(tiny_corpus, tmp_path / "local", workers=2, method=method)  # auto: local processes on CPU
+# local: every client starts from its own state; secagg: each client's secrets live in the process that trains it
+@pytest.mark.parametrize("method, secagg", [("fedavg", "off"), ("local", "off"), ("fedavg", "on")])
+def test_local_processes_equal_serial_exactly(tiny_corpus, tmp_path, method, secagg):
+    serial_final, serial = run(tiny_corpus, tmp_path / "serial", backend="serial", method=method, secagg=secagg)
+    local_final, local = run(tiny_corpus, tmp_path / "local", workers=2, method=method, secagg=secagg)  # auto: local
     assert local_final["config"]["workers"] == 2
     assert strip(serial) == strip(local)
     assert (serial_final["metric"], serial_final["per_client"]) == (local_final["metric"], local_final["per_client"])

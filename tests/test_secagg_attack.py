@@ -1,0 +1,182 @@
+"""Secure aggregation against its own server: an attacker holding the server's transcript
+(`--secagg-transcript`) and the run's stored seed tries to recover single clients' updates.
+
+The attack uses everything the server legitimately learns: the public keys, the masked vectors
+(a late one included), the survivors' answers (self-mask seeds of survivors, `s` keys of the
+dropped), and it tries to open the relayed shares as if they were plaintext, keeping what
+reconstructs consistently. Then, for every client whose masked vector it holds, it strips
+every mask it can compute and correlates what is left with the true update.
+
+Mutation check (done, and repeated here as the parametrised positive controls): with the self
+masks removed the late client's update is recovered; with the pairwise masks removed every
+survivor's is; with the shares sent unsealed every client's is. So this test fails if any of
+the three protections is removed.
+"""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from bench.federation import secagg_client
+from bench.federation.secagg_client import KEY_BYTES, ClientKit, pair_seed_from_private, read_answer
+from bench.federation.secagg_math import SHARE_BYTES, Quantiser, prg, reconstruct
+from bench.federation.secagg_network import secure_sum
+from bench.federation.secagg_transcript import KINDS, read_transcript, unpack_vector
+
+N, DIM, THRESHOLD, BITS = 8, 4000, 4, 32
+LATE, DROPPED = {5}, {6}
+
+
+def _consistent(shares: dict[int, int]) -> int | None:
+    """The secret, if two different threshold-sized subsets of the shares agree on it."""
+    holders = sorted(shares)
+    if len(holders) <= THRESHOLD:
+        return None
+    subsets = list(itertools.islice(itertools.combinations(holders, THRESHOLD), 2))
+    values = {reconstruct({h: shares[h] for h in subset}) for subset in subsets}
+    return values.pop() if len(values) == 1 else None
+
+
+def _signed(values: np.ndarray) -> np.ndarray:
+    signed = values.astype(np.int64)
+    return np.where(signed >= 2 ** (BITS - 1), signed - 2**BITS, signed).astype(np.float64)
+
+
+def attack(messages: list[dict]) -> dict[int, np.ndarray]:
+    """Client -> the attacker's best guess of its quantised update, from the server's view only."""
+    publics = {
+        m["sender"]: m["payload"] for m in messages if m["kind"] == "public_key" and m["direction"] == "to_server"
+    }
+    vectors = {m["sender"]: unpack_vector(m["payload"], BITS) for m in messages if m["kind"] == "masked_vector"}
+    self_seeds, s_keys = {}, {}
+    answered: dict[int, dict[int, int]] = {}
+    for m in messages:  # what unmasking hands the server (survivors' seeds, dropped clients' keys)
+        if m["kind"] == "unmask_response":
+            for owner, share in read_answer(m["payload"]).items():
+                answered.setdefault(owner, {})[m["sender"]] = share
+    request = next(json.loads(m["payload"]) for m in messages if m["kind"] == "unmask_request")
+    for owner, shares in answered.items():  # a survivor's seed, or a dropped (or late) client's key
+        secret = reconstruct(shares).to_bytes(KEY_BYTES, "big")
+        (self_seeds if owner in request["survivors"] else s_keys)[owner] = secret
+    opened: dict[int, dict[int, tuple[int, int]]] = {}
+    for m in messages:  # the relayed shares, read as if unsealed
+        if m["kind"] == "encrypted_share" and m["direction"] == "to_server" and len(m["payload"]) >= 2 * SHARE_BYTES:
+            raw = m["payload"][: 2 * SHARE_BYTES]
+            opened.setdefault(m["sender"], {})[m["receiver"]] = (
+                int.from_bytes(raw[:SHARE_BYTES], "big"),
+                int.from_bytes(raw[SHARE_BYTES:], "big"),
+            )
+    for owner, shares in opened.items():
+        key = _consistent({h: s[0] for h, s in shares.items()})
+        seed = _consistent({h: s[1] for h, s in shares.items()})
+        if key is not None and key < 2 ** (8 * KEY_BYTES):
+            s_keys.setdefault(owner, key.to_bytes(KEY_BYTES, "big"))
+        if seed is not None and seed < 2 ** (8 * KEY_BYTES):
+            self_seeds.setdefault(owner, seed.to_bytes(KEY_BYTES, "big"))
+    guesses, modulus = {}, 2**BITS
+    for c, y in vectors.items():
+        own = prg(self_seeds[c], len(y), BITS) if c in self_seeds else np.zeros(len(y), dtype=np.uint64)
+        pairs = np.zeros(len(y), dtype=np.uint64)
+        for p in publics:
+            if p == c or not (c in s_keys or p in s_keys):
+                continue
+            seed = (
+                pair_seed_from_private(s_keys[c], publics[p][KEY_BYTES:], 1)
+                if c in s_keys
+                else pair_seed_from_private(s_keys[p], publics[c][KEY_BYTES:], 1)
+            )
+            stream = prg(seed, len(y), BITS)
+            pairs = (pairs + stream) % modulus if c < p else (pairs + modulus - stream) % modulus
+        # every combination of the masks it can compute; the right one leaves small values
+        candidates = [_signed((y + 2 * modulus - own * a - pairs * b) % modulus) for a in (0, 1) for b in (0, 1)]
+        guesses[c] = min(candidates, key=lambda v: float(np.median(np.abs(v))))[:DIM]
+    return guesses
+
+
+def _round(tmp_path, monkeypatch, mutation: str | None):
+    if mutation == "no_self_mask":
+        monkeypatch.setattr(ClientKit, "self_mask", lambda self, length: np.zeros(length, dtype=np.uint64))
+    if mutation == "no_pair_masks":
+        monkeypatch.setattr(ClientKit, "pair_masks", lambda self, length: np.zeros(length, dtype=np.uint64))
+    if mutation == "no_encryption":
+        monkeypatch.setattr(secagg_client, "seal", lambda key, plain, header: plain)
+        monkeypatch.setattr(secagg_client, "unseal", lambda key, sealed, header: sealed)
+    rng = np.random.default_rng(11)
+    updates = {c: rng.normal(0, 0.05, DIM) for c in range(N)}
+    weights = {c: 10.0 for c in range(N)}
+    quantiser = Quantiser(clip=1.0, total_weight=10.0 * N, bits=BITS)
+    path = tmp_path / "transcript.jsonl"
+    total, _, _ = secure_sum(
+        updates, weights, quantiser, 1, 0, N - 1, THRESHOLD, drop_after_masking=DROPPED, late=LATE, transcript=str(path)
+    )
+    summed = sum(weights[c] * updates[c] for c in range(N) if c not in LATE | DROPPED)
+    if mutation is None:  # the protocol works (a mutation may break the sum: the attack is what it checks)
+        assert np.max(np.abs(total - summed)) <= N / quantiser.scale
+    truth = {c: np.round(updates[c] * weights[c] * quantiser.scale) for c in range(N)}
+    return attack(read_transcript(path)), truth
+
+
+def _recovered(guesses, truth) -> list[int]:
+    return [c for c, g in guesses.items() if abs(np.corrcoef(g, truth[c])[0, 1]) > 0.99]
+
+
+def test_the_server_view_reveals_no_single_update(tmp_path, monkeypatch):
+    """Every masked vector the server holds, stripped of every mask it can compute, is
+    uncorrelated with that client's update (|r| < 0.1 over 4,000 values: chance gives ~0.016)."""
+    guesses, truth = _round(tmp_path, monkeypatch, None)
+    assert set(guesses) == set(range(N)) - DROPPED  # the late vector arrived, and was attacked too
+    correlations = {c: abs(np.corrcoef(g, truth[c])[0, 1]) for c, g in guesses.items()}
+    assert max(correlations.values()) < 0.1, correlations
+
+
+@pytest.mark.parametrize(
+    "mutation, exposed",
+    [
+        ("no_self_mask", LATE),
+        ("no_pair_masks", set(range(N)) - LATE - DROPPED),
+        ("no_encryption", set(range(N)) - DROPPED),
+    ],
+)
+def test_the_attack_recovers_updates_once_a_protection_is_removed(tmp_path, monkeypatch, mutation, exposed):
+    """Positive controls: the attack above is strong enough to notice each protection missing."""
+    guesses, truth = _round(tmp_path, monkeypatch, mutation)
+    assert set(_recovered(guesses, truth)) >= exposed
+
+
+def test_the_transcript_holds_the_five_kinds_and_uniform_unequal_vectors(tmp_path, monkeypatch):
+    """Chi-square over 16 bins per masked vector at the 1e-6 level: fresh OS secrets every run, so
+    the level is where chance alone fails it about once in 10^5 runs; an unmasked update gives p = 0."""
+    from scipy.stats import chisquare
+
+    _round(tmp_path, monkeypatch, None)
+    messages = read_transcript(tmp_path / "transcript.jsonl")
+    assert {m["kind"] for m in messages} == set(KINDS)
+    vectors = [unpack_vector(m["payload"], BITS) for m in messages if m["kind"] == "masked_vector"]
+    for v in vectors:
+        assert chisquare(np.bincount((v >> np.uint64(BITS - 4)).astype(np.int64), minlength=16)).pvalue > 1e-6
+    assert len({v.tobytes() for v in vectors}) == len(vectors) == N - len(DROPPED)
+
+
+def test_no_server_object_holds_a_client_secret():
+    """After a whole round, the server's object (everything it kept, its transcript included)
+    contains none of the clients' private keys or self-mask seeds, which only the clients' side
+    (ClientParties: in a run, the worker that trains the client) ever held."""
+    import pickle
+
+    from bench.federation.secagg import SecureRound
+    from bench.federation.secagg_client import ClientParties, MaskLayout
+    from bench.federation.secagg_network import key_exchange, unmask
+
+    quantiser = Quantiser(clip=1.0, total_weight=4.0, bits=BITS)
+    server = SecureRound(list(range(4)), 0, 0, quantiser, ["v"], [(16,)], 3, 2)
+    clients = ClientParties()
+    key_exchange(server, clients)
+    layout = MaskLayout(["v"], [(16,)], quantiser)
+    masked = [clients.kit(c, layout).mask_update({"v": np.full(16, 0.1)}, 1.0) for c in range(3)]  # client 3 drops
+    unmask(server, clients, masked)
+    kept = pickle.dumps(server)
+    for party in clients.parties.values():
+        for secret in (party._c.private_bytes_raw(), party._s.private_bytes_raw(), party._self_seed):
+            assert secret not in kept
