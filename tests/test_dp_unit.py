@@ -39,9 +39,20 @@ def test_one_clipped_gradient_per_patient_whatever_its_admissions():
     private.close()
 
 
-def test_patient_level_epsilon_recomputes_from_its_record(tiny_corpus, tmp_path):
+def test_patient_level_sampling_is_the_rate_accounted(tiny_corpus, tmp_path, monkeypatch):
+    """Empirical: the patients' observed inclusion rate over many draws of the run's own sampler
+    equals the rate its accountant recorded (sampling at 3x that rate fails), and the worst
+    client's epsilon recomputes from its record."""
     from opacus.accountants import RDPAccountant
 
+    samplers = []
+    original = UnitPrivateTraining.__init__
+
+    def keeping(self, *a, **kw):
+        original(self, *a, **kw)
+        samplers.append((self, a[3]))  # the instance and the rows it samples
+
+    monkeypatch.setattr(UnitPrivateTraining, "__init__", keeping)
     cfg = ExperimentConfig(
         task="mimic-mortality",
         method="layerskip",
@@ -56,12 +67,46 @@ def test_patient_level_epsilon_recomputes_from_its_record(tiny_corpus, tmp_path)
     )
     final = run_experiment(cfg, tmp_path, progress=False)
     assert final["dp"]["unit"] == "patient" and final["epsilon"] <= 4.0
+    recorded = {rate for history in final["dp"]["accountants"].values() for _, rate, _ in history}
+    steps = 4000
+    for sampler, rows in samplers[:2]:
+        generator = torch.Generator().manual_seed(1)
+        included = np.zeros(len(sampler.units))
+        for batch in sampler.batches(rows, steps, generator):
+            included[np.unique([sampler.unit_of[r] for r in batch.tolist()]).astype(int)] += 1
+        observed = included.sum() / (steps * len(sampler.units))
+        assert any(
+            observed == pytest.approx(rate, abs=4 * np.sqrt(rate / (steps * len(sampler.units)))) for rate in recorded
+        )
     for history in final["dp"]["accountants"].values():
         accountant = RDPAccountant()
         accountant.history = [tuple(h) for h in history]
         assert accountant.get_epsilon(cfg.dp_delta) <= final["epsilon"] + 1e-9
     worst = max(epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in final["dp"]["accountants"].values())
     assert worst == pytest.approx(final["epsilon"])
+
+
+def test_a_gradient_without_its_per_sample_gradient_is_an_error():
+    """A layer Opacus cannot sample leaves its parameter a plain gradient and no per-sample one:
+    that gradient would reach the optimizer unclipped and unnoised, so it is refused."""
+    from bench.engine.training import collate
+    from bench.model.build import build_model
+
+    model, _ = build_model("tiny-bert", "cls", 2, seed=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    plan = DpPlan("sample", noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-5, target_epsilon=None, unit="patient")
+    rows = np.arange(4)
+    private = UnitPrivateTraining(
+        model, torch.optim.SGD(params, lr=0.1), plan, rows, np.array([1, 1, 2, 2]), 4, torch.Generator().manual_seed(0)
+    )
+    encoded = type("E", (), {"input_ids": [[101, 5 + i, 6, 102] for i in range(4)], "labels": [0, 1, 0, 1]})()
+    batch = collate(encoded, rows.tolist(), 0, "cls", "cpu")
+    private.module(**private.inputs(batch)).loss.backward()
+    victim = next(p for p in private.module.parameters() if p.requires_grad)
+    victim.grad_sample = None  # as if its layer had no per-sample gradient
+    with pytest.raises(BenchError, match="no per-sample gradient"):
+        private.step(None, rows)
+    private.close()
 
 
 def test_patient_unit_needs_patient_ids(tiny_corpus, tmp_path):

@@ -196,7 +196,7 @@ class UnitPrivateTraining(PrivateTraining):
         self.expected_units = max(self.rate * len(self.units), 1e-12)
         self.module = GradSampleModule(model)
         self.optimizer = optimizer
-        self.noise_multiplier, self.clip = dp.noise_multiplier, dp.max_grad_norm
+        self.noise_multiplier, self.clip, self.unit_name = dp.noise_multiplier, dp.max_grad_norm, dp.unit
         self.noise = (
             noise_generator()
             if dp.secure_rng
@@ -211,9 +211,14 @@ class UnitPrivateTraining(PrivateTraining):
             yield rows[chosen[self.row_unit]]
 
     def step(self, extra_grads: list[torch.Tensor] | None = None, batch_rows: np.ndarray | None = None) -> None:
-        params = [
-            p for p in self.module.parameters() if p.requires_grad and getattr(p, "grad_sample", None) is not None
-        ]
+        trained = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
+        unsampled = [n for n, p in trained if p.grad is not None and getattr(p, "grad_sample", None) is None]
+        if unsampled:  # its plain gradient would reach the optimizer unclipped and without noise
+            raise BenchError(
+                f"DP-SGD by {self.unit_name}: {len(unsampled)} parameter(s) have a gradient but no per-sample "
+                f"gradient (Opacus cannot sample their layer), e.g. {unsampled[0]}; freeze them or use --dp-unit row"
+            )
+        params = [p for _, p in trained if getattr(p, "grad_sample", None) is not None]  # unused ones have neither
         unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()])
         _, slot = torch.unique(unit_of_row, return_inverse=True)
         n = int(slot.max()) + 1

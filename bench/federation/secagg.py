@@ -39,7 +39,7 @@ import numpy as np
 
 from bench.federation.secagg_client import KEY_BYTES, Masked, pair_seed_from_private, read_answer
 from bench.federation.secagg_math import Quantiser, prg, reconstruct
-from bench.federation.secagg_transcript import Transcript, pack_vector
+from bench.federation.secagg_transcript import Transcript
 from bench.seeding import stream
 
 
@@ -130,9 +130,7 @@ class SecureRound:
         someone's shares are held by fewer than t survivors."""
         for m in list(arrived) + list(late):
             if isinstance(m, Masked):
-                self.transcript.record(
-                    "masked_vector", "to_server", m.client, "server", pack_vector(m.vector, self.quantiser.bits)
-                )
+                self.transcript.record_vector(m.client, m.vector, self.quantiser.bits)
                 self.plain_bytes += m.plain_bytes
         self.vectors = {m.client: m.vector for m in arrived if isinstance(m, Masked)}  # a Refused client: dropped
         survivors = sorted(self.vectors)

@@ -63,6 +63,13 @@ class Transcript:
             }
             self.lines.append(json.dumps(line))
 
+    def record_vector(self, sender, vector: np.ndarray, bits: int) -> None:
+        """A masked vector: packed only when it is written (its size is known without packing)."""
+        if self.path is None:
+            self.up += len(vector) * value_bytes(bits)
+        else:
+            self.record("masked_vector", "to_server", sender, "server", pack_vector(vector, bits))
+
     def flush(self) -> None:
         """Appended once per round, so a killed round leaves no half of itself."""
         if self.path is not None and self.lines:
