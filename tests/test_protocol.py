@@ -53,10 +53,18 @@ def test_splits_are_disjoint_and_deterministic(tiny_corpus, task):
         ([0.0] * 14, 3, 0.005, False),  # 14 rounds at F1 0: maybe still slow to start
         ([0.0] * 15, 3, 0.005, True),  # FLAT_LIMIT rounds without leaving the start: dead
         ([0.0] * 14 + [0.1], 3, 0.005, False),  # left it in the last round allowed
+        ([0, 0, 0, 0.137, 0, 0, 0], 3, 0.005, False),  # one spike, back on the plateau: still slow to start
+        ([0, 0, 0, 0.137] + [0] * 11, 3, 0.005, True),  # ... until FLAT_LIMIT rounds
     ],
 )
 def test_stalled(vals, patience, delta, expected):
     assert stalled(vals, patience, delta) is expected
+
+
+def test_the_plateau_is_measured_from_the_untrained_score():
+    """Round 1 already above the untrained 0.0 and flat since: left the start, then stalled."""
+    assert stalled([0.2, 0.2, 0.2, 0.2], 3, 0.005, start=0.0) is True
+    assert stalled([0.2, 0.2, 0.2, 0.2], 3, 0.005) is False  # without it, round 1 is the start
 
 
 def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp_path, monkeypatch):

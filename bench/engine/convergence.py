@@ -12,16 +12,23 @@ def gained_less(val_metrics: list[float], patience: int, min_delta: float) -> bo
     return len(val_metrics) > patience and max(val_metrics[-patience:]) - max(val_metrics[:-patience]) < min_delta
 
 
-def stalled(val_metrics: list[float], patience: int, min_delta: float) -> bool:
+def on_start_plateau(val_metrics: list[float], patience: int, min_delta: float, start: float | None = None) -> bool:
+    """The last `patience` rounds all lie within `min_delta` of where the run started (the
+    untrained model's score, else round 1's): one spike earlier does not take it off the plateau."""
+    base = val_metrics[0] if start is None else start
+    return all(abs(v - base) <= min_delta for v in val_metrics[-patience:])
+
+
+def stalled(val_metrics: list[float], patience: int, min_delta: float, start: float | None = None) -> bool:
     """True when the last `patience` rounds raised the best validation metric by less than
-    `min_delta` (so: converged, and with early stopping, time to stop). Not while every round's
-    metric lies within `min_delta` of the others: a model still on its starting plateau (F1 0,
-    the majority class) may be slow to start (on NCBI, LoRA at 1e-2 left F1 0 in round 5,
-    layerskip top:2 at 3e-3 in round 15 and never passed 0.09), unless it has stayed there for
-    FLAT_LIMIT rounds: then it has stalled where it began (the report's checks name such a run)."""
+    `min_delta` (so: converged, and with early stopping, time to stop). Not while the run is on
+    its starting plateau (on_start_plateau): a model still at F1 0, the majority class, may be
+    slow to start (on NCBI, LoRA at 1e-2 left F1 0 in round 5, layerskip top:2 at 3e-3 in round
+    15 and never passed 0.09), unless it has been there FLAT_LIMIT rounds: then it has stalled
+    where it began (the report's checks name such a run)."""
     if len(val_metrics) <= patience:
         return False
-    if max(val_metrics) - min(val_metrics) < min_delta:
+    if on_start_plateau(val_metrics, patience, min_delta, start):
         return len(val_metrics) >= FLAT_LIMIT
     return gained_less(val_metrics, patience, min_delta)
 

@@ -157,7 +157,7 @@ def _play(ctx: RoundContext, run: RunState, out: Path, progress: bool) -> None:
     cfg = ctx.cfg
     bar = _progress(cfg, len(run.history), progress)
     for r in range(len(run.history), cfg.rounds):
-        if cfg.early_stop and stalled(run.val_metrics(), cfg.patience, cfg.min_delta):
+        if cfg.early_stop and stalled(run.val_metrics(), cfg.patience, cfg.min_delta, run.untrained):
             break
         try:
             states, line = play_round(r, ctx, run.states, run.residuals)
@@ -189,7 +189,7 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
     )
     final["bytes_up_total"] += (probe or {}).get("probe_bytes_up", 0)  # what a probe sent counts too
     if run.status == "ok":
-        scores, items = summary.best_scores(method, backend, task, run.best, run.states, run.history)
+        scores, items = summary.best_scores(method, backend, task, run.best, run.states, run.history, run.untrained)
         final.update(scores)
         compact = json.dumps(items, separators=(",", ":"))  # compact: one row per example
         atomic_write_text(out / "test_items.json", compact + "\n")

@@ -31,9 +31,12 @@ def record(cfg, history: list[dict], info: dict, status: str) -> dict:
     }
 
 
-def best_scores(method, backend, task, best: dict, last: dict, history: list[dict]) -> tuple[dict, list]:
+def best_scores(
+    method, backend, task, best: dict, last: dict, history: list[dict], start: float | None = None
+) -> tuple[dict, list]:
     """Test scores of the best-validation state (the reported model) and of the last one, each
-    client's score on its own held-out slice (best state), and the per-example test items."""
+    client's score on its own held-out slice (best state), and the per-example test items
+    (`start`: the untrained model's validation score, for the stopping rule's plateau)."""
     states = best["states"]
     test = backend.evaluate_many([(states[k], "test", None) for k in method.eval_keys(states)])
     last_metric = history[-1]["metric"]
@@ -47,7 +50,7 @@ def best_scores(method, backend, task, best: dict, last: dict, history: list[dic
     per_client = [round(s["metric"], 6) for s in own]
     items = [s.pop("items") for s in test]
     cfg = method.cfg
-    converged = stalled([h["val_metric"] for h in history], cfg.patience, cfg.min_delta)
+    converged = stalled([h["val_metric"] for h in history], cfg.patience, cfg.min_delta, start)
     return {
         "metric_name": task.metric_name,
         "metric": mean_metric(test),

@@ -37,7 +37,8 @@ def _json(path: Path) -> dict | None:
 def _stalled_history(folder: Path, cfg: ExperimentConfig) -> bool:
 
     lines = (folder / "rounds.jsonl").read_text().splitlines() if (folder / "rounds.jsonl").is_file() else []
-    return stalled([json.loads(line)["val_metric"] for line in lines], cfg.patience, cfg.min_delta)
+    start = (_json(folder / "final.json") or {}).get("untrained_val_metric")
+    return stalled([json.loads(line)["val_metric"] for line in lines], cfg.patience, cfg.min_delta, start)
 
 
 def predecessor(cfg: ExperimentConfig, runs: Path) -> tuple[Path, bool] | None:
