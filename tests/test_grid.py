@@ -61,11 +61,25 @@ def test_expand_dedupes_partition_free_methods(tiny_corpus, tmp_path):
     assert len({c.run_id for c in cells}) == 5
 
 
+def test_the_sweep_runs_on_tune_seed_and_only_its_winners_are_tuning_runs(tiny_corpus, tmp_path):
+    from bench.protocol import tuning
+
+    path = grid_file(tmp_path, tiny_corpus, methods="[{method: fedavg, tune: {lr: [0.001, 0.01]}}]", partitions="[iid]")
+    path.write_text(path.read_text().replace("seeds: [0]", "seeds: [0, 1, 2, 3]\ntune_seed: 2"))
+    cells = expand(load_grid(str(path))[1])
+    points = tuning.sweep_points(cells)
+    assert len(points) == 2 and {p.cell.config.seed for p in points} == {2}
+    assert tuning.tuning_runs(cells, {c.run_id: c for c in cells}) == {c.run_id for c in cells if c.config.seed == 2}
+    path.write_text(path.read_text().replace("tune_seed: 2\n", ""))
+    assert {p.cell.config.seed for p in tuning.sweep_points(expand(load_grid(str(path))[1]))} == {0}  # the first
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         ("colour: red", "unknown key\\(s\\) colour"),
         ("overrides: [{match: {task: i2b2-2010}, set: {roundz: 3}}]", "unknown key\\(s\\) in override: roundz"),
+        ("tune_seed: 5", "tune_seed 5 is not one of seeds \\[0\\]"),
     ],
 )
 def test_bad_grid_keys_are_named(tiny_corpus, tmp_path, extra, message):

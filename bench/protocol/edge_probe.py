@@ -2,7 +2,7 @@
 
 Equal tuning gives every method the same number of points, so a method whose best value lies
 outside its range is under-tuned against its peers, and its chosen value sits at an edge
-(bench.report.audit flags it). The probe runs the grid's first seed once more with that setting one
+(bench.report.audit flags it). The probe runs the grid's tuning seed once more with that setting one
 step further out (the range's own ratio, snapped to the range's ladder: 1-3-10 stays 1-3-10) and
 compares the two on validation. It never changes a choice: the budget stays equal and the
 headline numbers stay those of the declared sweep; the report says whether each edge choice held.

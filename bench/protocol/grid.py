@@ -10,8 +10,10 @@
     overrides:                     # optional; later entries win
       - match: {task: mimic-mortality}
         set: {max_length: 96}
-    tune: {lr: [1.0e-4, 3.0e-4, 1.0e-3]}   # optional: swept on the first seed (bench.protocol.tuning);
+    tune: {lr: [1.0e-4, 3.0e-4, 1.0e-3]}   # optional: swept on the tuning seed (bench.protocol.tuning);
                                    # a method entry may carry its own, with as many points
+    tune_seed: 0                   # optional: the seed the sweep runs on (default: the first of seeds);
+                                   # its runs choose, so the report uses the other seeds
     tuned: tuned/NAME.yaml         # optional: choices made by an earlier sweep, used as they are
 
 Unknown keys and bad values are errors naming the key. Methods that pool all data
@@ -50,6 +52,7 @@ TOP_KEYS = {
     "dp_epsilons",
     "overrides",
     "tune",
+    "tune_seed",
     "tuned",
     "studies",
 }
@@ -64,6 +67,7 @@ STUDY_KEYS = {
     "dp_epsilons",
     "overrides",
     "tune",
+    "tune_seed",
 }
 
 
@@ -72,6 +76,7 @@ class Cell:
     run_id: str
     config: ExperimentConfig
     tune: dict | None = None  # the settings to sweep for this cell (its method entry's, else the grid's)
+    tune_seed: int | None = None  # the grid's `tune_seed`; None: its first seed
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -164,9 +169,11 @@ def _expand_one(grid: dict) -> list[Cell]:
         )
         bad = sorted((set(o["match"]) | set(o["set"])) - fields)
         _require(not bad, where, f"unknown key(s) in override: {', '.join(bad)}")
+    seeds, tune_seed = grid.get("seeds") or [0], grid.get("tune_seed")
+    _require(tune_seed is None or tune_seed in seeds, where, f"tune_seed {tune_seed!r} is not one of seeds {seeds}")
     cells, seen = [], {}
     for task, m, partition, seed, eps in itertools.product(
-        grid["tasks"], methods, grid["partitions"], grid.get("seeds") or [0], grid.get("dp_epsilons") or [None]
+        grid["tasks"], methods, grid["partitions"], seeds, grid.get("dp_epsilons") or [None]
     ):
         shared = METHODS.get(m["method"]).partition_free and partition != grid["partitions"][0]
         if shared:  # the same run as under the first partition: counted once, by design
@@ -190,5 +197,5 @@ def _expand_one(grid: dict) -> list[Cell]:
             f"two cells are the same run {cfg.run_id}: {seen.get(cfg.run_id)} and {where_cell}",
         )
         seen[cfg.run_id] = where_cell
-        cells.append(Cell(cfg.run_id, cfg, m.get("tune", grid.get("tune"))))
+        cells.append(Cell(cfg.run_id, cfg, m.get("tune", grid.get("tune")), tune_seed))
     return cells

@@ -26,6 +26,7 @@ from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.data import TASKS, load_task
 from bench.engine.server import run_experiment
 from bench.model.shapes import model_shape
+from bench.protocol import tuning
 from bench.registry import METHODS
 from bench.store import atomic_write_json, cache_root, load_runs
 from bench.synth.cache import data_dir_for
@@ -209,8 +210,8 @@ def plan(
             f"{name:<16} {len(cells):>6} {len(cells) - len(left):>6} {sum(hours[r][0] for r in left):>10.1f} {unit}"
         )
     left = [c.run_id for c in distinct if c.run_id not in done]
-    # the sweep runs every point on the first seed; the winning point is that seed's cell
-    first = min((c.config.seed for c in distinct), default=0)
+    # the sweep runs every point on the tuning seed; the winning point is that seed's cell
+    first = tuning.tuning_seed(distinct) if distinct else 0
     swept = {c.run_id for c in distinct if c.tune} if sweep_points else set()
     later = [r for r in left if r not in swept or costs[r][0].seed != first]
     points = list(dict.fromkeys(p.cell.run_id for p in sweep_points))

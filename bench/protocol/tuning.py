@@ -67,9 +67,11 @@ def check_tune(tune, where: str) -> dict[str, list]:
 
 
 def tuning_seed(cells: list[Cell]) -> int:
-    """The seed the sweep runs on: the grid's first. Its runs choose the values, so they are not
-    reported: the report's means and intervals use the other seeds (role `reported`)."""
-    return min(c.config.seed for c in cells)
+    """The seed the sweep runs on: the grid's `tune_seed`, else its first. Its runs choose the
+    values, so they are not reported: the report's means and intervals use the other seeds (role
+    `reported`)."""
+    chosen = {c.tune_seed for c in cells if c.tune_seed is not None}
+    return min(chosen) if chosen else min(c.config.seed for c in cells)
 
 
 def tuning_runs(planned: list[Cell], ran_as: dict[str, Cell]) -> set[str]:
