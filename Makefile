@@ -39,7 +39,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20
 
 $(FLOWER_STAMP): Makefile $(STAMP)
 	$(PYTHON) -m venv $(FLOWER_VENV)

@@ -68,10 +68,6 @@ def _digest(items) -> int:
     return int(hashlib.sha256(repr(items).encode()).hexdigest()[:8], 16)
 
 
-def _digest(items) -> int:
-    return int(hashlib.sha256(repr(items).encode()).hexdigest()[:8], 16)
-
-
 class SecureRound:
     """The server's side of one round among the clients that received the model. It holds only
     what it is sent: public keys, sealed shares (relayed unopened), masked vectors and unmasking
