@@ -157,8 +157,13 @@ def test_a_tensor_with_too_few_holders_is_refused(tiny_corpus, tmp_path):
         secagg="on",
         client_budgets=str(budgets),
     )
-    with pytest.raises(BenchError, match=r"holders than the threshold 2 \(fewest: 1\).*--client-budgets"):
+    with pytest.raises(
+        BenchError, match=r"fewer holders than 2 \(max\(2, threshold 2\); fewest: 1\).*--client-budgets"
+    ):
         run_experiment(cfg, tmp_path / "run", progress=False)
+    budgets.write_text('{"0": 2, "1": 1}')  # two clients: threshold 1, but a sum over one client is still refused
+    with pytest.raises(BenchError, match=r"fewer holders than 2 \(max\(2, threshold 1\)"):
+        run_experiment(cfg.with_settings(clients=2), tmp_path / "two", progress=False)
 
 
 def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp_path):
@@ -245,3 +250,62 @@ def test_a_non_finite_update_is_refused_on_the_client_and_the_round_goes_on():
     plain = sum(updates[c] for c in range(5) if c != 2)
     assert weights["v"] == pytest.approx(4.0, abs=1e-6)
     assert np.max(np.abs(sums["v"] - plain)) <= 4 * 0.5 / quantiser.scale
+
+
+def _masked_round(holdings=None, n=6, dim=8):
+    quantiser = Quantiser(clip=1.0, total_weight=float(n))
+    server = SecureRound(list(range(n)), 0, 0, quantiser, ["a", "b"], [(dim,), (dim,)], n - 1, 3, None, holdings)
+    clients = ClientParties()
+    key_exchange(server, clients)
+    layout = MaskLayout(["a", "b"], [(dim,), (dim,)], quantiser)
+    own = holdings or {c: {"a", "b"} for c in range(n)}
+    sent = [clients.kit(c, layout).mask_update({t: np.full(dim, 0.01 * c) for t in own[c]}, 1.0) for c in range(n)]
+    return server, clients, sent
+
+
+def test_a_tensor_left_with_one_holder_after_dropouts_fails_the_round_before_any_request():
+    """Tensor b is trained by clients 0-2 only; 1 and 2 drop after masking: b's 'sum' would be
+    client 0's update, so the round fails before the server asks anyone for shares."""
+    holdings = {c: frozenset({"a", "b"} if c < 3 else {"a"}) for c in range(6)}
+    server, clients, sent = _masked_round(holdings)
+    with pytest.raises(SecAggFailure, match="holders: 1 tensors summed over fewer than 3"):
+        unmask(server, clients, [m for m in sent if m.client not in (1, 2)])
+    assert server.fewest_holders is None and all(p._answered is None for p in clients.parties.values())
+    server, clients, sent = _masked_round(holdings)  # nobody drops: b is summed over its 3 holders
+    assert unmask(server, clients, sent)[2]["secagg_min_holders"] == 3
+
+
+def test_a_client_answers_one_request_naming_it_a_survivor_and_enough_survivors():
+    """A server that asked twice (survivor once, dropped once) would rebuild both of a client's
+    secrets; the threshold is the one the client shared with, not one the request brings."""
+    import json
+
+    server, clients, sent = _masked_round()
+    party = clients.parties[0]
+    honest = json.dumps({"survivors": [0, 1, 2, 3, 4, 5], "dropped": []}).encode()
+    party.answer(honest)
+    assert party.answer(honest)  # the same request again: the same answer
+    with pytest.raises(ValueError, match="refused"):  # a second, different request
+        party.answer(json.dumps({"survivors": [0, 1, 2, 4, 5], "dropped": [3]}).encode())
+    fresh = _masked_round()[1].parties[0]
+    for request in (
+        {"survivors": [1, 2, 3, 4, 5], "dropped": [0]},  # does not name it a survivor
+        {"survivors": [0, 1], "dropped": [2, 3, 4, 5]},  # fewer survivors than its threshold, 3
+        {"survivors": [0, 1, 2, 3], "dropped": [3]},  # one client both ways
+    ):
+        with pytest.raises(ValueError, match="refused"):
+            fresh.answer(json.dumps(request).encode())
+
+
+def test_a_refusal_is_in_the_transcript(tmp_path):
+    from bench.federation.secagg_transcript import read_transcript
+
+    quantiser = Quantiser(clip=1.0, total_weight=4.0)
+    server = SecureRound(list(range(4)), 0, 0, quantiser, ["v"], [(8,)], 3, 2, str(tmp_path / "t.jsonl"))
+    clients = ClientParties()
+    key_exchange(server, clients)
+    layout = MaskLayout(["v"], [(8,)], quantiser)
+    sent = [clients.kit(c, layout).mask_update({"v": np.full(8, np.nan if c == 2 else 0.1)}, 1.0) for c in range(4)]
+    unmask(server, clients, sent)
+    vectors = {m["sender"]: m["payload"] for m in read_transcript(tmp_path / "t.jsonl") if m["kind"] == "masked_vector"}
+    assert set(vectors) == {0, 1, 2, 3} and vectors[2] == b"" and all(len(vectors[c]) == 9 * 4 for c in (0, 1, 3))

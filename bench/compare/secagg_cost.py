@@ -73,7 +73,7 @@ def one_round(n: int, names, shapes, seed: int = 0) -> dict:
         masked.append(clients.kit(c, layout).mask_update(update, 100.0, plain))
         mask_s += time.perf_counter() - t0
     requests = server.requests(masked)
-    answers = clients.secagg("answer", 0, {c: (r, server.threshold) for c, r in requests.items()})
+    answers = clients.secagg("answer", 0, requests)
     server.finish(answers)
     total_s = time.perf_counter() - server_s
     client_s = clients.seconds + mask_s

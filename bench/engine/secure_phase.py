@@ -25,27 +25,29 @@ class SecurePhase:
 
     server: SecureRound
     layout: MaskLayout
-    min_holders: int
 
 
-def holders(names: list[str], jobs: list, info: dict) -> dict[str, int]:
-    """How many of the round's clients train each tensor (a client with a layer budget trains the
-    head and the top blocks of its budget; the others train every tensor they are sent)."""
+def holdings(names: list[str], jobs: list, info: dict) -> dict[int, frozenset]:
+    """The tensors each of the round's clients trains (a client with a layer budget: the head and
+    the top blocks of its budget; the others every tensor they are sent). Public: the budgets are."""
     prefix, blocks = info.get("block_prefix"), info.get("blocks")
-    held = [None if j.budget is None or not blocks else set(blocks_for(j.budget, blocks)) for j in jobs]
     pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.") if prefix else None
 
-    def trains(name: str, mine: set | None) -> bool:
-        found = pattern.match(name) if pattern else None
-        return mine is None or found is None or int(found.group(1)) in mine
+    def held(job) -> frozenset:
+        if job.budget is None or not blocks or pattern is None:
+            return frozenset(names)
+        mine = set(blocks_for(job.budget, blocks))
+        return frozenset(n for n in names if (m := pattern.match(n)) is None or int(m.group(1)) in mine)
 
-    return {n: sum(trains(n, mine) for mine in held) for n in names}
+    return {job.client: held(job) for job in jobs}
 
 
-def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | None:
+def open_round(ctx, r: int, reached: list, global_state: dict, late: set = frozenset()) -> SecurePhase | None:
     """Steps 1-2 of secure aggregation among the clients that received the model, or None. Under
     client-level DP the clients clip their updates (weight 1) and the server adds the noise to
-    the unmasked sum: the server never sees a single update, but must be trusted to add noise."""
+    the unmasked sum: the server never sees a single update, but must be trusted to add noise.
+    A tensor that fewer than max(2, t) of the clients expected in time train is refused: its sum
+    would tell the server about each of them (after dropouts the round fails instead)."""
     cfg, dp = ctx.cfg, ctx.dp
     if cfg.secagg == "off":
         return None
@@ -59,6 +61,7 @@ def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | 
         Quantiser(cfg.secagg_clip, bound, cfg.secagg_bits),
         dp.clip_norm,
     )
+    held = holdings(names, reached, ctx.info)
     server = SecureRound(
         [j.client for j in reached],
         r,
@@ -67,17 +70,18 @@ def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | 
         layout.names,
         layout.shapes,
         transcript=cfg.secagg_transcript,
+        holdings=held,
     )
-    counts = holders(names, reached, ctx.info)
-    few = [n for n, k in counts.items() if k < server.threshold]
-    if few:  # their sum would be over so few clients that it tells the server about each
+    counts = {n: sum(n in tensors for c, tensors in held.items() if c not in late) for n in names}
+    few = [n for n, k in counts.items() if k < server.min_holders]
+    if few:
         raise BenchError(
-            f"--secagg on: round {r + 1}: {len(few)} of {len(names)} tensors have fewer holders than the "
-            f"threshold {server.threshold} (fewest: {min(counts.values())}); give --client-budgets a file "
-            f"in which every block is trained by at least {server.threshold} clients, or no budgets"
+            f"--secagg on: round {r + 1}: {len(few)} of {len(names)} tensors have fewer holders than "
+            f"{server.min_holders} (max(2, threshold {server.threshold}); fewest: {min(counts.values())}); give "
+            f"--client-budgets a file in which every block is trained by at least {server.min_holders} clients, or no budgets"
         )
     key_exchange(server, ctx.backend)
-    return SecurePhase(server, layout, min(counts.values()))
+    return SecurePhase(server, layout)
 
 
 def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list, r: int) -> tuple[dict, dict]:
@@ -85,10 +89,7 @@ def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list,
     it (under client-level DP: the noisy mean over the expected K); a round without enough
     survivors changes nothing and says so."""
     t0, dp = time.perf_counter(), ctx.dp
-    line = {
-        "secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3),
-        "secagg_min_holders": secure.min_holders,
-    }
+    line = {"secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3)}
     try:
         sums, weights, costs = unmask(
             secure.server, ctx.backend, [res.state for res in results], [res.state for res in late]

@@ -84,12 +84,17 @@ class SecureRound:
         degree: int | None = None,
         threshold: int | None = None,
         transcript: str | None = None,
+        holdings: dict[int, frozenset] | None = None,
     ):
         self.round_, self.quantiser = round_, quantiser
         self.names, self.shapes = names, shapes
         n = len(clients)
         self.degree = min(n - 1, degree or max(8, 2 * int(np.ceil(np.log2(max(n, 2))))))
         self.threshold = threshold or self.degree // 2 + 1  # default: a majority of each client's neighbours
+        # a tensor's sum over fewer clients tells the server too much about each: at least 2, and t
+        self.min_holders = max(2, self.threshold)
+        self.holdings = holdings or {}  # client -> the tensors it trains (public: its layer budget); absent: all
+        self.fewest_holders: int | None = None  # of any tensor, among the clients whose vectors were summed
         self.graph = neighbours(clients, self.degree, _digest((seed, round_)))  # public: from the seed
         self.length = sum(int(np.prod(s)) for s in shapes) + len(names)
         self.transcript = Transcript(transcript, round_)
@@ -102,6 +107,8 @@ class SecureRound:
         for c in sorted(adverts):
             self.transcript.record("public_key", "to_server", c, "server", adverts[c])
         self.publics = dict(adverts)
+        # a client whose worker died before advertising is out of the round: nobody masks with it
+        self.graph = {c: [p for p in peers if p in adverts] for c, peers in self.graph.items() if c in adverts}
         out = {c: {p: self.publics[p] for p in self.graph[c]} for c in sorted(self.graph)}
         for c, keys in out.items():
             for p, key in keys.items():
@@ -123,17 +130,25 @@ class SecureRound:
     def requests(self, arrived: list, late: list = ()) -> dict[int, bytes]:
         """Step 3 in, step 4 out: the masked vectors (a late one arrives, but its client counts as
         dropped), then one request per survivor naming survivors and dropped; SecAggFailure when
-        someone's shares are held by fewer than t survivors."""
+        someone's shares are held by fewer than t survivors, or a tensor would be summed over
+        fewer than max(2, t) of them (its holders are public: the layer budgets)."""
         for m in list(arrived) + list(late):
             if isinstance(m, Masked):
                 self.transcript.record_vector(m.client, m.vector, self.quantiser.bits)
                 self.plain_bytes += m.plain_bytes
+            else:  # a refusal arrives too: an empty masked_vector (its reason is plain metadata)
+                self.transcript.record("masked_vector", "to_server", m.client, "server", b"")
         self.vectors = {m.client: m.vector for m in arrived if isinstance(m, Masked)}  # a Refused client: dropped
         survivors = sorted(self.vectors)
         for c in sorted(self.graph):
             holding = sum(1 for h in self.graph[c] if h in self.vectors)
             if holding < self.threshold:
                 self._fail(f"client {c}: {holding} surviving neighbours hold shares, {self.threshold} needed")
+        counts = [sum(name in self.holdings.get(c, self.names) for c in survivors) for name in self.names]
+        self.fewest_holders = min(counts)
+        if self.fewest_holders < self.min_holders:  # after dropouts, one tensor's sum would be too few clients'
+            few = sum(k < self.min_holders for k in counts)
+            self._fail(f"holders: {few} tensors summed over fewer than {self.min_holders} surviving clients")
         request = json.dumps({"survivors": survivors, "dropped": sorted(set(self.graph) - set(survivors))}).encode()
         for c in survivors:
             self.transcript.record("unmask_request", "from_server", "server", c, request)
@@ -186,6 +201,7 @@ class SecureRound:
     def _fail(self, why: str):
         """The round ends without a sum; what was sent is recorded and counted."""
         self.transcript.flush()
+        self.fewest_holders = None  # no tensor was summed
         failure = SecAggFailure(why)
         failure.costs = self.costs()
         raise failure
@@ -195,4 +211,5 @@ class SecureRound:
         return {
             "secagg_bytes_up": self.transcript.up - self.plain_bytes,
             "secagg_bytes_down": self.transcript.down,
+            "secagg_min_holders": self.fewest_holders,
         }

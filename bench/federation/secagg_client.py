@@ -90,6 +90,8 @@ class ClientParty:
         self._self_seed = os.urandom(KEY_BYTES)
         self._peers: dict[int, tuple[bytes, bytes]] = {}  # neighbour -> (c public, s public)
         self._held: dict[int, bytes] = {}  # owner -> the sealed shares it sent this client
+        self._threshold: int | None = None  # fixed when it shares its keys, not taken from a later request
+        self._answered: bytes | None = None  # the one unmasking request it answers this round
 
     def advertise(self) -> bytes:
         """Step 1: the two public keys (c || s)."""
@@ -99,6 +101,7 @@ class ClientParty:
         """Step 2: Shamir shares of the `s` private key and the self-mask seed, one sealed
         message per neighbour (only that neighbour can open it)."""
         self._peers = {p: (key[:KEY_BYTES], key[KEY_BYTES:]) for p, key in publics.items()}
+        self._threshold = threshold
         holders = sorted(self._peers)
         key_shares = split_secret(int.from_bytes(self._s.private_bytes_raw(), "big"), holders, threshold)
         seed_shares = split_secret(int.from_bytes(self._self_seed, "big"), holders, threshold)
@@ -126,14 +129,22 @@ class ClientParty:
         }
         return ClientKit(self.client, self._self_seed, pairs, names, shapes, quantiser, clip_norm)
 
-    def answer(self, request: bytes, threshold: int) -> bytes:
+    def answer(self, request: bytes) -> bytes:
         """Step 4: for each neighbour it holds shares of, the self-mask seed share of a survivor
         or the key share of a dropped client, never both (a server asking for both would learn
-        a survivor's update); refused below the threshold of survivors."""
+        a survivor's update). So it answers one request a round, and only one that names it a
+        survivor, names nobody both ways, and names at least the threshold it shared with."""
         asked = json.loads(request)
         survivors, dropped = set(asked["survivors"]), set(asked["dropped"])
-        if survivors & dropped or len(survivors) < threshold:
-            raise ValueError(f"client {self.client}: an unmasking request that would reveal an update, refused")
+        if (
+            (self._answered is not None and request != self._answered)
+            or self._threshold is None
+            or self.client not in survivors
+            or survivors & dropped
+            or len(survivors) < self._threshold
+        ):
+            raise ValueError(f"client {self.client}: an unmasking request that could reveal an update, refused")
+        self._answered = request
         out = b""
         for owner in sorted(self._held):
             if owner not in survivors | dropped:
@@ -254,5 +265,4 @@ class ClientParties:
 
     @staticmethod
     def _answer(party: ClientParty, message) -> bytes:
-        request, threshold = message
-        return party.answer(request, threshold)
+        return party.answer(message)

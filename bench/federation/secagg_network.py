@@ -27,9 +27,7 @@ def unmask(server: SecureRound, clients, arrived: list, late: list = ()) -> tupl
     unmasks the sum -> (tensor -> summed update, tensor -> summed weight, costs); SecAggFailure
     when too few survived."""
     requests = server.requests(arrived, late)
-    answers = clients.secagg(
-        "answer", server.round_, {c: (request, server.threshold) for c, request in requests.items()}
-    )
+    answers = clients.secagg("answer", server.round_, requests)
     return server.finish(answers)
 
 
