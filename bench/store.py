@@ -109,6 +109,7 @@ def load_runs(runs_dir: Path, run_ids: list[str] | None = None) -> list[dict]:
         record["history"] = [json.loads(x) for x in rounds.read_text().splitlines()] if rounds.is_file() else []
         record["partition_description"] = _json(folder / "partition.json")
         record["test_items"] = _json(folder / "test_items.json")
+        record["test_groups"] = _json(folder / "test_groups.json")  # absent for runs stored before 2026-12-03
         record["run_id"] = run_id
         runs.append(record)
     if missing:

@@ -98,6 +98,10 @@ def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp
     assert rounds[1]["metric"] != rounds[3]["metric"], "the test must tell the two states apart"
     assert final["metric"] == pytest.approx(rounds[1]["metric"])
     assert final["metric_last"] == pytest.approx(rounds[3]["metric"])
+    groups = json.loads((tmp_path / "test_groups.json").read_text())  # i2b2 notes: resampled whole
+    assert groups["unit"] == "document" and len(groups["groups"]) == len(
+        json.loads((tmp_path / "test_items.json").read_text())[0]
+    )
 
 
 def _point(group: str, lr: float, run_id: str) -> tuning.SweepPoint:

@@ -130,3 +130,34 @@ def test_two_seeds_give_an_interval_but_no_verdict():
     got = seed_paired_interval([-0.024875, -0.024884])
     assert got["verdict"] is False and not got["contains_zero"]
     assert seed_paired_interval([0.02, 0.021, 0.019])["verdict"] is True
+
+
+def test_whole_groups_are_resampled_and_widen_the_interval_when_items_cluster():
+    """Ten groups of ten items, every item of a group scoring alike (one abstract's sentences): the
+    cluster bootstrap's interval is about sqrt(10) wider than the item-by-item one, which treats
+    100 correlated items as independent."""
+    rng = np.random.default_rng(3)
+    outcome = np.repeat(rng.integers(0, 2, size=10), 10)  # B is right where A is wrong, group by group
+    a = [[int(o), 0, 1 - int(o)] for o in outcome]
+    b = [[1 - int(o), 0, int(o)] for o in outcome]
+    groups = np.repeat(np.arange(10), 10).tolist()
+    items = paired_bootstrap("ner", [([a], [b])])
+    clustered = paired_bootstrap("ner", [([a], [b])], groups=groups)
+    assert clustered["diff"] == items["diff"]
+    assert (clustered["hi"] - clustered["lo"]) > 2 * (items["hi"] - items["lo"])
+    with pytest.raises(ValueError, match="test groups"):
+        paired_bootstrap("ner", [([a], [b])], groups=groups[:50])
+
+
+def test_the_bootstrap_unit_is_the_largest_the_release_records():
+    from types import SimpleNamespace as Ex
+
+    from bench.data.bootstrap_units import bootstrap_groups
+
+    notes = [Ex(doc_id=d, group=p) for d, p in [("a", "p1"), ("b", "p1"), ("c", "p2")]]
+    assert bootstrap_groups(notes) == {"unit": "patient", "groups": [0, 0, 1]}
+    sentences = [Ex(doc_id=d) for d in ["r1", "r1", "r2"]]
+    assert bootstrap_groups(sentences) == {"unit": "document", "groups": [0, 0, 1]}
+    one_file = [Ex(doc_id="test-0") for _ in range(5)]  # CoNLL without -DOCSTART-: one "document"
+    assert bootstrap_groups(one_file, test_block=2) == {"unit": "block of 2", "groups": [0, 0, 1, 1, 2]}
+    assert bootstrap_groups(one_file)["unit"] == "example"

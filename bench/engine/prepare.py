@@ -6,12 +6,14 @@ train / validation / test split), subsample, encode, partition, hold out."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from bench.config import ExperimentConfig
 from bench.data import SPLITS, TASKS, load_task
+from bench.data.bootstrap_units import bootstrap_groups
 from bench.data.partition_spec import parse_partition
 from bench.data.partition_view import describe_parts
 from bench.data.split_check import check_splits
@@ -48,6 +50,9 @@ class PreparedTask:
     partition: dict  # per-client label counts and divergence (bench.data.partition_view), counts only
     encoding: dict  # per split: examples, and how many were split (NER) or truncated (classification)
     train_units: dict  # "document" / "patient" -> the unit id of every training row (for DP-SGD by unit)
+    test_groups: dict = dataclasses.field(
+        default_factory=dict
+    )  # what the test bootstrap resamples (bench.data.bootstrap_units)
 
     @property
     def metric_name(self) -> str:
@@ -76,6 +81,7 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
         partition=describe_parts(data, parts, cfg.partition, cfg.seed),
         encoding=encoding_summary(splits),
         train_units=train_units(data.splits["train"], splits["train"]),
+        test_groups=bootstrap_groups(data.splits["test"], TASKS.get(cfg.task).test_block),
     )
 
 

@@ -193,6 +193,8 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
         final.update(scores)
         compact = json.dumps(items, separators=(",", ":"))  # compact: one row per example
         atomic_write_text(out / "test_items.json", compact + "\n")
+        groups = json.dumps(task.test_groups, separators=(",", ":"))  # ids only: what the bootstrap resamples
+        atomic_write_text(out / "test_groups.json", groups + "\n")
     final["epsilon"], final["layer_probe"] = ctx.dp.epsilon(), probe
     final["prefix_cache"] = summary.cache_summary(backend.cache_reports())  # after the last scoring: it fills it too
     final["dp"] = ctx.dp.summary()

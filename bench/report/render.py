@@ -82,7 +82,9 @@ NOTES = (
     "seeds are the unit of replication); n.s. = that interval contains 0; with fewer than 3 seeds no verdict "
     "is given (one degree of freedom). Each method runs at the lr its tuning seed chose, so Δ compares methods "
     "as tuned, selection included. 'test only': a paired bootstrap "
-    "over test examples with the trained models held fixed (test sampling only, narrower by construction). "
+    "over the test set with the trained models held fixed (test sampling only, narrower by construction), "
+    "resampling whole documents, patients or contiguous blocks where the task records them "
+    "(main.csv's `bootstrap_unit`). "
     f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
     f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached the "
     f"task's target, {MATCHED_SHARE:.0%} of the mean over centralized's seeds of its best validation metric; "
@@ -135,5 +137,7 @@ def flat(table: list[dict]) -> list[dict]:
             row[f"{name}_diff"] = seed.get("diff", test.get("diff"))
             row.update({f"{name}_seed_lo": seed.get("lo"), f"{name}_seed_hi": seed.get("hi")})
             row.update({f"{name}_test_lo": test.get("lo"), f"{name}_test_hi": test.get("hi")})
+        units = {(t[name] or {}).get("unit") for name in ("vs_fedavg", "vs_centralized")} - {None}
+        row["bootstrap_unit"] = units.pop() if len(units) == 1 else ("/".join(sorted(units)) or None)
         rows.append(row)
     return rows

@@ -60,25 +60,34 @@ def run_metric(kind: str, per_model_items: list, index: np.ndarray | None = None
 
 
 def paired_bootstrap(
-    kind: str, pairs: list[tuple[list, list]], n_labels: int = 2, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED
+    kind: str,
+    pairs: list[tuple[list, list]],
+    n_labels: int = 2,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    groups: list[int] | None = None,
 ) -> dict:
     """Mean over seeds of metric(A) - metric(B), with a 95% percentile interval over test resamples
     (test sampling only: the trained models are held fixed).
 
     `pairs` holds one (A's items, B's items) per seed, each a list of per-model item lists on the
-    same test examples. Each replicate draws one resample of the test examples and scores every
-    run of every seed on it."""
+    same test examples. Each replicate draws one resample and scores every run of every seed on
+    it: of whole groups (`groups`: each item's document, patient or block; a cluster bootstrap),
+    or of the items one by one."""
     rng = np.random.default_rng(seed)
     sizes = {len(m) for a, b in pairs for m in a + b}
     if len(sizes) != 1:
         raise ValueError(f"paired runs scored different test sets (sizes {sorted(sizes)})")
     n = sizes.pop()
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"{len(groups)} test groups for {n} test items")
+    members = _members(groups) if groups is not None else None
     observed = float(
         np.mean([run_metric(kind, a, None, n_labels) - run_metric(kind, b, None, n_labels) for a, b in pairs])
     )
     draws = np.empty(reps)
     for i in range(reps):
-        index = rng.integers(0, n, size=n)  # one draw of the shared test set, for every seed and method
+        index = _draw(rng, n, members)  # one draw of the shared test set, for every seed and method
         draws[i] = np.mean(
             [run_metric(kind, a, index, n_labels) - run_metric(kind, b, index, n_labels) for a, b in pairs]
         )
@@ -90,6 +99,18 @@ def paired_bootstrap(
         "contains_zero": bool(lo <= 0 <= hi),
         "seeds": len(pairs),
     }
+
+
+def _members(groups: list[int]) -> list[np.ndarray]:
+    order = np.asarray(groups)
+    return [np.flatnonzero(order == g) for g in dict.fromkeys(groups)]
+
+
+def _draw(rng: np.random.Generator, n: int, members: list[np.ndarray] | None) -> np.ndarray:
+    """Item indices of one resample: n items, or as many groups as there are, each with all its items."""
+    if members is None:
+        return rng.integers(0, n, size=n)
+    return np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
 
 
 def seed_interval(values: list[float]) -> dict:

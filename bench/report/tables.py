@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
+from bench.data import TASKS
+from bench.data.bootstrap_units import blocks
 from bench.engine.convergence import convergence
 from bench.report.matched import matched_columns
 from bench.report.stats import paired_bootstrap, seed_interval, seed_paired_interval
@@ -61,16 +63,32 @@ def _by_seed(runs: list[dict]) -> dict[int, dict]:
     return {r["config"]["seed"]: r for r in runs}
 
 
+def resampled(runs: list[dict]) -> dict | None:
+    """What the test bootstrap resamples for these runs: the groups stored with them (documents,
+    patients, blocks; all alike), else contiguous blocks where the task names a size (runs stored
+    before groups were), else None (each item)."""
+    stored = [r.get("test_groups") for r in runs]
+    if all(stored) and all(s == stored[0] for s in stored):
+        return stored[0]
+    block = TASKS.get(runs[0]["task"]).test_block if runs[0].get("task") in TASKS else 0
+    return blocks(len(runs[0]["test_items"][0]), block) if block > 1 else None
+
+
 def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None) -> dict | None:
     if not other:
         return None
     theirs = _by_seed(other)
-    pairs = [
-        (r["test_items"], theirs[r["config"]["seed"]]["test_items"])
+    both = [
+        (r, theirs[r["config"]["seed"]])
         for r in mine
         if r["config"]["seed"] in theirs and r.get("test_items") and theirs[r["config"]["seed"]].get("test_items")
     ]
-    return paired_bootstrap(kind, pairs, n_labels) if pairs else None
+    if not both:
+        return None
+    groups = resampled([run for pair in both for run in pair])
+    pairs = [(a["test_items"], b["test_items"]) for a, b in both]
+    found = paired_bootstrap(kind, pairs, n_labels, groups=groups["groups"] if groups else None)
+    return {**found, "unit": groups["unit"] if groups else "example"}
 
 
 def _seed_paired(mine: list[dict], other: list[dict] | None) -> dict | None:
