@@ -18,6 +18,7 @@ BACKEND_NAMES = ("auto", "serial", "local", "ray")
 EXECUTION_ONLY = frozenset(
     {"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries", "secagg_transcript"}
 )
+SOURCE_FINGERPRINTS: dict = {}  # task prefix -> its data's fingerprint, in the identity (bench.data.hf: "hf:")
 DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
 
 
@@ -70,6 +71,12 @@ class ExperimentConfig:
     prefix_cache: str = "on"
     prefix_cache_mb: int = 4096  # memory budget; over it the run goes uncached (and says so)
     label_level: str | None = None
+    text_column: str | None = None  # hf:SOURCE tasks (bench.data.hf): the columns to read, if not the usual
+    label_column: str | None = None
+    tokens_column: str | None = None
+    tags_column: str | None = None
+    site_column: str | None = None
+    group_column: str | None = None
     client_budgets: str | None = None  # layerskip: "by-size" or a JSON/YAML file {client: blocks}
     dropout: float = 0.0  # chance a sampled client never returns, per round
     straggler_frac: float = 0.0  # chance a returning client misses the round's deadline
@@ -134,7 +141,9 @@ class ExperimentConfig:
         """The computed settings that differ from their defaults (task and method always): what
         identities hash, so a setting added later with a default keeps existing identities."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        return {k: v for k, v in self.computed_settings().items() if k in ("task", "method") or v != defaults[k]}
+        found = {k: v for k, v in self.computed_settings().items() if k in ("task", "method") or v != defaults[k]}
+        sources = [fp(self.task[len(p) :]) for p, fp in SOURCE_FINGERPRINTS.items() if self.task.startswith(p)]
+        return {**found, "source_fingerprint": sources[0]} if sources else found
 
     @property
     def run_id(self) -> str:
@@ -213,10 +222,7 @@ def _check_uploads(c: ExperimentConfig) -> list[Check]:
     return [
         (c.secagg in ("on", "off"), f"secagg must be on or off, not {c.secagg!r}"),
         (c.secagg == "off" or c.compress == "none", "secagg quantises uploads itself: use it with --compress none"),
-        (
-            c.secagg == "on" or not c.secagg_transcript,
-            "--secagg-transcript records secure aggregation: add --secagg on",
-        ),
+        (c.secagg == "on" or not c.secagg_transcript, "--secagg-transcript needs --secagg on"),
         (16 <= c.secagg_bits <= 62 and c.secagg_clip > 0, "secagg_bits must be in [16, 62] and secagg_clip > 0"),
         (c.max_grad_norm > 0 and c.client_clip > 0, "clipping bounds must be > 0"),
     ]

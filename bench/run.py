@@ -6,6 +6,7 @@ import json
 import sys
 
 from bench.config import BACKEND_NAMES, ExperimentConfig
+from bench.data.hf import add_column_flags
 from bench.engine import execution
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
@@ -56,6 +57,7 @@ def _training_flags(p: OneLineArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--label-level", default=None, choices=["category", "type"])
+    add_column_flags(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument(
         "--length-buckets",

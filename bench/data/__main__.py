@@ -6,6 +6,7 @@ import json
 import sys
 
 from bench.data import TASKS, load_task
+from bench.data.hf import add_column_flags, column_options
 from bench.data.stats import task_stats
 from bench.errors import OneLineArgumentParser, cli_entry
 from bench.synth.cache import data_dir_for
@@ -15,10 +16,11 @@ def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m bench.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     stats = sub.add_parser("stats", help="counts per split, label and site")
-    stats.add_argument("--task", required=True, help=f"one of {', '.join(TASKS.names())}")
+    stats.add_argument("--task", required=True, help=f"one of {', '.join(TASKS.names())}, or hf:SOURCE")
     stats.add_argument("--data-dir", default=None, help="release folder (default: synthetic corpus)")
     stats.add_argument("--label-level", default=None, choices=["category", "type"], help="i2b2-2014 only")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
+    add_column_flags(stats)
     return parser
 
 
@@ -26,7 +28,7 @@ def build_parser() -> OneLineArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = {"label_level": args.label_level} if args.label_level else {}
-    stats = task_stats(load_task(args.task, data_dir_for(args.task, args.data_dir), **options))
+    stats = task_stats(load_task(args.task, data_dir_for(args.task, args.data_dir), **options, **column_options(args)))
     if args.json:
         print(json.dumps(stats))
         return 0

@@ -27,7 +27,43 @@ class TaskSpec:
     test_block: int = 0
 
 
-TASKS: Registry[TaskSpec] = Registry("task")
+class TaskRegistry(Registry[TaskSpec]):
+    """Tasks by name, and task families by prefix (`hf:SOURCE`): a family makes the spec of a name
+    on its first look-up."""
+
+    def __init__(self):
+        super().__init__("task")
+        self.families: dict[str, Callable[[str], TaskSpec]] = {}
+        self._made: dict[str, TaskSpec] = {}
+
+    def family(self, prefix: str) -> Callable:
+        def decorator(factory: Callable[[str], TaskSpec]) -> Callable[[str], TaskSpec]:
+            self.families[prefix] = factory
+            return factory
+
+        return decorator
+
+    def _family_of(self, name: object) -> str | None:
+        if not isinstance(name, str):
+            return None
+        return next((p for p in self.families if name.startswith(p) and len(name) > len(p)), None)
+
+    def get(self, name: str) -> TaskSpec:
+        prefix = self._family_of(name)
+        if prefix is None:
+            try:
+                return super().get(name)
+            except BenchError as e:
+                raise BenchError(f"{e}, or {' / '.join(p + 'SOURCE' for p in self.families)}") from None
+        if name not in self._made:
+            self._made[name] = self.families[prefix](name[len(prefix) :])
+        return self._made[name]
+
+    def __contains__(self, name: object) -> bool:
+        return self._family_of(name) is not None or super().__contains__(name)
+
+
+TASKS = TaskRegistry()
 
 
 def register_task(

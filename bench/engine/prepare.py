@@ -14,6 +14,7 @@ import numpy as np
 from bench.config import ExperimentConfig
 from bench.data import SPLITS, TASKS, load_task
 from bench.data.bootstrap_units import bootstrap_groups
+from bench.data.hf import column_options
 from bench.data.partition_spec import parse_partition
 from bench.data.partition_view import describe_parts
 from bench.data.split_check import check_splits
@@ -89,7 +90,7 @@ def load_splits(cfg: ExperimentConfig) -> TaskData:
     """The task's train, validation and test examples (validation carved by `load_task` where a
     release ships none)."""
     options = {"label_level": cfg.label_level} if cfg.label_level else {}
-    return load_task(cfg.task, data_dir_for(cfg.task, cfg.data_dir), **options)
+    return load_task(cfg.task, data_dir_for(cfg.task, cfg.data_dir), **options, **column_options(cfg))
 
 
 SUBSAMPLE_SEED = 0  # fixed: a training subsample is part of the setting, the same for every seed and method

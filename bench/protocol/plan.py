@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.data import TASKS, load_task
+from bench.data.hf import column_options
 from bench.engine.server import run_experiment
 from bench.model.shapes import model_shape
 from bench.protocol import tuning
@@ -41,11 +42,12 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 @functools.cache
 def corpus_tokens(
-    task: str, data_dir: str | None, max_length: int, label_level: str | None
+    task: str, data_dir: str | None, max_length: int, label_level: str | None, columns: tuple = ()
 ) -> dict[str, tuple[int, int]]:
     """Per split: (examples, tokens), each example's tokens estimated from its words, capped at max_length."""
 
-    data = load_task(task, data_dir_for(task, data_dir), **({"label_level": label_level} if label_level else {}))
+    options = {"label_level": label_level} if label_level else {}
+    data = load_task(task, data_dir_for(task, data_dir), **options, **dict(columns))
     out = {}
     for split, examples in data.splits.items():
         words = [len(ex.tokens) if hasattr(ex, "tokens") else len(ex.text.split()) for ex in examples]
@@ -72,7 +74,8 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     kind = TASKS.get(cfg.task).kind
     shape = model_shape(cfg.model, kind)
     method = METHODS.get(cfg.method)(cfg)
-    splits = corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, cfg.label_level)
+    columns = tuple(sorted(column_options(cfg).items()))
+    splits = corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, cfg.label_level, columns)
     n_train, train_tokens = splits["train"]
     kept = min(1.0, (cfg.train_subsample or n_train) / max(n_train, 1)) * (1 - cfg.holdout_fraction)
     per_round = train_tokens * kept * cfg.per_round / cfg.clients * cfg.local_epochs

@@ -1,0 +1,193 @@
+"""`--task hf:SOURCE`: any corpus a user has as a Hugging Face dataset, read with `datasets`.
+
+SOURCE is a `save_to_disk` folder, a folder of data files named by split (train, validation or
+dev, test; .csv, .json, .jsonl or .parquet), or a dataset id already in the local cache (nothing
+is downloaded). The kind follows the columns: tokens beside a sequence of tags (ClassLabel, or
+IOB2 strings) is NER; text beside a ClassLabel, integer or string label is classification, beside
+a list of labels multi-label. `--text-column` and the like name other columns; `--group-column`
+(a patient or document id) keeps a group whole wherever the suite cuts (the validation split,
+DP units); `--site-column` names each example's hospital (for `--partition site`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+from bench.config import SOURCE_FINGERPRINTS
+from bench.data.registry import TASKS, TaskSpec
+from bench.data.types import ClsExample, NerExample, TaskData
+from bench.errors import BenchError
+
+COLUMN_DEFAULTS = {
+    "tokens_column": "tokens",
+    "tags_column": "ner_tags",
+    "text_column": "text",
+    "label_column": "label",
+    "site_column": None,
+    "group_column": None,
+}
+SPLIT_NAMES = {"train": "train", "validation": "validation", "dev": "validation", "test": "test"}
+FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+SITE = "hf"
+
+
+def add_column_flags(parser) -> None:
+    """The column flags, the same on bench.run, bench.data stats and partitions show."""
+    for name, default in COLUMN_DEFAULTS.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, default=None, help=f"hf: tasks: the {name.split('_')[0]} column (default {default})")
+
+
+def column_options(settings) -> dict:
+    """The column settings given (a config, an argparse namespace or a dict), for load_task."""
+    get = settings.get if isinstance(settings, dict) else (lambda k: getattr(settings, k, None))
+    return {k: get(k) for k in COLUMN_DEFAULTS if get(k) is not None}
+
+
+def _data_files(folder: Path) -> dict[str, Path]:
+    return {
+        SPLIT_NAMES[p.stem]: p for p in sorted(folder.iterdir()) if p.stem in SPLIT_NAMES and p.suffix in FILE_FORMATS
+    }
+
+
+def open_source(source: str):
+    """The DatasetDict SOURCE names, or one clear error."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    path = Path(source)
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        return datasets.load_from_disk(str(path))
+    if path.is_dir():
+        files = _data_files(path)
+        formats = {FILE_FORMATS[p.suffix] for p in files.values()}
+        if not files or len(formats) != 1:
+            raise BenchError(
+                f"hf:{source}: not a save_to_disk folder, and no data files of one format named train, "
+                "validation (or dev) and test (.csv, .json, .jsonl or .parquet)"
+            )
+        return datasets.load_dataset(formats.pop(), data_files={k: str(v) for k, v in files.items()})
+    datasets.config.HF_HUB_OFFLINE = True  # a cached id only: never a download
+    try:
+        return datasets.load_dataset(source)
+    except Exception:
+        raise BenchError(f"hf:{source}: no such folder, and not a dataset in the local Hugging Face cache") from None
+
+
+@functools.cache
+def _fingerprint(source: str, stamp: tuple) -> str:
+    data = open_source(source)
+    return hashlib.sha256(repr(sorted((k, v._fingerprint) for k, v in data.items())).encode()).hexdigest()[:16]
+
+
+def fingerprint(source: str) -> str:  # registered below as the identity of hf: runs
+    """The dataset's identity: its splits' `datasets` fingerprints (content hashes for data files),
+    so a dataset changed on disk is a new run."""
+    path = Path(source)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    return _fingerprint(source, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+def _feature_names(feature) -> list[str] | None:
+    """The label names of a ClassLabel (or a sequence of them), else None."""
+    inner = getattr(feature, "feature", feature)
+    return list(inner.names) if hasattr(inner, "names") else None
+
+
+def _kind(columns: dict, features) -> str:
+    present = list(features)
+    if columns["tokens_column"] in features and columns["tags_column"] in features:
+        return "ner"
+    if columns["text_column"] in features and columns["label_column"] in features:
+        label = features[columns["label_column"]]
+        is_list = type(label).__name__ in ("Sequence", "List", "LargeList") or isinstance(label, list)
+        return "multilabel" if is_list else "cls"
+    raise BenchError(
+        f"hf: no NER columns ({columns['tokens_column']} + {columns['tags_column']}) and no classification "
+        f"columns ({columns['text_column']} + {columns['label_column']}); columns present: {', '.join(present)} "
+        "(name them with --tokens-column/--tags-column or --text-column/--label-column)"
+    )
+
+
+def _require(features, name: str | None, what: str) -> None:
+    if name is not None and name not in features:
+        raise BenchError(f"hf: no {what} column {name!r}; columns present: {', '.join(features)}")
+
+
+def _examples(split: str, rows, kind: str, columns: dict, names: list[str] | None) -> list:
+    out = []
+    for i, row in enumerate(rows):
+        site = str(row[columns["site_column"]]) if columns["site_column"] else SITE
+        group = str(row[columns["group_column"]]) if columns["group_column"] else ""
+        doc = group or f"{split}-{i}"  # a group is the unit the suite never cuts
+        if kind == "ner":
+            tags = [names[t] if names else str(t) for t in row[columns["tags_column"]]]
+            out.append(NerExample(tuple(map(str, row[columns["tokens_column"]])), tuple(tags), site, doc))
+            continue
+        raw = row[columns["label_column"]]
+        labels = raw if isinstance(raw, list) else [raw]
+        labels = tuple(names[v] if names else str(v) for v in labels)
+        out.append(ClsExample(str(row[columns["text_column"]]), labels, site, doc, group))
+    return out
+
+
+def load(source: str, **given) -> TaskData:
+    """The task's splits from SOURCE (validation, where missing, is carved by bench.data.load_task,
+    group by group); the test split is required."""
+    columns = {**COLUMN_DEFAULTS, **given}
+    data = open_source(source)
+    if "test" not in data:
+        raise BenchError(f"hf:{source}: no test split (splits found: {', '.join(data)})")
+    features = data["train" if "train" in data else "test"].features
+    kind = _kind(columns, features)
+    for key in ("site_column", "group_column"):
+        _require(features, columns[key], key.split("_")[0])
+    label_feature = features[columns["tags_column" if kind == "ner" else "label_column"]]
+    names = _feature_names(label_feature)
+    splits = {
+        SPLIT_NAMES[s]: _examples(s, data[s], kind, columns, names) for s in data if s in SPLIT_NAMES and len(data[s])
+    }
+    if "train" not in splits:
+        raise BenchError(f"hf:{source}: no train split (splits found: {', '.join(data)})")
+    warnings: Counter = Counter()
+    if columns["group_column"]:  # given splits are used as they are; say when a group straddles them
+        seen: dict[str, set[str]] = {}
+        for split, examples in splits.items():
+            for ex in examples:
+                seen.setdefault(ex.doc_id, set()).add(split)
+        warnings["groups_in_two_splits"] = sum(len(s) > 1 for s in seen.values())
+    labels = sorted(
+        {t[2:] for exs in splits.values() for ex in exs for t in ex.tags if t != "O"}
+        if kind == "ner"
+        else {label for exs in splits.values() for ex in exs for label in ex.labels}
+    )
+    return TaskData(f"hf:{source}", kind, labels, splits, warnings)
+
+
+def _from_root(source: str, root, **given) -> TaskData:
+    return load(source, **given)  # SOURCE names the data; a --data-dir adds nothing
+
+
+@TASKS.family("hf:")
+def spec_for(source: str) -> TaskSpec:
+    """The spec of `hf:SOURCE`; its kind from the default columns (the loader re-reads it with the
+    columns a run names)."""
+    features = next(iter(open_source(source).values())).features
+    try:
+        kind = _kind(COLUMN_DEFAULTS, features)
+    except BenchError:
+        kind = "cls"  # other columns: the run names them, and the loader finds the kind
+    return TaskSpec(
+        f"hf:{source}",
+        kind,
+        functools.partial(_from_root, source),
+        None,
+        bundled=Path(source),
+        split_rule="the dataset's train, validation (or dev) and test splits (no validation: 10% of train, whole groups)",
+    )
+
+
+SOURCE_FINGERPRINTS["hf:"] = fingerprint

@@ -1,0 +1,112 @@
+"""`--task hf:SOURCE`: small Hugging Face datasets written here, run through bench.run for a round,
+counted by `bench.data stats`, cut without dividing a group, and re-identified when changed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+datasets = pytest.importorskip("datasets")
+
+WORDS = "the patient had chest pain and fever after surgery with no history of diabetes".split()
+
+
+def ner_dataset(folder, n=(40, 10, 10)):
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-Problem", "I-Problem"])),
+        }
+    )
+
+    def rows(k, shift):
+        tokens = [[WORDS[(i + j + shift) % len(WORDS)] for j in range(6)] for i in range(k)]
+        tags = [[1 if w in ("pain", "fever", "diabetes") else 0 for w in sentence] for sentence in tokens]
+        return {"tokens": tokens, "ner_tags": tags}
+
+    splits = {
+        name: datasets.Dataset.from_dict(rows(k, s), features=features)
+        for (name, k, s) in zip(("train", "validation", "test"), n, (0, 3, 5))
+    }
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    return folder
+
+
+def cls_csv(folder, n_train=60, n_test=20):
+    """Notes with string labels and a patient column; no validation file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", n_train), ("test", n_test)):
+        lines = ["text,label,patient"]
+        for i in range(n):
+            label = ["died", "survived", "transferred"][i % 3]
+            lines.append(f"{' '.join(WORDS[i % 5 : i % 5 + 8])} {label},{label},{name}-p{i // 3}")
+        (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_ner_and_classification_datasets_run_for_a_round(tmp_path):
+    ner = ner_dataset(tmp_path / "ner")
+    notes = cls_csv(tmp_path / "notes")
+    for source, extra in ((ner, []), (notes, ["--group-column", "patient"])):
+        out = tmp_path / f"run-{source.name}"
+        done = run_cli(
+            "-m", "bench.run", "--task", f"hf:{source}", "--method", "fedavg", "--model", "tiny-bert",
+            "--clients", "2", "--rounds", "1", "--max-length", "32", "--out", str(out), *extra,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-1500:]
+        final = json.loads((out / "final.json").read_text())
+        assert final["status"] == "ok" and final["task_kind"] == ("ner" if source == ner else "cls")
+
+
+def test_stats_count_the_splits_and_labels(tmp_path):
+    done = run_cli("-m", "bench.data", "stats", "--task", f"hf:{ner_dataset(tmp_path / 'ner')}", "--json")
+    assert done.returncode == 0, done.stderr[-1500:]
+    stats = json.loads(done.stdout)
+    assert [stats[s]["sentences"] for s in ("train", "validation", "test")] == [40, 10, 10]
+    assert list(stats["train"]["entities"]) == ["Problem"] and stats["train"]["entities"]["Problem"] > 0
+
+
+def test_a_carved_validation_split_never_divides_a_patient(tmp_path):
+    from bench.data import load_task
+
+    data = load_task(f"hf:{cls_csv(tmp_path / 'notes')}", group_column="patient")
+    assert data.kind == "cls" and data.carved_validation and data.label_names == ["died", "survived", "transferred"]
+    train = {ex.group for ex in data.splits["train"]}
+    validation = {ex.group for ex in data.splits["validation"]}
+    assert validation and not train & validation
+
+
+def test_a_dataset_changed_on_disk_is_a_new_run(tmp_path):
+    import bench.data  # noqa: F401  (every entry point imports it: it registers hf:'s fingerprint)
+    from bench.config import ExperimentConfig
+
+    folder = cls_csv(tmp_path / "notes")
+    cfg = ExperimentConfig(task=f"hf:{folder}", method="fedavg")
+    before = cfg.run_id
+    assert ExperimentConfig(task=f"hf:{folder}", method="fedavg").run_id == before
+    (folder / "train.csv").write_text((folder / "train.csv").read_text() + "one more note died,died,train-p99\n")
+    assert ExperimentConfig(task=f"hf:{folder}", method="fedavg").run_id != before
+
+
+@pytest.mark.parametrize(
+    "source, columns, message",
+    [
+        ("missing", {}, "no such folder, and not a dataset in the local Hugging Face cache"),
+        ("notes", {"label_column": "outcome"}, "columns present: text, label, patient"),
+        ("notes", {"group_column": "mrn"}, "no group column 'mrn'"),
+    ],
+)
+def test_bad_sources_and_columns_are_one_line_errors(tmp_path, source, columns, message):
+    from bench.data import load_task
+    from bench.errors import BenchError
+
+    cls_csv(tmp_path / "notes")
+    with pytest.raises(BenchError, match=message):
+        load_task(f"hf:{tmp_path / source}", **columns)
