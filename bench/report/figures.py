@@ -3,6 +3,7 @@ the data for it: curves need rounds, the alpha plot needs two alphas, the ablati
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,11 @@ def matched_bytes(runs, folder, table: list[dict]):
     return True
 
 
+def _partition_file(task: str, partition: str) -> str:
+    """A file name for any task name (hf:/a/path included), as run ids are made."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", f"partition_{task}_{partition}")
+
+
 def partition_heatmaps(runs, folder):
 
     seen = {}
@@ -222,13 +228,10 @@ def partition_heatmaps(runs, folder):
             seen.setdefault((desc["task"], desc["partition"]), desc)
     for (task, part), desc in sorted(seen.items()):
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"partition_{task}_{part}".replace(":", "-")
+        name = _partition_file(task, part)
         plot(desc, folder / f"{name}.png")
         plot(desc, folder / f"{name}.pdf")
-    return [
-        (f"partition_{t}_{p}".replace(":", "-"), f"Partition {p} of {t}: label shares per client")
-        for t, p in sorted(seen)
-    ]
+    return [(_partition_file(t, p), f"Partition {p} of {t}: label shares per client") for t, p in sorted(seen)]
 
 
 FIGURES = [

@@ -110,3 +110,14 @@ def test_bad_sources_and_columns_are_one_line_errors(tmp_path, source, columns, 
     cls_csv(tmp_path / "notes")
     with pytest.raises(BenchError, match=message):
         load_task(f"hf:{tmp_path / source}", **columns)
+
+
+def test_a_group_in_two_given_splits_is_counted_and_figure_names_stay_files(tmp_path):
+    from bench.data import load_task
+    from bench.report.figures import _partition_file
+
+    folder = cls_csv(tmp_path / "notes")
+    (folder / "validation.csv").write_text("text,label,patient\nfever again died,died,train-p0\n")
+    data = load_task(f"hf:{folder}", group_column="patient")
+    assert not data.carved_validation and data.warnings["groups_in_two_splits"] == 1
+    assert _partition_file(f"hf:{folder}", "dirichlet:0.5").count("/") == 0
