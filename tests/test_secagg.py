@@ -292,6 +292,8 @@ def test_a_client_answers_one_request_naming_it_a_survivor_and_enough_survivors(
         {"survivors": [1, 2, 3, 4, 5], "dropped": [0]},  # does not name it a survivor
         {"survivors": [0, 1], "dropped": [2, 3, 4, 5]},  # fewer survivors than its threshold, 3
         {"survivors": [0, 1, 2, 3], "dropped": [3]},  # one client both ways
+        {"survivors": [0, 1, 900, 901], "dropped": [2, 3, 4, 5]},  # clients that do not exist
+        {"survivors": [0, 1, 2, 3], "dropped": [4]},  # a neighbour (5) left unaccounted for
     ):
         with pytest.raises(ValueError, match="refused"):
             fresh.answer(json.dumps(request).encode())
@@ -309,3 +311,49 @@ def test_a_refusal_is_in_the_transcript(tmp_path):
     unmask(server, clients, sent)
     vectors = {m["sender"]: m["payload"] for m in read_transcript(tmp_path / "t.jsonl") if m["kind"] == "masked_vector"}
     assert set(vectors) == {0, 1, 2, 3} and vectors[2] == b"" and all(len(vectors[c]) == 9 * 4 for c in (0, 1, 3))
+
+
+def test_a_client_whose_worker_died_before_advertising_is_out_of_the_round():
+    """Its keys never reach the server: the others mask without it and the sum is theirs."""
+
+    class Losing(ClientParties):
+        def secagg(self, name, round_, per_client):
+            out = super().secagg(name, round_, per_client)
+            return {c: v for c, v in out.items() if c != 2} if name == "advertise" else out
+
+    quantiser = Quantiser(clip=1.0, total_weight=5.0)
+    server = SecureRound(list(range(5)), 0, 0, quantiser, ["v"], [(DIM,)], 4, 2)
+    clients = Losing()
+    key_exchange(server, clients)
+    layout = MaskLayout(["v"], [(DIM,)], quantiser)
+    sent = [clients.kit(c, layout).mask_update({"v": np.full(DIM, 0.01 * c)}, 1.0) for c in range(5)]
+    sums, weights, _ = unmask(server, clients, sent)  # client 2's stray vector is not summed
+    assert 2 not in server.graph and weights["v"] == pytest.approx(4.0, abs=1e-6)
+    assert np.allclose(sums["v"], 0.01 * (0 + 1 + 3 + 4), atol=1e-6)
+
+
+def test_a_refusal_in_a_run_reaches_the_transcript(tiny_corpus, tmp_path, monkeypatch):
+    """In the engine, not only in unit tests: the round's screen names the refusal, the server
+    still receives it (an empty masked_vector), and the round goes on with the others."""
+    import json
+
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+    from bench.federation.secagg_client import ClientKit
+    from bench.federation.secagg_transcript import read_transcript
+
+    real = ClientKit.mask_update
+
+    def refusing(self, update, weight, plain_bytes=0):
+        return Refused(self.client, "scripted") if self.client == 1 else real(self, update, weight, plain_bytes)
+
+    monkeypatch.setattr(ClientKit, "mask_update", refusing)
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=4, rounds=1, max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"), secagg="on", secagg_transcript=str(tmp_path / "t.jsonl"),
+    )  # fmt: skip
+    run_experiment(cfg, tmp_path / "run", progress=False)
+    line = json.loads((tmp_path / "run/rounds.jsonl").read_text())
+    vectors = {m["sender"]: m["payload"] for m in read_transcript(tmp_path / "t.jsonl") if m["kind"] == "masked_vector"}
+    assert line["rejected"] == {"1": "scripted"} and "secagg_failed" not in line
+    assert vectors[1] == b"" and len(vectors) == 4

@@ -25,6 +25,7 @@ from bench.errors import OneLineArgumentParser, cli_entry
 from bench.federation.secagg import SecureRound
 from bench.federation.secagg_client import ClientParties, MaskLayout
 from bench.federation.secagg_math import Quantiser
+from bench.federation.secagg_network import key_exchange
 from bench.model.build import build_model
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
@@ -60,13 +61,9 @@ def one_round(n: int, names, shapes, seed: int = 0) -> dict:
     server = SecureRound(list(range(n)), 0, seed, quantiser, names, shapes)
     clients = TimedClients()
     server_s = time.perf_counter()
-    ids = sorted(server.graph)
-    adverts = clients.secagg("advertise", 0, {c: None for c in ids})
-    publics = server.relay_keys(adverts)
-    sealed = clients.secagg("share_keys", 0, {c: (publics[c], server.threshold) for c in ids})
-    clients.secagg("receive_shares", 0, server.relay_shares(sealed))
+    key_exchange(server, clients)
     masked, mask_s = [], 0.0
-    for c in ids:
+    for c in sorted(server.graph):
         update = {name: rng.normal(0, 1e-3, shape).astype(np.float32) for name, shape in zip(names, shapes)}
         plain = sum(u.nbytes for u in update.values())
         t0 = time.perf_counter()

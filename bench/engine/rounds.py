@@ -85,7 +85,7 @@ def sample(ctx: RoundContext, r: int) -> Draw:
 def broadcast(ctx: RoundContext, r: int, draw: Draw, states: dict) -> Broadcast:
     """The states the jobs start from and, with secure aggregation, the round the reached clients join."""
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in draw.jobs}
-    secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL]) if draw.reached else None
+    secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL], draw.late) if draw.reached else None
     sent = sum(tensor_bytes(starts[j.start]) for j in draw.reached) if ctx.method.communicates else 0
     return Broadcast(starts, secure, sent)
 
@@ -123,10 +123,10 @@ def aggregate(
     ctx: RoundContext, r: int, states: dict, results: list, training: Training, secure: secure_phase.SecurePhase | None
 ) -> tuple[dict, dict]:
     """The new states, and what secure aggregation adds to the round line ({} without it)."""
-    if secure:
+    if secure:  # the server receives every on-time message, a refusal included (screen only names them)
         on_time = {res.client for res in training.on_time}
         late = [res for res in training.trained if res.client not in on_time]  # sent, received, not summed
-        return secure_phase.aggregate(ctx, secure, states, results, late, r)
+        return secure_phase.aggregate(ctx, secure, states, training.on_time, late, r)
     if ctx.dp.client_level:  # DP-FedAvg noises every round, even an empty one
         return {GLOBAL: ctx.dp.fedavg(states[GLOBAL], [res.state for res in results], r)}, {}
     return (ctx.method.combine(states, results) if results else states), {}

@@ -138,7 +138,8 @@ class SecureRound:
                 self.plain_bytes += m.plain_bytes
             else:  # a refusal arrives too: an empty masked_vector (its reason is plain metadata)
                 self.transcript.record("masked_vector", "to_server", m.client, "server", b"")
-        self.vectors = {m.client: m.vector for m in arrived if isinstance(m, Masked)}  # a Refused client: dropped
+        # a Refused client counts as dropped; a vector from outside the round's graph is not summed
+        self.vectors = {m.client: m.vector for m in arrived if isinstance(m, Masked) and m.client in self.graph}
         survivors = sorted(self.vectors)
         for c in sorted(self.graph):
             holding = sum(1 for h in self.graph[c] if h in self.vectors)

@@ -131,17 +131,22 @@ class ClientParty:
 
     def answer(self, request: bytes) -> bytes:
         """Step 4: for each neighbour it holds shares of, the self-mask seed share of a survivor
-        or the key share of a dropped client, never both (a server asking for both would learn
-        a survivor's update). So it answers one request a round, and only one that names it a
-        survivor, names nobody both ways, and names at least the threshold it shared with."""
+        or the key share of a dropped client, never both to one request. It answers one request a
+        round, only one that names it a survivor, accounts for each of its neighbours (survivor or
+        dropped, not both) and names at least the threshold it shared with among itself and its
+        neighbours. A server that sends different lists to different clients is not caught here
+        (Bonawitz et al.'s signed consistency round is not implemented: an honest-but-curious
+        server follows the protocol)."""
         asked = json.loads(request)
         survivors, dropped = set(asked["survivors"]), set(asked["dropped"])
+        known = set(self._peers) | {self.client}
         if (
             (self._answered is not None and request != self._answered)
             or self._threshold is None
             or self.client not in survivors
             or survivors & dropped
-            or len(survivors) < self._threshold
+            or not known <= survivors | dropped
+            or len(survivors & known) < self._threshold
         ):
             raise ValueError(f"client {self.client}: an unmasking request that could reveal an update, refused")
         self._answered = request

@@ -15,10 +15,9 @@ from bench.federation.secagg_client import ClientParties, MaskLayout
 def key_exchange(server: SecureRound, clients) -> None:
     """Steps 1-2: each client draws its secrets and advertises its keys, then seals its shares;
     the server relays both."""
-    ids = sorted(server.graph)
-    adverts = clients.secagg("advertise", server.round_, {c: None for c in ids})
-    publics = server.relay_keys(adverts)
-    sealed = clients.secagg("share_keys", server.round_, {c: (publics[c], server.threshold) for c in ids})
+    adverts = clients.secagg("advertise", server.round_, {c: None for c in sorted(server.graph)})
+    publics = server.relay_keys(adverts)  # a client whose worker died before advertising is out of the round
+    sealed = clients.secagg("share_keys", server.round_, {c: (keys, server.threshold) for c, keys in publics.items()})
     clients.secagg("receive_shares", server.round_, server.relay_shares(sealed))
 
 
