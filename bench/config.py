@@ -15,9 +15,8 @@ from bench.federation.compress import codec_for
 # How a run is executed, not what it computes: results are equal across these (timing and host
 # fields aside), so they stay out of a run's identity and a grid may change them on resume.
 BACKEND_NAMES = ("auto", "serial", "local", "ray")
-EXECUTION_ONLY = frozenset(
-    {"workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries", "secagg_transcript"}
-)
+EXECUTION = ("workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries")
+EXECUTION_ONLY = frozenset({*EXECUTION, "secagg_transcript"})
 SOURCE_FINGERPRINTS: dict = {}  # task prefix -> its data's fingerprint, in the identity (bench.data.hf: "hf:")
 DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
 
@@ -280,7 +279,10 @@ FLOAT_FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig) if str(f.ty
 
 
 def as_declared(key: str, value):
-    """Floats as floats (YAML reads `1e-4` as a string, `1` as an int), so equal settings have one identity."""
+    """Floats as floats (YAML reads `1e-4` as a string), hf:X/ and hf:./X as hf:X: one identity."""
+    if key == "task" and isinstance(value, str) and ":" in value:
+        prefix, _, source = value.partition(":")
+        return f"{prefix}:{os.path.normpath(source)}" if source else value
     if key not in FLOAT_FIELDS or value is None or isinstance(value, bool):
         return value
     try:

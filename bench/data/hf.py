@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 from bench.config import SOURCE_FINGERPRINTS
+from bench.data.conll import TAG, repair_bio
 from bench.data.registry import TASKS, TaskSpec
 from bench.data.types import ClsExample, NerExample, TaskData
 from bench.errors import BenchError
@@ -47,10 +49,45 @@ def column_options(settings) -> dict:
     return {k: get(k) for k in COLUMN_DEFAULTS if get(k) is not None}
 
 
-def _data_files(folder: Path) -> dict[str, Path]:
-    return {
-        SPLIT_NAMES[p.stem]: p for p in sorted(folder.iterdir()) if p.stem in SPLIT_NAMES and p.suffix in FILE_FORMATS
-    }
+def _data_files(folder: Path, source: str) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.stem in SPLIT_NAMES and p.suffix in FILE_FORMATS:
+            split = SPLIT_NAMES[p.stem]
+            if split in files:
+                raise BenchError(f"hf:{source}: two files for the {split} split ({files[split].name}, {p.name})")
+            files[split] = p
+    return files
+
+
+def _read_files(files: dict[str, Path], source: str):
+    """Data files parsed afresh (a private cache: `datasets` would key its own on modification
+    times, and serve an edited file's old rows); an unreadable file is one line naming it."""
+    import datasets
+
+    formats = {FILE_FORMATS[p.suffix] for p in files.values()}
+    if not files or len(formats) != 1:
+        raise BenchError(
+            f"hf:{source}: not a save_to_disk folder, and no data files of one format named train, "
+            "validation (or dev) and test (.csv, .json, .jsonl or .parquet)"
+        )
+    found = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for split, path in files.items():
+            try:
+                found[split] = datasets.load_dataset(
+                    FILE_FORMATS[path.suffix],
+                    data_files=str(path),
+                    split="train",
+                    cache_dir=cache,
+                    keep_in_memory=True,
+                )
+            except Exception as e:  # datasets' parser errors: one line, naming the file
+                cause = str(e.__cause__ or e).strip().splitlines()[0][:200]
+                raise BenchError(
+                    f"hf:{source}: {path.name}: not readable as {FILE_FORMATS[path.suffix]}: {cause}"
+                ) from None
+    return datasets.DatasetDict(found)
 
 
 def open_source(source: str):
@@ -60,16 +97,16 @@ def open_source(source: str):
     datasets.disable_progress_bars()
     path = Path(source)
     if path.is_dir() and (path / "dataset_dict.json").is_file():
-        return datasets.load_from_disk(str(path))
+        data = datasets.load_from_disk(str(path))
+        if {"validation", "dev"} <= set(data):
+            raise BenchError(f"hf:{source}: both a dev and a validation split")
+        return data
+    if path.is_dir() and (path / "state.json").is_file():
+        raise BenchError(f"hf:{source}: one saved Dataset; save a DatasetDict with train and test splits")
     if path.is_dir():
-        files = _data_files(path)
-        formats = {FILE_FORMATS[p.suffix] for p in files.values()}
-        if not files or len(formats) != 1:
-            raise BenchError(
-                f"hf:{source}: not a save_to_disk folder, and no data files of one format named train, "
-                "validation (or dev) and test (.csv, .json, .jsonl or .parquet)"
-            )
-        return datasets.load_dataset(formats.pop(), data_files={k: str(v) for k, v in files.items()})
+        return _read_files(_data_files(path, source), source)
+    if path.is_file():
+        raise BenchError(f"hf:{source}: a file; name the folder that holds train, validation and test files")
     datasets.config.HF_HUB_OFFLINE = True  # a cached id only: never a download
     try:
         return datasets.load_dataset(source)
@@ -79,13 +116,22 @@ def open_source(source: str):
 
 @functools.cache
 def _fingerprint(source: str, stamp: tuple) -> str:
-    data = open_source(source)
-    return hashlib.sha256(repr(sorted((k, v._fingerprint) for k, v in data.items())).encode()).hexdigest()[:16]
+    path = Path(source)
+    if not path.is_dir():  # a cached id: its splits' fingerprints
+        data = open_source(source)
+        return hashlib.sha256(repr(sorted((k, v._fingerprint) for k, v in data.items())).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:  # every file's bytes, in order
+        digest.update(name.encode())
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def fingerprint(source: str) -> str:  # registered below as the identity of hf: runs
-    """The dataset's identity: its splits' `datasets` fingerprints (content hashes for data files),
-    so a dataset changed on disk is a new run."""
+    """The dataset's identity: a hash of its files' bytes (of a cached id: its splits' `datasets`
+    fingerprints), so a dataset changed on disk is a new run however its files' times read."""
     path = Path(source)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
     return _fingerprint(source, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
@@ -106,7 +152,7 @@ def _kind(columns: dict, features) -> str:
         is_list = type(label).__name__ in ("Sequence", "List", "LargeList") or isinstance(label, list)
         return "multilabel" if is_list else "cls"
     raise BenchError(
-        f"hf: no NER columns ({columns['tokens_column']} + {columns['tags_column']}) and no classification "
+        f"no NER columns ({columns['tokens_column']} + {columns['tags_column']}) and no classification "
         f"columns ({columns['text_column']} + {columns['label_column']}); columns present: {', '.join(present)} "
         "(name them with --tokens-column/--tags-column or --text-column/--label-column)"
     )
@@ -114,23 +160,54 @@ def _kind(columns: dict, features) -> str:
 
 def _require(features, name: str | None, what: str) -> None:
     if name is not None and name not in features:
-        raise BenchError(f"hf: no {what} column {name!r}; columns present: {', '.join(features)}")
+        raise BenchError(f"no {what} column {name!r}; columns present: {', '.join(features)}")
 
 
-def _examples(split: str, rows, kind: str, columns: dict, names: list[str] | None) -> list:
+def _missing(value) -> bool:
+    """A row without a value: None, an empty string, or the -1 Hugging Face datasets use for unlabelled."""
+    return value is None or value == "" or (isinstance(value, int) and not isinstance(value, bool) and value < 0)
+
+
+def _ner_example(row, columns: dict, names, where: str, warnings: Counter) -> tuple:
+    tokens, tags = row[columns["tokens_column"]], row[columns["tags_column"]]
+    if not isinstance(tokens, list) or not isinstance(tags, list):
+        raise BenchError(
+            f"{where}: {columns['tokens_column']} and {columns['tags_column']} must be lists (a CSV cannot hold them: use JSON lines, parquet or save_to_disk)"
+        )
+    if len(tokens) != len(tags) or any(_missing(t) for t in tags):
+        raise BenchError(f"{where}: {len(tokens)} tokens, {len(tags)} tags (or a tag missing)")
+    tags = [names[t] if names else str(t) for t in tags]
+    bad = next((t for t in tags if not TAG.match(t)), None)
+    if bad is not None:
+        raise BenchError(
+            f"{where}: tag {bad[:20]!r} is not IOB2 (O, B-TYPE, I-TYPE); convert BIOES or bare types first"
+        )
+    return tuple(map(str, tokens)), tuple(repair_bio(tags, warnings))  # an I- that opens an entity: B-
+
+
+def _cls_labels(row, columns: dict, names, where: str) -> tuple:
+    raw = row[columns["label_column"]]
+    values = raw if isinstance(raw, list) else [raw]
+    if _missing(raw) or any(_missing(v) for v in values) or _missing(row[columns["text_column"]]):
+        raise BenchError(f"{where}: no label or no text (None, empty, or -1): label and remove unlabelled rows first")
+    return tuple(names[v] if names else str(v) for v in values)
+
+
+def _examples(split: str, rows, kind: str, columns: dict, names: list[str] | None, warnings: Counter) -> list:
     out = []
     for i, row in enumerate(rows):
+        where = f"{split} row {i}"
         site = str(row[columns["site_column"]]) if columns["site_column"] else SITE
-        group = str(row[columns["group_column"]]) if columns["group_column"] else ""
-        doc = group or f"{split}-{i}"  # a group is the unit the suite never cuts
+        group = row[columns["group_column"]] if columns["group_column"] else ""
+        if columns["group_column"] and _missing(group):
+            raise BenchError(f"{where}: no {columns['group_column']} (every row needs its group, or none does)")
+        doc = str(group) or f"{split}-{i}"  # a group is the unit the suite never cuts
         if kind == "ner":
-            tags = [names[t] if names else str(t) for t in row[columns["tags_column"]]]
-            out.append(NerExample(tuple(map(str, row[columns["tokens_column"]])), tuple(tags), site, doc))
-            continue
-        raw = row[columns["label_column"]]
-        labels = raw if isinstance(raw, list) else [raw]
-        labels = tuple(names[v] if names else str(v) for v in labels)
-        out.append(ClsExample(str(row[columns["text_column"]]), labels, site, doc, group))
+            tokens, tags = _ner_example(row, columns, names, where, warnings)
+            out.append(NerExample(tokens, tags, site, doc))
+        else:
+            labels = _cls_labels(row, columns, names, where)
+            out.append(ClsExample(str(row[columns["text_column"]]), labels, site, doc, str(group)))
     return out
 
 
@@ -142,28 +219,39 @@ def load(source: str, **given) -> TaskData:
     if "test" not in data:
         raise BenchError(f"hf:{source}: no test split (splits found: {', '.join(data)})")
     features = data["train" if "train" in data else "test"].features
-    kind = _kind(columns, features)
-    for key in ("site_column", "group_column"):
-        _require(features, columns[key], key.split("_")[0])
+    try:
+        kind = _kind(columns, features)
+        for key in ("site_column", "group_column"):
+            _require(features, columns[key], key.split("_")[0])
+    except BenchError as e:
+        raise BenchError(f"hf:{source}: {e}") from None
     label_feature = features[columns["tags_column" if kind == "ner" else "label_column"]]
     names = _feature_names(label_feature)
-    splits = {
-        SPLIT_NAMES[s]: _examples(s, data[s], kind, columns, names) for s in data if s in SPLIT_NAMES and len(data[s])
-    }
+    warnings: Counter = Counter()
+    try:
+        splits = {
+            SPLIT_NAMES[s]: _examples(s, data[s], kind, columns, names, warnings)
+            for s in data
+            if s in SPLIT_NAMES and len(data[s])
+        }
+    except BenchError as e:
+        raise BenchError(f"hf:{source}: {e}") from None
     if "train" not in splits:
         raise BenchError(f"hf:{source}: no train split (splits found: {', '.join(data)})")
-    warnings: Counter = Counter()
     if columns["group_column"]:  # given splits are used as they are; say when a group straddles them
         seen: dict[str, set[str]] = {}
         for split, examples in splits.items():
             for ex in examples:
                 seen.setdefault(ex.doc_id, set()).add(split)
         warnings["groups_in_two_splits"] = sum(len(s) > 1 for s in seen.values())
-    labels = sorted(
-        {t[2:] for exs in splits.values() for ex in exs for t in ex.tags if t != "O"}
-        if kind == "ner"
-        else {label for exs in splits.values() for ex in exs for label in ex.labels}
-    )
+
+    def label_set(examples) -> set:
+        if kind == "ner":
+            return {t[2:] for ex in examples for t in ex.tags if t != "O"}
+        return {label for ex in examples for label in ex.labels}
+
+    labels = sorted(set().union(*(label_set(exs) for exs in splits.values())))
+    warnings["labels_not_in_train"] = len(set(labels) - label_set(splits["train"]))
     return TaskData(f"hf:{source}", kind, labels, splits, warnings)
 
 

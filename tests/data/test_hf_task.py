@@ -121,3 +121,66 @@ def test_a_group_in_two_given_splits_is_counted_and_figure_names_stay_files(tmp_
     data = load_task(f"hf:{folder}", group_column="patient")
     assert not data.carved_validation and data.warnings["groups_in_two_splits"] == 1
     assert _partition_file(f"hf:{folder}", "dirichlet:0.5").count("/") == 0
+
+
+def _write(folder, **files):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("_", ".")).write_text(text)
+    return folder
+
+
+NER_ROW = '{"tokens": ["chest", "pain"], "ner_tags": %s}\n'
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"train_csv": "text,label\na,-1\nb,1\n", "test_csv": "text,label\nc,0\n"}, "train row 0: no label or no text"),
+        ({"train_csv": "text,label\na,\nb,x\n", "test_csv": "text,label\nc,x\n"}, "train row 0: no label"),
+        ({"train_jsonl": NER_ROW % '["S-Problem", "O"]', "test_jsonl": NER_ROW % '["O", "O"]'}, "'S-Problem' is not IOB2"),
+        ({"train_jsonl": NER_ROW % '["Problem", "O"]', "test_jsonl": NER_ROW % '["O", "O"]'}, "'Problem' is not IOB2"),
+        ({"train_jsonl": '{"tokens": [\n', "test_jsonl": NER_ROW % '["O", "O"]'}, "train.jsonl: not readable as json"),
+        ({"train_csv": "tokens,ner_tags\nab,OO\n", "test_csv": "tokens,ner_tags\nab,OO\n"}, "must be lists"),
+        ({"train_csv": "text,label\na,x\n", "dev_csv": "text,label\na,x\n", "validation_csv": "text,label\na,x\n",
+          "test_csv": "text,label\na,x\n"}, "two files for the validation split"),
+    ],
+)  # fmt: skip
+def test_rows_and_files_a_loader_must_not_guess_are_one_line_errors(tmp_path, files, message):
+    from bench.data import load_task
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=message):
+        load_task(f"hf:{_write(tmp_path / 'd', **files)}")
+
+
+def test_an_iob1_start_is_repaired_and_counted(tmp_path):
+    from bench.data import load_task
+
+    folder = _write(
+        tmp_path / "d", train_jsonl=NER_ROW % '["I-Problem", "I-Problem"]' * 3, test_jsonl=NER_ROW % '["O", "O"]'
+    )
+    data = load_task(f"hf:{folder}")
+    assert data.splits["train"][0].tags == ("B-Problem", "I-Problem") and sum(data.warnings.values()) >= 3
+
+
+def test_one_dataset_one_identity_however_spelled_and_edits_the_clock_hides_still_count(tmp_path):
+    import os
+
+    import bench.data  # noqa: F401  (registers hf:'s fingerprint)
+    from bench.config import ExperimentConfig
+
+    folder = cls_csv(tmp_path / "notes")
+
+    def run_id(task):
+        return ExperimentConfig.from_dict({"task": task, "method": "fedavg"}).run_id
+
+    assert run_id(f"hf:{folder}") == run_id(f"hf:{folder}/") == run_id(f"hf:{folder}/./")
+    before, train = run_id(f"hf:{folder}"), folder / "train.csv"
+    stamp = train.stat()
+    train.write_text(train.read_text().replace("died,died", "dyed,died"))  # same size
+    os.utime(train, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    import bench.data.hf as hf
+
+    hf._fingerprint.cache_clear()  # a fresh process, as a new session would be
+    assert run_id(f"hf:{folder}") != before
