@@ -25,7 +25,7 @@ from bench.config import ExperimentConfig
 from bench.engine import heap
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
-from bench.engine.worker import Worker
+from bench.engine.worker import Worker, by_owner
 
 
 def pack(obj) -> memoryview:
@@ -165,13 +165,11 @@ class LocalBackend:
 
     def owner(self, client: int) -> int:
         """The process that holds a client's secure-aggregation secrets (and so trains it)."""
-        return client % len(self.conns)
+        return client % len(self.conns)  # as by_owner groups it
 
     def secagg(self, step: str, round_: int, per_client: dict) -> dict:
         """A secure-aggregation step, each client's part sent to the process that holds its secrets."""
-        parts: dict[int, dict] = {}
-        for client, message in per_client.items():
-            parts.setdefault(self.owner(client), {})[client] = message
+        parts = by_owner(per_client, len(self.conns))
         for i, part in parts.items():
             self._send(i, "secagg", (step, round_, part))
         replies = {}

@@ -13,7 +13,7 @@ import os
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
-from bench.engine.worker import Worker
+from bench.engine.worker import Worker, by_owner
 from bench.store import cache_root
 
 
@@ -51,17 +51,18 @@ class RayBackend:
 
     def owner(self, client: int) -> int:
         """The actor that holds a client's secure-aggregation secrets (and so trains it)."""
-        return client % len(self.workers)
+        return client % len(self.workers)  # as by_owner groups it
 
     def secagg(self, step: str, round_: int, per_client: dict) -> dict:
         """A secure-aggregation step, each client's part sent to the actor that holds its secrets."""
-        parts: dict[int, dict] = {}
-        for client, message in per_client.items():
-            parts.setdefault(self.owner(client), {})[client] = message
+        futures = [
+            self.workers[i].secagg.remote(step, round_, part)
+            for i, part in by_owner(per_client, len(self.workers)).items()
+        ]
         replies = {}
-        for i, part in parts.items():
+        for future in futures:  # every actor works at once; then each answer is collected
             try:
-                replies.update(self.ray.get(self.workers[i].secagg.remote(step, round_, part)))
+                replies.update(self.ray.get(future))
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError):
                 pass  # its clients' secrets died with it: they answer nothing
         return replies

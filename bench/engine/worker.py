@@ -33,6 +33,15 @@ def client_seed(seed: int, client: int, round_: int) -> int:
     return seed_of("client_training", seed, client, round_)
 
 
+def by_owner(per_client: dict, workers: int) -> dict[int, dict]:
+    """A secure-aggregation step's messages grouped by the worker that holds each client's secrets
+    (and trains it): worker `client mod workers`, in every backend."""
+    parts: dict[int, dict] = {}
+    for client, message in per_client.items():
+        parts.setdefault(client % workers, {})[client] = message
+    return parts
+
+
 def _chaos(round_: int, client: int) -> None:
     """Fault injection for tests: BENCH_CHAOS_KILL=round:client:marker kills this process once."""
     spec = os.environ.get("BENCH_CHAOS_KILL")
