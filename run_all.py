@@ -17,7 +17,7 @@ from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import load_grid
 from bench.protocol.overrides import overridden
 from bench.protocol.plan_grid import print_plan
-from bench.protocol.study import run_grid, studies_of
+from bench.protocol.study import completeness_notes, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
 from bench.report.write import write_report
 
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchError(f"{grid['_path']}: --probe-edges needs a 'tune' key in the grid")
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
-    notes: list[str] = []  # what the report must say about how complete its inputs are
     planned = cells
-    cells, final_of = run_grid(name, grid, cells, out, args, notes)
+    cells, final_of = run_grid(name, grid, cells, out, args)
     tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
+    notes = completeness_notes(planned, final_of, out / "runs")
     report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
                 out / "runs",
                 study,
-                notes,
+                completeness_notes(
+                    members, {c.run_id: final_of[c.run_id] for c in members if c.run_id in final_of}, out / "runs"
+                ),
                 tuning,
             )
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")

@@ -18,6 +18,7 @@ TUNING_COLUMNS = [
     "task",
     "method",
     "layers",
+    "lora_rank",
     "partition",
     "epsilon",
     "setting",
@@ -46,11 +47,16 @@ def studies_of(grid: dict, args) -> dict[str, list[Cell]]:
 
 
 def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
+    return finals_of(runs, [cell.run_id for cell in cells])
+
+
+def finals_of(runs: Path, run_ids) -> dict[str, dict]:
+    """run id -> its final.json, for those stored."""
     finals = {}
-    for cell in cells:
-        path = runs / cell.run_id / "final.json"
+    for run_id in run_ids:
+        path = runs / run_id / "final.json"
         if path.is_file():
-            finals[cell.run_id] = json.loads(path.read_text())
+            finals[run_id] = json.loads(path.read_text())
     return finals
 
 
@@ -82,23 +88,30 @@ def tuned_file(grid: dict) -> Path | None:
     return Path(grid["_path"]).parent / grid["tuned"] if grid.get("tuned") else None
 
 
-def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes: list[str]) -> list[Cell | None]:
-    """The cells with their tuned values: swept here (a grid's `tune`, or --tune) or read from
-    the grid's `tuned` file. Writes DIR/tuning.csv and the choices file when it sweeps."""
+def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> list[Cell | None]:
+    """The cells with their tuned values: read from the grid's `tuned` file where it has them,
+    swept here otherwise (a grid's `tune`, a study the file has not seen yet, or --tune). Writes
+    DIR/tuning.csv and, once a sweep is complete, the choices file (merged with the choices it
+    already held for other methods)."""
     where = grid["_path"]
     tuned = tuned_file(grid)
     swept = any(c.tune for c in cells)
     if args.tune and not swept:
         raise BenchError(f"{where}: --tune needs a 'tune' key in the grid")
-    if not swept and tuned is None:
-        return cells
-    if tuned is not None and not args.tune and (tuned.is_file() or not swept):
-        expected = tuning.swept_values(tuning.check_cells(cells, where)) if swept else None
-        settings, choices = tuning.read_choices(tuned, expected)
+    if not swept:
+        if tuned is None:
+            return cells
+        settings, choices = tuning.read_choices(tuned)
         return tuning.apply_choices(cells, settings, choices, str(tuned))
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
-    points = tuning.sweep_points(cells)
+    known: dict[str, dict] = {}
+    if tuned is not None and not args.tune and tuned.is_file():
+        _, known = tuning.read_choices(tuned, tuning.swept_values(cells))
+        if all(tuning.group_of(c.config, settings) in known for c in cells):
+            return tuning.apply_choices(cells, settings, known, str(tuned))
+    todo = [c for c in cells if tuning.group_of(c.config, settings) not in known]  # what the file lacks
+    points = tuning.sweep_points(todo)
     if not args.report_only:
         run_cells(
             [p.cell for p in points],
@@ -106,22 +119,21 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args, notes
             args.resume,
             f"grid {name}: tuning",
             *scale(args),
-            then=seeds_when_swept(points, cells, settings, out / "runs", where),
+            then=seeds_when_swept(points, todo, settings, out / "runs", where),
         )
     partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
     finals = stored_finals(out / "runs", [p.cell for p in points])
     choices, rows = tuning.choose(points, finals, partial)
-    pending = len({p.cell.run_id for p in points} - set(finals))
-    if pending:
-        notes.append(
-            f"**The tuning sweep is unfinished: {pending} of {len({p.cell.run_id for p in points})} points have no "
-            "result yet, so the chosen learning rates (and every row) are provisional.**\n"
-        )
-    atomic_write_text(out / "tuning.csv", to_csv(rows, TUNING_COLUMNS))
+    every = tuning.sweep_points(cells)  # tuning.csv lists every stored point, the file's methods included
+    atomic_write_text(
+        out / "tuning.csv",
+        to_csv(tuning.choose(every, stored_finals(out / "runs", [p.cell for p in every]), True)[1], TUNING_COLUMNS),
+    )
     complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
     if complete:  # choices travel only once every point of every group has run
-        tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(cells), choices, rows)
-    return tuning.apply_choices(cells, settings, choices, where, partial)
+        kept = tuning.read_doc(tuned) if tuned is not None and tuned.is_file() else None
+        tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(todo), choices, rows, kept)
+    return tuning.apply_choices(cells, settings, {**known, **choices}, where, partial)
 
 
 def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:
@@ -148,19 +160,37 @@ def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
         atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
 
 
-def run_grid(
-    name: str, grid: dict, planned: list[Cell], out: Path, args, notes: list[str]
-) -> tuple[list[Cell], dict[str, Cell]]:
+def completeness_notes(planned: list[Cell], final_of: dict[str, Cell], runs: Path) -> list[str]:
+    """What a report over these cells must say about its inputs: sweep points without a result,
+    cells left out because their tuning has not finished, and what the stored runs cost."""
+    swept = [c for c in planned if c.tune]
+    points = {p.cell.run_id for p in tuning.sweep_points(tuning.check_cells(swept, "grid"))} if swept else set()
+    ids = points | {c.run_id for c in final_of.values()}
+    finals = finals_of(runs, sorted(ids))
+    notes = []
+    if points - set(finals):
+        notes.append(
+            f"**The tuning sweep is unfinished: {len(points - set(finals))} of {len(points)} points have no "
+            "result yet, so the chosen learning rates (and every row) are provisional.**\n"
+        )
+    if len(final_of) < len(planned):
+        notes.append(
+            f"**{len(planned) - len(final_of)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n"
+        )
+    hours = sum(f.get("wall_s") or 0 for f in finals.values()) / 3600
+    notes.append(
+        f"Cost: {len(finals)} stored runs (sweep points and cells) took {hours:.1f} hours of run time, summed over "
+        "runs, on the machines that ran them (config.json and final.json of each run say which settings).\n"
+    )
+    return notes
+
+
+def run_grid(name: str, grid: dict, planned: list[Cell], out: Path, args) -> tuple[list[Cell], dict[str, Cell]]:
     """Tune, run every missing cell (none with --report-only), then the edge probes. Returns the
-    cells as run (those whose tuning has finished) and, per planned cell, the cell it ran as;
-    adds to `notes` what the report must say about how complete its inputs are."""
-    tuned = tuned_cells(name, grid, planned, out, args, notes)  # aligned with `planned`; None: not tuned yet
+    cells as run (those whose tuning has finished) and, per planned cell, the cell it ran as."""
+    tuned = tuned_cells(name, grid, planned, out, args)  # aligned with `planned`; None: not tuned yet
     final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
     cells = [c for c in tuned if c is not None]
-    if len(cells) < len(planned):
-        notes.append(
-            f"**{len(planned) - len(cells)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n"
-        )
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
     if not (out / "runs").is_dir():

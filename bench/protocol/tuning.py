@@ -125,6 +125,7 @@ def choose(
                     "task": cfg.task,
                     "method": cfg.method,
                     "layers": cfg.layers or "",
+                    "lora_rank": cfg.lora_rank if cfg.method == "lora" else None,
                     "partition": cfg.partition,
                     "epsilon": cfg.dp_epsilon,
                     "setting": setting,
@@ -160,44 +161,67 @@ def apply_choices(
     return out
 
 
-def write_choices(path: Path, grid_name: str, tune: dict, choices: dict[str, dict], rows: list[dict]) -> None:
-    """`tune`: the sweep's values, as {method label: {setting: values}}."""
-    """The choices and the sweep that made them (its grid, values, and every point's run id)."""
-
+def write_choices(
+    path: Path, grid_name: str, tune: dict, choices: dict[str, dict], rows: list[dict], kept: dict | None = None
+) -> None:
+    """The choices and the sweep that made them (its grid, values, and every point's run id).
+    `tune`: the sweep's values, as {method label: {setting: values}}; `kept`: a choices file's
+    document whose choices stay (those of methods this sweep did not run), merged in."""
+    kept_sweep = (kept or {}).get("sweep") or {}
     chosen = [r for r in rows if r["chosen"]]
     labelled = {
-        r["group"]: {k: r[k] for k in ("task", "method", "layers", "partition", "epsilon", "val_metric")}
+        r["group"]: {
+            k: r.get(k)
+            for k in ("task", "method", "layers", "lora_rank", "partition", "epsilon", "val_metric")
+            if k != "lora_rank" or r.get(k) is not None
+        }
         for r in chosen
     }
+    entries = {c["group"]: c for c in (kept or {}).get("choices") or []}
+    entries.update({g: {"group": g, **labelled[g], "values": v} for g, v in choices.items()})
     doc = {
         "sweep": {
             "grid": grid_name,
-            "tune": tune,
-            "points": sorted({r["run_id"] for r in rows}),
-            "selected_on": "validation metric of the first seed",
+            "tune": {**(kept_sweep.get("tune") or {}), **tune},
+            "points": sorted({*(kept_sweep.get("points") or []), *(r["run_id"] for r in rows)}),
+            "selected_on": "validation metric of the tuning seed",
         },
-        "choices": [{"group": g, **labelled[g], "values": v} for g, v in sorted(choices.items())],
+        "choices": [entries[g] for g in sorted(entries)],
     }
     atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
 
 
+def sweep_label(cfg: ExperimentConfig) -> str:
+    """A method entry's name in a choices file: 'layerskip top:2', 'lora r8', 'fedavg'."""
+    rank = f" r{cfg.lora_rank}" if cfg.method == "lora" else ""
+    return f"{cfg.method} {cfg.layers or ''}".strip() + rank
+
+
 def swept_values(cells: list[Cell]) -> dict:
     """What a sweep over these cells tries, by method label: recorded with its choices."""
-    return {f"{c.config.method} {c.config.layers or ''}".strip(): c.tune for c in cells if c.tune}
+    return {sweep_label(c.config): c.tune for c in cells if c.tune}
 
 
 def read_choices(path: Path, expected_sweep: dict | None = None) -> tuple[list[str], dict[str, dict]]:
-    """(the tuned settings, group -> chosen values) from a choices file; when the grid still
-    lists the values to sweep, they must be the ones the file's sweep tried."""
-    if not path.is_file():
-        raise BenchError(f"tuned: {path}: no such file (run the grid with --tune to make it)")
-    doc = yaml.safe_load(path.read_text()) or {}
+    """(the tuned settings, group -> chosen values) from a choices file. Where the grid still
+    lists the values to sweep, every method the file has swept must have tried the grid's values;
+    a method the file has never swept (a study added to the grid) has no choices in it yet."""
+    doc = read_doc(path)
     try:
         choices = {c["group"]: dict(c["values"]) for c in doc["choices"]}
-        if expected_sweep and doc["sweep"]["tune"] != expected_sweep:
+        recorded = doc["sweep"]["tune"]
+        stale = sorted(k for k, v in (expected_sweep or {}).items() if k in recorded and recorded[k] != v)
+        if stale:
             raise BenchError(
-                f"tuned: {path} was made by a sweep over other values than the grid's tune; run with --tune"
+                f"tuned: {path} was made by a sweep over other values than the grid's tune "
+                f"({', '.join(stale)}); run with --tune"
             )
         return sorted({k for v in choices.values() for k in v}), choices
     except (KeyError, TypeError):
         raise BenchError(f"tuned: {path}: not a choices file (expected 'choices' with 'group' and 'values')") from None
+
+
+def read_doc(path: Path) -> dict:
+    if not path.is_file():
+        raise BenchError(f"tuned: {path}: no such file (run the grid with --tune to make it)")
+    return yaml.safe_load(path.read_text()) or {}

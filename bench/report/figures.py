@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.report.frontier_plot import frontier, gap_vs_trainable
 from bench.report.matched import MATCHED_SHARE
 from bench.report.partition_plot import plot
 from bench.report.plotting import by_task, cells, labeller, pyplot, save, style
@@ -241,6 +242,12 @@ FIGURES = [
     (metric_vs_alpha, "metric_vs_alpha", "Test metric against Dirichlet alpha (label skew)"),
     (layer_ablation, "layer_ablation", "Layer-count ablation: test metric and bytes against trainable blocks"),
     (privacy_utility, "privacy_utility", "Privacy-utility: test metric against the epsilon target"),
+    (
+        frontier,
+        "frontier",
+        "Depth/rank frontier: test metric against bytes moved to the reported state, Pareto front joined",
+    ),
+    (gap_vs_trainable, "gap_vs_trainable", "Gap to centralized against the share of parameters trained, per family"),
 ]
 
 

@@ -27,10 +27,12 @@ def cell_key(run: dict) -> tuple:
 
 
 def method_label(run: dict) -> str:
-    """e.g. 'layerskip top:2'; an auto:K run also names the blocks its probe chose; per-client
-    budgets are named."""
+    """e.g. 'layerskip top:2' or 'lora r8'; an auto:K run also names the blocks its probe chose;
+    per-client budgets are named."""
     cfg = run["config"]
     label = f"{cfg['method']} {cfg.get('layers') or ''}".strip()
+    if cfg["method"] == "lora":  # ranks are different configurations (the frontier study's axis)
+        label += f" r{ {**SETTING_DEFAULTS, **cfg}['lora_rank'] }"
     if (cfg.get("layers") or "").startswith("auto:"):
         label += f" [{' '.join(map(str, (run.get('method_info') or {}).get('blocks', [])))}]"
     if cfg.get("client_budgets"):
@@ -122,6 +124,12 @@ def _references(cells: dict[tuple, list[dict]]) -> tuple[dict, dict]:
     return fedavg, central
 
 
+def bytes_until(run: dict, last_round: int) -> int:
+    """Bytes (up + down) a run moved in its rounds 1..last_round: to its reported state, when
+    last_round is its best validation round."""
+    return sum(line["bytes_up"] + line["bytes_down"] for line in run.get("history", []) if line["round"] <= last_round)
+
+
 def _mean_total_bytes(runs: list[dict]) -> float:
     return float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in runs]))
 
@@ -137,6 +145,8 @@ def _setting_columns(rs: list[dict]) -> dict:
     return {
         "task": cfg["task"],
         "method": method_label(rs[0]),
+        "layers": cfg.get("layers") or "",
+        "lora_rank": {**SETTING_DEFAULTS, **cfg}["lora_rank"] if cfg["method"] == "lora" else None,
         "partition": cfg["partition"],
         "epsilon": cfg.get("dp_epsilon"),
         "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
@@ -153,13 +163,14 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
         "metric_std": stats["std"],
         "metric_ci95": stats["ci95"],
         "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
-        "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
+        "best_round": float(np.mean([r.get("rounds_run") or 0 for r in rs])),
         "rounds_run": float(np.mean(rounds_run)),
         "converged": sum(run_convergence(r) == "converged" for r in rs),
         "bytes_per_round": float(
             np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
         ),
         "bytes_total": _mean_total_bytes(rs),
+        "bytes_to_best": float(np.mean([bytes_until(r, r.get("best_round") or 0) for r in rs])),
     }
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS
-from bench.report import audit, figures
+from bench.report import audit, figures, frontier
 from bench.report.render import NOTES, flat, latex, markdown
 from bench.report.tables import main_table, run_convergence
 from bench.store import atomic_write_text, load_runs, to_csv
@@ -113,7 +113,9 @@ def write_report(
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, out / "tuning.csv", runs_dir)
-    text = _headline(out, study, rows, checks, notes) + [narrative(table), "", "## Main table", "", markdown(table)]
+    text = _headline(out, study, rows, checks, notes) + frontier.headline(table)
+    text += [narrative(table), "", "## Main table", "", markdown(table)]
+    text += _frontier_section(table)
     text += [NOTES, "", "## Figures", ""] + [f"![{c}](figures/{name}.png)  \n*{c}*\n" for name, c in made]
     text += checks + _unconverged_section(rows) + _failed_section(rows, runs)
     atomic_write_text(out / "report.md", "\n".join(text) + "\n")
@@ -152,6 +154,28 @@ def _write_tables(folder: Path, table: list[dict]) -> None:
     flat_rows = flat(table)
     atomic_write_text(folder / "main.csv", to_csv(flat_rows, list(flat_rows[0]) if flat_rows else ["task"]))
     atomic_write_text(folder / "main.tex", latex(table))
+    rows = [row for found in frontier.frontier_sets(table) for row in frontier.table_rows(found)]
+    for stale in ("frontier.md", "frontier.csv"):  # a report that no longer asks the question drops them
+        (folder / stale).unlink(missing_ok=True)
+    if rows:
+        atomic_write_text(folder / "frontier.md", frontier.markdown(rows))
+        atomic_write_text(folder / "frontier.csv", to_csv(rows, list(rows[0])))
+
+
+def _frontier_section(table: list[dict]) -> list[str]:
+    rows = [row for found in frontier.frontier_sets(table) for row in frontier.table_rows(found)]
+    if not rows:
+        return []
+    return [
+        "",
+        "## Depth/rank frontier",
+        "",
+        "Bytes to the reported state: up and down until the best validation round, mean over reported seeds. "
+        "Δ: seed-level 95% t-intervals, as in the main table. Pareto front: no other configuration moved at "
+        "most as many bytes for at least as high a metric.",
+        "",
+        frontier.markdown(rows),
+    ]
 
 
 def _headline(out: Path, study: str | None, rows: list[dict], checks: list[str], notes: list[str] | None) -> list[str]:

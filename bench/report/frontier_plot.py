@@ -1,0 +1,107 @@
+"""The frontier's two figures (bench.report.frontier): metric against bytes moved to the reported
+state with the Pareto front, and the gap to centralized against the share of parameters trained,
+one line per family. One panel per task x partition that asks the question."""
+
+from __future__ import annotations
+
+from bench.report.frontier import WITHIN, family, frontier_sets, pareto
+from bench.report.plotting import pyplot, save
+
+MARKERS = {"layerskip top": "^", "layerskip bottom": "v", "layerskip auto": "D", "lora": "s"}
+
+
+def _half(row: dict) -> float:
+    return row["metric_ci95"] or 0.0
+
+
+def frontier(runs, folder, table) -> bool:
+    """x: bytes to the reported state (log), y: test metric with its seed-level interval; the
+    front joined; centralized as a band with a dashed line WITHIN below it."""
+    sets = frontier_sets(table)
+    if not sets:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 5), squeeze=False)
+    for ax, found in zip(axes[0], sets):
+        central = found["central"]
+        ax.axhspan(
+            central["metric"] - _half(central),
+            central["metric"] + _half(central),
+            color="0.85",
+            label="centralized (95% CI)",
+        )
+        ax.axhline(central["metric"], color="0.4", lw=1)
+        ax.axhline(
+            central["metric"] - WITHIN, color="0.4", ls="--", lw=1, label=f"centralized - {100 * WITHIN:.0f} pts"
+        )
+        for r in found["configs"]:
+            ax.errorbar(
+                r["bytes_to_best"], r["metric"], yerr=_half(r), fmt=MARKERS.get(family(r)[0], "o"), ms=6, capsize=3
+            )
+            ax.annotate(
+                r["method"],
+                (r["bytes_to_best"], r["metric"]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize="x-small",
+            )
+        front = pareto(found["configs"])
+        ax.plot(
+            [r["bytes_to_best"] for r in front], [r["metric"] for r in front], color="C3", lw=1.5, label="Pareto front"
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel("bytes moved until the reported state (log; mean over seeds)")
+        ax.set_ylabel("test metric (mean over seeds, 95% CI)")
+        ax.set_title(f"{found['task']} ({found['partition']})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small", loc="lower right")
+    save(fig, folder, "frontier")
+    return True
+
+
+def gap_vs_trainable(runs, folder, table) -> bool:
+    """Gap to centralized (seed-level interval) against the percentage of parameters trained,
+    one line per family with sizes (top:k, bottom:k, LoRA rank), other configurations as points."""
+    sets = frontier_sets(table)
+    if not sets:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 5), squeeze=False)
+    for ax, found in zip(axes[0], sets):
+        lines: dict[str, list[dict]] = {}
+        for r in found["configs"]:
+            if r["vs_centralized_seed"]:
+                lines.setdefault(family(r)[0], []).append(r)
+        for name, rows in sorted(lines.items()):
+            rows.sort(key=lambda r: r["trainable_pct"])
+            diffs = [100 * r["vs_centralized_seed"]["diff"] for r in rows]
+            below = [100 * (r["vs_centralized_seed"]["diff"] - r["vs_centralized_seed"]["lo"]) for r in rows]
+            above = [100 * (r["vs_centralized_seed"]["hi"] - r["vs_centralized_seed"]["diff"]) for r in rows]
+            ax.errorbar(
+                [r["trainable_pct"] for r in rows],
+                diffs,
+                yerr=[below, above],
+                fmt=MARKERS.get(name, "o") + ("-" if len(rows) > 1 else ""),
+                capsize=3,
+                label=name,
+            )
+            for r, d in zip(rows, diffs):
+                size = family(r)[1]
+                if size is not None:
+                    ax.annotate(
+                        str(size),
+                        (r["trainable_pct"], d),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        fontsize="x-small",
+                    )
+        ax.axhline(0, color="0.4", lw=1)
+        ax.axhline(-100 * WITHIN, color="0.4", ls="--", lw=1, label=f"-{100 * WITHIN:.0f} pts")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters trained (% of the model, log)")
+        ax.set_ylabel("Δ vs centralized, points (95% CI over seeds)")
+        ax.set_title(f"{found['task']} ({found['partition']}): gap to centralized by depth and rank")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    save(fig, folder, "gap_vs_trainable")
+    return True
