@@ -43,7 +43,7 @@ defaults: {clients: 2, rounds: 1, max_length: 32, cpus_per_worker: 1}
 tasks: [i2b2-2010]
 methods: [{method: fedavg}, {method: layerskip, layers: "top:1"}]
 partitions: [iid, "dirichlet:0.5"]
-seeds: [0, 1]
+seeds: [0]
 """)
 
     # the README's cluster command, with this test's grid, data root, model and address
@@ -74,9 +74,9 @@ seeds: [0, 1]
         proc = run("--out", str(tmp_path / "cluster"), "--parallel", "2", "--ray-address", cluster.address)
     finally:
         cluster.shutdown()
-    assert "8 cells (8 ok)" in proc.stdout
+    assert "4 cells (4 ok)" in proc.stdout
     serial, spread = _results(tmp_path / "serial"), _results(tmp_path / "cluster")
-    assert len(serial) == 8 and serial.keys() == spread.keys()
+    assert len(serial) == 4 and serial.keys() == spread.keys()
     for run_id in serial:
         assert serial[run_id][:2] == spread[run_id][:2], run_id
     nodes = {host["ray_node_id"] for _, _, host in spread.values()}
