@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 
 import pytest
@@ -36,5 +37,24 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     assert measured == {cost.shape_key: pytest.approx(cost.round_flops * 2 / 5.0 / 1e12)}
     hours, source = plan.device_hours(cost, {}, measured)
     assert source == "stored runs" and hours == pytest.approx(cost.flops / (measured[cost.shape_key] * 1e12) / 3600)
-    assert plan.device_hours(cost, {}, {})[1] == "stated"
+    assert plan.device_hours(cost, {}, {}, lambda: 0.5) == (cost.flops / 0.5e12 / 3600, "host probe")
     assert plan.stored_throughput(tmp_path / "absent") == {}
+
+
+def test_the_host_probe_measures_once_and_is_cached(tmp_path, monkeypatch):
+    from bench.protocol import host_speed
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(host_speed, "measure_thread_tflops", lambda: calls.append(1) or 0.02)
+    tflops, said = host_speed.host_tflops("h")
+    assert tflops == pytest.approx(0.02 * (os.cpu_count() or 1)) and "measured here" in said
+    assert host_speed.host_tflops("h")[0] == tflops and calls == [1]  # the second plan reads the cache
+    assert host_speed.host_tflops("other")[0] == tflops and calls == [1, 1]  # another host measures its own
+
+
+def test_the_probe_measures_a_plausible_cpu_figure():
+    from bench.protocol import host_speed
+
+    # one thread of any CPU this suite runs on: well above 1 GFLOP/s, far below 1 TFLOP/s
+    assert 0.001 < host_speed.measure_thread_tflops(seconds=0.3) < 1.0

@@ -6,8 +6,8 @@ tokens a cell will process, at most `rounds` rounds of training plus validation 
 test at the end: an upper bound, since early stopping ends runs sooner. It is turned into hours
 with a measured throughput: the grid's own finished runs on this host (a study that goes on is
 planned from what it has cost so far), else a pilot for that model x method shape (`--pilot`:
-one timed round each, cached), else a stated one (on the NCBI study the stated CPU figure was
-about 10x too fast for one-thread full fine-tuning at 64 tokens: 0.03 TFLOP/s measured). Memory per worker is the
+one timed round each, cached), else this host's speed measured once in a few seconds
+(bench.protocol.host_speed; a GPU's is stated). Memory per worker is the
 weights, the trained parameters' gradients and AdamW state, and activations for one batch.
 """
 
@@ -27,12 +27,11 @@ from bench.data import TASKS, load_task
 from bench.data.hf import column_options
 from bench.engine.server import run_experiment
 from bench.model.shapes import model_shape
-from bench.protocol import tuning
+from bench.protocol import host_speed, tuning
 from bench.registry import METHODS
 from bench.store import atomic_write_json, cache_root, load_runs
 from bench.synth.cache import data_dir_for
 
-CPU_TFLOPS = 0.25  # measured on this project's 2-core machine: a minilm full fine-tuning step, 16 x 128 tokens, ~1 s
 GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
 GPU_MEMORY_GB = 80.0  # stated, when no GPU is visible to the planner
 TOKENS_PER_WORD = 1.3  # sub-words per whitespace word, for clinical English with BPE/WordPiece
@@ -181,16 +180,18 @@ def stored_throughput(runs: Path) -> dict[str, float]:
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 
-def device_hours(cost: Cost, pilots: dict[str, float], measured: dict[str, float] | None = None) -> tuple[float, str]:
+def device_hours(
+    cost: Cost, pilots: dict[str, float], measured: dict[str, float] | None = None, cpu_tflops=None
+) -> tuple[float, str]:
     """Device-hours (GPU-hours, or hours of this CPU) of a cell's FLOPs at one device's
-    throughput, and where that throughput comes from: this store's finished runs, a pilot, or
-    the stated figure."""
+    throughput, and where that throughput comes from: this store's finished runs, a pilot,
+    this host's measured speed (`cpu_tflops`, called only when needed), or the stated GPU figure."""
     if cost.shape_key in (measured or {}):
         tflops, source = measured[cost.shape_key], "stored runs"
     elif cost.shape_key in pilots:
         tflops, source = pilots[cost.shape_key], "pilot"
     else:
-        tflops, source = (GPU_TFLOPS, "stated") if cost.device == "GPU" else (CPU_TFLOPS, "stated")
+        tflops, source = (GPU_TFLOPS, "stated") if cost.device == "GPU" else (cpu_tflops(), "host probe")
     return cost.flops / (tflops * 1e12) / 3600, source
 
 
@@ -204,7 +205,14 @@ def plan(
 ) -> str:
     """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory."""
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
-    hours = {rid: device_hours(cost, pilots, measured) for rid, (_, cost) in costs.items()}
+    probe: dict = {}  # the host's figure, measured at most once and only if a CPU cell needs it
+
+    def cpu_tflops() -> float:
+        if not probe:
+            probe["tflops"], probe["said"] = host_speed.host_tflops(host_key())
+        return probe["tflops"]
+
+    hours = {rid: device_hours(cost, pilots, measured, cpu_tflops) for rid, (_, cost) in costs.items()}
     unit = f"{costs[distinct[0].run_id][1].device}-h" if distinct else "h"
     lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
     for name, cells in studies.items():
@@ -227,8 +235,10 @@ def plan(
         f"distinct cells: {len(distinct)} (a cell shared by studies counted once), {len(distinct) - len(left)} done",
         f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
         f"estimate for what is left: {total:.1f} {unit} (upper bound: every run to its round limit; "
-        f"throughput from {' and '.join(sources) or 'nothing left'}: stated {GPU_TFLOPS:g} TFLOP/s per GPU, "
-        f"{CPU_TFLOPS:g} TFLOP/s for this CPU; --pilot measures it here)",
+        f"throughput from {' and '.join(sources) or 'nothing left'}"
+        + (f"; {probe['said']}" if probe else "")
+        + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")
+        + "; --pilot times each shape here)",
     ]
     worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
     lines.append(
