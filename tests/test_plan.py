@@ -58,3 +58,34 @@ def test_the_probe_measures_a_plausible_cpu_figure():
 
     # one thread of any CPU this suite runs on: well above 1 GFLOP/s, far below 1 TFLOP/s
     assert 0.001 < host_speed.measure_thread_tflops(seconds=0.3) < 1.0
+
+
+def test_planned_optimizer_state_is_what_adamw_holds_in_the_parameters_dtype():
+    """The plan counts a gradient and AdamW's two moments per trained parameter, each in the
+    parameters' dtype (torch keeps AdamW's state in it): 6 bytes in bfloat16, not 2 + 8. The
+    whole peak against a measured step of LLaMA-1B's shape is bench.compare.plan_memory (about
+    90 s of bf16 arithmetic on this CPU, so a benchmark, not a test; docs/PERFORMANCE.md)."""
+    import torch
+
+    import baselines  # noqa: F401
+    from bench.model.build import build_model
+    from bench.model.layers import discover_layers
+    from bench.model.shapes import model_shape
+    from bench.registry import METHODS
+
+    cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", model="tiny-llama", dtype="bfloat16")
+    model, _ = build_model(cfg.model, "ner", 3, 0, cfg.dtype)
+    method = METHODS.get(cfg.method)(cfg)
+    model = method.configure(model, discover_layers(model))
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=1e-4, weight_decay=0.0)
+    ids = torch.ones((2, 8), dtype=torch.long)
+    model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.zeros_like(ids)).loss.backward()
+    optimizer.step()
+    held = sum(p.grad.nbytes for p in trained) + sum(
+        state[k].nbytes for state in optimizer.state.values() for k in ("exp_avg", "exp_avg_sq")
+    )
+    shape = model_shape(cfg.model, "ner", 3)
+    planned = plan.worker_memory_gb(cfg, shape, method) * 1e9 - shape.total_params * 2
+    activations = plan.ACTIVATION_BYTES * cfg.batch_size * cfg.max_length * shape.hidden * shape.n_blocks
+    assert planned - activations == pytest.approx(held, rel=0.02)

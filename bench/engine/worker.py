@@ -21,7 +21,7 @@ from bench.federation.comm import Job, Result, detach_state, load_state, tensor_
 from bench.federation.compress import codec_for
 from bench.federation.privacy import DpPlan
 from bench.federation.secagg_client import ClientParties, MaskLayout, Refused
-from bench.model.build import build_model
+from bench.model.build import DTYPES, build_model
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
 from bench.seeding import seed_of, seeded_torch
@@ -52,13 +52,24 @@ def _chaos(round_: int, client: int) -> None:
             os._exit(1)
 
 
+def placement(cfg: ExperimentConfig) -> tuple[str, torch.dtype]:
+    """(device, dtype of cached frozen-prefix activations): CUDA when the worker holds a GPU
+    share and CUDA reports a device (under Ray, the one in its CUDA_VISIBLE_DEVICES), else the
+    CPU. On a GPU the cache is half precision, the model's own half dtype where it has one (a
+    bfloat16 model's activations can exceed float16's range); on the CPU, float32."""
+    if cfg.gpus_per_worker > 0 and torch.cuda.is_available():
+        own = DTYPES[cfg.dtype]
+        return "cuda", own if own in (torch.bfloat16, torch.float16) else torch.float16
+    return "cpu", torch.float32
+
+
 class Worker:
     def __init__(self, cfg: dict, task: PreparedTask, dp: DpPlan | None = None):
         self.cfg = ExperimentConfig(**cfg)
         self.dp = dp if dp is not None and not dp.client_level else None
         torch.set_num_threads(self.cfg.threads_per_worker)  # same threads, same sums, any backend
         self.task = task
-        self.device = "cuda" if self.cfg.gpus_per_worker > 0 and torch.cuda.is_available() else "cpu"
+        self.device, self.cache_dtype = placement(self.cfg)
         self.method = METHODS.get(self.cfg.method)(self.cfg)
         model, _ = build_model(self.cfg.model, task.kind, len(task.output_labels), self.cfg.seed, self.cfg.dtype)
         self.layers = discover_layers(model)
@@ -83,7 +94,6 @@ class Worker:
         if k is None:
             return None, f"not applicable: {where}"
         splits = {name: getattr(self.task, name).encoded for name in ("train", "validation", "test")}
-        dtype = torch.float16 if self.device == "cuda" else torch.float32
         try:
             cache = PrefixCache(
                 self.model,
@@ -93,7 +103,7 @@ class Worker:
                 splits,
                 self.task.pad_id,
                 self.device,
-                dtype,
+                self.cache_dtype,
                 budget_bytes=self.cfg.prefix_cache_mb << 20,
                 store=cache_root() / "prefix",
             )

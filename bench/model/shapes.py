@@ -39,7 +39,8 @@ class ModelShape:
         return self.compute_params + self.embedding_params
 
 
-def _meta_model(spec: str, kind: str, num_labels: int):
+def meta_model(spec: str, kind: str, num_labels: int, dtype: torch.dtype | None = None):
+    """The model `spec` builds, on the meta device (no memory), in `dtype` (default float32)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     source = source_for(spec)
@@ -52,7 +53,7 @@ def _meta_model(spec: str, kind: str, num_labels: int):
     config.num_labels = num_labels
     auto = AutoModelForTokenClassification if kind == "ner" else AutoModelForSequenceClassification
     with torch.device("meta"):
-        return auto.from_config(config)
+        return auto.from_config(config, **({"dtype": dtype} if dtype is not None else {}))
 
 
 @functools.cache
@@ -60,12 +61,12 @@ def model_shape(spec: str, kind: str = "ner", num_labels: int = 3) -> ModelShape
 
     note = ""
     try:
-        model = _meta_model(spec, kind, num_labels)
+        model = meta_model(spec, kind, num_labels)
     except BenchError:
         if spec not in STAND_INS:
             raise
         note = f"{spec} is not cached here: planned with {STAND_INS[spec]}, its shape"
-        model = _meta_model(STAND_INS[spec], kind, num_labels)
+        model = meta_model(STAND_INS[spec], kind, num_labels)
     layers = discover_layers(model)
     sizes = dict((n, p.numel()) for n, p in model.named_parameters())
     block = sum(sizes[n] for n in layers.block_params(model, 0))

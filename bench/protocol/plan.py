@@ -64,6 +64,16 @@ class Cost:
     note: str
 
 
+def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
+    """A training worker's peak: the weights; each trained parameter's gradient and AdamW's two
+    moments, all three in the parameters' dtype (torch's AdamW keeps its state in the dtype of
+    the parameter); activations for one batch. bench.compare.plan_memory measures it."""
+    width = DTYPE_BYTES[cfg.dtype]
+    trained = method.trainable_params(shape)
+    activations = ACTIVATION_BYTES * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * shape.n_blocks
+    return (shape.total_params * width + trained * 3 * width + activations) / 1e9
+
+
 def _shape_key(cfg: ExperimentConfig) -> str:
     return f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}"
 
@@ -85,13 +95,8 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     flops = cfg.rounds * (round_flops + forward * tested) + forward * (
         test_tokens + train_tokens * kept * cfg.holdout_fraction
     )
-    width = DTYPE_BYTES[cfg.dtype]
-    trained = method.trainable_params(shape)
-    activations = ACTIVATION_BYTES * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * shape.n_blocks
-    memory = shape.total_params * width + trained * (width + 8) + activations
-    return Cost(
-        flops, round_flops, memory / 1e9, "GPU" if cfg.gpus_per_worker > 0 else "CPU", _shape_key(cfg), shape.note
-    )
+    memory = worker_memory_gb(cfg, shape, method)
+    return Cost(flops, round_flops, memory, "GPU" if cfg.gpus_per_worker > 0 else "CPU", _shape_key(cfg), shape.note)
 
 
 def host_key() -> str:

@@ -1,0 +1,74 @@
+"""GPU sharing rehearsed without a GPU (no GPU has been lent to this project): Ray is started with
+one logical GPU, and `--gpus-per-worker 0.25` must co-schedule four workers on it, each alive at
+once with the CUDA_VISIBLE_DEVICES Ray gives it; the worker's device and cache dtype follow what
+CUDA reports; the default execution takes the GPUs CUDA reports."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from bench.config import ExperimentConfig
+from bench.engine import execution
+from bench.engine.worker import placement
+
+
+@pytest.mark.parametrize(
+    ("cuda", "share", "dtype", "expected"),
+    [
+        (True, 0.25, "float32", ("cuda", torch.float16)),
+        (True, 0.25, "bfloat16", ("cuda", torch.bfloat16)),  # never squeezed into float16's range
+        (True, 0.0, "float32", ("cpu", torch.float32)),  # no GPU share: the CPU, whatever CUDA says
+        (False, 0.25, "bfloat16", ("cpu", torch.float32)),  # a share of a GPU CUDA cannot see
+    ],
+)
+def test_the_device_and_cache_dtype_follow_what_cuda_reports(monkeypatch, cuda, share, dtype, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert placement(ExperimentConfig(task="conll", method="fedavg", gpus_per_worker=share, dtype=dtype)) == expected
+
+
+def test_the_default_execution_takes_one_worker_per_gpu_cuda_reports(monkeypatch):
+    monkeypatch.delenv("BENCH_WORKERS", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    chosen = execution.choose(ExperimentConfig(task="conll", method="fedavg", clients=4))
+    assert (chosen.workers, chosen.gpus_per_worker) == (2, 1.0)
+
+
+def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monkeypatch):
+    import ray
+
+    from bench.engine.prepare import prepare_task
+    from bench.engine.ray_backend import RayBackend
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=4,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        backend="ray",
+        workers=4,
+        gpus_per_worker=0.25,
+        cpus_per_worker=1,
+        prefix_cache="off",
+    )
+    ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        backend = RayBackend(cfg, prepare_task(cfg))
+        seen = ray.get(
+            [
+                w.__ray_call__.remote(lambda me: (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), me.device))
+                for w in backend.workers
+            ]
+        )
+        assert len({pid for pid, _, _ in seen}) == 4  # four processes, all alive at once
+        assert {gpu for _, gpu, _ in seen} == {"0"}  # each told to use the one GPU
+        assert {device for _, _, device in seen} == {"cpu"}  # CUDA sees no device here, so the CPU
+        assert ray.available_resources().get("GPU", 0.0) == pytest.approx(0.0)  # the GPU is fully shared out
+    finally:
+        ray.shutdown()
