@@ -19,7 +19,7 @@ def test_sampler_counts_the_children_of_the_command():
     assert 400 <= measured["peak_pss_mb"] < 600  # parent's 100 MB + child's 300 MB + two interpreters
 
 
-def test_flower_clients_train_on_exactly_the_suite_clients_sentences():
+def test_flower_clients_train_on_exactly_the_suite_clients_pieces():
     from bench.config import ExperimentConfig
     from bench.data import load_task
     from bench.engine.prepare import prepare_task, subsample
@@ -40,15 +40,25 @@ def test_flower_clients_train_on_exactly_the_suite_clients_sentences():
     train = subsample(load_task("ncbi-disease").splits["train"], 400)
     assert len(work["clients"]) == w.clients and work["per_round"] == w.per_round
     for client, ids in zip(work["clients"], task.clients):
-        assert client == [[list(train[i].tokens), list(train[i].tags)] for i in ids]
-    assert (
-        sum(len(c) for c in work["clients"]) == sum(len(ids) for ids in task.clients) < 400
-    )  # held-out slices stay out
-    assert len(work["test"]) == 940 and work["trainable"] == "all"
+        assert len(client) == len(task.train.rows(ids))  # one piece per row the suite trains on
+        assert [t for words, _ in client for t in words] == [t for i in ids for t in train[i].tokens]
+        assert [t for _, tags in client for t in tags] == [t for i in ids for t in train[i].tags]
+    assert sum(len(ids) for ids in task.clients) < 400  # held-out slices stay out
+    test = work["test"]
+    assert len(test["sentences"]) == 940 and len(test["pieces"]) == len(test["owner"]) > 940  # long ones split
+    joined = [[] for _ in test["sentences"]]
+    for (words, _), owner in zip(test["pieces"], test["owner"]):
+        joined[owner] += words
+    assert joined == [words for words, _ in test["sentences"]] and work["trainable"] == "all"
 
 
 @pytest.mark.parametrize(
-    "argv, expected", [(["--workloads", "A,Z"], "unknown Z"), (["--flower-python", "/nope/python"], "not found")]
+    "argv, expected",
+    [
+        (["--workloads", "A,Z"], "unknown Z"),
+        (["--sides", "suite,flowr"], "unknown flowr"),
+        (["--flower-python", "/nope/python"], "not found"),
+    ],
 )
 def test_bad_flags_are_one_line_exit_2(argv, expected, capsys):
     code = main(argv)

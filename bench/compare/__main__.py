@@ -73,6 +73,23 @@ def _pairs(examples) -> list[list]:
     return [[list(ex.tokens), list(ex.tags)] for ex in examples]
 
 
+def pieces(split, examples, ids) -> tuple[list[list], list[int]]:
+    """The word runs the suite encodes examples `ids` as (a long sentence split where the suite
+    splits it), as [tokens, tags], and the position in `ids` of the sentence each came from."""
+    runs, owner = [], []
+    for position, e in enumerate(ids):
+        firsts = [split.encoded.owner[r][1] for r in split.chunks[e]] + [len(examples[e].tokens)]
+        for start, end in zip(firsts, firsts[1:]):
+            runs.append([list(examples[e].tokens[start:end]), list(examples[e].tags[start:end])])
+            owner.append(position)
+    return runs, owner
+
+
+def _scored(split, examples) -> dict:
+    runs, owner = pieces(split, examples, range(len(examples)))
+    return {"pieces": runs, "owner": owner, "sentences": _pairs(examples)}
+
+
 def flower_work(w: Workload, subsample: int | None) -> dict:
     """What the Flower side needs: each client gets exactly the suite client's training sentences."""
     cfg = ExperimentConfig(
@@ -92,9 +109,9 @@ def flower_work(w: Workload, subsample: int | None) -> dict:
         "model_dir": source_for(MODEL).pretrained()[0],
         "labels": task.output_labels,
         "trainable": w.trainable,
-        "clients": [_pairs([train[i] for i in ids]) for ids in task.clients],
-        "validation": _pairs(data.splits["validation"]),
-        "test": _pairs(data.splits["test"]),
+        "clients": [pieces(task.train, train, ids)[0] for ids in task.clients],
+        "validation": _scored(task.validation, data.splits["validation"]),
+        "test": _scored(task.test, data.splits["test"]),
         "rounds": ROUNDS,
         "per_round": w.per_round,
         "batch_size": BATCH,
@@ -104,12 +121,12 @@ def flower_work(w: Workload, subsample: int | None) -> dict:
     }
 
 
-def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None = None) -> dict:
-    out, env = tmp / f"suite-{w.name}", {k: v for k, v in os.environ.items() if k != "BENCH_WORKERS"}
-    env["BENCH_CACHE"] = str(tmp / f"cache-{w.name}")  # cold: the run pays for its own prefix cache
-    measured = run_measured(suite_command(w, out, subsample, workers), env, tmp / f"suite-{w.name}.log")
+def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None = None, label: str = "suite") -> dict:
+    out, env = tmp / f"{label}-{w.name}", {k: v for k, v in os.environ.items() if k != "BENCH_WORKERS"}
+    env["BENCH_CACHE"] = str(tmp / f"cache-{label}-{w.name}")  # cold: the run pays for its own prefix cache
+    measured = run_measured(suite_command(w, out, subsample, workers), env, tmp / f"{label}-{w.name}.log")
     if measured["returncode"] != 0:
-        raise BenchError(f"workload {w.name}: the suite run failed (log: {tmp / f'suite-{w.name}.log'})")
+        raise BenchError(f"workload {w.name}: the suite run failed (log: {tmp / f'{label}-{w.name}.log'})")
     final = json.loads((out / "final.json").read_text())
     return {
         **measured,
@@ -125,16 +142,54 @@ def _rounds(out: Path) -> list[dict]:
     return [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
 
 
-def run_flower(w: Workload, tmp: Path, subsample: int | None, python: str) -> dict:
-    work, result = tmp / f"flower-{w.name}.json", tmp / f"flower-{w.name}-result.json"
-    work.write_text(json.dumps(flower_work(w, subsample)))
+def run_flower(
+    w: Workload, tmp: Path, subsample: int | None, python: str, num_cpus: int | None = None, label: str = "flower"
+) -> dict:
+    """Flower's simulation at its default client resources (`num_cpus` None: 2 CPUs a client, so
+    one client at a time on this machine) or at `num_cpus` per client."""
+    work, result = tmp / f"{label}-{w.name}.json", tmp / f"{label}-{w.name}-result.json"
+    work.write_text(json.dumps({**flower_work(w, subsample), "num_cpus": num_cpus}))
     env = {**os.environ, "RAY_DEDUP_LOGS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    measured = run_measured([python, str(FLOWER_APP), str(work), str(result)], env, tmp / f"flower-{w.name}.log")
+    measured = run_measured([python, str(FLOWER_APP), str(work), str(result)], env, tmp / f"{label}-{w.name}.log")
     work.unlink()  # the sentences: not kept
     if measured["returncode"] != 0 or not result.is_file():
-        raise BenchError(f"workload {w.name}: the Flower run failed (log: {tmp / f'flower-{w.name}.log'})")
+        raise BenchError(f"workload {w.name}: the Flower run failed (log: {tmp / f'{label}-{w.name}.log'})")
     got = json.loads(result.read_text())
-    return {**measured, "metric": round(got["test_f1"], 4), "val_per_round": [v["f1"] for v in got["val_f1"]]}
+    return {
+        **measured,
+        "metric": round(got["test_f1"], 4),
+        "val_per_round": [v["f1"] for v in got["val_f1"]],
+        "client_resources": {"num_cpus": num_cpus} if num_cpus else "Flower's default",
+    }
+
+
+def run_floor(w: Workload, tmp: Path, subsample: int | None) -> dict:
+    """The same training and scoring with no federated engine (bench.compare.floor)."""
+    result = tmp / f"floor-{w.name}.json"
+    cmd = [sys.executable, "-m", "bench.compare.floor", "--workload", w.name, str(result)]
+    cmd += ["--train-subsample", str(subsample)] if subsample else []
+    env = {**os.environ, "BENCH_CACHE": str(tmp / f"cache-floor-{w.name}")}
+    measured = run_measured(cmd, env, tmp / f"floor-{w.name}.log")
+    if measured["returncode"] != 0 or not result.is_file():
+        raise BenchError(f"workload {w.name}: the floor run failed (log: {tmp / f'floor-{w.name}.log'})")
+    got = json.loads(result.read_text())
+    return {**measured, "metric": round(got["metric"], 4), "val_per_round": got["val_per_round"][1:]}
+
+
+# Each side of a workload: (runner, whether it needs Flower). `suite` is the suite as a user runs
+# it; `suite_w1` with one worker (the fair pair of Flower's default, one client at a time);
+# `flower_equal` Flower with one CPU a client (two at a time here, as its simulation guide sets
+# it); `flower` Flower's default; `floor` the same work without an engine.
+SIDES = {
+    "suite": (lambda w, tmp, args: run_suite(w, tmp, args.train_subsample, args.suite_workers), False),
+    "suite_w1": (lambda w, tmp, args: run_suite(w, tmp, args.train_subsample, 1, "suite_w1"), False),
+    "flower_equal": (
+        lambda w, tmp, args: run_flower(w, tmp, args.train_subsample, args.flower_python, 1, "flower_equal"),
+        True,
+    ),
+    "flower": (lambda w, tmp, args: run_flower(w, tmp, args.train_subsample, args.flower_python), True),
+    "floor": (lambda w, tmp, args: run_floor(w, tmp, args.train_subsample), False),
+}
 
 
 def versions(python: str) -> dict:
@@ -161,18 +216,21 @@ def versions(python: str) -> dict:
 
 
 def table(results: dict) -> str:
+    """One row per workload and side, each figure next to its ratio to the suite's."""
     lines = [
-        "| workload | suite wall s | Flower wall s | Flower / suite | suite PSS MB | Flower PSS MB "
-        "| suite / Flower memory | suite F1 | Flower F1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workload | side | wall s | / suite | peak PSS MB | / suite | test F1 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        s, f = r["suite"], r["flower"]
-        lines.append(
-            f"| {name}: {WORKLOADS[name].title} | {s['wall_s']} | {f['wall_s']} | {f['wall_s'] / s['wall_s']:.2f} | "
-            f"{s['peak_pss_mb']:.0f} | {f['peak_pss_mb']:.0f} | {s['peak_pss_mb'] / f['peak_pss_mb']:.2f} | "
-            f"{s['metric']:.3f} | {f['metric']:.3f} |"
-        )
+        suite = r.get("suite")
+        for side, got in r.items():
+            if side == "workload" or not got:
+                continue
+            wall = f"{got['wall_s'] / suite['wall_s']:.2f}" if suite else "-"
+            pss = f"{got['peak_pss_mb'] / suite['peak_pss_mb']:.2f}" if suite else "-"
+            lines.append(
+                f"| {name} | {side} | {got['wall_s']} | {wall} | {got['peak_pss_mb']:.0f} | {pss} | {got['metric']:.3f} |"
+            )
     return "\n".join(lines)
 
 
@@ -180,6 +238,7 @@ def _parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("--flower-python", default=".venv-flower/bin/python", help="the Python of Flower's environment")
     parser.add_argument("--workloads", default="A,B,C")
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"which of {', '.join(SIDES)} to run, in order")
     parser.add_argument("--train-subsample", type=int, default=None, help="fewer training sentences, for a quick check")
     parser.add_argument(
         "--suite-workers", type=int, default=None, help="the suite with --workers N instead of its default"
@@ -196,39 +255,45 @@ def _workload_names(args) -> list[str]:
     names = args.workloads.split(",")
     if unknown := [n for n in names if n not in WORKLOADS]:
         raise BenchError(f"--workloads: unknown {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
-    if not Path(args.flower_python).is_file():
+    if unknown := [s for s in args.sides.split(",") if s not in SIDES]:
+        raise BenchError(f"--sides: unknown {', '.join(unknown)} (known: {', '.join(SIDES)})")
+    if any(SIDES[s][1] for s in _sides(args)) and not Path(args.flower_python).is_file():
         raise BenchError(f"--flower-python {args.flower_python}: not found (make compare-flower builds it)")
     return names
 
 
+def _sides(args) -> list[str]:
+    """The sides asked for; --suite-only drops Flower's."""
+    return [s for s in args.sides.split(",") if not (args.suite_only and SIDES[s][1])]
+
+
 def _compare(name: str, tmp: Path, args) -> dict:
-    """One workload: the suite, then (unless --suite-only) Flower, with what each ran on."""
+    """One workload: each side in turn, one at a time, with what each ran on."""
     w = WORKLOADS[name]
-    print(f"workload {name} ({w.title}): suite ...", flush=True)
-    suite = run_suite(w, tmp, args.train_subsample, args.suite_workers)
-    print(f"  suite: {suite['wall_s']} s, {suite['peak_pss_mb']:.0f} MB, F1 {suite['metric']}", flush=True)
-    flower = None if args.suite_only else run_flower(w, tmp, args.train_subsample, args.flower_python)
-    if flower:
-        print(f"  Flower: {flower['wall_s']} s, {flower['peak_pss_mb']:.0f} MB, F1 {flower['metric']}", flush=True)
-    return {
-        "suite": {**suite, "peak_rss_mb": suite["peak_pss_mb"]},
-        "flower": flower and {**flower, "peak_rss_mb": flower["peak_pss_mb"]},
-        "workload": {
-            **vars(w),
-            "rounds": ROUNDS,
-            "max_length": MAX_LENGTH,
-            "batch_size": BATCH,
-            "task": TASK,
-            "model": MODEL,
-            "train_subsample": args.train_subsample,
-        },
+    found: dict = {}
+    for side in _sides(args):
+        print(f"workload {name} ({w.title}): {side} ...", flush=True)
+        got = SIDES[side][0](w, tmp, args)
+        print(f"  {side}: {got['wall_s']} s, {got['peak_pss_mb']:.0f} MB, F1 {got['metric']}", flush=True)
+        found[side] = {**got, "peak_rss_mb": got["peak_pss_mb"]}
+    found["workload"] = {
+        **vars(w),
+        "rounds": ROUNDS,
+        "max_length": MAX_LENGTH,
+        "batch_size": BATCH,
+        "task": TASK,
+        "model": MODEL,
+        "train_subsample": args.train_subsample,
     }
+    return found
 
 
 def _report_name(args, names: list[str]) -> str:
     """flower.json for the full default comparison; any variant is named after what differs."""
-    default = args.train_subsample is None and names == list(WORKLOADS) and not (args.suite_only or args.suite_workers)
+    every = _sides(args) == list(SIDES)
+    default = args.train_subsample is None and names == list(WORKLOADS) and every and not args.suite_workers
     variant = "-".join(names) + (f"-subsample{args.train_subsample}" if args.train_subsample else "")
+    variant += "" if every or args.suite_only else "-" + "-".join(_sides(args))
     variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + (
         "-suite-only" if args.suite_only else ""
     )
@@ -240,17 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     names = _workload_names(args)
     tmp = Path(tempfile.mkdtemp(prefix="compare-flower-"))
+    load_before = os.getloadavg()  # measure with nothing else running: this says whether that held
     results = {name: _compare(name, tmp, args) for name in names}
     report = {
         "workloads": results,
-        "machine": machine(),
-        "versions": versions(args.flower_python),
+        "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "versions": versions(args.flower_python) if Path(args.flower_python).is_file() else None,
         "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
         "peak_rss_sum_mb the summed RSS, for reference",
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    if not args.suite_only:
-        print(table(results))
+    print(table(results))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = _report_name(args, names)

@@ -10,10 +10,19 @@ so it imports nothing from this suite:
     .venv-flower/bin/python bench/compare/flower_app.py WORK.json RESULT.json
 
 WORK.json (written by bench.compare) holds the model folder, the label names, each client's
-training sentences (the very sentences the suite's clients train on), the validation and test
-sentences, rounds, clients per round, batch size, max length, learning rate, and which blocks
-train ("all" or "top:K"). RESULT.json gets the validation F1 per round and the final model's
-test F1 (entity-level, strict IOB2, micro-averaged: the suite's metric).
+training pieces (the very word runs the suite's clients train on: its sentences, long ones split
+where the suite splits them), the validation and test pieces with the sentence each came from,
+rounds, clients per round, batch size, max length, learning rate, which blocks train ("all" or
+"top:K"), the seed and the CPUs per client (`num_cpus`; absent: Flower's default). RESULT.json
+gets the validation F1 per round and the final model's test F1 (entity-level, strict IOB2,
+micro-averaged: the suite's metric).
+
+Aligned with the suite where its defaults differ from Flower's examples, so both sides do the
+same work (docs/PERFORMANCE.md lists what still differs): the same pieces rather than truncation
+at the window; AdamW without weight decay, a linear warm-up over the first 10% of a client's
+steps, gradients clipped to norm 1 (bench.engine.training); each client's shuffling and dropout
+seeded from (seed, client, round); evaluation tokenized once per process and scored in
+length-sorted batches of 64 (the suite's scorer).
 """
 
 from __future__ import annotations
@@ -64,10 +73,13 @@ def encode(sentences: list, tokenizer) -> list[dict]:
     return rows
 
 
-def load_data(sentences: list, shuffle: bool, batch_size: int) -> DataLoader:
+def load_data(sentences: list, shuffle: bool, batch_size: int, seed: int = 0) -> DataLoader:
     tokenizer = AutoTokenizer.from_pretrained(work()["model_dir"])
     collator = DataCollatorForTokenClassification(tokenizer=tokenizer)
-    return DataLoader(encode(sentences, tokenizer), shuffle=shuffle, batch_size=batch_size, collate_fn=collator)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        encode(sentences, tokenizer), shuffle=shuffle, batch_size=batch_size, collate_fn=collator, generator=generator
+    )
 
 
 def get_model():
@@ -88,15 +100,23 @@ def trained_state(model) -> dict:
     return {k: v for k, v in model.state_dict().items() if k in names}
 
 
+WARMUP_RATIO, MAX_GRAD_NORM = 0.1, 1.0  # the suite's defaults (bench.engine.training)
+
+
 def train_fn(model, trainloader, epochs: int, lr: float) -> None:
-    optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = AdamW(params, lr=lr, weight_decay=0.0)
+    warmup = max(1, int(WARMUP_RATIO * epochs * len(trainloader)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     model.train()
     for _ in range(epochs):
         for batch in trainloader:
             loss = model(**batch).loss
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
             optimizer.step()
-            optimizer.zero_grad()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
 
 
 def spans(tags: list[str]) -> set:
@@ -111,44 +131,39 @@ def spans(tags: list[str]) -> set:
     return out
 
 
-def windows(sentences: list, tokenizer) -> tuple[list, list[int]]:
-    """Sentences longer than the model's window cut into word runs that fit (this suite does
-    the same), so every word is predicted; (pieces, index of the sentence each came from).
-    Flower's example truncates instead: its words past the window would count as missed."""
-    budget = work()["max_length"] - 2
-    pieces, owner = [], []
-    for s, (words, tags) in enumerate(sentences):
-        start, used = 0, 0
-        for w, word in enumerate(words):
-            n = max(1, len(tokenizer(word, add_special_tokens=False)["input_ids"]))
-            if used + n > budget and w > start:
-                pieces.append([words[start:w], tags[start:w]])
-                owner.append(s)
-                start, used = w, 0
-            used += n
-        pieces.append([words[start:], tags[start:]])
-        owner.append(s)
-    return pieces, owner
+EVAL_BATCH = 64  # the suite's
+ENCODED: dict = {}  # split -> its pieces tokenized, once per process (the suite tokenizes once too)
 
 
-def test_fn(model, sentences: list) -> float:
-    """Entity-level micro F1 over the sentences."""
-    names = work()["labels"]
-    pieces, owner = windows(sentences, AutoTokenizer.from_pretrained(work()["model_dir"]))
-    loader = load_data(pieces, shuffle=False, batch_size=32)
+def _encoded(split: str) -> list[dict]:
+    if split not in ENCODED:
+        tokenizer = AutoTokenizer.from_pretrained(work()["model_dir"])
+        ENCODED[split] = encode(work()[split]["pieces"], tokenizer)
+    return ENCODED[split]
+
+
+def test_fn(model, split: str) -> float:
+    """Entity-level micro F1 over a split's sentences: its pieces scored in length-sorted batches
+    (the suite's scorer), each piece's first-sub-word predictions joined back into its sentence."""
+    names, part = work()["labels"], work()[split]
+    rows = _encoded(split)
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+    collator = DataCollatorForTokenClassification(tokenizer=AutoTokenizer.from_pretrained(work()["model_dir"]))
+    preds: dict[int, list[str]] = {}
     model.eval()
-    preds = []
     with torch.no_grad():
-        for batch in loader:
+        for start in range(0, len(order), EVAL_BATCH):
+            chunk = order[start : start + EVAL_BATCH]
+            batch = collator([rows[i] for i in chunk])
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            for row, labels in zip(logits.argmax(-1), batch["labels"]):
-                preds.append([names[int(p)] for p, gold in zip(row, labels) if gold != -100])
-    joined: list[list[str]] = [[] for _ in sentences]
-    for s, pred in zip(owner, preds):
-        joined[s] += pred
+            for i, row, labels in zip(chunk, logits.argmax(-1), batch["labels"]):
+                preds[i] = [names[int(p)] for p, gold in zip(row, labels) if gold != -100]
+    joined: list[list[str]] = [[] for _ in part["sentences"]]
+    for i, s in enumerate(part["owner"]):
+        joined[s] += preds[i]
     tp = n_pred = n_gold = 0
-    for (_words, tags), pred in zip(sentences, joined):
-        pred = pred + ["O"] * (len(tags) - len(pred))  # a word longer than the window alone: O
+    for (_words, tags), pred in zip(part["sentences"], joined):
+        pred = pred + ["O"] * (len(tags) - len(pred))
         gold_spans, pred_spans = spans(tags), spans(pred)
         tp, n_pred, n_gold = tp + len(gold_spans & pred_spans), n_pred + len(pred_spans), n_gold + len(gold_spans)
     return 0.0 if tp == 0 else 2 * tp / (n_pred + n_gold)
@@ -162,7 +177,9 @@ client = ClientApp()
 @client.train()
 def train(msg: Message, context: Context) -> Message:
     partition_id = context.node_config["partition-id"]
-    trainloader = load_data(work()["clients"][partition_id], shuffle=True, batch_size=work()["batch_size"])
+    seed = (work()["seed"] * 1_000_003 + partition_id) * 1_009 + msg.content["config"]["server-round"]
+    torch.manual_seed(seed)  # dropout and the head's init: the client's own stream
+    trainloader = load_data(work()["clients"][partition_id], shuffle=True, batch_size=work()["batch_size"], seed=seed)
     model = get_model()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict(), strict=False)  # the arrays that travel
     train_fn(model, trainloader, epochs=1, lr=work()["lr"])
@@ -185,7 +202,7 @@ def global_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
     """Centralized evaluation on the validation sentences, every round (Flower's evaluate_fn)."""
     model = get_model()
     model.load_state_dict(arrays.to_torch_state_dict(), strict=False)
-    f1 = test_fn(model, work()["validation"])
+    f1 = test_fn(model, "validation")
     RESULT["val_f1"].append({"round": server_round, "f1": f1})
     return MetricRecord({"f1": f1})
 
@@ -207,15 +224,16 @@ def main(grid: Grid, context: Context) -> None:
         evaluate_fn=global_evaluate,
     )
     model.load_state_dict(result.arrays.to_torch_state_dict(), strict=False)
-    RESULT["test_f1"] = test_fn(model, work()["test"])
+    RESULT["test_f1"] = test_fn(model, "test")
 
 
 if __name__ == "__main__":
     os.environ["BENCH_FLOWER_WORK"] = os.path.abspath(sys.argv[1])
     work()
     torch.manual_seed(work()["seed"])
-    run_simulation(
-        server_app=server, client_app=client, num_supernodes=len(work()["clients"])
-    )  # Flower's default resources
+    resources = {"client_resources": {"num_cpus": work()["num_cpus"]}} if work().get("num_cpus") else None
+    run_simulation(  # Flower's default resources unless the comparison asks for equal ones
+        server_app=server, client_app=client, num_supernodes=len(work()["clients"]), backend_config=resources
+    )
     with open(sys.argv[2], "w") as f:
         json.dump(RESULT, f)

@@ -1,0 +1,163 @@
+"""The floor for a comparison workload: the same training and scoring work as the suite's run,
+with the same processes and threads, and no federated engine around it.
+
+    python -m bench.compare.floor --workload A [--train-subsample N] [--workers W] RESULT.json
+
+Each of W processes (one torch thread each: the suite's default here) builds the model once; per
+round the parent hands each process its share of the round's clients (the suite's selection,
+data, seeds and training loop, bench.engine.training), gets the trained tensors back through
+shared memory, averages them weighted by examples, and scores validation (before round 1 and
+after every round), test (the best validation round's state, and the last one's where they
+differ) and every client's held-out slice, cut across the processes, as the suite does. No
+checkpoints, screening, byte accounting, prefix cache, retries or logs: whatever the suite takes
+beyond this is its engine's overhead (docs/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK, WORKLOADS
+from bench.config import ExperimentConfig
+from bench.engine import execution
+from bench.engine.prepare import prepare_task
+from bench.engine.sampling import sample_clients
+from bench.engine.scoring import all_examples, score_predictions
+from bench.engine.training import predict, train_local
+from bench.engine.worker import client_seed
+from bench.model.build import build_model
+from bench.model.layers import discover_layers
+from bench.registry import METHODS
+
+STATE: dict = {}  # in each process: the config, the task, the model and the names that train
+
+
+def _setup(cfg_dict: dict, task) -> None:
+    import baselines  # noqa: F401 - registers the methods
+
+    torch.set_num_threads(1)
+    cfg = ExperimentConfig(**cfg_dict)
+    model, _ = build_model(cfg.model, task.kind, len(task.output_labels), cfg.seed, cfg.dtype)
+    model = METHODS.get(cfg.method)(cfg).configure(model, discover_layers(model))
+    STATE.update(cfg=cfg, task=task, model=model, trained=[n for n, p in model.named_parameters() if p.requires_grad])
+
+
+def _load(state: dict) -> None:
+    with torch.no_grad():
+        params = dict(STATE["model"].named_parameters())
+        for name, tensor in state.items():
+            params[name].copy_(tensor)
+
+
+def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
+    cfg, task, model = STATE["cfg"], STATE["task"], STATE["model"]
+    _load(state)
+    examples = task.clients[client]
+    train_local(
+        model,
+        task.train.encoded,
+        task.train.rows(examples),
+        kind=task.kind,
+        pad_id=task.pad_id,
+        epochs=cfg.local_epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        warmup_ratio=cfg.warmup_ratio,
+        seed=client_seed(cfg.seed, client, round_),
+    )
+    params = dict(model.named_parameters())
+    return len(examples), {n: params[n].detach().clone().share_memory_() for n in STATE["trained"]}
+
+
+def _predict(state: dict, split: str, examples: list[int]) -> dict:
+    task = STATE["task"]
+    _load(state)
+    data = getattr(task, split)
+    rows = data.rows(examples).tolist()
+    return dict(zip(rows, predict(STATE["model"], data.encoded, rows, kind=task.kind, pad_id=task.pad_id)))
+
+
+def _cut(pool, state: dict, split: str, examples: list[int], workers: int) -> dict:
+    """Predictions for `examples`, one share per process."""
+    preds: dict = {}
+    shares = np.array_split(np.asarray(examples, dtype=np.int64), workers)
+    for part in pool.starmap(_predict, [(state, split, share.tolist()) for share in shares if len(share)]):
+        preds.update(part)
+    return preds
+
+
+def _score(pool, task, state: dict, split: str, workers: int) -> float:
+    examples = all_examples(task, split, None)
+    return score_predictions(task, split, examples, _cut(pool, state, split, examples, workers))["metric"]
+
+
+def _own_scores(pool, task, state: dict, workers: int) -> list[float]:
+    """Each client's score on its held-out slice, as the suite reports at the end."""
+    every = [int(e) for h in task.holdouts for e in h]
+    preds = _cut(pool, state, "train", every, workers)
+    return [score_predictions(task, "train", h.tolist(), preds)["metric"] for h in task.holdouts]
+
+
+def run(workload: str, subsample: int | None, workers: int | None) -> dict:
+    w = WORKLOADS[workload]
+    cfg = ExperimentConfig(
+        task=TASK,
+        method=w.method,
+        layers=w.layers,
+        model=MODEL,
+        clients=w.clients,
+        clients_per_round=w.per_round,
+        rounds=ROUNDS,
+        max_length=MAX_LENGTH,
+        batch_size=BATCH,
+        lr=w.lr,
+        seed=SEED,
+        train_subsample=subsample,
+    )
+    workers = workers or execution.choose(cfg).workers  # the suite's default processes
+    task = prepare_task(cfg)
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(workers, initializer=_setup, initargs=(cfg.to_dict(), task)) as pool:
+        _setup(cfg.to_dict(), task)  # the parent's copy: the start state and the averages
+        state = {
+            n: p.detach().clone().share_memory_() for n, p in STATE["model"].named_parameters() if n in STATE["trained"]
+        }
+        val = [_score(pool, task, state, "validation", workers)]
+        best = None  # (validation metric, state) of the best trained round: what the suite reports
+        for round_ in range(cfg.rounds):  # 0-based, as the suite's rounds draw clients and seeds
+            clients = sample_clients(cfg, round_)
+            results = pool.starmap(_train, [(state, c, round_) for c in clients])
+            total = sum(n for n, _ in results)
+            state = {k: sum(s[k] * (n / total) for n, s in results).share_memory_() for k in state}
+            val.append(_score(pool, task, state, "validation", workers))
+            if best is None or val[-1] > best[0]:
+                best = (val[-1], state)
+        test = _score(pool, task, best[1], "test", workers)
+        last = test if best[1] is state else _score(pool, task, state, "test", workers)  # the suite's metric_last
+        own = _own_scores(pool, task, best[1], workers)
+    return {"val_per_round": val, "metric": test, "metric_last": last, "per_client": own, "workers": workers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare.floor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+    parser.add_argument("--train-subsample", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="default: the suite's default on this machine")
+    parser.add_argument("result")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    found = run(args.workload, args.train_subsample, args.workers)
+    found["wall_s"] = round(time.perf_counter() - start, 2)
+    with open(args.result, "w") as f:
+        json.dump(found, f)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
