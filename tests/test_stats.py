@@ -161,3 +161,25 @@ def test_the_bootstrap_unit_is_the_largest_the_release_records():
     one_file = [Ex(doc_id="test-0") for _ in range(5)]  # CoNLL without -DOCSTART-: one "document"
     assert bootstrap_groups(one_file, test_block=2) == {"unit": "block of 2", "groups": [0, 0, 1, 1, 2]}
     assert bootstrap_groups(one_file)["unit"] == "example"
+
+
+def test_the_patience_check_flags_a_cell_whose_mean_moves_beyond_its_seed_half_width():
+    from bench.protocol.patience_check import compare, markdown
+
+    def final(method, seed, metric, val, rounds):
+        cfg = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        return {"config": cfg, "metric": metric, "val_metric": val, "rounds_run": rounds, "run_id": f"{method}{seed}"}
+
+    pairs = [  # fedavg: tight seeds, each gains 2 points with more patience; lora: noisy, barely moves
+        (final("fedavg", s, 0.70 + 0.001 * s, 0.70, 8), final("fedavg", s, 0.72 + 0.001 * s, 0.72, 12))
+        for s in (1, 2, 3)
+    ] + [
+        (final("lora", s, 0.6 + 0.05 * s, 0.6, 9), final("lora", s, 0.6 + 0.05 * s + 0.001, 0.601, 11))
+        for s in (1, 2, 3)
+    ]
+    runs, cells = compare(pairs, min_delta=0.005)
+    assert sum(r["gained"] for r in runs) == 3  # the fedavg runs; +0.001 is within min_delta
+    by = {c["cell"]: c for c in cells}
+    assert by["fedavg (iid)"]["moved_beyond_interval"] and not by["lora r8 (iid)"]["moved_beyond_interval"]
+    assert by["fedavg (iid)"]["shift"] == pytest.approx(0.02)
+    assert "Adopt patience 5" in markdown(runs, cells, (3, 5)) and "fedavg (iid)" in markdown(runs, cells, (3, 5))

@@ -1,0 +1,168 @@
+"""Is "converged" converged? A finished study's patience check (issue 23): every reported run
+continued to a longer early-stopping patience, and what that moved.
+
+    python -m bench.protocol.patience_check --grid ncbi [--study main] [--patience 5] [--report-only]
+
+Each reported run (tuning seed left out) is run again as the same cell with the longer patience:
+bench.protocol.extend takes over its history and continues from its checkpoint where one is
+kept (only the new rounds cost), takes it as is where it has stalled under the longer patience
+too, and runs it afresh otherwise (committed results carry no checkpoints). Writes
+OUT/patience_check.csv (per run: the metric and best validation at both patiences, rounds run,
+whether validation gained more than min_delta) and OUT/patience_check.md (per cell: the mean over
+seeds at both patiences, the shift, the seed-level 95% half-width at the shorter patience, and
+whether the shift exceeds it; the study should adopt the longer patience if any cell's does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError, OneLineArgumentParser, cli_entry
+from bench.protocol.grid import Cell, load_grid
+from bench.protocol.runner import run_cells
+from bench.protocol.study import finals_of, run_grid, studies_of
+from bench.protocol.tuning import tuning_runs
+from bench.report.stats import seed_interval
+from bench.report.tables import cell_key, method_label
+from bench.store import atomic_write_text, to_csv
+
+COLUMNS = [
+    "cell",
+    "seed",
+    "metric",
+    "metric_longer",
+    "val_metric",
+    "val_metric_longer",
+    "rounds_run",
+    "rounds_run_longer",
+    "gained",
+    "run_id",
+    "run_id_longer",
+]
+
+
+def longer(cell: Cell, patience: int) -> Cell:
+    cfg = cell.config.with_settings(patience=patience)
+    return dataclasses.replace(cell, run_id=cfg.run_id, config=cfg, tune=None)
+
+
+def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict], list[dict]]:
+    """(one row per run, one row per cell) from (shorter, longer) final.json pairs."""
+    runs, cells = [], {}
+    for short, long in pairs:
+        label = f"{method_label(short)} ({short['config']['partition']})"
+        runs.append(
+            {
+                "cell": label,
+                "seed": short["config"]["seed"],
+                "metric": short["metric"],
+                "metric_longer": long["metric"],
+                "val_metric": short["val_metric"],
+                "val_metric_longer": long["val_metric"],
+                "rounds_run": short["rounds_run"],
+                "rounds_run_longer": long["rounds_run"],
+                "gained": long["val_metric"] > short["val_metric"] + min_delta,
+                "run_id": short["run_id"],
+                "run_id_longer": long["run_id"],
+            }
+        )
+        cells.setdefault(cell_key(short), (label, []))[1].append((short["metric"], long["metric"]))
+    rows = []
+    for label, values in cells.values():
+        before = seed_interval([a for a, _ in values])
+        after = seed_interval([b for _, b in values])
+        shift = after["mean"] - before["mean"]
+        half = before["ci95"]
+        rows.append(
+            {
+                "cell": label,
+                "seeds": len(values),
+                "mean": before["mean"],
+                "mean_longer": after["mean"],
+                "shift": shift,
+                "half_width": half,
+                "moved_beyond_interval": half is not None and abs(shift) > half,
+            }
+        )
+    return runs, sorted(rows, key=lambda r: r["cell"])
+
+
+def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> str:
+    gained = sum(r["gained"] for r in runs)
+    moved = [c["cell"] for c in cells if c["moved_beyond_interval"]]
+    verdict = (
+        f"**Adopt patience {patience[1]}**: {', '.join(moved)} moved by more than the seed-level half-width."
+        if moved
+        else f"**Patience {patience[0]} stands**: no cell's mean moved by more than its seed-level half-width."
+    )
+    lines = [
+        f"# Patience check: {patience[0]} -> {patience[1]}",
+        "",
+        f"{len(runs)} reported runs continued; {gained} gained more than min_delta on validation. {verdict}",
+        "",
+        "| cell | seeds | mean | mean (longer) | shift, pts | seed-level half-width, pts | beyond |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        half = "-" if c["half_width"] is None else f"{100 * c['half_width']:.1f}"
+        lines.append(
+            f"| {c['cell']} | {c['seeds']} | {c['mean']:.3f} | {c['mean_longer']:.3f} | {100 * c['shift']:+.1f} | "
+            f"{half} | {'yes' if c['moved_beyond_interval'] else ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _parser() -> OneLineArgumentParser:
+    parser = OneLineArgumentParser(prog="python -m bench.protocol.patience_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", required=True, help="quick, paper, ncbi, or a FILE.yaml")
+    parser.add_argument("--study", default=None)
+    parser.add_argument("--out", default=None, help="default: results/<grid>")
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--report-only", action="store_true", help="compare what is stored; run nothing")
+    parser.add_argument("--resume", action="store_true", help="continue interrupted continuations")
+    parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--ray-address", default=None)
+    return parser
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.tune = False
+    name, grid = load_grid(args.grid)
+    out = Path(args.out or Path("results") / name)
+    planned = list({c.run_id: c for cells in studies_of(grid, args).values() for c in cells}.values())
+    stored_only = argparse.Namespace(**{**vars(args), "report_only": True, "probe_edges": False})
+    ran, final_of = run_grid(name, grid, planned, out, stored_only)  # the grid's own cells: read, never run
+    tuning = tuning_runs(planned, final_of)
+    reported = [c for c in ran if c.run_id not in tuning]
+    shorter = {c.config.patience for c in reported}
+    if not reported or max(shorter) >= args.patience:
+        raise BenchError(f"--patience {args.patience}: the reported runs have patience {sorted(shorter)} already")
+    continued = [longer(c, args.patience) for c in reported]
+    if not args.report_only:
+        run_cells(continued, out / "runs", args.resume, f"patience {args.patience}", args.parallel, args.ray_address)
+    finals = finals_of(out / "runs", [c.run_id for c in reported + continued])
+    pairs = [
+        ({**finals[a.run_id], "run_id": a.run_id}, {**finals[b.run_id], "run_id": b.run_id})
+        for a, b in zip(reported, continued)
+        if a.run_id in finals and b.run_id in finals
+    ]
+    if not pairs:
+        raise BenchError(f"{out}: no reported run has its longer-patience continuation stored yet")
+    runs, cells = compare(pairs, min(c.config.min_delta for c in reported))
+    atomic_write_text(out / "patience_check.csv", to_csv(runs, COLUMNS))
+    text = markdown(runs, cells, (max(shorter), args.patience))
+    if len(pairs) < len(reported):
+        text += f"\n{len(reported) - len(pairs)} of {len(reported)} reported runs have no continuation stored yet.\n"
+    atomic_write_text(out / "patience_check.md", text)
+    print(text.splitlines()[2])
+    print(f"wrote {out / 'patience_check.md'} and {out / 'patience_check.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
