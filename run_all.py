@@ -25,7 +25,7 @@ from bench.report.write import write_report
 def parser() -> OneLineArgumentParser:
     """The command line's flags."""
     parser = OneLineArgumentParser(prog="run_all.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", default="quick", help="quick, paper, ncbi, or a FILE.yaml")
+    parser.add_argument("--grid", default="quick", help="quick, paper, ncbi, medquad, dp, or a FILE.yaml")
     parser.add_argument("--out", default=None, help="default: results/<grid>")
     parser.add_argument("--resume", action="store_true", help="continue interrupted cells from their checkpoints")
     parser.add_argument("--report-only", action="store_true", help="rebuild tables and figures from stored results")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # Importing the loader modules registers them.
-from bench.data import conll, hf, i2b2_2010, i2b2_2014, mimic3, ncbi_disease  # noqa: F401
+from bench.data import conll, hf, i2b2_2010, i2b2_2014, medquad, mimic3, ncbi_disease  # noqa: F401
 from bench.data.registry import TASKS, TaskSpec, resolve_data_dir
 from bench.data.splitting import carve_validation
 from bench.data.types import ClsExample, NerExample, TaskData

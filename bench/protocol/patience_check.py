@@ -117,7 +117,7 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
 
 def _parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m bench.protocol.patience_check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", required=True, help="quick, paper, ncbi, or a FILE.yaml")
+    parser.add_argument("--grid", required=True, help="quick, paper, ncbi, medquad, dp, or a FILE.yaml")
     parser.add_argument("--study", default=None)
     parser.add_argument("--out", default=None, help="default: results/<grid>")
     parser.add_argument("--patience", type=int, default=5)
