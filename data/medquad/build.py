@@ -43,13 +43,14 @@ def main(release: str, out: str) -> None:
             rows.append(row)
     counts = Counter(r[3] for r in rows)
     rows = [r for r in rows if counts[r[3]] >= MIN_PER_TYPE]
-    with (
-        gzip.GzipFile(out, "wb", mtime=0) as raw,
-        io.TextIOWrapper(raw, "utf-8", newline="") as f,
-    ):  # same bytes each build
+    # no file name and no time in the gzip header: the same bytes on every build
+    with open(out, "wb") as file, gzip.GzipFile("", "wb", fileobj=file, mtime=0) as raw:
+        f = io.TextIOWrapper(raw, "utf-8", newline="")
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["source", "document", "focus", "qtype", "answer"])
         writer.writerows(rows)
+        f.flush()
+        f.detach()
     print(f"{len(rows)} pairs, {len(counts)} types before the floor of {MIN_PER_TYPE}: {dict(counts.most_common())}")
 
 
