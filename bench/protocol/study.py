@@ -108,6 +108,11 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     known: dict[str, dict] = {}
     if tuned is not None and not args.tune and tuned.is_file():
         _, known = tuning.read_choices(tuned, tuning.swept_values(cells))
+        recorded = tuning.read_doc(tuned)["sweep"]["tune"]
+        vouched = {
+            tuning.group_of(c.config, settings) for c in cells if recorded.get(tuning.sweep_label(c.config)) == c.tune
+        }
+        known = {g: v for g, v in known.items() if g in vouched}  # a choice the file's sweep does not name is not used
         if all(tuning.group_of(c.config, settings) in known for c in cells):
             return tuning.apply_choices(cells, settings, known, str(tuned))
     todo = [c for c in cells if tuning.group_of(c.config, settings) not in known]  # what the file lacks

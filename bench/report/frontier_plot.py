@@ -11,6 +11,7 @@ MARKERS = {"layerskip top": "^", "layerskip bottom": "v", "layerskip auto": "D",
 
 
 def _half(row: dict) -> float:
+    """Error-bar half-width: the seed-level 95% half-width (0 for a single seed: no bar)."""
     return row["metric_ci95"] or 0.0
 
 

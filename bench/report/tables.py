@@ -130,6 +130,14 @@ def bytes_until(run: dict, last_round: int) -> int:
     return sum(line["bytes_up"] + line["bytes_down"] for line in run.get("history", []) if line["round"] <= last_round)
 
 
+def _mean_bytes_to_best(runs: list[dict]) -> float | None:
+    """Mean over seeds of the bytes moved to the reported state; None where a run lacks its
+    rounds or its best round (a frontier leaves such a configuration out, never at 0 bytes)."""
+    if any(not r.get("history") or not r.get("best_round") for r in runs):
+        return None
+    return float(np.mean([bytes_until(r, r["best_round"]) for r in runs]))
+
+
 def _mean_total_bytes(runs: list[dict]) -> float:
     return float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in runs]))
 
@@ -163,14 +171,14 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
         "metric_std": stats["std"],
         "metric_ci95": stats["ci95"],
         "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
-        "best_round": float(np.mean([r.get("rounds_run") or 0 for r in rs])),
+        "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
         "rounds_run": float(np.mean(rounds_run)),
         "converged": sum(run_convergence(r) == "converged" for r in rs),
         "bytes_per_round": float(
             np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
         ),
         "bytes_total": _mean_total_bytes(rs),
-        "bytes_to_best": float(np.mean([bytes_until(r, r.get("best_round") or 0) for r in rs])),
+        "bytes_to_best": _mean_bytes_to_best(rs),
     }
 
 
