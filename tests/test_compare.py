@@ -39,6 +39,7 @@ def test_flower_clients_train_on_exactly_the_suite_clients_pieces():
     )
     train = subsample(load_task("ncbi-disease").splits["train"], 400)
     assert len(work["clients"]) == w.clients and work["per_round"] == w.per_round
+    assert work["client_sizes"] == [len(ids) for ids in task.clients]  # FedAvg's weights: sentences
     for client, ids in zip(work["clients"], task.clients):
         assert len(client) == len(task.train.rows(ids))  # one piece per row the suite trains on
         assert [t for words, _ in client for t in words] == [t for i in ids for t in train[i].tokens]
@@ -69,7 +70,8 @@ def test_bad_flags_are_one_line_exit_2(argv, expected, capsys):
 def test_flower_app_imports_nothing_from_the_suite():
     import bench.compare
 
-    source = f"{bench.compare.__path__[0]}/flower_app.py"
-    imports = [line for line in open(source) if line.startswith(("import ", "from "))]
-    assert imports and not any("bench" in line or "baselines" in line for line in imports)
-    assert subprocess.run([sys.executable, "-m", "py_compile", source]).returncode == 0
+    for name in ("flower_app.py", "flower_task.py"):
+        source = f"{bench.compare.__path__[0]}/{name}"
+        imports = [line.strip() for line in open(source) if line.strip().startswith(("import ", "from "))]
+        assert imports and not any("bench" in line or "baselines" in line for line in imports)
+        assert subprocess.run([sys.executable, "-m", "py_compile", source]).returncode == 0

@@ -5,7 +5,7 @@
 
 For each workload (bench/compare/workloads.py) it runs this suite as a user runs it by default
 (`python -m bench.run ...`, default execution, a cold prefix cache), then Flower's simulation
-engine on the very sentences the suite's clients train on (bench/compare/flower_app.py, in
+engine on the very sentences the suite's clients train on (bench/compare/flower_task.py, in
 Flower's own environment), one at a time, and prints wall time, peak summed PSS of each
 process tree and the test F1, with the ratios. Writes OUT/flower.json (the full workloads) or
 OUT/flower-<variant>.json (fewer sentences, other workloads, or another suite execution).
@@ -110,6 +110,7 @@ def flower_work(w: Workload, subsample: int | None) -> dict:
         "labels": task.output_labels,
         "trainable": w.trainable,
         "clients": [pieces(task.train, train, ids)[0] for ids in task.clients],
+        "client_sizes": [len(ids) for ids in task.clients],  # FedAvg weighs by sentences, as the suite does
         "validation": _scored(task.validation, data.splits["validation"]),
         "test": _scored(task.test, data.splits["test"]),
         "rounds": ROUNDS,
@@ -158,7 +159,7 @@ def run_flower(
     return {
         **measured,
         "metric": round(got["test_f1"], 4),
-        "val_per_round": [v["f1"] for v in got["val_f1"]],
+        "val_per_round": [v["f1"] for v in got["val_f1"] if v["round"] > 0],  # as the suite's rounds.jsonl
         "client_resources": {"num_cpus": num_cpus} if num_cpus else "Flower's default",
     }
 
@@ -168,7 +169,9 @@ def run_floor(w: Workload, tmp: Path, subsample: int | None) -> dict:
     result = tmp / f"floor-{w.name}.json"
     cmd = [sys.executable, "-m", "bench.compare.floor", "--workload", w.name, str(result)]
     cmd += ["--train-subsample", str(subsample)] if subsample else []
-    env = {**os.environ, "BENCH_CACHE": str(tmp / f"cache-floor-{w.name}")}
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_WORKERS"} | {
+        "BENCH_CACHE": str(tmp / f"cache-floor-{w.name}")
+    }
     measured = run_measured(cmd, env, tmp / f"floor-{w.name}.log")
     if measured["returncode"] != 0 or not result.is_file():
         raise BenchError(f"workload {w.name}: the floor run failed (log: {tmp / f'floor-{w.name}.log'})")
