@@ -183,3 +183,6 @@ def test_the_patience_check_flags_a_cell_whose_mean_moves_beyond_its_seed_half_w
     assert by["fedavg (iid)"]["moved_beyond_interval"] and not by["lora r8 (iid)"]["moved_beyond_interval"]
     assert by["fedavg (iid)"]["shift"] == pytest.approx(0.02)
     assert "Adopt patience 5" in markdown(runs, cells, (3, 5)) and "fedavg (iid)" in markdown(runs, cells, (3, 5))
+    assert by["fedavg (iid)"]["shift_lo"] == pytest.approx(0.02)  # every seed moved by exactly 2 points
+    one_seed = compare(pairs[:1], min_delta=0.005)[1]
+    assert one_seed[0]["moved_beyond_interval"] is None and "No verdict" in markdown(runs[:1], one_seed, (3, 5))

@@ -10,7 +10,8 @@ too, and runs it afresh otherwise (committed results carry no checkpoints). Writ
 OUT/patience_check.csv (per run: the metric and best validation at both patiences, rounds run,
 whether validation gained more than min_delta) and OUT/patience_check.md (per cell: the mean over
 seeds at both patiences, the shift, the seed-level 95% half-width at the shorter patience, and
-whether the shift exceeds it; the study should adopt the longer patience if any cell's does).
+whether the shift exceeds it, the rule issue 23 set; beside it the paired 95% interval of the
+shift itself; the study should adopt the longer patience if any cell's shift exceeds it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bench.protocol.grid import Cell, load_grid
 from bench.protocol.runner import run_cells
 from bench.protocol.study import finals_of, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
-from bench.report.stats import seed_interval
+from bench.report.stats import seed_interval, seed_paired_interval
 from bench.report.tables import cell_key, method_label
 from bench.store import atomic_write_text, to_csv
 
@@ -76,6 +77,7 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
         after = seed_interval([b for _, b in values])
         shift = after["mean"] - before["mean"]
         half = before["ci95"]
+        paired = seed_paired_interval([b - a for a, b in values])  # the shift's own interval, for the reader
         rows.append(
             {
                 "cell": label,
@@ -84,7 +86,9 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
                 "mean_longer": after["mean"],
                 "shift": shift,
                 "half_width": half,
-                "moved_beyond_interval": half is not None and abs(shift) > half,
+                "shift_lo": paired["lo"] if paired else None,
+                "shift_hi": paired["hi"] if paired else None,
+                "moved_beyond_interval": None if half is None else abs(shift) > half,
             }
         )
     return runs, sorted(rows, key=lambda r: r["cell"])
@@ -93,24 +97,27 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
 def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> str:
     gained = sum(r["gained"] for r in runs)
     moved = [c["cell"] for c in cells if c["moved_beyond_interval"]]
-    verdict = (
-        f"**Adopt patience {patience[1]}**: {', '.join(moved)} moved by more than the seed-level half-width."
-        if moved
-        else f"**Patience {patience[0]} stands**: no cell's mean moved by more than its seed-level half-width."
-    )
+    unjudged = [c["cell"] for c in cells if c["moved_beyond_interval"] is None]
+    if moved:
+        verdict = f"**Adopt patience {patience[1]}**: {', '.join(moved)} moved by more than the seed-level half-width."
+    elif unjudged:
+        verdict = f"**No verdict**: {', '.join(unjudged)} have one seed (no half-width)."
+    else:
+        verdict = f"**Patience {patience[0]} stands**: no cell's mean moved by more than its seed-level half-width."
     lines = [
         f"# Patience check: {patience[0]} -> {patience[1]}",
         "",
         f"{len(runs)} reported runs continued; {gained} gained more than min_delta on validation. {verdict}",
         "",
-        "| cell | seeds | mean | mean (longer) | shift, pts | seed-level half-width, pts | beyond |",
+        "| cell | seeds | mean | mean (longer) | shift, pts [paired 95% CI] | seed-level half-width, pts | beyond |",
         "|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         half = "-" if c["half_width"] is None else f"{100 * c['half_width']:.1f}"
         lines.append(
-            f"| {c['cell']} | {c['seeds']} | {c['mean']:.3f} | {c['mean_longer']:.3f} | {100 * c['shift']:+.1f} | "
-            f"{half} | {'yes' if c['moved_beyond_interval'] else ''} |"
+            f"| {c['cell']} | {c['seeds']} | {c['mean']:.3f} | {c['mean_longer']:.3f} | {100 * c['shift']:+.1f}"
+            + ("" if c["shift_lo"] is None else f" [{100 * c['shift_lo']:+.1f}, {100 * c['shift_hi']:+.1f}]")
+            + f" | {half} | {'yes' if c['moved_beyond_interval'] else ''} |"
         )
     return "\n".join(lines) + "\n"
 
