@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from bench.compare.__main__ import flower_work, main
+from bench.compare.__main__ import main
 from bench.compare.memory import run_measured
+from bench.compare.sides import flower_work
 from bench.compare.workloads import WORKLOADS
 
 

@@ -41,8 +41,6 @@ STATE: dict = {}  # in each process: the config, the task, the model and the nam
 
 
 def _setup(cfg_dict: dict, task) -> None:
-    import baselines  # noqa: F401 - registers the methods
-
     cfg = ExperimentConfig(**cfg_dict)
     torch.set_num_threads(cfg.threads_per_worker)  # as the suite's workers
     model, _ = build_model(cfg.model, task.kind, len(task.output_labels), cfg.seed, cfg.dtype)

@@ -49,8 +49,6 @@ def planned_gb(cfg: ExperimentConfig) -> float:
 def measured_gb(cfg: ExperimentConfig) -> float:
     """Peak resident memory above this process's footprint before the model: one AdamW step
     (no weight decay, as bench.engine.training) on the method's trainable parameters."""
-    import baselines  # noqa: F401 - registers the methods
-
     before = psutil.Process().memory_info().rss
     model = meta_model(cfg.model, "ner", 3, DTYPES[cfg.dtype]).to_empty(device="cpu")
     with torch.no_grad():

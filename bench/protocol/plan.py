@@ -200,6 +200,19 @@ def device_hours(
     return cost.flops / (tflops * 1e12) / 3600, source
 
 
+class HostProbe:
+    """This host's CPU figure: measured at most once, and only if a CPU cell needs it."""
+
+    def __init__(self):
+        self.tflops: float | None = None
+        self.said = ""
+
+    def __call__(self) -> float:
+        if self.tflops is None:
+            self.tflops, self.said = host_speed.host_tflops(host_key())
+        return self.tflops
+
+
 def plan(
     studies: dict[str, list],
     distinct: list,
@@ -210,14 +223,8 @@ def plan(
 ) -> str:
     """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory."""
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
-    probe: dict = {}  # the host's figure, measured at most once and only if a CPU cell needs it
-
-    def cpu_tflops() -> float:
-        if not probe:
-            probe["tflops"], probe["said"] = host_speed.host_tflops(host_key())
-        return probe["tflops"]
-
-    hours = {rid: device_hours(cost, pilots, measured, cpu_tflops) for rid, (_, cost) in costs.items()}
+    probe = HostProbe()
+    hours = {rid: device_hours(cost, pilots, measured, probe) for rid, (_, cost) in costs.items()}
     unit = f"{costs[distinct[0].run_id][1].device}-h" if distinct else "h"
     lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
     for name, cells in studies.items():
@@ -241,7 +248,7 @@ def plan(
         f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
         f"estimate for what is left: {total:.1f} {unit} (upper bound: every run to its round limit; "
         f"throughput from {' and '.join(sources) or 'nothing left'}"
-        + (f"; {probe['said']}" if probe else "")
+        + (f"; {probe.said}" if probe.said else "")
         + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")
         + "; --pilot times each shape here)",
     ]
