@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK, WORKLOADS
+from bench.compare.workloads import WORKLOADS
 from bench.config import ExperimentConfig
 from bench.engine import execution
 from bench.engine.prepare import prepare_task
@@ -106,20 +106,7 @@ def _own_scores(pool, task, state: dict, workers: int) -> list[float]:
 
 def run(workload: str, subsample: int | None, workers: int | None) -> dict:
     w = WORKLOADS[workload]
-    cfg = ExperimentConfig(
-        task=TASK,
-        method=w.method,
-        layers=w.layers,
-        model=MODEL,
-        clients=w.clients,
-        clients_per_round=w.per_round,
-        rounds=ROUNDS,
-        max_length=MAX_LENGTH,
-        batch_size=BATCH,
-        lr=w.lr,
-        seed=SEED,
-        train_subsample=subsample,
-    )
+    cfg = w.config(subsample)
     cfg = execution.choose(cfg) if workers is None else cfg.with_settings(workers=workers, cpus_per_worker=None)
     workers = cfg.workers  # the suite's default processes and threads, unless asked
     task = prepare_task(cfg)

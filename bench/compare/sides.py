@@ -12,7 +12,6 @@ from pathlib import Path
 
 from bench.compare.memory import run_measured
 from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK, Workload
-from bench.config import ExperimentConfig
 from bench.data import load_task
 from bench.engine.prepare import prepare_task
 from bench.engine.prepare import subsample as take
@@ -80,17 +79,7 @@ def _scored(split, examples) -> dict:
 
 def flower_work(w: Workload, subsample: int | None) -> dict:
     """What the Flower side needs: each client gets exactly the suite client's training sentences."""
-    cfg = ExperimentConfig(
-        task=TASK,
-        method=w.method,
-        layers=w.layers,
-        model=MODEL,
-        clients=w.clients,
-        clients_per_round=w.per_round,
-        max_length=MAX_LENGTH,
-        seed=SEED,
-        train_subsample=subsample,
-    )
+    cfg = w.config(subsample)
     task, data = prepare_task(cfg), load_task(TASK)
     train = take(data.splits["train"], subsample)
     return {

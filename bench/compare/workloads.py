@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.config import ExperimentConfig
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -18,6 +20,23 @@ class Workload:
     @property
     def trainable(self) -> str:
         return self.layers or "all"
+
+    def config(self, subsample: int | None) -> ExperimentConfig:
+        """The suite's settings for this workload (what the floor and Flower's data are cut from)."""
+        return ExperimentConfig(
+            task=TASK,
+            method=self.method,
+            layers=self.layers,
+            model=MODEL,
+            clients=self.clients,
+            clients_per_round=self.per_round,
+            rounds=ROUNDS,
+            max_length=MAX_LENGTH,
+            batch_size=BATCH,
+            lr=self.lr,
+            seed=SEED,
+            train_subsample=subsample,
+        )
 
 
 WORKLOADS = {

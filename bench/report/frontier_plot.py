@@ -15,15 +15,22 @@ def _half(row: dict) -> float:
     return row["metric_ci95"] or 0.0
 
 
+def _panels(table):
+    """(figure, [(axis, frontier set)]): one panel per task x partition that asks the question; None if none does."""
+    sets = frontier_sets(table)
+    if not sets:
+        return None
+    fig, axes = pyplot().subplots(1, len(sets), figsize=(7.5 * len(sets), 5), squeeze=False)
+    return fig, list(zip(axes[0], sets))
+
+
 def frontier(runs, folder, table) -> bool:
     """x: bytes to the reported state (log), y: test metric with its seed-level interval; the
     front joined; centralized as a band with a dashed line WITHIN below it."""
-    sets = frontier_sets(table)
-    if not sets:
+    if (drawn := _panels(table)) is None:
         return False
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 5), squeeze=False)
-    for ax, found in zip(axes[0], sets):
+    fig, panels = drawn
+    for ax, found in panels:
         central = found["central"]
         ax.axhspan(
             central["metric"] - _half(central),
@@ -63,12 +70,10 @@ def frontier(runs, folder, table) -> bool:
 def gap_vs_trainable(runs, folder, table) -> bool:
     """Gap to centralized (seed-level interval) against the percentage of parameters trained,
     one line per family with sizes (top:k, bottom:k, LoRA rank), other configurations as points."""
-    sets = frontier_sets(table)
-    if not sets:
+    if (drawn := _panels(table)) is None:
         return False
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(sets), figsize=(7.5 * len(sets), 5), squeeze=False)
-    for ax, found in zip(axes[0], sets):
+    fig, panels = drawn
+    for ax, found in panels:
         lines: dict[str, list[dict]] = {}
         for r in found["configs"]:
             if r["vs_centralized_seed"]:
