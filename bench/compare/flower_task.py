@@ -15,7 +15,7 @@ be pickled by value, with the whole workload in them, on every client call):
 WORK.json (written by bench.compare) holds the model folder, the label names, each client's
 training pieces (the very word runs the suite's clients train on: its sentences, long ones split
 where the suite splits them), the validation and test pieces with the sentence each came from,
-rounds, clients per round, batch size, max length, learning rate, which blocks train ("all" or
+rounds, local epochs, clients per round, batch size, max length, learning rate, which blocks train ("all" or
 "top:K"), each client's sentence count (FedAvg's weight, as the suite weighs), the seed and the
 CPUs per client (`num_cpus`; absent: Flower's default). RESULT.json gets the validation F1 per
 round (0: the start state) and the test F1 of the best validation round's model (the suite
@@ -185,7 +185,7 @@ def train(msg: Message, context: Context) -> Message:
     trainloader = load_data(work()["clients"][partition_id], shuffle=True, batch_size=work()["batch_size"], seed=seed)
     model = get_model()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict(), strict=False)  # the arrays that travel
-    train_fn(model, trainloader, epochs=1, lr=work()["lr"])
+    train_fn(model, trainloader, epochs=work().get("local_epochs", 1), lr=work()["lr"])
     content = RecordDict(
         {
             "arrays": ArrayRecord(trained_state(model)),

@@ -44,6 +44,8 @@ def suite_command(w: Workload, out: Path, subsample: int | None, workers: int | 
         str(BATCH),
         "--lr",
         str(w.lr),
+        "--local-epochs",
+        str(w.local_epochs),
         "--seed",
         str(SEED),
         "--out",
@@ -95,6 +97,7 @@ def flower_work(w: Workload, subsample: int | None) -> dict:
         "batch_size": BATCH,
         "max_length": MAX_LENGTH,
         "lr": w.lr,
+        "local_epochs": w.local_epochs,
         "seed": SEED,
     }
 

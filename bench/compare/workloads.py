@@ -16,6 +16,7 @@ class Workload:
     clients: int
     per_round: int
     lr: float
+    local_epochs: int = 1
 
     @property
     def trainable(self) -> str:
@@ -34,6 +35,7 @@ class Workload:
             max_length=MAX_LENGTH,
             batch_size=BATCH,
             lr=self.lr,
+            local_epochs=self.local_epochs,
             seed=SEED,
             train_subsample=subsample,
         )
@@ -43,9 +45,9 @@ WORKLOADS = {
     w.name: w
     for w in [
         Workload("A", "FedAvg, 4 clients, all per round", "fedavg", None, 4, 4, 5e-5),
-        Workload(
-            "B", "FedAvg, 50 clients, 10 per round", "fedavg", None, 50, 10, 2e-4
-        ),  # fewer steps a round: a higher lr
+        # B learns with 3 local epochs (at 1 both sides stayed at F1 0: it measured a model that learns
+        # nothing); the suite reached test F1 0.576 with them here (lr 2e-4)
+        Workload("B", "FedAvg, 50 clients, 10 per round, 3 local epochs", "fedavg", None, 50, 10, 2e-4, 3),
         Workload("C", "top-2 blocks only (layerskip), 4 clients", "layerskip", "top:2", 4, 4, 1e-3),
     ]
 }
