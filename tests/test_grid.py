@@ -162,3 +162,20 @@ def test_privacy_utility_in_report(tiny_corpus, tmp_path):
     assert all(r["blocks"] == "1" for r in rows)
     table = (out / "tables" / "main.md").read_text()
     assert "ε target" in table and "| 4 (sample, per row) |" in table  # grouped by the target, spent shown beside it
+
+
+def test_a_cell_two_studies_tune_differently_is_an_error(tiny_corpus, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"""name: s
+defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus}"}}
+tasks: [i2b2-2010]
+partitions: [iid]
+seeds: [0]
+studies:
+  a: {{methods: [{{method: fedavg, tune: {{lr: [0.001, 0.01]}}}}]}}
+  b: {{methods: [{{method: fedavg, tune: {{lr: [0.002, 0.02]}}}}]}}
+""")
+    with pytest.raises(BenchError, match="studies a and b share a cell .* different values"):
+        expand(load_grid(str(path))[1])
+    path.write_text(path.read_text().replace("[0.002, 0.02]", "[0.001, 0.01]"))
+    assert len(expand(load_grid(str(path))[1])) == 1  # the same ranges: one shared cell

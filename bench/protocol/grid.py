@@ -128,8 +128,20 @@ def studies(grid: dict) -> dict[str, dict]:
 
 
 def expand_studies(grid: dict) -> dict[str, list[Cell]]:
-    """Each study's cells; a cell two studies share is the same Cell (same identity)."""
-    return {name: _expand_one(study) for name, study in studies(grid).items()}
+    """Each study's cells; a cell two studies share is the same Cell (same identity), and must be
+    tuned over the same values in both (else which sweep chose its setting would be ambiguous)."""
+    found = {name: _expand_one(study) for name, study in studies(grid).items()}
+    seen: dict[str, tuple[str, dict | None]] = {}
+    for name, cells in found.items():
+        for cell in cells:
+            first, tune = seen.setdefault(cell.run_id, (name, cell.tune))
+            _require(
+                tune == cell.tune,
+                grid["_path"],
+                f"studies {first} and {name} share a cell ({cell.run_id.rsplit('__', 1)[0]}) but tune it over "
+                f"different values ({tune} and {cell.tune})",
+            )
+    return found
 
 
 def expand(grid: dict) -> list[Cell]:
