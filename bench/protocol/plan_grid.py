@@ -20,10 +20,11 @@ def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> lis
         return []
     where, tuned = grid["_path"], tuned_file(grid)
     try:
+        swept = tuning.check_cells(swept, where)
+        settings = sorted(swept[0].tune)
         if tuned is not None and tuned.is_file():
-            settings, choices = tuning.read_choices(tuned, tuning.swept_values(swept))
+            choices, _ = tuning.vouched_choices(tuned, swept, settings)
         else:
-            settings = sorted(swept[0].tune)
             choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
     except BenchError:
         return []  # a stale choices file: nothing is known to be done

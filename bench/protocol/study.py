@@ -106,13 +106,11 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
     known: dict[str, dict] = {}
-    if tuned is not None and not args.tune and tuned.is_file():
-        _, known = tuning.read_choices(tuned, tuning.swept_values(cells))
-        recorded = tuning.read_doc(tuned)["sweep"]["tune"]
-        vouched = {
-            tuning.group_of(c.config, settings) for c in cells if recorded.get(tuning.sweep_label(c.config)) == c.tune
-        }
-        known = {g: v for g, v in known.items() if g in vouched}  # a choice the file's sweep does not name is not used
+    kept = None  # the choices file as it stands: its other methods' choices are kept when it is rewritten
+    if tuned is not None and tuned.is_file() and args.tune:  # sweeping again: the file is only merged into
+        kept = tuning.read_doc(tuned)
+    elif tuned is not None and tuned.is_file():
+        known, kept = tuning.vouched_choices(tuned, cells, settings)
         if all(tuning.group_of(c.config, settings) in known for c in cells):
             return tuning.apply_choices(cells, settings, known, str(tuned))
     todo = [c for c in cells if tuning.group_of(c.config, settings) not in known]  # what the file lacks
@@ -127,16 +125,12 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
             then=seeds_when_swept(points, todo, settings, out / "runs", where),
         )
     partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
-    finals = stored_finals(out / "runs", [p.cell for p in points])
-    choices, rows = tuning.choose(points, finals, partial)
     every = tuning.sweep_points(cells)  # tuning.csv lists every stored point, the file's methods included
-    atomic_write_text(
-        out / "tuning.csv",
-        to_csv(tuning.choose(every, stored_finals(out / "runs", [p.cell for p in every]), True)[1], TUNING_COLUMNS),
-    )
+    finals = stored_finals(out / "runs", [p.cell for p in every])
+    choices, rows = tuning.choose(points, finals, partial)
+    atomic_write_text(out / "tuning.csv", to_csv(tuning.choose(every, finals, True)[1], TUNING_COLUMNS))
     complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
     if complete:  # choices travel only once every point of every group has run
-        kept = tuning.read_doc(tuned) if tuned is not None and tuned.is_file() else None
         tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(todo), choices, rows, kept)
     return tuning.apply_choices(cells, settings, {**known, **choices}, where, partial)
 

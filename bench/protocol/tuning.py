@@ -206,7 +206,22 @@ def read_choices(path: Path, expected_sweep: dict | None = None) -> tuple[list[s
     """(the tuned settings, group -> chosen values) from a choices file. Where the grid still
     lists the values to sweep, every method the file has swept must have tried the grid's values;
     a method the file has never swept (a study added to the grid) has no choices in it yet."""
+    return _choices_of(path, read_doc(path), expected_sweep)
+
+
+def vouched_choices(path: Path, cells: list[Cell], settings: list[str]) -> tuple[dict[str, dict], dict]:
+    """(group -> chosen values, the file's document) for the cells whose method the file's sweep
+    recorded over the cells' own values: a choice filed under another label (a file from before
+    LoRA was named by rank) is left out, to be swept again rather than applied unchecked; a label
+    swept over other values is an error (read_choices)."""
     doc = read_doc(path)
+    _, choices = _choices_of(path, doc, swept_values(cells))
+    recorded = doc["sweep"]["tune"]
+    vouched = {group_of(c.config, settings) for c in cells if recorded.get(sweep_label(c.config)) == c.tune}
+    return {g: v for g, v in choices.items() if g in vouched}, doc
+
+
+def _choices_of(path: Path, doc: dict, expected_sweep: dict | None) -> tuple[list[str], dict[str, dict]]:
     try:
         choices = {c["group"]: dict(c["values"]) for c in doc["choices"]}
         recorded = doc["sweep"]["tune"]
