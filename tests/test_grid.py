@@ -165,16 +165,11 @@ def test_privacy_utility_in_report(tiny_corpus, tmp_path):
 
 
 def test_a_cell_two_studies_tune_differently_is_an_error(tiny_corpus, tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text(f"""name: s
-defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus}"}}
-tasks: [i2b2-2010]
-partitions: [iid]
-seeds: [0]
-studies:
-  a: {{methods: [{{method: fedavg, tune: {{lr: [0.001, 0.01]}}}}]}}
-  b: {{methods: [{{method: fedavg, tune: {{lr: [0.002, 0.02]}}}}]}}
-""")
+    studies = """studies:
+  a: {methods: [{method: fedavg, tune: {lr: [0.001, 0.01]}}]}
+  b: {methods: [{method: fedavg, tune: {lr: [0.002, 0.02]}}]}
+"""
+    path = grid_file(tmp_path, tiny_corpus, methods="[{method: fedavg}]", partitions="[iid]", extra=studies)
     with pytest.raises(BenchError, match="studies a and b share a cell .* different values"):
         expand(load_grid(str(path))[1])
     path.write_text(path.read_text().replace("[0.002, 0.02]", "[0.001, 0.01]"))

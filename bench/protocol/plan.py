@@ -196,7 +196,9 @@ def device_hours(
     elif cost.shape_key in pilots:
         tflops, source = pilots[cost.shape_key], "pilot"
     else:
-        tflops, source = (GPU_TFLOPS, "stated") if cost.device == "GPU" else (cpu_tflops(), "host probe")
+        tflops, source = (
+            (GPU_TFLOPS, "stated") if cost.device == "GPU" else ((cpu_tflops or HostProbe())(), "host probe")
+        )
     return cost.flops / (tflops * 1e12) / 3600, source
 
 

@@ -73,6 +73,11 @@ def _seed(row: dict, name: str, key: str):
     return (row[f"{name}_seed"] or {}).get(key)
 
 
+def all_rows(table: list[dict]) -> list[dict]:
+    """The frontier table of a report: every set's rows (none where no set asks the question)."""
+    return [row for found in frontier_sets(table) for row in table_rows(found)]
+
+
 def table_rows(found: dict) -> list[dict]:
     """One row per configuration: share trained, bytes, metric, differences with seed-level intervals, front."""
     front = {id(r) for r in pareto(found["configs"])}

@@ -108,14 +108,15 @@ def write_report(
     rows = [summary_row(r) for r in runs]
     atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
     table = main_table(runs)
-    _write_tables(out / "tables", table)
+    depth = frontier.all_rows(table)
+    _write_tables(out / "tables", table, depth)
     made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, out / "tuning.csv", runs_dir)
     text = _headline(out, study, rows, checks, notes) + frontier.headline(table)
     text += [narrative(table), "", "## Main table", "", markdown(table)]
-    text += _frontier_section(table)
+    text += _frontier_section(depth)
     text += [NOTES, "", "## Figures", ""] + [f"![{c}](figures/{name}.png)  \n*{c}*\n" for name, c in made]
     text += checks + _unconverged_section(rows) + _failed_section(rows, runs)
     atomic_write_text(out / "report.md", "\n".join(text) + "\n")
@@ -149,21 +150,19 @@ def _failure_line(row: dict, error: str | None) -> str:
     return f"- `{row['run_id']}`: {why}"
 
 
-def _write_tables(folder: Path, table: list[dict]) -> None:
+def _write_tables(folder: Path, table: list[dict], depth: list[dict]) -> None:
     atomic_write_text(folder / "main.md", markdown(table))
     flat_rows = flat(table)
     atomic_write_text(folder / "main.csv", to_csv(flat_rows, list(flat_rows[0]) if flat_rows else ["task"]))
     atomic_write_text(folder / "main.tex", latex(table))
-    rows = [row for found in frontier.frontier_sets(table) for row in frontier.table_rows(found)]
     for stale in ("frontier.md", "frontier.csv"):  # a report that no longer asks the question drops them
         (folder / stale).unlink(missing_ok=True)
-    if rows:
-        atomic_write_text(folder / "frontier.md", frontier.markdown(rows))
-        atomic_write_text(folder / "frontier.csv", to_csv(rows, list(rows[0])))
+    if depth:
+        atomic_write_text(folder / "frontier.md", frontier.markdown(depth))
+        atomic_write_text(folder / "frontier.csv", to_csv(depth, list(depth[0])))
 
 
-def _frontier_section(table: list[dict]) -> list[str]:
-    rows = [row for found in frontier.frontier_sets(table) for row in frontier.table_rows(found)]
+def _frontier_section(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     return [
