@@ -6,9 +6,10 @@ with the same processes and threads, and no federated engine around it.
 Each of W processes (one torch thread each: the suite's default here) builds the model once; per
 round the parent hands each process its share of the round's clients (the suite's selection,
 data, seeds and training loop, bench.engine.training), gets the trained tensors back through
-shared memory, averages them weighted by examples, and scores validation (before round 1 and
-after every round), test (the best validation round's state, and the last one's where they
-differ) and every client's held-out slice, cut across the processes, as the suite does. No
+shared memory, averages them as the suite does (bench.federation.aggregate), and scores
+validation (before round 1 and after every round), test (the best validation round's state,
+and the last one's where they differ) and every client's held-out slice, cut across the
+processes, as the suite does. No
 checkpoints, screening, byte accounting, retries or logs: whatever the suite takes beyond this
 is its engine's overhead (docs/PERFORMANCE.md). Nor a prefix cache: on C, whose frozen blocks
 the suite caches, the floor recomputes them, so suite / floor there is not the engine's overhead
@@ -33,6 +34,8 @@ from bench.engine.sampling import sample_clients
 from bench.engine.scoring import all_examples, score_predictions
 from bench.engine.training import predict, train_local
 from bench.engine.worker import client_seed
+from bench.federation.aggregate import weighted_average
+from bench.federation.comm import detach_state, load_state
 from bench.model.build import build_model
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
@@ -48,16 +51,14 @@ def _setup(cfg_dict: dict, task) -> None:
     STATE.update(cfg=cfg, task=task, model=model, trained=[n for n, p in model.named_parameters() if p.requires_grad])
 
 
-def _load(state: dict) -> None:
-    with torch.no_grad():
-        params = dict(STATE["model"].named_parameters())
-        for name, tensor in state.items():
-            params[name].copy_(tensor)
+def _shared(state: dict) -> dict:
+    """The tensors in shared memory: they cross to and from the pool without being copied."""
+    return {name: tensor.share_memory_() for name, tensor in state.items()}
 
 
 def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
     cfg, task, model = STATE["cfg"], STATE["task"], STATE["model"]
-    _load(state)
+    load_state(model, state)
     examples = task.clients[client]
     train_local(
         model,
@@ -71,13 +72,12 @@ def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
         warmup_ratio=cfg.warmup_ratio,
         seed=client_seed(cfg.seed, client, round_),
     )
-    params = dict(model.named_parameters())
-    return len(examples), {n: params[n].detach().clone().share_memory_() for n in STATE["trained"]}
+    return len(examples), _shared(detach_state(model, STATE["trained"]))
 
 
 def _predict(state: dict, split: str, examples: list[int]) -> dict:
     task = STATE["task"]
-    _load(state)
+    load_state(STATE["model"], state)
     data = getattr(task, split)
     rows = data.rows(examples).tolist()
     return dict(zip(rows, predict(STATE["model"], data.encoded, rows, kind=task.kind, pad_id=task.pad_id)))
@@ -113,16 +113,13 @@ def run(workload: str, subsample: int | None, workers: int | None) -> dict:
     ctx = mp.get_context("forkserver")
     with ctx.Pool(workers, initializer=_setup, initargs=(cfg.to_dict(), task)) as pool:
         _setup(cfg.to_dict(), task)  # the parent's copy: the start state and the averages
-        state = {
-            n: p.detach().clone().share_memory_() for n, p in STATE["model"].named_parameters() if n in STATE["trained"]
-        }
+        state = _shared(detach_state(STATE["model"], STATE["trained"]))
         val = [_score(pool, task, state, "validation", workers)]
         best = None  # (validation metric, state) of the best trained round: what the suite reports
         for round_ in range(cfg.rounds):  # 0-based, as the suite's rounds draw clients and seeds
             clients = sample_clients(cfg, round_)
             results = pool.starmap(_train, [(state, c, round_) for c in clients], chunksize=1)  # one client at a time
-            total = sum(n for n, _ in results)
-            state = {k: sum(s[k] * (n / total) for n, s in results).share_memory_() for k in state}
+            state = _shared(weighted_average(results))  # the suite's mean: by examples, fp32, client order
             val.append(_score(pool, task, state, "validation", workers))
             if best is None or val[-1] > best[0]:
                 best = (val[-1], state)

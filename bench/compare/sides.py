@@ -102,12 +102,25 @@ def flower_work(w: Workload, subsample: int | None) -> dict:
     }
 
 
+def _measured(w: Workload, what: str, cmd: list[str], env: dict, log: Path, output: Path) -> dict:
+    """One side's process tree run and measured; a run that fails or leaves no output is one line
+    naming its log."""
+    measured = run_measured(cmd, env, log)
+    if measured["returncode"] != 0 or not output.is_file():
+        raise BenchError(f"workload {w.name}: the {what} run failed (log: {log})")
+    return measured
+
+
+def _own_env(cache: Path) -> dict:
+    """This environment with the side's default execution (no BENCH_WORKERS) and an empty cache
+    of its own (cold: a run pays for its own prefix cache)."""
+    return {k: v for k, v in os.environ.items() if k != "BENCH_WORKERS"} | {"BENCH_CACHE": str(cache)}
+
+
 def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None = None, label: str = "suite") -> dict:
-    out, env = tmp / f"{label}-{w.name}", {k: v for k, v in os.environ.items() if k != "BENCH_WORKERS"}
-    env["BENCH_CACHE"] = str(tmp / f"cache-{label}-{w.name}")  # cold: the run pays for its own prefix cache
-    measured = run_measured(suite_command(w, out, subsample, workers), env, tmp / f"{label}-{w.name}.log")
-    if measured["returncode"] != 0:
-        raise BenchError(f"workload {w.name}: the suite run failed (log: {tmp / f'{label}-{w.name}.log'})")
+    out, env = tmp / f"{label}-{w.name}", _own_env(tmp / f"cache-{label}-{w.name}")
+    cmd = suite_command(w, out, subsample, workers)
+    measured = _measured(w, "suite", cmd, env, tmp / f"{label}-{w.name}.log", out / "final.json")
     final = json.loads((out / "final.json").read_text())
     return {
         **measured,
@@ -131,10 +144,11 @@ def run_flower(
     work, result = tmp / f"{label}-{w.name}.json", tmp / f"{label}-{w.name}-result.json"
     work.write_text(json.dumps({**flower_work(w, subsample), "num_cpus": num_cpus}))
     env = {**os.environ, "RAY_DEDUP_LOGS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    measured = run_measured([python, str(FLOWER_APP), str(work), str(result)], env, tmp / f"{label}-{w.name}.log")
-    work.unlink()  # the sentences: not kept
-    if measured["returncode"] != 0 or not result.is_file():
-        raise BenchError(f"workload {w.name}: the Flower run failed (log: {tmp / f'{label}-{w.name}.log'})")
+    try:
+        cmd = [python, str(FLOWER_APP), str(work), str(result)]
+        measured = _measured(w, "Flower", cmd, env, tmp / f"{label}-{w.name}.log", result)
+    finally:
+        work.unlink()  # the sentences: not kept
     got = json.loads(result.read_text())
     return {
         **measured,
@@ -149,12 +163,7 @@ def run_floor(w: Workload, tmp: Path, subsample: int | None) -> dict:
     result = tmp / f"floor-{w.name}.json"
     cmd = [sys.executable, "-m", "bench.compare.floor", "--workload", w.name, str(result)]
     cmd += ["--train-subsample", str(subsample)] if subsample else []
-    env = {k: v for k, v in os.environ.items() if k != "BENCH_WORKERS"} | {
-        "BENCH_CACHE": str(tmp / f"cache-floor-{w.name}")
-    }
-    measured = run_measured(cmd, env, tmp / f"floor-{w.name}.log")
-    if measured["returncode"] != 0 or not result.is_file():
-        raise BenchError(f"workload {w.name}: the floor run failed (log: {tmp / f'floor-{w.name}.log'})")
+    measured = _measured(w, "floor", cmd, _own_env(tmp / f"cache-floor-{w.name}"), tmp / f"floor-{w.name}.log", result)
     got = json.loads(result.read_text())
     return {**measured, "metric": round(got["metric"], 4), "val_per_round": got["val_per_round"][1:]}
 
