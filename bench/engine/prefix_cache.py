@@ -102,6 +102,14 @@ def _save_bounded(entry: Path, hidden: dict) -> None:
         old.unlink(missing_ok=True)
 
 
+def _compact(row: torch.Tensor | None) -> torch.Tensor | None:
+    """A row that owns exactly its own bytes (an entry written before rows were copies holds
+    views of whole padded batches)."""
+    if row is None or row.untyped_storage().nbytes() == row.numel() * row.element_size():
+        return row
+    return row.clone()
+
+
 class PrefixCache:
     """Hidden states entering block k for every row of the given splits, and the swap-in."""
 
@@ -158,8 +166,19 @@ class PrefixCache:
         for name, rows in stored.items():
             if name in self.hidden and len(rows) == len(self.hidden[name]):
                 self.hidden[name] = [
-                    mine if mine is not None else theirs for mine, theirs in zip(self.hidden[name], rows)
+                    mine if mine is not None else _compact(theirs) for mine, theirs in zip(self.hidden[name], rows)
                 ]
+
+    def held_bytes(self) -> int:
+        """The bytes the cached rows really hold: each distinct storage once, so a row that is a
+        view of a larger tensor counts all of it."""
+        storages = {}
+        for rows in self.hidden.values():
+            for row in rows:
+                if row is not None:
+                    storage = row.untyped_storage()
+                    storages[storage.data_ptr()] = storage.nbytes()
+        return sum(storages.values())
 
     def save(self) -> None:
         """Write what this worker computed into the disk entry (merged with what is there)."""
@@ -212,7 +231,8 @@ class PrefixCache:
                 except _StopForward:
                     pass
                 hidden = captured.pop()
-                out += [hidden[i, : len(x)].to(self.dtype).cpu() for i, x in enumerate(ids)]
+                # copies, not views: a view would keep its whole padded batch alive (and be saved whole)
+                out += [hidden[i, : len(x)].to("cpu", self.dtype, copy=True) for i, x in enumerate(ids)]
         finally:
             hook.remove()
             self.model.train(was_training)

@@ -119,3 +119,14 @@ def test_rows_are_computed_on_first_use_and_the_frozen_modules_go_once_all_are(t
     assert cache.originals is None  # every row cached: the frozen blocks are never run again
     filled = cache.filled
     assert np.isfinite(w.evaluate(w.initial_state(), "test")["metric"]) and cache.filled == filled
+
+
+def test_cached_rows_hold_their_own_bytes_only(tiny_corpus, tmp_path, monkeypatch):
+    """Each row is its own tensor: a view into its padded batch would keep the whole batch alive."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    w, task = worker(tiny_corpus, "tiny-bert", "on")
+    w.evaluate(w.initial_state(), "validation")
+    rows = [r for r in w.cache.hidden["validation"] if r is not None]
+    assert len(rows) == len(task.validation.encoded.input_ids) > 1
+    assert len({len(r) for r in rows}) > 1  # rows of different lengths, so padded batches were wider than some
+    assert w.cache.held_bytes() == sum(r.numel() * r.element_size() for r in rows)
