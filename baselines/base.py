@@ -32,6 +32,7 @@ class Method:
     supports_budgets = False  # True: honours per-client layer budgets (--client-budgets)
     added_param_markers: tuple[str, ...] = ()  # names of parameters the method adds (not the base model's)
     secure_aggregable = True  # combine is a per-tensor sample-weighted mean, which secure aggregation can compute
+    streams_mean = True  # combine is weighted_average of every result: the server may sum updates as they arrive
 
     def __init__(self, cfg: ExperimentConfig):
         if cfg.client_budgets is not None and not self.supports_budgets:

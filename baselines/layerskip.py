@@ -70,6 +70,10 @@ class LayerSkip(Method):
         budgets = client_budgets(self.cfg.client_budgets, [len(c) for c in clients])
         return [Job(c, clients[c], budget=budgets[c]) for c in sampled]
 
+    @property
+    def streams_mean(self) -> bool:
+        return self.cfg.client_budgets is None  # with budgets, each tensor's mean is over those who sent it
+
     def combine(self, states, results):
         if self.cfg.client_budgets is None:
             return super().combine(states, results)

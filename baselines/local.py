@@ -11,6 +11,7 @@ from baselines.base import GLOBAL, Job, Method, register
 @register("local")
 class Local(Method):
     communicates = False
+    streams_mean = False  # every client keeps its own state
 
     def round_jobs(self, clients, sampled):
         return [Job(c, clients[c], start=c) for c in sampled]

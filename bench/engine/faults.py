@@ -33,21 +33,20 @@ def update_norm(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor]) 
     return float(torch.linalg.vector_norm(per_tensor))
 
 
+def screen_norms(norms: dict[int, float]) -> dict[int, str]:
+    """The updates to reject (client -> why), from their norms alone: NaN or Inf, or a norm far
+    beyond the median of the finite ones (once there are three to take a median of)."""
+    rejected = {c: "non-finite values" for c, norm in norms.items() if not np.isfinite(norm)}
+    finite = {c: norm for c, norm in norms.items() if c not in rejected}
+    if len(finite) >= 3:
+        median = float(np.median(list(finite.values())))
+        for c, norm in finite.items():
+            if median > 0 and norm > NORM_OUTLIER * median:
+                rejected[c] = f"update norm {norm:.3g} > {NORM_OUTLIER:g} x median {median:.3g}"
+    return rejected
+
+
 def screen_updates(results: list, starts: dict) -> tuple[list, dict[int, str]]:
     """Drop updates with NaN/Inf, or with a norm far beyond the others; say why for each."""
-    rejected: dict[int, str] = {}
-    finite, norms = [], {}
-    for res in results:
-        norm = update_norm(res.state, starts[res.start])
-        if np.isfinite(norm):
-            finite.append(res)
-            norms[res.client] = norm
-        else:
-            rejected[res.client] = "non-finite values"
-    if len(finite) >= 3:
-        median = float(np.median(list(norms.values())))
-        for res in list(finite):
-            if median > 0 and norms[res.client] > NORM_OUTLIER * median:
-                rejected[res.client] = f"update norm {norms[res.client]:.3g} > {NORM_OUTLIER:g} x median {median:.3g}"
-                finite.remove(res)
-    return finite, rejected
+    rejected = screen_norms({res.client: update_norm(res.state, starts[res.start]) for res in results})
+    return [res for res in results if res.client not in rejected], rejected

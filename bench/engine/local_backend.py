@@ -94,6 +94,10 @@ class _Calls:
         return worker.predict_batch(requests, *states)
 
 
+def _kept(result):
+    return result
+
+
 class WorkerDied(RuntimeError):
     pass
 
@@ -209,9 +213,10 @@ class LocalBackend:
         return i, job
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=_kept
     ) -> tuple[list, set[int]]:
-        """(results sorted by client, clients lost with a process that died)."""
+        """(results sorted by client, clients lost with a process that died); each result goes
+        to `receive` as it arrives (it returns what to keep)."""
         blobs = {start: pack({start: states[start]}) for start in {job.start for job in jobs}}  # each serialised once
         pending, idle, running = list(jobs), list(range(len(self.conns))), {}
         results, lost = [], set()
@@ -225,7 +230,7 @@ class LocalBackend:
             for conn in wait(list(running)):
                 i, job = running.pop(conn)
                 try:
-                    results += self._receive(i)
+                    results += [receive(res) for res in self._receive(i)]
                 except WorkerDied:
                     lost.add(job.client)
                     self._restart(i)

@@ -17,6 +17,10 @@ from bench.engine.worker import Worker, by_owner
 from bench.store import cache_root
 
 
+def _kept(result):
+    return result
+
+
 class RayBackend:
     def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
         import ray
@@ -68,9 +72,10 @@ class RayBackend:
         return replies
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=_kept
     ) -> tuple[list, set[int]]:
-        """(results sorted by client, clients lost after the worker's retries ran out)."""
+        """(results sorted by client, clients lost after the worker's retries ran out); each
+        result goes to `receive` as it arrives (it returns what to keep)."""
         needed = {job.start for job in jobs}
         states_ref = self.ray.put({k: states[k] for k in needed})  # one broadcast per round
         pending, idle, running = list(jobs), list(range(len(self.workers))), {}
@@ -89,7 +94,7 @@ class RayBackend:
             worker, job = running.pop(done[0])
             idle.append(worker)
             try:
-                results += self.ray.get(done[0])
+                results += [receive(res) for res in self.ray.get(done[0])]
             except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError):
                 lost.add(job.client)
         return sorted(results, key=lambda r: r.client), lost

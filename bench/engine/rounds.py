@@ -9,9 +9,9 @@ import numpy as np
 
 from bench.config import ExperimentConfig
 from bench.engine import faults, secure_phase
+from bench.engine.arrivals import Arrivals, streams
 from bench.engine.sampling import sample_clients
 from bench.federation.comm import GLOBAL, tensor_bytes
-from bench.federation.compress import Packed, payload_bytes, restore_state
 from bench.federation.dp_ledger import DpLedger
 from bench.federation.secagg_client import Refused
 
@@ -49,16 +49,23 @@ class Broadcast:
 
 @dataclasses.dataclass(frozen=True)
 class Training:
-    """Train: every result that came back (uploads restored), the clients lost, those on time."""
+    """Train: every result that came back (uploads restored; a streamed round's without their
+    states, which went into the running mean), the clients lost, those on time."""
 
     trained: list
     lost: set[int]
     on_time: list  # a straggler's update misses the deadline
     bytes_up: int
+    arrivals: Arrivals
+    jobs: dict  # client -> its job, to train again (bench.engine.arrivals)
 
     @property
     def loss(self) -> float | None:
         return float(np.mean([res.loss for res in self.trained])) if self.trained else None
+
+    @property
+    def streamed(self) -> bool:
+        return self.arrivals.mean is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,23 +97,22 @@ def broadcast(ctx: RoundContext, r: int, draw: Draw, states: dict) -> Broadcast:
     return Broadcast(starts, secure, sent)
 
 
-def _restored(res, starts: dict):
-    """A result whose upload was compressed, with its state rebuilt the way the server does."""
-    if not isinstance(res.state, dict) or not any(isinstance(v, Packed) for v in res.state.values()):
-        return res
-    return dataclasses.replace(res, state=restore_state(res.state, starts[res.start]))
-
-
 def train(ctx: RoundContext, r: int, draw: Draw, sent: Broadcast, residuals: dict) -> Training:
-    """The reached clients train; their uploads are counted as they travel, then restored."""
+    """The reached clients train; each upload is counted as it travels and restored as it
+    arrives, and where the aggregate streams, added to the running mean (bench.engine.arrivals)."""
     secure = sent.secure.layout if sent.secure else None  # each worker masks with its own clients' secrets
-    trained, lost = ctx.backend.train(sent.starts, draw.reached, r, residuals, secure) if draw.reached else ([], set())
-    up = {res.client: payload_bytes(res.state) for res in trained}  # as they travel, compressed or not
-    trained = [_restored(res, sent.starts) for res in trained]
+    expected = {j.client: len(j.examples) for j in draw.reached if j.client not in draw.late}
+    arrivals = Arrivals(sent.starts, expected if expected and streams(ctx, sent.secure) else None)
+    trained, lost = (
+        ctx.backend.train(sent.starts, draw.reached, r, residuals, secure, receive=arrivals)
+        if draw.reached
+        else ([], set())
+    )
     residuals.update({res.client: res.residual for res in trained if res.residual is not None})
     on_time = [res for res in trained if res.client not in draw.late]
+    up = arrivals.bytes_up
     bytes_up = sum(up[res.client] for res in trained) if ctx.method.communicates else 0  # late and rejected: sent
-    return Training(trained, lost, on_time, bytes_up)
+    return Training(trained, lost, on_time, bytes_up, arrivals, {j.client: j for j in draw.reached})
 
 
 def screen(ctx: RoundContext, training: Training, sent: Broadcast) -> tuple[list, dict[int, str]]:
@@ -116,6 +122,9 @@ def screen(ctx: RoundContext, training: Training, sent: Broadcast) -> tuple[list
         return [res for res in training.on_time if res.client not in refused], refused
     if not ctx.method.communicates:
         return training.on_time, {}
+    if training.streamed:  # the norms were taken as the updates arrived
+        rejected = faults.screen_norms({res.client: training.arrivals.norms[res.client] for res in training.on_time})
+        return [res for res in training.on_time if res.client not in rejected], rejected
     return faults.screen_updates(training.on_time, sent.starts)
 
 
@@ -129,7 +138,20 @@ def aggregate(
         return secure_phase.aggregate(ctx, secure, states, training.on_time, late, r)
     if ctx.dp.client_level:  # DP-FedAvg noises every round, even an empty one
         return {GLOBAL: ctx.dp.fedavg(states[GLOBAL], [res.state for res in results], r)}, {}
+    if training.streamed:
+        return ({GLOBAL: streamed_mean(ctx, r, results, training, states)} if results else states), {}
     return (ctx.method.combine(states, results) if results else states), {}
+
+
+def streamed_mean(ctx: RoundContext, r: int, results: list, training: Training, starts: dict) -> dict:
+    """The running mean, when every expected update was kept; otherwise the kept clients train
+    again into a mean over themselves (the same updates: training is seeded), until none is lost."""
+    mean, kept = training.arrivals.mean, {res.client: res.n_samples for res in results}
+    while set(kept) != set(mean.alpha):
+        again = Arrivals(starts, kept)
+        trained, _ = ctx.backend.train(starts, [training.jobs[c] for c in sorted(kept)], r, receive=again)
+        mean, kept = again.mean, {res.client: res.n_samples for res in trained}
+    return mean.result()
 
 
 def validate(ctx: RoundContext, states: dict) -> list[dict]:

@@ -7,6 +7,10 @@ from bench.engine.prepare import PreparedTask
 from bench.engine.worker import Worker
 
 
+def _kept(result):
+    return result
+
+
 class SerialBackend:
     def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
         self.worker = Worker(cfg.to_dict(), task, dp)
@@ -18,10 +22,12 @@ class SerialBackend:
         return self.worker.initial_state()
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=_kept
     ) -> tuple[list, set[int]]:
-        """(results sorted by client, clients lost to crashes): in-process, nothing is lost."""
-        return sorted(self.worker.train(states, jobs, round_, residuals, secure), key=lambda r: r.client), set()
+        """(results sorted by client, clients lost to crashes): in-process, nothing is lost. Each
+        result goes to `receive` as it is made (it returns what to keep)."""
+        results = [receive(res) for job in jobs for res in self.worker.train(states, [job], round_, residuals, secure)]
+        return sorted(results, key=lambda r: r.client), set()
 
     def secagg(self, step: str, round_: int, per_client: dict) -> dict:
         """A secure-aggregation step, answered by the clients' side (the worker's parties)."""
