@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection, wait
 import torch
 
 from bench.config import ExperimentConfig
-from bench.engine import heap
+from bench.engine import heap, shared_state
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker, by_owner
@@ -55,7 +55,7 @@ def _serve(conn: Connection) -> None:
             worker.close()
             conn.send_bytes(pack(("ok", None)))
             return
-        states = [unpack(conn.recv_bytes()) for _ in range(n_states)]
+        states = [shared_state.attach(unpack(conn.recv_bytes())) for _ in range(n_states)]
         try:
             reply = ("ok", getattr(_Calls, name)(worker, states, *args))
         except Exception:  # the server raises it with the worker's traceback
@@ -92,6 +92,27 @@ class _Calls:
     @staticmethod
     def predict(worker, states, requests: list):
         return worker.predict_batch(requests, *states)
+
+
+class _Shared:
+    """The states of one call, each written once into shared memory (bench.engine.shared_state)
+    where the machine has it, else sent serialised; the files go when the call is over."""
+
+    def __init__(self, states: dict):
+        self.states, self.files = states, {}
+
+    def __enter__(self):
+        if shared_state.available():
+            for key, state in self.states.items():
+                self.files[key] = shared_state.SharedState(state)
+        return self
+
+    def __getitem__(self, key):
+        return self.files[key].ref if key in self.files else self.states[key]
+
+    def __exit__(self, *exc):
+        for file in self.files.values():
+            file.close()
 
 
 def _kept(result):
@@ -136,6 +157,7 @@ def warm_up() -> None:
 class LocalBackend:
     def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
         self.context = _context()
+        shared_state.sweep()  # files a killed server left behind
         self.setup = pack((cfg.to_dict(), task, dp, dict(os.environ)))
         self.restarts_left = cfg.max_retries
         self.task = task  # to score the merged predictions
@@ -217,8 +239,14 @@ class LocalBackend:
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost with a process that died); each result goes
         to `receive` as it arrives (it returns what to keep)."""
-        blobs = {start: pack({start: states[start]}) for start in {job.start for job in jobs}}  # each serialised once
-        pending, idle, running = list(jobs), list(range(len(self.conns))), {}
+        with _Shared({start: states[start] for start in {job.start for job in jobs}}) as shared:
+            blobs = {start: pack({start: shared[start]}) for start in shared.states}  # each written once
+            results, lost = self._deal(blobs, list(jobs), residuals, secure, receive, round_)
+        return sorted(results, key=lambda r: r.client), lost
+
+    def _deal(self, blobs, pending, residuals, secure, receive, round_) -> tuple[list, set[int]]:
+        """Clients to free processes until every one has answered (or died)."""
+        idle, running = list(range(len(self.conns))), {}
         results, lost = [], set()
         while pending or running:
             while pending and idle and (picked := self._next(pending, idle, secure)):
@@ -235,7 +263,7 @@ class LocalBackend:
                     lost.add(job.client)
                     self._restart(i)
                 idle.append(i)
-        return sorted(results, key=lambda r: r.client), lost
+        return results, lost
 
     def _restart(self, i: int) -> None:
         if self.restarts_left <= 0:
@@ -247,15 +275,14 @@ class LocalBackend:
         """Every process predicts a share of the rows (a large request is cut across all of them,
         so one validation pass uses every core), and the scores are computed here from the
         merged predictions. Each distinct state is packed once."""
-        blobs = {}
-        for state, _, _ in requests:
-            if id(state) not in blobs:
-                blobs[id(state)] = pack(state)
-        cut = CutEvaluation(self.task, requests, len(self.conns))
-        for i, call in enumerate(cut.calls):
-            if call:
-                self._send(i, "predict", (call[1],), [blobs[k] for k in call[0]])
-        return cut.scores([self._receive(i) if call else [] for i, call in enumerate(cut.calls)])
+        shared = _Shared({id(state): state for state, _, _ in requests})
+        with shared:
+            blobs = {key: pack(shared[key]) for key in shared.states}
+            cut = CutEvaluation(self.task, requests, len(self.conns))
+            for i, call in enumerate(cut.calls):
+                if call:
+                    self._send(i, "predict", (call[1],), [blobs[k] for k in call[0]])
+            return cut.scores([self._receive(i) if call else [] for i, call in enumerate(cut.calls)])
 
     def cache_reports(self) -> list:
         return [self._call(i, "cache_report") for i in range(len(self.conns))]

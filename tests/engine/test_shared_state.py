@@ -1,0 +1,59 @@
+"""States reach local worker processes through one shared-memory file, bit for bit, and the
+file does not outlive the call (nor a killed server)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bench.engine import shared_state
+from bench.engine.local_backend import pack, unpack
+
+pytestmark = pytest.mark.skipif(not shared_state.available(), reason="no /dev/shm here")
+
+READ_IN_ANOTHER_PROCESS = """
+import sys, torch
+from bench.engine import shared_state
+from bench.engine.local_backend import pack, unpack
+state = shared_state.attach(unpack(sys.stdin.buffer.read()))["global"]
+sys.stdout.buffer.write(pack({k: v.clone() for k, v in state.items()}))
+"""
+
+
+def state():
+    gen = torch.Generator().manual_seed(3)
+    return {
+        "w": torch.randn(33, 7, generator=gen),
+        "half": torch.randn(5, generator=gen).bfloat16(),
+        "ids": torch.arange(9, dtype=torch.int64),
+        "empty": torch.zeros(0, 4),
+    }
+
+
+def test_a_state_crosses_processes_bit_for_bit_and_its_file_goes_at_close():
+    original = state()
+    shared = shared_state.SharedState(original)
+    path = shared.ref.path
+    message = pack({"global": shared.ref})
+    assert len(message) < 2000  # the tensors themselves do not travel
+    done = subprocess.run([sys.executable, "-c", READ_IN_ANOTHER_PROCESS], input=bytes(message), capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    received = unpack(done.stdout)
+    for name, tensor in original.items():
+        assert received[name].dtype == tensor.dtype and received[name].shape == tensor.shape
+        assert torch.equal(received[name], tensor), name
+    assert os.path.exists(path)
+    shared.close()
+    assert not os.path.exists(path)
+
+
+def test_files_of_a_server_that_is_gone_are_swept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = shared_state.SHM / f"{shared_state.PREFIX}{dead.stdout.strip()}-test"
+    stale.write_bytes(b"x")
+    mine = shared_state.SharedState(state())
+    shared_state.sweep()
+    assert not stale.exists() and os.path.exists(mine.ref.path)  # a live server's file stays
+    mine.close()
