@@ -2,13 +2,13 @@
 
 Each process builds the model once (one torch thread each: two one-thread processes keep two
 cores busier than one two-thread process on batches this small) and runs any number of clients
-on it, like a Ray actor, without Ray's own processes and object store. Each state a round
-needs is serialised once and the same bytes go to every process; clients are dealt
-dynamically, a free process taking the next one (preferably a client it ran before: its
-prefix-cache rows are there), and results are sorted by client id, so the numbers match the
-serial backend at the same thread count. A large evaluation is cut across all processes and
-scored here from the merged predictions. A process that dies takes only its in-flight client
-with it (reported lost, as on Ray); it is restarted up to `max_retries` times.
+on it, like a Ray actor, without Ray's own processes and object store. Each state a call needs
+is written once to shared memory that every process maps; clients are dealt dynamically, a free
+process taking the next one (preferably one it ran before: its prefix-cache rows are there),
+and results are sorted by client id, so the numbers match the serial backend. A large
+evaluation is cut across all processes and scored here from the merged predictions. A process
+that dies takes only its in-flight client with it (reported lost, as on Ray); it is restarted
+up to `max_retries` times.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.config import ExperimentConfig
 from bench.engine import heap, shared_state
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
-from bench.engine.worker import Worker, by_owner
+from bench.engine.worker import Worker, by_owner, kept
 
 
 def pack(obj) -> memoryview:
@@ -113,10 +113,6 @@ class _Shared:
     def __exit__(self, *exc):
         for file in self.files.values():
             file.close()
-
-
-def _kept(result):
-    return result
 
 
 class WorkerDied(RuntimeError):
@@ -235,7 +231,7 @@ class LocalBackend:
         return i, job
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=_kept
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=kept
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost with a process that died); each result goes
         to `receive` as it arrives (it returns what to keep)."""

@@ -13,12 +13,8 @@ import os
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
-from bench.engine.worker import Worker, by_owner
+from bench.engine.worker import Worker, by_owner, kept
 from bench.store import cache_root
-
-
-def _kept(result):
-    return result
 
 
 class RayBackend:
@@ -72,7 +68,7 @@ class RayBackend:
         return replies
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=_kept
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=kept
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost after the worker's retries ran out); each
         result goes to `receive` as it arrives (it returns what to keep)."""

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
-from bench.engine.worker import Worker
-
-
-def _kept(result):
-    return result
+from bench.engine.worker import Worker, kept
 
 
 class SerialBackend:
@@ -22,7 +18,7 @@ class SerialBackend:
         return self.worker.initial_state()
 
     def train(
-        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=_kept
+        self, states: dict, jobs: list, round_: int, residuals: dict | None = None, secure=None, receive=kept
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost to crashes): in-process, nothing is lost. Each
         result goes to `receive` as it is made (it returns what to keep)."""

@@ -33,6 +33,11 @@ def client_seed(seed: int, client: int, round_: int) -> int:
     return seed_of("client_training", seed, client, round_)
 
 
+def kept(result):
+    """A backend's default `receive`: every result kept as it came."""
+    return result
+
+
 def by_owner(per_client: dict, workers: int) -> dict[int, dict]:
     """A secure-aggregation step's messages grouped by the worker that holds each client's secrets
     (and trains it): worker `client mod workers`, in every backend."""
