@@ -1,6 +1,7 @@
 """The side-by-side harness: the memory sampler sees a whole process tree, the Flower side gets
 exactly the suite clients' sentences, bad flags are one line."""
 
+import json
 import subprocess
 import sys
 
@@ -18,6 +19,16 @@ def test_sampler_counts_the_children_of_the_command():
     measured = run_measured([sys.executable, "-c", parent])
     assert measured["returncode"] == 0 and measured["samples"] >= 2
     assert 400 <= measured["peak_pss_mb"] < 600  # parent's 100 MB + child's 300 MB + two interpreters
+    child_peak, parent_peak = measured["peak_pss_by_process_mb"]
+    assert 300 <= child_peak < 350 and 100 <= parent_peak < 150  # each process's own peak
+
+
+def test_measure_memory_prints_the_figures_and_needs_a_command(capsys):
+    from bench.compare.measure_memory import main as measure
+
+    assert measure(["--", sys.executable, "-c", "b = b'x' * (200 << 20); import time; time.sleep(1.2)"]) == 0
+    assert json.loads(capsys.readouterr().out)["peak_pss_mb"] >= 200
+    assert measure([]) == 2
 
 
 def test_flower_clients_train_on_exactly_the_suite_clients_pieces():

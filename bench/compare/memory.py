@@ -50,6 +50,7 @@ class TreeSampler:
         self.root, self.every = root, every
         self.seen: set[int] = {root}
         self.peak_kb = self.peak_rss_kb = 0
+        self.peak_by_pid: dict[int, int] = {}  # each process's own peak PSS (kB)
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -63,7 +64,10 @@ class TreeSampler:
                     self.seen.add(child)
                     stack.append(child)
         self.seen = {pid for pid in self.seen if os.path.exists(f"/proc/{pid}")}
-        sizes = [_pss_rss_kb(pid) for pid in self.seen]
+        by_pid = {pid: _pss_rss_kb(pid) for pid in self.seen}
+        for pid, (pss, _) in by_pid.items():
+            self.peak_by_pid[pid] = max(self.peak_by_pid.get(pid, 0), pss)
+        sizes = list(by_pid.values())
         total = sum(pss for pss, _ in sizes)
         self.peak_kb, self.samples = max(self.peak_kb, total), self.samples + 1
         self.peak_rss_kb = max(self.peak_rss_kb, sum(rss for _, rss in sizes))
@@ -82,17 +86,18 @@ class TreeSampler:
         self._thread.join()
 
 
-def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = None) -> dict:
+def run_measured(cmd: list[str], env: dict | None = None, log: Path | None = None, every: float = 1.0) -> dict:
     """Run `cmd` to the end: wall seconds, peak summed PSS and RSS in MB, exit code."""
     start = time.perf_counter()
     with open(log or os.devnull, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        with TreeSampler(proc.pid) as sampler:
+        with TreeSampler(proc.pid, every) as sampler:
             code = proc.wait()
     return {
         "wall_s": round(time.perf_counter() - start, 1),
         "peak_pss_mb": round(sampler.peak_kb / 1024, 1),
         "peak_rss_sum_mb": round(sampler.peak_rss_kb / 1024, 1),
+        "peak_pss_by_process_mb": sorted((round(kb / 1024, 1) for kb in sampler.peak_by_pid.values()), reverse=True),
         "samples": sampler.samples,
         "returncode": code,
     }

@@ -20,13 +20,17 @@ IGNORE = -100  # the label PyTorch's cross-entropy skips
 class Encoded:
     """Model inputs for one split. For NER, `owner[i]` = (example index, first word) of chunk i."""
 
-    input_ids: list[list[int]]
+    input_ids: list[list[int]]  # or the same rows memory-mapped (bench.data.arrow_rows)
     labels: list  # NER: per-token ids with IGNORE; cls: int; multilabel: list[float]
     owner: list[tuple[int, int]] = field(default_factory=list)
     warnings: Counter = field(default_factory=Counter)
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def in_memory(self) -> Encoded:
+        """A copy whose rows are plain lists (for a process that cannot map the token cache's files)."""
+        return Encoded(list(self.input_ids), list(self.labels), self.owner, self.warnings)
 
 
 def special_tokens(tokenizer) -> tuple[list[int], list[int]]:

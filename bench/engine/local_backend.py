@@ -125,6 +125,7 @@ class WorkerDied(RuntimeError):
 # installed is skipped by the fork server.
 PRELOAD = [
     "bench.engine.worker",
+    "bench.data.arrow_rows",  # pyarrow, to map the token cache
     "baselines",
     "peft",
     "accelerate",

@@ -18,7 +18,8 @@ from bench.data.hf import column_options
 from bench.data.partition_spec import parse_partition
 from bench.data.partition_view import describe_parts
 from bench.data.split_check import check_splits
-from bench.data.tokenize import Encoded, bio_label_ids, encode_cls, encode_ner
+from bench.data.token_cache import cached_encoding
+from bench.data.tokenize import Encoded, bio_label_ids
 from bench.data.types import TaskData, TaskKind
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
@@ -58,6 +59,16 @@ class PreparedTask:
     @property
     def metric_name(self) -> str:
         return METRIC_NAMES[self.kind]
+
+    def in_memory(self) -> PreparedTask:
+        """This task with its rows as plain lists, for processes on another machine, which cannot
+        map the token cache's files."""
+
+        def own(split: Split) -> Split:
+            encoded = split.encoded.in_memory()
+            return Split(encoded, split.chunks, encoded.labels if split.gold is split.encoded.labels else split.gold)
+
+        return dataclasses.replace(self, train=own(self.train), validation=own(self.validation), test=own(self.test))
 
 
 def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
@@ -112,19 +123,16 @@ def require_units(cfg: ExperimentConfig, train: list) -> None:
 
 def encode(data: TaskData, tokenizer, max_length: int) -> tuple[list[str], dict[str, Split]]:
     """(what the head predicts, each split's encoded rows). A long NER sentence becomes several
-    rows, cut outside entities in training only: evaluation text is cut without reading its labels."""
+    rows, cut outside entities in training only: evaluation text is cut without reading its labels.
+    The rows are memory-mapped from the token cache (bench.data.token_cache), shared by every process."""
     ner = data.kind == "ner"
     label_ids = bio_label_ids(data.label_names) if ner else None
     output = list(label_ids) if ner else list(data.label_names)
     splits = {}
     for name in SPLITS:
         examples = data.splits[name]
-        if ner:
-            enc = encode_ner(examples, tokenizer, label_ids, max_length, cut_outside_entities=name == "train")
-            gold = [list(ex.tags) for ex in examples]
-        else:
-            enc = encode_cls(examples, tokenizer, output, max_length, multilabel=data.kind == "multilabel")
-            gold = enc.labels
+        enc = cached_encoding(data.kind, examples, tokenizer, label_ids if ner else output, max_length, name == "train")
+        gold = [list(ex.tags) for ex in examples] if ner else enc.labels
         splits[name] = _split(enc, len(examples), gold)
     return output, splits
 

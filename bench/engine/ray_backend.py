@@ -40,7 +40,8 @@ class RayBackend:
             max_task_retries=cfg.max_retries,
         )(Worker)
         self.task = task  # to score the merged predictions
-        task_ref = ray.put(task)
+        one_machine = sum(node["Alive"] for node in ray.nodes()) <= 1  # else other machines cannot map the cache
+        task_ref = ray.put(task if one_machine else task.in_memory())
         self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
 
     def info(self) -> dict:

@@ -1,0 +1,87 @@
+"""The token cache: rows memory-mapped from an Arrow file equal the in-memory encoding, row for
+row; a changed corpus or window is a new file; a worker receives a path, not the rows."""
+
+import pickle
+
+import pytest
+
+from bench.data import token_cache
+from bench.data.arrow_rows import ArrowRows
+from bench.data.tokenize import bio_label_ids, encode_cls, encode_ner
+from bench.data.types import ClsExample, NerExample
+from bench.model.build import source_for
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return source_for("tiny-bert").tokenizer()
+
+
+@pytest.fixture(autouse=True)
+def small_batches(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(token_cache, "BATCH", 2)  # several batches: example ids and warnings cross them
+
+
+def ner_examples(n: int = 7) -> list[NerExample]:
+    long = tuple(f"word{i}" for i in range(40))  # splits into several rows at a small window
+    out = []
+    for i in range(n):
+        tokens = ("Familial", "adenomatous", "polyposis", "patients", str(i)) + (long if i % 3 == 0 else ())
+        tags = ("B-Disease", "I-Disease", "I-Disease", "O", "O") + ("O",) * (len(tokens) - 5)
+        out.append(NerExample(tokens, tags, "site", f"doc{i}"))
+    return out
+
+
+def cls_examples(n: int = 5) -> list[ClsExample]:
+    return [ClsExample(f"note {i} " + "chest pain " * (i * 9), (["a", "b"][i % 2],), "s", str(i)) for i in range(n)]
+
+
+def same(cached, direct) -> None:
+    assert list(cached.input_ids) == direct.input_ids
+    assert list(cached.labels) == direct.labels
+    assert cached.owner == direct.owner
+    assert dict(cached.warnings) == dict(direct.warnings)
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_ner_rows_equal_the_in_memory_encoding(tokenizer, cut):
+    examples, labels = ner_examples(), bio_label_ids(["Disease"])
+    direct = encode_ner(examples, tokenizer, labels, 24, cut_outside_entities=cut)
+    assert direct.warnings["sentence_split"] > 0  # the long sentences were cut into rows
+    cached = token_cache.cached_encoding("ner", examples, tokenizer, labels, 24, cut)
+    assert isinstance(cached.input_ids, ArrowRows)
+    same(cached, direct)
+    assert cached.input_ids[2:5] == direct.input_ids[2:5] and cached.input_ids[-1] == direct.input_ids[-1]
+
+
+@pytest.mark.parametrize("kind", ["cls", "multilabel"])
+def test_classification_rows_equal_the_in_memory_encoding(tokenizer, kind):
+    examples = cls_examples()
+    direct = encode_cls(examples, tokenizer, ["a", "b"], 32, multilabel=kind == "multilabel")
+    assert direct.warnings["documents_truncated"] > 0
+    same(token_cache.cached_encoding(kind, examples, tokenizer, ["a", "b"], 32), direct)
+
+
+def test_a_changed_corpus_or_window_is_a_new_file_and_the_same_one_is_reused(tokenizer, tmp_path):
+    examples, labels = ner_examples(), bio_label_ids(["Disease"])
+    token_cache.cached_encoding("ner", examples, tokenizer, labels, 24)
+    files = sorted((tmp_path / "tokens").glob("*.arrow"))
+    token_cache.cached_encoding("ner", examples, tokenizer, labels, 24)
+    assert sorted((tmp_path / "tokens").glob("*.arrow")) == files and len(files) == 1  # read, not rewritten
+    changed = [NerExample(("Colon", "cancer"), ("B-Disease", "I-Disease"), "s", "x"), *examples[1:]]
+    again = token_cache.cached_encoding("ner", changed, tokenizer, labels, 24)
+    assert again.input_ids[0] == encode_ner(changed, tokenizer, labels, 24).input_ids[0]
+    token_cache.cached_encoding("ner", examples, tokenizer, labels, 32)
+    assert len(list((tmp_path / "tokens").glob("*.arrow"))) == 3
+
+
+def test_rows_travel_as_a_path(tokenizer):
+    examples = cls_examples(200)
+    cached = token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 64)
+    blob = pickle.dumps(cached.input_ids)
+    assert len(blob) < 500  # the path and the column's name, not the rows
+    received = pickle.loads(blob)
+    assert list(received) == list(cached.input_ids) and len(received) == 200
+    plain = cached.in_memory()
+    assert isinstance(plain.input_ids, list) and plain.input_ids == list(cached.input_ids)
