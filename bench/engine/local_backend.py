@@ -82,8 +82,8 @@ class _Calls:
         return worker.initial_state()
 
     @staticmethod
-    def train(worker, states, jobs, round_, residuals, secure):
-        return worker.train(states[0], jobs, round_, residuals, secure)
+    def train(worker, states, jobs, round_, residuals, secure):  # each update back through shared memory
+        return [shared_state.sent_back(res) for res in worker.train(states[0], jobs, round_, residuals, secure)]
 
     @staticmethod
     def secagg(worker, states, step, round_, per_client):
@@ -92,27 +92,6 @@ class _Calls:
     @staticmethod
     def predict(worker, states, requests: list):
         return worker.predict_batch(requests, *states)
-
-
-class _Shared:
-    """The states of one call, each written once into shared memory (bench.engine.shared_state)
-    where the machine has it, else sent serialised; the files go when the call is over."""
-
-    def __init__(self, states: dict):
-        self.states, self.files = states, {}
-
-    def __enter__(self):
-        if shared_state.available():
-            for key, state in self.states.items():
-                self.files[key] = shared_state.SharedState(state)
-        return self
-
-    def __getitem__(self, key):
-        return self.files[key].ref if key in self.files else self.states[key]
-
-    def __exit__(self, *exc):
-        for file in self.files.values():
-            file.close()
 
 
 class WorkerDied(RuntimeError):
@@ -236,7 +215,7 @@ class LocalBackend:
     ) -> tuple[list, set[int]]:
         """(results sorted by client, clients lost with a process that died); each result goes
         to `receive` as it arrives (it returns what to keep)."""
-        with _Shared({start: states[start] for start in {job.start for job in jobs}}) as shared:
+        with shared_state.SharedStates({start: states[start] for start in {job.start for job in jobs}}) as shared:
             blobs = {start: pack({start: shared[start]}) for start in shared.states}  # each written once
             results, lost = self._deal(blobs, list(jobs), residuals, secure, receive, round_)
         return sorted(results, key=lambda r: r.client), lost
@@ -255,7 +234,7 @@ class LocalBackend:
             for conn in wait(list(running)):
                 i, job = running.pop(conn)
                 try:
-                    results += [receive(res) for res in self._receive(i)]
+                    results += [receive(shared_state.taken_back(res)) for res in self._receive(i)]
                 except WorkerDied:
                     lost.add(job.client)
                     self._restart(i)
@@ -272,7 +251,7 @@ class LocalBackend:
         """Every process predicts a share of the rows (a large request is cut across all of them,
         so one validation pass uses every core), and the scores are computed here from the
         merged predictions. Each distinct state is packed once."""
-        shared = _Shared({id(state): state for state, _, _ in requests})
+        shared = shared_state.SharedStates({id(state): state for state, _, _ in requests})
         with shared:
             blobs = {key: pack(shared[key]) for key in shared.states}
             cut = CutEvaluation(self.task, requests, len(self.conns))

@@ -1,4 +1,4 @@
-"""States that go from the server to local worker processes through shared memory.
+"""States that go between the server and local worker processes through shared memory.
 
 A state the round's clients start from (or one to score) is written once into a file in
 /dev/shm and every worker process maps that file instead of receiving its own serialised copy:
@@ -7,7 +7,9 @@ a serialised blob and each worker unpacked a private copy of every state it used
 keeps the file mapped for as long as it exists, so its pages are always in some process's
 proportional set size (a measurement of the process tree sees them); it unlinks the file once
 every worker has answered. Workers map it read-only-in-effect (copy-on-write): a stray write
-would stay private to that worker.
+would stay private to that worker. A worker's update comes back the same way: the worker writes
+it into a file and lets go of it, and the server maps it and removes the file at once, instead
+of a serialised blob in the worker and an unpacked copy in the server.
 """
 
 from __future__ import annotations
@@ -90,3 +92,47 @@ def attach(obj):
     if isinstance(obj, dict):
         return {k: attach(v) for k, v in obj.items()}
     return obj
+
+
+class SharedStates:
+    """The states of one call, each written once into shared memory where the machine has it,
+    else sent serialised; the files go when the call is over."""
+
+    def __init__(self, states: dict):
+        self.states, self.files = states, {}
+
+    def __enter__(self):
+        if available():
+            for key, state in self.states.items():
+                self.files[key] = SharedState(state)
+        return self
+
+    def __getitem__(self, key):
+        return self.files[key].ref if key in self.files else self.states[key]
+
+    def __exit__(self, *exc):
+        for file in self.files.values():
+            file.close()
+
+
+def sent_back(result):
+    """A worker's training result with its update (a plain state) written to a shared-memory
+    file for the server, which maps and removes it (`taken_back`); the worker keeps no mapping.
+    Masked or encoded updates travel serialised, as before."""
+    state = result.state
+    if not (available() and isinstance(state, dict) and all(isinstance(t, torch.Tensor) for t in state.values())):
+        return result
+    file = SharedState(state)
+    file.buffer = None  # the file stays for the server
+    return dataclasses.replace(result, state=file.ref)
+
+
+def taken_back(result):
+    """The result with its update mapped from the worker's file, which is removed at once (the
+    mapping keeps the pages until the update is let go)."""
+    if not isinstance(result.state, SharedRef):
+        return result
+    try:
+        return dataclasses.replace(result, state=attach(result.state))
+    finally:
+        Path(result.state.path).unlink(missing_ok=True)

@@ -57,3 +57,33 @@ def test_files_of_a_server_that_is_gone_are_swept(tmp_path):
     shared_state.sweep()
     assert not stale.exists() and os.path.exists(mine.ref.path)  # a live server's file stays
     mine.close()
+
+
+WRITE_BACK_IN_ANOTHER_PROCESS = """
+import sys, torch
+from bench.engine import shared_state
+from bench.engine.local_backend import pack, unpack
+from bench.federation.comm import Result
+state = unpack(sys.stdin.buffer.read())
+sys.stdout.buffer.write(pack(shared_state.sent_back(Result(3, 10, state, 0.5))))
+"""
+
+
+def test_an_update_comes_back_bit_for_bit_and_its_file_is_gone_once_taken():
+    from bench.federation.comm import Result
+
+    original = state()
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_BACK_IN_ANOTHER_PROCESS], input=bytes(pack(original)), capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert len(done.stdout) < 2000  # the worker's message names a file; the tensors stay out of the pipe
+    sent = unpack(done.stdout)
+    assert isinstance(sent.state, shared_state.SharedRef) and os.path.exists(sent.state.path)
+    received = shared_state.taken_back(sent)
+    assert not os.path.exists(sent.state.path)  # removed as soon as it is mapped
+    assert (received.client, received.n_samples, received.loss) == (3, 10, 0.5)
+    for name, tensor in original.items():
+        assert received.state[name].dtype == tensor.dtype and torch.equal(received.state[name], tensor), name
+    masked = Result(1, 2, "a masked update", 0.1)
+    assert shared_state.sent_back(masked) is masked and shared_state.taken_back(masked) is masked
