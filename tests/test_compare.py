@@ -87,3 +87,12 @@ def test_flower_app_imports_nothing_from_the_suite():
         imports = [line.strip() for line in open(source) if line.strip().startswith(("import ", "from "))]
         assert imports and not any("bench" in line or "baselines" in line for line in imports)
         assert subprocess.run([sys.executable, "-m", "py_compile", source]).returncode == 0
+
+
+def test_step_memory_prints_a_peak_per_step(capsys):
+    from bench.compare.step_memory import main as step_memory
+
+    assert step_memory(["--model", "tiny-bert", "--steps", "2", "--batch-size", "4", "--length", "16"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert len(printed["peak_over_build_per_step_mb"]) == 2 and printed["private_after_build_mb"] > 0
+    assert abs(printed["grads_and_adamw_moments_mb"] - 3 * printed["trainable_weights_mb"]) <= 2
