@@ -29,7 +29,7 @@ def test_calibrated_epsilon_is_tight_and_recomputable(tiny_corpus, tmp_path):
     from opacus.accountants import RDPAccountant
 
     final = run_experiment(cfg(tiny_corpus, dp_epsilon=2.0, rounds=3), tmp_path, progress=False)
-    assert final["epsilon"] <= 2.0 and final["epsilon"] >= 0.9 * 2.0
+    assert 0.99 * 2.0 <= final["epsilon"] <= 2.0  # the README says the worst client is within 1%
     for history in final["dp"]["accountants"].values():  # recompute from noise, rate and steps
         accountant = RDPAccountant()
         accountant.history = [tuple(h) for h in history]
@@ -59,7 +59,7 @@ def test_client_level_dp(tiny_corpus, tmp_path):
         tmp_path,
         progress=False,
     )
-    assert 0.9 * 8.0 <= final["epsilon"] <= 8.0
+    assert 0.99 * 8.0 <= final["epsilon"] <= 8.0
     assert list(final["dp"]["accountants"]) == ["server"]
     with pytest.raises(BenchError, match="client-level DP needs a federated method"):
         run_experiment(
