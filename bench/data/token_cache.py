@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from bench.data.arrow_rows import ArrowRows, read_table
@@ -31,16 +32,47 @@ WARNINGS = {  # what each encoder counts, summed over batches
 
 
 def tokenizer_identity(tokenizer) -> str:
-    """A digest of the tokenizer's whole definition (vocabulary, merges, normalisation) where it
-    can be serialised, else of its vocabulary and special tokens."""
+    """A digest of the tokenizer's whole definition (vocabulary, merges, normalisation; not the
+    truncation and padding a call last set) where it can be serialised, else of its vocabulary,
+    settings and special tokens; with the library versions, which can change ids."""
+    import tokenizers
+    import transformers
+
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
-    special = json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str)
-    return hashlib.sha256(f"{type(tokenizer).__name__}\n{special}\n{text}".encode()).hexdigest()
+    if backend is not None:
+        definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    else:
+        definition = {
+            "vocab": sorted(tokenizer.get_vocab().items()),
+            "init": repr(getattr(tokenizer, "init_kwargs", {})),
+        }
+    text = json.dumps(
+        [
+            type(tokenizer).__name__,
+            tokenizer.special_tokens_map,
+            definition,
+            tokenizers.__version__,
+            transformers.__version__,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _code_identity() -> str:
+    """The encoders' own source: a change to them is a new file even if ENCODING_VERSION is not bumped."""
+    import inspect
+
+    from bench.data import tokenize
+
+    return hashlib.sha256((inspect.getsource(tokenize) + inspect.getsource(_encoder)).encode()).hexdigest()
 
 
 def fingerprint(kind: str, examples: list, tokenizer_id: str, labels, max_length: int, cut: bool) -> str:
-    digest = hashlib.sha256(json.dumps([ENCODING_VERSION, kind, tokenizer_id, labels, max_length, cut]).encode())
+    digest = hashlib.sha256(
+        json.dumps([ENCODING_VERSION, _code_identity(), kind, tokenizer_id, labels, max_length, cut]).encode()
+    )
     for ex in examples:  # the content only: sites and ids do not change the encoding
         fields = (ex.tokens, ex.tags) if kind == "ner" else ((ex.text,), ex.labels)
         digest.update(json.dumps(fields).encode())
@@ -100,6 +132,19 @@ def _write(path: Path, kind: str, examples: list, tokenizer, labels, max_length:
         cache_file_name=str(path),
         new_fingerprint=key,
     )
+    os.chmod(path, 0o600)  # token ids read back into the notes: only their owner may read them
+
+
+def _readable(path: Path):
+    """The cached table, or None when there is none or it cannot be read (a file cut short by a
+    crash is removed and written again)."""
+    if not path.is_file():
+        return None
+    try:
+        return read_table(path)
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        path.unlink(missing_ok=True)
+        return None
 
 
 def cached_encoding(kind: str, examples: list, tokenizer, labels, max_length: int, cut: bool = False) -> Encoded:
@@ -109,9 +154,10 @@ def cached_encoding(kind: str, examples: list, tokenizer, labels, max_length: in
     path = cache_root() / "tokens" / f"{key}.arrow"
     if not examples:
         return Encoded([], [])
-    if not path.is_file():
+    table = _readable(path)
+    if table is None:
         _write(path, kind, examples, tokenizer, labels, max_length, cut, key)
-    table = read_table(path)
+        table = read_table(path)
     owner = (
         list(zip(table.column("example").to_pylist(), table.column("first_word").to_pylist())) if kind == "ner" else []
     )

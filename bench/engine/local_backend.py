@@ -245,6 +245,7 @@ class LocalBackend:
         if self.restarts_left <= 0:
             raise WorkerDied(f"worker process {i} died and no restarts are left (max_retries)")
         self.restarts_left -= 1
+        shared_state.remove_files_of(self.procs[i].pid)  # an update it wrote that never arrived
         self._start(i)
 
     def evaluate_many(self, requests: list[tuple[dict, str, list | None]]) -> list[dict]:
@@ -274,4 +275,6 @@ class LocalBackend:
                 proc.join(timeout=30)
                 if proc.is_alive():
                     proc.terminate()
+                    proc.join(timeout=5)
+                shared_state.remove_files_of(proc.pid)  # updates in flight when the run stopped
         self.procs, self.conns = [], []

@@ -40,8 +40,9 @@ class RayBackend:
             max_task_retries=cfg.max_retries,
         )(Worker)
         self.task = task  # to score the merged predictions
-        one_machine = sum(node["Alive"] for node in ray.nodes()) <= 1  # else other machines cannot map the cache
-        task_ref = ray.put(task if one_machine else task.in_memory())
+        # the token cache's files are mapped only on a cluster this process started here; a
+        # cluster at an address (other machines, Ray Client, autoscaling) gets the rows themselves
+        task_ref = ray.put(task if self.owns_ray and not cfg.ray_address else task.in_memory())
         self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
 
     def info(self) -> dict:

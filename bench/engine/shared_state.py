@@ -49,6 +49,14 @@ def sweep() -> None:
             path.unlink(missing_ok=True)
 
 
+def remove_files_of(pid: int) -> None:
+    """Remove what process `pid` wrote and nobody took (a worker that died, or was stopped, with
+    an update on its way)."""
+    if available():
+        for path in SHM.glob(f"{PREFIX}{pid}-*"):
+            path.unlink(missing_ok=True)
+
+
 def _tensors(buffer: torch.Tensor, layout: tuple) -> dict[str, torch.Tensor]:
     out = {}
     for name, dtype, shape, offset in layout:
@@ -67,8 +75,11 @@ class SharedState:
             layout.append((name, str(t.dtype).removeprefix("torch."), tuple(t.shape), offset))
             offset += -(-t.numel() * t.element_size() // ALIGN) * ALIGN
         fd, path = tempfile.mkstemp(prefix=f"{PREFIX}{os.getpid()}-", dir=SHM)
-        try:
-            os.ftruncate(fd, max(offset, ALIGN))
+        try:  # claimed now: a full /dev/shm is an OSError here, not a bus error at the first write
+            os.posix_fallocate(fd, 0, max(offset, ALIGN))
+        except OSError:
+            os.unlink(path)
+            raise
         finally:
             os.close(fd)
         self.buffer = torch.from_file(path, shared=True, size=max(offset, ALIGN), dtype=torch.uint8)
@@ -104,7 +115,10 @@ class SharedStates:
     def __enter__(self):
         if available():
             for key, state in self.states.items():
-                self.files[key] = SharedState(state)
+                try:
+                    self.files[key] = SharedState(state)
+                except OSError:  # no room in /dev/shm: this state travels serialised
+                    pass
         return self
 
     def __getitem__(self, key):
@@ -122,7 +136,10 @@ def sent_back(result):
     state = result.state
     if not (available() and isinstance(state, dict) and all(isinstance(t, torch.Tensor) for t in state.values())):
         return result
-    file = SharedState(state)
+    try:
+        file = SharedState(state)
+    except OSError:  # no room in /dev/shm: serialised, as before
+        return result
     file.buffer = None  # the file stays for the server
     return dataclasses.replace(result, state=file.ref)
 

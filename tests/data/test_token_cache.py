@@ -85,3 +85,19 @@ def test_rows_travel_as_a_path(tokenizer):
     assert list(received) == list(cached.input_ids) and len(received) == 200
     plain = cached.in_memory()
     assert isinstance(plain.input_ids, list) and plain.input_ids == list(cached.input_ids)
+
+
+def test_a_damaged_file_is_written_again_and_files_are_private(tokenizer, tmp_path):
+    examples = cls_examples()
+    expected = list(token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 32).input_ids)
+    (path,) = (tmp_path / "tokens").glob("*.arrow")
+    assert path.stat().st_mode & 0o777 == 0o600  # token ids read back into the notes
+    path.write_bytes(path.read_bytes()[:40])  # cut short, as by a crash before the data was on disk
+    again = token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 32)
+    assert list(again.input_ids) == expected
+
+
+def test_the_tokenizer_identity_ignores_what_a_call_last_set(tokenizer):
+    before = token_cache.tokenizer_identity(tokenizer)
+    tokenizer(["a b c", "d"], truncation=True, max_length=4, padding="max_length")
+    assert token_cache.tokenizer_identity(tokenizer) == before

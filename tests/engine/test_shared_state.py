@@ -87,3 +87,18 @@ def test_an_update_comes_back_bit_for_bit_and_its_file_is_gone_once_taken():
         assert received.state[name].dtype == tensor.dtype and torch.equal(received.state[name], tensor), name
     masked = Result(1, 2, "a masked update", 0.1)
     assert shared_state.sent_back(masked) is masked and shared_state.taken_back(masked) is masked
+
+
+def test_no_room_in_shared_memory_means_serialised_and_no_file_left(monkeypatch):
+    from bench.federation.comm import Result
+
+    def full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    before = set(shared_state.SHM.glob(f"{shared_state.PREFIX}{os.getpid()}-*"))
+    monkeypatch.setattr(shared_state.os, "posix_fallocate", full)
+    result = Result(1, 5, state(), 0.2)
+    assert shared_state.sent_back(result) is result  # the update travels in the message instead
+    with shared_state.SharedStates({"global": state()}) as shared:
+        assert isinstance(shared["global"], dict)  # a start state, too
+    assert set(shared_state.SHM.glob(f"{shared_state.PREFIX}{os.getpid()}-*")) == before
