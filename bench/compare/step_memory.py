@@ -16,7 +16,10 @@ import sys
 import threading
 import time
 
+import torch
+
 from bench.errors import cli_entry
+from bench.model.build import build_model
 
 
 def private_dirty_mb() -> int:
@@ -46,10 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args(argv)
-    import torch
-
-    from bench.model.build import build_model
-
     torch.set_num_threads(1)
     model, _ = build_model(args.model, "ner", 3, seed=0)
     model.train()

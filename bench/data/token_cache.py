@@ -13,10 +13,12 @@ cache folder (BENCH_CACHE), never in results.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
 
+from bench.data import tokenize
 from bench.data.arrow_rows import ArrowRows, read_table
 from bench.data.tokenize import Encoded, encode_cls, encode_ner
 from bench.data.types import ClsExample, NerExample
@@ -62,10 +64,6 @@ def tokenizer_identity(tokenizer) -> str:
 
 def _code_identity() -> str:
     """The encoders' own source: a change to them is a new file even if ENCODING_VERSION is not bumped."""
-    import inspect
-
-    from bench.data import tokenize
-
     return hashlib.sha256((inspect.getsource(tokenize) + inspect.getsource(_encoder)).encode()).hexdigest()
 
 
