@@ -115,12 +115,12 @@ def _features(kind: str):
 
 
 def _write(path: Path, kind: str, examples: list, tokenizer, labels, max_length: int, cut: bool, key: str) -> None:
-    from datasets import Dataset, disable_progress_bars
+    from datasets import Dataset, disable_progress_bars  # about 2 s to import: only when a file is written
 
     disable_progress_bars()  # a few seconds' work; stderr stays for the one-line errors
     path.parent.mkdir(parents=True, exist_ok=True)
     source = Dataset.from_dict(_columns(kind, examples))
-    source.map(  # datasets writes a temporary file and renames it: a killed run leaves no half file
+    source.map(  # written to a temporary file and renamed; a file a crash cut short is caught by _readable
         _encoder(kind, tokenizer, labels, max_length, cut),
         batched=True,
         batch_size=BATCH,
