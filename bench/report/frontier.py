@@ -80,7 +80,7 @@ def all_rows(table: list[dict]) -> list[dict]:
 
 def table_rows(found: dict) -> list[dict]:
     """One row per configuration: share trained, bytes, metric, differences with seed-level intervals, front."""
-    front = {id(r) for r in pareto(found["configs"])}
+    front = {(r["bytes_to_best"], r["metric"]) for r in pareto(found["configs"])}  # an exact tie is on it too
     rows = []
     for r in sorted(found["configs"], key=lambda r: r["bytes_to_best"]):
         name, size = family(r)
@@ -103,7 +103,7 @@ def table_rows(found: dict) -> list[dict]:
                 "vs_fedavg_diff": _seed(r, "vs_fedavg", "diff"),
                 "vs_fedavg_seed_lo": _seed(r, "vs_fedavg", "lo"),
                 "vs_fedavg_seed_hi": _seed(r, "vs_fedavg", "hi"),
-                "on_front": id(r) in front,
+                "on_front": (r["bytes_to_best"], r["metric"]) in front,
             }
         )
     return rows
@@ -154,9 +154,9 @@ def _within(r: dict) -> bool:
 
 
 def _smallest_within(found: dict, side: str) -> str:
-    """The smallest k of one layer family from which every judged k' >= k has its interval of
-    (configuration - centralized) wholly above -WITHIN, or that none does (naming those whose
-    interval contains -WITHIN); smaller k that pass alone and sizes without a verdict are named."""
+    """The smallest k of one layer family whose interval of (configuration - centralized) lies
+    wholly above -WITHIN (larger k that do not are named: with 3 seeds an interval is wide), or
+    that none does (naming those whose interval contains -WITHIN); sizes without a verdict are named."""
     sized = sorted((r for r in found["configs"] if family(r)[0] == f"layerskip {side}"), key=lambda r: family(r)[1])
     if not sized:
         return f"no {side}:k configurations"
@@ -165,9 +165,9 @@ def _smallest_within(found: dict, side: str) -> str:
     tail = f" ({', '.join(unjudged)}: fewer than 3 reported seeds, no verdict)" if unjudged else ""
     if not judged:
         return f"{side}:k: too few reported seeds for a verdict (at least 3 per configuration){tail}"
-    first = next((i for i in range(len(judged)) if all(_within(r) for r in judged[i:])), None)
-    if first is not None:
-        r, fed = judged[first], found["fedavg"]
+    passing = [r for r in judged if _within(r)]
+    if passing:
+        r, fed = passing[0], found["fedavg"]
         share = (
             f", moving {100 * r['bytes_to_best'] / fed['bytes_to_best']:.0f}% of FedAvg's bytes to its reported state "
             f"({100 * r['bytes_per_round'] / fed['bytes_per_round']:.0f}% per round)"
@@ -175,11 +175,11 @@ def _smallest_within(found: dict, side: str) -> str:
             else ""
         )
         s = r["vs_centralized_seed"]
-        alone = [f"{side}:{family(x)[1]}" for x in judged[:first] if _within(x)]
-        also = f"; {', '.join(alone)} also passed, but a larger k did not" if alone else ""
+        larger = [f"{side}:{family(x)[1]}" for x in judged if family(x)[1] > family(r)[1] and not _within(x)]
+        but = f"; {', '.join(larger)} did not (a larger k is not always within)" if larger else ""
         return (
-            f"{side}:{family(r)[1]} is the smallest {side}:k from which every depth is within {100 * WITHIN:.0f} "
-            f"points of centralized (Δ {100 * s['diff']:+.1f} [{100 * s['lo']:+.1f}, {100 * s['hi']:+.1f}]){share}{also}{tail}"
+            f"{side}:{family(r)[1]} is the smallest {side}:k within {100 * WITHIN:.0f} points of centralized "
+            f"(Δ {100 * s['diff']:+.1f} [{100 * s['lo']:+.1f}, {100 * s['hi']:+.1f}]){share}{but}{tail}"
         )
     straddling = [r for r in judged if r["vs_centralized_seed"]["lo"] <= -WITHIN <= r["vs_centralized_seed"]["hi"]]
     undecided = (
