@@ -110,6 +110,7 @@ PRELOAD = [
     "accelerate",
     "transformers.models.bert.modeling_bert",
     "transformers.models.llama.modeling_llama",
+    "bench.engine.freeze_imports",  # last: freezes what the others imported (see its docstring)
 ]
 
 
