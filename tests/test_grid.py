@@ -97,7 +97,7 @@ def test_bad_grid_cli_one_line(tmp_path):
 
 
 def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
-    grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=5, methods='[{method: layerskip, layers: "top:1"}]')
+    grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=3, methods='[{method: layerskip, layers: "top:1"}]')
     reference = tmp_path / "reference"
     run_all("--grid", grid, "--out", reference)
     for name in (
