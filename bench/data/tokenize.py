@@ -93,7 +93,7 @@ def encode_ner(
     for idx, ex in enumerate(examples):
         pieces = words.encode(list(ex.tokens))
         bounds = chunk_bounds(pieces, ex.tags if cut_outside_entities else None, budget)
-        out.warnings["sentence_split"] += len(bounds) - 1
+        out.warnings["sentence_split"] += max(len(bounds) - 1, 0)  # an empty sentence has no rows, not -1
         out.warnings["sentences_split"] += len(bounds) > 1
         for a, b in bounds:
             ids, labels = list(prefix), [IGNORE] * len(prefix)

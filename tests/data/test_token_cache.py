@@ -101,3 +101,11 @@ def test_the_tokenizer_identity_ignores_what_a_call_last_set(tokenizer):
     before = token_cache.tokenizer_identity(tokenizer)
     tokenizer(["a b c", "d"], truncation=True, max_length=4, padding="max_length")
     assert token_cache.tokenizer_identity(tokenizer) == before
+
+
+def test_an_empty_sentence_adds_no_row_and_no_split(tokenizer):
+    labels = bio_label_ids(["Disease"])
+    alone = encode_ner(ner_examples(2), tokenizer, labels, 24)
+    encoded = encode_ner([NerExample((), (), "site", "empty"), *ner_examples(2)], tokenizer, labels, 24)
+    assert encoded.warnings["sentence_split"] == alone.warnings["sentence_split"] > 0  # the empty one counts 0, not -1
+    assert encoded.input_ids == alone.input_ids and [i for i, _ in encoded.owner] == [i + 1 for i, _ in alone.owner]
