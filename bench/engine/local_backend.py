@@ -14,7 +14,6 @@ up to `max_retries` times.
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import traceback
 from multiprocessing.connection import Connection, wait
@@ -22,7 +21,7 @@ from multiprocessing.connection import Connection, wait
 import torch
 
 from bench.config import ExperimentConfig
-from bench.engine import heap, shared_state
+from bench.engine import fork_server, heap, shared_state
 from bench.engine.prepare import PreparedTask
 from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker, by_owner, kept
@@ -98,42 +97,10 @@ class WorkerDied(RuntimeError):
     pass
 
 
-# What building a Worker imports, loaded once in the fork server rather than in each worker of
-# each run: the methods (PEFT, accelerate) and the model classes transformers loads lazily. Here
-# that cut a worker's start from about 3 s to 0.2 s (tiny-bert, 2 workers). A module that is not
-# installed is skipped by the fork server.
-PRELOAD = [
-    "bench.engine.worker",
-    "bench.data.arrow_rows",  # pyarrow, to map the token cache
-    "baselines",
-    "peft",
-    "accelerate",
-    "transformers.models.bert.modeling_bert",
-    "transformers.models.llama.modeling_llama",
-    "bench.engine.freeze_imports",  # last: freezes what the others imported (see its docstring)
-]
-
-
-def _context():
-    """forkserver: a clean process that has imported the worker's modules forks each worker, so
-    their imported code and data are shared pages (forking this process, whose torch thread
-    pools may be running, is unsafe)."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
-
-
-def warm_up() -> None:
-    """Start the fork server now, so its imports overlap with the caller's own work."""
-    from multiprocessing import forkserver
-
-    _context()
-    forkserver.ensure_running()
-
-
 class LocalBackend:
     def __init__(self, cfg: ExperimentConfig, task: PreparedTask, dp=None):
-        self.context = _context()
+        fork_server.warm_up()  # started here unless the server did (a no-op then)
+        self.context = fork_server.context()
         shared_state.sweep()  # files a killed server left behind
         self.setup = pack((cfg.to_dict(), task, dp, dict(os.environ)))
         self.restarts_left = cfg.max_retries

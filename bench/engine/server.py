@@ -12,7 +12,8 @@ from pathlib import Path
 from bench.config import ExperimentConfig
 from bench.engine import execution, heap, summary
 from bench.engine.convergence import stalled
-from bench.engine.local_backend import LocalBackend, warm_up
+from bench.engine.fork_server import warm_up
+from bench.engine.local_backend import LocalBackend
 from bench.engine.prepare import prepare_task
 from bench.engine.rounds import RoundContext, mean_metric, play_round, validate
 from bench.engine.sampling import planned_work

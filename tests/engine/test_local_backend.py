@@ -3,6 +3,9 @@ client; the default execution fills the cores without more workers than clients.
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -124,14 +127,47 @@ def _collected_dirty_kb(queue):
 
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/smaps_rollup"), reason="Linux /proc only")
 def test_workers_fork_from_a_frozen_heap_so_a_full_collection_copies_little():
-    from bench.engine.local_backend import PRELOAD, _context
+    from bench.engine.fork_server import PRELOAD, context
 
     assert PRELOAD[-1] == "bench.engine.freeze_imports"  # freezes after every other import
-    context = _context()
-    queue = context.Queue()
-    worker = context.Process(target=_collected_dirty_kb, args=(queue,))
+    forking = context()
+    queue = forking.Queue()
+    worker = forking.Process(target=_collected_dirty_kb, args=(queue,))
     worker.start()
     frozen, copied_kb = queue.get(timeout=120)
     worker.join()
     assert frozen > 100_000  # the preloaded modules' objects (about 425,000 here)
     assert copied_kb < 20_000  # unfrozen, this collection copied about 113 MB of shared pages
+
+
+MAIN_SCRIPT = """
+import os, sys, time
+with open(os.environ["RUN_LOG"], "a") as log:  # one line each time this script's code runs
+    log.write(f"{os.getpid()}\\n")
+if __name__ == "__main__":
+    from bench.engine import fork_server
+    fork_server.warm_up()
+    forking = fork_server.context()
+    workers = [forking.Process(target=time.sleep, args=(0,)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    print(os.getpid())
+"""
+
+
+def test_a_parent_started_as_a_script_runs_once_in_the_fork_server_not_in_every_worker(tmp_path):
+    script, log = tmp_path / "main_script.py", tmp_path / "runs.log"
+    script.write_text(MAIN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "RUN_LOG": str(log)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = log.read_text().split()
+    # the script itself and the fork server; multiprocessing alone runs it in each of the 2 workers instead
+    assert len(runs) == 2 and runs[0] == done.stdout.strip()
