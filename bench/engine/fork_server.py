@@ -6,22 +6,26 @@ Three things make that sharing hold, in the order the fork server loads them (PR
 - what building a Worker imports: the methods (PEFT, accelerate) and the model classes
   transformers loads lazily. Here that cut a worker's start from about 3 s to 0.2 s (tiny-bert,
   2 workers). A module that is not installed is skipped by the fork server;
-- the parent's main script, where it was started as one (`python run_all.py`; bench.engine.
+- the parent's main script or module (`python run_all.py`, `python -m bench.run`; bench.engine.
   adopt_main): multiprocessing runs it again, as __mp_main__, in every child it starts, so that
   functions defined there can be unpickled; for run_all that was 0.6 s and 29 MB of private
-  memory per worker (its imports: the report, scipy, matplotlib). Imported once here, each child
-  finds it and skips it. CPython means to do this when '__main__' is preloaded, but 3.11 never
-  hands the fork server the path (it keeps a key, 'main_path', that the preparation data lacks);
+  memory per worker (its imports: the report, scipy, matplotlib). Imported once here, with the
+  parent's argv, sys.path and folder as a child would have them, each child finds it and skips
+  it. CPython means to do this when '__main__' is preloaded, but 3.11 never hands the fork server
+  the path (it keeps a key, 'main_path', that the preparation data lacks);
 - `gc.freeze()` over all of it (bench.engine.freeze_imports).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from multiprocessing import forkserver, spawn
 
-MAIN_PATH = "BENCH_FORK_SERVER_MAIN"  # names the parent's main script to adopt_main, for the fork server's start only
+PARENT_MAIN = "BENCH_FORK_SERVER_MAIN"  # the parent's main, for adopt_main; set for the fork server's start only
+# what a child is told about the parent's main (multiprocessing.spawn.prepare applies these)
+MAIN_KEYS = ("sys_argv", "sys_path", "dir", "init_main_from_path", "init_main_from_name")
 
 PRELOAD = [
     "bench.engine.worker",
@@ -44,12 +48,12 @@ def context():
 
 def warm_up() -> None:
     """Start the fork server now (once per process), so its imports overlap with the caller's
-    own work; it is told the main script's path, as multiprocessing will tell each child."""
+    own work; it is told about the parent's main as multiprocessing will tell each child."""
     context()
-    main_path = spawn.get_preparation_data("fork server").get("init_main_from_path")
-    if main_path:
-        os.environ[MAIN_PATH] = main_path
+    data = spawn.get_preparation_data("fork server")
+    if "init_main_from_path" in data or "init_main_from_name" in data:
+        os.environ[PARENT_MAIN] = json.dumps({key: data[key] for key in MAIN_KEYS if key in data})
     try:
         forkserver.ensure_running()
     finally:
-        os.environ.pop(MAIN_PATH, None)
+        os.environ.pop(PARENT_MAIN, None)

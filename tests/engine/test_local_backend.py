@@ -141,33 +141,47 @@ def test_workers_fork_from_a_frozen_heap_so_a_full_collection_copies_little():
 
 
 MAIN_SCRIPT = """
-import os, sys, time
+import json, os, sys
 with open(os.environ["RUN_LOG"], "a") as log:  # one line each time this script's code runs
     log.write(f"{os.getpid()}\\n")
+ARGS = sys.argv[1:]
+
+
+def report(queue):  # defined here: a child must unpickle it from the parent's main
+    queue.put([ARGS, os.environ.get("BENCH_FORK_SERVER_MAIN")])
+
+
 if __name__ == "__main__":
     from bench.engine import fork_server
     fork_server.warm_up()
     forking = fork_server.context()
-    workers = [forking.Process(target=time.sleep, args=(0,)) for _ in range(2)]
+    queue = forking.Queue()
+    workers = [forking.Process(target=report, args=(queue,)) for _ in range(2)]
     for w in workers:
         w.start()
+    seen = [queue.get(timeout=120) for _ in workers]
     for w in workers:
         w.join()
-    print(os.getpid())
+    print(json.dumps({"pid": os.getpid(), "seen": seen, "exit": [w.exitcode for w in workers]}))
 """
 
 
-def test_a_parent_started_as_a_script_runs_once_in_the_fork_server_not_in_every_worker(tmp_path):
-    script, log = tmp_path / "main_script.py", tmp_path / "runs.log"
-    script.write_text(MAIN_SCRIPT)
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_the_parents_main_runs_once_in_the_fork_server_not_in_every_worker(tmp_path, how):
+    (tmp_path / "main_script.py").write_text(MAIN_SCRIPT)
+    log = tmp_path / "runs.log"
+    start = [str(tmp_path / "main_script.py")] if how == "script" else ["-m", "main_script"]
     done = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, *start, "--flag"],
         env={**os.environ, "RUN_LOG": str(log)},
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["exit"] == [0, 0] and found["seen"] == [[["--flag"], None]] * 2  # the parent's argv; no variable left
     runs = log.read_text().split()
-    # the script itself and the fork server; multiprocessing alone runs it in each of the 2 workers instead
-    assert len(runs) == 2 and runs[0] == done.stdout.strip()
+    # the parent and the fork server; multiprocessing alone runs it in each of the 2 workers instead
+    assert len(runs) == 2 and runs[0] == str(found["pid"])
