@@ -97,7 +97,9 @@ def test_bad_grid_cli_one_line(tmp_path):
 
 
 def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
-    grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=3, methods='[{method: layerskip, layers: "top:1"}]')
+    # LoRA first: the kill lands in its second cell, so a LoRA run is continued from its checkpoint (#31)
+    methods = '[{method: lora}, {method: layerskip, layers: "top:1"}]'
+    grid = grid_file(tmp_path, tiny_corpus / "i2b2-2010", rounds=3, methods=methods)
     reference = tmp_path / "reference"
     run_all("--grid", grid, "--out", reference)
     for name in (
@@ -112,7 +114,7 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
         "figures/partition_i2b2-2010_dirichlet-0.5.png",
     ):
         assert (reference / name).is_file(), name
-    assert len(metrics(reference)) == 2 and all(s == "ok" for _, _, s in metrics(reference).values())
+    assert len(metrics(reference)) == 4 and all(s == "ok" for _, _, s in metrics(reference).values())
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -131,6 +133,7 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert target is not None and not (target / "final.json").exists(), "the kill came too late to interrupt a cell"
+    assert "__lora__" in target.name  # the interrupted cell is a LoRA one
     finished = {p: p.stat().st_mtime_ns for p in (killed / "runs").glob("*/final.json")}
     run_all("--grid", grid, "--out", killed, "--resume")
     assert metrics(killed) == metrics(reference)
