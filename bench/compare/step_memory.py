@@ -22,12 +22,16 @@ from bench.errors import cli_entry
 from bench.model.build import build_model
 
 
-def private_dirty_mb() -> int:
+def private_dirty_kb() -> int:
     with open("/proc/self/smaps_rollup") as rollup:
         for line in rollup:
             if line.startswith("Private_Dirty:"):
-                return int(line.split()[1]) // 1024
+                return int(line.split()[1])
     return 0
+
+
+def private_dirty_mb() -> int:
+    return private_dirty_kb() // 1024
 
 
 class Peak(threading.Thread):

@@ -2,6 +2,7 @@
 client; the default execution fills the cores without more workers than clients."""
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 
 import pytest
 
+from bench.compare.step_memory import private_dirty_kb
 from bench.config import ExperimentConfig
 from bench.engine import execution
 from bench.engine.server import run_experiment
@@ -114,18 +116,12 @@ def test_grid_cells_run_one_at_a_time_get_the_default_execution(monkeypatch):
 
 def _collected_dirty_kb(queue):
     """In a worker forked like the backend's: the private memory a full collection copies."""
-    import gc
-
-    def private_dirty():
-        with open("/proc/self/smaps_rollup") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("Private_Dirty:"))
-
-    before = private_dirty()
+    before = private_dirty_kb()
     gc.collect()
-    queue.put((gc.get_freeze_count(), private_dirty() - before))
+    queue.put((gc.get_freeze_count(), private_dirty_kb() - before))
 
 
-@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/smaps_rollup"), reason="Linux /proc only")
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="Linux /proc only")
 def test_workers_fork_from_a_frozen_heap_so_a_full_collection_copies_little():
     from bench.engine.fork_server import PRELOAD, context
 
