@@ -128,6 +128,7 @@ class PrefixCache:
     ):
         self.model, self.layers, self.k, self.embedding = model, layers, k, embedding
         self.pad_id, self.device, self.dtype = pad_id, device, dtype
+        self.compute_dtype = next(model.parameters()).dtype  # what the first trained block takes in
         width = model.config.hidden_size
         need = sum(len(ids) for enc in splits.values() for ids in enc.input_ids) * width * torch.finfo(dtype).bits // 8
         if need > budget_bytes:
@@ -267,7 +268,7 @@ class PrefixCache:
             self._fill(split, missing)
         states = [self.hidden[split][r] for r in rows]
         width = max(s.shape[0] for s in states)
-        batch = torch.zeros((len(states), width, states[0].shape[1]), dtype=torch.float32)
+        batch = torch.zeros((len(states), width, states[0].shape[1]), dtype=self.compute_dtype)
         for i, s in enumerate(states):
-            batch[i, : s.shape[0]] = s.float()
+            batch[i, : s.shape[0]] = s  # cast on copy: a bfloat16 model's blocks take bfloat16, not float32
         self.input.current = batch.to(self.device)

@@ -61,11 +61,13 @@ def placement(cfg: ExperimentConfig) -> tuple[str, torch.dtype]:
     """(device, dtype of cached frozen-prefix activations): CUDA when the worker holds a GPU
     share and CUDA reports a device (under Ray, the one in its CUDA_VISIBLE_DEVICES), else the
     CPU. On a GPU the cache is half precision, the model's own half dtype where it has one (a
-    bfloat16 model's activations can exceed float16's range); on the CPU, float32."""
+    bfloat16 model's activations can exceed float16's range); on the CPU, the model's own dtype
+    (float32 unless the run asks for a half one)."""
+    own = DTYPES[cfg.dtype]
+    half = own in (torch.bfloat16, torch.float16)
     if cfg.gpus_per_worker > 0 and torch.cuda.is_available():
-        own = DTYPES[cfg.dtype]
-        return "cuda", own if own in (torch.bfloat16, torch.float16) else torch.float16
-    return "cpu", torch.float32
+        return "cuda", own if half else torch.float16
+    return "cpu", own
 
 
 class Worker:

@@ -21,7 +21,7 @@ from bench.engine.worker import placement
         (True, 0.25, "float32", ("cuda", torch.float16)),
         (True, 0.25, "bfloat16", ("cuda", torch.bfloat16)),  # never squeezed into float16's range
         (True, 0.0, "float32", ("cpu", torch.float32)),  # no GPU share: the CPU, whatever CUDA says
-        (False, 0.25, "bfloat16", ("cpu", torch.float32)),  # a share of a GPU CUDA cannot see
+        (False, 0.25, "bfloat16", ("cpu", torch.bfloat16)),  # a share of a GPU CUDA cannot see: the model's dtype
     ],
 )
 def test_the_device_and_cache_dtype_follow_what_cuda_reports(monkeypatch, cuda, share, dtype, expected):

@@ -11,7 +11,7 @@ from bench.engine.worker import Worker
 from bench.federation.comm import Job
 
 
-def worker(corpus, model, cache, method="layerskip", layers="top:1"):
+def worker(corpus, model, cache, method="layerskip", layers="top:1", dtype="float32"):
     cfg = ExperimentConfig(
         task="i2b2-2010",
         method=method,
@@ -21,6 +21,7 @@ def worker(corpus, model, cache, method="layerskip", layers="top:1"):
         data_dir=str(corpus / "i2b2-2010"),
         max_length=48,
         prefix_cache=cache,
+        dtype=dtype,
     )
     task = prepare_task(cfg)
     w = Worker(cfg.to_dict(), task)
@@ -44,6 +45,16 @@ def test_cached_and_uncached_training_agree(tiny_corpus, model):
     for name, value in results["off"].state.items():
         assert torch.allclose(results["on"].state[name], value, atol=1e-4), name
     assert scores["on"] == pytest.approx(scores["off"], abs=0.02)
+
+
+def test_a_bfloat16_model_trains_and_scores_on_its_cached_prefix(tiny_corpus):
+    """The paper's setting (LLaMA in bfloat16, top blocks trained): the cached activations reach
+    the first trained block in bfloat16 (they came as float32 and its Linear refused them)."""
+    w, task = worker(tiny_corpus, "tiny-llama", "on", dtype="bfloat16")
+    assert w.cache is not None and w.cache.compute_dtype == torch.bfloat16
+    [res] = w.train({"global": w.initial_state()}, [Job(0, task.clients[0])], round_=0)
+    assert np.isfinite(res.loss)
+    assert 0.0 <= w.evaluate(res.state)["metric"] <= 1.0
 
 
 @pytest.mark.parametrize(
