@@ -72,3 +72,30 @@ def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monke
         assert ray.available_resources().get("GPU", 0.0) == pytest.approx(0.0)  # the GPU is fully shared out
     finally:
         ray.shutdown()
+
+
+def test_a_gpu_share_on_a_machine_with_no_gpu_is_one_clear_error_not_a_hang(tiny_corpus, tmp_path, monkeypatch):
+    """Ray would keep actors that ask for 0.25 GPU pending for ever where it found none (seen:
+    `run_all.py --grid paper --pilot` on a CPU host waited with no output)."""
+    import ray
+
+    from bench.engine.prepare import prepare_task
+    from bench.engine.ray_backend import RayBackend
+    from bench.errors import BenchError
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # whatever this machine has, Ray is to see no GPU
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=2,
+        max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+        backend="ray",
+        workers=2,
+        gpus_per_worker=0.25,
+    )
+    with pytest.raises(BenchError, match=r"--gpus-per-worker 0.25 .* Ray found 0 GPU"):
+        RayBackend(cfg, prepare_task(cfg))
+    assert not ray.is_initialized()  # the cluster it started is shut down again
