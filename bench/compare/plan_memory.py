@@ -46,22 +46,35 @@ def planned_gb(cfg: ExperimentConfig) -> float:
     return worker_memory_gb(cfg, model_shape(cfg.model, "ner", 3), method)
 
 
-def measured_gb(cfg: ExperimentConfig) -> float:
-    """Peak resident memory above this process's footprint before the model: one AdamW step
-    (no weight decay, as bench.engine.training) on the method's trainable parameters."""
-    before = psutil.Process().memory_info().rss
-    model = meta_model(cfg.model, "ner", 3, DTYPES[cfg.dtype]).to_empty(device="cpu")
+def measured_gb(cfg: ExperimentConfig, device: str = "cpu") -> float:
+    """Peak memory above the footprint before the model, over one AdamW step (no weight decay,
+    as bench.engine.training) on the method's trainable parameters: the process's resident
+    high-water mark on the CPU, the caching allocator's peak on CUDA (the CUDA context, about
+    0.5 GB per process, is outside both the plan and this figure)."""
+    on_gpu = device.startswith("cuda")
+    if on_gpu:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    else:
+        before = psutil.Process().memory_info().rss
+    model = meta_model(cfg.model, "ner", 3, DTYPES[cfg.dtype]).to_empty(device=device)
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
             tensor.zero_()  # every page touched, as loaded weights would be
     model = METHODS.get(cfg.method)(cfg).configure(model, discover_layers(model))
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-4, weight_decay=0.0)
-    ids = torch.ones((cfg.batch_size, cfg.max_length), dtype=torch.long)
+    ids = torch.ones((cfg.batch_size, cfg.max_length), dtype=torch.long, device=device)
     out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.zeros_like(ids))
     out.loss.backward()
     optimizer.step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    if on_gpu:
+        peak = torch.cuda.max_memory_allocated(device)
+        del model, optimizer, out, trained
+        torch.cuda.empty_cache()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
     return (peak - before) / 1e9
 
 

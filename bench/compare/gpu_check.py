@@ -1,0 +1,246 @@
+"""The checks that need a real GPU, in one short script for a lent GPU machine (issues 14, 26):
+
+    python -m bench.compare.gpu_check --out results/perf/gpu.json [--rounds 2] [--skip-plan]
+
+1. `placement`: the worker's device and cache dtype on real CUDA (bench.engine.worker.placement;
+   the CPU-only suite tests it with CUDA mocked).
+2. `plan_memory`: `--plan`'s per-worker memory for LLaMA-3.2-1B's shape (llama16-random) at the
+   paper grid's batch (8 x 256 tokens, bfloat16) against the caching allocator's peak over one
+   AdamW step, for layer-skipping top:8, FedAvg and LoRA (on the CPU only a few tokens could be
+   afforded, so the activation term went unchecked there).
+3. `federated`: a federated run of that shape on synthetic i2b2-2010 with 4 workers sharing the
+   GPU at 0.25 each, and with 1 worker holding it whole: wall and compute seconds per round,
+   rounds per hour, GPU utilisation and memory sampled by nvidia-smi every 0.5 s, and how many
+   worker processes held the GPU at once.
+4. `paper_plan`: `run_all.py --grid paper --study main --plan` on the synthetic releases, as
+   printed there (its memory per worker and the GPU throughput it assumes, beside part 3's
+   measured rounds). Not `--pilot`: the grid's 0.25-GPU workers are Ray actors, and Ray's wheel
+   is too large to carry to a lent machine that has none.
+
+Each part is written to --out as soon as it is done, so a part that fails or runs out of time
+loses only itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+PAPER_SHAPE = {"model": "llama16-random", "layers": "top:8", "dtype": "bfloat16", "batch": 8, "tokens": 256}
+MEMORY_METHODS = [("layerskip", "top:8"), ("fedavg", None), ("lora", None)]
+
+
+class GpuSampler:
+    """nvidia-smi in the background: utilisation and memory of the GPU, and the processes on it."""
+
+    QUERY = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
+    APPS = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+
+    def __init__(self, every_s: float = 0.5):
+        self.every_s, self.samples, self._stop = every_s, [], threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                util, used = subprocess.run(self.QUERY, capture_output=True, text=True, timeout=5).stdout.split(",")[:2]
+                apps = subprocess.run(self.APPS, capture_output=True, text=True, timeout=5).stdout.strip().splitlines()
+                self.samples.append(
+                    {"util": float(util), "used_mib": float(used), "apps": [a.split(",")[0].strip() for a in apps if a]}
+                )
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+            self._stop.wait(self.every_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def summary(self) -> dict:
+        busy = [s for s in self.samples if s["apps"]]
+        return {
+            "samples": len(self.samples),
+            "util_mean_while_busy": round(sum(s["util"] for s in busy) / len(busy), 1) if busy else None,
+            "util_max": max((s["util"] for s in self.samples), default=None),
+            "memory_used_peak_mib": max((s["used_mib"] for s in self.samples), default=None),
+            "processes_at_once_max": max((len(s["apps"]) for s in self.samples), default=0),
+        }
+
+
+def check_placement() -> dict:
+    from bench.config import ExperimentConfig
+    from bench.engine.worker import placement
+
+    found = {}
+    for share, dtype in [(0.25, "bfloat16"), (0.25, "float32"), (0.0, "bfloat16")]:
+        device, cache = placement(ExperimentConfig(task="conll", method="fedavg", gpus_per_worker=share, dtype=dtype))
+        found[f"share {share:g}, {dtype}"] = {"device": device, "cache_dtype": str(cache).removeprefix("torch.")}
+    return found
+
+
+def check_plan_memory() -> list[dict]:
+    from bench.compare.plan_memory import measured_gb, planned_gb
+    from bench.config import ExperimentConfig
+
+    rows = []
+    for method, layers in MEMORY_METHODS:
+        cfg = ExperimentConfig(
+            task="i2b2-2010",
+            method=method,
+            layers=layers,
+            model=PAPER_SHAPE["model"],
+            dtype=PAPER_SHAPE["dtype"],
+            batch_size=PAPER_SHAPE["batch"],
+            max_length=PAPER_SHAPE["tokens"],
+            gpus_per_worker=0.25,
+        )
+        planned, measured = planned_gb(cfg), measured_gb(cfg, device="cuda")
+        rows.append(
+            {
+                **PAPER_SHAPE,
+                "method": method,
+                "layers": layers,
+                "planned_gb": round(planned, 3),
+                "measured_gb": round(measured, 3),
+                "planned_over_measured": round(planned / measured, 3),
+            }
+        )
+    return rows
+
+
+def round_tflop(data_dir: Path, workers: int) -> float:
+    """What the planner counts for one round of the federated run below (TFLOP)."""
+    from bench.config import ExperimentConfig
+    from bench.protocol.plan import cell_cost
+
+    cfg = ExperimentConfig(
+        task="i2b2-2010",
+        data_dir=str(data_dir / "i2b2-2010"),
+        method="layerskip",
+        layers=PAPER_SHAPE["layers"],
+        model=PAPER_SHAPE["model"],
+        dtype=PAPER_SHAPE["dtype"],
+        clients=4,
+        clients_per_round=4,
+        max_length=PAPER_SHAPE["tokens"],
+        batch_size=PAPER_SHAPE["batch"],
+        train_subsample=512,
+        gpus_per_worker=1 / workers,
+    )
+    return cell_cost(cfg).round_flops / 1e12
+
+
+def run_federated(data_dir: Path, work: Path, workers: int, rounds: int) -> dict:
+    out = work / f"run-w{workers}"
+    command = [
+        sys.executable, "-m", "bench.run", "--task", "i2b2-2010", "--data-dir", str(data_dir / "i2b2-2010"),
+        "--method", "layerskip", "--layers", PAPER_SHAPE["layers"], "--model", PAPER_SHAPE["model"], "--dtype", PAPER_SHAPE["dtype"],
+        "--clients", "4", "--clients-per-round", "4", "--rounds", str(rounds), "--max-length", str(PAPER_SHAPE["tokens"]),
+        "--batch-size", str(PAPER_SHAPE["batch"]), "--train-subsample", "512", "--lr", "1e-4", "--seed", "0",
+        "--workers", str(workers), "--gpus-per-worker", f"{1 / workers:g}", "--backend", "local",
+        "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    start = time.perf_counter()
+    with GpuSampler() as sampler:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=200)
+    wall = time.perf_counter() - start
+    rounds_file = out / "rounds.jsonl"
+    lines = [json.loads(x) for x in rounds_file.read_text().splitlines()] if rounds_file.is_file() else []
+    final = json.loads((out / "final.json").read_text()) if (out / "final.json").is_file() else {}
+    per_round = [round(x["wall_s"], 2) for x in lines]
+    steady = sum(per_round[1:]) / len(per_round[1:]) if len(per_round) > 1 else None
+    flop = round_tflop(data_dir, workers)
+    return {
+        "workers": workers,
+        "gpus_per_worker": 1 / workers,
+        "returncode": done.returncode,
+        "stderr_tail": done.stderr[-600:] if done.returncode else "",
+        "wall_s": round(wall, 1),
+        "round_wall_s": per_round,
+        "round_compute_s": [round(x["compute_s"], 2) for x in lines],
+        "rounds_per_hour_after_round_1": round(3600 / steady, 1) if steady else None,
+        "planned_round_tflop": round(flop, 4),
+        "effective_tflops_after_round_1": round(flop / steady, 3) if steady else None,  # the plan states 250
+        "val_metric": [round(x["val_metric"], 4) for x in lines],
+        "status": final.get("status"),
+        "gpu": sampler.summary(),
+    }
+
+
+def paper_plan(data_dir: Path) -> dict:
+    command = [sys.executable, "run_all.py", "--grid", "paper", "--study", "main", "--plan"]
+    command += ["--data-dir", str(data_dir), "--model", PAPER_SHAPE["model"], "--out", str(data_dir.parent / "paper")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return {"returncode": done.returncode, "stdout": done.stdout[-6000:], "stderr_tail": done.stderr[-800:]}
+
+
+def device_facts() -> dict:
+    import transformers
+
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "memory_gb": round(props.total_memory / 1e9, 1),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare.gpu_check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file to write, part by part")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--skip-plan", action="store_true")
+    parser.add_argument("--model", default=PAPER_SHAPE["model"], help="a smaller stand-in to rehearse the script")
+    parser.add_argument("--layers", default=PAPER_SHAPE["layers"], help="the federated run's trained blocks")
+    args = parser.parse_args(argv)
+    PAPER_SHAPE.update(model=args.model, layers=args.layers)
+    if not torch.cuda.is_available():
+        print("gpu_check: CUDA reports no device; these checks need a GPU", file=sys.stderr)
+        return 2
+    found: dict = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    out = Path(args.out)
+
+    def part(name, fn):
+        start = time.perf_counter()
+        try:
+            found[name] = fn()
+        except Exception as e:  # noqa: BLE001 - one part failing must not lose the others
+            found[name] = {"error": f"{type(e).__name__}: {e}"[:1000]}
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(found, indent=2) + "\n")
+
+    part("device", device_facts)
+    part("placement", check_placement)
+    part("plan_memory", check_plan_memory)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        subprocess.run([sys.executable, "-m", "bench.synth", "--out", str(data), "--scale", "small"], check=True)
+        for workers in (4, 1):
+            part(f"federated_w{workers}", lambda w=workers: run_federated(data, Path(tmp), w, args.rounds))
+        if not args.skip_plan:
+            part("paper_plan", lambda: paper_plan(data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
