@@ -81,5 +81,10 @@ class Method:
     def trainable_params(self, shape) -> int:
         return shape.total_params
 
+    def activation_blocks(self, shape) -> int:
+        """Blocks whose activations a training step keeps for its backward pass: all of them
+        when the gradient must reach the lowest block (every parameter, or adapters in every block)."""
+        return shape.n_blocks
+
 
 register = METHODS.register_class

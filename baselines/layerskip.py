@@ -63,6 +63,11 @@ class LayerSkip(Method):
     def trainable_params(self, shape):
         return len(self._planned_blocks(shape.n_blocks)) * shape.block_params + shape.head_params
 
+    def activation_blocks(self, shape):
+        """From the lowest trained block up: below it nothing needs a gradient, so the frozen
+        blocks' activations are not kept (top:8 of 16 keeps half; bottom:k keeps every block)."""
+        return shape.n_blocks - min(self._planned_blocks(shape.n_blocks))
+
     def describe(self):
         return {"layers": self.spec, "blocks": self.blocks}
 

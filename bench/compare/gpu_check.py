@@ -1,13 +1,15 @@
 """The checks that need a real GPU, in one short script for a lent GPU machine (issues 14, 26):
 
-    python -m bench.compare.gpu_check --out results/perf/gpu.json [--rounds 2] [--skip-plan]
+    python -m bench.compare.gpu_check --out results/perf/gpu.json [--rounds 2] [--parts plan_memory,...]
 
 1. `placement`: the worker's device and cache dtype on real CUDA (bench.engine.worker.placement;
    the CPU-only suite tests it with CUDA mocked).
 2. `plan_memory`: `--plan`'s per-worker memory for LLaMA-3.2-1B's shape (llama16-random) at the
-   paper grid's batch (8 x 256 tokens, bfloat16) against the caching allocator's peak over one
-   AdamW step, for layer-skipping top:8, FedAvg and LoRA (on the CPU only a few tokens could be
-   afforded, so the activation term went unchecked there).
+   paper grid's batch (8 x 256 tokens, bfloat16) and twice it, against the caching allocator's
+   peak over two AdamW steps (the second is the steady state), for layer-skipping top:8 and
+   bottom:8, FedAvg and LoRA; the two batches' difference gives the activation bytes per token,
+   hidden unit and block that the plan's constant stands for (on the CPU only a few tokens could
+   be afforded, so the activation term went unchecked there).
 3. `federated`: a federated run of that shape on synthetic i2b2-2010 with 4 workers sharing the
    GPU at 0.25 each, and with 1 worker holding it whole: wall and compute seconds per round,
    rounds per hour, GPU utilisation and memory sampled by nvidia-smi every 0.5 s, and how many
@@ -37,7 +39,8 @@ from pathlib import Path
 import torch
 
 PAPER_SHAPE = {"model": "llama16-random", "layers": "top:8", "dtype": "bfloat16", "batch": 8, "tokens": 256}
-MEMORY_METHODS = [("layerskip", "top:8"), ("fedavg", None), ("lora", None)]
+MEMORY_METHODS = [("layerskip", "top:8"), ("layerskip", "bottom:8"), ("fedavg", None), ("lora", None)]
+MEMORY_BATCHES = (8, 16)  # the paper's batch, and twice it: the difference is one batch's activations
 
 
 class GpuSampler:
@@ -93,31 +96,47 @@ def check_placement() -> dict:
 
 
 def check_plan_memory() -> list[dict]:
+    import baselines  # noqa: F401
     from bench.compare.plan_memory import measured_gb, planned_gb
     from bench.config import ExperimentConfig
+    from bench.model.shapes import model_shape
+    from bench.registry import METHODS
 
     rows = []
     for method, layers in MEMORY_METHODS:
-        cfg = ExperimentConfig(
-            task="i2b2-2010",
-            method=method,
-            layers=layers,
-            model=PAPER_SHAPE["model"],
-            dtype=PAPER_SHAPE["dtype"],
-            batch_size=PAPER_SHAPE["batch"],
-            max_length=PAPER_SHAPE["tokens"],
-            gpus_per_worker=0.25,
-        )
-        planned, measured = planned_gb(cfg), measured_gb(cfg, device="cuda")
-        rows.append(
-            {
-                **PAPER_SHAPE,
-                "method": method,
-                "layers": layers,
-                "planned_gb": round(planned, 3),
-                "measured_gb": round(measured, 3),
-                "planned_over_measured": round(planned / measured, 3),
-            }
+        measured = {}
+        for batch in MEMORY_BATCHES:
+            cfg = ExperimentConfig(
+                task="i2b2-2010",
+                method=method,
+                layers=layers,
+                model=PAPER_SHAPE["model"],
+                dtype=PAPER_SHAPE["dtype"],
+                batch_size=batch,
+                max_length=PAPER_SHAPE["tokens"],
+                gpus_per_worker=0.25,
+            )
+            planned, measured[batch] = planned_gb(cfg), measured_gb(cfg, device="cuda", steps=2)
+            rows.append(
+                {
+                    **PAPER_SHAPE,
+                    "batch": batch,
+                    "method": method,
+                    "layers": layers,
+                    "steps": 2,
+                    "planned_gb": round(planned, 3),
+                    "measured_gb": round(measured[batch], 3),
+                    "planned_over_measured": round(planned / measured[batch], 3),
+                }
+            )
+        # one batch's activations, per token, hidden unit and block kept for the backward pass:
+        # what the plan's ACTIVATION_BYTES (per 2-byte dtype) stands for
+        shape = model_shape(cfg.model, "ner", 3)
+        kept = METHODS.get(method)(cfg).activation_blocks(shape)
+        small, large = MEMORY_BATCHES
+        extra = (measured[large] - measured[small]) * 1e9
+        rows[-1]["activation_bytes_per_token_hidden_block"] = round(
+            extra / ((large - small) * PAPER_SHAPE["tokens"] * shape.hidden * kept), 1
         )
     return rows
 
@@ -208,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write, part by part")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--skip-plan", action="store_true")
+    parser.add_argument("--parts", default="all", help="comma-separated: placement, plan_memory, federated, paper_plan")
     parser.add_argument("--model", default=PAPER_SHAPE["model"], help="a smaller stand-in to rehearse the script")
     parser.add_argument("--layers", default=PAPER_SHAPE["layers"], help="the federated run's trained blocks")
     args = parser.parse_args(argv)
@@ -229,16 +248,22 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(found, indent=2) + "\n")
 
+    wanted = (
+        {"placement", "plan_memory", "federated", "paper_plan"} if args.parts == "all" else set(args.parts.split(","))
+    )
     part("device", device_facts)
-    part("placement", check_placement)
-    part("plan_memory", check_plan_memory)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data"
-        subprocess.run([sys.executable, "-m", "bench.synth", "--out", str(data), "--scale", "small"], check=True)
-        for workers in (4, 1):
-            part(f"federated_w{workers}", lambda w=workers: run_federated(data, Path(tmp), w, args.rounds))
-        if not args.skip_plan:
-            part("paper_plan", lambda: paper_plan(data))
+    if "placement" in wanted:
+        part("placement", check_placement)
+    if "plan_memory" in wanted:
+        part("plan_memory", check_plan_memory)
+    if wanted & {"federated", "paper_plan"}:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "data"
+            subprocess.run([sys.executable, "-m", "bench.synth", "--out", str(data), "--scale", "small"], check=True)
+            for workers in (4, 1) if "federated" in wanted else ():
+                part(f"federated_w{workers}", lambda w=workers: run_federated(data, Path(tmp), w, args.rounds))
+            if "paper_plan" in wanted:
+                part("paper_plan", lambda: paper_plan(data))
     return 0
 
 

@@ -28,6 +28,7 @@ class ModelShape:
     head_params: int  # everything above the blocks: final norm, pooler, task head
     hidden: int
     note: str = ""  # e.g. which stand-in was planned with
+    family: str = ""  # the architecture (transformers' model_type: llama, bert, ...)
 
     @property
     def compute_params(self) -> int:
@@ -78,4 +79,5 @@ def model_shape(spec: str, kind: str = "ner", num_labels: int = 3) -> ModelShape
         sum(sizes[n] for n in layers.head),
         int(getattr(model.config, "hidden_size", 0)),
         note,
+        str(getattr(model.config, "model_type", "")),
     )

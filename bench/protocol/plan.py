@@ -36,6 +36,9 @@ GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of it
 GPU_MEMORY_GB = 80.0  # stated, when no GPU is visible to the planner
 TOKENS_PER_WORD = 1.3  # sub-words per whitespace word, for clinical English with BPE/WordPiece
 ACTIVATION_BYTES = 34  # per token, hidden unit and block for a training step (Korthikanti et al. 2022, fp16)
+# LLaMA's SwiGLU MLP and float32 norms keep more: 45-51 measured on an H200 for LLaMA-1B's shape in
+# bfloat16, batch 8 -> 16 x 256 tokens, four methods (results/perf/gpu_plan_memory.json)
+ACTIVATION_BYTES_BY_FAMILY = {"llama": 46}
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -67,10 +70,13 @@ class Cost:
 def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
     """A training worker's peak: the weights; each trained parameter's gradient and AdamW's two
     moments, all three in the parameters' dtype (torch's AdamW keeps its state in the dtype of
-    the parameter); activations for one batch. bench.compare.plan_memory measures it."""
+    the parameter); activations for one batch in the blocks the backward pass goes through
+    (method.activation_blocks). bench.compare.plan_memory measures it."""
     width = DTYPE_BYTES[cfg.dtype]
     trained = method.trainable_params(shape)
-    activations = ACTIVATION_BYTES * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * shape.n_blocks
+    blocks = method.activation_blocks(shape)
+    per_unit = ACTIVATION_BYTES_BY_FAMILY.get(shape.family, ACTIVATION_BYTES)
+    activations = per_unit * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * blocks
     return (shape.total_params * width + trained * 3 * width + activations) / 1e9
 
 
