@@ -55,5 +55,17 @@ class ArrowRows:
     def __iter__(self):
         return (self._row(i) for i in range(len(self)))
 
+    def __eq__(self, other) -> bool:
+        """Equal to any sequence of the same rows (a list, or another file's rows): an Encoded read
+        from the cache compares equal to the same encoding held in memory."""
+        if isinstance(other, ArrowRows) and (other.path, other.column) == (self.path, self.column):
+            return True
+        try:
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        except TypeError:
+            return NotImplemented
+
+    __hash__ = None  # mutable-sequence semantics, as a list
+
     def __reduce__(self):
         return ArrowRows, (self.path, self.column)  # the path travels; the receiver maps the file

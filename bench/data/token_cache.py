@@ -25,6 +25,8 @@ from bench.data.types import ClsExample, NerExample
 from bench.store import cache_root
 
 ENCODING_VERSION = 1  # bump when tokenize.py's output changes, so cached encodings are rebuilt
+BUDGET_MB = 4096  # BENCH_TOKEN_CACHE_MB overrides: least recently used files go beyond it...
+KEEP_RECENT_S = 24 * 3600  # ...but never one used in the last day (a running grid's workers map it by path)
 BATCH = 1000
 WARNINGS = {  # what each encoder counts, summed over batches
     "ner": ("sentence_split", "sentences_split", "word_truncated"),
@@ -145,6 +147,34 @@ def _readable(path: Path):
         return None
 
 
+def evict(folder: Path, keep: Path, now: float | None = None) -> list[Path]:
+    """Remove the least recently used token files beyond the budget (BENCH_TOKEN_CACHE_MB), never
+    `keep` nor a file used in the last KEEP_RECENT_S; returns what went. A reader touches its file,
+    so use, not writing, orders them."""
+    import time
+
+    now = time.time() if now is None else now
+    budget = float(os.environ.get("BENCH_TOKEN_CACHE_MB", BUDGET_MB)) * 2**20
+    files = []
+    for path in folder.glob("*.arrow"):
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # another process evicted it first
+            continue
+        files.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in files)
+    gone = []
+    for used, size, path in sorted(files):
+        if total <= budget:
+            break
+        if path == keep or now - used < KEEP_RECENT_S:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        gone.append(path)
+    return gone
+
+
 def cached_encoding(kind: str, examples: list, tokenizer, labels, max_length: int, cut: bool = False) -> Encoded:
     """The split's Encoded, its ids and labels memory-mapped from the cache (written first if missing).
     `labels`: the BIO label ids (NER) or the label names (classification)."""
@@ -156,6 +186,9 @@ def cached_encoding(kind: str, examples: list, tokenizer, labels, max_length: in
     if table is None:
         _write(path, kind, examples, tokenizer, labels, max_length, cut, key)
         table = read_table(path)
+        evict(path.parent, keep=path)
+    else:
+        os.utime(path)  # used now: the eviction order is by last use
     owner = (
         list(zip(table.column("example").to_pylist(), table.column("first_word").to_pylist())) if kind == "ner" else []
     )

@@ -1,6 +1,7 @@
 """The token cache: rows memory-mapped from an Arrow file equal the in-memory encoding, row for
 row; a changed corpus or window is a new file; a worker receives a path, not the rows."""
 
+import os
 import pickle
 
 import pytest
@@ -109,3 +110,40 @@ def test_an_empty_sentence_adds_no_row_and_no_split(tokenizer):
     encoded = encode_ner([NerExample((), (), "site", "empty"), *ner_examples(2)], tokenizer, labels, 24)
     assert encoded.warnings["sentence_split"] == alone.warnings["sentence_split"] > 0  # the empty one counts 0, not -1
     assert encoded.input_ids == alone.input_ids and [i for i, _ in encoded.owner] == [i + 1 for i, _ in alone.owner]
+
+
+def test_cached_rows_equal_the_same_rows_in_memory_and_differ_from_others(tokenizer):
+    examples = cls_examples(20)
+    cached = token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 32)
+    direct = encode_cls(examples, tokenizer, ["a", "b"], 32, multilabel=False)
+    assert cached.input_ids == direct.input_ids and direct.input_ids == cached.input_ids
+    assert cached.input_ids != direct.input_ids[:-1]  # one row fewer
+    assert cached.input_ids != [*direct.input_ids[:-1], [0]]  # one row changed
+    assert cached.input_ids != 3  # not a sequence: not equal, no error
+
+
+def test_least_recently_used_files_go_beyond_the_budget_but_never_recent_ones(tmp_path, monkeypatch):
+    folder = tmp_path / "tokens"
+    folder.mkdir()
+    now = 1_000_000_000.0
+    day = token_cache.KEEP_RECENT_S
+    ages = {"old": 3 * day, "older": 5 * day, "recent": day / 2, "kept": 9 * day}
+    for name, age in ages.items():
+        path = folder / f"{name}.arrow"
+        path.write_bytes(b"x" * 2**20)  # 1 MiB each: 4 MiB in all
+        os.utime(path, (now - age, now - age))
+    monkeypatch.setenv("BENCH_TOKEN_CACHE_MB", "2")
+    gone = token_cache.evict(folder, keep=folder / "kept.arrow", now=now)
+    assert [p.stem for p in gone] == ["older", "old"]  # least recently used first, until within 2 MiB
+    assert sorted(p.stem for p in folder.glob("*.arrow")) == ["kept", "recent"]
+    monkeypatch.setenv("BENCH_TOKEN_CACHE_MB", "0")
+    assert token_cache.evict(folder, keep=folder / "kept.arrow", now=now) == []  # recent and kept stay
+
+
+def test_reading_a_cached_file_marks_it_used(tokenizer, tmp_path):
+    examples = cls_examples()
+    token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 32)
+    (path,) = (tmp_path / "tokens").glob("*.arrow")
+    os.utime(path, (1.0, 1.0))
+    token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 32)
+    assert path.stat().st_mtime > 1e9
