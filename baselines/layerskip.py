@@ -65,7 +65,10 @@ class LayerSkip(Method):
 
     def activation_blocks(self, shape):
         """From the lowest trained block up: below it nothing needs a gradient, so the frozen
-        blocks' activations are not kept (top:8 of 16 keeps half; bottom:k keeps every block)."""
+        blocks' activations are not kept (top:8 of 16 keeps half; bottom:k keeps every block).
+        auto:K's probe may pick any blocks, the lowest included: every block, as an upper bound."""
+        if (self.cfg.layers or "").startswith("auto:"):
+            return shape.n_blocks
         return shape.n_blocks - min(self._planned_blocks(shape.n_blocks))
 
     def describe(self):

@@ -1,6 +1,7 @@
 """The checks that need a real GPU, in one short script for a lent GPU machine (issues 14, 26):
 
     python -m bench.compare.gpu_check --out results/perf/gpu.json [--rounds 2] [--parts plan_memory,...]
+    python -m bench.compare.gpu_check --replan results/perf/gpu_plan_memory.json   # no GPU: today's plan beside it
 
 1. `placement`: the worker's device and cache dtype on real CUDA (bench.engine.worker.placement;
    the CPU-only suite tests it with CUDA mocked).
@@ -95,10 +96,38 @@ def check_placement() -> dict:
     return found
 
 
+def _memory_config(method: str, layers: str | None, batch: int, model: str, dtype: str, tokens: int):
+    from bench.config import ExperimentConfig
+
+    return ExperimentConfig(
+        task="i2b2-2010",
+        method=method,
+        layers=layers,
+        model=model,
+        dtype=dtype,
+        batch_size=batch,
+        max_length=tokens,
+        gpus_per_worker=0.25,
+    )
+
+
+def replan(path: Path) -> list[dict]:
+    """Today's plan beside a stored `plan_memory` measurement (`planned_gb_now`,
+    `planned_over_measured_now`), the measured figures untouched: no GPU needed."""
+    from bench.compare.plan_memory import planned_gb
+
+    data = json.loads(path.read_text())
+    for row in data["plan_memory"]:
+        cfg = _memory_config(row["method"], row["layers"], row["batch"], row["model"], row["dtype"], row["tokens"])
+        now = planned_gb(cfg)
+        row.update(planned_gb_now=round(now, 3), planned_over_measured_now=round(now / row["measured_gb"], 3))
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return data["plan_memory"]
+
+
 def check_plan_memory() -> list[dict]:
     import baselines  # noqa: F401
     from bench.compare.plan_memory import measured_gb, planned_gb
-    from bench.config import ExperimentConfig
     from bench.model.shapes import model_shape
     from bench.registry import METHODS
 
@@ -106,15 +135,8 @@ def check_plan_memory() -> list[dict]:
     for method, layers in MEMORY_METHODS:
         measured = {}
         for batch in MEMORY_BATCHES:
-            cfg = ExperimentConfig(
-                task="i2b2-2010",
-                method=method,
-                layers=layers,
-                model=PAPER_SHAPE["model"],
-                dtype=PAPER_SHAPE["dtype"],
-                batch_size=batch,
-                max_length=PAPER_SHAPE["tokens"],
-                gpus_per_worker=0.25,
+            cfg = _memory_config(
+                method, layers, batch, PAPER_SHAPE["model"], PAPER_SHAPE["dtype"], PAPER_SHAPE["tokens"]
             )
             planned, measured[batch] = planned_gb(cfg), measured_gb(cfg, device="cuda", steps=2)
             rows.append(
@@ -225,13 +247,23 @@ def device_facts() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare.gpu_check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="JSON file to write, part by part")
+    parser.add_argument("--out", help="JSON file to write, part by part")
+    parser.add_argument("--replan", metavar="FILE", help="add today's plan to a stored plan_memory measurement; no GPU")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--parts", default="all", help="comma-separated: placement, plan_memory, federated, paper_plan")
     parser.add_argument("--model", default=PAPER_SHAPE["model"], help="a smaller stand-in to rehearse the script")
     parser.add_argument("--layers", default=PAPER_SHAPE["layers"], help="the federated run's trained blocks")
     args = parser.parse_args(argv)
     PAPER_SHAPE.update(model=args.model, layers=args.layers)
+    if args.replan:
+        for row in replan(Path(args.replan)):
+            print(
+                f"{row['method']} {row['layers'] or ''} batch {row['batch']}: planned {row['planned_gb_now']:.2f} GB, "
+                f"measured {row['measured_gb']:.2f} GB ({row['planned_over_measured_now']:.2f})"
+            )
+        return 0
+    if not args.out:
+        parser.error("--out is required")
     if not torch.cuda.is_available():
         print("gpu_check: CUDA reports no device; these checks need a GPU", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ would be. Pickled (to a worker process) it travels as the file's path and the co
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,10 @@ class ArrowRows:
 
     def __init__(self, path: str | Path, column: str, table: pa.Table | None = None):
         self.path, self.column = str(Path(path).resolve()), column
+        try:
+            os.utime(self.path)  # used now: the token cache evicts by last use (token_cache.evict)
+        except OSError:  # a read-only cache, another owner's file, or evicted after it was mapped
+            pass
         chunks = (table if table is not None else read_table(path)).column(column).chunks
         self.starts = np.cumsum([0] + [len(c) for c in chunks])
         self.is_list = bool(chunks) and (pa.types.is_list(chunks[0].type) or pa.types.is_large_list(chunks[0].type))
@@ -55,13 +60,13 @@ class ArrowRows:
     def __iter__(self):
         return (self._row(i) for i in range(len(self)))
 
-    def __eq__(self, other) -> bool:
-        """Equal to any sequence of the same rows (a list, or another file's rows): an Encoded read
-        from the cache compares equal to the same encoding held in memory."""
+    def __eq__(self, other):
+        """Equal to any sequence of the same rows (a list, another file's rows, an array): an
+        Encoded read from the cache compares equal to the same encoding held in memory."""
         if isinstance(other, ArrowRows) and (other.path, other.column) == (self.path, self.column):
             return True
         try:
-            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+            return len(other) == len(self) and all(np.array_equal(a, b) for a, b in zip(self, other))
         except TypeError:
             return NotImplemented
 

@@ -149,8 +149,8 @@ def _readable(path: Path):
 
 def evict(folder: Path, keep: Path, now: float | None = None) -> list[Path]:
     """Remove the least recently used token files beyond the budget (BENCH_TOKEN_CACHE_MB), never
-    `keep` nor a file used in the last KEEP_RECENT_S; returns what went. A reader touches its file,
-    so use, not writing, orders them."""
+    `keep` nor a file used in the last KEEP_RECENT_S; returns what went. Every reader touches its
+    file (ArrowRows, a worker restarted days into a run included), so use, not writing, orders them."""
     import time
 
     now = time.time() if now is None else now
@@ -187,8 +187,6 @@ def cached_encoding(kind: str, examples: list, tokenizer, labels, max_length: in
         _write(path, kind, examples, tokenizer, labels, max_length, cut, key)
         table = read_table(path)
         evict(path.parent, keep=path)
-    else:
-        os.utime(path)  # used now: the eviction order is by last use
     owner = (
         list(zip(table.column("example").to_pylist(), table.column("first_word").to_pylist())) if kind == "ner" else []
     )

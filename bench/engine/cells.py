@@ -44,10 +44,15 @@ def run_cells_parallel(
     the queue)."""
     import ray
 
+    from bench.engine.ray_gpus import require_gpus
+
     owns = not ray.is_initialized()
     if owns:
         local = {} if ray_address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
         ray.init(address=ray_address, log_to_driver=False, configure_logging=False, **local)
+    if not ray_address and cells:  # the largest cell must fit this machine's GPUs, or it waits for ever
+        need = max(c.config.workers * c.config.gpus_per_worker for c in cells)
+        require_gpus(ray, need, "a cell of this grid", shut_down=owns)
     task = ray.remote(max_retries=0)(_call)
     queue, running, statuses = list(cells), {}, {}
     try:

@@ -128,7 +128,8 @@ class PrefixCache:
     ):
         self.model, self.layers, self.k, self.embedding = model, layers, k, embedding
         self.pad_id, self.device, self.dtype = pad_id, device, dtype
-        self.compute_dtype = next(model.parameters()).dtype  # what the first trained block takes in
+        first = layers.block_params(model, k)[0]  # block k, the first one not cached, takes the batch
+        self.compute_dtype = model.get_parameter(first).dtype
         width = model.config.hidden_size
         need = sum(len(ids) for enc in splits.values() for ids in enc.input_ids) * width * torch.finfo(dtype).bits // 8
         if need > budget_bytes:

@@ -12,22 +12,10 @@ import os
 
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
+from bench.engine.ray_gpus import require_gpus
 from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker, by_owner, kept
-from bench.errors import BenchError
 from bench.store import cache_root
-
-
-def _check_gpus(ray, cfg: ExperimentConfig) -> None:
-    """A GPU share on a machine whose Ray sees fewer GPUs would leave the actors pending for
-    ever (no autoscaler adds GPUs to a cluster started here): say so and stop instead."""
-    found = ray.cluster_resources().get("GPU", 0.0)
-    if cfg.gpus_per_worker > found:
-        ray.shutdown()
-        raise BenchError(
-            f"--gpus-per-worker {cfg.gpus_per_worker:g} asks for a GPU share, but Ray found {found:g} GPU(s) "
-            "on this machine; use --gpus-per-worker 0 to run on the CPU"
-        )
 
 
 class RayBackend:
@@ -43,8 +31,11 @@ class RayBackend:
                 else {}
             )
             ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False, **local)
-            if not cfg.ray_address:
-                _check_gpus(ray, cfg)
+        if not cfg.ray_address:  # a cluster on this machine, whoever started it (a parallel grid's driver)
+            need = cfg.workers * cfg.gpus_per_worker
+            require_gpus(
+                ray, need, f"--workers {cfg.workers} x --gpus-per-worker {cfg.gpus_per_worker:g}", self.owns_ray
+            )
         self.ray = ray
         # A crashed actor (killed process, CUDA OOM) is restarted and its call retried; the model
         # is rebuilt from the seed and clients are deterministic, so the retry gives the same result.

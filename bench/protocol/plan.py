@@ -36,9 +36,19 @@ GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of it
 GPU_MEMORY_GB = 80.0  # stated, when no GPU is visible to the planner
 TOKENS_PER_WORD = 1.3  # sub-words per whitespace word, for clinical English with BPE/WordPiece
 ACTIVATION_BYTES = 34  # per token, hidden unit and block for a training step (Korthikanti et al. 2022, fp16)
-# LLaMA's SwiGLU MLP and float32 norms keep more: 45-51 measured on an H200 for LLaMA-1B's shape in
-# bfloat16, batch 8 -> 16 x 256 tokens, four methods (results/perf/gpu_plan_memory.json)
-ACTIVATION_BYTES_BY_FAMILY = {"llama": 46}
+# (once per step, per block kept) bytes per token and hidden unit at a 2-byte dtype, by architecture.
+# LLaMA's: fitted to eight peaks measured on an H200 (LLaMA-1B's shape, bf16, batch 8 and 16 x 256;
+# top:8, bottom:8, FedAvg, LoRA: results/perf/gpu_plan_memory.json): 82 + 41 per block kept, where
+# the batch's difference gave 409 for 8 blocks and 722-744 for 16. Others: Korthikanti's, unmeasured.
+ACTIVATION_FIT = {"llama": (82, 41)}
+
+
+def activation_bytes(family: str, blocks: int) -> float:
+    """One batch's activations per token and hidden unit, at a 2-byte dtype, with `blocks` kept."""
+    fixed, per_block = ACTIVATION_FIT.get(family, (0, ACTIVATION_BYTES))
+    return fixed + per_block * blocks
+
+
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -75,8 +85,7 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
     width = DTYPE_BYTES[cfg.dtype]
     trained = method.trainable_params(shape)
     blocks = method.activation_blocks(shape)
-    per_unit = ACTIVATION_BYTES_BY_FAMILY.get(shape.family, ACTIVATION_BYTES)
-    activations = per_unit * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden * blocks
+    activations = activation_bytes(shape.family, blocks) * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden
     return (shape.total_params * width + trained * 3 * width + activations) / 1e9
 
 

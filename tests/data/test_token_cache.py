@@ -4,6 +4,7 @@ row; a changed corpus or window is a new file; a worker receives a path, not the
 import os
 import pickle
 
+import numpy as np
 import pytest
 
 from bench.data import token_cache
@@ -120,6 +121,8 @@ def test_cached_rows_equal_the_same_rows_in_memory_and_differ_from_others(tokeni
     assert cached.input_ids != direct.input_ids[:-1]  # one row fewer
     assert cached.input_ids != [*direct.input_ids[:-1], [0]]  # one row changed
     assert cached.input_ids != 3  # not a sequence: not equal, no error
+    rows = [np.asarray(r) for r in direct.input_ids]
+    assert cached.input_ids == rows and cached.input_ids != rows[::-1]  # arrays as rows too
 
 
 def test_least_recently_used_files_go_beyond_the_budget_but_never_recent_ones(tmp_path, monkeypatch):

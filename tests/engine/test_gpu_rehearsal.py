@@ -96,6 +96,26 @@ def test_a_gpu_share_on_a_machine_with_no_gpu_is_one_clear_error_not_a_hang(tiny
         workers=2,
         gpus_per_worker=0.25,
     )
-    with pytest.raises(BenchError, match=r"--gpus-per-worker 0.25 .* Ray found 0 GPU"):
+    with pytest.raises(BenchError, match=r"--workers 2 x --gpus-per-worker 0.25 asks for 0.5 GPU.* Ray found 0 "):
         RayBackend(cfg, prepare_task(cfg))
     assert not ray.is_initialized()  # the cluster it started is shut down again
+
+
+def test_the_gpu_check_counts_every_worker_and_leaves_a_cluster_it_did_not_start():
+    from bench.engine.ray_gpus import require_gpus
+    from bench.errors import BenchError
+
+    class FakeRay:  # a cluster with one GPU that another process started
+        shut = False
+
+        def cluster_resources(self):
+            return {"CPU": 4.0, "GPU": 1.0}
+
+        def shutdown(self):
+            self.shut = True
+
+    ray = FakeRay()
+    require_gpus(ray, 4 * 0.25, "four quarter-GPU workers", shut_down=False)  # fits exactly
+    with pytest.raises(BenchError, match=r"asks for 1.5 GPU\(s\) at once, but Ray found 1 "):
+        require_gpus(ray, 2 * 0.75, "two workers", shut_down=False)  # each share fits, the two do not
+    assert not ray.shut
