@@ -33,61 +33,25 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
+
+from bench.compare.gpu_sampler import GpuSampler
+from bench.compare.plan_memory import measured_gb, planned_gb
+from bench.config import ExperimentConfig
+from bench.engine.worker import placement
+from bench.model.shapes import model_shape
+from bench.protocol.plan import cell_cost
+from bench.registry import METHODS
 
 PAPER_SHAPE = {"model": "llama16-random", "layers": "top:8", "dtype": "bfloat16", "batch": 8, "tokens": 256}
 MEMORY_METHODS = [("layerskip", "top:8"), ("layerskip", "bottom:8"), ("fedavg", None), ("lora", None)]
 MEMORY_BATCHES = (8, 16)  # the paper's batch, and twice it: the difference is one batch's activations
 
 
-class GpuSampler:
-    """nvidia-smi in the background: utilisation and memory of the GPU, and the processes on it."""
-
-    QUERY = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
-    APPS = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
-
-    def __init__(self, every_s: float = 0.5):
-        self.every_s, self.samples, self._stop = every_s, [], threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                util, used = subprocess.run(self.QUERY, capture_output=True, text=True, timeout=5).stdout.split(",")[:2]
-                apps = subprocess.run(self.APPS, capture_output=True, text=True, timeout=5).stdout.strip().splitlines()
-                self.samples.append(
-                    {"util": float(util), "used_mib": float(used), "apps": [a.split(",")[0].strip() for a in apps if a]}
-                )
-            except (OSError, ValueError, subprocess.TimeoutExpired):
-                pass
-            self._stop.wait(self.every_s)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def summary(self) -> dict:
-        busy = [s for s in self.samples if s["apps"]]
-        return {
-            "samples": len(self.samples),
-            "util_mean_while_busy": round(sum(s["util"] for s in busy) / len(busy), 1) if busy else None,
-            "util_max": max((s["util"] for s in self.samples), default=None),
-            "memory_used_peak_mib": max((s["used_mib"] for s in self.samples), default=None),
-            "processes_at_once_max": max((len(s["apps"]) for s in self.samples), default=0),
-        }
-
-
 def check_placement() -> dict:
-    from bench.config import ExperimentConfig
-    from bench.engine.worker import placement
 
     found = {}
     for share, dtype in [(0.25, "bfloat16"), (0.25, "float32"), (0.0, "bfloat16")]:
@@ -97,7 +61,6 @@ def check_placement() -> dict:
 
 
 def _memory_config(method: str, layers: str | None, batch: int, model: str, dtype: str, tokens: int):
-    from bench.config import ExperimentConfig
 
     return ExperimentConfig(
         task="i2b2-2010",
@@ -114,7 +77,6 @@ def _memory_config(method: str, layers: str | None, batch: int, model: str, dtyp
 def replan(path: Path) -> list[dict]:
     """Today's plan beside a stored `plan_memory` measurement (`planned_gb_now`,
     `planned_over_measured_now`), the measured figures untouched: no GPU needed."""
-    from bench.compare.plan_memory import planned_gb
 
     data = json.loads(path.read_text())
     for row in data["plan_memory"]:
@@ -126,10 +88,6 @@ def replan(path: Path) -> list[dict]:
 
 
 def check_plan_memory() -> list[dict]:
-    import baselines  # noqa: F401
-    from bench.compare.plan_memory import measured_gb, planned_gb
-    from bench.model.shapes import model_shape
-    from bench.registry import METHODS
 
     rows = []
     for method, layers in MEMORY_METHODS:
@@ -165,8 +123,6 @@ def check_plan_memory() -> list[dict]:
 
 def round_tflop(data_dir: Path, workers: int) -> float:
     """What the planner counts for one round of the federated run below (TFLOP)."""
-    from bench.config import ExperimentConfig
-    from bench.protocol.plan import cell_cost
 
     cfg = ExperimentConfig(
         task="i2b2-2010",

@@ -12,6 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.engine.ray_gpus import require_gpus
+
 
 def _resources(cfg) -> dict:
     """What a cell holds while it runs. A cell that starts its own Ray actors holds nothing
@@ -43,8 +45,6 @@ def run_cells_parallel(
     time. `progress(cell, status)` hears of each end and may return cells to run next (ahead of
     the queue)."""
     import ray
-
-    from bench.engine.ray_gpus import require_gpus
 
     owns = not ray.is_initialized()
     if owns:
