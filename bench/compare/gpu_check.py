@@ -52,7 +52,6 @@ MEMORY_BATCHES = (8, 16)  # the paper's batch, and twice it: the difference is o
 
 
 def check_placement() -> dict:
-
     found = {}
     for share, dtype in [(0.25, "bfloat16"), (0.25, "float32"), (0.0, "bfloat16")]:
         device, cache = placement(ExperimentConfig(task="conll", method="fedavg", gpus_per_worker=share, dtype=dtype))
@@ -61,7 +60,6 @@ def check_placement() -> dict:
 
 
 def _memory_config(method: str, layers: str | None, batch: int, model: str, dtype: str, tokens: int):
-
     return ExperimentConfig(
         task="i2b2-2010",
         method=method,
@@ -88,7 +86,6 @@ def replan(path: Path) -> list[dict]:
 
 
 def check_plan_memory() -> list[dict]:
-
     rows = []
     for method, layers in MEMORY_METHODS:
         measured = {}
@@ -110,7 +107,7 @@ def check_plan_memory() -> list[dict]:
                 }
             )
         # one batch's activations, per token, hidden unit and block kept for the backward pass:
-        # what the plan's ACTIVATION_BYTES (per 2-byte dtype) stands for
+        # what bench.protocol.plan's ACTIVATION_FIT is fitted to (per 2-byte dtype)
         shape = model_shape(cfg.model, "ner", 3)
         kept = METHODS.get(method)(cfg).activation_blocks(shape)
         small, large = MEMORY_BATCHES
@@ -121,36 +118,37 @@ def check_plan_memory() -> list[dict]:
     return rows
 
 
-def round_tflop(data_dir: Path, workers: int) -> float:
-    """What the planner counts for one round of the federated run below (TFLOP)."""
-
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        data_dir=str(data_dir / "i2b2-2010"),
-        method="layerskip",
-        layers=PAPER_SHAPE["layers"],
-        model=PAPER_SHAPE["model"],
-        dtype=PAPER_SHAPE["dtype"],
-        clients=4,
-        clients_per_round=4,
-        max_length=PAPER_SHAPE["tokens"],
-        batch_size=PAPER_SHAPE["batch"],
-        train_subsample=512,
-        gpus_per_worker=1 / workers,
-    )
-    return cell_cost(cfg).round_flops / 1e12
+def federated_settings(data_dir: Path, workers: int) -> dict:
+    """The federated run's settings, as ExperimentConfig fields (bench.run takes each as --field-name)."""
+    return {
+        "task": "i2b2-2010",
+        "data_dir": str(data_dir / "i2b2-2010"),
+        "method": "layerskip",
+        "layers": PAPER_SHAPE["layers"],
+        "model": PAPER_SHAPE["model"],
+        "dtype": PAPER_SHAPE["dtype"],
+        "clients": 4,
+        "clients_per_round": 4,
+        "max_length": PAPER_SHAPE["tokens"],
+        "batch_size": PAPER_SHAPE["batch"],
+        "train_subsample": 512,
+        "lr": 1e-4,
+        "seed": 0,
+        "workers": workers,
+        "gpus_per_worker": 1 / workers,
+        "backend": "local",
+    }
 
 
 def run_federated(data_dir: Path, work: Path, workers: int, rounds: int) -> dict:
     out = work / f"run-w{workers}"
-    command = [
-        sys.executable, "-m", "bench.run", "--task", "i2b2-2010", "--data-dir", str(data_dir / "i2b2-2010"),
-        "--method", "layerskip", "--layers", PAPER_SHAPE["layers"], "--model", PAPER_SHAPE["model"], "--dtype", PAPER_SHAPE["dtype"],
-        "--clients", "4", "--clients-per-round", "4", "--rounds", str(rounds), "--max-length", str(PAPER_SHAPE["tokens"]),
-        "--batch-size", str(PAPER_SHAPE["batch"]), "--train-subsample", "512", "--lr", "1e-4", "--seed", "0",
-        "--workers", str(workers), "--gpus-per-worker", f"{1 / workers:g}", "--backend", "local",
-        "--out", str(out), "--quiet",
-    ]  # fmt: skip
+    settings = federated_settings(data_dir, workers)
+    flags = [
+        x
+        for k, v in settings.items()
+        for x in (f"--{k.replace('_', '-')}", f"{v:g}" if isinstance(v, float) else str(v))
+    ]
+    command = [sys.executable, "-m", "bench.run", *flags, "--rounds", str(rounds), "--out", str(out), "--quiet"]
     start = time.perf_counter()
     with GpuSampler() as sampler:
         done = subprocess.run(command, capture_output=True, text=True, timeout=200)
@@ -160,7 +158,7 @@ def run_federated(data_dir: Path, work: Path, workers: int, rounds: int) -> dict
     final = json.loads((out / "final.json").read_text()) if (out / "final.json").is_file() else {}
     per_round = [round(x["wall_s"], 2) for x in lines]
     steady = sum(per_round[1:]) / len(per_round[1:]) if len(per_round) > 1 else None
-    flop = round_tflop(data_dir, workers)
+    flop = cell_cost(ExperimentConfig(**settings)).round_flops / 1e12  # one round, as the planner counts it
     return {
         "workers": workers,
         "gpus_per_worker": 1 / workers,

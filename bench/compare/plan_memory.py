@@ -48,11 +48,11 @@ def planned_gb(cfg: ExperimentConfig) -> float:
 
 def measured_gb(cfg: ExperimentConfig, device: str = "cpu", steps: int = 2) -> float:
     """Peak memory above the footprint before the model, over `steps` AdamW steps (no weight
-    decay, as bench.engine.training) on the method's trainable parameters (one step alone
-    misses the steady state: AdamW allocates its moments in its first step, after that step's
-    activations are gone): the process's resident
-    high-water mark on the CPU, the caching allocator's peak on CUDA (the CUDA context, about
-    0.5 GB per process, is outside both the plan and this figure)."""
+    decay, as bench.engine.training) on the method's trainable parameters (AdamW allocates its
+    moments in its first step, after that step's activations are gone, so only a later step can
+    hold both; on the H200 the first step's peak was as high): the process's resident high-water
+    mark on the CPU, the caching allocator's peak on CUDA (the CUDA context, about 0.5 GB per
+    process, is outside both the plan and this figure)."""
     on_gpu = device.startswith("cuda")
     if on_gpu:
         torch.cuda.empty_cache()

@@ -16,6 +16,7 @@ import hashlib
 import inspect
 import json
 import os
+import time
 from pathlib import Path
 
 from bench.data import tokenize
@@ -151,8 +152,6 @@ def evict(folder: Path, keep: Path, now: float | None = None) -> list[Path]:
     """Remove the least recently used token files beyond the budget (BENCH_TOKEN_CACHE_MB), never
     `keep` nor a file used in the last KEEP_RECENT_S; returns what went. Every reader touches its
     file (ArrowRows, a worker restarted days into a run included), so use, not writing, orders them."""
-    import time
-
     now = time.time() if now is None else now
     budget = float(os.environ.get("BENCH_TOKEN_CACHE_MB", BUDGET_MB)) * 2**20
     files = []

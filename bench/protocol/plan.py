@@ -41,15 +41,13 @@ ACTIVATION_BYTES = 34  # per token, hidden unit and block for a training step (K
 # top:8, bottom:8, FedAvg, LoRA: results/perf/gpu_plan_memory.json): 82 + 41 per block kept, where
 # the batch's difference gave 409 for 8 blocks and 722-744 for 16. Others: Korthikanti's, unmeasured.
 ACTIVATION_FIT = {"llama": (82, 41)}
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def activation_bytes(family: str, blocks: int) -> float:
     """One batch's activations per token and hidden unit, at a 2-byte dtype, with `blocks` kept."""
     fixed, per_block = ACTIVATION_FIT.get(family, (0, ACTIVATION_BYTES))
     return fixed + per_block * blocks
-
-
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @functools.cache

@@ -37,6 +37,22 @@ def test_the_default_execution_takes_one_worker_per_gpu_cuda_reports(monkeypatch
     assert (chosen.workers, chosen.gpus_per_worker) == (2, 1.0)
 
 
+def _ray_workers(corpus, workers: int, **extra) -> ExperimentConfig:
+    """FedAvg on the tiny corpus, one client per Ray worker, each holding a quarter of a GPU."""
+    return ExperimentConfig(
+        task="i2b2-2010",
+        method="fedavg",
+        model="tiny-bert",
+        clients=workers,
+        max_length=32,
+        data_dir=str(corpus / "i2b2-2010"),
+        backend="ray",
+        workers=workers,
+        gpus_per_worker=0.25,
+        **extra,
+    )
+
+
 def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monkeypatch):
     import ray
 
@@ -44,19 +60,7 @@ def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monke
     from bench.engine.ray_backend import RayBackend
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=4,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        backend="ray",
-        workers=4,
-        gpus_per_worker=0.25,
-        cpus_per_worker=1,
-        prefix_cache="off",
-    )
+    cfg = _ray_workers(tiny_corpus, 4, cpus_per_worker=1, prefix_cache="off")
     ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         backend = RayBackend(cfg, prepare_task(cfg))
@@ -85,17 +89,7 @@ def test_a_gpu_share_on_a_machine_with_no_gpu_is_one_clear_error_not_a_hang(tiny
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # whatever this machine has, Ray is to see no GPU
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        backend="ray",
-        workers=2,
-        gpus_per_worker=0.25,
-    )
+    cfg = _ray_workers(tiny_corpus, 2)
     with pytest.raises(BenchError, match=r"--workers 2 x --gpus-per-worker 0.25 asks for 0.5 GPU.* Ray found 0 "):
         RayBackend(cfg, prepare_task(cfg))
     assert not ray.is_initialized()  # the cluster it started is shut down again
