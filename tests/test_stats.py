@@ -186,3 +186,35 @@ def test_the_patience_check_flags_a_cell_whose_mean_moves_beyond_its_seed_half_w
     assert by["fedavg (iid)"]["shift_lo"] == pytest.approx(0.02)  # every seed moved by exactly 2 points
     one_seed = compare(pairs[:1], min_delta=0.005)[1]
     assert one_seed[0]["moved_beyond_interval"] is None and "No verdict" in markdown(runs[:1], one_seed, (3, 5))
+
+
+def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_twins():
+    from bench.errors import BenchError
+    from bench.protocol.patience_check import compare, markdown, shorter_twins
+
+    def final(method, seed, lr, patience, metric):
+        cfg = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        cfg.update(lr=lr, patience=patience, rounds=40 if patience == 3 else 60)
+        run_id = f"{method}-s{seed}-lr{lr}-p{patience}"
+        return {"config": cfg, "metric": metric, "val_metric": metric, "rounds_run": 10 + patience, "run_id": run_id}
+
+    reported = [final("fedavg", s, 1e-4, 5, 0.72) for s in (1, 2, 3)] + [
+        final("lora", s, 1e-3, 5, 0.70) for s in (1, 2, 3)
+    ]
+    stored = (
+        [final("fedavg", s, 1e-4, 3, 0.70) for s in (0, 1, 2, 3)]  # seed 0: the tuning seed, never a twin
+        + [final("fedavg", 0, 3e-4, 3, 0.71)]
+        + [final("lora", s, 3e-3, 3, 0.69) for s in (1, 2, 3)]  # the shorter study chose another lr
+        + reported
+    )
+    pairs = shorter_twins(reported, stored, patience=3)
+    assert [(a["run_id"], b["run_id"]) for a, b in pairs][:1] == [("fedavg-s1-lr0.0001-p3", "fedavg-s1-lr0.0001-p5")]
+    assert len(pairs) == 6 and all(a["config"]["patience"] == 3 and b["config"]["patience"] == 5 for a, b in pairs)
+    runs, cells = compare(pairs, min_delta=0.005)
+    by = {c["cell"]: c for c in cells}
+    assert by["fedavg (iid)"]["lr_changed"] == "" and by["lora r8 (iid)"]["lr_changed"] == "0.003 -> 0.001"
+    assert by["fedavg (iid)"]["shift"] == pytest.approx(0.02) and {r["lr_longer"] for r in runs} == {1e-4, 1e-3}
+    assert "the shift is the protocol's" in markdown(runs, cells, (3, 5))
+    two_twins = stored + [final("lora", 1, 1e-2, 3, 0.5)]  # two stored lrs, neither the reported one: ambiguous
+    with pytest.raises(BenchError, match="could be its twin"):
+        shorter_twins(reported, two_twins, patience=3)

@@ -2,6 +2,7 @@
 continued to a longer early-stopping patience, and what that moved.
 
     python -m bench.protocol.patience_check --grid ncbi [--study main] [--patience 5] [--report-only]
+    python -m bench.protocol.patience_check --grid ncbi --study main --from-patience 3
 
 Each reported run (tuning seed left out) is run again as the same cell with the longer patience:
 bench.protocol.extend takes over its history and continues from its checkpoint where one is
@@ -12,12 +13,20 @@ whether validation gained more than min_delta) and OUT/patience_check.md (per ce
 seeds at both patiences, the shift, the seed-level 95% half-width at the shorter patience, and
 whether the shift exceeds it, the rule issue 23 set; beside it the paired 95% interval of the
 shift itself; the study should adopt the longer patience if any cell's shift exceeds it).
+
+Once a study has adopted the longer patience and been run again under it, `--from-patience P`
+checks the other way round and runs nothing: each reported run is paired with the stored run of
+its cell and seed at patience P (the shorter study's reported run). A run is a function of its
+seed, so where the re-run's sweep chose the same learning rate the two share their first rounds
+and differ only in where they stopped: the same check; where it chose another, `lr` and
+`lr_longer` say so and the shift is the whole protocol's.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -40,9 +49,13 @@ COLUMNS = [
     "rounds_run",
     "rounds_run_longer",
     "gained",
+    "lr",
+    "lr_longer",
     "run_id",
     "run_id_longer",
 ]
+
+RETUNED = {"patience", "rounds", "lr"}  # what may differ between a run and its shorter-patience twin
 
 
 def longer(cell: Cell, patience: int) -> Cell:
@@ -66,13 +79,17 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
                 "rounds_run": short["rounds_run"],
                 "rounds_run_longer": long["rounds_run"],
                 "gained": long["val_metric"] > short["val_metric"] + min_delta,
+                "lr": short["config"].get("lr"),
+                "lr_longer": long["config"].get("lr"),
                 "run_id": short["run_id"],
                 "run_id_longer": long["run_id"],
             }
         )
-        cells.setdefault(cell_key(short), (label, []))[1].append((short["metric"], long["metric"]))
+        entry = cells.setdefault(cell_key(long), (label, [], set()))
+        entry[1].append((short["metric"], long["metric"]))
+        entry[2].add((short["config"].get("lr"), long["config"].get("lr")))
     rows = []
-    for label, values in cells.values():
+    for label, values, lrs in cells.values():
         before = seed_interval([a for a, _ in values])
         after = seed_interval([b for _, b in values])
         shift = after["mean"] - before["mean"]
@@ -89,6 +106,7 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
                 "shift_lo": paired["lo"] if paired else None,
                 "shift_hi": paired["hi"] if paired else None,
                 "moved_beyond_interval": None if half is None else abs(shift) > half,
+                "lr_changed": ", ".join(sorted(f"{a:g} -> {b:g}" for a, b in lrs if a != b)),
             }
         )
     return runs, sorted(rows, key=lambda r: r["cell"])
@@ -109,17 +127,48 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
         "",
         f"{len(runs)} reported runs continued; {gained} gained more than min_delta on validation. {verdict}",
         "",
-        "| cell | seeds | mean | mean (longer) | shift, pts [paired 95% CI] | seed-level half-width, pts | beyond |",
-        "|---|---|---|---|---|---|---|",
+        "| cell | seeds | mean | mean (longer) | shift, pts [paired 95% CI] | seed-level half-width, pts | beyond | lr re-chosen |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         half = "-" if c["half_width"] is None else f"{100 * c['half_width']:.1f}"
         lines.append(
             f"| {c['cell']} | {c['seeds']} | {c['mean']:.3f} | {c['mean_longer']:.3f} | {100 * c['shift']:+.1f}"
             + ("" if c["shift_lo"] is None else f" [{100 * c['shift_lo']:+.1f}, {100 * c['shift_hi']:+.1f}]")
-            + f" | {half} | {'yes' if c['moved_beyond_interval'] else ''} |"
+            + f" | {half} | {'yes' if c['moved_beyond_interval'] else ''} | {c['lr_changed']} |"
         )
+    if any(c["lr_changed"] for c in cells):
+        lines += [
+            "",
+            "Where the lr was re-chosen the runs differ in more than their patience: the shift is the protocol's.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _twin_key(final: dict) -> tuple:
+    cfg = {k: v for k, v in final["config"].items() if k not in RETUNED}
+    return cell_key({"config": cfg}), cfg.get("seed")
+
+
+def shorter_twins(reported: list[dict], stored: list[dict], patience: int) -> list[tuple[dict, dict]]:
+    """(shorter, reported) pairs: each reported final with the stored final of its cell and seed
+    at `patience` (any round cap; the same lr where one was stored, else the only one there is)."""
+    by_key: dict[tuple, list[dict]] = {}
+    for final in stored:
+        if final["config"].get("patience") == patience:
+            by_key.setdefault(_twin_key(final), []).append(final)
+    pairs = []
+    for long in reported:
+        found = by_key.get(_twin_key(long), [])
+        same_lr = [f for f in found if f["config"].get("lr") == long["config"].get("lr")]
+        if len(same_lr) == 1 or len(found) == 1:
+            pairs.append(((same_lr or found)[0], long))
+        elif found:
+            ids = ", ".join(sorted(f["run_id"] for f in found))
+            raise BenchError(
+                f"{long['run_id']}: {len(found)} stored runs at patience {patience} could be its twin ({ids})"
+            )
+    return pairs
 
 
 def _parser() -> OneLineArgumentParser:
@@ -128,6 +177,12 @@ def _parser() -> OneLineArgumentParser:
     parser.add_argument("--study", default=None)
     parser.add_argument("--out", default=None, help="default: results/<grid>")
     parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument(
+        "--from-patience",
+        type=int,
+        default=None,
+        help="the study ran again at a longer patience: compare its reported runs with their stored twins at this one (runs nothing)",
+    )
     parser.add_argument("--report-only", action="store_true", help="compare what is stored; run nothing")
     parser.add_argument("--resume", action="store_true", help="continue interrupted continuations")
     parser.add_argument("--parallel", type=int, default=1)
@@ -146,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ran, final_of = run_grid(name, grid, planned, out, stored_only)  # the grid's own cells: read, never run
     tuning = tuning_runs(planned, final_of)
     reported = [c for c in ran if c.run_id not in tuning]
+    if args.from_patience is not None:
+        return _against_stored(reported, out, args.from_patience)
     shorter = {c.config.patience for c in reported}
     if not reported or max(shorter) >= args.patience:
         raise BenchError(f"--patience {args.patience}: the reported runs have patience {sorted(shorter)} already")
@@ -160,11 +217,36 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if not pairs:
         raise BenchError(f"{out}: no reported run has its longer-patience continuation stored yet")
-    runs, cells = compare(pairs, min(c.config.min_delta for c in reported))
+    missing = len(reported) - len(pairs)
+    note = f"{missing} of {len(reported)} reported runs have no continuation stored yet." if missing else ""
+    return _write(out, pairs, min(c.config.min_delta for c in reported), (max(shorter), args.patience), note)
+
+
+def _against_stored(reported: list[Cell], out: Path, patience: int) -> int:
+    longest = min(c.config.patience for c in reported) if reported else None
+    if not reported or patience >= longest:
+        raise BenchError(f"--from-patience {patience}: the reported runs' patience is {longest}, not longer")
+    finals = finals_of(out / "runs", [c.run_id for c in reported])
+    long = [{**finals[c.run_id], "run_id": c.run_id} for c in reported if c.run_id in finals]
+    stored = [
+        {**json.loads(p.read_text()), "run_id": p.parent.name} for p in sorted((out / "runs").glob("*/final.json"))
+    ]
+    pairs = shorter_twins(long, stored, patience)
+    if not pairs:
+        raise BenchError(f"{out}: no reported run has a stored twin at patience {patience}")
+    missing = len(reported) - len(pairs)
+    note = (
+        f"{missing} of {len(reported)} reported runs have no twin at patience {patience} stored (or have not run)."
+        if missing
+        else ""
+    )
+    return _write(out, pairs, min(c.config.min_delta for c in reported), (patience, longest), note)
+
+
+def _write(out: Path, pairs: list, min_delta: float, patience: tuple[int, int], note: str) -> int:
+    runs, cells = compare(pairs, min_delta)
     atomic_write_text(out / "patience_check.csv", to_csv(runs, COLUMNS))
-    text = markdown(runs, cells, (max(shorter), args.patience))
-    if len(pairs) < len(reported):
-        text += f"\n{len(reported) - len(pairs)} of {len(reported)} reported runs have no continuation stored yet.\n"
+    text = markdown(runs, cells, patience) + (f"\n{note}\n" if note else "")
     atomic_write_text(out / "patience_check.md", text)
     print(text.splitlines()[2])
     print(f"wrote {out / 'patience_check.md'} and {out / 'patience_check.csv'}")
