@@ -17,6 +17,7 @@ from bench.engine.layer_probe import resolve_auto_layers
 from bench.errors import BenchError
 from bench.federation.aggregate import weighted_average_partial
 from bench.federation.budgets import client_budgets
+from bench.model.frozen import frozen_modules, keep_in_eval
 from bench.model.layers import default_layer_spec, parse_layer_spec
 
 
@@ -46,6 +47,8 @@ class LayerSkip(Method):
             trainable.update(layers.block_params(model, b))
         for name, p in model.named_parameters():
             p.requires_grad_(name in trainable)
+        if self.cfg.frozen_mode == "eval":
+            keep_in_eval(frozen_modules(model, layers, self.blocks))
         return model
 
     def _planned_blocks(self, n_blocks: int) -> list[int]:

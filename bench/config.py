@@ -68,6 +68,10 @@ class ExperimentConfig:
     secagg_bits: int = 32  # width of the quantised, masked values
     secagg_transcript: str | None = None  # a JSON-lines file: every secure-aggregation message the server saw
     prefix_cache: str = "on"
+    # layerskip: "eval" keeps every frozen block (and the embeddings) in eval mode, no dropout, as
+    # the prefix cache computes them, so cache on or off and top:k or bottom:k train alike;
+    # "train": frozen blocks follow the model (dropout), except where the cache stands in
+    frozen_mode: str = "train"
     prefix_cache_mb: int = 4096  # memory budget; over it the run goes uncached (and says so)
     label_level: str | None = None
     text_column: str | None = None  # hf:SOURCE tasks (bench.data.hf): the columns to read, if not the usual
@@ -194,6 +198,11 @@ def _check_training(c: ExperimentConfig) -> list[Check]:
         (c.dtype in ("float32", "bfloat16", "float16"), f"dtype must be float32, bfloat16 or float16, not {c.dtype!r}"),
         (c.backend in BACKEND_NAMES, f"backend must be one of {', '.join(BACKEND_NAMES)}, not {c.backend!r}"),
         (c.prefix_cache in ("on", "off"), f"prefix_cache must be on or off, not {c.prefix_cache!r}"),
+        (c.frozen_mode in ("train", "eval"), f"frozen_mode must be train or eval, not {c.frozen_mode!r}"),
+        (
+            c.frozen_mode == "train" or c.method == "layerskip",
+            f"frozen_mode eval applies to layerskip only, not {c.method}",
+        ),
     ]
 
 

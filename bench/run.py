@@ -69,6 +69,12 @@ def _training_flags(p: OneLineArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--mu", type=float, default=0.01, help="fedprox proximal weight")
     p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument(
+        "--frozen-mode",
+        default="train",
+        choices=["train", "eval"],
+        help="layerskip: eval keeps frozen blocks in eval mode (no dropout), as the prefix cache computes them",
+    )
     p.add_argument("--train-subsample", type=int, default=None, help="a fixed random subset of the training examples")
 
 

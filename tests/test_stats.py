@@ -212,9 +212,9 @@ def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_tw
     assert len(pairs) == 6 and all(a["config"]["patience"] == 3 and b["config"]["patience"] == 5 for a, b in pairs)
     runs, cells = compare(pairs, min_delta=0.005)
     by = {c["cell"]: c for c in cells}
-    assert by["fedavg (iid)"]["lr_changed"] == "" and by["lora r8 (iid)"]["lr_changed"] == "0.003 -> 0.001"
+    assert by["fedavg (iid)"]["also_changed"] == "" and by["lora r8 (iid)"]["also_changed"] == "lr 0.003 -> 0.001"
     assert by["fedavg (iid)"]["shift"] == pytest.approx(0.02) and {r["lr_longer"] for r in runs} == {1e-4, 1e-3}
-    assert "the shift is the protocol's" in markdown(runs, cells, (3, 5))
+    assert "the whole protocol's" in markdown(runs, cells, (3, 5))
     two_twins = stored + [final("lora", 1, 1e-2, 3, 0.5)]  # two stored lrs, neither the reported one: ambiguous
     with pytest.raises(BenchError, match="could be its twin"):
         shorter_twins(reported, two_twins, patience=3)

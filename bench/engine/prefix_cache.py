@@ -62,16 +62,6 @@ class PassThrough(nn.Module):
         return hidden_states
 
 
-def _common_prefix(names: list[str]) -> str:
-    parts = [n.split(".") for n in names]
-    prefix = []
-    for level in zip(*parts):
-        if len(set(level)) > 1:
-            break
-        prefix.append(level[0])
-    return ".".join(prefix)
-
-
 def cache_plan(model: nn.Module, layers: LayerMap) -> tuple[int | None, str]:
     """(k, why): the block whose input can be cached, or None and the reason it cannot."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -80,9 +70,8 @@ def cache_plan(model: nn.Module, layers: LayerMap) -> tuple[int | None, str]:
     blocks = [b for b in range(layers.n_blocks) if any(n in trainable for n in layers.block_params(model, b))]
     if not blocks or blocks[0] == 0:
         return None, "block 0 trains"
-    module_names = sorted({n.rsplit(".", 1)[0] for n in layers.embeddings})
-    embedding = module_names[0] if len(module_names) == 1 else _common_prefix(module_names)
-    if not embedding or layers.block_prefix.startswith(embedding + "."):
+    embedding = layers.embedding_stage()
+    if embedding is None:
         return None, "embedding stage is not one module"
     return blocks[0], embedding
 

@@ -23,6 +23,26 @@ class LayerMap:
         prefix = f"{self.block_prefix}.{index}."
         return [n for n, _ in model.named_parameters() if n.startswith(prefix)]
 
+    def embedding_stage(self) -> str | None:
+        """The one module that holds every embedding parameter (BERT's `bert.embeddings`,
+        LLaMA's `model.embed_tokens`), or None where the model spreads them (GPT-2's `wte` and
+        `wpe`, whose sum the model itself drops out)."""
+        modules = sorted({n.rsplit(".", 1)[0] for n in self.embeddings})
+        stage = modules[0] if len(modules) == 1 else _common_prefix(modules)
+        if not stage or self.block_prefix.startswith(stage + "."):
+            return None
+        return stage
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    prefix = []
+    for level in zip(*parts):
+        if len(set(level)) > 1:
+            break
+        prefix.append(level[0])
+    return ".".join(prefix)
+
 
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())

@@ -18,8 +18,9 @@ Once a study has adopted the longer patience and been run again under it, `--fro
 checks the other way round and runs nothing: each reported run is paired with the stored run of
 its cell and seed at patience P (the shorter study's reported run). A run is a function of its
 seed, so where the re-run's sweep chose the same learning rate the two share their first rounds
-and differ only in where they stopped: the same check; where it chose another, `lr` and
-`lr_longer` say so and the shift is the whole protocol's.
+and differ only in where they stopped: the same check; where it chose another lr (or the study
+changed layerskip's `frozen_mode` with it), the cell's `also changed` says so and its shift is
+the whole protocol's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.config import SETTING_DEFAULTS
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import Cell, load_grid
 from bench.protocol.runner import run_cells
@@ -55,7 +57,10 @@ COLUMNS = [
     "run_id_longer",
 ]
 
-RETUNED = {"patience", "rounds", "lr"}  # what may differ between a run and its shorter-patience twin
+# what may differ between a run and its shorter-patience twin: the stopping rule, and what the
+# re-run study may have changed (its sweep's lr; layerskip's frozen_mode, adopted with it)
+RETUNED = {"patience", "rounds", "lr", "frozen_mode"}
+ALSO_CHANGED = ("lr", "frozen_mode")
 
 
 def longer(cell: Cell, patience: int) -> Cell:
@@ -87,9 +92,12 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
         )
         entry = cells.setdefault(cell_key(long), (label, [], set()))
         entry[1].append((short["metric"], long["metric"]))
-        entry[2].add((short["config"].get("lr"), long["config"].get("lr")))
+        for key in ALSO_CHANGED:
+            before, after = ({**SETTING_DEFAULTS, **run["config"]}[key] for run in (short, long))
+            if before != after:
+                entry[2].add(f"{key} {before:g} -> {after:g}" if key == "lr" else f"{key} {before} -> {after}")
     rows = []
-    for label, values, lrs in cells.values():
+    for label, values, changed in cells.values():
         before = seed_interval([a for a, _ in values])
         after = seed_interval([b for _, b in values])
         shift = after["mean"] - before["mean"]
@@ -106,7 +114,7 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
                 "shift_lo": paired["lo"] if paired else None,
                 "shift_hi": paired["hi"] if paired else None,
                 "moved_beyond_interval": None if half is None else abs(shift) > half,
-                "lr_changed": ", ".join(sorted(f"{a:g} -> {b:g}" for a, b in lrs if a != b)),
+                "also_changed": ", ".join(sorted(changed)),
             }
         )
     return runs, sorted(rows, key=lambda r: r["cell"])
@@ -127,7 +135,7 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
         "",
         f"{len(runs)} reported runs continued; {gained} gained more than min_delta on validation. {verdict}",
         "",
-        "| cell | seeds | mean | mean (longer) | shift, pts [paired 95% CI] | seed-level half-width, pts | beyond | lr re-chosen |",
+        "| cell | seeds | mean | mean (longer) | shift, pts [paired 95% CI] | seed-level half-width, pts | beyond | also changed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
@@ -135,12 +143,12 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
         lines.append(
             f"| {c['cell']} | {c['seeds']} | {c['mean']:.3f} | {c['mean_longer']:.3f} | {100 * c['shift']:+.1f}"
             + ("" if c["shift_lo"] is None else f" [{100 * c['shift_lo']:+.1f}, {100 * c['shift_hi']:+.1f}]")
-            + f" | {half} | {'yes' if c['moved_beyond_interval'] else ''} | {c['lr_changed']} |"
+            + f" | {half} | {'yes' if c['moved_beyond_interval'] else ''} | {c['also_changed']} |"
         )
-    if any(c["lr_changed"] for c in cells):
+    if any(c["also_changed"] for c in cells):
         lines += [
             "",
-            "Where the lr was re-chosen the runs differ in more than their patience: the shift is the protocol's.",
+            "Where more than the patience changed, the shift is the whole protocol's, not the patience's alone.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -70,3 +70,55 @@ def test_block_discovery(name):
 
 def test_every_method_is_registered():
     assert set(METHODS.names()) >= {"centralized", "local", "fedavg", "fedprox", "lora", "layerskip"}
+
+
+@pytest.mark.parametrize("spec, frozen", [("bottom:1", [1]), ("list:0", [1]), ("top:1", [0])])
+def test_frozen_mode_eval_keeps_frozen_blocks_and_embeddings_out_of_dropout(spec, frozen):
+    """With the model in training mode, frozen_mode eval runs every frozen block and the
+    embeddings in eval mode (train: in training mode), trained blocks in training mode; and the
+    part below the lowest trained block gives the same output on two passes over one input under
+    eval and different ones under train (dropout acts there)."""
+    import torch
+
+    def passes(mode: str) -> tuple[dict, dict]:
+        cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers=spec, model="tiny-bert", frozen_mode=mode)
+        model, _ = build_model("tiny-bert", "ner", 3, seed=0)
+        layers = discover_layers(model)
+        model = METHODS.get("layerskip")(cfg).configure(model, layers)
+        blocks = model.get_submodule(layers.block_prefix)
+        watched = {"embeddings": model.get_submodule(layers.embedding_stage())} | {str(b): blocks[b] for b in range(2)}
+        training, outs = {}, {}
+
+        def hook(name):
+            def record(module, _args, out):
+                training[name] = any(m.training for m in module.modules())
+                outs.setdefault(name, []).append(out[0] if isinstance(out, tuple) else out)
+
+            return record
+
+        for name, module in watched.items():
+            module.register_forward_hook(hook(name))
+        model.train()
+        ids = torch.randint(5, 90, (2, 12), generator=torch.Generator().manual_seed(0))
+        for _ in range(2):
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        return training, {name: torch.equal(*pair) for name, pair in outs.items()}
+
+    assert model_dropout_is_on()
+    (eval_training, eval_same), (train_training, train_same) = passes("eval"), passes("train")
+    for name in ["embeddings", *map(str, frozen)]:
+        assert not eval_training[name] and train_training[name]
+    for b in (b for b in range(2) if b not in frozen):
+        assert eval_training[str(b)] and train_training[str(b)]
+    below = ["embeddings", *(str(b) for b in frozen if b == 0)]  # nothing trained beneath them
+    assert all(eval_same[n] and not train_same[n] for n in below)
+
+
+def model_dropout_is_on() -> bool:
+    model, _ = build_model("tiny-bert", "ner", 3, seed=0)
+    return model.config.hidden_dropout_prob > 0
+
+
+def test_frozen_mode_eval_is_layerskip_only():
+    with pytest.raises(BenchError, match="frozen_mode eval applies to layerskip only"):
+        ExperimentConfig(task="i2b2-2010", method="fedavg", frozen_mode="eval")

@@ -11,7 +11,9 @@ from bench.engine.worker import Worker
 from bench.federation.comm import Job
 
 
-def worker(corpus, model, cache, method="layerskip", layers="top:1", dtype="float32"):
+def worker(
+    corpus, model, cache, method="layerskip", layers="top:1", dtype="float32", frozen_mode="train", dropout=False
+):
     cfg = ExperimentConfig(
         task="i2b2-2010",
         method=method,
@@ -22,11 +24,12 @@ def worker(corpus, model, cache, method="layerskip", layers="top:1", dtype="floa
         max_length=48,
         prefix_cache=cache,
         dtype=dtype,
+        frozen_mode=frozen_mode,
     )
     task = prepare_task(cfg)
     w = Worker(cfg.to_dict(), task)
     for m in w.model.modules():  # dropout off: the one documented source of difference
-        if isinstance(m, torch.nn.Dropout):
+        if isinstance(m, torch.nn.Dropout) and not dropout:
             m.p = 0.0
     return w, task
 
@@ -45,6 +48,25 @@ def test_cached_and_uncached_training_agree(tiny_corpus, model):
     for name, value in results["off"].state.items():
         assert torch.allclose(results["on"].state[name], value, atol=1e-4), name
     assert scores["on"] == pytest.approx(scores["off"], abs=0.02)
+
+
+def test_with_frozen_blocks_in_eval_mode_the_cache_changes_nothing_even_with_dropout(tiny_corpus):
+    """frozen_mode eval: the uncached run drops nothing in the frozen blocks either, so the two
+    end a client's training in the same state with dropout on; under frozen_mode train (the
+    control) they do not."""
+    states = {}
+    for mode in ("eval", "train"):
+        for cache in ("on", "off"):
+            w, task = worker(tiny_corpus, "tiny-bert", cache, frozen_mode=mode, dropout=True)
+            [res] = w.train({"global": w.initial_state()}, [Job(0, task.clients[0])], round_=0)
+            states[mode, cache] = res.state
+
+    def gap(a, b):
+        return max(float((states[a][n] - states[b][n]).abs().max()) for n in states[a])
+
+    assert gap(("eval", "on"), ("eval", "off")) < 1e-4
+    assert gap(("train", "on"), ("train", "off")) > 1e-3
+    assert gap(("eval", "on"), ("train", "on")) < 1e-6  # cached: the frozen part ran in eval mode either way
 
 
 def test_a_bfloat16_model_trains_and_scores_on_its_cached_prefix(tiny_corpus):
