@@ -82,7 +82,7 @@ def test_bad_flags_are_one_line_exit_2(argv, expected, capsys):
 def test_flower_app_imports_nothing_from_the_suite():
     import bench.compare
 
-    for name in ("flower_app.py", "flower_task.py"):
+    for name in ("flower_app.py", "flower_apps.py", "flower_task.py"):
         source = f"{bench.compare.__path__[0]}/{name}"
         imports = [line.strip() for line in open(source) if line.strip().startswith(("import ", "from "))]
         assert imports and not any("bench" in line or "baselines" in line for line in imports)
@@ -94,5 +94,46 @@ def test_step_memory_prints_a_peak_per_step(capsys):
 
     assert step_memory(["--model", "tiny-bert", "--steps", "2", "--batch-size", "4", "--length", "16"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert len(printed["peak_over_build_per_step_mb"]) == 2 and printed["private_after_build_mb"] > 0
+    assert (
+        len(printed["peak_over_build_per_step_mb"]) == len(printed["step_s"]) == 2
+        and printed["private_after_build_mb"] > 0
+    )
     assert abs(printed["grads_and_adamw_moments_mb"] - 3 * printed["trainable_weights_mb"]) <= 2
+
+
+@pytest.mark.parametrize("name, sentences", [("A", 40), ("B", 400), ("C", 40)])  # B: 3 local epochs
+def test_the_flower_task_trains_a_client_exactly_as_the_suite_does(name, sentences, tmp_path, monkeypatch):
+    """Flower's train function (its own loop, data loader and model class) on the suite's pieces
+    and seed, from the suite's start state, ends where the suite's training does (the floor runs
+    the suite's bench.engine.training; on C with the frozen blocks in eval mode, as the cache)."""
+    import torch
+
+    from bench.compare import floor, flower_task
+    from bench.engine.prepare import prepare_task
+
+    w = WORKLOADS[name]
+    work = flower_work(w, sentences)
+    (tmp_path / "work.json").write_text(json.dumps(work))
+    monkeypatch.setenv("BENCH_FLOWER_WORK", str(tmp_path / "work.json"))
+    monkeypatch.setattr(flower_task, "WORK", {})
+    cfg = w.config(sentences).with_settings(workers=1)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(floor, "STATE", {})  # the floor's worker state, here for this test only
+    floor._setup(cfg.to_dict(), prepare_task(cfg))
+    torch.set_num_threads(threads)  # _setup set a worker's; both sides train here with the same
+    start = {n: t.clone() for n, t in floor.detach_state(floor.STATE["model"], floor.STATE["trained"]).items()}
+    round_ = 1
+    client = work["round_clients"][round_][0]  # one the suite trains in that round
+    assert work["round_clients"][round_] == [int(c) for c in floor.sample_clients(cfg, round_)]
+    _, suite = floor._train(start, client, round_)
+    flower_start = flower_task.trained_state(flower_task.initial_model())  # the Flower server's
+    assert sorted(flower_start) == sorted(start) and all(torch.equal(flower_start[k], start[k]) for k in start)
+
+    model = flower_task.get_model()
+    assert model.load_state_dict(start, strict=False).unexpected_keys == []
+    rows = flower_task.load_data(work["clients"][client])
+    flower_task.train_fn(model, rows, epochs=w.local_epochs, lr=w.lr, seed=work["client_seeds"][client][round_])
+    flower = flower_task.trained_state(model)
+    assert sorted(flower) == sorted(suite) and work["frozen_prefix_eval"] == (name == "C")
+    assert all(torch.allclose(flower[k], suite[k], atol=1e-6, rtol=0) for k in suite)
+    assert not all(torch.equal(suite[k], start[k]) for k in suite)  # it trained

@@ -1,20 +1,24 @@
 """Side by side with Flower: `python -m bench.compare` (what `make compare-flower` runs).
 
     python -m bench.compare [--flower-python .venv-flower/bin/python] [--workloads A,B,C]
-                            [--train-subsample N] [--out results/perf]
+                            [--sides suite,floor,...] [--repeats N] [--train-subsample N] [--out results/perf]
 
 For each workload (bench/compare/workloads.py) it runs this suite as a user runs it by default
 (`python -m bench.run ...`, default execution, a cold prefix cache), then Flower's simulation
 engine on the very sentences the suite's clients train on (bench/compare/flower_task.py, in
 Flower's own environment), one at a time, and prints wall time, peak summed PSS of each
-process tree and the test F1, with the ratios. Writes OUT/flower.json (the full workloads) or
-OUT/flower-<variant>.json (fewer sentences, other workloads, or another suite execution).
+process tree and the test F1, with the ratios. With `--repeats N` each workload's sides run N
+times, interleaved (the order reversed every other time, so no side always runs first or
+last); each side reports the median wall time and peak memory, every run under `repeats`, and
+the wall times' range. Writes OUT/flower.json (the full workloads) or OUT/flower-<variant>.json
+(fewer sentences, other workloads or sides, repeats, or another suite execution).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,8 +67,10 @@ def table(results: dict) -> str:
                 continue
             wall = f"{got['wall_s'] / suite['wall_s']:.2f}" if suite else "-"
             pss = f"{got['peak_pss_mb'] / suite['peak_pss_mb']:.2f}" if suite else "-"
+            low, high = got.get("wall_s_range", [got["wall_s"]] * 2)
+            spread = f" ({low}-{high})" if low != high else ""
             lines.append(
-                f"| {name} | {side} | {got['wall_s']} | {wall} | {got['peak_pss_mb']:.0f} | {pss} | {got['metric']:.3f} |"
+                f"| {name} | {side} | {got['wall_s']}{spread} | {wall} | {got['peak_pss_mb']:.0f} | {pss} | {got['metric']:.3f} |"
             )
     return "\n".join(lines)
 
@@ -74,6 +80,7 @@ def _parser() -> OneLineArgumentParser:
     parser.add_argument("--flower-python", default=".venv-flower/bin/python", help="the Python of Flower's environment")
     parser.add_argument("--workloads", default="A,B,C")
     parser.add_argument("--sides", default=",".join(SIDES), help=f"which of {', '.join(SIDES)} to run, in order")
+    parser.add_argument("--repeats", type=int, default=1, help="run every side N times, interleaved; report medians")
     parser.add_argument("--train-subsample", type=int, default=None, help="fewer training sentences, for a quick check")
     parser.add_argument(
         "--suite-workers", type=int, default=None, help="the suite with --workers N instead of its default"
@@ -92,6 +99,8 @@ def _workload_names(args) -> list[str]:
         raise BenchError(f"--workloads: unknown {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
     if unknown := [s for s in args.sides.split(",") if s not in SIDES]:
         raise BenchError(f"--sides: unknown {', '.join(unknown)} (known: {', '.join(SIDES)})")
+    if args.repeats < 1:
+        raise BenchError(f"--repeats {args.repeats}: must be at least 1")
     if any(SIDES[s][1] for s in _sides(args)) and not Path(args.flower_python).is_file():
         raise BenchError(f"--flower-python {args.flower_python}: not found (make compare-flower builds it)")
     return names
@@ -102,15 +111,33 @@ def _sides(args) -> list[str]:
     return [s for s in args.sides.split(",") if not (args.suite_only and SIDES[s][1])]
 
 
+def median_of(runs: list[dict]) -> dict:
+    """One side's runs as one entry: the first run's details, the median wall time and peak
+    memory, the wall times' range and every run's figures."""
+    wall = [r["wall_s"] for r in runs]
+    peak = statistics.median(r["peak_pss_mb"] for r in runs)
+    return {
+        **runs[0],
+        "wall_s": round(statistics.median(wall), 2),
+        "peak_pss_mb": peak,
+        "peak_rss_mb": peak,
+        "wall_s_range": [min(wall), max(wall)],
+        "repeats": [{k: r[k] for k in ("wall_s", "peak_pss_mb", "metric")} for r in runs],
+    }
+
+
 def _compare(name: str, tmp: Path, args) -> dict:
-    """One workload: each side in turn, one at a time, with what each ran on."""
+    """One workload: each side in turn, one at a time, `--repeats` times (interleaved, the order
+    reversed every other time), with what each ran on."""
     w = WORKLOADS[name]
-    found: dict = {}
-    for side in _sides(args):
-        print(f"workload {name} ({w.title}): {side} ...", flush=True)
-        got = SIDES[side][0](w, tmp, args)
-        print(f"  {side}: {got['wall_s']} s, {got['peak_pss_mb']:.0f} MB, F1 {got['metric']}", flush=True)
-        found[side] = {**got, "peak_rss_mb": got["peak_pss_mb"]}
+    runs: dict[str, list[dict]] = {side: [] for side in _sides(args)}
+    for repeat in range(args.repeats):
+        for side in list(runs)[:: -1 if repeat % 2 else 1]:
+            print(f"workload {name} ({w.title}): {side} ({repeat + 1}/{args.repeats}) ...", flush=True)
+            got = SIDES[side][0](w, tmp, args)
+            print(f"  {side}: {got['wall_s']} s, {got['peak_pss_mb']:.0f} MB, F1 {got['metric']}", flush=True)
+            runs[side].append(got)
+    found: dict = {side: median_of(got) for side, got in runs.items()}
     found["workload"] = {
         **vars(w),
         "rounds": ROUNDS,
@@ -132,6 +159,7 @@ def _report_name(args, names: list[str]) -> str:
     variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + (
         "-suite-only" if args.suite_only else ""
     )
+    variant += f"-repeats{args.repeats}" if args.repeats > 1 else ""
     return "flower.json" if default else f"flower-{variant}.json"
 
 

@@ -13,7 +13,8 @@ processes, as the suite does. No
 checkpoints, screening, byte accounting, retries or logs: whatever the suite takes beyond this
 is its engine's overhead (docs/PERFORMANCE.md). Nor a prefix cache: on C, whose frozen blocks
 the suite caches, the floor recomputes them, so suite / floor there is not the engine's overhead
-(the targets are on A and B, where nothing is frozen).
+(the targets are on A and B, where nothing is frozen). It recomputes them in eval mode, as the
+suite's cache computed them, so both train the same model (dropout acts only above the prefix).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch.multiprocessing as mp
 from bench.compare.workloads import WORKLOADS
 from bench.config import ExperimentConfig
 from bench.engine import execution
+from bench.engine.prefix_cache import cache_plan
 from bench.engine.prepare import prepare_task
 from bench.engine.sampling import sample_clients
 from bench.engine.scoring import all_examples, score_predictions
@@ -47,8 +49,24 @@ def _setup(cfg_dict: dict, task) -> None:
     cfg = ExperimentConfig(**cfg_dict)
     torch.set_num_threads(cfg.threads_per_worker)  # as the suite's workers
     model, _ = build_model(cfg.model, task.kind, len(task.output_labels), cfg.seed, cfg.dtype)
-    model = METHODS.get(cfg.method)(cfg).configure(model, discover_layers(model))
+    layers = discover_layers(model)
+    model = METHODS.get(cfg.method)(cfg).configure(model, layers)
     STATE.update(cfg=cfg, task=task, model=model, trained=[n for n, p in model.named_parameters() if p.requires_grad])
+    STATE["prefix"] = frozen_prefix(model, layers) if cfg.prefix_cache != "off" else []
+
+
+def frozen_prefix(model, layers) -> list:
+    """The modules the suite's prefix cache stands in for (the embeddings and the frozen blocks
+    below the lowest trained one), or none where it does not apply."""
+    k, embedding = cache_plan(model, layers)
+    if k is None:
+        return []
+    return [model.get_submodule(embedding), *model.get_submodule(layers.block_prefix)[:k]]
+
+
+def _prefix_in_eval_mode(_rows) -> None:
+    for module in STATE["prefix"]:  # train_local set the whole model training: undo it below the cache
+        module.eval()
 
 
 def _shared(state: dict) -> dict:
@@ -71,6 +89,7 @@ def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
         lr=cfg.lr,
         warmup_ratio=cfg.warmup_ratio,
         seed=client_seed(cfg.seed, client, round_),
+        before_forward=_prefix_in_eval_mode if STATE["prefix"] else None,
     )
     return len(examples), _shared(detach_state(model, STATE["trained"]))
 

@@ -1,48 +1,52 @@
-"""The Flower side of `make compare-flower` (its task, ClientApp and ServerApp; flower_app.py
-launches them), written as Flower's own quickstart-huggingface and
-quickstart-pytorch examples write it (Flower 1.42 Message API: a ClientApp whose train() builds
-the model from the pretrained weights, loads the received arrays, trains one local epoch with
-AdamW and replies; a ServerApp running the FedAvg strategy with a centralized `evaluate_fn`),
-on token classification instead of IMDB.
+"""The Flower side of `make compare-flower`, its task: data, model, train and test functions, as
+Flower's task.py holds them (the ClientApp and ServerApp are in flower_apps.py; flower_app.py
+launches them), written as Flower's quickstart-huggingface and quickstart-pytorch examples write
+theirs, on token classification instead of IMDB.
 
-It runs in Flower's own environment (.venv-flower: flwr[simulation] 1.42 and its pinned Ray),
-so it imports nothing from this suite, and it is a module of its own so that the apps travel to
-Ray's actors by reference, as `flwr run` loads an app (defined in a `__main__` script they would
-be pickled by value, with the whole workload in them, on every client call):
+It runs in Flower's own environment (.venv-flower: flwr[simulation] 1.42 and its pinned Ray)
+and imports nothing from this suite, nor from Flower: the suite's tests run its training
+function beside the suite's own (tests/test_compare.py).
 
     .venv-flower/bin/python bench/compare/flower_app.py WORK.json RESULT.json
 
 WORK.json (written by bench.compare) holds the model folder, the label names, each client's
 training pieces (the very word runs the suite's clients train on: its sentences, long ones split
 where the suite splits them), the validation and test pieces with the sentence each came from,
-rounds, local epochs, clients per round, batch size, max length, learning rate, which blocks train ("all" or
-"top:K"), each client's sentence count (FedAvg's weight, as the suite weighs), the seed and the
-CPUs per client (`num_cpus`; absent: Flower's default). RESULT.json gets the validation F1 per
-round (0: the start state) and the test F1 of the best validation round's model (the suite
-reports that state; entity-level, strict IOB2, micro-averaged: the suite's metric).
+each client's held-out slice (`holdouts`), rounds, local epochs, clients per round and which
+clients train in each round (`round_clients`), batch size, max length, learning rate, which
+blocks train ("all" or "top:K"), each client's sentence count (FedAvg's weight, as the suite
+weighs), the seed, each client's seed per round (`client_seeds`), whether the frozen blocks run
+in eval mode (`frozen_prefix_eval`) and the CPUs per client (`num_cpus`; absent: Flower's
+default). RESULT.json gets the validation F1 per round (0: the start state), the test F1 of the
+best validation round's model (the suite reports that state; entity-level, strict IOB2,
+micro-averaged: the suite's metric) and of the last one, each client's held-out F1, and which
+clients each round averaged.
 
 Aligned with the suite where its defaults differ from Flower's examples, so both sides do the
 same work (docs/PERFORMANCE.md lists what still differs): the same pieces rather than truncation
 at the window; AdamW without weight decay, a linear warm-up over the first 10% of a client's
-steps, gradients clipped to norm 1 (bench.engine.training); each client's shuffling and dropout
-seeded from (seed, client, round); evaluation tokenized once per process and scored in
-length-sorted batches of 64 (the suite's scorer).
+steps, gradients clipped to norm 1 (bench.engine.training); each client's shuffle and dropout
+drawn as the suite draws them, from the suite's seed for that client and round: dropout from
+the global generator seeded after the model is built, each epoch's order a permutation from a
+generator of the same seed (a DataLoader's `shuffle` would take a draw of its own first); the
+start state's head drawn from the seed as the suite's build_model draws it; the suite's clients
+each round, averaged in client order (flower_apps.py); where the suite's prefix cache stands in
+for the frozen blocks (C), those blocks run in eval mode, as the cache computed them;
+evaluation tokenized once per process and scored in length-sorted batches of 64 (the suite's
+scorer); and the suite's closing scores: the last round's state on test where it is not the
+best one, and each client's held-out slice with the best state.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import random
 import warnings
 
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
-from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
 from torch.optim import AdamW
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification, logging
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -76,13 +80,27 @@ def encode(sentences: list, tokenizer) -> list[dict]:
     return rows
 
 
-def load_data(sentences: list, shuffle: bool, batch_size: int, seed: int = 0) -> DataLoader:
-    tokenizer = AutoTokenizer.from_pretrained(work()["model_dir"])
-    collator = DataCollatorForTokenClassification(tokenizer=tokenizer)
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        encode(sentences, tokenizer), shuffle=shuffle, batch_size=batch_size, collate_fn=collator, generator=generator
-    )
+@functools.cache
+def tokenizer():
+    """Loaded once per process (each load reads the files again)."""
+    return AutoTokenizer.from_pretrained(work()["model_dir"])
+
+
+@functools.cache
+def collator():
+    return DataCollatorForTokenClassification(tokenizer=tokenizer())
+
+
+def load_data(sentences: list) -> list[dict]:
+    return encode(sentences, tokenizer())
+
+
+def epoch_loader(rows: list[dict], batch_size: int, generator: torch.Generator) -> DataLoader:
+    """One epoch's batches in the suite's order: a permutation drawn from the client's generator.
+    The DataLoader gets a generator of its own, since its iterator draws a seed from the one it
+    is given (the global one if none) before any batch."""
+    order = torch.randperm(len(rows), generator=generator).tolist()
+    return DataLoader(Subset(rows, order), batch_size=batch_size, collate_fn=collator(), generator=torch.Generator())
 
 
 def get_model():
@@ -97,6 +115,13 @@ def get_model():
     return model
 
 
+def initial_model():
+    """The start state: the pretrained weights and a head drawn from the seed, as the suite's
+    build_model draws it (Flower's example leaves the head to whatever the global stream holds)."""
+    torch.manual_seed(work()["seed"])
+    return get_model()
+
+
 def trained_state(model) -> dict:
     """What travels: the parameters that train (all of them for full fine-tuning)."""
     names = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -106,14 +131,28 @@ def trained_state(model) -> dict:
 WARMUP_RATIO, MAX_GRAD_NORM = 0.1, 1.0  # the suite's defaults (bench.engine.training)
 
 
-def train_fn(model, trainloader, epochs: int, lr: float) -> None:
+def frozen_prefix(model) -> list:
+    """The embeddings and the blocks below the top K (what the suite's prefix cache stands in for)."""
+    trainable = work()["trainable"]
+    if trainable == "all" or not work().get("frozen_prefix_eval"):
+        return []
+    blocks = model.bert.encoder.layer
+    return [model.bert.embeddings, *blocks[: len(blocks) - int(trainable.split(":")[1])]]
+
+
+def train_fn(model, rows: list[dict], epochs: int, lr: float, seed: int) -> None:
+    torch.manual_seed(seed)  # dropout: the suite seeds the global generator once the model is built
+    generator = torch.Generator().manual_seed(seed)  # the order of each epoch
+    batch_size = work()["batch_size"]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=0.0)
-    warmup = max(1, int(WARMUP_RATIO * epochs * len(trainloader)))
+    warmup = max(1, int(WARMUP_RATIO * epochs * -(-len(rows) // batch_size)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     model.train()
+    for module in frozen_prefix(model):
+        module.eval()
     for _ in range(epochs):
-        for batch in trainloader:
+        for batch in epoch_loader(rows, batch_size, generator):
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, MAX_GRAD_NORM)
@@ -138,26 +177,25 @@ EVAL_BATCH = 64  # the suite's
 ENCODED: dict = {}  # split -> its pieces tokenized, once per process (the suite tokenizes once too)
 
 
-def _encoded(split: str) -> list[dict]:
-    if split not in ENCODED:
-        tokenizer = AutoTokenizer.from_pretrained(work()["model_dir"])
-        ENCODED[split] = encode(work()[split]["pieces"], tokenizer)
-    return ENCODED[split]
+def _encoded(key: str, part: dict) -> list[dict]:
+    if key not in ENCODED:
+        ENCODED[key] = encode(part["pieces"], tokenizer())
+    return ENCODED[key]
 
 
-def test_fn(model, split: str) -> float:
-    """Entity-level micro F1 over a split's sentences: its pieces scored in length-sorted batches
-    (the suite's scorer), each piece's first-sub-word predictions joined back into its sentence."""
-    names, part = work()["labels"], work()[split]
-    rows = _encoded(split)
+def test_fn(model, split: str, part: dict | None = None) -> float:
+    """Entity-level micro F1 over a split's sentences (or `part`'s, named `split`): its pieces
+    scored in length-sorted batches (the suite's scorer), each piece's first-sub-word predictions
+    joined back into its sentence."""
+    names, part = work()["labels"], part or work()[split]
+    rows = _encoded(split, part)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-    collator = DataCollatorForTokenClassification(tokenizer=AutoTokenizer.from_pretrained(work()["model_dir"]))
     preds: dict[int, list[str]] = {}
     model.eval()
     with torch.no_grad():
         for start in range(0, len(order), EVAL_BATCH):
             chunk = order[start : start + EVAL_BATCH]
-            batch = collator([rows[i] for i in chunk])
+            batch = collator()([rows[i] for i in chunk])
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             for i, row, labels in zip(chunk, logits.argmax(-1), batch["labels"]):
                 preds[i] = [names[int(p)] for p, gold in zip(row, labels) if gold != -100]
@@ -170,65 +208,3 @@ def test_fn(model, split: str) -> float:
         gold_spans, pred_spans = spans(tags), spans(pred)
         tp, n_pred, n_gold = tp + len(gold_spans & pred_spans), n_pred + len(pred_spans), n_gold + len(gold_spans)
     return 0.0 if tp == 0 else 2 * tp / (n_pred + n_gold)
-
-
-# --- ClientApp (Flower's client_app.py) ---
-
-client = ClientApp()
-
-
-@client.train()
-def train(msg: Message, context: Context) -> Message:
-    partition_id = context.node_config["partition-id"]
-    seed = (work()["seed"] * 1_000_003 + partition_id) * 1_009 + msg.content["config"]["server-round"]
-    torch.manual_seed(seed)  # dropout and the head's init: the client's own stream
-    trainloader = load_data(work()["clients"][partition_id], shuffle=True, batch_size=work()["batch_size"], seed=seed)
-    model = get_model()
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict(), strict=False)  # the arrays that travel
-    train_fn(model, trainloader, epochs=work().get("local_epochs", 1), lr=work()["lr"])
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord(trained_state(model)),
-            "metrics": MetricRecord({"num-examples": work()["client_sizes"][partition_id]}),  # sentences
-        }
-    )
-    return Message(content=content, reply_to=msg)
-
-
-# --- ServerApp (Flower's server_app.py) ---
-
-server = ServerApp()
-RESULT: dict = {"val_f1": []}
-BEST: dict = {}  # the best validation round's arrays after round 0: the state the suite reports
-
-
-def global_evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-    """Centralized evaluation on the validation sentences, every round (Flower's evaluate_fn)."""
-    model = get_model()
-    model.load_state_dict(arrays.to_torch_state_dict(), strict=False)
-    f1 = test_fn(model, "validation")
-    RESULT["val_f1"].append({"round": server_round, "f1": f1})
-    if server_round > 0 and f1 > BEST.get("f1", -1.0):
-        BEST.update(f1=f1, arrays=arrays)
-    return MetricRecord({"f1": f1})
-
-
-@server.main()
-def main(grid: Grid, context: Context) -> None:
-    model = get_model()
-    clients, per_round = len(work()["clients"]), work()["per_round"]
-    random.seed(work()["seed"])  # FedAvg draws each round's clients from Python's random
-    strategy = FedAvg(
-        fraction_train=per_round / clients,
-        fraction_evaluate=0.0,
-        min_train_nodes=per_round,
-        min_available_nodes=clients,
-    )
-    strategy.start(
-        grid=grid,
-        initial_arrays=ArrayRecord(trained_state(model)),
-        num_rounds=work()["rounds"],
-        evaluate_fn=global_evaluate,
-    )
-    model.load_state_dict(BEST["arrays"].to_torch_state_dict(), strict=False)
-    RESULT["test_f1"] = test_fn(model, "test")

@@ -15,6 +15,8 @@ from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK
 from bench.data import load_task
 from bench.engine.prepare import prepare_task
 from bench.engine.prepare import subsample as take
+from bench.engine.sampling import sample_clients
+from bench.engine.worker import client_seed
 from bench.errors import BenchError
 from bench.model.build import source_for
 
@@ -79,12 +81,22 @@ def _scored(split, examples) -> dict:
     return {"pieces": runs, "owner": owner, "sentences": _pairs(examples)}
 
 
+def _holdout(split, examples, ids) -> dict:
+    runs, owner = pieces(split, examples, ids)
+    return {"pieces": runs, "owner": owner, "sentences": _pairs([examples[e] for e in ids])}
+
+
 def flower_work(w: Workload, subsample: int | None) -> dict:
-    """What the Flower side needs: each client gets exactly the suite client's training sentences."""
+    """What the Flower side needs: each client gets exactly the suite client's training sentences,
+    and its seeds, round by round; each round's clients are the suite's."""
     cfg = w.config(subsample)
     task, data = prepare_task(cfg), load_task(TASK)
     train = take(data.splits["train"], subsample)
     return {
+        "client_seeds": [[client_seed(SEED, c, r) for r in range(ROUNDS)] for c in range(len(task.clients))],
+        "round_clients": [[int(c) for c in sample_clients(cfg, r)] for r in range(ROUNDS)],
+        "holdouts": [_holdout(task.train, train, h.tolist()) for h in task.holdouts],
+        "frozen_prefix_eval": w.layers is not None and cfg.prefix_cache != "off",  # as the suite's cache runs them
         "model_dir": source_for(MODEL).pretrained()[0],
         "labels": task.output_labels,
         "trainable": w.trainable,
@@ -125,7 +137,9 @@ def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None
     return {
         **measured,
         "metric": round(final["metric"], 4),
+        "metric_last": round(final["metric_last"], 4),
         "val_per_round": [h["val_metric"] for h in _rounds(out)],
+        "per_client": final["per_client"],
         "execution": final["execution"],
         "prefix_cache": final.get("prefix_cache"),
         "command": " ".join(suite_command(w, Path("OUT"), subsample, workers)[1:]),
@@ -142,7 +156,8 @@ def run_flower(
     """Flower's simulation at its default client resources (`num_cpus` None: 2 CPUs a client, so
     one client at a time on this machine) or at `num_cpus` per client."""
     work, result = tmp / f"{label}-{w.name}.json", tmp / f"{label}-{w.name}-result.json"
-    work.write_text(json.dumps({**flower_work(w, subsample), "num_cpus": num_cpus}))
+    given = flower_work(w, subsample)
+    work.write_text(json.dumps({**given, "num_cpus": num_cpus}))
     env = {**os.environ, "RAY_DEDUP_LOGS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     try:
         cmd = [python, str(FLOWER_APP), str(work), str(result)]
@@ -150,10 +165,16 @@ def run_flower(
     finally:
         work.unlink()  # the sentences: not kept
     got = json.loads(result.read_text())
+    if got["trained"] != [sorted(c) for c in given["round_clients"]]:  # else the sides trained different clients
+        raise BenchError(
+            f"workload {w.name}: Flower trained clients {got['trained']}, the suite {given['round_clients']}"
+        )
     return {
         **measured,
         "metric": round(got["test_f1"], 4),
+        "metric_last": round(got["test_f1_last"], 4),
         "val_per_round": [v["f1"] for v in got["val_f1"] if v["round"] > 0],  # as the suite's rounds.jsonl
+        "per_client": got["per_client"],
         "client_resources": {"num_cpus": num_cpus} if num_cpus else "Flower's default",
     }
 
@@ -165,7 +186,13 @@ def run_floor(w: Workload, tmp: Path, subsample: int | None) -> dict:
     cmd += ["--train-subsample", str(subsample)] if subsample else []
     measured = _measured(w, "floor", cmd, _own_env(tmp / f"cache-floor-{w.name}"), tmp / f"floor-{w.name}.log", result)
     got = json.loads(result.read_text())
-    return {**measured, "metric": round(got["metric"], 4), "val_per_round": got["val_per_round"][1:]}
+    return {
+        **measured,
+        "metric": round(got["metric"], 4),
+        "metric_last": round(got["metric_last"], 4),
+        "val_per_round": got["val_per_round"][1:],
+        "per_client": got["per_client"],
+    }
 
 
 # Each side of a workload: (runner, whether it needs Flower). `suite` is the suite as a user runs

@@ -1,6 +1,7 @@
 """The memory one trainer cannot do without: build a model, take a few AdamW steps on a random
 batch, and print the peak private memory over the built model at each step (weights' gradients,
-AdamW's two moments, activations and the allocator's slack), sampled every 10 ms:
+AdamW's two moments, activations and the allocator's slack), sampled every 10 ms, and each
+step's seconds (so an allocator setting's memory and its time are read off one run):
 
     python -m bench.compare.step_memory --model minilm --batch-size 16 --length 64
 
@@ -65,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     peak.start()
     time.sleep(0.05)
     built = private_dirty_mb()
-    steps = []
+    steps, seconds = [], []
     for _ in range(args.steps):
         peak.value = 0
+        start = time.perf_counter()
         model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        seconds.append(round(time.perf_counter() - start, 3))
         time.sleep(0.05)
         steps.append(peak.value - built)
     weights_mb = sum(p.numel() * p.element_size() for p in params) / 2**20
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 "batch": [args.batch_size, args.length],
                 "private_after_build_mb": built,
                 "peak_over_build_per_step_mb": steps,
+                "step_s": seconds,
                 "trainable_weights_mb": round(weights_mb),
                 "grads_and_adamw_moments_mb": round(3 * weights_mb),
             }
