@@ -8,6 +8,7 @@ store must be on a filesystem every node sees (one machine, or a shared mount on
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +19,12 @@ from bench.engine.ray_gpus import require_gpus
 def _resources(cfg) -> dict:
     """What a cell holds while it runs. A cell that starts its own Ray actors holds nothing
     itself: its actors reserve the CPUs and GPUs, and a task that held them too would wait for
-    itself. A cell with local worker processes holds all their threads."""
+    itself. A cell with local worker processes holds all their threads and every worker's GPU
+    share (the sum the GPU check counts; Ray takes a share above one GPU only in whole GPUs)."""
     if cfg.resolved_backend == "ray":
         return {"num_cpus": 0, "num_gpus": 0}
-    return {"num_cpus": cfg.workers * (cfg.cpus_per_worker or 1), "num_gpus": cfg.gpus_per_worker}
+    gpus = cfg.workers * cfg.gpus_per_worker
+    return {"num_cpus": cfg.workers * (cfg.cpus_per_worker or 1), "num_gpus": math.ceil(gpus) if gpus > 1 else gpus}
 
 
 def _sized(cell, parallel: int, ray_address: str | None):

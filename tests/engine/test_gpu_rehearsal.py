@@ -6,6 +6,7 @@ CUDA reports; the default execution takes the GPUs CUDA reports."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -113,3 +114,15 @@ def test_the_gpu_check_counts_every_worker_and_leaves_a_cluster_it_did_not_start
     with pytest.raises(BenchError, match=r"asks for 1.5 GPU\(s\) at once, but Ray found 1 "):
         require_gpus(ray, 2 * 0.75, "two workers", shut_down=False)  # each share fits, the two do not
     assert not ray.shut
+
+
+def test_a_local_cell_in_a_parallel_grid_holds_every_workers_gpu_share():
+    from bench.engine.cells import _resources
+
+    def cfg(workers, share, backend="local"):
+        return SimpleNamespace(resolved_backend=backend, workers=workers, gpus_per_worker=share, cpus_per_worker=1)
+
+    assert _resources(cfg(4, 0.25)) == {"num_cpus": 4, "num_gpus": 1.0}  # what the GPU check counts
+    assert _resources(cfg(1, 0.5))["num_gpus"] == 0.5
+    assert _resources(cfg(6, 0.25))["num_gpus"] == 2  # Ray takes more than one GPU in whole GPUs only
+    assert _resources(cfg(4, 0.25, "ray")) == {"num_cpus": 0, "num_gpus": 0}  # its actors hold them
