@@ -175,13 +175,14 @@ def _i2b2_folder(source: Path, folder: Path, shuffle_test: bool) -> Path:
 
 def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
     """Acceptance of the protocol: the chosen lr, best rounds and auto:K blocks are the same with
-    clean and with shuffled test labels, while the test scores themselves differ."""
+    clean and with shuffled test labels, while the test scores themselves differ. Test is scored
+    every round (test_every 1), so a choice that read the rounds' test scores would show."""
     outcomes = {}
     for shuffled in (False, True):
         data = _i2b2_folder(tiny_corpus / "i2b2-2010", tmp_path / f"data-{shuffled}", shuffled)
         grid = tmp_path / f"g-{shuffled}.yaml"
         grid.write_text(f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 3, max_length: 48, data_dir: "{data}", test_every: 0,
+defaults: {{model: tiny-bert, clients: 2, rounds: 3, max_length: 48, data_dir: "{data}", test_every: 1,
            early_stop: {{patience: 1, min_delta: 0.0}}}}
 tasks: [i2b2-2010]
 methods: [{{method: fedavg}}, {{method: layerskip, layers: "auto:1"}}]
@@ -218,6 +219,11 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
             "best_rounds": {k: f["best_round"] for k, f in finals.items()},
             "blocks": {k: f["method_info"].get("blocks") for k, f in finals.items()},
             "test": {k: f["metric"] for k, f in finals.items()},
+            "round_tests": [
+                json.loads(line)["metric"]
+                for path in sorted((out / "runs").glob("*/rounds.jsonl"))
+                for line in path.read_text().splitlines()
+            ],
         }
     clean, shuffled = outcomes[False], outcomes[True]
     assert clean["tuning"] == shuffled["tuning"]
@@ -226,6 +232,7 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), (
         "choices among real scores"
     )
+    assert None not in clean["round_tests"] and clean["round_tests"] != shuffled["round_tests"]
     changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
 
