@@ -218,3 +218,24 @@ def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_tw
     two_twins = stored + [final("lora", 1, 1e-2, 3, 0.5)]  # two stored lrs, neither the reported one: ambiguous
     with pytest.raises(BenchError, match="could be its twin"):
         shorter_twins(reported, two_twins, patience=3)
+
+
+def test_the_patience_check_counts_re_runs_that_repeat_their_twins_rounds_bit_for_bit(tmp_path):
+    from bench.protocol.patience_check import reproduced_note
+
+    def run(run_id, lr, curve):
+        folder = tmp_path / run_id
+        folder.mkdir()
+        lines = [
+            json.dumps({"round": i + 1, "val_metric": v, "train_loss": 1.0 / (i + 1)}) for i, v in enumerate(curve)
+        ]
+        (folder / "rounds.jsonl").write_text("\n".join(lines) + "\n")
+        return {"run_id": run_id, "config": {"lr": lr, "frozen_mode": "train"}}
+
+    pairs = [
+        (run("a3", 1e-3, [0.5, 0.6, 0.61]), run("a5", 1e-3, [0.5, 0.6, 0.61, 0.7, 0.7])),  # repeats it
+        (run("b3", 1e-3, [0.5, 0.6, 0.61]), run("b5", 1e-3, [0.5, 0.6000001, 0.61, 0.7])),  # one digit off
+        (run("c3", 3e-3, [0.4]), run("c5", 1e-3, [0.5, 0.6])),  # lr re-chosen: not a twin to repeat
+    ]
+    note = reproduced_note(pairs, tmp_path)
+    assert note.startswith("Reproduced: 1 of 2 re-runs") and note.endswith("not: b5.")

@@ -243,12 +243,33 @@ def _against_stored(reported: list[Cell], out: Path, patience: int) -> int:
     if not pairs:
         raise BenchError(f"{out}: no reported run has a stored twin at patience {patience}")
     missing = len(reported) - len(pairs)
-    note = (
-        f"{missing} of {len(reported)} reported runs have no twin at patience {patience} stored (or have not run)."
-        if missing
-        else ""
-    )
-    return _write(out, pairs, min(c.config.min_delta for c in reported), (patience, longest), note)
+    notes = [reproduced_note(pairs, out / "runs")]
+    if missing:
+        notes.append(
+            f"{missing} of {len(reported)} reported runs have no twin at patience {patience} stored (or have not run)."
+        )
+    return _write(out, pairs, min(c.config.min_delta for c in reported), (patience, longest), "\n".join(notes))
+
+
+def same_start(short: Path, long: Path) -> bool:
+    """Whether the longer run's first rounds are the shorter run's, bit for bit (validation metric
+    and training loss): a run is a function of its seed, whenever and wherever it ran."""
+
+    def rounds(folder: Path) -> list[tuple]:
+        lines = (folder / "rounds.jsonl").read_text().splitlines()
+        return [(r["round"], r["val_metric"], r["train_loss"]) for r in map(json.loads, lines)]
+
+    before = rounds(short)
+    return bool(before) and rounds(long)[: len(before)] == before
+
+
+def reproduced_note(pairs: list[tuple[dict, dict]], runs: Path) -> str:
+    """How many same-settings twins the re-run reproduced up to the shorter run's last round."""
+    alike = [(a, b) for a, b in pairs if all(a["config"].get(k) == b["config"].get(k) for k in ALSO_CHANGED)]
+    same = [b["run_id"] for a, b in alike if same_start(runs / a["run_id"], runs / b["run_id"])]
+    differ = sorted({b["run_id"] for _, b in alike} - set(same))
+    text = f"Reproduced: {len(same)} of {len(alike)} re-runs with their twin's lr and frozen_mode repeat its rounds bit for bit (validation F1, training loss) up to its last round"
+    return text + (f"; not: {', '.join(differ)}." if differ else ".")
 
 
 def _write(out: Path, pairs: list, min_delta: float, patience: tuple[int, int], note: str) -> int:
