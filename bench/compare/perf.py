@@ -21,9 +21,11 @@ import time
 from pathlib import Path
 
 from bench.config import ExperimentConfig
+from bench.engine.cells import cpu_kind
 from bench.engine.prepare import prepare_task
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
+from bench.store import git_state
 
 NCBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "ncbi-disease"
 
@@ -38,6 +40,9 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        **cpu_kind(),  # the processor model and a digest of its flags
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "git": git_state(),  # the code that was measured
     }
 
 
