@@ -68,6 +68,24 @@ def test_block_discovery(name):
     assert np.all([not n.startswith(layers.block_prefix) for n in layers.head])
 
 
+def test_gpt2_blocks_are_found_by_the_same_rule_and_its_embeddings_are_not_one_stage():
+    """GPT-2 (built from a config, no weights): blocks `transformer.h`, embeddings `wte` and
+    `wpe` beside them, so neither the prefix cache nor frozen_mode's embedding stage applies."""
+    from transformers import GPT2Config, GPT2ForTokenClassification
+
+    from bench.engine.prefix_cache import cache_plan
+
+    model = GPT2ForTokenClassification(GPT2Config(n_layer=3, n_embd=32, n_head=2, vocab_size=100, num_labels=3))
+    layers = discover_layers(model)
+    assert (layers.block_prefix, layers.n_blocks) == ("transformer.h", 3)
+    assert layers.embeddings == ("transformer.wte.weight", "transformer.wpe.weight")
+    assert layers.embedding_stage() is None
+    cfg = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:1", frozen_mode="eval")
+    model = METHODS.get("layerskip")(cfg).configure(model, layers)
+    assert cache_plan(model, layers) == (None, "embedding stage is not one module")
+    assert not model.transformer.h[0].training and model.transformer.h[2].training  # frozen blocks only
+
+
 def test_every_method_is_registered():
     assert set(METHODS.names()) >= {"centralized", "local", "fedavg", "fedprox", "lora", "layerskip"}
 
