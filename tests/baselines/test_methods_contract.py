@@ -46,3 +46,32 @@ def test_classification_task_runs(tiny_corpus, tmp_path):
     )
     final = run_experiment(cfg, tmp_path, progress=False)
     assert final["metric_name"] == "macro_f1" and "auroc" in final["scores"]
+
+
+def test_lora_fl_averages_the_adapter_factors_each_on_its_own():
+    """FedIT: the server's LoRA state is the sample-weighted mean of each factor (A, B) as sent,
+    not of their product: mean(B) @ mean(A) differs from mean(B @ A)."""
+    import torch
+
+    from baselines import METHODS
+    from baselines.base import GLOBAL
+    from bench.config import ExperimentConfig
+    from bench.federation.comm import Result
+    from bench.model.build import build_model
+    from bench.model.layers import discover_layers
+
+    cfg = ExperimentConfig(task="i2b2-2010", method="lora", model="tiny-bert", lora_rank=2)
+    method = METHODS.get("lora")(cfg)
+    model, _ = build_model("tiny-bert", "ner", 3, seed=0)
+    model = method.configure(model, discover_layers(model))
+    sent = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in sent) and any("lora_B" in n for n in sent)
+    g = torch.Generator().manual_seed(0)
+    states = [{n: torch.randn(t.shape, generator=g) for n, t in sent.items()} for _ in range(2)]
+    mean = method.combine({}, [Result(c, n, s, 0.0) for c, (n, s) in enumerate(zip((1, 3), states))])[GLOBAL]
+    for name in sent:
+        assert torch.allclose(mean[name], 0.25 * states[0][name] + 0.75 * states[1][name], atol=1e-6)
+    a = next(n for n in sent if "lora_A" in n)
+    b = a.replace("lora_A", "lora_B")
+    products = 0.25 * states[0][b] @ states[0][a] + 0.75 * states[1][b] @ states[1][a]
+    assert not torch.allclose(mean[b] @ mean[a], products, atol=1e-3)

@@ -95,3 +95,18 @@ def test_a_rejected_update_gives_the_held_mean_over_the_rest(tiny_corpus, tmp_pa
     held, held_lines = run_held(tiny_corpus, tmp_path / "held", monkeypatch, backend="serial")
     assert any(line["rejected"] for line in held_lines)
     assert streamed_lines == held_lines and streamed["metric"] == held["metric"]
+
+
+def test_bfloat16_updates_are_averaged_in_float32_and_returned_in_bfloat16():
+    """A hundred equal clients that all send 1.0 in bfloat16: the float32 mean is exactly 1.0;
+    summing the hundredths in bfloat16 (the control) drifts to 1.046875."""
+    ups = [(1, {"w": torch.ones(4, dtype=torch.bfloat16)}) for _ in range(100)]
+    held = weighted_average(ups)["w"]
+    mean = RunningMean({c: 1 for c in range(100)})
+    for c, (_, state) in reversed(list(enumerate(ups))):
+        mean.add(c, state)
+    naive = torch.zeros(4, dtype=torch.bfloat16)
+    for _, state in ups:
+        naive += state["w"] / 100
+    assert held.dtype == torch.bfloat16 and torch.equal(held, mean.result()["w"])
+    assert float(held[0]) == 1.0 and float(naive[0]) != 1.0
