@@ -137,3 +137,32 @@ def test_the_flower_task_trains_a_client_exactly_as_the_suite_does(name, sentenc
     assert sorted(flower) == sorted(suite) and work["frozen_prefix_eval"] == (name == "C")
     assert all(torch.allclose(flower[k], suite[k], atol=1e-6, rtol=0) for k in suite)
     assert not all(torch.equal(suite[k], start[k]) for k in suite)  # it trained
+
+
+def test_repeats_interleave_the_sides_and_report_medians(monkeypatch):
+    """--repeats 3: the sides run a, b / b, a / a, b; each reports the median wall time and
+    memory, the range and every run."""
+    from argparse import Namespace
+
+    from bench.compare import __main__ as compare
+
+    calls, walls = [], {"a": [10.0, 30.0, 20.0], "b": [5.0, 7.0, 6.0]}
+
+    def side(name):
+        def run(w, tmp, args):
+            calls.append(name)
+            return {
+                "wall_s": walls[name][len([c for c in calls if c == name]) - 1],
+                "peak_pss_mb": 100.0,
+                "metric": 0.5,
+            }
+
+        return run, False
+
+    monkeypatch.setattr(compare, "SIDES", {"a": side("a"), "b": side("b")})
+    found = compare._compare("A", None, Namespace(sides="a,b", suite_only=False, repeats=3, train_subsample=None))
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert (
+        found["a"]["wall_s"] == 20.0 and found["a"]["wall_s_range"] == [10.0, 30.0] and len(found["a"]["repeats"]) == 3
+    )
+    assert found["b"]["wall_s"] == 6.0 and found["b"]["peak_pss_mb"] == 100.0

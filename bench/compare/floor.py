@@ -39,6 +39,7 @@ from bench.engine.worker import client_seed
 from bench.federation.aggregate import weighted_average
 from bench.federation.comm import detach_state, load_state
 from bench.model.build import build_model
+from bench.model.frozen import keep_in_eval
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
 
@@ -52,7 +53,8 @@ def _setup(cfg_dict: dict, task) -> None:
     layers = discover_layers(model)
     model = METHODS.get(cfg.method)(cfg).configure(model, layers)
     STATE.update(cfg=cfg, task=task, model=model, trained=[n for n, p in model.named_parameters() if p.requires_grad])
-    STATE["prefix"] = frozen_prefix(model, layers) if cfg.prefix_cache != "off" else []
+    if cfg.prefix_cache != "off":  # the part the suite's cache computes in eval mode, kept in eval mode here
+        keep_in_eval(frozen_prefix(model, layers))
 
 
 def frozen_prefix(model, layers) -> list:
@@ -62,11 +64,6 @@ def frozen_prefix(model, layers) -> list:
     if k is None:
         return []
     return [model.get_submodule(embedding), *model.get_submodule(layers.block_prefix)[:k]]
-
-
-def _prefix_in_eval_mode(_rows) -> None:
-    for module in STATE["prefix"]:  # train_local set the whole model training: undo it below the cache
-        module.eval()
 
 
 def _shared(state: dict) -> dict:
@@ -89,7 +86,6 @@ def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
         lr=cfg.lr,
         warmup_ratio=cfg.warmup_ratio,
         seed=client_seed(cfg.seed, client, round_),
-        before_forward=_prefix_in_eval_mode if STATE["prefix"] else None,
     )
     return len(examples), _shared(detach_state(model, STATE["trained"]))
 

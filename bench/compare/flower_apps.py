@@ -22,9 +22,8 @@ client = ClientApp()
 @client.train()
 def train(msg: Message, context: Context) -> Message:
     partition_id = context.node_config["partition-id"]
-    seed = work()["client_seeds"][partition_id][
-        msg.content["config"]["server-round"] - 1
-    ]  # the suite's, 0-based rounds
+    round_ = msg.content["config"]["server-round"] - 1  # the suite counts rounds from 0
+    seed = work()["client_seeds"][partition_id][round_]
     rows = load_data(work()["clients"][partition_id])
     model = get_model()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict(), strict=False)  # the arrays that travel
@@ -71,7 +70,9 @@ class SuiteClientsFedAvg(FedAvg):
     (A, C) FedAvg's own sampling already picks them; where the suite samples (B: 10 of 50), the
     nodes holding them are found once, at round 1, by a query message."""
 
-    node_of: dict[int, int] = {}  # partition id -> node id, once asked
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.node_of: dict[int, int] = {}  # partition id -> node id, once asked
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         if self.fraction_train == 1.0:
