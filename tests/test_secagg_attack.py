@@ -11,6 +11,10 @@ Mutation check (done, and repeated here as the parametrised positive controls): 
 masks removed the late client's update is recovered; with the pairwise masks removed every
 survivor's is; with the shares sent unsealed every client's is. So this test fails if any of
 the three protections is removed.
+
+The same attack with clients colluding with the server (their private keys, self-mask seeds and
+the shares sealed to them): threshold - 1 of them learn no honest client's update; threshold of
+them, the positive control, rebuild every honest client's keys and recover its update.
 """
 
 import itertools
@@ -18,9 +22,18 @@ import json
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from bench.federation import secagg_client
-from bench.federation.secagg_client import KEY_BYTES, ClientKit, pair_seed_from_private, read_answer
+from bench.federation import secagg_client, secagg_network
+from bench.federation.secagg_client import (
+    KEY_BYTES,
+    ClientKit,
+    ClientParties,
+    pair_seed_from_private,
+    read_answer,
+    share_header,
+    unseal,
+)
 from bench.federation.secagg_math import SHARE_BYTES, Quantiser, prg, reconstruct
 from bench.federation.secagg_network import secure_sum
 from bench.federation.secagg_transcript import KINDS, read_transcript, unpack_vector
@@ -44,8 +57,9 @@ def _signed(values: np.ndarray) -> np.ndarray:
     return np.where(signed >= 2 ** (BITS - 1), signed - 2**BITS, signed).astype(np.float64)
 
 
-def attack(messages: list[dict]) -> dict[int, np.ndarray]:
-    """Client -> the attacker's best guess of its quantised update, from the server's view only."""
+def attack(messages: list[dict], colluders: dict | None = None) -> dict[int, np.ndarray]:
+    """Client -> the attacker's best guess of its quantised update, from the server's view, and
+    with `colluders` (client -> its ClientParty) also every secret those clients hold."""
     publics = {
         m["sender"]: m["payload"] for m in messages if m["kind"] == "public_key" and m["direction"] == "to_server"
     }
@@ -61,6 +75,25 @@ def attack(messages: list[dict]) -> dict[int, np.ndarray]:
         secret = reconstruct(shares).to_bytes(KEY_BYTES, "big")
         (self_seeds if owner in request["survivors"] else s_keys)[owner] = secret
     opened: dict[int, dict[int, tuple[int, int]]] = {}
+    for k, party in (colluders or {}).items():  # a colluder's own keys, and the shares sealed to it, opened
+        s_keys[k], self_seeds[k] = party._s.private_bytes_raw(), party._self_seed
+        for owner, sealed in party._held.items():
+            plain = unseal(party._channel(owner), sealed, share_header(party.round_, owner, k))
+            pair = (int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big"))
+            opened.setdefault(owner, {})[k] = pair
+    for owner, shares in opened.items():  # enough colluders rebuild a key (checked against its public half) and a seed
+        if len(shares) < THRESHOLD:
+            continue
+        key = reconstruct({h: s[0] for h, s in shares.items()})
+        raw = key.to_bytes(KEY_BYTES, "big") if key < 2 ** (8 * KEY_BYTES) else None
+        if (
+            raw
+            and X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw() == publics[owner][KEY_BYTES:]
+        ):
+            s_keys.setdefault(owner, raw)
+        seed = reconstruct({h: s[1] for h, s in shares.items()})
+        if seed < 2 ** (8 * KEY_BYTES):
+            self_seeds.setdefault(owner, seed.to_bytes(KEY_BYTES, "big"))
     for m in messages:  # the relayed shares, read as if unsealed
         if m["kind"] == "encrypted_share" and m["direction"] == "to_server" and len(m["payload"]) >= 2 * SHARE_BYTES:
             raw = m["payload"][: 2 * SHARE_BYTES]
@@ -95,7 +128,7 @@ def attack(messages: list[dict]) -> dict[int, np.ndarray]:
     return guesses
 
 
-def _round(tmp_path, monkeypatch, mutation: str | None):
+def _round(tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = frozenset()):
     if mutation == "no_self_mask":
         monkeypatch.setattr(ClientKit, "self_mask", lambda self, length: np.zeros(length, dtype=np.uint64))
     if mutation == "no_pair_masks":
@@ -108,6 +141,14 @@ def _round(tmp_path, monkeypatch, mutation: str | None):
     weights = {c: 10.0 for c in range(N)}
     quantiser = Quantiser(clip=1.0, total_weight=10.0 * N, bits=BITS)
     path = tmp_path / "transcript.jsonl"
+    made: list[ClientParties] = []  # the clients' side of the round, for the colluders' secrets
+
+    class Recorded(ClientParties):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(secagg_network, "ClientParties", Recorded)
     total, _, _ = secure_sum(
         updates, weights, quantiser, 1, 0, N - 1, THRESHOLD, drop_after_masking=DROPPED, late=LATE, transcript=str(path)
     )
@@ -115,7 +156,8 @@ def _round(tmp_path, monkeypatch, mutation: str | None):
     if mutation is None:  # the protocol works (a mutation may break the sum: the attack is what it checks)
         assert np.max(np.abs(total - summed)) <= N / quantiser.scale
     truth = {c: np.round(updates[c] * weights[c] * quantiser.scale) for c in range(N)}
-    return attack(read_transcript(path)), truth
+    colluders = {k: made[0].parties[k] for k in colluding}
+    return attack(read_transcript(path), colluders), truth
 
 
 def _recovered(guesses, truth) -> list[int]:
@@ -143,6 +185,27 @@ def test_the_attack_recovers_updates_once_a_protection_is_removed(tmp_path, monk
     """Positive controls: the attack above is strong enough to notice each protection missing."""
     guesses, truth = _round(tmp_path, monkeypatch, mutation)
     assert set(_recovered(guesses, truth)) >= exposed
+
+
+def test_fewer_colluding_clients_than_the_threshold_learn_no_honest_update(tmp_path, monkeypatch):
+    """The server and threshold - 1 clients together (the colluders' private keys, self-mask
+    seeds and every share sealed to them, opened): each honest client's masked vector, stripped of
+    every mask they can compute (its pairs with the colluders), stays uncorrelated with its update,
+    since its pairs with the other honest clients remain."""
+    colluding = set(range(THRESHOLD - 1))
+    guesses, truth = _round(tmp_path, monkeypatch, None, colluding)
+    honest = set(guesses) - colluding
+    assert honest == {3, 4, 5, 7}  # the late client's vector is attacked too
+    correlations = {c: abs(np.corrcoef(guesses[c], truth[c])[0, 1]) for c in honest}
+    assert max(correlations.values()) < 0.1, correlations
+
+
+def test_threshold_colluding_clients_recover_every_honest_update(tmp_path, monkeypatch):
+    """Positive control for the test above: with threshold colluders the shares they hold rebuild
+    each honest client's keys, and the same attack recovers every honest update it holds."""
+    colluding = set(range(THRESHOLD))
+    guesses, truth = _round(tmp_path, monkeypatch, None, colluding)
+    assert set(_recovered(guesses, truth)) >= set(guesses) - colluding == {4, 5, 7}
 
 
 def test_the_transcript_holds_the_five_kinds_and_uniform_unequal_vectors(tmp_path, monkeypatch):
