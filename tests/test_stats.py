@@ -239,3 +239,14 @@ def test_the_patience_check_counts_re_runs_that_repeat_their_twins_rounds_bit_fo
     ]
     note = reproduced_note(pairs, tmp_path)
     assert note.startswith("Reproduced: 1 of 2 re-runs") and note.endswith("not: b5.")
+
+
+def test_a_federated_method_on_one_client_is_labelled_pooled():
+    from bench.report.tables import method_label
+
+    def label(**cfg):
+        return method_label({"config": {"clients": 4, **cfg}})
+
+    assert label(method="layerskip", layers="top:2", clients=1) == "layerskip top:2 pooled"
+    assert label(method="layerskip", layers="top:2") == "layerskip top:2"
+    assert label(method="centralized", clients=1) == "centralized"  # pooled by definition

@@ -28,7 +28,7 @@ def cell_key(run: dict) -> tuple:
 
 def method_label(run: dict) -> str:
     """e.g. 'layerskip top:2' or 'lora r8'; an auto:K run also names the blocks its probe chose;
-    per-client budgets are named."""
+    per-client budgets are named, and a federated method run on one client is 'pooled'."""
     cfg = run["config"]
     label = f"{cfg['method']} {cfg.get('layers') or ''}".strip()
     if cfg["method"] == "lora":  # ranks are different configurations (the frontier study's axis)
@@ -39,6 +39,8 @@ def method_label(run: dict) -> str:
         label += f" budgets={cfg['client_budgets']}"
     if cfg.get("compress", "none") != "none":
         label += f" +{cfg['compress']}"
+    if cfg["method"] not in ("centralized", "local") and cfg.get("clients") == 1:
+        label += " pooled"  # one client holding every example: the method on centralized data
     return label
 
 
