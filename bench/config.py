@@ -203,6 +203,10 @@ def _check_training(c: ExperimentConfig) -> list[Check]:
             c.frozen_mode == "train" or c.method == "layerskip",
             f"frozen_mode eval applies to layerskip only, not {c.method}",
         ),
+        (
+            c.frozen_mode == "train" or not c.client_budgets,
+            "frozen_mode eval with client_budgets is not supported: a block one client skips trains at another",
+        ),
     ]
 
 

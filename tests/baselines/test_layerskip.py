@@ -140,3 +140,5 @@ def model_dropout_is_on() -> bool:
 def test_frozen_mode_eval_is_layerskip_only():
     with pytest.raises(BenchError, match="frozen_mode eval applies to layerskip only"):
         ExperimentConfig(task="i2b2-2010", method="fedavg", frozen_mode="eval")
+    with pytest.raises(BenchError, match="frozen_mode eval with client_budgets is not supported"):
+        ExperimentConfig(task="i2b2-2010", method="layerskip", frozen_mode="eval", client_budgets="by-size")
