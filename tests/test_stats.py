@@ -223,22 +223,24 @@ def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_tw
 def test_the_patience_check_counts_re_runs_that_repeat_their_twins_rounds_bit_for_bit(tmp_path):
     from bench.protocol.patience_check import reproduced_note
 
-    def run(run_id, lr, curve):
+    def run(run_id, lr, curve, **cfg):
         folder = tmp_path / run_id
         folder.mkdir()
         lines = [
             json.dumps({"round": i + 1, "val_metric": v, "train_loss": 1.0 / (i + 1)}) for i, v in enumerate(curve)
         ]
         (folder / "rounds.jsonl").write_text("\n".join(lines) + "\n")
-        return {"run_id": run_id, "config": {"lr": lr, "frozen_mode": "train"}}
+        return {"run_id": run_id, "config": {"lr": lr, **cfg}}
 
-    pairs = [
-        (run("a3", 1e-3, [0.5, 0.6, 0.61]), run("a5", 1e-3, [0.5, 0.6, 0.61, 0.7, 0.7])),  # repeats it
-        (run("b3", 1e-3, [0.5, 0.6, 0.61]), run("b5", 1e-3, [0.5, 0.6000001, 0.61, 0.7])),  # one digit off
-        (run("c3", 3e-3, [0.4]), run("c5", 1e-3, [0.5, 0.6])),  # lr re-chosen: not a twin to repeat
+    pairs = [  # the shorter twins' configs predate frozen_mode, as the stored patience-3 runs do
+        (run("a3", 1e-3, [0.5, 0.6, 0.61]), run("a5", 1e-3, [0.5, 0.6, 0.61, 0.7, 0.7], frozen_mode="train")),
+        (run("b3", 1e-3, [0.5, 0.6, 0.61]), run("b5", 1e-3, [0.5, 0.6000001, 0.61, 0.7], frozen_mode="train")),
+        (run("c3", 3e-3, [0.4]), run("c5", 1e-3, [0.5, 0.6], frozen_mode="train")),  # lr re-chosen
+        (run("d3", 1e-3, [0.3, 0.4]), run("d5", 1e-3, [0.3, 0.4, 0.5], frozen_mode="eval")),  # cached: the same
     ]
     note = reproduced_note(pairs, tmp_path)
-    assert note.startswith("Reproduced: 1 of 2 re-runs") and note.endswith("not: b5.")
+    assert note.startswith("Reproduced: 1 of 2 re-runs") and "(not: b5)" in note
+    assert note.endswith("of 2 with other settings, 1 do too.")
 
 
 def test_a_federated_method_on_one_client_is_labelled_pooled():

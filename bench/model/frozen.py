@@ -4,7 +4,9 @@ A frozen block then behaves as a fixed feature extractor whatever mode the model
 dropout acts inside it while the blocks around it train. That is what the frozen-prefix cache
 computes (its rows come from the frozen part in eval mode), so with it the cache changes speed
 only, and top:k (cached) and bottom:k (frozen blocks above the trained ones, never cached) train
-under one rule. A decoder like LLaMA has no dropout at all, so there the two modes agree.
+under one rule. A decoder like LLaMA has no dropout in its blocks, so there the two modes
+agree. GPT-2 applies its embedding dropout in the model itself, not in a module of its own, so
+that one stays under either mode.
 """
 
 from __future__ import annotations

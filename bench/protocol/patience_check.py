@@ -264,12 +264,29 @@ def same_start(short: Path, long: Path) -> bool:
 
 
 def reproduced_note(pairs: list[tuple[dict, dict]], runs: Path) -> str:
-    """How many same-settings twins the re-run reproduced up to the shorter run's last round."""
-    alike = [(a, b) for a, b in pairs if all(a["config"].get(k) == b["config"].get(k) for k in ALSO_CHANGED)]
-    same = [b["run_id"] for a, b in alike if same_start(runs / a["run_id"], runs / b["run_id"])]
-    differ = sorted({b["run_id"] for _, b in alike} - set(same))
-    text = f"Reproduced: {len(same)} of {len(alike)} re-runs with their twin's lr and frozen_mode repeat its rounds bit for bit (validation F1, training loss) up to its last round"
-    return text + (f"; not: {', '.join(differ)}." if differ else ".")
+    """How many re-runs repeat their twin's rounds up to the shorter run's last round: those with
+    the twin's settings (they must), and those the re-run changed (lr, frozen_mode), which may
+    too (a cached layerskip run's frozen part ran in eval mode under either frozen_mode)."""
+
+    def settings(run: dict) -> tuple:
+        cfg = {**SETTING_DEFAULTS, **run["config"]}  # a stored config predates frozen_mode: its default
+        return tuple(cfg[k] for k in ALSO_CHANGED)
+
+    alike = [(a, b) for a, b in pairs if settings(a) == settings(b)]
+    other = [(a, b) for a, b in pairs if settings(a) != settings(b)]
+    same = {b["run_id"] for a, b in pairs if same_start(runs / a["run_id"], runs / b["run_id"])}
+    differ = sorted({b["run_id"] for _, b in alike} - same)
+    text = (
+        f"Reproduced: {sum(b['run_id'] in same for _, b in alike)} of {len(alike)} re-runs with their twin's lr and"
+        " frozen_mode repeat its rounds bit for bit (validation F1, training loss) up to its last round"
+        + (f" (not: {', '.join(differ)})" if differ else "")
+        + (
+            f"; of {len(other)} with other settings, {sum(b['run_id'] in same for _, b in other)} do too."
+            if other
+            else "."
+        )
+    )
+    return text
 
 
 def _write(out: Path, pairs: list, min_delta: float, patience: tuple[int, int], note: str) -> int:
