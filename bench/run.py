@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from bench.config import BACKEND_NAMES, ExperimentConfig
+from bench.config import ExperimentConfig
+from bench.config_checks import BACKEND_NAMES
 from bench.data.hf import add_column_flags
 from bench.engine import execution
 from bench.engine.server import run_experiment

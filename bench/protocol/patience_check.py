@@ -34,6 +34,7 @@ from pathlib import Path
 from bench.config import SETTING_DEFAULTS
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import Cell, load_grid
+from bench.protocol.patience_twins import ALSO_CHANGED, reproduced_note, shorter_twins
 from bench.protocol.runner import run_cells
 from bench.protocol.study import finals_of, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
@@ -56,11 +57,6 @@ COLUMNS = [
     "run_id",
     "run_id_longer",
 ]
-
-# what may differ between a run and its shorter-patience twin: the stopping rule, and what the
-# re-run study may have changed (its sweep's lr; layerskip's frozen_mode, adopted with it)
-RETUNED = {"patience", "rounds", "lr", "frozen_mode"}
-ALSO_CHANGED = ("lr", "frozen_mode")
 
 
 def longer(cell: Cell, patience: int) -> Cell:
@@ -153,32 +149,6 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
     return "\n".join(lines) + "\n"
 
 
-def _twin_key(final: dict) -> tuple:
-    cfg = {k: v for k, v in final["config"].items() if k not in RETUNED}
-    return cell_key({"config": cfg}), cfg.get("seed")
-
-
-def shorter_twins(reported: list[dict], stored: list[dict], patience: int) -> list[tuple[dict, dict]]:
-    """(shorter, reported) pairs: each reported final with the stored final of its cell and seed
-    at `patience` (any round cap; the same lr where one was stored, else the only one there is)."""
-    by_key: dict[tuple, list[dict]] = {}
-    for final in stored:
-        if final["config"].get("patience") == patience:
-            by_key.setdefault(_twin_key(final), []).append(final)
-    pairs = []
-    for long in reported:
-        found = by_key.get(_twin_key(long), [])
-        same_lr = [f for f in found if f["config"].get("lr") == long["config"].get("lr")]
-        if len(same_lr) == 1 or len(found) == 1:
-            pairs.append(((same_lr or found)[0], long))
-        elif found:
-            ids = ", ".join(sorted(f["run_id"] for f in found))
-            raise BenchError(
-                f"{long['run_id']}: {len(found)} stored runs at patience {patience} could be its twin ({ids})"
-            )
-    return pairs
-
-
 def _parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog="python -m bench.protocol.patience_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", required=True, help="quick, paper, ncbi, medquad, dp, or a FILE.yaml")
@@ -249,44 +219,6 @@ def _against_stored(reported: list[Cell], out: Path, patience: int) -> int:
             f"{missing} of {len(reported)} reported runs have no twin at patience {patience} stored (or have not run)."
         )
     return _write(out, pairs, min(c.config.min_delta for c in reported), (patience, longest), "\n".join(notes))
-
-
-def same_start(short: Path, long: Path) -> bool:
-    """Whether the longer run's first rounds are the shorter run's, bit for bit (validation metric
-    and training loss): a run is a function of its seed, whenever and wherever it ran."""
-
-    def rounds(folder: Path) -> list[tuple]:
-        lines = (folder / "rounds.jsonl").read_text().splitlines()
-        return [(r["round"], r["val_metric"], r["train_loss"]) for r in map(json.loads, lines)]
-
-    before = rounds(short)
-    return bool(before) and rounds(long)[: len(before)] == before
-
-
-def reproduced_note(pairs: list[tuple[dict, dict]], runs: Path) -> str:
-    """How many re-runs repeat their twin's rounds up to the shorter run's last round: those with
-    the twin's settings (they must), and those the re-run changed (lr, frozen_mode), which may
-    too (a cached layerskip run's frozen part ran in eval mode under either frozen_mode)."""
-
-    def settings(run: dict) -> tuple:
-        cfg = {**SETTING_DEFAULTS, **run["config"]}  # a stored config predates frozen_mode: its default
-        return tuple(cfg[k] for k in ALSO_CHANGED)
-
-    alike = [(a, b) for a, b in pairs if settings(a) == settings(b)]
-    other = [(a, b) for a, b in pairs if settings(a) != settings(b)]
-    same = {b["run_id"] for a, b in pairs if same_start(runs / a["run_id"], runs / b["run_id"])}
-    differ = sorted({b["run_id"] for _, b in alike} - same)
-    text = (
-        f"Reproduced: {sum(b['run_id'] in same for _, b in alike)} of {len(alike)} re-runs with their twin's lr and"
-        " frozen_mode repeat its rounds bit for bit (validation F1, training loss) up to its last round"
-        + (f" (not: {', '.join(differ)})" if differ else "")
-        + (
-            f"; of {len(other)} with other settings, {sum(b['run_id'] in same for _, b in other)} do too."
-            if other
-            else "."
-        )
-    )
-    return text
 
 
 def _write(out: Path, pairs: list, min_delta: float, patience: tuple[int, int], note: str) -> int:
