@@ -151,8 +151,11 @@ def test_a_report_over_several_depths_and_ranks_draws_and_tabulates_the_frontier
     report = (out / "report.md").read_text()
     assert "Depth/rank frontier" in report and "Cost: " not in report  # cost is the grid runner's note
     with open(out / "summary.csv") as f:
-        ranks = {(r["method"], r["lora_rank"]) for r in csv.DictReader(f)}
+        summary = list(csv.DictReader(f))
+    ranks = {(r["method"], r["lora_rank"]) for r in summary}
     assert ("lora", "2") in ranks and ("lora", "32") in ranks and ("fedavg", "") in ranks
+    modes = {(r["method"], r["frozen_mode"]) for r in summary}  # a stored config without it: its default
+    assert ("layerskip", "train") in modes and ("fedavg", "") in modes
     assert {"lora r2", "lora r32"} <= {t["method"] for t in table}
 
 

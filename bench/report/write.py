@@ -32,6 +32,7 @@ SUMMARY_COLUMNS = [
     "convergence",
     "role",
     "lora_rank",
+    "frozen_mode",
     "lr",
     "bytes_up_total",
     "bytes_down_total",
@@ -64,6 +65,7 @@ def summary_row(run: dict) -> dict:
         "run_id": run["run_id"],
         "blocks": " ".join(map(str, (run.get("method_info") or {}).get("blocks", []))),
         "lora_rank": {**SETTING_DEFAULTS, **cfg}["lora_rank"] if cfg["method"] == "lora" else None,
+        "frozen_mode": {**SETTING_DEFAULTS, **cfg}["frozen_mode"] if cfg["method"] == "layerskip" else None,
         "role": run.get("role", "reported"),
     }
     for key in (
