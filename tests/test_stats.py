@@ -238,10 +238,16 @@ def test_the_patience_check_counts_re_runs_that_repeat_their_twins_rounds_bit_fo
         (run("b3", 1e-3, [0.5, 0.6, 0.61]), run("b5", 1e-3, [0.5, 0.6000001, 0.61, 0.7], frozen_mode="train")),
         (run("c3", 3e-3, [0.4]), run("c5", 1e-3, [0.5, 0.6], frozen_mode="train")),  # lr re-chosen
         (run("d3", 1e-3, [0.3, 0.4]), run("d5", 1e-3, [0.3, 0.4, 0.5], frozen_mode="eval")),  # cached: the same
+        (
+            run("e3", 1e-3, [0.3]),
+            {**run("e5", 1e-3, [0.3, 0.4], frozen_mode="train"), "extended_from": {"run_id": "e3"}},
+        ),
     ]
     note = reproduced_note(pairs, tmp_path)
     assert note.startswith("Reproduced: 1 of 2 re-runs") and "(not: b5)" in note
-    assert note.endswith("of 2 with other settings, 1 do too.")
+    assert note.endswith(
+        "; of 2 with other settings, 1 do too; 1 continued from their twin's checkpoint (not recomputed)."
+    )
 
 
 def test_a_federated_method_on_one_client_is_labelled_pooled():

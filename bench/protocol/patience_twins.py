@@ -58,24 +58,26 @@ def same_start(short: Path, long: Path) -> bool:
 def reproduced_note(pairs: list[tuple[dict, dict]], runs: Path) -> str:
     """How many re-runs repeat their twin's rounds up to the shorter run's last round: those with
     the twin's settings (they must), and those the re-run changed (lr, frozen_mode), which may
-    too (a cached layerskip run's frozen part ran in eval mode under either frozen_mode)."""
+    too (a cached layerskip run's frozen part ran in eval mode under either frozen_mode). A run
+    continued from its twin's checkpoint (bench.protocol.extend) copies those rounds: counted apart."""
 
     def settings(run: dict) -> tuple:
         cfg = {**SETTING_DEFAULTS, **run["config"]}  # a stored config predates frozen_mode: its default
         return tuple(cfg[k] for k in ALSO_CHANGED)
 
+    continued = [b["run_id"] for a, b in pairs if (b.get("extended_from") or {}).get("run_id") == a["run_id"]]
+    pairs = [(a, b) for a, b in pairs if b["run_id"] not in continued]
     alike = [(a, b) for a, b in pairs if settings(a) == settings(b)]
     other = [(a, b) for a, b in pairs if settings(a) != settings(b)]
     same = {b["run_id"] for a, b in pairs if same_start(runs / a["run_id"], runs / b["run_id"])}
     differ = sorted({b["run_id"] for _, b in alike} - same)
-    text = (
+    parts = [
         f"Reproduced: {sum(b['run_id'] in same for _, b in alike)} of {len(alike)} re-runs with their twin's lr and"
         " frozen_mode repeat its rounds bit for bit (validation F1, training loss) up to its last round"
         + (f" (not: {', '.join(differ)})" if differ else "")
-        + (
-            f"; of {len(other)} with other settings, {sum(b['run_id'] in same for _, b in other)} do too."
-            if other
-            else "."
-        )
-    )
-    return text
+    ]
+    if other:
+        parts.append(f"of {len(other)} with other settings, {sum(b['run_id'] in same for _, b in other)} do too")
+    if continued:
+        parts.append(f"{len(continued)} continued from their twin's checkpoint (not recomputed)")
+    return "; ".join(parts) + "."
