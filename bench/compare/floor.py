@@ -39,7 +39,7 @@ from bench.engine.worker import client_seed
 from bench.federation.aggregate import weighted_average
 from bench.federation.comm import detach_state, load_state
 from bench.model.build import build_model
-from bench.model.frozen import keep_in_eval
+from bench.model.frozen import frozen_modules, keep_in_eval
 from bench.model.layers import discover_layers
 from bench.registry import METHODS
 
@@ -60,10 +60,8 @@ def _setup(cfg_dict: dict, task) -> None:
 def frozen_prefix(model, layers) -> list:
     """The modules the suite's prefix cache stands in for (the embeddings and the frozen blocks
     below the lowest trained one), or none where it does not apply."""
-    k, embedding = cache_plan(model, layers)
-    if k is None:
-        return []
-    return [model.get_submodule(embedding), *model.get_submodule(layers.block_prefix)[:k]]
+    k, _ = cache_plan(model, layers)
+    return [] if k is None else frozen_modules(model, layers, trained_blocks=range(k, layers.n_blocks))
 
 
 def _shared(state: dict) -> dict:

@@ -16,10 +16,10 @@ from torch import nn
 from bench.model.layers import LayerMap
 
 
-def frozen_modules(model: nn.Module, layers: LayerMap, trained_blocks: list[int]) -> list[nn.Module]:
+def frozen_modules(model: nn.Module, layers: LayerMap, trained_blocks) -> list[nn.Module]:
     """Every block that does not train, and the embedding stage where it is one module."""
-    blocks = model.get_submodule(layers.block_prefix)
-    frozen = [blocks[b] for b in range(layers.n_blocks) if b not in set(trained_blocks)]
+    blocks, trained = model.get_submodule(layers.block_prefix), set(trained_blocks)
+    frozen = [blocks[b] for b in range(layers.n_blocks) if b not in trained]
     stage = layers.embedding_stage()
     return ([model.get_submodule(stage)] if stage else []) + frozen
 

@@ -32,10 +32,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.config import SETTING_DEFAULTS
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import Cell, load_grid
-from bench.protocol.patience_twins import ALSO_CHANGED, reproduced_note, shorter_twins
+from bench.protocol.patience_twins import also_changed, reproduced_note, shorter_twins
 from bench.protocol.runner import run_cells
 from bench.protocol.study import finals_of, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
@@ -89,10 +88,8 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
         )
         entry = cells.setdefault(cell_key(long), (label, [], set()))
         entry[1].append((short["metric"], long["metric"]))
-        for key in ALSO_CHANGED:
-            before, after = ({**SETTING_DEFAULTS, **run["config"]}[key] for run in (short, long))
-            if before != after:
-                entry[2].add(f"{key} {before:g} -> {after:g}" if key == "lr" else f"{key} {before} -> {after}")
+        for key, (before, after) in also_changed(short, long).items():
+            entry[2].add(f"{key} {before:g} -> {after:g}" if key == "lr" else f"{key} {before} -> {after}")
     rows = []
     for label, values, changed in cells.values():
         before = seed_interval([a for a, _ in values])
@@ -204,15 +201,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _against_stored(reported: list[Cell], out: Path, patience: int) -> int:
-    longest = min(c.config.patience for c in reported) if reported else None
-    if not reported or patience >= longest:
-        raise BenchError(f"--from-patience {patience}: the reported runs' patience is {longest}, not longer")
-    finals = finals_of(out / "runs", [c.run_id for c in reported])
-    long = [{**finals[c.run_id], "run_id": c.run_id} for c in reported if c.run_id in finals]
-    stored = [
-        {**json.loads(p.read_text()), "run_id": p.parent.name} for p in sorted((out / "runs").glob("*/final.json"))
-    ]
-    pairs = shorter_twins(long, stored, patience)
+    current = min(c.config.patience for c in reported) if reported else None
+    if not reported or patience >= current:
+        raise BenchError(f"--from-patience {patience}: the reported runs' patience is {current}, not longer")
+    stored = {
+        p.parent.name: {**json.loads(p.read_text()), "run_id": p.parent.name}
+        for p in (out / "runs").glob("*/final.json")
+    }
+    long = [stored[c.run_id] for c in reported if c.run_id in stored]
+    pairs = shorter_twins(long, sorted(stored.values(), key=lambda f: f["run_id"]), patience)
     if not pairs:
         raise BenchError(f"{out}: no reported run has a stored twin at patience {patience}")
     missing = len(reported) - len(pairs)
@@ -221,7 +218,7 @@ def _against_stored(reported: list[Cell], out: Path, patience: int) -> int:
         notes.append(
             f"{missing} of {len(reported)} reported runs have no twin at patience {patience} stored (or have not run)."
         )
-    return _write(out, pairs, min(c.config.min_delta for c in reported), (patience, longest), "\n".join(notes))
+    return _write(out, pairs, min(c.config.min_delta for c in reported), (patience, current), "\n".join(notes))
 
 
 def _write(out: Path, pairs: list, min_delta: float, patience: tuple[int, int], note: str) -> int:

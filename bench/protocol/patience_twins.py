@@ -17,6 +17,13 @@ RETUNED = {"patience", "rounds", "lr", "frozen_mode"}
 ALSO_CHANGED = ("lr", "frozen_mode")
 
 
+def also_changed(short: dict, long: dict) -> dict[str, tuple]:
+    """What the re-run changed besides the stopping rule: setting -> (twin's, re-run's); a stored
+    config that predates a setting (frozen_mode) has its default."""
+    before, after = ({**SETTING_DEFAULTS, **run["config"]} for run in (short, long))
+    return {k: (before[k], after[k]) for k in ALSO_CHANGED if before[k] != after[k]}
+
+
 def _twin_key(final: dict) -> tuple:
     cfg = {k: v for k, v in final["config"].items() if k not in RETUNED}
     return cell_key({"config": cfg}), cfg.get("seed")
@@ -61,14 +68,10 @@ def reproduced_note(pairs: list[tuple[dict, dict]], runs: Path) -> str:
     too (a cached layerskip run's frozen part ran in eval mode under either frozen_mode). A run
     continued from its twin's checkpoint (bench.protocol.extend) copies those rounds: counted apart."""
 
-    def settings(run: dict) -> tuple:
-        cfg = {**SETTING_DEFAULTS, **run["config"]}  # a stored config predates frozen_mode: its default
-        return tuple(cfg[k] for k in ALSO_CHANGED)
-
     continued = [b["run_id"] for a, b in pairs if (b.get("extended_from") or {}).get("run_id") == a["run_id"]]
     pairs = [(a, b) for a, b in pairs if b["run_id"] not in continued]
-    alike = [(a, b) for a, b in pairs if settings(a) == settings(b)]
-    other = [(a, b) for a, b in pairs if settings(a) != settings(b)]
+    alike = [(a, b) for a, b in pairs if not also_changed(a, b)]
+    other = [(a, b) for a, b in pairs if also_changed(a, b)]
     same = {b["run_id"] for a, b in pairs if same_start(runs / a["run_id"], runs / b["run_id"])}
     differ = sorted({b["run_id"] for _, b in alike} - same)
     parts = [

@@ -48,6 +48,7 @@ SUMMARY_COLUMNS = [
 
 def summary_row(run: dict) -> dict:
     cfg = run["config"]
+    full = {**SETTING_DEFAULTS, **cfg}  # a stored config that predates a setting has its default
     part = cfg["partition"]
     alpha = float(part.split(":")[1]) if ":" in part else None
     row = {
@@ -64,8 +65,8 @@ def summary_row(run: dict) -> dict:
         "status": run.get("status", "failed"),
         "run_id": run["run_id"],
         "blocks": " ".join(map(str, (run.get("method_info") or {}).get("blocks", []))),
-        "lora_rank": {**SETTING_DEFAULTS, **cfg}["lora_rank"] if cfg["method"] == "lora" else None,
-        "frozen_mode": {**SETTING_DEFAULTS, **cfg}["frozen_mode"] if cfg["method"] == "layerskip" else None,
+        "lora_rank": full["lora_rank"] if cfg["method"] == "lora" else None,
+        "frozen_mode": full["frozen_mode"] if cfg["method"] == "layerskip" else None,
         "role": run.get("role", "reported"),
     }
     for key in (
