@@ -166,3 +166,9 @@ def test_repeats_interleave_the_sides_and_report_medians(monkeypatch):
         found["a"]["wall_s"] == 20.0 and found["a"]["wall_s_range"] == [10.0, 30.0] and len(found["a"]["repeats"]) == 3
     )
     assert found["b"]["wall_s"] == 6.0 and found["b"]["peak_pss_mb"] == 100.0
+
+    calls.clear()  # --once b: b runs in the first repeat only, its figure that run's
+    found = compare._compare(
+        "A", None, Namespace(sides="a,b", suite_only=False, repeats=3, once="b", train_subsample=None)
+    )
+    assert calls == ["a", "b", "a", "a"] and found["b"]["wall_s"] == 5.0 and len(found["b"]["repeats"]) == 1

@@ -9,9 +9,10 @@ engine on the very sentences the suite's clients train on (bench/compare/flower_
 Flower's own environment), one at a time, and prints wall time, peak summed PSS of each
 process tree and the test F1, with the ratios. With `--repeats N` each workload's sides run N
 times, interleaved (the order reversed every other time, so no side always runs first or
-last); each side reports the median wall time and peak memory, every run under `repeats`, and
-the wall times' range. Writes OUT/flower.json (the full workloads) or OUT/flower-<variant>.json
-(fewer sentences, other workloads or sides, repeats, or another suite execution).
+last; `--once` names sides that run only the first time, as context); each side reports the
+median wall time and peak memory, every run under `repeats`, and the wall times' range. Writes
+OUT/flower.json (the full workloads, every side, at any --repeats) or OUT/flower-<variant>.json
+(fewer sentences, other workloads or sides, or another suite execution).
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ def _parser() -> OneLineArgumentParser:
     parser.add_argument("--workloads", default="A,B,C")
     parser.add_argument("--sides", default=",".join(SIDES), help=f"which of {', '.join(SIDES)} to run, in order")
     parser.add_argument("--repeats", type=int, default=1, help="run every side N times, interleaved; report medians")
+    parser.add_argument(
+        "--once",
+        default="",
+        help="sides that run once however many --repeats the others get (context, not the targets)",
+    )
     parser.add_argument("--train-subsample", type=int, default=None, help="fewer training sentences, for a quick check")
     parser.add_argument(
         "--suite-workers", type=int, default=None, help="the suite with --workers N instead of its default"
@@ -101,6 +107,8 @@ def _workload_names(args) -> list[str]:
         raise BenchError(f"--sides: unknown {', '.join(unknown)} (known: {', '.join(SIDES)})")
     if args.repeats < 1:
         raise BenchError(f"--repeats {args.repeats}: must be at least 1")
+    if unknown := [s for s in _once(args) if s not in _sides(args)]:
+        raise BenchError(f"--once: {', '.join(unknown)} not among the sides run ({', '.join(_sides(args))})")
     if any(SIDES[s][1] for s in _sides(args)) and not Path(args.flower_python).is_file():
         raise BenchError(f"--flower-python {args.flower_python}: not found (make compare-flower builds it)")
     return names
@@ -109,6 +117,11 @@ def _workload_names(args) -> list[str]:
 def _sides(args) -> list[str]:
     """The sides asked for; --suite-only drops Flower's."""
     return [s for s in args.sides.split(",") if not (args.suite_only and SIDES[s][1])]
+
+
+def _once(args) -> list[str]:
+    """Sides run only in the first repeat (context beside the targets, which get every repeat)."""
+    return [s for s in getattr(args, "once", "").split(",") if s]
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -133,6 +146,8 @@ def _compare(name: str, tmp: Path, args) -> dict:
     runs: dict[str, list[dict]] = {side: [] for side in _sides(args)}
     for repeat in range(args.repeats):
         for side in list(runs)[:: -1 if repeat % 2 else 1]:
+            if repeat and side in _once(args):
+                continue
             print(f"workload {name} ({w.title}): {side} ({repeat + 1}/{args.repeats}) ...", flush=True)
             got = SIDES[side][0](w, tmp, args)
             print(f"  {side}: {got['wall_s']} s, {got['peak_pss_mb']:.0f} MB, F1 {got['metric']}", flush=True)
@@ -159,7 +174,7 @@ def _report_name(args, names: list[str]) -> str:
     variant += (f"-workers{args.suite_workers}" if args.suite_workers else "") + (
         "-suite-only" if args.suite_only else ""
     )
-    variant += f"-repeats{args.repeats}" if args.repeats > 1 else ""
+    # repeats are recorded per side (`repeats`, `wall_s_range`), not a variant: the same comparison
     return "flower.json" if default else f"flower-{variant}.json"
 
 
@@ -168,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     names = _workload_names(args)
     tmp = Path(tempfile.mkdtemp(prefix="compare-flower-"))
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()  # measure with nothing else running: this says whether that held
     results = {name: _compare(name, tmp, args) for name in names}
     report = {
@@ -176,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(args.flower_python) if Path(args.flower_python).is_file() else None,
         "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
         "peak_rss_sum_mb the summed RSS, for reference",
+        "repeats": args.repeats,
+        "once": _once(args),
+        "started": started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(table(results))
