@@ -139,7 +139,7 @@ def test_the_flower_task_trains_a_client_exactly_as_the_suite_does(name, sentenc
     assert not all(torch.equal(suite[k], start[k]) for k in suite)  # it trained
 
 
-def test_repeats_interleave_the_sides_and_report_medians(monkeypatch):
+def test_repeats_interleave_the_sides_and_report_medians(monkeypatch, tmp_path):
     """--repeats 3: the sides run a, b / b, a / a, b; each reports the median wall time and
     memory, the range and every run."""
     from argparse import Namespace
@@ -150,6 +150,8 @@ def test_repeats_interleave_the_sides_and_report_medians(monkeypatch):
 
     def side(name):
         def run(w, tmp, args):
+            assert tmp.is_dir() and not (tmp / name).exists()  # a fresh folder per run: nothing to reuse
+            (tmp / name).mkdir()
             calls.append(name)
             return {
                 "wall_s": walls[name][len([c for c in calls if c == name]) - 1],
@@ -160,7 +162,9 @@ def test_repeats_interleave_the_sides_and_report_medians(monkeypatch):
         return run, False
 
     monkeypatch.setattr(compare, "SIDES", {"a": side("a"), "b": side("b")})
-    found = compare._compare("A", None, Namespace(sides="a,b", suite_only=False, repeats=3, train_subsample=None))
+    found = compare._compare(
+        "A", tmp_path / "first", Namespace(sides="a,b", suite_only=False, repeats=3, train_subsample=None)
+    )
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert (
         found["a"]["wall_s"] == 20.0 and found["a"]["wall_s_range"] == [10.0, 30.0] and len(found["a"]["repeats"]) == 3
@@ -169,6 +173,6 @@ def test_repeats_interleave_the_sides_and_report_medians(monkeypatch):
 
     calls.clear()  # --once b: b runs in the first repeat only, its figure that run's
     found = compare._compare(
-        "A", None, Namespace(sides="a,b", suite_only=False, repeats=3, once="b", train_subsample=None)
+        "A", tmp_path / "second", Namespace(sides="a,b", suite_only=False, repeats=3, once="b", train_subsample=None)
     )
     assert calls == ["a", "b", "a", "a"] and found["b"]["wall_s"] == 5.0 and len(found["b"]["repeats"]) == 1

@@ -149,7 +149,9 @@ def _compare(name: str, tmp: Path, args) -> dict:
             if repeat and side in _once(args):
                 continue
             print(f"workload {name} ({w.title}): {side} ({repeat + 1}/{args.repeats}) ...", flush=True)
-            got = SIDES[side][0](w, tmp, args)
+            fresh = tmp / f"repeat{repeat + 1}"  # each run starts cold: no finished run, no cache to reuse
+            fresh.mkdir(parents=True, exist_ok=True)
+            got = SIDES[side][0](w, fresh, args)
             print(f"  {side}: {got['wall_s']} s, {got['peak_pss_mb']:.0f} MB, F1 {got['metric']}", flush=True)
             runs[side].append(got)
     found: dict = {side: median_of(got) for side, got in runs.items()}
@@ -185,7 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="compare-flower-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()  # measure with nothing else running: this says whether that held
-    results = {name: _compare(name, tmp, args) for name in names}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = _report_name(args, names)
+    partial = out / f"{name}.partial"  # what is measured so far, if a long sitting is cut short
+    results = {}
+    for workload in names:
+        results[workload] = _compare(workload, tmp, args)
+        partial.write_text(json.dumps({"workloads": results, "started": started}, indent=2) + "\n")
     report = {
         "workloads": results,
         "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
@@ -198,10 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(table(results))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = _report_name(args, names)
     (out / name).write_text(json.dumps(report, indent=2) + "\n")
+    partial.unlink()
     print(f"wrote {out / name}")
     return 0
 

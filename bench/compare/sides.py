@@ -131,6 +131,8 @@ def _own_env(cache: Path) -> dict:
 
 def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None = None, label: str = "suite") -> dict:
     out, env = tmp / f"{label}-{w.name}", _own_env(tmp / f"cache-{label}-{w.name}")
+    if out.exists():  # bench.run would skip a finished run: a measurement of nothing
+        raise BenchError(f"workload {w.name}: {out} exists; each measured run needs a fresh folder")
     cmd = suite_command(w, out, subsample, workers)
     measured = _measured(w, "suite", cmd, env, tmp / f"{label}-{w.name}.log", out / "final.json")
     final = json.loads((out / "final.json").read_text())
