@@ -176,3 +176,30 @@ def test_repeats_interleave_the_sides_and_report_medians(monkeypatch, tmp_path):
         "A", tmp_path / "second", Namespace(sides="a,b", suite_only=False, repeats=3, once="b", train_subsample=None)
     )
     assert calls == ["a", "b", "a", "a"] and found["b"]["wall_s"] == 5.0 and len(found["b"]["repeats"]) == 1
+
+
+def test_targets_read_their_verdicts_off_the_results():
+    """Each target's figure is the ratio of the sides it names; a target holds or not on the
+    measured figure, and a target whose sides did not run is left out."""
+    from bench.compare.targets import verdicts
+
+    def side(wall, pss, f1):
+        return {"wall_s": wall, "peak_pss_mb": pss, "metric": f1}
+
+    results = {
+        "A": {"suite": side(100, 1000, 0.66), "floor": side(95, 1200, 0.66), "flower_equal": side(99, 2100, 0.655)},
+        "B": {"suite": side(100, 1000, 0.50), "floor": side(80, 900, 0.5), "flower_equal": side(120, 1900, 0.29)},
+        "C": {"suite": side(100, 2001, 0.70), "flower_equal": side(131, 2500, 0.70)},
+    }
+    got = {(what, name): (x, ok) for what, name, x, ok in verdicts(results)}
+    assert got[("suite wall time / floor's <= 1.10", "A")] == ("1.05", True)
+    assert got[("suite wall time / floor's <= 1.10", "B")] == ("1.25", False)
+    assert got[("Flower (num_cpus 1) wall time / suite's >= 1.0", "A")] == ("0.99", False)
+    assert got[("Flower (num_cpus 1) wall time / suite's >= 1.3 (the frozen-prefix cache)", "C")] == ("1.31", True)
+    assert got[("suite peak PSS / Flower's (num_cpus 1) <= 0.5", "A")] == ("0.48", True)
+    assert got[("suite peak PSS / Flower's (num_cpus 1) <= 0.5", "B")] == ("0.53", False)
+    assert got[("suite peak PSS <= 2000 MB", "C")] == ("2001", False)
+    assert got[("test F1, suite - Flower (num_cpus 1), within 1 point", "A")] == ("+0.0050", True)
+    assert got[("test F1, suite - Flower (num_cpus 1), within 1 point", "B")] == ("+0.2100", False)
+    assert got[("test F1 above 0.3 on both sides (B learns)", "B")] == ("0.290", False)
+    assert not any(name == "C" and "floor" in what for what, name in got)  # C ran no floor

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bench.compare.perf import machine
 from bench.compare.sides import SIDES
+from bench.compare.targets import targets_table, verdicts
 from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, TASK, WORKLOADS
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 
@@ -201,12 +202,16 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(args.flower_python) if Path(args.flower_python).is_file() else None,
         "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
         "peak_rss_sum_mb the summed RSS, for reference",
+        "targets": [
+            {"target": what, "workload": name, "measured": x, "holds": ok} for what, name, x, ok in verdicts(results)
+        ],
         "repeats": args.repeats,
         "once": _once(args),
         "started": started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(table(results))
+    print(targets_table(results))
     (out / name).write_text(json.dumps(report, indent=2) + "\n")
     partial.unlink()
     print(f"wrote {out / name}")
