@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
         "peak_rss_sum_mb the summed RSS, for reference",
         "targets": [
-            {"target": what, "workload": name, "measured": x, "holds": ok} for what, name, x, ok in verdicts(results)
+            {"target": what, "workload": workload, "measured": x, "holds": ok}
+            for what, workload, x, ok in verdicts(results)
         ],
         "repeats": args.repeats,
         "once": _once(args),
