@@ -159,8 +159,7 @@ def test_the_bootstrap_unit_is_the_largest_the_release_records():
     sentences = [Ex(doc_id=d) for d in ["r1", "r1", "r2"]]
     assert bootstrap_groups(sentences) == {"unit": "document", "groups": [0, 0, 1]}
     one_file = [Ex(doc_id="test-0") for _ in range(5)]  # CoNLL without -DOCSTART-: one "document"
-    assert bootstrap_groups(one_file, test_block=2) == {"unit": "block of 2", "groups": [0, 0, 1, 1, 2]}
-    assert bootstrap_groups(one_file)["unit"] == "example"
+    assert bootstrap_groups(one_file) == {"unit": "example", "groups": [0, 1, 2, 3, 4]}
 
 
 def test_the_patience_check_flags_a_cell_whose_mean_moves_beyond_its_seed_half_width():

@@ -22,9 +22,6 @@ class TaskSpec:
     synth_subdir: str | None  # None: no synthetic corpus
     bundled: Path | None = None
     split_rule: str = ""  # how the release's files become train / validation / test, for error messages
-    # where the release marks no documents: resample the test items in contiguous blocks of this
-    # many for the bootstrap (sentences of one abstract are neighbours); 0: each item alone
-    test_block: int = 0
 
 
 class TaskRegistry(Registry[TaskSpec]):
@@ -72,10 +69,9 @@ def register_task(
     synth_subdir: str | None,
     bundled: Path | None = None,
     split_rule: str = "",
-    test_block: int = 0,
 ):
     def decorator(load: Callable[..., TaskData]) -> Callable[..., TaskData]:
-        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir, bundled, split_rule, test_block))
+        TASKS.register(name)(TaskSpec(name, kind, load, synth_subdir, bundled, split_rule))
         return load
 
     return decorator

@@ -93,7 +93,7 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
         partition=describe_parts(data, parts, cfg.partition, cfg.seed),
         encoding=encoding_summary(splits),
         train_units=train_units(data.splits["train"], splits["train"]),
-        test_groups=bootstrap_groups(data.splits["test"], TASKS.get(cfg.task).test_block),
+        test_groups=bootstrap_groups(data.splits["test"]),
     )
 
 

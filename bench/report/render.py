@@ -83,7 +83,7 @@ NOTES = (
     "is given (one degree of freedom). Each method runs at the lr its tuning seed chose, so Δ compares methods "
     "as tuned, selection included. 'test only': a paired bootstrap "
     "over the test set with the trained models held fixed (test sampling only, narrower by construction), "
-    "resampling whole documents, patients or contiguous blocks where the task records them "
+    "resampling whole documents or patients where the task records them "
     "(main.csv's `bootstrap_unit`). "
     f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
     f"'to {MATCHED_SHARE:.0%}': rounds and bytes (up + down) until the validation metric first reached the "

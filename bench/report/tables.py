@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
-from bench.data import TASKS
-from bench.data.bootstrap_units import blocks
+from bench.data.bootstrap_units import shipped_test_groups
 from bench.engine.convergence import convergence
 from bench.report.matched import matched_columns
 from bench.report.stats import paired_bootstrap, seed_interval, seed_paired_interval
@@ -68,14 +67,18 @@ def _by_seed(runs: list[dict]) -> dict[int, dict]:
 
 
 def resampled(runs: list[dict]) -> dict | None:
-    """What the test bootstrap resamples for these runs: the groups stored with them (documents,
-    patients, blocks; all alike), else contiguous blocks where the task names a size (runs stored
-    before groups were), else None (each item)."""
+    """What the test bootstrap resamples for these runs: for runs on a shipped corpus, the groups
+    its files record now (NCBI's abstracts, mapped after its early runs were stored); else the
+    groups stored with the runs (documents, patients; all alike); else None (each item)."""
+    n = len(runs[0]["test_items"][0])
+    if all(r["config"].get("data_dir") is None for r in runs):
+        shipped = shipped_test_groups(runs[0]["task"])
+        if shipped is not None and len(shipped["groups"]) == n:
+            return shipped
     stored = [r.get("test_groups") for r in runs]
     if all(stored) and all(s == stored[0] for s in stored):
         return stored[0]
-    block = TASKS.get(runs[0]["task"]).test_block if runs[0].get("task") in TASKS else 0
-    return blocks(len(runs[0]["test_items"][0]), block) if block > 1 else None
+    return None
 
 
 def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None) -> dict | None:
