@@ -78,6 +78,16 @@ def test_the_headline_names_the_smallest_k_whose_whole_interval_is_within_2_poin
     assert "from 100.0 kB to 400.0 kB: lora r2 (0.650)" in text and "from 30.0 MB and more: layerskip top:4" in text
 
 
+def test_a_label_skew_set_reads_the_tasks_centralized_row():
+    """Centralized pools the data, so it runs once (iid); the skew set (issue 25's knee under
+    Dirichlet) asks its question against that row."""
+    skew = [dict(r, partition="dirichlet:0.5") for r in _table() if r["method"] != "centralized"]
+    sets = frontier.frontier_sets(_table() + skew)
+    assert [s["partition"] for s in sets] == ["dirichlet:0.5", "iid"]
+    assert sets[0]["central"] is sets[1]["central"] and sets[0]["central"]["method"] == "centralized"
+    assert frontier.frontier_sets(skew) == []  # no centralized anywhere: no question to ask
+
+
 def test_the_smallest_passing_k_is_the_answer_and_a_larger_k_that_fails_is_named():
     table = _table()
     rows = {r["method"]: r for r in table}

@@ -27,15 +27,19 @@ def family(row: dict) -> tuple[str, int | None]:
 
 
 def frontier_sets(table: list[dict]) -> list[dict]:
-    """One set per task x partition (no DP) that asks the question: its centralized row, its
-    FedAvg row (or None) and its communicating configurations."""
+    """One set per task x partition (no DP) that asks the question: its centralized row (the
+    task's, where the partition has none), its FedAvg row (or None) and its communicating
+    configurations."""
     contexts: dict[tuple, list[dict]] = {}
     for row in table:
         if row["epsilon"] is None:
             contexts.setdefault((row["task"], row["partition"]), []).append(row)
+    # centralized pools every client's data, so its partition is nominal: a label-skew set
+    # without a centralized row of its own reads the task's (as the main table's Δ does)
+    pooled = {task: r for (task, _), rows in contexts.items() for r in rows if family(r)[0] == "centralized"}
     found = []
     for (task, partition), rows in sorted(contexts.items()):
-        central = [r for r in rows if family(r)[0] == "centralized"]
+        central = [r for r in rows if family(r)[0] == "centralized"] or ([pooled[task]] if task in pooled else [])
         configs = [
             r for r in rows if r["communicates"] and r["bytes_to_best"] and family(r)[0] not in ("centralized", "local")
         ]
