@@ -33,6 +33,8 @@ def abstract_ids() -> dict[str, list[str]]:
 
 def same_release(root: Path) -> bool:
     """Whether the CoNLL files in `root` hold the shipped text (gzipped or not)."""
+    if root.resolve() == SHIPPED:  # the usual case: nothing to compare
+        return True
     for name in conll.SPLIT_FILES.values():
         mine, shipped = conll.split_file(root, name), conll.split_file(SHIPPED, name)
         if mine is None or shipped is None or read_text(mine) != read_text(shipped):
