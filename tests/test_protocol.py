@@ -67,6 +67,16 @@ def test_the_plateau_is_measured_from_the_untrained_score():
     assert stalled([0.2, 0.2, 0.2, 0.2], 3, 0.005) is False  # without it, round 1 is the start
 
 
+def test_falling_below_the_untrained_score_is_still_the_starting_plateau():
+    """NCBI's untrained model scores F1 0.012; a model that has learned to predict only `O`
+    scores 0 for a while before it finds entities: slow to start, not stalled (a top:2 sweep
+    point was stopped at round 6 by the two-sided test this replaces)."""
+    assert stalled([0.0] * 6, 5, 0.005, start=0.012) is False
+    assert stalled([0.0] * 14, 5, 0.005, start=0.012) is False
+    assert stalled([0.0] * 15, 5, 0.005, start=0.012) is True  # FLAT_LIMIT rounds: dead
+    assert stalled([0.0, 0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3], 5, 0.005, start=0.012) is True  # left it, then stalled
+
+
 def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp_path, monkeypatch):
     """Validation peaks in round 2 (scripted), then stalls: the run stops after round 4 and
     reports round 2's state, whose test score differs from the last state's."""
