@@ -219,3 +219,25 @@ def test_secure_rng_noise_is_not_the_seeds(tiny_corpus, tmp_path, level):
     assert f1["secure_rng"] is True and f2["secure_rng"] is True
     assert any(not torch.equal(s1[k], s2[k]) for k in s1)  # the noise differs
     assert all(torch.equal(p1[k], p2[k]) for k in p1)  # seeded: the same noise
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
+def test_an_attacker_holding_the_seed_strips_seeded_noise_only(secure):
+    """The attack --secure-rng exists for: someone with a stored run's config (its seed) and the
+    released model regenerates the client-level DP noise as the server drew it and subtracts it.
+    Seeded: what is left is the noiseless mean, to float rounding. Secure: the regenerated noise
+    is unrelated to the noise added, so subtracting it adds noise instead of removing it (residual
+    std about sqrt(2) x the noise's 0.25, against 0 when stripped)."""
+    from bench.federation.privacy import noisy_mean
+
+    size, clients, seed = 20_000, 4, 7
+    plan = DpPlan("client", 1.0, 1.0, 1e-5, None, "client", secure)
+    released = noisy_mean({"w": torch.zeros(size)}, {"w": torch.full((size,), 0.3)}, plan, clients, seed)["w"]
+    regenerated = torch.normal(
+        0.0, 1.0 * 1.0 / clients, size=(size,), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    ).float()
+    residual = released - regenerated - 0.3 / clients
+    if secure:
+        assert 0.3 < float(residual.std()) < 0.4
+    else:
+        assert float(residual.abs().max()) < 1e-6

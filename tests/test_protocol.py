@@ -184,7 +184,7 @@ def _i2b2_folder(source: Path, folder: Path, shuffle_test: bool) -> Path:
 
 
 def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
-    """Acceptance of the protocol: the chosen lr, best rounds and auto:K blocks are the same with
+    """Acceptance of the protocol: the chosen lr, best rounds, stopping rounds and auto:K blocks are the same with
     clean and with shuffled test labels, while the test scores themselves differ. Test is scored
     every round (test_every 1), so a choice that read the rounds' test scores would show."""
     outcomes = {}
@@ -227,6 +227,7 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
         outcomes[shuffled] = {
             "tuning": tuned,
             "best_rounds": {k: f["best_round"] for k, f in finals.items()},
+            "rounds_run": {k: f["rounds_run"] for k, f in finals.items()},  # where early stopping fired
             "blocks": {k: f["method_info"].get("blocks") for k, f in finals.items()},
             "test": {k: f["metric"] for k, f in finals.items()},
             "round_tests": [
@@ -238,6 +239,7 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     clean, shuffled = outcomes[False], outcomes[True]
     assert clean["tuning"] == shuffled["tuning"]
     assert clean["best_rounds"] == shuffled["best_rounds"]
+    assert clean["rounds_run"] == shuffled["rounds_run"]
     assert clean["blocks"] == shuffled["blocks"] and clean["blocks"][("layerskip", 2e-3)] is not None
     assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), (
         "choices among real scores"

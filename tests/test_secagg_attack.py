@@ -7,6 +7,11 @@ dropped), and it tries to open the relayed shares as if they were plaintext, kee
 reconstructs consistently. Then, for every client whose masked vector it holds, it strips
 every mask it can compute and correlates what is left with the true update.
 
+Both graphs are attacked: the complete one (8 clients, everyone a neighbour) and SecAgg+'s sparse
+one at its default degree (20 clients, 10 neighbours each, threshold 6), where each client's
+vector carries pair masks with its neighbours only; the attacker reads the graph from who relays
+shares to whom.
+
 Mutation check (done, and repeated here as the parametrised positive controls): with the self
 masks removed the late client's update is recovered; with the pairwise masks removed every
 survivor's is; with the shares sent unsealed every client's is. So this test fails if any of
@@ -38,16 +43,27 @@ from bench.federation.secagg_math import SHARE_BYTES, Quantiser, prg, reconstruc
 from bench.federation.secagg_network import secure_sum
 from bench.federation.secagg_transcript import KINDS, read_transcript, unpack_vector
 
-N, DIM, THRESHOLD, BITS = 8, 4000, 4, 32
-LATE, DROPPED = {5}, {6}
+DIM, BITS = 4000, 32
 
 
-def _consistent(shares: dict[int, int]) -> int | None:
+class Graph:
+    """One round's shape: n clients, each with `degree` neighbours, `threshold` shares to open a
+    secret; `late` deliver after the deadline, `dropped` never deliver."""
+
+    def __init__(self, n: int, degree: int, threshold: int, late: set[int], dropped: set[int]):
+        self.n, self.degree, self.threshold, self.late, self.dropped = n, degree, threshold, late, dropped
+
+
+COMPLETE = Graph(8, 7, 4, {5}, {6})
+SPARSE = Graph(20, 10, 6, {5, 13}, {6, 17})  # SecAgg+'s default degree and threshold at 20 clients
+
+
+def _consistent(shares: dict[int, int], threshold: int) -> int | None:
     """The secret, if two different threshold-sized subsets of the shares agree on it."""
     holders = sorted(shares)
-    if len(holders) <= THRESHOLD:
+    if len(holders) <= threshold:
         return None
-    subsets = list(itertools.islice(itertools.combinations(holders, THRESHOLD), 2))
+    subsets = list(itertools.islice(itertools.combinations(holders, threshold), 2))
     values = {reconstruct({h: shares[h] for h in subset}) for subset in subsets}
     return values.pop() if len(values) == 1 else None
 
@@ -57,12 +73,17 @@ def _signed(values: np.ndarray) -> np.ndarray:
     return np.where(signed >= 2 ** (BITS - 1), signed - 2**BITS, signed).astype(np.float64)
 
 
-def attack(messages: list[dict], colluders: dict | None = None) -> dict[int, np.ndarray]:
+def attack(messages: list[dict], threshold: int, colluders: dict | None = None) -> dict[int, np.ndarray]:
     """Client -> the attacker's best guess of its quantised update, from the server's view, and
     with `colluders` (client -> its ClientParty) also every secret those clients hold."""
     publics = {
         m["sender"]: m["payload"] for m in messages if m["kind"] == "public_key" and m["direction"] == "to_server"
     }
+    linked: dict[int, set[int]] = {}  # the graph, as the server relays it: who sends shares to whom
+    for m in messages:
+        if m["kind"] == "encrypted_share" and m["direction"] == "to_server":
+            linked.setdefault(m["sender"], set()).add(m["receiver"])
+            linked.setdefault(m["receiver"], set()).add(m["sender"])
     vectors = {m["sender"]: unpack_vector(m["payload"], BITS) for m in messages if m["kind"] == "masked_vector"}
     self_seeds, s_keys = {}, {}
     answered: dict[int, dict[int, int]] = {}
@@ -82,7 +103,7 @@ def attack(messages: list[dict], colluders: dict | None = None) -> dict[int, np.
             pair = (int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big"))
             opened.setdefault(owner, {})[k] = pair
     for owner, shares in opened.items():  # enough colluders rebuild a key (checked against its public half) and a seed
-        if len(shares) < THRESHOLD:
+        if len(shares) < threshold:
             continue
         key = reconstruct({h: s[0] for h, s in shares.items()})
         raw = key.to_bytes(KEY_BYTES, "big") if key < 2 ** (8 * KEY_BYTES) else None
@@ -102,8 +123,8 @@ def attack(messages: list[dict], colluders: dict | None = None) -> dict[int, np.
                 int.from_bytes(raw[SHARE_BYTES:], "big"),
             )
     for owner, shares in opened.items():
-        key = _consistent({h: s[0] for h, s in shares.items()})
-        seed = _consistent({h: s[1] for h, s in shares.items()})
+        key = _consistent({h: s[0] for h, s in shares.items()}, threshold)
+        seed = _consistent({h: s[1] for h, s in shares.items()}, threshold)
         if key is not None and key < 2 ** (8 * KEY_BYTES):
             s_keys.setdefault(owner, key.to_bytes(KEY_BYTES, "big"))
         if seed is not None and seed < 2 ** (8 * KEY_BYTES):
@@ -112,8 +133,8 @@ def attack(messages: list[dict], colluders: dict | None = None) -> dict[int, np.
     for c, y in vectors.items():
         own = prg(self_seeds[c], len(y), BITS) if c in self_seeds else np.zeros(len(y), dtype=np.uint64)
         pairs = np.zeros(len(y), dtype=np.uint64)
-        for p in publics:
-            if p == c or not (c in s_keys or p in s_keys):
+        for p in linked.get(c, ()):
+            if not (c in s_keys or p in s_keys):
                 continue
             seed = (
                 pair_seed_from_private(s_keys[c], publics[p][KEY_BYTES:], 1)
@@ -128,7 +149,7 @@ def attack(messages: list[dict], colluders: dict | None = None) -> dict[int, np.
     return guesses
 
 
-def _round(tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = frozenset()):
+def _round(tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = frozenset(), graph: Graph = COMPLETE):
     if mutation == "no_self_mask":
         monkeypatch.setattr(ClientKit, "self_mask", lambda self, length: np.zeros(length, dtype=np.uint64))
     if mutation == "no_pair_masks":
@@ -136,10 +157,11 @@ def _round(tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = fr
     if mutation == "no_encryption":
         monkeypatch.setattr(secagg_client, "seal", lambda key, plain, header: plain)
         monkeypatch.setattr(secagg_client, "unseal", lambda key, sealed, header: sealed)
+    n, late, dropped = graph.n, graph.late, graph.dropped
     rng = np.random.default_rng(11)
-    updates = {c: rng.normal(0, 0.05, DIM) for c in range(N)}
-    weights = {c: 10.0 for c in range(N)}
-    quantiser = Quantiser(clip=1.0, total_weight=10.0 * N, bits=BITS)
+    updates = {c: rng.normal(0, 0.05, DIM) for c in range(n)}
+    weights = {c: 10.0 for c in range(n)}
+    quantiser = Quantiser(clip=1.0, total_weight=10.0 * n, bits=BITS)
     path = tmp_path / "transcript.jsonl"
     made: list[ClientParties] = []  # the clients' side of the round, for the colluders' secrets
 
@@ -150,41 +172,52 @@ def _round(tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = fr
 
     monkeypatch.setattr(secagg_network, "ClientParties", Recorded)
     total, _, _ = secure_sum(
-        updates, weights, quantiser, 1, 0, N - 1, THRESHOLD, drop_after_masking=DROPPED, late=LATE, transcript=str(path)
+        updates,
+        weights,
+        quantiser,
+        1,
+        0,
+        graph.degree,
+        graph.threshold,
+        drop_after_masking=dropped,
+        late=late,
+        transcript=str(path),
     )
-    summed = sum(weights[c] * updates[c] for c in range(N) if c not in LATE | DROPPED)
+    summed = sum(weights[c] * updates[c] for c in range(n) if c not in late | dropped)
     if mutation is None:  # the protocol works (a mutation may break the sum: the attack is what it checks)
-        assert np.max(np.abs(total - summed)) <= N / quantiser.scale
-    truth = {c: np.round(updates[c] * weights[c] * quantiser.scale) for c in range(N)}
+        assert np.max(np.abs(total - summed)) <= n / quantiser.scale
+    truth = {c: np.round(updates[c] * weights[c] * quantiser.scale) for c in range(n)}
     colluders = {k: made[0].parties[k] for k in colluding}
-    return attack(read_transcript(path), colluders), truth
+    return attack(read_transcript(path), graph.threshold, colluders), truth
 
 
 def _recovered(guesses, truth) -> list[int]:
     return [c for c, g in guesses.items() if abs(np.corrcoef(g, truth[c])[0, 1]) > 0.99]
 
 
-def test_the_server_view_reveals_no_single_update(tmp_path, monkeypatch):
+@pytest.mark.parametrize("graph", [COMPLETE, SPARSE], ids=["complete", "sparse"])
+def test_the_server_view_reveals_no_single_update(tmp_path, monkeypatch, graph):
     """Every masked vector the server holds, stripped of every mask it can compute, is
     uncorrelated with that client's update (|r| < 0.1 over 4,000 values: chance gives ~0.016)."""
-    guesses, truth = _round(tmp_path, monkeypatch, None)
-    assert set(guesses) == set(range(N)) - DROPPED  # the late vector arrived, and was attacked too
+    guesses, truth = _round(tmp_path, monkeypatch, None, graph=graph)
+    assert set(guesses) == set(range(graph.n)) - graph.dropped  # the late vectors arrived, and were attacked too
     correlations = {c: abs(np.corrcoef(g, truth[c])[0, 1]) for c, g in guesses.items()}
     assert max(correlations.values()) < 0.1, correlations
 
 
-@pytest.mark.parametrize(
-    "mutation, exposed",
-    [
-        ("no_self_mask", LATE),
-        ("no_pair_masks", set(range(N)) - LATE - DROPPED),
-        ("no_encryption", set(range(N)) - DROPPED),
-    ],
-)
-def test_the_attack_recovers_updates_once_a_protection_is_removed(tmp_path, monkeypatch, mutation, exposed):
+EXPOSED = {  # who the attack must recover once a protection is gone
+    "no_self_mask": lambda g: g.late,
+    "no_pair_masks": lambda g: set(range(g.n)) - g.late - g.dropped,
+    "no_encryption": lambda g: set(range(g.n)) - g.dropped,
+}
+
+
+@pytest.mark.parametrize("graph", [COMPLETE, SPARSE], ids=["complete", "sparse"])
+@pytest.mark.parametrize("mutation", sorted(EXPOSED))
+def test_the_attack_recovers_updates_once_a_protection_is_removed(tmp_path, monkeypatch, mutation, graph):
     """Positive controls: the attack above is strong enough to notice each protection missing."""
-    guesses, truth = _round(tmp_path, monkeypatch, mutation)
-    assert set(_recovered(guesses, truth)) >= exposed
+    guesses, truth = _round(tmp_path, monkeypatch, mutation, graph=graph)
+    assert set(_recovered(guesses, truth)) >= EXPOSED[mutation](graph)
 
 
 def test_fewer_colluding_clients_than_the_threshold_learn_no_honest_update(tmp_path, monkeypatch):
@@ -192,7 +225,7 @@ def test_fewer_colluding_clients_than_the_threshold_learn_no_honest_update(tmp_p
     seeds and every share sealed to them, opened): each honest client's masked vector, stripped of
     every mask they can compute (its pairs with the colluders), stays uncorrelated with its update,
     since its pairs with the other honest clients remain."""
-    colluding = set(range(THRESHOLD - 1))
+    colluding = set(range(COMPLETE.threshold - 1))
     guesses, truth = _round(tmp_path, monkeypatch, None, colluding)
     honest = set(guesses) - colluding
     assert honest == {3, 4, 5, 7}  # the late client's vector is attacked too
@@ -203,7 +236,7 @@ def test_fewer_colluding_clients_than_the_threshold_learn_no_honest_update(tmp_p
 def test_threshold_colluding_clients_recover_every_honest_update(tmp_path, monkeypatch):
     """Positive control for the test above: with threshold colluders the shares they hold rebuild
     each honest client's keys, and the same attack recovers every honest update it holds."""
-    colluding = set(range(THRESHOLD))
+    colluding = set(range(COMPLETE.threshold))
     guesses, truth = _round(tmp_path, monkeypatch, None, colluding)
     assert set(_recovered(guesses, truth)) >= set(guesses) - colluding == {4, 5, 7}
 
@@ -219,7 +252,7 @@ def test_the_transcript_holds_the_five_kinds_and_uniform_unequal_vectors(tmp_pat
     vectors = [unpack_vector(m["payload"], BITS) for m in messages if m["kind"] == "masked_vector"]
     for v in vectors:
         assert chisquare(np.bincount((v >> np.uint64(BITS - 4)).astype(np.int64), minlength=16)).pvalue > 1e-6
-    assert len({v.tobytes() for v in vectors}) == len(vectors) == N - len(DROPPED)
+    assert len({v.tobytes() for v in vectors}) == len(vectors) == COMPLETE.n - len(COMPLETE.dropped)
 
 
 def test_no_server_object_holds_a_client_secret():
