@@ -1,0 +1,78 @@
+"""DP-SGD audited by the attack it exists to stop: membership inference on what the server sees.
+
+A client takes one DP-SGD step with or without a canary in its batch, through the suite's own
+wrapping (`bench.engine.training._private_training`: Opacus per row, the suite's per-unit
+clipping per document or patient), and the attacker, who sees the client's update, projects it
+on the canary's direction. One step of the Gaussian mechanism with noise multiplier sigma lets
+the best such test separate the two worlds by exactly 1/sigma standard deviations (Gaussian DP,
+Dong, Roth and Su 2019), whatever epsilon the accountant reports for it. So the measured
+separation must come out near 1/sigma, not above it (the noise is there, at its stated scale),
+and not far below it (the attack is strong enough to notice if it were not). The positive
+control removes the noise; the attack then separates the worlds completely. With several rows
+of one patient the separation per row adds up: k rows protected row by row are separated by
+k/sigma, as the README warns, and by 1/sigma with `--dp-unit patient`.
+
+The step is SGD, so the update is the noisy gradient itself; the suite's AdamW only
+post-processes it, which DP's guarantee covers.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bench.engine.training import _private_training
+from bench.federation.privacy import DpPlan
+
+DIM, CLIP, TRIALS = 8, 1.0, 400
+CANARY, OTHER = 0, 1  # the canary's rows push along axis 0, the rest of the batch along axis 1
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's hooks; the inputs need no gradient
+
+
+def _update(sigma: float, canary_rows: int, present: bool, unit: str, trial: int) -> float:
+    """The attacker's statistic: the client's update after one step, on the canary's axis."""
+    torch.manual_seed(trial)  # seeded runs draw Opacus's noise from torch's global stream
+    model = nn.Linear(DIM, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    rows = np.arange(canary_rows + 1)
+    units = np.array([0] * canary_rows + [1]) if unit == "patient" else None  # the canary's rows are one patient
+    plan = DpPlan("sample", sigma, CLIP, 1e-5, None, unit)
+    private = _private_training(model, optimizer, plan, rows, units, len(rows), torch.Generator().manual_seed(trial))
+    inputs = torch.zeros(len(rows), DIM)
+    inputs[:canary_rows, CANARY] = 100.0 if present else 0.0  # far above the clip: each row clipped to CLIP
+    inputs[canary_rows:, OTHER] = 100.0
+    private.module(inputs).sum().backward()
+    private.step(batch_rows=rows)
+    private.close()
+    return float(-model.weight.detach()[0, CANARY])
+
+
+def _separation(sigma: float, canary_rows: int, unit: str) -> float:
+    """Mean difference of the statistic between the worlds, in its standard deviations."""
+    inside = np.array([_update(sigma, canary_rows, True, unit, t) for t in range(TRIALS)])
+    outside = np.array([_update(sigma, canary_rows, False, unit, TRIALS + t) for t in range(TRIALS)])
+    spread = np.sqrt((inside.var(ddof=1) + outside.var(ddof=1)) / 2)
+    return float((inside.mean() - outside.mean()) / spread) if spread > 0 else float("inf")
+
+
+@pytest.mark.parametrize("unit", ["row", "patient"])
+def test_one_row_is_separated_by_one_over_sigma_at_most(unit):
+    """sigma 1: the separation's standard error over 400 + 400 trials is about 0.075, so 1.0 is
+    expected, and the bounds sit 4 standard errors away."""
+    assert 0.7 < _separation(1.0, 1, unit) < 1.3
+
+
+def test_without_noise_the_attacker_separates_the_worlds():
+    """Positive control: the same attack on an update without noise."""
+    assert _separation(0.0, 1, "row") > 100
+
+
+def test_a_patient_with_four_rows_is_protected_per_patient_only_when_the_unit_is_the_patient():
+    """Row-level DP clips each of the patient's rows on its own: its four rows move the update by
+    four clips (separation about 4/sigma). Patient-level DP clips the patient's summed
+    gradient: about 1/sigma, what the accountant assumes."""
+    per_row = _separation(1.0, 4, "row")
+    per_patient = _separation(1.0, 4, "patient")
+    assert 3.3 < per_row < 4.7
+    assert 0.7 < per_patient < 1.3
