@@ -72,6 +72,10 @@ def test_the_sweep_runs_on_tune_seed_and_only_its_winners_are_tuning_runs(tiny_c
     assert tuning.tuning_runs(cells, {c.run_id: c for c in cells}) == {c.run_id for c in cells if c.config.seed == 2}
     path.write_text(path.read_text().replace("tune_seed: 2\n", ""))
     assert {p.cell.config.seed for p in tuning.sweep_points(expand(load_grid(str(path))[1]))} == {0}  # the first
+    path.write_text(path.read_text().replace("seeds: [0, 1, 2, 3]", "seeds: [3, 1, 2]"))
+    cells = expand(load_grid(str(path))[1])
+    assert {p.cell.config.seed for p in tuning.sweep_points(cells)} == {3}  # the first as written, not the smallest
+    assert tuning.tuning_seed(cells) == 3
 
 
 @pytest.mark.parametrize(

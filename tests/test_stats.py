@@ -132,6 +132,63 @@ def test_two_seeds_give_an_interval_but_no_verdict():
     assert seed_paired_interval([0.02, 0.021, 0.019])["verdict"] is True
 
 
+def test_no_verdict_on_a_nan_or_on_differences_that_do_not_vary():
+    """A NaN is no evidence, and three identical differences give a zero-width interval that
+    says nothing about how the difference varies between seeds."""
+    nan = seed_paired_interval([0.01, float("nan"), 0.02])
+    assert nan["verdict"] is False and nan["contains_zero"] is True
+    flat = seed_paired_interval([0.004, 0.004, 0.004])
+    assert flat["verdict"] is False
+    assert seed_paired_interval([0.004, 0.005, 0.004])["verdict"] is True
+
+
+def test_non_finite_validation_scores_do_not_decide_stopping_or_labels():
+    """max() over a NaN depends on order and comparisons with it are false: the rounds without a
+    score are left out, so these curves read as the same curves without them."""
+    from bench.engine.convergence import stalled
+
+    nan = float("nan")
+    assert convergence([0.5, 0.6, nan, nan, nan, 0.6, 0.6, 0.6], 0.01, 3, 0.002) == "converged"
+    assert convergence([nan, 0.5, 0.6, 0.6, 0.6, 0.6], 0.01, 3, 0.002) == convergence(
+        [0.5, 0.6, 0.6, 0.6, 0.6], 0.01, 3, 0.002
+    )
+    assert stalled([0.5, 0.6, nan, 0.6, 0.6, 0.6], 3, 0.002, start=0.01) is True
+
+
+def test_main_csv_says_how_many_pairs_each_comparison_has_and_whether_it_is_judged(tmp_path):
+    """Three reported seeds of FedAvg against two of centralized: the pairs are the two seeds both
+    have, too few for a verdict (significant empty); the gap to centralized is the paired one."""
+    import csv
+
+    runs = tmp_path / "runs"
+    scores = {
+        ("centralized", 1): 0.70,
+        ("centralized", 2): 0.80,
+        ("fedavg", 1): 0.60,
+        ("fedavg", 2): 0.75,
+        ("fedavg", 3): 0.20,
+    }
+    for i, ((method, seed), metric) in enumerate(scores.items()):
+        folder = runs / f"r{i}"
+        folder.mkdir(parents=True)
+        config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        final = {
+            "task": "t", "method": method, "status": "ok", "metric_name": "entity_micro_f1", "metric": metric, "val_metric": 0.6, "config": config,
+            "bytes_up_total": 0 if method == "centralized" else 100, "bytes_down_total": 0, "trainable_params": 1,
+            "total_params": 1, "rounds_run": 1, "best_round": 1, "task_kind": "ner", "n_labels": 3,
+        }  # fmt: skip
+        (folder / "final.json").write_text(json.dumps(final))
+        (folder / "rounds.jsonl").write_text(
+            json.dumps({"round": 1, "val_metric": 0.6, "bytes_up": 1, "bytes_down": 1}) + "\n"
+        )
+    write_report(tmp_path / "out", runs_dir=runs)
+    rows = {r["method"]: r for r in csv.DictReader(open(tmp_path / "out" / "tables" / "main.csv"))}
+    fedavg = rows["fedavg"]
+    assert fedavg["vs_centralized_seed_n"] == "2" and fedavg["vs_centralized_significant"] == ""
+    assert float(fedavg["vs_centralized_diff"]) == pytest.approx(-0.075)  # (0.60 - 0.70 + 0.75 - 0.80) / 2
+    assert float(fedavg["gap_to_centralized_pts"]) == pytest.approx(7.5)  # paired, not 75.0 - 51.7
+
+
 def test_whole_groups_are_resampled_and_widen_the_interval_when_items_cluster():
     """Ten groups of ten items, every item of a group scoring alike (one abstract's sentences): the
     cluster bootstrap's interval is about sqrt(10) wider than the item-by-item one, which treats

@@ -3,7 +3,14 @@ label the report gives a stored run."""
 
 from __future__ import annotations
 
+import math
+
 FLAT_LIMIT = 15  # rounds on the starting plateau after which a run is dead, not slow to start
+
+
+def finite(val_metrics: list[float]) -> list[float]:
+    """The rounds with a score: a NaN would make max() depend on order and every comparison false."""
+    return [v for v in val_metrics if v is not None and math.isfinite(v)]
 
 
 def gained_less(val_metrics: list[float], patience: int, min_delta: float) -> bool:
@@ -30,6 +37,7 @@ def stalled(val_metrics: list[float], patience: int, min_delta: float, start: fl
     slow to start (on NCBI, LoRA at 1e-2 left F1 0 in round 5, layerskip top:2 at 3e-3 in round
     15 and never passed 0.09), unless it has been there FLAT_LIMIT rounds: then it has stalled
     where it began (the report's checks name such a run)."""
+    val_metrics = finite(val_metrics)
     if len(val_metrics) <= patience:
         return False
     if on_start_plateau(val_metrics, patience, min_delta, start):
@@ -47,6 +55,7 @@ def convergence(val_metrics: list[float], untrained: float | None, patience: int
       last `patience` rounds).
     - `capped`: otherwise: the round cap ended a run that was still improving.
     A run that never left where it started is dead however it stopped, so `dead` is tested first."""
+    val_metrics = finite(val_metrics)
     base = 0.0 if untrained is None else untrained
     if not val_metrics or max(val_metrics) - base <= min_delta:
         return "dead"

@@ -76,7 +76,7 @@ class Cell:
     run_id: str
     config: ExperimentConfig
     tune: dict | None = None  # the settings to sweep for this cell (its method entry's, else the grid's)
-    tune_seed: int | None = None  # the grid's `tune_seed`; None: its first seed
+    tune_seed: int | None = None  # the grid's `tune_seed`, else the first of its seeds as written
 
 
 def _require(cond: bool, where: str, message: str) -> None:
@@ -183,6 +183,7 @@ def _expand_one(grid: dict) -> list[Cell]:
         _require(not bad, where, f"unknown key(s) in override: {', '.join(bad)}")
     seeds, tune_seed = grid.get("seeds") or [0], grid.get("tune_seed")
     _require(tune_seed is None or tune_seed in seeds, where, f"tune_seed {tune_seed!r} is not one of seeds {seeds}")
+    tune_seed = seeds[0] if tune_seed is None else tune_seed  # the first as written, not the smallest
     cells, seen = [], {}
     for task, m, partition, seed, eps in itertools.product(
         grid["tasks"], methods, grid["partitions"], seeds, grid.get("dp_epsilons") or [None]

@@ -4,6 +4,7 @@ and the flat form for CSV (nested comparisons spread into columns)."""
 from __future__ import annotations
 
 from bench.report.matched import MATCHED_SHARE
+from bench.report.stats import MIN_SEEDS_FOR_VERDICT
 
 
 def fmt_bytes(value: float | None) -> str:
@@ -30,7 +31,8 @@ def _fmt_diff(seed: dict | None, test: dict | None) -> str:
     else:
         text = f"{100 * seed['diff']:+.1f} [{100 * seed['lo']:+.1f}, {100 * seed['hi']:+.1f}]"
         if not seed.get("verdict", True):
-            text += f" ({seed['seeds']} seeds: no verdict)"
+            why = f"{seed['seeds']} seeds" if seed["seeds"] < MIN_SEEDS_FOR_VERDICT else "no spread over seeds"
+            text += f" ({why}: no verdict)"
         elif seed["contains_zero"]:
             text += " n.s."
     return text + (f"; test only [{100 * test['lo']:+.1f}, {100 * test['hi']:+.1f}]" if test else "")
@@ -136,6 +138,9 @@ def flat(table: list[dict]) -> list[dict]:
             test, seed = t[name] or {}, t[f"{name}_seed"] or {}
             row[f"{name}_diff"] = seed.get("diff", test.get("diff"))
             row.update({f"{name}_seed_lo": seed.get("lo"), f"{name}_seed_hi": seed.get("hi")})
+            row[f"{name}_seed_n"] = seed.get("seeds")  # the seeds both sides have: the pairs
+            # judged only with MIN_SEEDS_FOR_VERDICT pairs: True/False then, empty otherwise
+            row[f"{name}_significant"] = (not seed["contains_zero"]) if seed.get("verdict") else None
             row.update({f"{name}_test_lo": test.get("lo"), f"{name}_test_hi": test.get("hi")})
         units = {(t[name] or {}).get("unit") for name in ("vs_fedavg", "vs_centralized")} - {None}
         row["bootstrap_unit"] = units.pop() if len(units) == 1 else ("/".join(sorted(units)) or None)

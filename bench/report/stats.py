@@ -141,7 +141,9 @@ def seed_paired_interval(diffs: list[float], level: float = 0.95) -> dict | None
         "diff": mean,
         "lo": mean - half,
         "hi": mean + half,
-        "contains_zero": bool(mean - half <= 0 <= mean + half),
+        "contains_zero": bool(mean - half <= 0 <= mean + half) or not np.isfinite(half),
         "seeds": len(x),
-        "verdict": len(x) >= MIN_SEEDS_FOR_VERDICT,
+        # no verdict on a NaN, nor on identical differences (zero width: seeds that do not vary
+        # the result say nothing about how much it varies)
+        "verdict": len(x) >= MIN_SEEDS_FOR_VERDICT and bool(np.isfinite(half)) and half > 0,
     }

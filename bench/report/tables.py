@@ -187,18 +187,29 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
     }
 
 
+def _gap(rs: list[dict], cen: list[dict] | None, mean: float, paired: dict | None) -> float | None:
+    """Points below centralized: over the seeds both have (the paired difference) where there are
+    pairs, else the difference of the two means (each over its own seeds)."""
+    if not cen:
+        return None
+    if paired is not None:
+        return -100 * paired["diff"]
+    return 100 * (float(np.mean([r["metric"] for r in cen])) - mean)
+
+
 def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None, mean: float) -> dict:
     cfg = rs[0]["config"]
     kind, n_labels = rs[0].get("task_kind", "ner"), rs[0].get("n_labels", 2)
     total = _mean_total_bytes(rs)
     fed_total = _mean_total_bytes(fed) if fed else None
+    cen_seed = None if cfg["method"] == "centralized" else _seed_paired(rs, cen)
     return {
         "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
-        "gap_to_centralized_pts": 100 * (float(np.mean([r["metric"] for r in cen])) - mean) if cen else None,
+        "gap_to_centralized_pts": _gap(rs, cen, mean, cen_seed),
         "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
         "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
         "vs_fedavg_seed": None if cfg["method"] == "fedavg" else _seed_paired(rs, fed),
-        "vs_centralized_seed": None if cfg["method"] == "centralized" else _seed_paired(rs, cen),
+        "vs_centralized_seed": cen_seed,
         **matched_columns(rs, cen),
         "communicates": total > 0,
         "trainable_pct": 100 * rs[0]["trainable_params"] / rs[0]["total_params"],
