@@ -181,3 +181,33 @@ def test_a_cell_two_studies_tune_differently_is_an_error(tiny_corpus, tmp_path):
         expand(load_grid(str(path))[1])
     path.write_text(path.read_text().replace("[0.002, 0.02]", "[0.001, 0.01]"))
     assert len(expand(load_grid(str(path))[1])) == 1  # the same ranges: one shared cell
+
+
+def test_plan_counts_cells_whose_sweep_finished_under_new_settings_though_the_tuned_file_is_older(
+    tiny_corpus, tmp_path
+):
+    """Mid re-sweep (the grid's settings changed, the `tuned` file still the old sweep's, which
+    names other groups): --plan counts a cell done once its group's new sweep has finished and
+    the chosen value has run, as --tune will choose, instead of 0 done."""
+    import re
+
+    path = grid_file(
+        tmp_path,
+        tiny_corpus / "i2b2-2010",
+        rounds=1,
+        methods="[{method: fedavg, tune: {lr: [0.001, 0.01]}}]",
+        partitions="[iid]",
+        extra="tuned: tuned.yaml\n",
+    )
+    path.write_text(path.read_text().replace("seeds: [0]", "seeds: [0, 1]"))
+    out = tmp_path / "out"
+    run_all("--grid", path, "--out", out, "--tune")
+    tuned = tmp_path / "tuned.yaml"
+    assert (
+        "distinct cells: 2 (a cell shared by studies counted once), 2 done"
+        in run_all("--grid", path, "--out", out, "--plan").stdout
+    )
+    # the file as an older sweep under other settings wrote it: its groups are other groups
+    tuned.write_text(re.sub(r"group: \S+", "group: 0123456789", tuned.read_text()))
+    plan = run_all("--grid", path, "--out", out, "--plan").stdout
+    assert "distinct cells: 2 (a cell shared by studies counted once), 2 done" in plan

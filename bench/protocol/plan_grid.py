@@ -22,12 +22,17 @@ def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> lis
     try:
         swept = tuning.check_cells(swept, where)
         settings = sorted(swept[0].tune)
+        # the groups whose sweep has finished choose as --tune will; the grid's `tuned` file
+        # decides where it holds a choice for these very cells (a file written under other
+        # settings, e.g. a shorter patience, names other groups and decides nothing)
+        choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
         if tuned is not None and tuned.is_file():
-            choices, _ = tuning.vouched_choices(tuned, swept, settings)
-        else:
-            choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
+            try:
+                choices = {**choices, **tuning.vouched_choices(tuned, swept, settings)[0]}
+            except BenchError:
+                pass  # swept over other values: stale, the points run so far stand
     except BenchError:
-        return []  # a stale choices file: nothing is known to be done
+        return []
     return [
         (c, t)
         for c, t in zip(swept, tuning.apply_choices(swept, settings, choices, where, partial=True))
