@@ -187,7 +187,7 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
     }
 
 
-def _gap(rs: list[dict], cen: list[dict] | None, mean: float, paired: dict | None) -> float | None:
+def _gap(cen: list[dict] | None, mean: float, paired: dict | None) -> float | None:
     """Points below centralized: over the seeds both have (the paired difference) where there are
     pairs, else the difference of the two means (each over its own seeds)."""
     if not cen:
@@ -205,7 +205,7 @@ def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] 
     cen_seed = None if cfg["method"] == "centralized" else _seed_paired(rs, cen)
     return {
         "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
-        "gap_to_centralized_pts": _gap(rs, cen, mean, cen_seed),
+        "gap_to_centralized_pts": _gap(cen, mean, cen_seed),
         "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
         "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
         "vs_fedavg_seed": None if cfg["method"] == "fedavg" else _seed_paired(rs, fed),
