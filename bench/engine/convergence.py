@@ -35,7 +35,7 @@ def stalled(val_metrics: list[float], patience: int, min_delta: float, start: fl
     `min_delta` (so: converged, and with early stopping, time to stop). Not while the run is on
     its starting plateau (on_start_plateau): a model still at F1 0, the majority class, may be
     slow to start (on NCBI, LoRA at 1e-2 left F1 0 in round 5, layerskip top:2 at 3e-3 in round
-    15 and never passed 0.09), unless it has been there FLAT_LIMIT rounds: then it has stalled
+    15, then climbed to 0.51 by round 50), unless it has been there FLAT_LIMIT rounds: then it has stalled
     where it began (the report's checks name such a run)."""
     val_metrics = finite(val_metrics)
     if len(val_metrics) <= patience:
