@@ -37,6 +37,11 @@ class LayerSkip(Method):
                 f"--layers {self.cfg.layers} cannot run under differential privacy: its probe is not "
                 "privatised; pick the blocks on public data and pass them as list:..."
             )
+        if self.cfg.secagg == "on":  # the probe sends each client's per-block gradient norms in the clear
+            raise BenchError(
+                f"--layers {self.cfg.layers} cannot run under secure aggregation: its probe reads each "
+                "client's gradient norms in the clear; pick the blocks on public data and pass them as list:..."
+            )
         return resolve_auto_layers(self.cfg, task)
 
     def configure(self, model, layers):

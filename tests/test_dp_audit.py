@@ -13,7 +13,8 @@ of one patient the separation per row adds up: k rows protected row by row are s
 k/sigma, as the README warns, and by 1/sigma with `--dp-unit patient`.
 
 The step is SGD, so the update is the noisy gradient itself; the suite's AdamW only
-post-processes it, which DP's guarantee covers.
+post-processes it, which DP's guarantee covers. What else a private client could release, its
+training loss, it does not (the last test).
 """
 
 import numpy as np
@@ -76,3 +77,23 @@ def test_a_patient_with_four_rows_is_protected_per_patient_only_when_the_unit_is
     per_patient = _separation(1.0, 4, "patient")
     assert 3.3 < per_row < 4.7
     assert 0.7 < per_patient < 1.3
+
+
+@pytest.mark.parametrize("level", ["sample", "client"])
+def test_no_training_loss_leaves_a_private_client(tiny_corpus, tmp_path, level):
+    """The loss is computed on the private batch outside the mechanism: released, it separates a
+    canary's worlds completely whatever sigma is (a reviewer measured it at sigma 10^6). Under DP
+    no client reports one, so neither the server nor the stored run has it."""
+    import json
+
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=2, max_length=32, backend="serial",
+        data_dir=str(tiny_corpus / "i2b2-2010"), train_subsample=40, noise_multiplier=1.0, dp_level=level,
+    )  # fmt: skip
+    run_experiment(cfg, tmp_path, progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "rounds.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(line["train_loss"] is None for line in lines)
+    assert all(line["val_metric"] is not None for line in lines)  # the run itself went on

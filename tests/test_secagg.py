@@ -357,3 +357,57 @@ def test_a_refusal_in_a_run_reaches_the_transcript(tiny_corpus, tmp_path, monkey
     vectors = {m["sender"]: m["payload"] for m in read_transcript(tmp_path / "t.jsonl") if m["kind"] == "masked_vector"}
     assert line["rejected"] == {"1": "scripted"} and "secagg_failed" not in line
     assert vectors[1] == b"" and len(vectors) == 4
+
+
+def test_auto_layers_refused_under_secure_aggregation(tiny_corpus, tmp_path):
+    """auto:K's probe reads each client's per-block gradient norms in the clear: a per-client
+    vector secure aggregation exists to hide."""
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+    from bench.errors import BenchError
+
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="layerskip", layers="auto:1", model="tiny-bert", clients=3, rounds=1,
+        max_length=32, data_dir=str(tiny_corpus / "i2b2-2010"), backend="serial", secagg="on",
+    )  # fmt: skip
+    with pytest.raises(BenchError, match="cannot run under secure aggregation"):
+        run_experiment(cfg, tmp_path, progress=False)
+
+
+def test_what_a_secure_run_stores_holds_no_per_client_value(tiny_corpus, tmp_path):
+    """Everything a secure run writes, as a reader of the stored run (or the server) sees it: the
+    round lines name clients only by id (who was sampled, dropped, late, lost or rejected), every
+    number in them is a round total or a mean over at least 2 clients, the checkpoint holds the
+    global state alone, never a client's update or residual, and final.json's only per-client
+    field is the shared model's held-out score."""
+    import json
+
+    import torch
+
+    from bench.config import ExperimentConfig
+    from bench.engine.server import run_experiment
+
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=2, max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"), backend="serial", secagg="on", train_subsample=60,
+    )  # fmt: skip
+    run_experiment(cfg, tmp_path, progress=False)
+    ids_only = {"clients", "dropped", "stragglers", "lost", "rejected"}
+    for line in map(json.loads, (tmp_path / "rounds.jsonl").read_text().splitlines()):
+        assert len(line["clients"]) >= 2
+        for key, value in line.items():
+            if key in ids_only:
+                assert all(isinstance(c, int) for c in value) if isinstance(value, list) else isinstance(value, dict)
+            else:  # a round total or mean: a scalar, never a per-client list or mapping
+                assert value is None or isinstance(value, (int, float, str, bool)), key
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert set(checkpoint["states"]) == {"global"} and not checkpoint.get("residuals")
+    final = json.loads((tmp_path / "final.json").read_text())
+    per_client = [
+        k
+        for k, v in final.items()
+        if (isinstance(v, dict) and set(map(str, range(3))) <= set(v)) or (isinstance(v, list) and len(v) == 3)
+    ]
+    # the one per-client field: the final global model's score on each client's held-out slice
+    # (an evaluation of the shared model, no update; the README lists it with the clear metadata)
+    assert per_client == ["per_client"], per_client

@@ -61,7 +61,8 @@ class Training:
 
     @property
     def loss(self) -> float | None:
-        return float(np.mean([res.loss for res in self.trained])) if self.trained else None
+        losses = [res.loss for res in self.trained if res.loss is not None]  # none under DP
+        return float(np.mean(losses)) if losses else None
 
     @property
     def streamed(self) -> bool:

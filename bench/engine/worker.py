@@ -205,6 +205,8 @@ class Worker:
                 length_buckets=self.cfg.length_buckets,
             )
             train_s = time.perf_counter() - t0
+            if self.cfg.private:  # computed on the private data outside the mechanism: never released
+                loss = None
             state, kept = detach_state(self.model, sent), None
             if secure is not None:
                 update = {k: (state[k].float() - start[k].float()).numpy() for k in state}

@@ -26,7 +26,7 @@ class Result:
     client: int
     n_samples: int
     state: State
-    loss: float
+    loss: float | None  # None under DP: computed on private data outside the mechanism
     dp_steps: tuple | None = None  # (noise multiplier, sample rate, steps) for the accountant
     train_s: float = 0.0  # seconds inside local training, for the engine-overhead measure
     start: str | int = GLOBAL  # the state this client started from (to measure its update)
