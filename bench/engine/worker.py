@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import torch
 
 from bench.config import ExperimentConfig
@@ -199,14 +200,11 @@ class Worker:
                 dp=self.dp,
                 before_forward=self._feeder("train"),
                 device=self.device,
-                row_units=self.task.train_units[self.cfg.dp_unit][rows]
-                if self.dp and self.cfg.dp_unit != "row"
-                else None,
+                row_units=self._dp_units(rows),
                 length_buckets=self.cfg.length_buckets,
             )
             train_s = time.perf_counter() - t0
-            if self.cfg.private:  # computed on the private data outside the mechanism: never released
-                loss = None
+            loss = None if self.cfg.private else loss  # on private data, outside the mechanism: never released
             state, kept = detach_state(self.model, sent), None
             if secure is not None:
                 update = {k: (state[k].float() - start[k].float()).numpy() for k in state}
@@ -224,6 +222,10 @@ class Worker:
                 p.grad = None  # not needed until the next client's first step
             results.append(Result(job.client, len(job.examples), state, loss, dp_steps, train_s, job.start, kept))
         return results
+
+    def _dp_units(self, rows: np.ndarray) -> np.ndarray | None:
+        """Each row's privacy unit under DP-SGD by document or patient; None by row or without DP."""
+        return self.task.train_units[self.cfg.dp_unit][rows] if self.dp and self.cfg.dp_unit != "row" else None
 
     def evaluate(self, state: dict, split: str = "test", examples: list[int] | None = None) -> dict:
         t0 = time.perf_counter()
