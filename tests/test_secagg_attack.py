@@ -276,3 +276,16 @@ def test_no_server_object_holds_a_client_secret():
     for party in clients.parties.values():
         for secret in (party._c.private_bytes_raw(), party._s.private_bytes_raw(), party._self_seed):
             assert secret not in kept
+
+
+def test_the_sum_over_holders_of_unequal_weight_is_nearly_the_largest_ones_update():
+    """A limit the README states, not a protection: secure aggregation hides a single update only
+    as far as the weighted sum does. The minimum-holders rule counts clients, not weight, so when
+    one hospital's sample count is 1000 times the others', the unmasked sum is nearly its update."""
+    rng = np.random.default_rng(3)
+    updates = {c: rng.normal(0, 0.05, DIM) for c in range(3)}
+    weights = {0: 2000.0, 1: 2.0, 2: 2.0}
+    quantiser = Quantiser(clip=1.0, total_weight=sum(weights.values()), bits=BITS)
+    total, weight, _ = secure_sum(updates, weights, quantiser, 1, 0, 2, 2)
+    assert np.corrcoef(total / weight, updates[0])[0, 1] > 0.999
+    assert np.corrcoef(total / weight, updates[1])[0, 1] < 0.1  # the small ones stay hidden in it
