@@ -32,15 +32,14 @@ class LayerSkip(Method):
     def resolve(self, task):
         if not (self.cfg.layers or "").startswith("auto:"):
             return self.cfg, None
-        if self.cfg.private:  # the probe's gradient norms come from private data, outside any accountant
+        # the probe reads each client's per-block gradient norms from its private data: outside any
+        # DP accountant, and in the clear to the server, which secure aggregation exists to prevent
+        guarded = {"differential privacy": self.cfg.private, "secure aggregation": self.cfg.secagg == "on"}
+        protections = [name for name, on in guarded.items() if on]
+        if protections:
             raise BenchError(
-                f"--layers {self.cfg.layers} cannot run under differential privacy: its probe is not "
-                "privatised; pick the blocks on public data and pass them as list:..."
-            )
-        if self.cfg.secagg == "on":  # the probe sends each client's per-block gradient norms in the clear
-            raise BenchError(
-                f"--layers {self.cfg.layers} cannot run under secure aggregation: its probe reads each "
-                "client's gradient norms in the clear; pick the blocks on public data and pass them as list:..."
+                f"--layers {self.cfg.layers} cannot run under {' and '.join(protections)}: its probe reads "
+                "each client's gradient norms unprotected; pick the blocks on public data and pass them as list:..."
             )
         return resolve_auto_layers(self.cfg, task)
 
