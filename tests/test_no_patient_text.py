@@ -1,4 +1,5 @@
-"""No patient text leaves: plant canary words in the notes, run everything, search every output."""
+"""No patient text leaves: plant canary words in the notes, run everything (secure aggregation, DP
+and the auto:K probe included), search every output."""
 
 import shutil
 import subprocess
@@ -34,7 +35,11 @@ def test_canaries_never_reach_outputs_or_logs(tiny_corpus, tmp_path):
     grid.write_text(f"""name: canary
 defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{data}"}}
 tasks: [i2b2-2010]
-methods: [{{method: fedavg}}, {{method: layerskip, layers: "top:1"}}]
+methods:
+  - {{method: fedavg}}
+  - {{method: layerskip, layers: "top:1"}}
+  - {{method: layerskip, layers: "auto:1"}}
+  - {{method: fedavg, noise_multiplier: 1.0}}
 partitions: [iid]
 """)
     commands = [
@@ -75,6 +80,10 @@ partitions: [iid]
             str(data),
             "--out",
             str(out / "single"),
+            "--secagg",
+            "on",
+            "--secagg-transcript",
+            str(out / "single" / "secagg.jsonl"),
         ],
     ]
     logs = []
@@ -88,6 +97,9 @@ partitions: [iid]
     assert any(CANARIES[0] in ex.tokens for ex in load_task("i2b2-2010", data).train)
     files = [p for p in out.rglob("*") if p.is_file()]
     assert any(p.suffix == ".png" for p in files) and any(p.name == "final.json" for p in files)
+    # the secure, DP and auto:K runs ran and left their outputs to search
+    assert (out / "single" / "secagg.jsonl").stat().st_size > 0
+    assert len([p for p in files if p.name == "final.json"]) >= 5
     for canary in CANARIES:
         for variant in (canary, canary.lower()):
             assert not any(variant in log for log in logs)
