@@ -20,7 +20,15 @@ from bench.report.write import write_report
 
 
 def _row(method, layers="", rank=None, metric=0.7, moved=1e6, lo=-0.01, hi=0.01, pct=10.0):
-    seed = {"diff": (lo + hi) / 2, "lo": lo, "hi": hi, "seeds": 3, "verdict": True, "contains_zero": lo <= 0 <= hi}
+    seed = {
+        "diff": (lo + hi) / 2,
+        "lo": lo,
+        "hi": hi,
+        "seeds": 3,
+        "verdict": True,
+        "no_verdict": None,
+        "contains_zero": lo <= 0 <= hi,
+    }
     return {
         "task": "t",
         "partition": "iid",
@@ -102,16 +110,20 @@ def test_the_smallest_passing_k_is_the_answer_and_a_larger_k_that_fails_is_named
     assert "top:2 is the smallest top:k within 2 points" in text and "no top:k" not in text
     assert "top:3, top:4 did not" in text
     rows["layerskip top:1"] = _row("layerskip", "top:1", metric=0.5, moved=5e6, pct=8)
-    rows["layerskip top:1"]["vs_centralized_seed"]["verdict"] = False
-    assert "top:1: fewer than 3 reported seeds, no verdict" in " ".join(frontier.headline(list(rows.values())))
+    rows["layerskip top:1"]["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")
+    assert "top:1: 2 seeds; no verdict" in " ".join(frontier.headline(list(rows.values())))
+    rows["layerskip top:1"]["vs_centralized_seed"] = None  # one reported seed: no interval at all
+    assert "top:1: fewer than 2 seeds paired with centralized's; no verdict" in " ".join(
+        frontier.headline(list(rows.values()))
+    )
 
 
 def test_no_verdict_without_three_seeds_and_no_frontier_without_two_sizes():
     table = _table()
     for row in table:
         if row["vs_centralized_seed"]:
-            row["vs_centralized_seed"]["verdict"] = False
-    assert "too few reported seeds" in " ".join(frontier.headline(table))
+            row["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")
+    assert "no size has a verdict" in " ".join(frontier.headline(table))
     one_size = [r for r in _table() if r["method"] in ("centralized", "fedavg", "layerskip top:2", "lora r8")]
     assert frontier.frontier_sets(one_size) == [] and frontier.headline(one_size) == []
 

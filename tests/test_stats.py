@@ -128,7 +128,7 @@ def test_the_tuning_seed_is_marked_and_left_out_of_the_table(tmp_path):
 def test_two_seeds_give_an_interval_but_no_verdict():
     """Two per-seed differences that happen to agree give a near-zero width by chance (1 df)."""
     got = seed_paired_interval([-0.024875, -0.024884])
-    assert got["verdict"] is False and not got["contains_zero"]
+    assert got["verdict"] is False and not got["contains_zero"] and got["no_verdict"] == "2 seeds"
     assert seed_paired_interval([0.02, 0.021, 0.019])["verdict"] is True
 
 
@@ -138,8 +138,9 @@ def test_no_verdict_on_a_nan_or_on_differences_that_do_not_vary():
     nan = seed_paired_interval([0.01, float("nan"), 0.02])
     assert nan["verdict"] is False and nan["contains_zero"] is True
     flat = seed_paired_interval([0.004, 0.004, 0.004])
-    assert flat["verdict"] is False
-    assert seed_paired_interval([0.004, 0.005, 0.004])["verdict"] is True
+    assert flat["verdict"] is False and flat["no_verdict"] == nan["no_verdict"] == "no finite spread over seeds"
+    judged = seed_paired_interval([0.004, 0.005, 0.004])
+    assert judged["verdict"] is True and judged["no_verdict"] is None
 
 
 def test_non_finite_validation_scores_do_not_decide_stopping_or_labels():

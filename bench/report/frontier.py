@@ -153,6 +153,11 @@ def _judged(r: dict) -> bool:
     return bool(r["vs_centralized_seed"] and r["vs_centralized_seed"].get("verdict"))
 
 
+def _why_unjudged(r: dict) -> str:
+    seed = r["vs_centralized_seed"]
+    return "fewer than 2 seeds paired with centralized's" if seed is None else seed["no_verdict"]
+
+
 def _within(r: dict) -> bool:
     return r["vs_centralized_seed"]["lo"] > -WITHIN
 
@@ -165,10 +170,10 @@ def _smallest_within(found: dict, side: str) -> str:
     if not sized:
         return f"no {side}:k configurations"
     judged = [r for r in sized if _judged(r)]
-    unjudged = [f"{side}:{family(r)[1]}" for r in sized if not _judged(r)]
-    tail = f" ({', '.join(unjudged)}: fewer than 3 reported seeds, no verdict)" if unjudged else ""
+    unjudged = [f"{side}:{family(r)[1]}: {_why_unjudged(r)}" for r in sized if not _judged(r)]
+    tail = f" ({'; '.join(unjudged)}; no verdict)" if unjudged else ""
     if not judged:
-        return f"{side}:k: too few reported seeds for a verdict (at least 3 per configuration){tail}"
+        return f"{side}:k: no size has a verdict (each needs at least 3 reported seeds that vary){tail}"
     passing = [r for r in judged if _within(r)]
     if passing:
         r, fed = passing[0], found["fedavg"]

@@ -4,7 +4,6 @@ and the flat form for CSV (nested comparisons spread into columns)."""
 from __future__ import annotations
 
 from bench.report.matched import MATCHED_SHARE
-from bench.report.stats import MIN_SEEDS_FOR_VERDICT
 
 
 def fmt_bytes(value: float | None) -> str:
@@ -31,8 +30,7 @@ def _fmt_diff(seed: dict | None, test: dict | None) -> str:
     else:
         text = f"{100 * seed['diff']:+.1f} [{100 * seed['lo']:+.1f}, {100 * seed['hi']:+.1f}]"
         if not seed.get("verdict", True):
-            why = f"{seed['seeds']} seeds" if seed["seeds"] < MIN_SEEDS_FOR_VERDICT else "no spread over seeds"
-            text += f" ({why}: no verdict)"
+            text += f" ({seed['no_verdict']}: no verdict)"
         elif seed["contains_zero"]:
             text += " n.s."
     return text + (f"; test only [{100 * test['lo']:+.1f}, {100 * test['hi']:+.1f}]" if test else "")

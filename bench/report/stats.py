@@ -137,13 +137,21 @@ def seed_paired_interval(diffs: list[float], level: float = 0.95) -> dict | None
         float(x.mean()),
         float(scipy_stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))),
     )
+    # no verdict on a NaN, nor on identical differences (zero width: seeds that do not vary the
+    # result say nothing about how much it varies); the reason travels with the interval
+    no_verdict = (
+        f"{len(x)} seeds"
+        if len(x) < MIN_SEEDS_FOR_VERDICT
+        else "no finite spread over seeds"
+        if not (np.isfinite(half) and half > 0)
+        else None
+    )
     return {
         "diff": mean,
         "lo": mean - half,
         "hi": mean + half,
         "contains_zero": bool(mean - half <= 0 <= mean + half) or not np.isfinite(half),
         "seeds": len(x),
-        # no verdict on a NaN, nor on identical differences (zero width: seeds that do not vary
-        # the result say nothing about how much it varies)
-        "verdict": len(x) >= MIN_SEEDS_FOR_VERDICT and bool(np.isfinite(half)) and half > 0,
+        "verdict": no_verdict is None,
+        "no_verdict": no_verdict,
     }
