@@ -14,7 +14,7 @@ from bench.config import ExperimentConfig
 from bench.protocol import tuning
 from bench.protocol.grid import expand, load_grid
 from bench.protocol.study import tuned_cells
-from bench.report import frontier
+from bench.report import frontier, frontier_headline
 from bench.report.tables import main_table
 from bench.report.write import write_report
 
@@ -78,8 +78,8 @@ def test_the_front_holds_exactly_the_non_dominated_configurations():
 
 
 def test_the_headline_names_the_smallest_k_whose_whole_interval_is_within_2_points():
-    text = " ".join(frontier.headline(_table()))
-    assert "top:3 is the smallest top:k within 2 points" in text  # not top:2 (its mean is)
+    text = " ".join(frontier_headline.headline(_table()))
+    assert "top:3 is the smallest top:k (k run: 2, 3, 4) within 2 points" in text  # not top:2 (its mean is)
     assert "2% of FedAvg's bytes" in text  # 2e7 of 1e9
     assert "no bottom:k (k = 1, 2) is within 2 points" in text
     assert "bottom:2 only contain -2" in text and "bottom:1 only" not in text  # bottom:1 is wholly below
@@ -101,20 +101,20 @@ def test_the_smallest_passing_k_is_the_answer_and_a_larger_k_that_fails_is_named
     rows = {r["method"]: r for r in table}
     rows["layerskip top:2"]["vs_centralized_seed"].update(lo=-0.01, hi=0.0)  # passes
     rows["layerskip top:3"]["vs_centralized_seed"].update(lo=-0.03, hi=0.0)  # fails
-    text = " ".join(frontier.headline(table))
-    assert "top:2 is the smallest top:k within 2 points" in text
+    text = " ".join(frontier_headline.headline(table))
+    assert "top:2 is the smallest top:k (k run: 2, 3, 4) within 2 points" in text
     assert "top:3 did not (a larger k is not always within)" in text
     # the largest k failing must not turn passing smaller k into "none is within"
     rows["layerskip top:4"]["vs_centralized_seed"].update(lo=-0.03, hi=0.0)
-    text = " ".join(frontier.headline(table))
-    assert "top:2 is the smallest top:k within 2 points" in text and "no top:k" not in text
+    text = " ".join(frontier_headline.headline(table))
+    assert "top:2 is the smallest top:k (k run: 2, 3, 4) within 2 points" in text and "no top:k" not in text
     assert "top:3, top:4 did not" in text
     rows["layerskip top:1"] = _row("layerskip", "top:1", metric=0.5, moved=5e6, pct=8)
     rows["layerskip top:1"]["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")
-    assert "top:1: 2 seeds; no verdict" in " ".join(frontier.headline(list(rows.values())))
+    assert "top:1: 2 seeds; no verdict" in " ".join(frontier_headline.headline(list(rows.values())))
     rows["layerskip top:1"]["vs_centralized_seed"] = None  # one reported seed: no interval at all
     assert "top:1: fewer than 2 seeds paired with centralized's; no verdict" in " ".join(
-        frontier.headline(list(rows.values()))
+        frontier_headline.headline(list(rows.values()))
     )
 
 
@@ -123,9 +123,9 @@ def test_no_verdict_without_three_seeds_and_no_frontier_without_two_sizes():
     for row in table:
         if row["vs_centralized_seed"]:
             row["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")
-    assert "no size has a verdict" in " ".join(frontier.headline(table))
+    assert "no size has a verdict" in " ".join(frontier_headline.headline(table))
     one_size = [r for r in _table() if r["method"] in ("centralized", "fedavg", "layerskip top:2", "lora r8")]
-    assert frontier.frontier_sets(one_size) == [] and frontier.headline(one_size) == []
+    assert frontier.frontier_sets(one_size) == [] and frontier_headline.headline(one_size) == []
 
 
 def _stored(runs, run_id, method, seed, metric, layers=None, rank=8, moved=100, trainable=10):
@@ -134,14 +134,16 @@ def _stored(runs, run_id, method, seed, metric, layers=None, rank=8, moved=100, 
     cfg = ExperimentConfig(task="t", method=method, layers=layers, lora_rank=rank, seed=seed, lr=1e-3).to_dict()
     final = {
         "task": "t", "method": method, "status": "ok", "metric_name": "entity_micro_f1", "metric": metric,
-        "val_metric": metric, "config": cfg, "bytes_up_total": moved if method != "centralized" else 0,
-        "bytes_down_total": 0, "trainable_params": trainable, "total_params": 100, "rounds_run": 2,
-        "best_round": 1, "task_kind": "ner", "n_labels": 3,
+        "val_metric": metric, "config": cfg, "bytes_up_total": 3 * moved, "bytes_down_total": 3 * moved // 2,
+        "trainable_params": trainable, "total_params": 100, "rounds_run": 3, "best_round": seed,
+        "task_kind": "ner", "n_labels": 3,
     }  # fmt: skip
     (folder / "final.json").write_text(json.dumps(final))
-    up = moved if method != "centralized" else 0
-    (folder / "rounds.jsonl").write_text(
-        "".join(json.dumps({"round": r, "val_metric": metric, "bytes_up": up, "bytes_down": 0}) + "\n" for r in (1, 2))
+    (folder / "rounds.jsonl").write_text(  # each round moves `moved` up and half of it down
+        "".join(
+            json.dumps({"round": r, "val_metric": metric, "bytes_up": moved, "bytes_down": moved // 2}) + "\n"
+            for r in (1, 2, 3)
+        )
     )
 
 
@@ -166,9 +168,10 @@ def test_a_report_over_several_depths_and_ranks_draws_and_tabulates_the_frontier
     with open(out / "tables/frontier.csv") as f:
         rows = {r["configuration"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"fedavg", "layerskip top:1", "layerskip top:3", "lora r2", "lora r32"}
-    assert float(rows["lora r2"]["bytes_to_best"]) == 1000  # the best round's bytes, not the whole run's
+    # up and down to each seed's best round (seeds 1-3 stop at rounds 1-3), mean over seeds: not the whole run's
+    assert float(rows["lora r2"]["bytes_to_best"]) == pytest.approx(1500 * (1 + 2 + 3) / 3)
     table = main_table([{**json.loads((p / "final.json").read_text()), "history": _history(p)} for p in runs.iterdir()])
-    assert {t["best_round"] for t in table} == {1.0} and {t["rounds_run"] for t in table} == {2.0}
+    assert {t["best_round"] for t in table} == {2.0} and {t["rounds_run"] for t in table} == {3.0}
     assert float(rows["layerskip top:3"]["vs_centralized_diff"]) == pytest.approx(-0.03)
     report = (out / "report.md").read_text()
     assert "Depth/rank frontier" in report and "Cost: " not in report  # cost is the grid runner's note
@@ -253,3 +256,102 @@ def test_a_choice_under_a_label_the_file_never_swept_is_not_used(tiny_corpus, tm
     args = SimpleNamespace(tune=False, report_only=True, resume=False, parallel=1, ray_address=None)
     tuned = tuned_cells(name, grid, [c for c in cells if c.config.method == "lora"], tmp_path / "out", args)
     assert tuned == [None, None]  # left to its own sweep (not run here), never given the old label's 0.001
+
+
+def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():
+    """The control's one-client top:2 moves bytes too, but it is not a point of the trade-off."""
+    pooled = dict(_row("layerskip", "top:2", metric=0.76, moved=1e3), method="layerskip top:2 pooled", variant="pooled")
+    (found,) = frontier.frontier_sets([*_table(), pooled])
+    assert "layerskip top:2 pooled" not in {r["method"] for r in found["configs"]}
+    assert "k run: 2, 3, 4)" in " ".join(frontier_headline.headline([*_table(), pooled]))
+
+
+def test_configurations_without_three_reported_seeds_or_bytes_are_tabulated_but_not_ranked():
+    table = _table()
+    rows = {r["method"]: r for r in table}
+    rows["layerskip top:4"]["seeds"] = 2  # a study still running: would top the front by its mean
+    rows["lora r2"]["seed_role"] = "tuning only"
+    rows["lora r8"]["bytes_to_best"] = None
+    (found,) = frontier.frontier_sets(table)
+    ranked = ["layerskip bottom:1", "layerskip top:2", "layerskip top:3"]  # bottom:1 undominated once LoRA is out
+    assert [r["method"] for r in frontier.pareto(found["configs"])] == ranked
+    marked = {r["configuration"]: r for r in frontier.table_rows(found)}
+    assert not marked["layerskip top:4"]["on_front"] and marked["layerskip top:4"]["unranked"] == "2 reported seed(s)"
+    assert list(marked)[-1] == "lora r8"  # no bytes: tabulated last, not dropped
+    table_md = frontier.markdown(frontier.table_rows(found))
+    assert "not ranked: the tuning seed only" in table_md and "not ranked: no per-round bytes" in table_md
+    text = " ".join(frontier_headline.headline(table))
+    assert "Not ranked: layerskip top:4 (2 reported seed(s))" in text and "lora r8 (no per-round bytes)" in text
+    rows["layerskip top:3"]["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")
+    assert "(2 seeds: no verdict)" in frontier.markdown(frontier.table_rows(frontier.frontier_sets(table)[0]))
+
+
+def test_the_headline_says_when_a_smaller_k_is_unjudged_or_fedavg_is_missing():
+    table = [r for r in _table() if r["method"] != "fedavg"]
+    rows = {r["method"]: r for r in table}
+    rows["layerskip top:2"]["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")
+    text = " ".join(frontier_headline.headline(table))
+    assert "top:3 is the smallest judged top:k (k run: 2, 3, 4)" in text
+    assert "no FedAvg row with bytes to compare its bytes with" in text
+
+
+def test_the_knee_is_the_cheapest_front_configuration_within_and_is_read_under_label_skew():
+    table = _table()
+    skew = [dict(r, partition="dirichlet:0.5") for r in table if r["method"] in ("layerskip top:2", "layerskip top:3")]
+    skew[1] = dict(skew[1], vs_centralized_seed=dict(skew[1]["vs_centralized_seed"], diff=-0.04, lo=-0.06, hi=-0.02))
+    text = " ".join(frontier_headline.headline(table + skew))
+    # lora r2, r8 and top:2 are on the front before top:3 but none has its interval above -2
+    assert "**Knee, t**: layerskip top:3 (the cheapest front configuration within 2 points)" in text
+    assert "iid -0.8 [-1.5, +0.0], dirichlet:0.5 -4.0 [-6.0, -2.0]" in text
+    for row in table:  # nothing within: the issue's fallback, half the blocks
+        if row["vs_centralized_seed"]:
+            row["vs_centralized_seed"].update(lo=-0.05, hi=-0.03)
+    assert "layerskip top:3 (no front configuration is within 2 points: layerskip top:3" in " ".join(
+        frontier_headline.headline(table)
+    )
+
+
+def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):
+    """Log x, each configuration's bar its seed-level half-width, the front a step through the
+    non-dominated points, the band and the dashed line 2 points below centralized."""
+    from bench.report import frontier_plot
+
+    drawn = {}
+    monkeypatch.setattr(frontier_plot, "save", lambda fig, folder, name: drawn.setdefault(name, fig))
+    table = _table()
+    for i, row in enumerate(table):
+        row["metric_ci95"] = 0.001 * (i + 1)
+    assert frontier_plot.frontier(None, tmp_path, table)
+    (ax,) = drawn["frontier"].axes
+    assert ax.get_xscale() == "log"
+    bars = {(c.lines[0].get_xdata()[0], round(c.lines[0].get_ydata()[0], 4)): c for c in ax.containers}
+    for row in table[1:]:  # every configuration, one bar as wide as its half-width
+        segment = bars[(row["bytes_to_best"], round(row["metric"], 4))].lines[2][0].get_segments()[0]
+        assert segment[1][1] - segment[0][1] == pytest.approx(2 * row["metric_ci95"])
+    dashed = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert [ln.get_ydata()[0] for ln in dashed] == [pytest.approx(0.75 - 0.02)]
+    (front,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("Pareto")]
+    assert list(front.get_xdata()) == [1e5, 4e5, 1e7, 2e7, 3e7] and front.get_drawstyle() == "steps-post"
+
+
+def test_the_ncbi_frontier_runs_the_issues_configurations_and_reuses_mains_cells_by_identity():
+    """Issue 25's list (top:1-6, bottom:1-3, LoRA r2/r8/r32, FedAvg, centralized; iid, 4 clients,
+    3 lr points each, 3 reported seeds and a tuning seed), and the cells main has run are the same runs."""
+    from bench.protocol.grid import expand_studies
+
+    _, grid = load_grid("ncbi")
+    cells = expand_studies(grid)
+
+    def label(cell):
+        c = cell.config
+        return c.method + (f" {c.layers}" if c.layers else "") + (f" r{c.lora_rank}" if c.method == "lora" else "")
+
+    front = cells["frontier"]
+    expected = {"centralized", "fedavg", *(f"layerskip top:{k}" for k in range(1, 7))}
+    expected |= {*(f"layerskip bottom:{k}" for k in (1, 2, 3)), "lora r2", "lora r8", "lora r32"}
+    assert {label(c) for c in front} == expected
+    assert {(c.config.partition, c.config.clients) for c in front} == {("iid", 4)}
+    assert all(len(c.tune["lr"]) == 3 for c in front) and {c.config.seed for c in front} == {0, 1, 2, 3}
+    main_ids = {c.run_id for c in cells["main"]}
+    shared = {label(c) for c in front if c.run_id in main_ids}
+    assert shared == {"centralized", "fedavg", "layerskip top:2", "layerskip bottom:2", "lora r8"}

@@ -5,11 +5,14 @@ two or more sizes (top:k, bottom:k, auto:k at several k; LoRA at several ranks).
 
 Cost is the bytes a configuration moved until its reported state (the best validation round),
 mean over its reported seeds; quality is its test metric. A configuration is on the Pareto front
-when no other moved at most as many bytes for at least as high a metric (one of them strictly)."""
+when no other moved at most as many bytes for at least as high a metric (one of them strictly),
+by those means: the front ranks, it does not test. Only configurations with at least
+MIN_SEEDS_FOR_VERDICT reported seeds and their bytes are ranked; the rest are tabulated and named."""
 
 from __future__ import annotations
 
 from bench.report.render import fmt_bytes
+from bench.report.stats import MIN_SEEDS_FOR_VERDICT
 
 WITHIN = 0.02  # the paper's claim: within 2 points of centralized
 SIZED = ("layerskip top", "layerskip bottom", "layerskip auto", "lora")  # families with a size axis
@@ -26,13 +29,23 @@ def family(row: dict) -> tuple[str, int | None]:
     return method, None
 
 
+def why_unranked(row: dict) -> str | None:
+    """Why a configuration is left off the front ('' reads as ranked): too few reported seeds to
+    judge (a study still running, or a tuning seed alone), or no per-round bytes to its reported state."""
+    if row.get("seed_role", "reported") != "reported":
+        return "the tuning seed only"
+    if row["seeds"] < MIN_SEEDS_FOR_VERDICT:
+        return f"{row['seeds']} reported seed(s)"
+    return None if row["bytes_to_best"] else "no per-round bytes"
+
+
 def frontier_sets(table: list[dict]) -> list[dict]:
-    """One set per task x partition (no DP) that asks the question: its centralized row (the
-    task's, where the partition has none), its FedAvg row (or None) and its communicating
-    configurations."""
+    """One set per task x partition (no DP; plain configurations, not pooled, compressed or
+    budgeted variants) that asks the question: its centralized row (the task's, where the
+    partition has none), its FedAvg row (or None) and its communicating configurations."""
     contexts: dict[tuple, list[dict]] = {}
     for row in table:
-        if row["epsilon"] is None:
+        if row["epsilon"] is None and not row.get("variant"):
             contexts.setdefault((row["task"], row["partition"]), []).append(row)
     # centralized pools every client's data, so its partition is nominal: a label-skew set
     # without a centralized row of its own reads the task's (as the main table's Δ does)
@@ -40,9 +53,7 @@ def frontier_sets(table: list[dict]) -> list[dict]:
     found = []
     for (task, partition), rows in sorted(contexts.items()):
         central = [r for r in rows if family(r)[0] == "centralized"] or ([pooled[task]] if task in pooled else [])
-        configs = [
-            r for r in rows if r["communicates"] and r["bytes_to_best"] and family(r)[0] not in ("centralized", "local")
-        ]
+        configs = [r for r in rows if r["communicates"] and family(r)[0] not in ("centralized", "local")]
         sizes: dict[str, set] = {}
         for r in configs:
             name, size = family(r)
@@ -57,7 +68,8 @@ def frontier_sets(table: list[dict]) -> list[dict]:
 
 
 def pareto(configs: list[dict]) -> list[dict]:
-    """The non-dominated configurations (fewer bytes to the reported state, higher metric), cheapest first."""
+    """The non-dominated ranked configurations (fewer bytes to the reported state, higher metric), cheapest first."""
+    configs = [r for r in configs if not why_unranked(r)]
     front = [
         a
         for a in configs
@@ -86,7 +98,7 @@ def table_rows(found: dict) -> list[dict]:
     """One row per configuration: share trained, bytes, metric, differences with seed-level intervals, front."""
     front = {(r["bytes_to_best"], r["metric"]) for r in pareto(found["configs"])}  # an exact tie is on it too
     rows = []
-    for r in sorted(found["configs"], key=lambda r: r["bytes_to_best"]):
+    for r in sorted(found["configs"], key=lambda r: (r["bytes_to_best"] is None, r["bytes_to_best"] or 0)):
         name, size = family(r)
         rows.append(
             {
@@ -107,14 +119,26 @@ def table_rows(found: dict) -> list[dict]:
                 "vs_fedavg_diff": _seed(r, "vs_fedavg", "diff"),
                 "vs_fedavg_seed_lo": _seed(r, "vs_fedavg", "lo"),
                 "vs_fedavg_seed_hi": _seed(r, "vs_fedavg", "hi"),
-                "on_front": (r["bytes_to_best"], r["metric"]) in front,
+                # why an interval is shown but not judged ('' where it is judged or absent)
+                "vs_centralized_no_verdict": _seed(r, "vs_centralized", "no_verdict") or "",
+                "vs_fedavg_no_verdict": _seed(r, "vs_fedavg", "no_verdict") or "",
+                "on_front": not why_unranked(r) and (r["bytes_to_best"], r["metric"]) in front,
+                "unranked": why_unranked(r) or "",
             }
         )
     return rows
 
 
-def _interval(lo, hi, diff) -> str:
-    return "-" if lo is None else f"{100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+def interval(lo, hi, diff, no_verdict: str = "") -> str:
+    if lo is None:
+        return "-"
+    return f"{100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" + (
+        f" ({no_verdict}: no verdict)" if no_verdict else ""
+    )
+
+
+def _front_cell(r: dict) -> str:
+    return "yes" if r["on_front"] else f"not ranked: {r['unranked']}" if r["unranked"] else ""
 
 
 def markdown(rows: list[dict]) -> str:
@@ -126,6 +150,7 @@ def markdown(rows: list[dict]) -> str:
         "bytes/round",
         "bytes to reported state",
         "metric [95% CI]",
+        "seeds",
         "Δ vs centralized, pts [95% CI over seeds]",
         "Δ vs fedavg, pts [95% CI over seeds]",
         "Pareto front",
@@ -141,89 +166,15 @@ def markdown(rows: list[dict]) -> str:
             fmt_bytes(r["bytes_per_round"]),
             fmt_bytes(r["bytes_to_best"]),
             f"{r['metric']:.3f}{ci}",
-            _interval(r["vs_centralized_seed_lo"], r["vs_centralized_seed_hi"], r["vs_centralized_diff"]),
-            _interval(r["vs_fedavg_seed_lo"], r["vs_fedavg_seed_hi"], r["vs_fedavg_diff"]),
-            "yes" if r["on_front"] else "",
+            str(r["seeds"]),
+            interval(
+                r["vs_centralized_seed_lo"],
+                r["vs_centralized_seed_hi"],
+                r["vs_centralized_diff"],
+                r["vs_centralized_no_verdict"],
+            ),
+            interval(r["vs_fedavg_seed_lo"], r["vs_fedavg_seed_hi"], r["vs_fedavg_diff"], r["vs_fedavg_no_verdict"]),
+            _front_cell(r),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _judged(r: dict) -> bool:
-    return bool(r["vs_centralized_seed"] and r["vs_centralized_seed"].get("verdict"))
-
-
-def _why_unjudged(r: dict) -> str:
-    seed = r["vs_centralized_seed"]
-    return "fewer than 2 seeds paired with centralized's" if seed is None else seed["no_verdict"]
-
-
-def _within(r: dict) -> bool:
-    return r["vs_centralized_seed"]["lo"] > -WITHIN
-
-
-def _smallest_within(found: dict, side: str) -> str:
-    """The smallest k of one layer family whose interval of (configuration - centralized) lies
-    wholly above -WITHIN (larger k that do not are named: with 3 seeds an interval is wide), or
-    that none does (naming those whose interval contains -WITHIN); sizes without a verdict are named."""
-    sized = sorted((r for r in found["configs"] if family(r)[0] == f"layerskip {side}"), key=lambda r: family(r)[1])
-    if not sized:
-        return f"no {side}:k configurations"
-    judged = [r for r in sized if _judged(r)]
-    unjudged = [f"{side}:{family(r)[1]}: {_why_unjudged(r)}" for r in sized if not _judged(r)]
-    tail = f" ({'; '.join(unjudged)}; no verdict)" if unjudged else ""
-    if not judged:
-        return f"{side}:k: no size has a verdict (each needs at least 3 reported seeds that vary){tail}"
-    passing = [r for r in judged if _within(r)]
-    if passing:
-        r, fed = passing[0], found["fedavg"]
-        share = (
-            f", moving {100 * r['bytes_to_best'] / fed['bytes_to_best']:.0f}% of FedAvg's bytes to its reported state "
-            f"({100 * r['bytes_per_round'] / fed['bytes_per_round']:.0f}% per round)"
-            if fed and fed["bytes_to_best"]
-            else ""
-        )
-        s = r["vs_centralized_seed"]
-        larger = [f"{side}:{family(x)[1]}" for x in judged if family(x)[1] > family(r)[1] and not _within(x)]
-        but = f"; {', '.join(larger)} did not (a larger k is not always within)" if larger else ""
-        return (
-            f"{side}:{family(r)[1]} is the smallest {side}:k within {100 * WITHIN:.0f} points of centralized "
-            f"(Δ {100 * s['diff']:+.1f} [{100 * s['lo']:+.1f}, {100 * s['hi']:+.1f}]){share}{but}{tail}"
-        )
-    straddling = [r for r in judged if r["vs_centralized_seed"]["lo"] <= -WITHIN <= r["vs_centralized_seed"]["hi"]]
-    undecided = (
-        f"; {', '.join(f'{side}:{family(r)[1]}' for r in straddling)} only contain -{100 * WITHIN:.0f} in their interval "
-        "(more seeds would settle them)"
-        if straddling
-        else ""
-    )
-    ks = ", ".join(str(family(r)[1]) for r in judged)
-    return f"no {side}:k (k = {ks}) is within {100 * WITHIN:.0f} points of centralized{undecided}{tail}"
-
-
-def _front_by_budget(found: dict) -> str:
-    """Which configuration is best at each byte budget: the front, cheapest first, each holding
-    from its own bytes to the next one's."""
-    front = pareto(found["configs"])
-    parts = []
-    for i, r in enumerate(front):
-        upper = f" to {fmt_bytes(front[i + 1]['bytes_to_best'])}" if i + 1 < len(front) else " and more"
-        parts.append(f"from {fmt_bytes(r['bytes_to_best'])}{upper}: {r['method']} ({r['metric']:.3f})")
-    return "; ".join(parts)
-
-
-def headline(table: list[dict]) -> list[str]:
-    """The report's first lines on the question, per task x partition that asks it."""
-    lines = []
-    for found in frontier_sets(table):
-        where = f"{found['task']} ({found['partition']})"
-        lines += [
-            f"**Depth/rank frontier, {where}.** Seed-level 95% intervals of (configuration - centralized), "
-            "each at 95% on its own (not adjusted for the number of configurations read): "
-            f"{_smallest_within(found, 'top')}; {_smallest_within(found, 'bottom')}.",
-            "",
-            f"Best test metric at each budget of bytes moved to the reported state (the Pareto front): "
-            f"{_front_by_budget(found)}.",
-            "",
-        ]
-    return lines

@@ -4,10 +4,23 @@ one line per family. One panel per task x partition that asks the question."""
 
 from __future__ import annotations
 
-from bench.report.frontier import WITHIN, family, frontier_sets, pareto
+from bench.report.frontier import WITHIN, family, frontier_sets, pareto, why_unranked
 from bench.report.plotting import pyplot, save
 
-MARKERS = {"layerskip top": "^", "layerskip bottom": "v", "layerskip auto": "D", "lora": "s"}
+# one marker and colour per family, the same in both figures; the front is drawn in black
+STYLES = {
+    "layerskip top": ("^", "C0"),
+    "layerskip bottom": ("v", "C1"),
+    "layerskip auto": ("D", "C2"),
+    "lora": ("s", "C4"),
+    "fedavg": ("o", "C7"),
+    "fedprox": ("P", "C5"),
+}
+OTHER = ("o", "C8")
+
+
+def _style(name: str) -> tuple[str, str]:
+    return STYLES.get(name, OTHER)
 
 
 def _half(row: dict) -> float:
@@ -42,29 +55,62 @@ def frontier(runs, folder, table) -> bool:
         ax.axhline(
             central["metric"] - WITHIN, color="0.4", ls="--", lw=1, label=f"centralized - {100 * WITHIN:.0f} pts"
         )
-        for r in found["configs"]:
-            ax.errorbar(
-                r["bytes_to_best"], r["metric"], yerr=_half(r), fmt=MARKERS.get(family(r)[0], "o"), ms=6, capsize=3
-            )
-            ax.annotate(
-                r["method"],
-                (r["bytes_to_best"], r["metric"]),
-                textcoords="offset points",
-                xytext=(5, 4),
-                fontsize="x-small",
-            )
+        _configurations(ax, found["configs"])
         front = pareto(found["configs"])
-        ax.plot(
-            [r["bytes_to_best"] for r in front], [r["metric"] for r in front], color="C3", lw=1.5, label="Pareto front"
+        # a step: the best metric within a budget holds from one front point's bytes to the next's
+        ax.step(
+            [r["bytes_to_best"] for r in front],
+            [r["metric"] for r in front],
+            where="post",
+            color="k",
+            lw=1.2,
+            label="Pareto front (by means)",
         )
         ax.set_xscale("log")
-        ax.set_xlabel("bytes moved until the reported state (log; mean over seeds)")
-        ax.set_ylabel("test metric (mean over seeds, 95% CI)")
-        ax.set_title(f"{found['task']} ({found['partition']})")
+        ax.set_xlabel("bytes moved until the reported state (log; mean over reported seeds)")
+        ax.set_ylabel("test metric (mean over reported seeds; bars: 95% CI of the mean)")
+        ax.set_title(f"{found['task']} ({found['partition']}); hollow: not ranked (too few seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small", loc="lower right")
+        ax.legend(handles=_legend(ax, found["configs"]), fontsize="x-small", loc="lower right")
     save(fig, folder, "frontier")
     return True
+
+
+def _configurations(ax, configs: list[dict]) -> None:
+    """One labelled marker per configuration with bytes, its family's shape and colour; hollow
+    where it is not ranked (fewer than 3 reported seeds)."""
+    for r in configs:
+        if not r["bytes_to_best"]:
+            continue  # no per-round bytes: tabulated and named in the headline, not placed
+        marker, colour = _style(family(r)[0])
+        ax.errorbar(
+            r["bytes_to_best"],
+            r["metric"],
+            yerr=_half(r),
+            fmt=marker,
+            color=colour,
+            mfc="none" if why_unranked(r) else colour,
+            ms=6,
+            capsize=3,
+        )
+        ax.annotate(
+            r["method"],
+            (r["bytes_to_best"], r["metric"]),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize="x-small",
+        )
+
+
+def _legend(ax, configs: list[dict]) -> list:
+    """The axis' own labelled artists, then one entry per family drawn."""
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    families = sorted({family(r)[0] for r in configs})
+    return handles + [
+        Line2D([], [], marker=_style(name)[0], color=_style(name)[1], ls="", label=name) for name in families
+    ]
 
 
 def gap_vs_trainable(runs, folder, table) -> bool:
@@ -87,7 +133,8 @@ def gap_vs_trainable(runs, folder, table) -> bool:
                 [r["trainable_pct"] for r in rows],
                 diffs,
                 yerr=[below, above],
-                fmt=MARKERS.get(name, "o") + ("-" if len(rows) > 1 else ""),
+                fmt=_style(name)[0] + ("-" if len(rows) > 1 else ""),
+                color=_style(name)[1],
                 capsize=3,
                 label=name,
             )

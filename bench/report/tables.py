@@ -34,13 +34,20 @@ def method_label(run: dict) -> str:
         label += f" r{ {**SETTING_DEFAULTS, **cfg}['lora_rank'] }"
     if (cfg.get("layers") or "").startswith("auto:"):
         label += f" [{' '.join(map(str, (run.get('method_info') or {}).get('blocks', [])))}]"
+    return " ".join([label, variant(cfg)]).strip()
+
+
+def variant(cfg: dict) -> str:
+    """What sets a run apart from its method's plain federated configuration ('' for none):
+    per-client budgets, a compressed upload, or one client ('pooled')."""
+    tags = []
     if cfg.get("client_budgets"):
-        label += f" budgets={cfg['client_budgets']}"
+        tags.append(f"budgets={cfg['client_budgets']}")
     if cfg.get("compress", "none") != "none":
-        label += f" +{cfg['compress']}"
+        tags.append(f"+{cfg['compress']}")
     if cfg["method"] not in ("centralized", "local") and cfg.get("clients") == 1:
-        label += " pooled"  # one client holding every example: the method on centralized data
-    return label
+        tags.append("pooled")  # one client holding every example: the method on centralized data
+    return " ".join(tags)
 
 
 def run_convergence(run: dict) -> str:
@@ -159,6 +166,7 @@ def _setting_columns(rs: list[dict]) -> dict:
         "task": cfg["task"],
         "method": method_label(rs[0]),
         "layers": cfg.get("layers") or "",
+        "variant": variant(cfg),
         "lora_rank": {**SETTING_DEFAULTS, **cfg}["lora_rank"] if cfg["method"] == "lora" else None,
         "partition": cfg["partition"],
         "epsilon": cfg.get("dp_epsilon"),

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS
-from bench.report import audit, figures, frontier
+from bench.report import audit, figures, frontier, frontier_headline
 from bench.report.render import NOTES, flat, latex, markdown
 from bench.report.tables import main_table, run_convergence
 from bench.store import atomic_write_text, load_runs, to_csv
@@ -117,7 +117,7 @@ def write_report(
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, out / "tuning.csv", runs_dir)
-    text = _headline(out, study, rows, checks, notes) + frontier.headline(table)
+    text = _headline(out, study, rows, checks, notes) + frontier_headline.headline(table)
     text += [narrative(table), "", "## Main table", "", markdown(table)]
     text += _frontier_section(depth)
     text += [NOTES, "", "## Figures", ""] + [f"![{c}](figures/{name}.png)  \n*{c}*\n" for name, c in made]
@@ -174,7 +174,8 @@ def _frontier_section(rows: list[dict]) -> list[str]:
         "",
         "Bytes to the reported state: up and down until the best validation round, mean over reported seeds. "
         "Δ: seed-level 95% t-intervals, as in the main table. Pareto front: no other configuration moved at "
-        "most as many bytes for at least as high a metric.",
+        "most as many bytes for at least as high a metric, by the means over reported seeds (it ranks, it does not "
+        "test); only configurations with at least 3 reported seeds and their bytes are ranked.",
         "",
         frontier.markdown(rows),
     ]

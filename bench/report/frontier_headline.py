@@ -1,0 +1,135 @@
+"""The frontier's answer in words (issue 25), the report's first lines: per task x partition,
+the smallest top:k and bottom:k whose seed-level interval of (configuration - centralized) lies
+wholly above -WITHIN, which configuration is best at each byte budget, and the knee (the
+cheapest front configuration within, read again under label skew)."""
+
+from __future__ import annotations
+
+from bench.report.frontier import WITHIN, family, frontier_sets, interval, pareto, why_unranked
+from bench.report.render import fmt_bytes
+
+# issue 25: half minilm's blocks (the paper's ratio) stands in where no front configuration is within
+KNEE_FALLBACK = "layerskip top:3"
+
+
+def _judged(r: dict) -> bool:
+    return bool(r["vs_centralized_seed"] and r["vs_centralized_seed"].get("verdict"))
+
+
+def _why_unjudged(r: dict) -> str:
+    seed = r["vs_centralized_seed"]
+    return "fewer than 2 seeds paired with centralized's" if seed is None else seed["no_verdict"]
+
+
+def _within(r: dict) -> bool:
+    return r["vs_centralized_seed"]["lo"] > -WITHIN
+
+
+def _share_of_fedavg(r: dict, fed: dict | None) -> str:
+    if not (fed and fed["bytes_to_best"]):
+        return "; no FedAvg row with bytes to compare its bytes with"
+    if not r["bytes_to_best"]:
+        return "; its bytes to the reported state are unknown (no per-round bytes)"
+    return (
+        f", moving {100 * r['bytes_to_best'] / fed['bytes_to_best']:.0f}% of FedAvg's bytes to its reported state "
+        f"({100 * r['bytes_per_round'] / fed['bytes_per_round']:.0f}% per round)"
+    )
+
+
+def _smallest_within(found: dict, side: str) -> str:
+    """The smallest k of one layer family whose interval of (configuration - centralized) lies
+    wholly above -WITHIN (larger k that do not are named: with 3 seeds an interval is wide), or
+    that none does (naming those whose interval contains -WITHIN); sizes without a verdict are named,
+    and 'smallest judged' says so where a smaller k has none."""
+    sized = sorted((r for r in found["configs"] if family(r)[0] == f"layerskip {side}"), key=lambda r: family(r)[1])
+    if not sized:
+        return f"no {side}:k configurations"
+    run = f"k run: {', '.join(str(family(r)[1]) for r in sized)}"
+    judged = [r for r in sized if _judged(r)]
+    unjudged = [f"{side}:{family(r)[1]}: {_why_unjudged(r)}" for r in sized if not _judged(r)]
+    tail = f" ({'; '.join(unjudged)}; no verdict)" if unjudged else ""
+    if not judged:
+        return f"{side}:k ({run}): no size has a verdict (each needs at least 3 reported seeds that vary){tail}"
+    passing = [r for r in judged if _within(r)]
+    if passing:
+        r, k = passing[0], family(passing[0])[1]
+        smallest = "smallest judged" if any(family(x)[1] < k for x in sized if not _judged(x)) else "smallest"
+        d = r["vs_centralized_seed"]
+        larger = [f"{side}:{family(x)[1]}" for x in judged if family(x)[1] > k and not _within(x)]
+        but = f"; {', '.join(larger)} did not (a larger k is not always within)" if larger else ""
+        return (
+            f"{side}:{k} is the {smallest} {side}:k ({run}) within {100 * WITHIN:.0f} points of centralized "
+            f"(Δ {100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}])"
+            f"{_share_of_fedavg(r, found['fedavg'])}{but}{tail}"
+        )
+    straddling = [r for r in judged if r["vs_centralized_seed"]["lo"] <= -WITHIN <= r["vs_centralized_seed"]["hi"]]
+    undecided = (
+        f"; {', '.join(f'{side}:{family(r)[1]}' for r in straddling)} only contain -{100 * WITHIN:.0f} in their interval "
+        "(more seeds would settle them)"
+        if straddling
+        else ""
+    )
+    ks = ", ".join(str(family(r)[1]) for r in judged)
+    return f"no {side}:k (k = {ks}) is within {100 * WITHIN:.0f} points of centralized{undecided}{tail}"
+
+
+def _front_by_budget(found: dict) -> str:
+    """Which configuration is best at each byte budget: the front, cheapest first, each holding
+    from its own bytes to the next one's; then the configurations not ranked, and why."""
+    front = pareto(found["configs"])
+    parts = []
+    for i, r in enumerate(front):
+        upper = f" to {fmt_bytes(front[i + 1]['bytes_to_best'])}" if i + 1 < len(front) else " and more"
+        parts.append(f"from {fmt_bytes(r['bytes_to_best'])}{upper}: {r['method']} ({r['metric']:.3f})")
+    text = "; ".join(parts) or "none ranked yet"
+    unranked = [f"{r['method']} ({why_unranked(r)})" for r in found["configs"] if why_unranked(r)]
+    return text + (f". Not ranked: {', '.join(unranked)}" if unranked else "")
+
+
+def knee(found: dict) -> tuple[dict | None, str]:
+    """Issue 25's knee: the cheapest front configuration whose interval of (configuration -
+    centralized) lies wholly above -WITHIN, else KNEE_FALLBACK; with how it was chosen."""
+    within = [r for r in pareto(found["configs"]) if _judged(r) and _within(r)]
+    if within:
+        return within[0], f"the cheapest front configuration within {100 * WITHIN:.0f} points"
+    fallback = next((r for r in found["configs"] if r["method"] == KNEE_FALLBACK), None)
+    return fallback, f"no front configuration is within {100 * WITHIN:.0f} points: {KNEE_FALLBACK}, half the blocks"
+
+
+def _knee_line(sets: list[dict]) -> list[str]:
+    """The knee chosen on a task's iid set, and its difference to centralized in every set of that task."""
+    lines = []
+    for iid in (s for s in sets if s["partition"] == "iid"):
+        row, how = knee(iid)
+        if row is None:
+            continue
+        where = []
+        for other in sorted((s for s in sets if s["task"] == iid["task"]), key=lambda s: s is not iid):
+            mine = next((r for r in other["configs"] if r["method"] == row["method"]), None)
+            d = mine and mine["vs_centralized_seed"]
+            where.append(
+                f"{other['partition']} {interval(d['lo'], d['hi'], d['diff'], d['no_verdict'] or '')}"
+                if d
+                else f"{other['partition']} not run"
+            )
+        lines += [f"**Knee, {iid['task']}**: {row['method']} ({how}); Δ vs centralized: {', '.join(where)}.", ""]
+    return lines
+
+
+def headline(table: list[dict]) -> list[str]:
+    """The report's first lines on the question, per task x partition that asks it, then the knee."""
+    lines = []
+    sets = frontier_sets(table)
+    for found in sets:
+        where = f"{found['task']} ({found['partition']})"
+        lines += [
+            f"**Depth/rank frontier, {where}.** Seed-level 95% intervals of (configuration - centralized), "
+            "each at 95% on its own (not adjusted for the number of configurations read): "
+            f"{_smallest_within(found, 'top')}; {_smallest_within(found, 'bottom')}.",
+            "",
+            "Best test metric at each budget of bytes moved to the reported state (the Pareto front, by the "
+            "means over reported seeds: it ranks, it does not test; neighbours whose intervals overlap are not "
+            f"told apart): {_front_by_budget(found)}.",
+            "",
+        ]
+    return lines + _knee_line(sets)
