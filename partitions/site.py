@@ -28,6 +28,11 @@ def clients_per_site(sizes: dict[str, int], n_clients: int) -> dict[str, int]:
 class SitePartitioner(Partitioner):
     def _split(self, labels, sites, n_clients, rng):
         names = sorted(set(sites.tolist()))
+        if len(names) < 2:  # one site split IID would be an iid run under the name 'site'
+            raise BenchError(
+                f"partition 'site': the data has one site ({', '.join(names)}); the natural split needs two or "
+                "more (hf: tasks name each example's hospital with --site-column)"
+            )
         if n_clients < len(names):
             raise BenchError(
                 f"partition 'site': --clients {n_clients} is fewer than the {len(names)} sites ({', '.join(names)})"

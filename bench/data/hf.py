@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 from bench.config import SOURCE_FINGERPRINTS
-from bench.data.conll import TAG, repair_bio
+from bench.data.hf_rows import check_labels_are_labels, examples, locator
 from bench.data.registry import TASKS, TaskSpec
-from bench.data.types import ClsExample, NerExample, TaskData
+from bench.data.types import TaskData
 from bench.errors import BenchError
 
 COLUMN_DEFAULTS = {
@@ -33,7 +34,6 @@ COLUMN_DEFAULTS = {
 }
 SPLIT_NAMES = {"train": "train", "validation": "validation", "dev": "validation", "test": "test"}
 FILE_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-SITE = "hf"
 
 
 def add_column_flags(parser) -> None:
@@ -72,8 +72,11 @@ def _read_files(files: dict[str, Path], source: str):
             "validation (or dev) and test (.csv, .json, .jsonl or .parquet)"
         )
     found = {}
+    datasets.utils.logging.set_verbosity(datasets.utils.logging.CRITICAL)  # our one line, not its log lines too
     with tempfile.TemporaryDirectory() as cache:
         for split, path in files.items():
+            if _no_rows(path):
+                raise BenchError(f"hf:{source}: {path.name}: no rows (the {split} split)")
             try:
                 found[split] = datasets.load_dataset(
                     FILE_FORMATS[path.suffix],
@@ -90,17 +93,42 @@ def _read_files(files: dict[str, Path], source: str):
     return datasets.DatasetDict(found)
 
 
+def _no_rows(path: Path) -> bool:
+    """A text data file without a record: empty, or a CSV's header alone."""
+    if path.suffix == ".parquet":
+        return False
+    with open(path, errors="replace") as f:
+        lines = [line for line in (f.readline() for _ in range(3)) if line.strip()]
+    return len(lines) <= (1 if path.suffix == ".csv" else 0)
+
+
+def _load_saved(path: Path, source: str):
+    import datasets
+
+    try:
+        data = datasets.load_from_disk(str(path))
+    except Exception as e:  # an empty split, a missing or damaged file: datasets' own exceptions
+        raise BenchError(
+            f"hf:{source}: a save_to_disk folder datasets cannot read ({type(e).__name__}: an empty split, "
+            "or a file missing or damaged?)"
+        ) from None
+    if {"validation", "dev"} <= set(data):
+        raise BenchError(f"hf:{source}: both a dev and a validation split")
+    return data
+
+
+def _saved(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file()
+
+
 def open_source(source: str):
     """The DatasetDict SOURCE names, or one clear error."""
     import datasets
 
     datasets.disable_progress_bars()
     path = Path(source)
-    if path.is_dir() and (path / "dataset_dict.json").is_file():
-        data = datasets.load_from_disk(str(path))
-        if {"validation", "dev"} <= set(data):
-            raise BenchError(f"hf:{source}: both a dev and a validation split")
-        return data
+    if path.is_dir() and _saved(path):
+        return _load_saved(path, source)
     if path.is_dir() and (path / "state.json").is_file():
         raise BenchError(f"hf:{source}: one saved Dataset; save a DatasetDict with train and test splits")
     if path.is_dir():
@@ -129,11 +157,23 @@ def _fingerprint(source: str, stamp: tuple) -> str:
     return digest.hexdigest()[:16]
 
 
+def _dataset_files(path: Path, source: str) -> list[Path]:
+    """The files that hold the dataset (a README or a notes file beside them is not the data):
+    a save_to_disk folder's dict file and split folders, or the split files of a data folder."""
+    if not _saved(path):
+        return list(_data_files(path, source).values())
+    try:
+        splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
+    except (ValueError, KeyError, TypeError):
+        raise BenchError(f"hf:{source}: dataset_dict.json is not a save_to_disk split list") from None
+    return [path / "dataset_dict.json"] + [p for s in splits for p in (path / s).rglob("*") if p.is_file()]
+
+
 def fingerprint(source: str) -> str:  # registered below as the identity of hf: runs
     """The dataset's identity: a hash of its files' bytes (of a cached id: its splits' `datasets`
     fingerprints), so a dataset changed on disk is a new run however its files' times read."""
     path = Path(source)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    files = sorted(_dataset_files(path, source)) if path.is_dir() else []
     return _fingerprint(source, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 
 
@@ -163,54 +203,6 @@ def _require(features, name: str | None, what: str) -> None:
         raise BenchError(f"no {what} column {name!r}; columns present: {', '.join(features)}")
 
 
-def _missing(value) -> bool:
-    """A row without a value: None, an empty string, or the -1 Hugging Face datasets use for unlabelled."""
-    return value is None or value == "" or (isinstance(value, int) and not isinstance(value, bool) and value < 0)
-
-
-def _ner_example(row, columns: dict, names, where: str, warnings: Counter) -> tuple:
-    tokens, tags = row[columns["tokens_column"]], row[columns["tags_column"]]
-    if not isinstance(tokens, list) or not isinstance(tags, list):
-        raise BenchError(
-            f"{where}: {columns['tokens_column']} and {columns['tags_column']} must be lists (a CSV cannot hold them: use JSON lines, parquet or save_to_disk)"
-        )
-    if len(tokens) != len(tags) or any(_missing(t) for t in tags):
-        raise BenchError(f"{where}: {len(tokens)} tokens, {len(tags)} tags (or a tag missing)")
-    tags = [names[t] if names else str(t) for t in tags]
-    bad = next((t for t in tags if not TAG.match(t)), None)
-    if bad is not None:
-        raise BenchError(
-            f"{where}: tag {bad[:20]!r} is not IOB2 (O, B-TYPE, I-TYPE); convert BIOES or bare types first"
-        )
-    return tuple(map(str, tokens)), tuple(repair_bio(tags, warnings))  # an I- that opens an entity: B-
-
-
-def _cls_labels(row, columns: dict, names, where: str) -> tuple:
-    raw = row[columns["label_column"]]
-    values = raw if isinstance(raw, list) else [raw]
-    if _missing(raw) or any(_missing(v) for v in values) or _missing(row[columns["text_column"]]):
-        raise BenchError(f"{where}: no label or no text (None, empty, or -1): label and remove unlabelled rows first")
-    return tuple(names[v] if names else str(v) for v in values)
-
-
-def _examples(split: str, rows, kind: str, columns: dict, names: list[str] | None, warnings: Counter) -> list:
-    out = []
-    for i, row in enumerate(rows):
-        where = f"{split} row {i}"
-        site = str(row[columns["site_column"]]) if columns["site_column"] else SITE
-        group = row[columns["group_column"]] if columns["group_column"] else ""
-        if columns["group_column"] and _missing(group):
-            raise BenchError(f"{where}: no {columns['group_column']} (every row needs its group, or none does)")
-        doc = str(group) or f"{split}-{i}"  # a group is the unit the suite never cuts
-        if kind == "ner":
-            tokens, tags = _ner_example(row, columns, names, where, warnings)
-            out.append(NerExample(tokens, tags, site, doc))
-        else:
-            labels = _cls_labels(row, columns, names, where)
-            out.append(ClsExample(str(row[columns["text_column"]]), labels, site, doc, str(group)))
-    return out
-
-
 def load(source: str, **given) -> TaskData:
     """The task's splits from SOURCE (validation, where missing, is carved by bench.data.load_task,
     group by group); the test split is required."""
@@ -228,22 +220,25 @@ def load(source: str, **given) -> TaskData:
     label_feature = features[columns["tags_column" if kind == "ner" else "label_column"]]
     names = _feature_names(label_feature)
     warnings: Counter = Counter()
+    files = _data_files(Path(source), source) if Path(source).is_dir() and not _saved(Path(source)) else {}
     try:
+        empty = [s for s in data if s in SPLIT_NAMES and not len(data[s])]
+        if empty:
+            raise BenchError(f"the {', '.join(empty)} split has no rows")
         splits = {
-            SPLIT_NAMES[s]: _examples(s, data[s], kind, columns, names, warnings)
+            SPLIT_NAMES[s]: examples(s, data[s], kind, columns, names, warnings, locator(s, files.get(SPLIT_NAMES[s])))
             for s in data
-            if s in SPLIT_NAMES and len(data[s])
+            if s in SPLIT_NAMES
         }
+        if kind != "ner" and names is None and "train" in splits:
+            check_labels_are_labels(splits["train"], columns["label_column"])
     except BenchError as e:
         raise BenchError(f"hf:{source}: {e}") from None
     if "train" not in splits:
         raise BenchError(f"hf:{source}: no train split (splits found: {', '.join(data)})")
-    if columns["group_column"]:  # given splits are used as they are; say when a group straddles them
-        seen: dict[str, set[str]] = {}
-        for split, examples in splits.items():
-            for ex in examples:
-                seen.setdefault(ex.doc_id, set()).add(split)
-        warnings["groups_in_two_splits"] = sum(len(s) > 1 for s in seen.values())
+    straddling = _straddling(splits) if columns["group_column"] else []
+    if straddling:  # given splits are used as they are; say when a group is in two of them
+        warnings["groups_in_two_splits"] = len(straddling)
 
     def label_set(examples) -> set:
         if kind == "ner":
@@ -252,7 +247,23 @@ def load(source: str, **given) -> TaskData:
 
     labels = sorted(set().union(*(label_set(exs) for exs in splits.values())))
     warnings["labels_not_in_train"] = len(set(labels) - label_set(splits["train"]))
-    return TaskData(f"hf:{source}", kind, labels, splits, warnings)
+    notes = []
+    if straddling:  # ids, never text: a group column holds patient or document ids
+        shown = ", ".join(straddling[:5]) + (", ..." if len(straddling) > 5 else "")
+        notes.append(
+            f"{len(straddling)} {columns['group_column']} group(s) in two given splits ({shown}): "
+            "the splits are used as given, so those groups train and are scored"
+        )
+    return TaskData(f"hf:{source}", kind, labels, splits, warnings, notes=notes)
+
+
+def _straddling(splits: dict[str, list]) -> list[str]:
+    """The groups found in more than one split, sorted."""
+    seen: dict[str, set[str]] = {}
+    for split, rows in splits.items():
+        for ex in rows:
+            seen.setdefault(ex.doc_id, set()).add(split)
+    return sorted(group for group, where in seen.items() if len(where) > 1)
 
 
 def _from_root(source: str, root, **given) -> TaskData:

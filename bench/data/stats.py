@@ -33,4 +33,6 @@ def task_stats(data: TaskData) -> dict:
     for split in data.splits:
         result[split] = split_stats(data, split)
     result["warnings"] = {kind: n for kind, n in sorted(data.warnings.items()) if n}
+    if data.notes:  # counts and ids only (e.g. the groups in two given splits)
+        result["notes"] = list(data.notes)
     return result

@@ -47,6 +47,7 @@ class TaskData:
     splits: dict[str, list[Example]]
     warnings: Counter = field(default_factory=Counter)
     carved_validation: bool = False  # validation held out from train here, not shipped by the release
+    notes: list[str] = field(default_factory=list)  # what a run says before it starts (counts and ids only)
 
     @property
     def train(self) -> list[Example]:

@@ -73,6 +73,8 @@ class PreparedTask:
 
 def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     data = load_splits(cfg)
+    for note in data.notes:
+        print(f"warning: {cfg.task}: {note}")
     data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
     check_splits(data, TASKS.get(cfg.task))  # before any model is built: one line, exit 2
     require_units(cfg, data.splits["train"])
@@ -116,9 +118,15 @@ def subsample(examples: list, n: int | None) -> list:
 
 
 def require_units(cfg: ExperimentConfig, train: list) -> None:
-    """DP-SGD by patient needs a patient id on every training example."""
+    """DP-SGD by patient needs a patient id on every training example; on an hf: task a document
+    is a group, and without --group-column each row would be its own 'document'."""
     if cfg.private and cfg.dp_unit == "patient" and not all(getattr(ex, "group", "") for ex in train):
         raise BenchError(f"--dp-unit patient: task {cfg.task} has no patient ids (use --dp-unit document)")
+    if cfg.private and cfg.dp_unit == "document" and cfg.task.startswith("hf:") and not cfg.group_column:
+        raise BenchError(
+            f"--dp-unit document: task {cfg.task} has documents only with --group-column "
+            "(without it each row is its own unit: use --dp-unit row)"
+        )
 
 
 def encode(data: TaskData, tokenizer, max_length: int) -> tuple[list[str], dict[str, Split]]:

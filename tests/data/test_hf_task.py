@@ -136,10 +136,15 @@ NER_ROW = '{"tokens": ["chest", "pain"], "ner_tags": %s}\n'
 @pytest.mark.parametrize(
     "files, message",
     [
-        ({"train_csv": "text,label\na,-1\nb,1\n", "test_csv": "text,label\nc,0\n"}, "train row 0: no label or no text"),
-        ({"train_csv": "text,label\na,\nb,x\n", "test_csv": "text,label\nc,x\n"}, "train row 0: no label"),
-        ({"train_jsonl": NER_ROW % '["S-Problem", "O"]', "test_jsonl": NER_ROW % '["O", "O"]'}, "'S-Problem' is not IOB2"),
-        ({"train_jsonl": NER_ROW % '["Problem", "O"]', "test_jsonl": NER_ROW % '["O", "O"]'}, "'Problem' is not IOB2"),
+        ({"train_csv": "text,label\na,-1\nb,1\n", "test_csv": "text,label\nc,0\n"},
+         r"train.csv record 1 \(line 2 if no value spans lines\): no label or no text"),
+        ({"train_csv": "text,label\nb,x\na,\n", "test_csv": "text,label\nc,x\n"}, "train.csv record 2 .*: no label"),
+        ({"train_jsonl": NER_ROW % '["S-Problem", "O"]', "test_jsonl": NER_ROW % '["O", "O"]'},
+         "train.jsonl line 1: tag 1 'S-Problem' is not IOB2"),
+        # a bare word is not quoted: it may be a note's (tokens and tags swapped)
+        ({"train_jsonl": NER_ROW % '["O", "Problem"]', "test_jsonl": NER_ROW % '["O", "O"]'},
+         r"tag 2 \(not quoted: it may be text; are the columns swapped\?\) is not IOB2"),
+        ({"train_csv": "text,label\na,x\n", "test_csv": "text,label\n"}, "test.csv: no rows \\(the test split\\)"),
         ({"train_jsonl": '{"tokens": [\n', "test_jsonl": NER_ROW % '["O", "O"]'}, "train.jsonl: not readable as json"),
         ({"train_csv": "tokens,ner_tags\nab,OO\n", "test_csv": "tokens,ner_tags\nab,OO\n"}, "must be lists"),
         ({"train_csv": "text,label\na,x\n", "dev_csv": "text,label\na,x\n", "validation_csv": "text,label\na,x\n",
@@ -184,3 +189,90 @@ def test_one_dataset_one_identity_however_spelled_and_edits_the_clock_hides_stil
 
     hf._fingerprint.cache_clear()  # a fresh process, as a new session would be
     assert run_id(f"hf:{folder}") != before
+
+
+def test_an_empty_or_damaged_saved_dataset_is_one_line_not_a_traceback(tmp_path):
+    from bench.data import load_task
+    from bench.errors import BenchError
+
+    folder = ner_dataset(tmp_path / "ner")
+    data = datasets.load_from_disk(str(folder))
+    datasets.DatasetDict({**data, "validation": data["validation"].select([])}).save_to_disk(str(tmp_path / "empty"))
+    with pytest.raises(BenchError, match="a save_to_disk folder datasets cannot read"):
+        load_task(f"hf:{tmp_path / 'empty'}")
+    (folder / "dataset_dict.json").write_text("{not json")
+    with pytest.raises(BenchError, match="a save_to_disk folder datasets cannot read"):
+        load_task(f"hf:{folder}")
+
+
+def test_a_text_column_named_as_the_label_is_refused_without_quoting_a_note(tmp_path):
+    """Swapped columns would make every note a class name, written to partition.json and stats."""
+    from bench.data import load_task
+    from bench.errors import BenchError
+
+    folder = cls_csv(tmp_path / "notes")
+    train = folder / "train.csv"  # notes are nearly all distinct: make these so
+    lines = train.read_text().splitlines()
+    train.write_text(
+        "\n".join(
+            [lines[0]] + [f"{WORDS[i % 14]} day {i}{line[line.index(',') :]}" for i, line in enumerate(lines[1:])]
+        )
+    )
+    with pytest.raises(BenchError) as caught:
+        load_task(f"hf:{folder}", text_column="label", label_column="text")
+    assert "label column 'text' has 60 distinct values in 60 training rows" in str(caught.value)
+    assert "zqxnote" not in str(caught.value)
+    assert len(load_task(f"hf:{folder}").label_names) == 3  # the right way round: three classes
+
+
+def test_groups_in_two_given_splits_are_named_by_id_where_a_run_starts(tmp_path):
+    from bench.data import load_task
+    from bench.data.stats import task_stats
+
+    folder = cls_csv(tmp_path / "notes")
+    (folder / "validation.csv").write_text("text,label,patient\nfever again died,died,train-p0\n")
+    data = load_task(f"hf:{folder}", group_column="patient")
+    assert data.notes == [
+        "1 patient group(s) in two given splits (train-p0): the splits are used as given, so those groups train and are scored"
+    ]
+    assert task_stats(data)["notes"] == data.notes
+
+
+def test_one_site_is_no_natural_split_and_document_dp_needs_groups(tmp_path):
+    from bench.config import ExperimentConfig
+    from bench.engine.prepare import require_units
+    from bench.errors import BenchError
+    from partitions import parse_partition
+
+    with pytest.raises(BenchError, match="the data has one site \\(hf\\); the natural split needs two or more"):
+        parse_partition("site").split(["x"] * 40, ["hf"] * 40, 2, seed=0)
+    cfg = ExperimentConfig(task=f"hf:{tmp_path}", method="fedavg", noise_multiplier=1.0, dp_unit="document")
+    with pytest.raises(BenchError, match="has documents only with --group-column"):
+        require_units(cfg, [])
+    require_units(ExperimentConfig(**{**cfg.to_dict(), "group_column": "patient"}), [])
+
+
+def test_a_file_beside_the_data_is_not_the_data(tmp_path):
+    import bench.data  # noqa: F401  (registers hf:'s fingerprint)
+    import bench.data.hf as hf
+    from bench.config import ExperimentConfig
+
+    for folder in (cls_csv(tmp_path / "notes"), ner_dataset(tmp_path / "ner")):
+        before = ExperimentConfig(task=f"hf:{folder}", method="fedavg").run_id
+        (folder / "README.md").write_text("where these notes came from")
+        hf._fingerprint.cache_clear()
+        assert ExperimentConfig(task=f"hf:{folder}", method="fedavg").run_id == before
+        data_file = next(p for p in sorted(folder.rglob("*")) if p.suffix in (".csv", ".arrow"))
+        data_file.write_bytes(data_file.read_bytes() + b"\n")
+        hf._fingerprint.cache_clear()
+        assert ExperimentConfig(task=f"hf:{folder}", method="fedavg").run_id != before
+
+
+def test_a_bad_file_is_one_line_on_the_command_line(tmp_path):
+    """datasets logs its own parser errors: the user sees ours alone."""
+    folder = _write(
+        tmp_path / "d", train_jsonl='{"text": "a", "label": 1}\n{"text": \n', test_jsonl='{"text": "b", "label": 0}\n'
+    )
+    done = run_cli("-m", "bench.data", "stats", "--task", f"hf:{folder}", "--json")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("error:") and "train.jsonl: not readable as json" in done.stderr
