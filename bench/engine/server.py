@@ -201,6 +201,8 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
     final["dp"] = ctx.dp.summary()
     final["untrained_val_metric"] = run.untrained
     final["secure_rng"] = ctx.cfg.secure_rng  # true: DP noise from OS entropy, not reproducible from the seed
+    if "source_fingerprint" in (identity := asked.identity_settings()):  # which version of an hf: dataset ran
+        final["source_fingerprint"] = identity["source_fingerprint"]
     if ctx.cfg.secagg == "on":  # the fewest clients any tensor's sum was taken over (after dropouts)
         final["secagg_min_holders"] = min(
             (h["secagg_min_holders"] for h in run.history if h.get("secagg_min_holders") is not None), default=None

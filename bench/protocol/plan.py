@@ -273,7 +273,7 @@ def plan(
         f"{(worst[0].method + ' ' + (worst[0].layers or '')).strip()}, batch {worst[0].batch_size} x {worst[0].max_length}, "
         f"{worst[0].dtype})"
     )
-    data = sorted({f"{cfg.task}: {cfg.data_dir or 'the synthetic (or shipped) corpus'}" for cfg, _ in costs.values()})
+    data = sorted({f"{cfg.task}: {_sized_from(cfg)}" for cfg, _ in costs.values()})
     lines.append("data sized from " + "; ".join(data) + " (plan with --data-dir for the real releases' sizes)")
     notes = sorted({cost.note for _, cost in costs.values() if cost.note})
     lines += [f"note: {n}" for n in notes]
@@ -283,3 +283,9 @@ def plan(
     if len(too_big) > 10:
         lines.append(f"cannot fit: {len(too_big) - 10} more cells")
     return "\n".join(lines)
+
+
+def _sized_from(cfg) -> str:
+    if cfg.task.startswith("hf:"):
+        return "the dataset itself"
+    return cfg.data_dir or "the synthetic (or shipped) corpus"

@@ -52,6 +52,8 @@ def run_cli(*args):
 
 
 def test_ner_and_classification_datasets_run_for_a_round(tmp_path):
+    from bench.data.hf import fingerprint as hf_fingerprint
+
     ner = ner_dataset(tmp_path / "ner")
     notes = cls_csv(tmp_path / "notes")
     for source, extra in ((ner, []), (notes, ["--group-column", "patient"])):
@@ -63,6 +65,7 @@ def test_ner_and_classification_datasets_run_for_a_round(tmp_path):
         assert done.returncode == 0, done.stderr[-1500:]
         final = json.loads((out / "final.json").read_text())
         assert final["status"] == "ok" and final["task_kind"] == ("ner" if source == ner else "cls")
+        assert final["source_fingerprint"] == hf_fingerprint(str(source))  # which version of the dataset ran
 
 
 def test_stats_count_the_splits_and_labels(tmp_path):
