@@ -170,6 +170,7 @@ def test_a_report_over_several_depths_and_ranks_draws_and_tabulates_the_frontier
     assert set(rows) == {"fedavg", "layerskip top:1", "layerskip top:3", "lora r2", "lora r32"}
     # up and down to each seed's best round (seeds 1-3 stop at rounds 1-3), mean over seeds: not the whole run's
     assert float(rows["lora r2"]["bytes_to_best"]) == pytest.approx(1500 * (1 + 2 + 3) / 3)
+    assert (float(rows["lora r2"]["bytes_to_best_min"]), float(rows["lora r2"]["bytes_to_best_max"])) == (1500, 4500)
     table = main_table([{**json.loads((p / "final.json").read_text()), "history": _history(p)} for p in runs.iterdir()])
     assert {t["best_round"] for t in table} == {2.0} and {t["rounds_run"] for t in table} == {3.0}
     assert float(rows["layerskip top:3"]["vs_centralized_diff"]) == pytest.approx(-0.03)
@@ -332,6 +333,13 @@ def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):
     assert [ln.get_ydata()[0] for ln in dashed] == [pytest.approx(0.75 - 0.02)]
     (front,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("Pareto")]
     assert list(front.get_xdata()) == [1e5, 4e5, 1e7, 2e7, 3e7] and front.get_drawstyle() == "steps-post"
+    table[1].update(bytes_to_best_min=5e8, bytes_to_best_max=2e9)  # FedAvg's seeds stopped apart
+    drawn.clear()
+    frontier_plot.frontier(None, tmp_path, table)
+    (ax,) = drawn["frontier"].axes
+    (fedavg,) = [c for c in ax.containers if c.lines[0].get_xdata()[0] == 1e9]
+    horizontal = fedavg.lines[2][0].get_segments()[0]  # x bars come first
+    assert (horizontal[0][0], horizontal[1][0]) == (5e8, 2e9)
 
 
 def test_the_ncbi_frontier_runs_the_issues_configurations_and_reuses_mains_cells_by_identity():

@@ -110,6 +110,8 @@ def table_rows(found: dict) -> list[dict]:
                 "trainable_pct": r["trainable_pct"],
                 "bytes_per_round": r["bytes_per_round"],
                 "bytes_to_best": r["bytes_to_best"],
+                "bytes_to_best_min": r.get("bytes_to_best_min"),
+                "bytes_to_best_max": r.get("bytes_to_best_max"),
                 "metric": r["metric"],
                 "metric_ci95": r["metric_ci95"],
                 "seeds": r["seeds"],

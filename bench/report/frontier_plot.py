@@ -67,13 +67,21 @@ def frontier(runs, folder, table) -> bool:
             label="Pareto front (by means)",
         )
         ax.set_xscale("log")
-        ax.set_xlabel("bytes moved until the reported state (log; mean over reported seeds)")
+        ax.set_xlabel("bytes moved until the reported state (log; mean over reported seeds, bars: least to most)")
         ax.set_ylabel("test metric (mean over reported seeds; bars: 95% CI of the mean)")
         ax.set_title(f"{found['task']} ({found['partition']}); hollow: not ranked (too few seeds)")
         ax.grid(alpha=0.3)
         ax.legend(handles=_legend(ax, found["configs"]), fontsize="x-small", loc="lower right")
     save(fig, folder, "frontier")
     return True
+
+
+def _bytes_spread(row: dict) -> list[list[float]] | None:
+    """Horizontal bar: the least and most bytes a seed moved to its reported state (seeds stop at
+    different rounds), around the mean; none where the row lacks them."""
+    if row.get("bytes_to_best_min") is None:
+        return None
+    return [[row["bytes_to_best"] - row["bytes_to_best_min"]], [row["bytes_to_best_max"] - row["bytes_to_best"]]]
 
 
 def _configurations(ax, configs: list[dict]) -> None:
@@ -86,6 +94,7 @@ def _configurations(ax, configs: list[dict]) -> None:
         ax.errorbar(
             r["bytes_to_best"],
             r["metric"],
+            xerr=_bytes_spread(r),
             yerr=_half(r),
             fmt=marker,
             color=colour,

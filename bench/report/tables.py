@@ -142,12 +142,14 @@ def bytes_until(run: dict, last_round: int) -> int:
     return sum(line["bytes_up"] + line["bytes_down"] for line in run.get("history", []) if line["round"] <= last_round)
 
 
-def _mean_bytes_to_best(runs: list[dict]) -> float | None:
-    """Mean over seeds of the bytes moved to the reported state; None where a run lacks its
-    rounds or its best round (a frontier leaves such a configuration out, never at 0 bytes)."""
+def _bytes_to_best(runs: list[dict]) -> dict:
+    """The bytes moved to the reported state: mean over seeds, and the least and most a seed moved
+    (seeds stop at different rounds); None where a run lacks its rounds or its best round (a
+    frontier does not rank such a configuration, never at 0 bytes)."""
     if any(not r.get("history") or not r.get("best_round") for r in runs):
-        return None
-    return float(np.mean([bytes_until(r, r["best_round"]) for r in runs]))
+        return {"bytes_to_best": None, "bytes_to_best_min": None, "bytes_to_best_max": None}
+    moved = [bytes_until(r, r["best_round"]) for r in runs]
+    return {"bytes_to_best": float(np.mean(moved)), "bytes_to_best_min": min(moved), "bytes_to_best_max": max(moved)}
 
 
 def _mean_total_bytes(runs: list[dict]) -> float:
@@ -191,7 +193,7 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
             np.mean([(r["bytes_up_total"] + r["bytes_down_total"]) / n for r, n in zip(rs, rounds_run)])
         ),
         "bytes_total": _mean_total_bytes(rs),
-        "bytes_to_best": _mean_bytes_to_best(rs),
+        **_bytes_to_best(rs),
     }
 
 
