@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.data.redact import shown, shown_all
 from bench.errors import BenchError
 from partitions.base import MIN_CLIENT_SIZE, Partitioner, iid_split, register
 
@@ -30,17 +31,19 @@ class SitePartitioner(Partitioner):
         names = sorted(set(sites.tolist()))
         if len(names) < 2:  # one site split IID would be an iid run under the name 'site'
             raise BenchError(
-                f"partition 'site': the data has one site ({', '.join(names)}); the natural split needs two or "
+                f"partition 'site': the data has one site ({shown_all(names)}); the natural split needs two or "
                 "more (hf: tasks name each example's hospital with --site-column)"
             )
         if n_clients < len(names):
             raise BenchError(
-                f"partition 'site': --clients {n_clients} is fewer than the {len(names)} sites ({', '.join(names)})"
+                f"partition 'site': --clients {n_clients} is fewer than the {len(names)} sites ({shown_all(names)})"
             )
         sizes = {s: int((sites == s).sum()) for s in names}
         parts = []
         for site, k in clients_per_site(sizes, n_clients).items():
             if sizes[site] < k * MIN_CLIENT_SIZE:
-                raise BenchError(f"partition 'site': site {site!r} has {sizes[site]} examples, too few for {k} clients")
+                raise BenchError(
+                    f"partition 'site': site {shown(site)} has {sizes[site]} examples, too few for {k} clients"
+                )
             parts += iid_split(np.flatnonzero(sites == site), k, rng)
         return parts

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from bench.data.redact import TAG_SHAPED, shown
 from bench.data.registry import register_task
 from bench.data.textio import read_text
 from bench.data.types import NerExample, TaskData
@@ -62,7 +63,7 @@ def read_file(path: Path, warnings: Counter) -> list[NerExample]:
         if len(fields) < 2 or not fields[0]:
             raise DataError(path, "expected token<TAB>tag", lineno)
         if not TAG.match(fields[-1]):
-            raise DataError(path, f"not an IOB2 tag: {fields[-1][:20]!r}", lineno)
+            raise DataError(path, f"not an IOB2 tag: {shown(fields[-1], TAG_SHAPED)}", lineno)
         tokens.append(fields[0])
         tags.append(fields[-1])
     flush()

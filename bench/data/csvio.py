@@ -8,9 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.data.redact import library_message
 from bench.errors import DataError
 
 CHUNK_ROWS = 200_000
+
+
+FIELD_COUNT = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
 
 
 def find_table(root: Path, name: str, required: bool = True) -> Path | None:
@@ -24,7 +28,8 @@ def find_table(root: Path, name: str, required: bool = True) -> Path | None:
 
 def _parser_error(path: Path, error: Exception) -> DataError:
     m = re.search(r"line (\d+)", str(error))
-    message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    counted = FIELD_COUNT.search(str(error))  # pandas' field count quotes nothing; other messages may quote a row
+    message = counted.group(0) if counted else library_message(error)
     return DataError(path, f"malformed CSV: {message}", int(m.group(1)) if m else None)
 
 

@@ -19,7 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 from bench.config import SOURCE_FINGERPRINTS
-from bench.data.hf_rows import check_labels_are_labels, examples, locator
+from bench.data.hf_columns import feature_names, require_column, task_kind
+from bench.data.hf_rows import check_categories, examples, locator
+from bench.data.redact import library_message, shown_all
 from bench.data.registry import TASKS, TaskSpec
 from bench.data.types import TaskData
 from bench.errors import BenchError
@@ -85,10 +87,10 @@ def _read_files(files: dict[str, Path], source: str):
                     cache_dir=cache,
                     keep_in_memory=True,
                 )
-            except Exception as e:  # datasets' parser errors: one line, naming the file
-                cause = str(e.__cause__ or e).strip().splitlines()[0][:200]
+            except Exception as e:  # datasets' parser errors: one line, naming the file, never its row
                 raise BenchError(
-                    f"hf:{source}: {path.name}: not readable as {FILE_FORMATS[path.suffix]}: {cause}"
+                    f"hf:{source}: {path.name}: not readable as {FILE_FORMATS[path.suffix]} "
+                    f"({library_message(e.__cause__ or e)})"
                 ) from None
     return datasets.DatasetDict(found)
 
@@ -177,32 +179,6 @@ def fingerprint(source: str) -> str:  # registered below as the identity of hf: 
     return _fingerprint(source, tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
 
 
-def _feature_names(feature) -> list[str] | None:
-    """The label names of a ClassLabel (or a sequence of them), else None."""
-    inner = getattr(feature, "feature", feature)
-    return list(inner.names) if hasattr(inner, "names") else None
-
-
-def _kind(columns: dict, features) -> str:
-    present = list(features)
-    if columns["tokens_column"] in features and columns["tags_column"] in features:
-        return "ner"
-    if columns["text_column"] in features and columns["label_column"] in features:
-        label = features[columns["label_column"]]
-        is_list = type(label).__name__ in ("Sequence", "List", "LargeList") or isinstance(label, list)
-        return "multilabel" if is_list else "cls"
-    raise BenchError(
-        f"no NER columns ({columns['tokens_column']} + {columns['tags_column']}) and no classification "
-        f"columns ({columns['text_column']} + {columns['label_column']}); columns present: {', '.join(present)} "
-        "(name them with --tokens-column/--tags-column or --text-column/--label-column)"
-    )
-
-
-def _require(features, name: str | None, what: str) -> None:
-    if name is not None and name not in features:
-        raise BenchError(f"no {what} column {name!r}; columns present: {', '.join(features)}")
-
-
 def load(source: str, **given) -> TaskData:
     """The task's splits from SOURCE (validation, where missing, is carved by bench.data.load_task,
     group by group); the test split is required."""
@@ -212,13 +188,13 @@ def load(source: str, **given) -> TaskData:
         raise BenchError(f"hf:{source}: no test split (splits found: {', '.join(data)})")
     features = data["train" if "train" in data else "test"].features
     try:
-        kind = _kind(columns, features)
+        kind = task_kind(columns, features)
         for key in ("site_column", "group_column"):
-            _require(features, columns[key], key.split("_")[0])
+            require_column(features, columns[key], key.split("_")[0])
     except BenchError as e:
         raise BenchError(f"hf:{source}: {e}") from None
     label_feature = features[columns["tags_column" if kind == "ner" else "label_column"]]
-    names = _feature_names(label_feature)
+    names = feature_names(label_feature)
     warnings: Counter = Counter()
     files = _data_files(Path(source), source) if Path(source).is_dir() and not _saved(Path(source)) else {}
     try:
@@ -230,8 +206,11 @@ def load(source: str, **given) -> TaskData:
             for s in data
             if s in SPLIT_NAMES
         }
-        if kind != "ner" and names is None and "train" in splits:
-            check_labels_are_labels(splits["train"], columns["label_column"])
+        train = splits.get("train", [])
+        if kind != "ner" and names is None:
+            check_categories([x for ex in train for x in ex.labels], len(train), columns["label_column"], "label")
+        if columns["site_column"]:
+            check_categories([ex.site for ex in train], len(train), columns["site_column"], "site")
     except BenchError as e:
         raise BenchError(f"hf:{source}: {e}") from None
     if "train" not in splits:
@@ -249,9 +228,8 @@ def load(source: str, **given) -> TaskData:
     warnings["labels_not_in_train"] = len(set(labels) - label_set(splits["train"]))
     notes = []
     if straddling:  # ids, never text: a group column holds patient or document ids
-        shown = ", ".join(straddling[:5]) + (", ..." if len(straddling) > 5 else "")
         notes.append(
-            f"{len(straddling)} {columns['group_column']} group(s) in two given splits ({shown}): "
+            f"{len(straddling)} {columns['group_column']} group(s) in two given splits ({shown_all(straddling)}): "
             "the splits are used as given, so those groups train and are scored"
         )
     return TaskData(f"hf:{source}", kind, labels, splits, warnings, notes=notes)
@@ -276,7 +254,7 @@ def spec_for(source: str) -> TaskSpec:
     columns a run names)."""
     features = next(iter(open_source(source).values())).features
     try:
-        kind = _kind(COLUMN_DEFAULTS, features)
+        kind = task_kind(COLUMN_DEFAULTS, features)
     except BenchError:
         kind = "cls"  # other columns: the run names them, and the loader finds the kind
     return TaskSpec(

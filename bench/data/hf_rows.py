@@ -4,18 +4,15 @@ note into an error line, and error lines reach failed.json and the report."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
 from bench.data.conll import TAG, repair_bio
+from bench.data.redact import TAG_SHAPED, shown
 from bench.data.types import ClsExample, NerExample
 from bench.errors import BenchError
 
 SITE = "hf"
-# a value quoted in an error only when it has a tag's shape (S-Disease, E-DRUG): anything else
-# may be a word of a note
-TAG_SHAPED = re.compile(r"^[A-Za-z]{1,2}-[A-Za-z_]{1,30}$")
 # a label column whose values are nearly all distinct is a text column, not labels
 MAX_DISTINCT_LABEL_SHARE = 0.5
 MIN_ROWS_FOR_DISTINCT_CHECK = 20
@@ -49,12 +46,10 @@ def _ner_example(row, columns: dict, names, where: str, warnings: Counter) -> tu
         raise BenchError(f"{where}: {len(tokens)} tokens, {len(tags)} tags (or a tag missing)")
     tags = [names[t] if names else str(t) for t in tags]
     bad = next((i for i, t in enumerate(tags) if not TAG.match(t)), None)
-    if bad is not None:
-        shown = (
-            repr(tags[bad]) if TAG_SHAPED.match(tags[bad]) else "(not quoted: it may be text; are the columns swapped?)"
-        )
+    if bad is not None:  # a bare word is not quoted: tokens and tags may be swapped
         raise BenchError(
-            f"{where}: tag {bad + 1} {shown} is not IOB2 (O, B-TYPE, I-TYPE); convert BIOES or bare types first"
+            f"{where}: tag {bad + 1} {shown(tags[bad], TAG_SHAPED)} is not IOB2 (O, B-TYPE, I-TYPE); "
+            "convert BIOES or bare types first"
         )
     return tuple(map(str, tokens)), tuple(repair_bio(tags, warnings))  # an I- that opens an entity: B-
 
@@ -86,14 +81,14 @@ def examples(split: str, rows, kind: str, columns: dict, names, warnings: Counte
     return out
 
 
-def check_labels_are_labels(train: list, column: str) -> None:
-    """Refuse a label column whose values are nearly all distinct (a text column named as the
-    label, by a swap or a typo): its values would become class names in every output."""
-    if len(train) < MIN_ROWS_FOR_DISTINCT_CHECK:
+def check_categories(values: list, n_rows: int, column: str, role: str) -> None:
+    """Refuse a label or site column whose values are nearly all distinct (a text column named in
+    its place, by a swap or a typo): its values would become class or site names in every output."""
+    if n_rows < MIN_ROWS_FOR_DISTINCT_CHECK:
         return
-    distinct = len({label for ex in train for label in ex.labels})
-    if distinct > MAX_DISTINCT_LABEL_SHARE * len(train):
+    distinct = len(set(values))
+    if distinct > MAX_DISTINCT_LABEL_SHARE * n_rows:
         raise BenchError(
-            f"label column {column!r} has {distinct} distinct values in {len(train)} training rows: "
-            "a text column, not labels? (name the label column with --label-column)"
+            f"{role} column {column!r} has {distinct} distinct values in {n_rows} training rows: "
+            f"a text column, not {role}s? (name the {role} column with --{role}-column)"
         )

@@ -20,11 +20,14 @@ from collections import Counter
 from pathlib import Path
 
 from bench.data.layouts import I2B2_2014_SPLIT_DIRS as SPLIT_DIRS
+from bench.data.redact import shown
 from bench.data.registry import register_task
 from bench.data.spans import Span, bio_tags, resolve_spans
 from bench.data.textio import read_text
 from bench.data.types import NerExample, TaskData
 from bench.errors import DataError
+
+PHI_SHAPED = re.compile(r"^[A-Z][A-Z_-]{0,20}$")  # NAME, DATE, PROFESSION: how a PHI type is spelled
 
 CATEGORIES = ("NAME", "PROFESSION", "LOCATION", "AGE", "DATE", "CONTACT", "ID")
 TYPES = (
@@ -79,12 +82,14 @@ def char_spans(path: Path, raw: str, root: ET.Element, text: str, level: str, wa
         tag_id = tag.get("id", "?")
         label = tag.tag if level == "category" else tag.get("TYPE", "")
         valid = CATEGORIES if level == "category" else TYPES
-        if label not in valid:
-            raise DataError(path, f"unknown PHI {level} {label!r} in tag {tag_id}", tag_line(raw, tag_id))
+        if label not in valid:  # quoted only in a type's shape (NAME, DATE): a misplaced name is not
+            raise DataError(
+                path, f"unknown PHI {level} {shown(label, PHI_SHAPED)} in tag {shown(tag_id)}", tag_line(raw, tag_id)
+            )
         try:
             start, end = int(tag.get("start", "")), int(tag.get("end", ""))
         except ValueError:
-            raise DataError(path, f"tag {tag_id} has no integer start/end", tag_line(raw, tag_id)) from None
+            raise DataError(path, f"tag {shown(tag_id)} has no integer start/end", tag_line(raw, tag_id)) from None
         expected = tag.get("text", text[start:end])
         if text[start:end] != expected:
             lo = max(0, start - REPAIR_WINDOW)

@@ -17,6 +17,7 @@ import csv
 import gzip
 from pathlib import Path
 
+from bench.data.redact import library_message, shown
 from bench.data.registry import register_task
 from bench.data.splitting import split_of
 from bench.data.types import ClsExample, TaskData
@@ -44,13 +45,24 @@ def load(root: Path) -> TaskData:
             reader = csv.reader(f, delimiter="\t")
             header = next(reader, None)
             if header != COLUMNS:
-                raise DataError(path, f"expected the columns {', '.join(COLUMNS)}, found {header}", 1)
+                raise DataError(path, f"expected the columns {', '.join(COLUMNS)}, {_header_found(header)}", 1)
             for line, row in enumerate(reader, start=2):
                 if len(row) != len(COLUMNS) or not all(row):
                     raise DataError(path, f"expected {len(COLUMNS)} non-empty tab-separated fields", line)
                 source, _, focus, qtype, answer = row
                 splits[split_of(f"focus:{focus}")].append(ClsExample(answer, (qtype,), source, focus))
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
-        raise DataError(path, f"not a readable gzipped TSV: {e}") from None
+        raise DataError(path, f"not a readable gzipped TSV ({library_message(e)})") from None
     labels = sorted({ex.labels[0] for ex in splits["train"]})
     return TaskData("medquad", "cls", labels, splits)
+
+
+def _header_found(header: list[str] | None) -> str:
+    """What the first line holds instead, quoting only id-shaped names: a file without its header
+    line has an answer there."""
+    if header is None:
+        return "found an empty file"
+    wrong = next((i for i, (a, b) in enumerate(zip(header, COLUMNS)) if a != b), min(len(header), len(COLUMNS)))
+    return f"found {len(header)} columns" + (
+        f", column {wrong + 1} {shown(header[wrong])}" if wrong < len(header) else ""
+    )

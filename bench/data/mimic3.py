@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.data.csvio import find_table, read_table
+from bench.data.redact import NUMBER_SHAPED, shown
 from bench.data.registry import register_task
 from bench.data.splitting import split_of
 from bench.data.types import ClsExample, TaskData
@@ -105,7 +106,7 @@ def admissions(root: Path) -> pd.DataFrame:
     if len(bad):
         raise DataError(
             path,
-            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {bad['HOSPITAL_EXPIRE_FLAG'].iloc[0]!r} "
+            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {shown(bad['HOSPITAL_EXPIRE_FLAG'].iloc[0], NUMBER_SHAPED)} "
             f"(HADM_ID {bad.index[0]})",
         )
     return table

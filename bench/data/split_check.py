@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from bench.data.redact import shown
 from bench.data.registry import TaskSpec
 from bench.data.types import TaskData
 from bench.errors import BenchError
@@ -48,7 +49,7 @@ def _empty_fix(data: TaskData, spec: TaskSpec, split: str) -> str:
     rule = f"splits come from {spec.split_rule}" if spec.split_rule else "the release gave none"
     if split == "validation" and data.carved_validation:
         per_site = Counter(site for site, _ in {(ex.site, ex.doc_id) for ex in data.splits["train"]})
-        sites = ", ".join(f"{site} {n}" for site, n in sorted(per_site.items()))
+        sites = ", ".join(f"{shown(site)} {n}" for site, n in sorted(per_site.items()))
         return f"{rule}, and the training documents per site are {sites}: add training documents or a validation file"
     return f"{rule}: add {split} documents to the release (or check --data-dir)"
 
@@ -66,7 +67,7 @@ def _unscorable(data: TaskData, split: str) -> str | None:
     if data.kind == "cls" and len(labels) < 2:
         (only,) = labels or {"none": 0}
         return (
-            f"has one class only (all {len(examples)} examples are {only!r}): macro-F1 and AUROC cannot rank models; "
+            f"has one class only (all {len(examples)} examples are {shown(only)}): macro-F1 and AUROC cannot rank models; "
             "add examples of another class"
         )
     if data.kind == "multilabel" and not labels:

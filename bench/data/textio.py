@@ -15,8 +15,8 @@ def read_text(path: Path) -> str:
     if str(path).endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise DataError(path, f"not a valid gzip file ({e})") from None
+        except (OSError, EOFError) as e:  # gzip's message quotes the file's first bytes
+            raise DataError(path, f"not a valid gzip file ({type(e).__name__})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

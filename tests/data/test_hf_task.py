@@ -146,7 +146,7 @@ NER_ROW = '{"tokens": ["chest", "pain"], "ner_tags": %s}\n'
          "train.jsonl line 1: tag 1 'S-Problem' is not IOB2"),
         # a bare word is not quoted: it may be a note's (tokens and tags swapped)
         ({"train_jsonl": NER_ROW % '["O", "Problem"]', "test_jsonl": NER_ROW % '["O", "O"]'},
-         r"tag 2 \(not quoted: it may be text; are the columns swapped\?\) is not IOB2"),
+         r"tag 2 \(a value of 7 characters, not quoted: it may be text\) is not IOB2"),
         ({"train_csv": "text,label\na,x\n", "test_csv": "text,label\n"}, "test.csv: no rows \\(the test split\\)"),
         ({"train_jsonl": '{"tokens": [\n', "test_jsonl": NER_ROW % '["O", "O"]'}, "train.jsonl: not readable as json"),
         ({"train_csv": "tokens,ner_tags\nab,OO\n", "test_csv": "tokens,ner_tags\nab,OO\n"}, "must be lists"),
@@ -236,7 +236,7 @@ def test_groups_in_two_given_splits_are_named_by_id_where_a_run_starts(tmp_path)
     (folder / "validation.csv").write_text("text,label,patient\nfever again died,died,train-p0\n")
     data = load_task(f"hf:{folder}", group_column="patient")
     assert data.notes == [
-        "1 patient group(s) in two given splits (train-p0): the splits are used as given, so those groups train and are scored"
+        "1 patient group(s) in two given splits ('train-p0'): the splits are used as given, so those groups train and are scored"
     ]
     assert task_stats(data)["notes"] == data.notes
 
@@ -247,7 +247,7 @@ def test_one_site_is_no_natural_split_and_document_dp_needs_groups(tmp_path):
     from bench.errors import BenchError
     from partitions import parse_partition
 
-    with pytest.raises(BenchError, match="the data has one site \\(hf\\); the natural split needs two or more"):
+    with pytest.raises(BenchError, match="the data has one site \\('hf'\\); the natural split needs two or more"):
         parse_partition("site").split(["x"] * 40, ["hf"] * 40, 2, seed=0)
     cfg = ExperimentConfig(task=f"hf:{tmp_path}", method="fedavg", noise_multiplier=1.0, dp_unit="document")
     with pytest.raises(BenchError, match="has documents only with --group-column"):
