@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.config import first_difference
+from bench.data.redact import library_message
 from bench.engine.cells import run_cells_parallel
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
@@ -52,8 +53,10 @@ def run_cell(cell: Cell, runs: Path, resume: bool, progress: bool = True) -> str
         extend.mark(folder)
         return "extended" if (folder / extend.NOTE).is_file() else "ok"
     except Exception as e:  # recorded and reported; one broken cell must not stop the grid
-        # a bad input keeps the one line the command line would print; a crash its exception type
-        error = f"error: {e}" if isinstance(e, BenchError) else f"{type(e).__name__}: {e}"
+        # a bad input keeps the one line the command line would print (written not to quote the
+        # data); a crash keeps its type and where it names, not its message (a KeyError quotes the
+        # key: a label, a token): `python -m bench.run` on the cell's config shows it in full
+        error = f"error: {e}" if isinstance(e, BenchError) else f"{library_message(e)} (a crash; message not kept)"
         atomic_write_json(
             folder / "failed.json",
             {

@@ -80,3 +80,21 @@ def test_sites_labels_and_headers_from_a_dataset_are_quoted_only_in_an_ids_shape
     (notes / "train.csv").write_text(rows + "\n")  # no header row: the first record is the header
     text = _message(lambda: load_task(f"hf:{notes}"))
     assert "not quoted: no header row?" in text
+
+
+def test_a_crashing_cell_records_its_type_not_its_message(tmp_path, monkeypatch):
+    """A grid records each failed cell; a crash's message may quote data (a KeyError quotes its key)."""
+    import json
+
+    from bench.config import ExperimentConfig
+    from bench.protocol import runner
+    from bench.protocol.grid import Cell
+
+    def crash(cfg, folder, progress):
+        raise KeyError(f"Mr {CANARY}")
+
+    monkeypatch.setattr(runner, "run_experiment", crash)
+    cfg = ExperimentConfig(task="ncbi-disease", method="fedavg")
+    assert runner.run_cell(Cell(cfg.run_id, cfg), tmp_path, resume=False, progress=False) == "failed"
+    error = json.loads((tmp_path / cfg.run_id / "failed.json").read_text())["error"]
+    assert error.startswith("KeyError") and CANARY not in error
