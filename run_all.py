@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     cells, final_of = run_grid(name, grid, cells, out, args)
     tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
     notes = completeness_notes(planned, final_of, out / "runs")
-    report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning)
+    seeds = len({c.config.seed for c in cells if c.run_id not in tuning}) or None  # each cell's reported seeds
+    report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                     members, {c.run_id: final_of[c.run_id] for c in members if c.run_id in final_of}, out / "runs"
                 ),
                 tuning,
+                planned_seeds=seeds,
+                tuning_csv=out / "tuning.csv",  # the grid's sweep record: the study's checks read it too
             )
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0

@@ -131,6 +131,10 @@ tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
     run = [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)]
     subprocess.run(run, check=True, capture_output=True, cwd=ROOT)
     before = list(csv.DictReader(open(out / "tuning.csv")))
+    labels = {r["run_id"]: r["convergence"] for r in csv.DictReader(open(out / "summary.csv"))}
+    # each point's label is the report's (converged / capped / dead), not only the run's own flag
+    assert all(r["convergence"] == labels[r["run_id"]] != "" for r in before if r["run_id"] in labels)
+    assert {r["convergence"] for r in before} <= {"converged", "capped", "dead"}
     chosen = next(r for r in before if r["chosen"] == "True")
     assert float(chosen["value"]) in (1e-4, 1e-3), f"the range was meant to choose an edge: {before}"
     (probe,) = list(csv.DictReader(open(out / "edge_probes.csv")))

@@ -3,6 +3,7 @@ the pooled matched-accuracy target, and a report that is a function of its runs.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -273,6 +274,11 @@ def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_tw
     assert by["fedavg (iid)"]["also_changed"] == "" and by["lora r8 (iid)"]["also_changed"] == "lr 0.003 -> 0.001"
     assert by["fedavg (iid)"]["shift"] == pytest.approx(0.02) and {r["lr_longer"] for r in runs} == {1e-4, 1e-3}
     assert "the whole protocol's" in markdown(runs, cells, (3, 5))
+    # another lr: the shift is the protocol's, so the patience rule does not judge it
+    assert by["lora r8 (iid)"]["moved_beyond_interval"] is None
+    assert "lora r8 (iid) (more than the patience changed)" in markdown(runs, cells, (3, 5))
+    two = compare(pairs[:2], min_delta=0.005)[1]  # two pairs: a 1-df half-width is small by chance
+    assert two[0]["moved_beyond_interval"] is None and two[0]["no_verdict"] == "2 pair(s)"
     two_twins = stored + [final("lora", 1, 1e-2, 3, 0.5)]  # two stored lrs, neither the reported one: ambiguous
     with pytest.raises(BenchError, match="could be its twin"):
         shorter_twins(reported, two_twins, patience=3)
@@ -316,3 +322,86 @@ def test_a_federated_method_on_one_client_is_labelled_pooled():
     assert label(method="layerskip", layers="top:2", clients=1) == "layerskip top:2 pooled"
     assert label(method="layerskip", layers="top:2") == "layerskip top:2"
     assert label(method="centralized", clients=1) == "centralized"  # pooled by definition
+
+
+def _store(runs, name, method, seed, metric):
+    folder = runs / name
+    folder.mkdir(parents=True)
+    config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+    if method == "layerskip":
+        config["layers"] = "top:1"
+    final = {
+        "task": "t", "method": method, "status": "ok", "metric_name": "entity_micro_f1", "metric": metric,
+        "val_metric": 0.6, "config": config, "bytes_up_total": 0 if method == "centralized" else 10,
+        "bytes_down_total": 0, "trainable_params": 1, "total_params": 1, "rounds_run": 1, "best_round": 1,
+        "task_kind": "ner", "n_labels": 3,
+    }  # fmt: skip
+    (folder / "final.json").write_text(json.dumps(final))
+    (folder / "rounds.jsonl").write_text(
+        json.dumps({"round": 1, "val_metric": 0.6, "bytes_up": 1, "bytes_down": 1}) + "\n"
+    )
+
+
+def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated(tmp_path):
+    """A study mid-run: layer-skipping has one of its three seeds; its row says so, the narrative
+    leaves it out, and its gap is the one paired difference, not centralized's mean minus it."""
+    runs = tmp_path / "runs"
+    for seed, metric in ((1, 0.70), (2, 0.74), (3, 0.78)):
+        _store(runs, f"c{seed}", "centralized", seed, metric)
+    _store(runs, "l1", "layerskip", 1, 0.65)
+    write_report(tmp_path / "out", runs_dir=runs, planned_seeds=3)
+    table = (tmp_path / "out" / "tables" / "main.md").read_text()
+    assert "running (1/3 seeds): 0.650" in table
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Still running (fewer reported seeds than planned, left out here): 1 cell(s)." in report
+    assert "layerskip top:1 scored" not in report
+    with open(tmp_path / "out" / "tables" / "main.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert float(rows["layerskip top:1"]["gap_to_centralized_pts"]) == pytest.approx(5.0)  # 0.70 - 0.65, seed 1
+    assert rows["layerskip top:1"]["metric_std"] == "" and rows["centralized"]["complete"] == "True"
+    for seed, metric in ((2, 0.70), (3, 0.72)):
+        _store(runs, f"l{seed}", "layerskip", seed, metric)
+    write_report(tmp_path / "out", runs_dir=runs, planned_seeds=3)
+    report = (tmp_path / "out" / "report.md").read_text()
+    # per-seed gaps 5, 4, 6 points: mean 5, t-interval 5 ± 4.303 * 1 / sqrt(3)
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert f"5.0 points below centralized [95% CI over seeds {5 - half:.1f}, {5 + half:.1f}]" in report
+
+
+def test_a_studys_report_reads_the_grids_sweep_record_for_its_checks(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in (1, 2, 3):
+        _store(runs, f"c{seed}", "centralized", seed, 0.7 + 0.01 * seed)
+    tuning_csv = tmp_path / "tuning.csv"
+    tuning_csv.write_text(
+        "task,method,layers,partition,epsilon,setting,value,val_metric,chosen,group,run_id\n"
+        "t,centralized,,iid,,lr,0.00003,0.4,False,g,a\n"
+        "t,centralized,,iid,,lr,0.0001,0.5,False,g,b\n"
+        "t,centralized,,iid,,lr,0.0003,0.6,True,g,c\n"
+    )
+    study = tmp_path / "studies" / "main"
+    write_report(study, runs_dir=runs, study="main", tuning_csv=tuning_csv)
+    assert "## Checks" in (study / "report.md").read_text()  # the top edge of its range is named
+    write_report(tmp_path / "alone", runs_dir=runs, study="main")  # no sweep record beside it: no checks
+    assert "## Checks" not in (tmp_path / "alone" / "report.md").read_text()
+
+
+def test_validation_curves_start_at_round_zero_with_the_untrained_score(tmp_path, monkeypatch):
+    from bench.report import figures
+
+    drawn = {}
+    monkeypatch.setattr(figures, "save", lambda fig, folder, name: drawn.setdefault(name, fig))
+    runs = []
+    for seed, untrained in ((1, 0.01), (2, 0.03)):
+        cfg = {"task": "t", "method": "fedavg", "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        history = [{"round": r, "val_metric": 0.5 + 0.1 * r, "bytes_up": 1, "bytes_down": 1} for r in (1, 2)]
+        runs.append(
+            {"config": cfg, "history": history, "untrained_val_metric": untrained, "metric_name": "f1", "status": "ok"}
+        )
+    assert figures.metric_vs_round(runs, tmp_path, [])
+    (line,) = drawn["metric_vs_round"].axes[0].get_lines()
+    assert list(line.get_xdata()) == [0, 1, 2] and line.get_ydata()[0] == pytest.approx(0.02)
+    runs[0]["untrained_val_metric"] = None  # a run stored before round 0 was scored: no made-up point
+    drawn.clear()
+    figures.metric_vs_round(runs, tmp_path, [])
+    assert list(drawn["metric_vs_round"].axes[0].get_lines()[0].get_xdata()) == [1, 2]

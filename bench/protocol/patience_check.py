@@ -12,7 +12,10 @@ OUT/patience_check.csv (per run: the metric and best validation at both patience
 whether validation gained more than min_delta) and OUT/patience_check.md (per cell: the mean over
 seeds at both patiences, the shift, the seed-level 95% half-width at the shorter patience, and
 whether the shift exceeds it, the rule issue 23 set; beside it the paired 95% interval of the
-shift itself; the study should adopt the longer patience if any cell's shift exceeds it).
+shift itself; the study should adopt the longer patience if any cell's shift exceeds it). The
+rule judges only cells with 3 or more pairs in which nothing but the patience changed: a
+two-seed half-width has one degree of freedom and is small by chance, and another lr makes the
+shift the protocol's; those cells are listed as not judged, with the reason.
 
 Once a study has adopted the longer patience and been run again under it, `--from-patience P`
 checks the other way round and runs nothing: each reported run is paired with the stored run of
@@ -38,7 +41,7 @@ from bench.protocol.patience_twins import also_changed, reproduced_note, shorter
 from bench.protocol.runner import run_cells
 from bench.protocol.study import finals_of, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
-from bench.report.stats import seed_interval, seed_paired_interval
+from bench.report.stats import MIN_SEEDS_FOR_VERDICT, seed_interval, seed_paired_interval
 from bench.report.tables import cell_key, method_label
 from bench.store import atomic_write_text, to_csv
 
@@ -107,23 +110,38 @@ def compare(pairs: list[tuple[dict, dict]], min_delta: float) -> tuple[list[dict
                 "half_width": half,
                 "shift_lo": paired["lo"] if paired else None,
                 "shift_hi": paired["hi"] if paired else None,
-                "moved_beyond_interval": None if half is None else abs(shift) > half,
+                # judged only on 3+ pairs (a 2-seed half-width has 1 df: small by chance) where only
+                # the patience changed (another lr or frozen_mode makes the shift the protocol's)
+                "moved_beyond_interval": (
+                    None if half is None or len(values) < MIN_SEEDS_FOR_VERDICT or changed else abs(shift) > half
+                ),
+                "no_verdict": _why_no_verdict(len(values), changed),
                 "also_changed": ", ".join(sorted(changed)),
             }
         )
     return runs, sorted(rows, key=lambda r: r["cell"])
 
 
+def _why_no_verdict(pairs: int, changed: set) -> str:
+    if pairs < MIN_SEEDS_FOR_VERDICT:
+        return f"{pairs} pair(s)"
+    return "more than the patience changed" if changed else ""
+
+
 def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> str:
     gained = sum(r["gained"] for r in runs)
     moved = [c["cell"] for c in cells if c["moved_beyond_interval"]]
-    unjudged = [c["cell"] for c in cells if c["moved_beyond_interval"] is None]
+    unjudged = [f"{c['cell']} ({c['no_verdict']})" for c in cells if c["moved_beyond_interval"] is None]
     if moved:
         verdict = f"**Adopt patience {patience[1]}**: {', '.join(moved)} moved by more than the seed-level half-width."
-    elif unjudged:
-        verdict = f"**No verdict**: {', '.join(unjudged)} have one seed (no half-width)."
+    elif not any(c["moved_beyond_interval"] is False for c in cells):
+        verdict = "**No verdict**: no cell has 3 pairs with only the patience changed."
     else:
-        verdict = f"**Patience {patience[0]} stands**: no cell's mean moved by more than its seed-level half-width."
+        verdict = (
+            f"**Patience {patience[0]} stands**: no judged cell's mean moved by more than its seed-level half-width."
+        )
+    if unjudged:
+        verdict += f" Not judged: {'; '.join(unjudged)}."
     lines = [
         f"# Patience check: {patience[0]} -> {patience[1]}",
         "",

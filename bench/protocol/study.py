@@ -12,7 +12,8 @@ from bench.errors import BenchError
 from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell, expand_studies
 from bench.protocol.runner import run_cells
-from bench.store import atomic_write_text, to_csv
+from bench.report.tables import run_convergence
+from bench.store import atomic_write_text, load_runs, to_csv
 
 TUNING_COLUMNS = [
     "task",
@@ -24,7 +25,8 @@ TUNING_COLUMNS = [
     "setting",
     "value",
     "val_metric",
-    "converged",
+    "converged",  # the run's own flag: early stopping fired
+    "convergence",  # the report's label: converged, capped or dead (bench.engine.convergence)
     "rounds_run",
     "chosen",
     "group",
@@ -44,6 +46,13 @@ def studies_of(grid: dict, args) -> dict[str, list[Cell]]:
     if args.study not in all_studies:
         raise BenchError(f"--study {args.study}: not a study of this grid (studies: {', '.join(all_studies)})")
     return {args.study: all_studies[args.study]}
+
+
+def _labelled(rows: list[dict], out: Path) -> list[dict]:
+    """tuning.csv's rows with each stored point's convergence label, as summary.csv has it."""
+    stored = load_runs(out / "runs", sorted({row["run_id"] for row in rows}), quiet=True)
+    ok = {r["run_id"]: r for r in stored if r.get("status") == "ok"}  # a failed point has no label
+    return [{**row, "convergence": run_convergence(ok[row["run_id"]]) if row["run_id"] in ok else ""} for row in rows]
 
 
 def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
@@ -128,7 +137,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     every = tuning.sweep_points(cells)  # tuning.csv lists every stored point, the file's methods included
     finals = stored_finals(out / "runs", [p.cell for p in every])
     choices, rows = tuning.choose(points, finals, partial)
-    atomic_write_text(out / "tuning.csv", to_csv(tuning.choose(every, finals, True)[1], TUNING_COLUMNS))
+    atomic_write_text(out / "tuning.csv", to_csv(_labelled(tuning.choose(every, finals, True)[1], out), TUNING_COLUMNS))
     complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
     if complete:  # choices travel only once every point of every group has run
         tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(todo), choices, rows, kept)

@@ -184,11 +184,16 @@ def near_ties(rows: list[dict], margin: float) -> list[str]:
     return lines
 
 
+def _capped(row: dict) -> bool:
+    """The round cap ended the point (its label; a file older than the label: its own flag)."""
+    return row["convergence"] == "capped" if row.get("convergence") else row.get("converged") is False
+
+
 def unconverged_points(rows: list[dict]) -> list[str]:
     """One line per sweep point that reached its round cap still moving: the choice compared it
     at the cap, and with more rounds it might have won."""
     lines = []
-    for run_id in dict.fromkeys(r["run_id"] for r in rows if r.get("converged") is False):
+    for run_id in dict.fromkeys(r["run_id"] for r in rows if _capped(r)):
         r = next(x for x in rows if x["run_id"] == run_id)
         chosen = next((x for x in rows if x["group"] == r["group"] and x["chosen"]), None)
         if chosen is None or r["val_metric"] is None:

@@ -25,6 +25,15 @@ def _mean_curve(runs: list[dict], x_of) -> tuple[list, list]:
     return xs, ys
 
 
+def _with_round_zero(cell: list[dict], xs: list, ys: list) -> tuple[list, list]:
+    """The untrained model's validation score as round 0, where every seed has it (issue 23: a
+    curve starts where training started, so a run that never left it shows as flat)."""
+    start = [r.get("untrained_val_metric") for r in cell]
+    if any(v is None for v in start):
+        return xs, ys
+    return [0, *xs], [float(np.mean(start)), *ys]
+
+
 def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
     tasks = by_task([r for r in runs if r.get("history") and r["history"][0].get("val_metric") is not None])
     if not tasks:
@@ -38,6 +47,8 @@ def _curves(runs, folder, name, x_of, xlabel, logx=False) -> bool:
             xs, ys = _mean_curve(cell, x_of)
             if logx and not any(x > 0 for x in xs):
                 continue  # nothing moved (centralized, local): no point on a byte axis
+            if not logx:  # round 0 has no place on a log axis of bytes
+                xs, ys = _with_round_zero(cell, xs, ys)
             ax.plot(xs, ys, marker="o", ms=3, label=label(cell[0]) + (f" ({len(cell)} seeds)" if len(cell) > 1 else ""))
             drawn += 1
         style(ax, task, xlabel, f"validation {rs[0]['metric_name']}", logx)

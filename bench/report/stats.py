@@ -114,10 +114,11 @@ def _draw(rng: np.random.Generator, n: int, members: list[np.ndarray] | None) ->
 
 
 def seed_interval(values: list[float]) -> dict:
-    """Mean, sample std and the half-width of a 95% t-interval over seeds (None for one seed)."""
+    """Mean, sample std and the half-width of a 95% t-interval over seeds (std and half-width
+    None for one seed: one value has no spread to report, not a spread of 0)."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
-        return {"mean": float(x.mean()), "std": 0.0, "ci95": None}
+        return {"mean": float(x.mean()), "std": None, "ci95": None}
     std = float(x.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.975, len(x) - 1) * std / np.sqrt(len(x)))
     return {"mean": float(x.mean()), "std": std, "ci95": half}

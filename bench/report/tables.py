@@ -197,13 +197,15 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
     }
 
 
-def _gap(cen: list[dict] | None, mean: float, paired: dict | None) -> float | None:
-    """Points below centralized: over the seeds both have (the paired difference) where there are
-    pairs, else the difference of the two means (each over its own seeds)."""
+def _gap(rs: list[dict], cen: list[dict] | None, mean: float) -> float | None:
+    """Points below centralized: the mean per-seed difference over the seeds both have (one pair
+    is enough for the number; the interval needs two), else the difference of the two means."""
     if not cen:
         return None
-    if paired is not None:
-        return -100 * paired["diff"]
+    theirs = _by_seed(cen)
+    pairs = [theirs[r["config"]["seed"]]["metric"] - r["metric"] for r in rs if r["config"]["seed"] in theirs]
+    if pairs:
+        return 100 * float(np.mean(pairs))
     return 100 * (float(np.mean([r["metric"] for r in cen])) - mean)
 
 
@@ -215,7 +217,7 @@ def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] 
     cen_seed = None if cfg["method"] == "centralized" else _seed_paired(rs, cen)
     return {
         "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
-        "gap_to_centralized_pts": _gap(cen, mean, cen_seed),
+        "gap_to_centralized_pts": _gap(rs, cen, mean),
         "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
         "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
         "vs_fedavg_seed": None if cfg["method"] == "fedavg" else _seed_paired(rs, fed),
@@ -226,24 +228,29 @@ def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] 
     }
 
 
-def _row(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None) -> dict:
-    """One cell's row; the key order is the CSV's column order."""
+def _row(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None, planned: int | None) -> dict:
+    """One cell's row; the key order is the CSV's column order. `planned`: the reported seeds the
+    grid asks of every cell (None: whatever ran is the cell); a row with fewer is still running."""
     stats = seed_interval([r["metric"] for r in rs])
-    return {**_setting_columns(rs), **_outcome_columns(rs, stats), **_comparison_columns(rs, fed, cen, stats["mean"])}
+    settings = _setting_columns(rs)
+    settings["seeds_planned"] = planned
+    settings["complete"] = planned is None or settings["seed_role"] != "reported" or settings["seeds"] >= planned
+    return {**settings, **_outcome_columns(rs, stats), **_comparison_columns(rs, fed, cen, stats["mean"])}
 
 
 def _row_order(t: dict) -> tuple:
     return t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"]
 
 
-def main_table(runs: list[dict]) -> list[dict]:
+def main_table(runs: list[dict], planned_seeds: int | None = None) -> list[dict]:
     """One row per cell over its finished seeds; runs are final.json records with `history`
-    and `test_items` attached (bench.store.load_runs)."""
+    and `test_items` attached (bench.store.load_runs); `planned_seeds`, the reported seeds a grid
+    asks of each cell, marks the rows that have fewer as not complete."""
     cells = _cells(runs)
     fedavg, central = _references(cells)
     table = []
     for rs in cells.values():
         cfg = rs[0]["config"]
         ctx = _context(cfg)
-        table.append(_row(rs, fedavg.get(ctx + (cfg["partition"],)), central.get(ctx)))
+        table.append(_row(rs, fedavg.get(ctx + (cfg["partition"],)), central.get(ctx), planned_seeds))
     return sorted(table, key=_row_order)

@@ -96,11 +96,15 @@ def write_report(
     study: str | None = None,
     notes: list[str] | None = None,
     tuning: set[str] | frozenset = frozenset(),
+    planned_seeds: int | None = None,
+    tuning_csv: Path | None = None,
 ) -> Path:
     """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
     `runs_dir` (default out/runs); a study's report names the study in every caption. Runs in
     `tuning` chose a setting: summary.csv marks them `tuning`, and the tables leave them out of
-    every cell that has reported seeds."""
+    every cell that has reported seeds. `planned_seeds` (the reported seeds a grid asks of each
+    cell) marks cells with fewer as still running; `tuning_csv` (default out/tuning.csv) is the
+    grid's sweep record, which a study's report reads from the grid's folder."""
 
     runs_dir = runs_dir or out / "runs"
     runs = load_runs(runs_dir, run_ids)
@@ -110,13 +114,13 @@ def write_report(
         notes = [*(notes or []), f"**{len(run_ids) - len(runs)} of {len(run_ids)} runs have no stored result yet.**\n"]
     rows = [summary_row(r) for r in runs]
     atomic_write_text(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
-    table = main_table(runs)
+    table = main_table(runs, planned_seeds)
     depth = frontier.all_rows(table)
     _write_tables(out / "tables", table, depth)
     made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
-    checks = audit.section(runs, out / "tuning.csv", runs_dir)
+    checks = audit.section(runs, tuning_csv or out / "tuning.csv", runs_dir)
     text = _headline(out, study, rows, checks, notes) + frontier_headline.headline(table)
     text += [narrative(table), "", "## Main table", "", markdown(table)]
     text += _frontier_section(depth)
@@ -129,21 +133,34 @@ def write_report(
 def narrative(table: list[dict]) -> str:
     """One paragraph of what the numbers say, computed from the table."""
     sentences = []
+    running = [t for t in table if not t.get("complete", True)]
     for t in table:
-        if not t["method"].startswith("layerskip"):
+        if not t["method"].startswith("layerskip") or t in running:
             continue
         bits = [
             f"On {t['task']} ({t['partition']}{', ε ' + format(t['epsilon'], 'g') if t['epsilon'] else ''}), "
             f"{t['method']} scored {t['metric']:.3f}"
         ]
         if t["gap_to_centralized_pts"] is not None:
-            bits.append(f"{t['gap_to_centralized_pts']:.1f} points below centralized")
+            bits.append(f"{t['gap_to_centralized_pts']:.1f} points below centralized{_below_interval(t)}")
         if t["reduction_vs_fedavg_pct"] is not None:
             bits.append(f"while moving {100 - t['reduction_vs_fedavg_pct']:.0f}% of FedAvg's bytes")
         sentences.append(", ".join(bits) + ".")
+    if running:  # a partial cell's mean is not a result: named, not narrated
+        sentences.append(f"Still running (fewer reported seeds than planned, left out here): {len(running)} cell(s).")
     if not sentences:
         return "No layer-skipping runs in this grid."
     return " ".join(sentences)
+
+
+def _below_interval(t: dict) -> str:
+    """The gap's seed-level interval, in points below centralized, where it has a verdict."""
+    seed = t.get("vs_centralized_seed")
+    if not seed or not seed.get("verdict"):
+        return f" ({seed['no_verdict']}: no verdict)" if seed else " (one seed: no interval)"
+    return f" [95% CI over seeds {-100 * seed['hi']:.1f}, {-100 * seed['lo']:.1f}]" + (
+        " n.s." if seed["contains_zero"] else ""
+    )
 
 
 def _failure_line(row: dict, error: str | None) -> str:
