@@ -139,3 +139,20 @@ def test_a_choice_within_min_delta_of_the_runner_up_is_a_near_tie():
     assert "lr 0.0001 beat 0.0003 on validation by 0.0020 (0.700 against 0.698)" in close
     assert "by 0.0000 (0.400 against 0.400)" in tied, "a tie of the best two is the nearest of ties"
     assert len(audit.near_ties(rows, margin=0.001)) == 1
+
+
+def test_a_reported_round_won_by_a_hair_is_named_and_a_clear_win_is_not():
+    def run(run_id, curve, best, role="reported"):
+        history = [{"round": i + 1, "val_metric": v} for i, v in enumerate(curve)]
+        return {"run_id": run_id, "status": "ok", "role": role, "history": history, "best_round": best, "config": {}}
+
+    runs = [
+        run("hair", [0.5, 0.7055869, 0.70, 0.7055931], 4),  # the NCBI LoRA case: +6e-6 moved the report
+        run("clear", [0.5, 0.6, 0.7], 3),
+        run("tuning", [0.5, 0.50001], 2, role="tuning"),  # chose a setting: not a reported number
+        run("first", [0.7, 0.6], 1),  # nothing earlier to tie with
+    ]
+    (line,) = audit.hairline_best_rounds(runs, 0.005)
+    assert line.startswith("- 1 of 3 reported runs took their reported round by a validation gain below min_delta")
+    assert "`hair` (round 4 over 2, +0.0000)" in line and "clear" not in line
+    assert audit.hairline_best_rounds(runs, 0.0) == []  # with no margin nothing is a near tie

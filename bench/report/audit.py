@@ -8,6 +8,8 @@
   points all tied chose nothing: the first value won the tie. A sweep point that reached the
   round cap still moving was compared before it finished. Where the edge was probed one step
   beyond (bench.protocol.edge_probe, `--probe-edges`), the check says whether the choice held.
+- A reported round that beat the run's best earlier round on validation by less than min_delta
+  is a near tie between rounds (best-round selection takes any strict gain).
 - A choice that beat the runner-up on validation by less than min_delta (what early stopping
   counts as no gain) is a near tie: a rerun could choose the other value, whose test score may
   differ by more than the margin (on NCBI, 3.4 points for the same blocks).
@@ -211,6 +213,39 @@ def unconverged_points(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _hairline(run: dict, margin: float) -> tuple[int, int, float] | None:
+    """(best round, the earlier round it beat, by how much) where that gain is below `margin`."""
+    scores = {h["round"]: h["val_metric"] for h in run.get("history", []) if _finite(h.get("val_metric"))}
+    best = run.get("best_round")
+    earlier = {r: v for r, v in scores.items() if r < (best or 0)}
+    if best not in scores or not earlier:
+        return None
+    runner_up = max(earlier, key=earlier.get)
+    gain = scores[best] - earlier[runner_up]
+    return (best, runner_up, gain) if gain < margin else None
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+
+
+def hairline_best_rounds(runs: list[dict], margin: float) -> list[str]:
+    """Reported runs whose reported round beat the best earlier round on validation by less than
+    min_delta: a near tie between rounds, whose test scores can differ by more than the margin
+    (on NCBI a gain of 6e-6 moved a LoRA seed's reported round 17 -> 21 and test F1 0.708 -> 0.732)."""
+    reported = [r for r in runs if r.get("status") == "ok" and r.get("role") != "tuning"]
+    hits = [(r["run_id"], found) for r in reported if (found := _hairline(r, margin))]
+    if not hits:
+        return []
+    named = ", ".join(f"`{run_id}` (round {b} over {e}, +{gain:.4f})" for run_id, (b, e, gain) in hits[:8])
+    return [
+        f"- {len(hits)} of {len(reported)} reported runs took their reported round by a validation gain below "
+        f"min_delta ({margin:g}) over an earlier round: a near tie between rounds, so a rerun could report the "
+        f"other, whose test score may differ by more than the margin (the seed-level intervals carry this noise: "
+        f"each seed's reported round is part of its draw): {named}" + (", ..." if len(hits) > 8 else "")
+    ]
+
+
 def read_tuning(path: Path) -> list[dict]:
     """tuning.csv's rows with numbers and booleans back (none when there is no file)."""
     if not path.is_file():
@@ -239,6 +274,7 @@ def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
         + edge_choices(rows, probes)
         + near_ties(rows, margin)
         + unconverged_points(rows)
+        + hairline_best_rounds(runs, margin)
     )
     if not found:
         return []
