@@ -273,6 +273,7 @@ def test_configurations_without_three_reported_seeds_or_bytes_are_tabulated_but_
     rows["layerskip top:4"]["seeds"] = 2  # a study still running: would top the front by its mean
     rows["lora r2"]["seed_role"] = "tuning only"
     rows["lora r8"]["bytes_to_best"] = None
+    rows["layerskip bottom:2"].update(complete=False, seeds_planned=4)  # 3 of 4 planned seeds: still running
     (found,) = frontier.frontier_sets(table)
     ranked = ["layerskip bottom:1", "layerskip top:2", "layerskip top:3"]  # bottom:1 undominated once LoRA is out
     assert [r["method"] for r in frontier.pareto(found["configs"])] == ranked
@@ -281,6 +282,7 @@ def test_configurations_without_three_reported_seeds_or_bytes_are_tabulated_but_
     assert list(marked)[-1] == "lora r8"  # no bytes: tabulated last, not dropped
     table_md = frontier.markdown(frontier.table_rows(found))
     assert "not ranked: the tuning seed only" in table_md and "not ranked: no per-round bytes" in table_md
+    assert "not ranked: running (3/4 seeds)" in table_md
     text = " ".join(frontier_headline.headline(table))
     assert "Not ranked: layerskip top:4 (2 reported seed(s))" in text and "lora r8 (no per-round bytes)" in text
     rows["layerskip top:3"]["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")

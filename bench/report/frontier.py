@@ -34,6 +34,8 @@ def why_unranked(row: dict) -> str | None:
     judge (a study still running, or a tuning seed alone), or no per-round bytes to its reported state."""
     if row.get("seed_role", "reported") != "reported":
         return "the tuning seed only"
+    if not row.get("complete", True):
+        return f"running ({row['seeds']}/{row['seeds_planned']} seeds)"
     if row["seeds"] < MIN_SEEDS_FOR_VERDICT:
         return f"{row['seeds']} reported seed(s)"
     return None if row["bytes_to_best"] else "no per-round bytes"

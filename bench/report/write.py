@@ -157,7 +157,7 @@ def _below_interval(t: dict) -> str:
     """The gap's seed-level interval, in points below centralized, where it has a verdict."""
     seed = t.get("vs_centralized_seed")
     if not seed or not seed.get("verdict"):
-        return f" ({seed['no_verdict']}: no verdict)" if seed else " (one seed: no interval)"
+        return f" ({seed['no_verdict']}: no verdict)" if seed else " (fewer than 2 paired seeds: no interval)"
     return f" [95% CI over seeds {-100 * seed['hi']:.1f}, {-100 * seed['lo']:.1f}]" + (
         " n.s." if seed["contains_zero"] else ""
     )
@@ -165,7 +165,7 @@ def _below_interval(t: dict) -> str:
 
 def _failure_line(row: dict, error: str | None) -> str:
     """A failed run with the one-line reason it was stored with (a bad input's message as the
-    command line printed it; a crash's exception), so the report says why without opening files."""
+    command line printed it; a crash's exception type), so the report says why without opening files."""
     why = error.strip().splitlines()[0] if error else f"{row['status']}, see runs/{row['run_id']}/"
     return f"- `{row['run_id']}`: {why}"
 
