@@ -56,6 +56,11 @@ def _ner_example(row, columns: dict, names, where: str, warnings: Counter) -> tu
 
 def _cls_labels(row, columns: dict, names, where: str) -> tuple:
     raw = row[columns["label_column"]]
+    if isinstance(raw, str) and raw.startswith("[") and raw.endswith("]"):  # a list written into a CSV cell
+        raise BenchError(
+            f"{where}: the label is text shaped like a list: a CSV cannot hold a list of labels "
+            "(for multi-label use JSON lines, parquet or save_to_disk)"
+        )
     values = raw if isinstance(raw, list) else [raw]
     if missing(raw) or any(missing(v) for v in values) or missing(row[columns["text_column"]]):
         raise BenchError(f"{where}: no label or no text (None, empty, or -1): label and remove unlabelled rows first")

@@ -148,6 +148,8 @@ NER_ROW = '{"tokens": ["chest", "pain"], "ner_tags": %s}\n'
         ({"train_jsonl": NER_ROW % '["O", "Problem"]', "test_jsonl": NER_ROW % '["O", "O"]'},
          r"tag 2 \(a value of 7 characters, not quoted: it may be text\) is not IOB2"),
         ({"train_csv": "text,label\na,x\n", "test_csv": "text,label\n"}, "test.csv: no rows \\(the test split\\)"),
+        ({"train_csv": 'text,label\na,"[1, 2]"\n', "test_csv": "text,label\nc,0\n"},
+         "train.csv record 1 .*: the label is text shaped like a list: a CSV cannot hold a list of labels"),
         ({"train_jsonl": '{"tokens": [\n', "test_jsonl": NER_ROW % '["O", "O"]'}, "train.jsonl: not readable as json"),
         ({"train_csv": "tokens,ner_tags\nab,OO\n", "test_csv": "tokens,ner_tags\nab,OO\n"}, "must be lists"),
         ({"train_csv": "text,label\na,x\n", "dev_csv": "text,label\na,x\n", "validation_csv": "text,label\na,x\n",
