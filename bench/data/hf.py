@@ -99,9 +99,14 @@ def _no_rows(path: Path) -> bool:
     """A text data file without a record: empty, or a CSV's header alone."""
     if path.suffix == ".parquet":
         return False
+    needed = 2 if path.suffix == ".csv" else 1  # a CSV's header, then a record
     with open(path, errors="replace") as f:
-        lines = [line for line in (f.readline() for _ in range(3)) if line.strip()]
-    return len(lines) <= (1 if path.suffix == ".csv" else 0)
+        found = 0
+        for line in f:
+            found += bool(line.strip())
+            if found >= needed:
+                return False
+    return True
 
 
 def _load_saved(path: Path, source: str):
@@ -207,7 +212,7 @@ def load(source: str, **given) -> TaskData:
             if s in SPLIT_NAMES
         }
         train = splits.get("train", [])
-        if kind != "ner" and names is None:
+        if kind == "cls" and names is None:  # a list-typed label column cannot be a swapped text column
             check_categories([x for ex in train for x in ex.labels], len(train), columns["label_column"], "label")
         if columns["site_column"]:
             check_categories([ex.site for ex in train], len(train), columns["site_column"], "site")

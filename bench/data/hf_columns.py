@@ -4,7 +4,7 @@ name the columns present without quoting a header-less file's first record."""
 
 from __future__ import annotations
 
-from bench.data.redact import ID_SHAPED
+from bench.data.redact import IDENTIFIER
 from bench.errors import BenchError
 
 
@@ -35,8 +35,10 @@ def require_column(features, name: str | None, what: str) -> None:
 
 
 def _column_list(names) -> str:
-    """The columns present, each named where it has a name's shape: a CSV without its header row
-    has its first record's cells there."""
-    return ", ".join(
-        n if ID_SHAPED.match(n) else f"(a name of {len(n)} characters, not quoted: no header row?)" for n in names
-    )
+    """The columns present, named only when every name has an identifier's shape (text, label,
+    patient_id): a CSV without its header row has its first record's cells there, and one of
+    them not so shaped (a number, a phrase) says so; only the count is given then."""
+    names = list(names)
+    if all(IDENTIFIER.match(n) for n in names):
+        return ", ".join(names)
+    return f"{len(names)} columns, not named (the first row does not look like a header: no header row?)"

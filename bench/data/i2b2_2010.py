@@ -27,7 +27,6 @@ from pathlib import Path
 from bench.data.layouts import I2B2_2010_TEST_CON_DIR as TEST_CON_DIR
 from bench.data.layouts import I2B2_2010_TEST_TXT_DIR as TEST_TXT_DIR
 from bench.data.layouts import I2B2_2010_TRAIN_DIR as TRAIN_DIR
-from bench.data.redact import shown
 from bench.data.registry import register_task
 from bench.data.spans import Span, bio_tags, resolve_spans
 from bench.data.splitting import split_of
@@ -61,7 +60,9 @@ def parse_con(path: Path) -> list[tuple[int, Span, str]]:
         label = m["type"].lower()
         if label not in CONCEPT_TYPES:
             raise DataError(
-                path, f"unknown concept type {shown(m['type'])} (not one of {', '.join(sorted(CONCEPT_TYPES))})", lineno
+                path,
+                f"unknown concept type of {len(m['type'])} characters, not quoted (not one of {', '.join(sorted(CONCEPT_TYPES))})",
+                lineno,
             )
         if m["l1"] != m["l2"]:
             raise DataError(path, "concept spans more than one line", lineno)

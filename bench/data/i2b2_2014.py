@@ -27,8 +27,6 @@ from bench.data.textio import read_text
 from bench.data.types import NerExample, TaskData
 from bench.errors import DataError
 
-PHI_SHAPED = re.compile(r"^[A-Z][A-Z_-]{0,20}$")  # NAME, DATE, PROFESSION: how a PHI type is spelled
-
 CATEGORIES = ("NAME", "PROFESSION", "LOCATION", "AGE", "DATE", "CONTACT", "ID")
 TYPES = (
     "PATIENT",
@@ -82,9 +80,12 @@ def char_spans(path: Path, raw: str, root: ET.Element, text: str, level: str, wa
         tag_id = tag.get("id", "?")
         label = tag.tag if level == "category" else tag.get("TYPE", "")
         valid = CATEGORIES if level == "category" else TYPES
-        if label not in valid:  # quoted only in a type's shape (NAME, DATE): a misplaced name is not
+        if label not in valid:  # never quoted: a name typed into TYPE is a single word too
             raise DataError(
-                path, f"unknown PHI {level} {shown(label, PHI_SHAPED)} in tag {shown(tag_id)}", tag_line(raw, tag_id)
+                path,
+                f"unknown PHI {level} of {len(label)} characters, not quoted (not one of {', '.join(valid)}), "
+                f"in tag {shown(tag_id)}",
+                tag_line(raw, tag_id),
             )
         try:
             start, end = int(tag.get("start", "")), int(tag.get("end", ""))

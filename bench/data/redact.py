@@ -11,6 +11,7 @@ import re
 ID_SHAPED = re.compile(r"^[\w.:/#-]{1,40}$")  # a site, a file stem, a record or patient id, a code
 TAG_SHAPED = re.compile(r"^(O|[BIESLU]-[A-Za-z_]{1,30})$")  # an IOB / BIOES tag
 NUMBER_SHAPED = re.compile(r"^-?[0-9.]{1,12}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")  # a column name as headers spell them
 ROW_OR_LINE = re.compile(r"\b(?:row|line|record)s? \d+", re.I)
 
 

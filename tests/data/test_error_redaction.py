@@ -29,18 +29,20 @@ def test_loader_errors_name_the_place_not_the_text(tmp_path):
     from bench.data import conll, i2b2_2010, i2b2_2014, medquad, mimic3
 
     con = tmp_path / "a.con"
-    con.write_text(f'c="chest pain" 1:2 1:3||t="pain {CANARY}"\n')
-    assert "unknown concept type (a value of 12 characters" in _message(lambda: i2b2_2010.parse_con(con))
+    for concept_type in (f"pain {CANARY}", CANARY):  # a phrase, and a single word (a name is one)
+        con.write_text(f'c="chest pain" 1:2 1:3||t="{concept_type}"\n')
+        message = _message(lambda: i2b2_2010.parse_con(con))
+        assert f"unknown concept type of {len(concept_type)} characters, not quoted" in message
     tsv = tmp_path / "a.tsv"
     tsv.write_text(f"Smith\tMr {CANARY}\n")
     assert "a.tsv:1: not an IOB2 tag: (a value of" in _message(lambda: conll.read_file(tsv, Counter()))
     tsv.write_text("chest\tS-Problem\n")  # a tag's shape is quoted: the user needs it
     assert "'S-Problem'" in _message(lambda: conll.read_file(tsv, Counter()))
-    raw = f'<r><TEXT>x</TEXT><TAGS><NAME id="Dr {CANARY}" start="a" end="1" TYPE="{CANARY} Jones"/></TAGS></r>'
-    root = ET.fromstring(raw)
-    assert "unknown PHI type (a value of" in _message(
-        lambda: i2b2_2014.char_spans(tmp_path, raw, root, "x", "type", Counter())
-    )
+    for phi_type in (f"{CANARY} Jones", CANARY.upper()):
+        raw = f'<r><TEXT>x</TEXT><TAGS><NAME id="Dr {CANARY}" start="a" end="1" TYPE="{phi_type}"/></TAGS></r>'
+        root = ET.fromstring(raw)
+        message = _message(lambda raw=raw, root=root: i2b2_2014.char_spans(tmp_path, raw, root, "x", "type", Counter()))
+        assert "unknown PHI type of" in message and "in tag (a value of" in message
     folder = tmp_path / "medquad"
     folder.mkdir()
     with gzip.open(folder / medquad.FILE, "wt") as f:  # no header line: the first answer is there
@@ -79,7 +81,9 @@ def test_sites_labels_and_headers_from_a_dataset_are_quoted_only_in_an_ids_shape
     assert "site column 'site' has 40 distinct values in 40 training rows" in text
     (notes / "train.csv").write_text(rows + "\n")  # no header row: the first record is the header
     text = _message(lambda: load_task(f"hf:{notes}"))
-    assert "not quoted: no header row?" in text
+    assert "3 columns, not named (the first row does not look like a header" in text
+    (notes / "train.csv").write_text(f"{CANARY},1,p1\n" + rows + "\n")  # a one-word first cell, then a number
+    assert "not named" in _message(lambda: load_task(f"hf:{notes}"))
 
 
 def test_a_crashing_cell_records_its_type_not_its_message(tmp_path, monkeypatch):
