@@ -19,6 +19,7 @@ from bench.protocol.overrides import overridden
 from bench.protocol.plan_grid import print_plan
 from bench.protocol.study import completeness_notes, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
+from bench.report.tables import planned_seeds
 from bench.report.write import write_report
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     cells, final_of = run_grid(name, grid, cells, out, args)
     tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
     notes = completeness_notes(planned, final_of, out / "runs")
-    seeds = len({c.config.seed for c in cells if c.run_id not in tuning}) or None  # each cell's reported seeds
+    seeds = planned_seeds(cells, tuning)
     report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds)
     print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store

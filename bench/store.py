@@ -94,7 +94,7 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def load_runs(runs_dir: Path, run_ids: list[str] | None = None, quiet: bool = False) -> list[dict]:
+def load_runs(runs_dir: Path, run_ids: list[str] | None = None) -> list[dict]:
     """One record per run folder: its final.json (or failed.json), rounds and test items.
     A requested run with neither is named, so a report never silently drops a cell."""
     runs, missing = [], []
@@ -112,6 +112,6 @@ def load_runs(runs_dir: Path, run_ids: list[str] | None = None, quiet: bool = Fa
         record["test_groups"] = _json(folder / "test_groups.json")  # absent for runs stored before 2026-12-03
         record["run_id"] = run_id
         runs.append(record)
-    if missing and not quiet:
+    if missing:
         print(f"report: {len(missing)} of {len(wanted)} cells have no stored result yet (e.g. {missing[0]})")
     return runs

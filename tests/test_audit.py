@@ -153,6 +153,8 @@ def test_a_reported_round_won_by_a_hair_is_named_and_a_clear_win_is_not():
         run("first", [0.7, 0.6], 1),  # nothing earlier to tie with
     ]
     (line,) = audit.hairline_best_rounds(runs, 0.005)
-    assert line.startswith("- 1 of 3 reported runs took their reported round by a validation gain below min_delta")
-    assert "`hair` (round 4 over 2, +0.0000)" in line and "clear" not in line
+    assert line.startswith("- 1 of 3 reported runs took their reported round by a validation gain below their")
+    assert "`hair` (round 4 over 2, +6.2e-06)" in line and "clear" not in line
+    runs[0]["config"] = {"min_delta": 1e-6}  # the run's own margin, not the report's largest
+    assert audit.hairline_best_rounds(runs, 0.005) == []
     assert audit.hairline_best_rounds(runs, 0.0) == []  # with no margin nothing is a near tie

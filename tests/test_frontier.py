@@ -282,7 +282,7 @@ def test_configurations_without_three_reported_seeds_or_bytes_are_tabulated_but_
     assert list(marked)[-1] == "lora r8"  # no bytes: tabulated last, not dropped
     table_md = frontier.markdown(frontier.table_rows(found))
     assert "not ranked: the tuning seed only" in table_md and "not ranked: no per-round bytes" in table_md
-    assert "not ranked: running (3/4 seeds)" in table_md
+    assert "not ranked: incomplete (3/4 seeds)" in table_md
     text = " ".join(frontier_headline.headline(table))
     assert "Not ranked: layerskip top:4 (2 reported seed(s))" in text and "lora r8 (no per-round bytes)" in text
     rows["layerskip top:3"]["vs_centralized_seed"].update(verdict=False, no_verdict="2 seeds")

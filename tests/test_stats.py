@@ -349,11 +349,14 @@ def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated
     for seed, metric in ((1, 0.70), (2, 0.74), (3, 0.78)):
         _store(runs, f"c{seed}", "centralized", seed, metric)
     _store(runs, "l1", "layerskip", 1, 0.65)
-    write_report(tmp_path / "out", runs_dir=runs, planned_seeds=3)
+    from bench.report.tables import cell_key
+
+    planned = {cell_key(json.loads((runs / n / "final.json").read_text())): 3 for n in ("c1", "l1")}
+    write_report(tmp_path / "out", runs_dir=runs, planned_seeds=planned)
     table = (tmp_path / "out" / "tables" / "main.md").read_text()
-    assert "running (1/3 seeds): 0.650" in table
+    assert "incomplete (1/3 seeds): 0.650" in table
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "Still running (fewer reported seeds than planned, left out here): 1 cell(s)." in report
+    assert "Incomplete (fewer reported seeds than planned: running or failed; left out here): 1 cell(s)." in report
     assert "layerskip top:1 scored" not in report
     with open(tmp_path / "out" / "tables" / "main.csv") as f:
         rows = {r["method"]: r for r in csv.DictReader(f)}
@@ -361,7 +364,7 @@ def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated
     assert rows["layerskip top:1"]["metric_std"] == "" and rows["centralized"]["complete"] == "True"
     for seed, metric in ((2, 0.70), (3, 0.72)):
         _store(runs, f"l{seed}", "layerskip", seed, metric)
-    write_report(tmp_path / "out", runs_dir=runs, planned_seeds=3)
+    write_report(tmp_path / "out", runs_dir=runs, planned_seeds=planned)
     report = (tmp_path / "out" / "report.md").read_text()
     # per-seed gaps 5, 4, 6 points: mean 5, t-interval 5 ± 4.303 * 1 / sqrt(3)
     half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
@@ -377,11 +380,15 @@ def test_a_studys_report_reads_the_grids_sweep_record_for_its_checks(tmp_path):
         "task,method,layers,partition,epsilon,setting,value,val_metric,chosen,group,run_id\n"
         "t,centralized,,iid,,lr,0.00003,0.4,False,g,a\n"
         "t,centralized,,iid,,lr,0.0001,0.5,False,g,b\n"
-        "t,centralized,,iid,,lr,0.0003,0.6,True,g,c\n"
+        "t,centralized,,iid,,lr,0.0003,0.6,True,g,c1\n"  # its chosen point is one of the study's runs
+        "t,lora,,iid,,lr,0.001,0.5,False,h,x\n"  # another study's sweep (at its edge too): not this report's
+        "t,lora,,iid,,lr,0.003,0.6,False,h,y\n"
+        "t,lora,,iid,,lr,0.01,0.7,True,h,z\n"
     )
     study = tmp_path / "studies" / "main"
     write_report(study, runs_dir=runs, study="main", tuning_csv=tuning_csv)
-    assert "## Checks" in (study / "report.md").read_text()  # the top edge of its range is named
+    report = (study / "report.md").read_text()
+    assert "## Checks" in report and "lora" not in report.split("## Checks")[1]  # its own edge, not another's
     write_report(tmp_path / "alone", runs_dir=runs, study="main")  # no sweep record beside it: no checks
     assert "## Checks" not in (tmp_path / "alone" / "report.md").read_text()
 
@@ -405,3 +412,24 @@ def test_validation_curves_start_at_round_zero_with_the_untrained_score(tmp_path
     drawn.clear()
     figures.metric_vs_round(runs, tmp_path, [])
     assert list(drawn["metric_vs_round"].axes[0].get_lines()[0].get_xdata()) == [1, 2]
+
+
+def test_each_cell_plans_its_own_reported_seeds_tuned_or_not():
+    """A grid may tune one method (seed 0 chooses, seeds 1-3 report) and not another (seeds 0-3
+    report): one count for the grid would call the tuned cell incomplete for ever."""
+    from bench.config import ExperimentConfig
+    from bench.protocol.grid import Cell
+    from bench.report.tables import cell_key, planned_seeds
+
+    cells = [
+        Cell(cfg.run_id, cfg)
+        for method in ("fedavg", "lora")
+        for cfg in (ExperimentConfig(task="t", method=method, seed=s, lr=1e-3) for s in range(4))
+    ]
+    tuning = {c.run_id for c in cells if c.config.method == "fedavg" and c.config.seed == 0}
+    planned = planned_seeds(cells, tuning)
+    by_method = {
+        method: planned[cell_key({"config": ExperimentConfig(task="t", method=method, seed=9, lr=1e-3).to_dict()})]
+        for method in ("fedavg", "lora")
+    }
+    assert by_method == {"fedavg": 3, "lora": 4}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+from bench.config import SETTING_DEFAULTS
+
 FLAT_LIMIT = 15  # rounds on the starting plateau after which a run is dead, not slow to start
 
 
@@ -64,3 +66,10 @@ def convergence(val_metrics: list[float], untrained: float | None, patience: int
     if gained_less(val_metrics, patience, min_delta):
         return "converged"
     return "capped"
+
+
+def run_convergence(run: dict) -> str:
+    """converged / capped / dead, from a stored run's validation curve (bench.engine.convergence)."""
+    cfg = {**SETTING_DEFAULTS, **run["config"]}
+    curve = [line["val_metric"] for line in run.get("history", [])]
+    return convergence(curve, run.get("untrained_val_metric"), cfg["patience"], cfg["min_delta"])

@@ -128,6 +128,11 @@ def _why_no_verdict(pairs: int, changed: set) -> str:
     return "more than the patience changed" if changed else ""
 
 
+def _beyond(cell: dict) -> str:
+    judged = cell["moved_beyond_interval"]
+    return f"not judged: {cell['no_verdict']}" if judged is None else "yes" if judged else "no"
+
+
 def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> str:
     gained = sum(r["gained"] for r in runs)
     moved = [c["cell"] for c in cells if c["moved_beyond_interval"]]
@@ -135,7 +140,7 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
     if moved:
         verdict = f"**Adopt patience {patience[1]}**: {', '.join(moved)} moved by more than the seed-level half-width."
     elif not any(c["moved_beyond_interval"] is False for c in cells):
-        verdict = "**No verdict**: no cell has 3 pairs with only the patience changed."
+        verdict = f"**No verdict**: no cell has {MIN_SEEDS_FOR_VERDICT} pairs with only the patience changed."
     else:
         verdict = (
             f"**Patience {patience[0]} stands**: no judged cell's mean moved by more than its seed-level half-width."
@@ -155,7 +160,7 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
         lines.append(
             f"| {c['cell']} | {c['seeds']} | {c['mean']:.3f} | {c['mean_longer']:.3f} | {100 * c['shift']:+.1f}"
             + ("" if c["shift_lo"] is None else f" [{100 * c['shift_lo']:+.1f}, {100 * c['shift_hi']:+.1f}]")
-            + f" | {half} | {'yes' if c['moved_beyond_interval'] else ''} | {c['also_changed']} |"
+            + f" | {half} | {_beyond(c)} | {c['also_changed']} |"
         )
     if any(c["also_changed"] for c in cells):
         lines += [

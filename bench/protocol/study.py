@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.engine.convergence import run_convergence
 from bench.errors import BenchError
 from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell, expand_studies
 from bench.protocol.runner import run_cells
-from bench.report.tables import run_convergence
-from bench.store import atomic_write_text, load_runs, to_csv
+from bench.store import atomic_write_text, to_csv
 
 TUNING_COLUMNS = [
     "task",
@@ -50,9 +50,18 @@ def studies_of(grid: dict, args) -> dict[str, list[Cell]]:
 
 def _labelled(rows: list[dict], out: Path) -> list[dict]:
     """tuning.csv's rows with each stored point's convergence label, as summary.csv has it."""
-    stored = load_runs(out / "runs", sorted({row["run_id"] for row in rows}), quiet=True)
-    ok = {r["run_id"]: r for r in stored if r.get("status") == "ok"}  # a failed point has no label
-    return [{**row, "convergence": run_convergence(ok[row["run_id"]]) if row["run_id"] in ok else ""} for row in rows]
+    labels = {run_id: _label(out / "runs" / run_id) for run_id in {row["run_id"] for row in rows}}
+    return [{**row, "convergence": labels[row["run_id"]]} for row in rows]
+
+
+def _label(folder: Path) -> str:
+    """A stored point's label from its final.json and rounds ('' where it did not finish ok)."""
+    final = finals_of(folder.parent, [folder.name]).get(folder.name)
+    if not final or final.get("status") != "ok":
+        return ""
+    rounds = folder / "rounds.jsonl"
+    history = [json.loads(x) for x in rounds.read_text().splitlines()] if rounds.is_file() else []
+    return run_convergence({**final, "history": history})
 
 
 def stored_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:

@@ -229,18 +229,23 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
 
 
+def _min_delta(run: dict, default: float) -> float:
+    value = run.get("config", {}).get("min_delta")
+    return default if value is None else value
+
+
 def hairline_best_rounds(runs: list[dict], margin: float) -> list[str]:
     """Reported runs whose reported round beat the best earlier round on validation by less than
     min_delta: a near tie between rounds, whose test scores can differ by more than the margin
     (on NCBI a gain of 6e-6 moved a LoRA seed's reported round 17 -> 21 and test F1 0.708 -> 0.732)."""
     reported = [r for r in runs if r.get("status") == "ok" and r.get("role") != "tuning"]
-    hits = [(r["run_id"], found) for r in reported if (found := _hairline(r, margin))]
+    hits = [(r["run_id"], found) for r in reported if (found := _hairline(r, _min_delta(r, margin)))]
     if not hits:
         return []
-    named = ", ".join(f"`{run_id}` (round {b} over {e}, +{gain:.4f})" for run_id, (b, e, gain) in hits[:8])
+    named = ", ".join(f"`{run_id}` (round {b} over {e}, +{gain:.1e})" for run_id, (b, e, gain) in hits[:8])
     return [
         f"- {len(hits)} of {len(reported)} reported runs took their reported round by a validation gain below "
-        f"min_delta ({margin:g}) over an earlier round: a near tie between rounds, so a rerun could report the "
+        "their min_delta over an earlier round: a near tie between rounds, so a rerun could report the "
         f"other, whose test score may differ by more than the margin (the seed-level intervals carry this noise: "
         f"each seed's reported round is part of its draw): {named}" + (", ..." if len(hits) > 8 else "")
     ]
@@ -262,10 +267,15 @@ def read_tuning(path: Path) -> list[dict]:
     return rows
 
 
-def section(runs: list[dict], tuning_csv: Path, runs_dir: Path) -> list[str]:
-    """The report's "Checks" section from the stored results (empty when nothing was found)."""
-    rows = read_tuning(tuning_csv)
+def section(runs: list[dict], tuning_csv: Path, runs_dir: Path, own_sweeps_only: bool = False) -> list[str]:
+    """The report's "Checks" section from the stored results (empty when nothing was found).
+    `own_sweeps_only` (a study's report, reading the grid's record): only the sweeps one of
+    whose points is among this report's runs."""
     reported = {r["run_id"] for r in runs}
+    rows = read_tuning(tuning_csv)
+    if own_sweeps_only:
+        mine = {r["group"] for r in rows if r["run_id"] in reported}
+        rows = [r for r in rows if r["group"] in mine]
     probes = read_probes(tuning_csv.parent / "edge_probes.csv")
     margin = max((r["config"].get("min_delta") or 0.0 for r in runs), default=0.0)
     found = (

@@ -30,12 +30,12 @@ def family(row: dict) -> tuple[str, int | None]:
 
 
 def why_unranked(row: dict) -> str | None:
-    """Why a configuration is left off the front ('' reads as ranked): too few reported seeds to
-    judge (a study still running, or a tuning seed alone), or no per-round bytes to its reported state."""
+    """Why a configuration is left off the front (None: it is ranked): a tuning seed alone, fewer
+    reported seeds than planned or than a verdict needs, or no per-round bytes to its reported state."""
     if row.get("seed_role", "reported") != "reported":
         return "the tuning seed only"
     if not row.get("complete", True):
-        return f"running ({row['seeds']}/{row['seeds_planned']} seeds)"
+        return f"incomplete ({row['seeds']}/{row['seeds_planned']} seeds)"
     if row["seeds"] < MIN_SEEDS_FOR_VERDICT:
         return f"{row['seeds']} reported seed(s)"
     return None if row["bytes_to_best"] else "no per-round bytes"

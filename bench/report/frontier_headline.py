@@ -96,6 +96,13 @@ def knee(found: dict) -> tuple[dict | None, str]:
     return fallback, f"no front configuration is within {100 * WITHIN:.0f} points: {KNEE_FALLBACK}, half the blocks"
 
 
+def _knee_interval(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    d = row["vs_centralized_seed"]
+    return interval(d["lo"], d["hi"], d["diff"], d["no_verdict"] or "") if d else _why_unjudged(row)
+
+
 def _knee_line(sets: list[dict]) -> list[str]:
     """The knee chosen on a task's iid set, and its difference to centralized in every set of that task."""
     lines = []
@@ -106,12 +113,7 @@ def _knee_line(sets: list[dict]) -> list[str]:
         where = []
         for other in sorted((s for s in sets if s["task"] == iid["task"]), key=lambda s: s is not iid):
             mine = next((r for r in other["configs"] if r["method"] == row["method"]), None)
-            d = mine and mine["vs_centralized_seed"]
-            where.append(
-                f"{other['partition']} {interval(d['lo'], d['hi'], d['diff'], d['no_verdict'] or '')}"
-                if d
-                else f"{other['partition']} not run"
-            )
+            where.append(f"{other['partition']} {_knee_interval(mine)}")
         lines += [f"**Knee, {iid['task']}**: {row['method']} ({how}); Δ vs centralized: {', '.join(where)}.", ""]
     return lines
 

@@ -39,7 +39,7 @@ def _panels(table):
 
 def frontier(runs, folder, table) -> bool:
     """x: bytes to the reported state (log), y: test metric with its seed-level interval; the
-    front joined; centralized as a band with a dashed line WITHIN below it."""
+    front as a step; centralized as a band with a dashed line WITHIN below it."""
     if (drawn := _panels(table)) is None:
         return False
     fig, panels = drawn
@@ -69,7 +69,7 @@ def frontier(runs, folder, table) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel("bytes moved until the reported state (log; mean over reported seeds, bars: least to most)")
         ax.set_ylabel("test metric (mean over reported seeds; bars: 95% CI of the mean)")
-        ax.set_title(f"{found['task']} ({found['partition']}); hollow: not ranked (too few seeds)")
+        ax.set_title(f"{found['task']} ({found['partition']}); hollow: not ranked (see the table)")
         ax.grid(alpha=0.3)
         ax.legend(handles=_legend(ax, found["configs"]), fontsize="x-small", loc="lower right")
     save(fig, folder, "frontier")

@@ -17,7 +17,7 @@ def fmt_bytes(value: float | None) -> str:
 
 def _fmt_metric(t: dict) -> str:
     if not t.get("complete", True):  # a cell still running: its numbers are not a result yet
-        return f"running ({t['seeds']}/{t['seeds_planned']} seeds): {t['metric']:.3f}"
+        return f"incomplete ({t['seeds']}/{t['seeds_planned']} seeds): {t['metric']:.3f}"
     if t["seeds"] == 1:
         return f"{t['metric']:.3f} (1 seed{', the tuning seed' if t['seed_role'] == 'tuning only' else ''})"
     return f"{t['metric']:.3f} ± {t['metric_std']:.3f} [±{t['metric_ci95']:.3f}]"

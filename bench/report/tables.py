@@ -9,7 +9,7 @@ import numpy as np
 
 from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
 from bench.data.bootstrap_units import shipped_test_groups
-from bench.engine.convergence import convergence
+from bench.engine.convergence import run_convergence
 from bench.report.matched import matched_columns
 from bench.report.stats import paired_bootstrap, seed_interval, seed_paired_interval
 
@@ -48,13 +48,6 @@ def variant(cfg: dict) -> str:
     if cfg["method"] not in ("centralized", "local") and cfg.get("clients") == 1:
         tags.append("pooled")  # one client holding every example: the method on centralized data
     return " ".join(tags)
-
-
-def run_convergence(run: dict) -> str:
-    """converged / capped / dead, from a stored run's validation curve (bench.engine.convergence)."""
-    cfg = {**SETTING_DEFAULTS, **run["config"]}
-    curve = [line["val_metric"] for line in run.get("history", [])]
-    return convergence(curve, run.get("untrained_val_metric"), cfg["patience"], cfg["min_delta"])
 
 
 def _context(cfg: dict) -> tuple:
@@ -108,11 +101,13 @@ def _paired(kind: str, n_labels: int, mine: list[dict], other: list[dict] | None
 def _seed_paired(mine: list[dict], other: list[dict] | None) -> dict | None:
     """The headline difference: per-seed metric(this) - metric(other) over the seeds both ran,
     with a t-interval over seeds (bench.report.stats.seed_paired_interval)."""
-    if not other:
-        return None
+    return seed_paired_interval(_seed_diffs(mine, other)) if other else None
+
+
+def _seed_diffs(mine: list[dict], other: list[dict]) -> list[float]:
+    """metric(this) - metric(other), seed by seed, over the seeds both ran."""
     theirs = _by_seed(other)
-    diffs = [r["metric"] - theirs[r["config"]["seed"]]["metric"] for r in mine if r["config"]["seed"] in theirs]
-    return seed_paired_interval(diffs)
+    return [r["metric"] - theirs[r["config"]["seed"]]["metric"] for r in mine if r["config"]["seed"] in theirs]
 
 
 def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
@@ -202,10 +197,8 @@ def _gap(rs: list[dict], cen: list[dict] | None, mean: float) -> float | None:
     is enough for the number; the interval needs two), else the difference of the two means."""
     if not cen:
         return None
-    theirs = _by_seed(cen)
-    pairs = [theirs[r["config"]["seed"]]["metric"] - r["metric"] for r in rs if r["config"]["seed"] in theirs]
-    if pairs:
-        return 100 * float(np.mean(pairs))
+    if diffs := _seed_diffs(rs, cen):
+        return -100 * float(np.mean(diffs))
     return 100 * (float(np.mean([r["metric"] for r in cen])) - mean)
 
 
@@ -228,9 +221,20 @@ def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] 
     }
 
 
+def planned_seeds(cells: list, tuning: set[str]) -> dict[tuple, int]:
+    """Each cell's planned reported seeds (a grid's cells less those that chose a setting), by cell_key."""
+    count: dict[tuple, int] = {}
+    for cell in cells:
+        if cell.run_id not in tuning:
+            key = cell_key({"config": cell.config.to_dict()})
+            count[key] = count.get(key, 0) + 1
+    return count
+
+
 def _row(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None, planned: int | None) -> dict:
     """One cell's row; the key order is the CSV's column order. `planned`: the reported seeds the
-    grid asks of every cell (None: whatever ran is the cell); a row with fewer is still running."""
+    grid asks of this cell (None: whatever ran is the cell); a row with fewer finished ok is
+    incomplete (still running, or some failed)."""
     stats = seed_interval([r["metric"] for r in rs])
     settings = _setting_columns(rs)
     settings["seeds_planned"] = planned
@@ -242,15 +246,15 @@ def _row_order(t: dict) -> tuple:
     return t["task"], t["partition"], t["epsilon"] is not None, t["epsilon"] or 0, t["method"]
 
 
-def main_table(runs: list[dict], planned_seeds: int | None = None) -> list[dict]:
+def main_table(runs: list[dict], planned: dict[tuple, int] | None = None) -> list[dict]:
     """One row per cell over its finished seeds; runs are final.json records with `history`
-    and `test_items` attached (bench.store.load_runs); `planned_seeds`, the reported seeds a grid
-    asks of each cell, marks the rows that have fewer as not complete."""
+    and `test_items` attached (bench.store.load_runs); `planned` (cell_key -> the reported seeds
+    a grid asks of it, `planned_seeds`) marks the rows that have fewer as not complete."""
     cells = _cells(runs)
     fedavg, central = _references(cells)
     table = []
-    for rs in cells.values():
+    for key, rs in cells.items():
         cfg = rs[0]["config"]
         ctx = _context(cfg)
-        table.append(_row(rs, fedavg.get(ctx + (cfg["partition"],)), central.get(ctx), planned_seeds))
+        table.append(_row(rs, fedavg.get(ctx + (cfg["partition"],)), central.get(ctx), (planned or {}).get(key)))
     return sorted(table, key=_row_order)

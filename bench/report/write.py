@@ -7,9 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS
+from bench.engine.convergence import run_convergence
 from bench.report import audit, figures, frontier, frontier_headline
 from bench.report.render import NOTES, flat, latex, markdown
-from bench.report.tables import main_table, run_convergence
+from bench.report.tables import main_table
 from bench.store import atomic_write_text, load_runs, to_csv
 
 SUMMARY_COLUMNS = [
@@ -96,14 +97,14 @@ def write_report(
     study: str | None = None,
     notes: list[str] | None = None,
     tuning: set[str] | frozenset = frozenset(),
-    planned_seeds: int | None = None,
+    planned_seeds: dict[tuple, int] | None = None,
     tuning_csv: Path | None = None,
 ) -> Path:
     """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
     `runs_dir` (default out/runs); a study's report names the study in every caption. Runs in
     `tuning` chose a setting: summary.csv marks them `tuning`, and the tables leave them out of
-    every cell that has reported seeds. `planned_seeds` (the reported seeds a grid asks of each
-    cell) marks cells with fewer as still running; `tuning_csv` (default out/tuning.csv) is the
+    every cell that has reported seeds. `planned_seeds` (cell_key -> the reported seeds a grid
+    asks of it) marks cells with fewer as incomplete; `tuning_csv` (default out/tuning.csv) is the
     grid's sweep record, which a study's report reads from the grid's folder."""
 
     runs_dir = runs_dir or out / "runs"
@@ -120,7 +121,7 @@ def write_report(
     made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
-    checks = audit.section(runs, tuning_csv or out / "tuning.csv", runs_dir)
+    checks = audit.section(runs, tuning_csv or out / "tuning.csv", runs_dir, own_sweeps_only=study is not None)
     text = _headline(out, study, rows, checks, notes) + frontier_headline.headline(table)
     text += [narrative(table), "", "## Main table", "", markdown(table)]
     text += _frontier_section(depth)
@@ -147,7 +148,9 @@ def narrative(table: list[dict]) -> str:
             bits.append(f"while moving {100 - t['reduction_vs_fedavg_pct']:.0f}% of FedAvg's bytes")
         sentences.append(", ".join(bits) + ".")
     if running:  # a partial cell's mean is not a result: named, not narrated
-        sentences.append(f"Still running (fewer reported seeds than planned, left out here): {len(running)} cell(s).")
+        sentences.append(
+            f"Incomplete (fewer reported seeds than planned: running or failed; left out here): {len(running)} cell(s)."
+        )
     if not sentences:
         return "No layer-skipping runs in this grid."
     return " ".join(sentences)
