@@ -220,9 +220,6 @@ def load(source: str, **given) -> TaskData:
         raise BenchError(f"hf:{source}: {e}") from None
     if "train" not in splits:
         raise BenchError(f"hf:{source}: no train split (splits found: {', '.join(data)})")
-    straddling = _straddling(splits) if columns["group_column"] else []
-    if straddling:  # given splits are used as they are; say when a group is in two of them
-        warnings["groups_in_two_splits"] = len(straddling)
 
     def label_set(examples) -> set:
         if kind == "ner":
@@ -232,7 +229,9 @@ def load(source: str, **given) -> TaskData:
     labels = sorted(set().union(*(label_set(exs) for exs in splits.values())))
     warnings["labels_not_in_train"] = len(set(labels) - label_set(splits["train"]))
     notes = []
-    if straddling:  # ids, never text: a group column holds patient or document ids
+    straddling = _straddling(splits) if columns["group_column"] else []
+    if straddling:  # given splits are used as they are: say when a group is in two (by id, never text)
+        warnings["groups_in_two_splits"] = len(straddling)
         notes.append(
             f"{len(straddling)} {columns['group_column']} group(s) in two given splits ({shown_all(straddling)}): "
             "the splits are used as given, so those groups train and are scored"

@@ -59,7 +59,7 @@ def _smallest_within(found: dict, side: str) -> str:
         but = f"; {', '.join(larger)} did not (a larger k is not always within)" if larger else ""
         return (
             f"{side}:{k} is the {smallest} {side}:k ({run}) within {100 * WITHIN:.0f} points of centralized "
-            f"(Δ {100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}])"
+            f"(Δ {interval(d['lo'], d['hi'], d['diff'])})"
             f"{_share_of_fedavg(r, found['fedavg'])}{but}{tail}"
         )
     straddling = [r for r in judged if r["vs_centralized_seed"]["lo"] <= -WITHIN <= r["vs_centralized_seed"]["hi"]]
