@@ -305,7 +305,7 @@ def test_the_knee_is_the_cheapest_front_configuration_within_and_is_read_under_l
     text = " ".join(frontier_headline.headline(table + skew))
     # lora r2, r8 and top:2 are on the front before top:3 but none has its interval above -2
     assert "**Knee, t**: layerskip top:3 (the cheapest front configuration within 2 points)" in text
-    assert "iid -0.8 [-1.5, +0.0], dirichlet:0.5 -4.0 [-6.0, -2.0]" in text
+    assert "iid -0.8 [-1.5, +0.0] n.s., dirichlet:0.5 -4.0 [-6.0, -2.0]" in text
     for row in table:  # nothing within: the issue's fallback, half the blocks
         if row["vs_centralized_seed"]:
             row["vs_centralized_seed"].update(lo=-0.05, hi=-0.03)
@@ -365,3 +365,15 @@ def test_the_ncbi_frontier_runs_the_issues_configurations_and_reuses_mains_cells
     main_ids = {c.run_id for c in cells["main"]}
     shared = {label(c) for c in front if c.run_id in main_ids}
     assert shared == {"centralized", "fedavg", "layerskip top:2", "layerskip bottom:2", "lora r8"}
+
+
+def test_the_frontier_table_marks_a_difference_whose_seed_interval_holds_zero_not_significant():
+    """The table's Δ cells say n.s. exactly where the seed-level interval contains 0, as the main table's do."""
+    (found,) = frontier.frontier_sets(_table())
+    cells = {
+        line.split(" | ")[2]: line.split(" | ")[8]
+        for line in frontier.markdown(frontier.table_rows(found)).splitlines()[2:]
+    }
+    assert cells["layerskip top:2"] == "-1.5 [-5.0, +2.0] n.s."  # interval holds 0
+    assert cells["layerskip bottom:1"] == "-15.0 [-17.0, -13.0]"  # wholly below 0: a real difference
+    assert cells["lora r8"] == "-5.0 [-7.0, -3.0]"

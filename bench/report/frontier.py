@@ -11,7 +11,7 @@ MIN_SEEDS_FOR_VERDICT reported seeds and their bytes are ranked; the rest are ta
 
 from __future__ import annotations
 
-from bench.report.render import fmt_bytes
+from bench.report.render import fmt_bytes, seed_interval_text
 from bench.report.stats import MIN_SEEDS_FOR_VERDICT
 
 WITHIN = 0.02  # the paper's claim: within 2 points of centralized
@@ -133,12 +133,8 @@ def table_rows(found: dict) -> list[dict]:
     return rows
 
 
-def interval(lo, hi, diff, no_verdict: str = "") -> str:
-    if lo is None:
-        return "-"
-    return f"{100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" + (
-        f" ({no_verdict}: no verdict)" if no_verdict else ""
-    )
+def _delta(r: dict, name: str) -> str:
+    return seed_interval_text(r[f"{name}_diff"], r[f"{name}_seed_lo"], r[f"{name}_seed_hi"], r[f"{name}_no_verdict"])
 
 
 def _front_cell(r: dict) -> str:
@@ -171,13 +167,8 @@ def markdown(rows: list[dict]) -> str:
             fmt_bytes(r["bytes_to_best"]),
             f"{r['metric']:.3f}{ci}",
             str(r["seeds"]),
-            interval(
-                r["vs_centralized_seed_lo"],
-                r["vs_centralized_seed_hi"],
-                r["vs_centralized_diff"],
-                r["vs_centralized_no_verdict"],
-            ),
-            interval(r["vs_fedavg_seed_lo"], r["vs_fedavg_seed_hi"], r["vs_fedavg_diff"], r["vs_fedavg_no_verdict"]),
+            _delta(r, "vs_centralized"),
+            _delta(r, "vs_fedavg"),
             _front_cell(r),
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -5,8 +5,8 @@ cheapest front configuration within, read again under label skew)."""
 
 from __future__ import annotations
 
-from bench.report.frontier import WITHIN, family, frontier_sets, interval, pareto, why_unranked
-from bench.report.render import fmt_bytes
+from bench.report.frontier import WITHIN, family, frontier_sets, pareto, why_unranked
+from bench.report.render import fmt_bytes, seed_interval_text
 
 # issue 25: half minilm's blocks (the paper's ratio) stands in where no front configuration is within
 KNEE_FALLBACK = "layerskip top:3"
@@ -59,7 +59,7 @@ def _smallest_within(found: dict, side: str) -> str:
         but = f"; {', '.join(larger)} did not (a larger k is not always within)" if larger else ""
         return (
             f"{side}:{k} is the {smallest} {side}:k ({run}) within {100 * WITHIN:.0f} points of centralized "
-            f"(Δ {interval(d['lo'], d['hi'], d['diff'])})"
+            f"(Δ {seed_interval_text(d['diff'], d['lo'], d['hi'])})"
             f"{_share_of_fedavg(r, found['fedavg'])}{but}{tail}"
         )
     straddling = [r for r in judged if r["vs_centralized_seed"]["lo"] <= -WITHIN <= r["vs_centralized_seed"]["hi"]]
@@ -100,7 +100,7 @@ def _knee_interval(row: dict | None) -> str:
     if row is None:
         return "not run"
     d = row["vs_centralized_seed"]
-    return interval(d["lo"], d["hi"], d["diff"], d["no_verdict"] or "") if d else _why_unjudged(row)
+    return seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else _why_unjudged(row)
 
 
 def _knee_line(sets: list[dict]) -> list[str]:

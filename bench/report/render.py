@@ -15,6 +15,17 @@ def fmt_bytes(value: float | None) -> str:
     return f"{value:.0f} B"
 
 
+def seed_interval_text(diff, lo, hi, no_verdict: str | None = None) -> str:
+    """A seed-level difference in points with its interval: n.s. when the interval holds 0, 'no
+    verdict' (and why) when one is shown but not judged; '-' when there is none."""
+    if lo is None:
+        return "-"
+    text = f"{100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    if no_verdict:
+        return f"{text} ({no_verdict}: no verdict)"
+    return text + (" n.s." if lo <= 0 <= hi else "")
+
+
 def _fmt_metric(t: dict) -> str:
     if not t.get("complete", True):  # a cell still running: its numbers are not a result yet
         return f"incomplete ({t['seeds']}/{t['seeds_planned']} seeds): {t['metric']:.3f}"
@@ -30,11 +41,7 @@ def _fmt_diff(seed: dict | None, test: dict | None) -> str:
     if seed is None:  # one seed: no interval over seeds
         text = f"{100 * test['diff']:+.1f} (1 seed)"
     else:
-        text = f"{100 * seed['diff']:+.1f} [{100 * seed['lo']:+.1f}, {100 * seed['hi']:+.1f}]"
-        if not seed.get("verdict", True):
-            text += f" ({seed['no_verdict']}: no verdict)"
-        elif seed["contains_zero"]:
-            text += " n.s."
+        text = seed_interval_text(seed["diff"], seed["lo"], seed["hi"], seed.get("no_verdict"))
     return text + (f"; test only [{100 * test['lo']:+.1f}, {100 * test['hi']:+.1f}]" if test else "")
 
 
