@@ -13,8 +13,8 @@ from bench.data.types import ClsExample, NerExample
 from bench.errors import BenchError
 
 SITE = "hf"
-# a label column whose values are nearly all distinct is a text column, not labels
-MAX_DISTINCT_LABEL_SHARE = 0.5
+# a label or site column whose values are nearly all distinct is a text column, not categories
+MAX_DISTINCT_CATEGORY_SHARE = 0.5
 MIN_ROWS_FOR_DISTINCT_CHECK = 20
 
 
@@ -92,7 +92,7 @@ def check_categories(values: list, n_rows: int, column: str, role: str) -> None:
     if n_rows < MIN_ROWS_FOR_DISTINCT_CHECK:
         return
     distinct = len(set(values))
-    if distinct > MAX_DISTINCT_LABEL_SHARE * n_rows:
+    if distinct > MAX_DISTINCT_CATEGORY_SHARE * n_rows:
         raise BenchError(
             f"{role} column {column!r} has {distinct} distinct values in {n_rows} training rows: "
             f"a text column, not {role}s? (name the {role} column with --{role}-column)"
