@@ -1,0 +1,102 @@
+"""Any two configurations of a report against each other, seed by seed (the main table gives
+each only against FedAvg and centralized):
+
+    python -m bench.report.contrast results/ncbi "lora r8" "layerskip top:2"
+
+For each partition both ran: the mean per-seed paired difference A - B in points over the
+reported seeds both have (the tuning seed left out), with a t-interval over seeds (n - 1 degrees
+of freedom), n.s. where it holds 0 and no verdict under MIN_SEEDS_FOR_VERDICT seeds, as the
+main table's Δ. Centralized pools every client's data, so its runs pair with every partition.
+Each interval is at its own 95% level: asking many contrasts of one study, some will exclude 0 by
+chance (no correction for multiple comparisons is made). Reads DIR/summary.csv and each run's
+final.json; prints, writes nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError, OneLineArgumentParser, cli_entry
+from bench.report.render import seed_interval_text
+from bench.report.stats import seed_paired_interval
+from bench.report.tables import method_label
+
+POOLED_METHODS = ("centralized",)  # partition is nominal: one pooled dataset
+
+
+def _bare(label: str) -> str:
+    """'layerskip auto:2 [4 5]' -> 'layerskip auto:2': a user names auto:K without its blocks."""
+    return re.sub(r" \[[\d ]*\]", "", label)
+
+
+def reported_runs(folder: Path) -> list[dict]:
+    """The report's reported runs (status ok), each its final.json with the run id."""
+    summary = folder / "summary.csv"
+    if not summary.is_file():
+        raise BenchError(f"{folder}: no summary.csv (build the report first: run_all.py --report-only)")
+    with open(summary, newline="") as f:
+        ids = [r["run_id"] for r in csv.DictReader(f) if r.get("role") == "reported" and r.get("status") == "ok"]
+    runs = []
+    for run_id in ids:
+        final = folder / "runs" / run_id / "final.json"
+        if final.is_file():
+            runs.append({**json.loads(final.read_text()), "run_id": run_id})
+    return runs
+
+
+def _pick(runs: list[dict], name: str) -> dict[str, dict[int, float]]:
+    """partition -> seed -> metric of the configuration NAME (its label, with or without auto:K's blocks)."""
+    found: dict[str, dict[int, float]] = {}
+    for run in runs:
+        if name in (method_label(run), _bare(method_label(run))) and run["config"].get("dp_epsilon") is None:
+            cfg = run["config"]
+            partition = "any" if cfg["method"] in POOLED_METHODS else cfg["partition"]
+            found.setdefault(partition, {})[cfg["seed"]] = run["metric"]
+    if not found:
+        labels = sorted({_bare(method_label(r)) for r in runs})
+        raise BenchError(f"no reported runs of {name!r} (configurations: {', '.join(labels)})")
+    return found
+
+
+def contrasts(runs: list[dict], a: str, b: str) -> list[dict]:
+    """One row per partition both ran: seeds paired, the difference's seed-level interval."""
+    mine, theirs = _pick(runs, a), _pick(runs, b)
+    rows = []
+    for partition in sorted((set(mine) | set(theirs)) - {"any"}) or ["any"]:
+        x = mine.get(partition, mine.get("any"))  # a pooled side is read under each partition of the other
+        y = theirs.get(partition, theirs.get("any"))
+        if x is None or y is None:
+            continue
+        seeds = sorted(set(x) & set(y))
+        found = seed_paired_interval([x[s] - y[s] for s in seeds])
+        rows.append({"partition": partition, "seeds": seeds, "interval": found})
+    return rows
+
+
+def _line(row: dict, a: str, b: str) -> str:
+    d = row["interval"]
+    text = seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else "no interval (1 seed)"
+    seeds = ", ".join(map(str, row["seeds"]))
+    return f"{a} - {b}, points ({row['partition']}; seeds {seeds}): {text}"
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineArgumentParser(prog="bench.report.contrast", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a report's folder (results/<grid>)")
+    parser.add_argument("a", help="a configuration as the main table names it, e.g. 'lora r8'")
+    parser.add_argument("b", help="the one it is set against, e.g. 'layerskip top:2'")
+    args = parser.parse_args(argv)
+    rows = contrasts(reported_runs(args.folder), args.a, args.b)
+    if not rows:
+        raise BenchError(f"{args.a!r} and {args.b!r} share no partition in {args.folder}")
+    print("\n".join(_line(r, args.a, args.b) for r in rows))
+    print("95% t-intervals over seeds, each at its own level (not corrected for multiple comparisons)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

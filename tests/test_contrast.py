@@ -1,0 +1,59 @@
+"""Any two configurations against each other (bench.report.contrast): seeds paired, a t-interval
+over them checked against scipy, centralized read under every partition, the tuning seed left out."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from bench.report import contrast
+
+
+def _store(folder, runs):
+    with open(folder / "summary.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["run_id", "role", "status"])
+        w.writeheader()
+        for i, (method, layers, partition, seed, metric, role) in enumerate(runs):
+            run_id = f"r{i}"
+            w.writerow({"run_id": run_id, "role": role, "status": "ok"})
+            config = {"method": method, "layers": layers, "partition": partition, "seed": seed, "clients": 4}
+            (folder / "runs" / run_id).mkdir(parents=True)
+            (folder / "runs" / run_id / "final.json").write_text(json.dumps({"config": config, "metric": metric}))
+
+
+A = {1: 0.70, 2: 0.66, 3: 0.69}
+B = {1: 0.64, 2: 0.65, 3: 0.61}
+CENTRAL = {1: 0.75, 2: 0.74, 3: 0.76}
+
+
+def _study(tmp_path):
+    runs = [("lora", "", p, s, A[s] - (p != "iid") * 0.01, "reported") for p in ("iid", "dirichlet:0.5") for s in A]
+    runs += [("layerskip", "top:2", p, s, B[s], "reported") for p in ("iid", "dirichlet:0.5") for s in B]
+    runs += [("centralized", "", "iid", s, CENTRAL[s], "reported") for s in CENTRAL]
+    runs += [("lora", "", "iid", 0, 0.99, "tuning"), ("layerskip", "top:2", "iid", 0, 0.10, "tuning")]
+    _store(tmp_path, runs)
+    return contrast.reported_runs(tmp_path)
+
+
+def test_the_interval_is_a_t_interval_over_the_per_seed_differences(tmp_path):
+    rows = {r["partition"]: r for r in contrast.contrasts(_study(tmp_path), "lora r8", "layerskip top:2")}
+    d = np.array([A[s] - B[s] for s in (1, 2, 3)])  # the tuning seed (0) is not among them
+    half = scipy_stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    found = rows["iid"]["interval"]
+    assert rows["iid"]["seeds"] == [1, 2, 3]
+    assert found["diff"] == pytest.approx(d.mean()) and found["lo"] == pytest.approx(d.mean() - half)
+    assert found["hi"] == pytest.approx(d.mean() + half)
+    assert rows["dirichlet:0.5"]["interval"]["diff"] == pytest.approx(d.mean() - 0.01)
+
+
+def test_centralized_pairs_with_every_partition_and_an_unknown_name_is_one_line(tmp_path, capsys):
+    rows = contrast.contrasts(_study(tmp_path), "layerskip top:2", "centralized")
+    assert [r["partition"] for r in rows] == ["dirichlet:0.5", "iid"]
+    assert rows[0]["interval"]["diff"] == pytest.approx(np.mean([B[s] - CENTRAL[s] for s in B]))
+    assert contrast.main([str(tmp_path), "layerskip top:2", "centralized"]) == 0
+    assert "layerskip top:2 - centralized, points (iid; seeds 1, 2, 3): -11.7 [" in capsys.readouterr().out
+    assert contrast.main([str(tmp_path), "lora r8", "fedavg"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'fedavg'" in err and "layerskip top:2, lora r8" in err
