@@ -158,3 +158,27 @@ def test_a_reported_round_won_by_a_hair_is_named_and_a_clear_win_is_not():
     runs[0]["config"] = {"min_delta": 1e-6}  # the run's own margin, not the report's largest
     assert audit.hairline_best_rounds(runs, 0.005) == []
     assert audit.hairline_best_rounds(runs, 0.0) == []  # with no margin nothing is a near tie
+
+
+def _seeded(method: str, seed: int, metric: float, role: str) -> dict:
+    return {"config": {"method": method, "seed": seed, "lr": 1e-3}, "metric": metric, "status": "ok", "role": role}
+
+
+def test_the_tuning_seeds_optimism_is_measured_over_cells_and_a_repeated_cell_counts_once():
+    from bench.report import tuning_bias
+
+    lifts = {"a": 0.03, "b": 0.02, "c": 0.025, "d": 0.01}  # the tuning seed's lead over its cell's mean
+    runs = []
+    for method, lift in lifts.items():
+        runs.append(_seeded(method, 0, 0.70 + lift, "tuning"))
+        runs += [_seeded(method, s, 0.70 + (s - 2) * 0.01, "reported") for s in (1, 2, 3)]  # mean 0.70
+    twin = [dict(r, config=dict(r["config"], method="a-twin")) for r in runs if r["config"]["method"] == "a"]
+    diffs, n = tuning_bias.optimism(runs + twin)
+    assert n == 4 and sorted(diffs) == pytest.approx(sorted(lifts.values()))  # the twin repeats a: once
+    (line,) = tuning_bias.check(runs)
+    assert "+2.1 points" in line and "over 4 distinct cells" in line and "4 of 4 above" in line
+    assert "a selected draw" in line
+    flipped = [dict(r, metric=1.4 - r["metric"]) if r["role"] == "tuning" else r for r in runs]  # below the mean
+    assert "no optimism established" in tuning_bias.check(flipped)[0]
+    three_cells = [r for r in runs if r["config"]["method"] != "d"]
+    assert tuning_bias.check([r for r in three_cells if r["config"]["method"] != "c"]) == []  # 2 cells: no line

@@ -21,6 +21,7 @@ import csv
 from pathlib import Path
 
 from bench.protocol import edge_probe
+from bench.report import tuning_bias
 from bench.store import load_runs
 
 
@@ -285,6 +286,7 @@ def section(runs: list[dict], tuning_csv: Path, runs_dir: Path, own_sweeps_only:
         + near_ties(rows, margin)
         + unconverged_points(rows)
         + hairline_best_rounds(runs, margin)
+        + tuning_bias.check(runs)
     )
     if not found:
         return []
