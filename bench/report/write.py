@@ -206,7 +206,8 @@ def _headline(out: Path, study: str | None, rows: list[dict], checks: list[str],
     failed = sum(r["status"] != "ok" for r in rows)
     labels = Counter(r["convergence"] for r in rows if r["status"] == "ok" and r["convergence"] != "converged")
     by_label = f" ({', '.join(f'{n} {label}' for label, n in sorted(labels.items()))})" if labels else ""
-    flagged = f", {sum(line.startswith('- ') for line in checks)} findings under Checks" if checks else ""
+    n_checks = sum(line.startswith("- ") for line in checks)
+    flagged = f", {n_checks} finding{'s' * (n_checks != 1)} under Checks" if checks else ""
     title = f"# Results: {out.name}" + (f" (study {study})" if study else "")
     counts = f"{len(rows)} runs, {failed} failed, {sum(labels.values())} not converged{by_label}{flagged}."
     return [title, "", counts, "", *(notes or [])]
