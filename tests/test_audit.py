@@ -177,8 +177,8 @@ def test_the_tuning_seeds_optimism_is_measured_over_cells_and_a_repeated_cell_co
     assert n == 4 and sorted(diffs) == pytest.approx(sorted(lifts.values()))  # the twin repeats a: once
     (line,) = tuning_bias.check(runs)
     assert "+2.1 points" in line and "over 4 distinct cells" in line and "4 of 4 above" in line
-    assert "a selected draw" in line
+    assert "as the selection that keeps it out of the table would make it" in line
     flipped = [dict(r, metric=1.4 - r["metric"]) if r["role"] == "tuning" else r for r in runs]  # below the mean
-    assert "no optimism established" in tuning_bias.check(flipped)[0]
+    assert "no lead established" in tuning_bias.check(flipped)[0]
     three_cells = [r for r in runs if r["config"]["method"] != "d"]
     assert tuning_bias.check([r for r in three_cells if r["config"]["method"] != "c"]) == []  # 2 cells: no line

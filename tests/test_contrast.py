@@ -57,3 +57,16 @@ def test_centralized_pairs_with_every_partition_and_an_unknown_name_is_one_line(
     assert contrast.main([str(tmp_path), "lora r8", "fedavg"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'fedavg'" in err and "layerskip top:2, lora r8" in err
+
+
+def test_a_seed_one_side_lacks_is_named_and_a_label_naming_two_runs_of_a_seed_is_refused(tmp_path, capsys):
+    runs = [("lora", "", "iid", s, A[s], "reported") for s in A]
+    runs += [("layerskip", "top:2", "iid", s, B[s], "reported") for s in (1, 2)]
+    _store(tmp_path, runs + [("lora", "", "iid", 1, 0.5, "reported")])  # a second lora r8 run of seed 1
+    assert contrast.main([str(tmp_path), "lora r8", "layerskip top:2"]) == 2
+    assert "'lora r8' names more than one run of seed 1" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    _store(other, runs)
+    assert contrast.main([str(other), "lora r8", "layerskip top:2"]) == 0
+    assert "(iid; seeds 1, 2; seeds 3 on one side only, left out): " in capsys.readouterr().out

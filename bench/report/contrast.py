@@ -54,6 +54,8 @@ def _pick(runs: list[dict], name: str) -> dict[str, dict[int, float]]:
         if name in (method_label(run), _bare(method_label(run))) and run["config"].get("dp_epsilon") is None:
             cfg = run["config"]
             partition = "any" if cfg["method"] in POOLED_METHODS else cfg["partition"]
+            if cfg["seed"] in found.get(partition, {}):  # two configurations under one label: say so
+                raise BenchError(f"{name!r} names more than one run of seed {cfg['seed']} ({partition}); name one")
             found.setdefault(partition, {})[cfg["seed"]] = run["metric"]
     if not found:
         labels = sorted({_bare(method_label(r)) for r in runs})
@@ -72,7 +74,7 @@ def contrasts(runs: list[dict], a: str, b: str) -> list[dict]:
             continue
         seeds = sorted(set(x) & set(y))
         found = seed_paired_interval([x[s] - y[s] for s in seeds])
-        rows.append({"partition": partition, "seeds": seeds, "interval": found})
+        rows.append({"partition": partition, "seeds": seeds, "unpaired": sorted(set(x) ^ set(y)), "interval": found})
     return rows
 
 
@@ -80,7 +82,8 @@ def _line(row: dict, a: str, b: str) -> str:
     d = row["interval"]
     text = seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else "no interval (1 seed)"
     seeds = ", ".join(map(str, row["seeds"]))
-    return f"{a} - {b}, points ({row['partition']}; seeds {seeds}): {text}"
+    unpaired = f"; seeds {', '.join(map(str, row['unpaired']))} on one side only, left out" if row["unpaired"] else ""
+    return f"{a} - {b}, points ({row['partition']}; seeds {seeds}{unpaired}): {text}"
 
 
 @cli_entry

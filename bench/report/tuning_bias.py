@@ -1,8 +1,9 @@
 """Is the tuning seed's run a lucky draw? The run that chose a learning rate won a sweep of noisy
 runs, so its score is selected, and the protocol reports the other seeds only (issue 23). This
 check measures that selection across a report: per cell, the tuning seed's test metric minus the
-mean of the cell's reported seeds, and a t-interval of that difference over cells. Cells whose
-numbers repeat another's exactly (auto:K choosing top:K's blocks) count once."""
+mean of the cell's reported seeds, and a t-interval of that difference over cells. The cells
+share the tuning seed, so they are not independent replicates: the interval is a screen, not a
+test. Cells whose numbers repeat another's exactly (auto:K choosing top:K's blocks) count once."""
 
 from __future__ import annotations
 
@@ -38,12 +39,13 @@ def check(runs: list[dict]) -> list[str]:
     d = seed_paired_interval(diffs)
     above = sum(x > 0 for x in diffs)
     verdict = (
-        "a selected draw, which is why it is not reported"
+        "above, as the selection that keeps it out of the table would make it (a seed favourable on its own would too)"
         if d["verdict"] and d["lo"] > 0
-        else "no optimism established over these cells"
+        else "no lead established"
     )
     return [
         f"- The tuning seed's run (the one that chose the lr) scored {100 * d['diff']:+.1f} points against the "
         f"mean of its cell's reported seeds, 95% interval over {n} distinct cells [{100 * d['lo']:+.1f}, "
-        f"{100 * d['hi']:+.1f}] ({above} of {n} above): {verdict}."
+        f"{100 * d['hi']:+.1f}] ({above} of {n} above; the cells share that seed, so the interval is narrower "
+        f"than independent cells would give): {verdict}."
     ]
