@@ -160,25 +160,49 @@ def test_a_reported_round_won_by_a_hair_is_named_and_a_clear_win_is_not():
     assert audit.hairline_best_rounds(runs, 0.0) == []  # with no margin nothing is a near tie
 
 
-def _seeded(method: str, seed: int, metric: float, role: str) -> dict:
-    return {"config": {"method": method, "seed": seed, "lr": 1e-3}, "metric": metric, "status": "ok", "role": role}
+def _seeded(method: str, seed: int, metric: float, role: str, partition: str = "iid", status: str = "ok") -> dict:
+    config = {"method": method, "seed": seed, "lr": 1e-3, "partition": partition}
+    run_id = f"{method}-{partition}-{seed}"
+    return {"config": config, "metric": metric, "status": status, "role": role, "run_id": run_id, "history": []}
 
 
-def test_the_tuning_seeds_optimism_is_measured_over_cells_and_a_repeated_cell_counts_once():
-    from bench.report import tuning_bias
+LIFTS = {"a": 0.03, "b": 0.02, "c": 0.025, "d": 0.01}  # the tuning seed's lead over its cell's mean
 
-    lifts = {"a": 0.03, "b": 0.02, "c": 0.025, "d": 0.01}  # the tuning seed's lead over its cell's mean
+
+def _cells(lifts=LIFTS, partition="iid"):
     runs = []
     for method, lift in lifts.items():
-        runs.append(_seeded(method, 0, 0.70 + lift, "tuning"))
-        runs += [_seeded(method, s, 0.70 + (s - 2) * 0.01, "reported") for s in (1, 2, 3)]  # mean 0.70
+        runs.append(_seeded(method, 0, 0.70 + lift, "tuning", partition))
+        # reported 0.69, 0.69, 0.72: mean 0.70, median 0.69 (a median would move every lead by 1 point)
+        runs += [_seeded(method, s, m, "reported", partition) for s, m in ((1, 0.69), (2, 0.69), (3, 0.72))]
+    return runs
+
+
+def test_the_tuning_seeds_lead_is_measured_over_distinct_cells():
+    from bench.report import tuning_bias
+
+    runs = _cells()
     twin = [dict(r, config=dict(r["config"], method="a-twin")) for r in runs if r["config"]["method"] == "a"]
-    diffs, n = tuning_bias.optimism(runs + twin)
-    assert n == 4 and sorted(diffs) == pytest.approx(sorted(lifts.values()))  # the twin repeats a: once
+    # same tuning score as a, other reported scores: a different cell, not a repeat
+    kin = [dict(r, config=dict(r["config"], method="a-kin")) for r in runs if r["config"]["method"] == "a"]
+    kin = [dict(r, metric=r["metric"] - 0.01) if r["role"] == "reported" else r for r in kin]
+    one_seed = [_seeded("e", 0, 0.9, "tuning"), _seeded("e", 1, 0.5, "reported")]  # one reported seed: no mean
+    failed = [_seeded("a", 4, 0.1, "reported", status="failed")]
+    leads = sorted(lead for _, lead in tuning_bias.optimism(runs + twin + kin + one_seed + failed))
+    assert leads == pytest.approx(sorted([*LIFTS.values(), 0.04]))  # the twin counts once, kin apart
     (line,) = tuning_bias.check(runs)
-    assert "+2.1 points" in line and "over 4 distinct cells" in line and "4 of 4 above" in line
-    assert "as the selection that keeps it out of the table would make it" in line
+    assert "+2.1 [" in line and "over 4 distinct cells" in line and "(4 of 4 cells above)" in line
+    assert "as the selection that keeps it out of the table would make it" in line and "By partition" not in line
     flipped = [dict(r, metric=1.4 - r["metric"]) if r["role"] == "tuning" else r for r in runs]  # below the mean
     assert "no lead established" in tuning_bias.check(flipped)[0]
-    three_cells = [r for r in runs if r["config"]["method"] != "d"]
-    assert tuning_bias.check([r for r in three_cells if r["config"]["method"] != "c"]) == []  # 2 cells: no line
+    assert tuning_bias.check([r for r in runs if r["config"]["method"] != "d"])  # 3 cells: a line
+    assert tuning_bias.check([r for r in runs if r["config"]["method"] not in "cd"]) == []  # 2 cells: none
+
+
+def test_the_lead_is_split_by_partition_and_reaches_the_reports_checks(tmp_path):
+    from bench.report import tuning_bias
+
+    runs = _cells({"a": 0.0, "b": 0.002, "c": -0.001}) + _cells({"a": 0.03, "b": 0.04}, "dirichlet:0.5")
+    (line,) = tuning_bias.check(runs)
+    assert "By partition: dirichlet:0.5 +3.5 [" in line and "(2 of 2 cells above); iid +0.0 [" in line
+    assert line in audit.section(runs, tmp_path / "tuning.csv", tmp_path)

@@ -70,3 +70,70 @@ def test_a_seed_one_side_lacks_is_named_and_a_label_naming_two_runs_of_a_seed_is
     _store(other, runs)
     assert contrast.main([str(other), "lora r8", "layerskip top:2"]) == 0
     assert "(iid; seeds 1, 2; seeds 3 on one side only, left out): " in capsys.readouterr().out
+
+
+def test_dp_runs_failed_runs_and_auto_blocks_are_read_as_the_table_reads_them(tmp_path, capsys):
+    runs = [("lora", "", "iid", s, A[s], "reported") for s in A]
+    runs += [("layerskip", "auto:2", "iid", s, B[s], "reported") for s in B]
+    _store(tmp_path, runs)
+    for s in (1, 2):  # auto:2 names the blocks its probe chose: the table's label is "layerskip auto:2 [4 5]"
+        final = tmp_path / "runs" / f"r{2 + s}" / "final.json"
+        final.write_text(json.dumps({**json.loads(final.read_text()), "method_info": {"blocks": [4, 5]}}))
+    dp = tmp_path / "runs" / "r0" / "final.json"  # lora seed 1 under DP: not the plain configuration
+    dp.write_text(
+        json.dumps({**json.loads(dp.read_text()), "config": {**json.loads(dp.read_text())["config"], "dp_epsilon": 8}})
+    )
+    with open(tmp_path / "summary.csv", "a", newline="") as f:
+        f.write("r9,reported,failed\n")  # a failed run: no final.json, and not read
+    assert contrast.main([str(tmp_path), "lora r8", "layerskip auto:2"]) == 0
+    out = capsys.readouterr().out
+    assert "(iid; seeds 2, 3; seeds 1 on one side only, left out): " in out  # seed 1 of lora ran under DP
+    d = (A[2] - B[2] + A[3] - B[3]) / 2
+    assert f"{100 * d:+.1f} [" in out and "(2 seeds: no verdict)" in out  # two seeds: shown, not judged
+
+
+def test_n_s_where_the_interval_holds_zero_and_no_shared_partition_is_one_line(tmp_path, capsys):
+    near = {1: 0.64, 2: 0.67, 3: 0.62}  # lora - top:2 per seed: -1, +2, +1 points: the interval holds 0
+    runs = [("lora", "", "iid", s, near[s] - 0.01 * (s == 1), "reported") for s in near]
+    runs += [("layerskip", "top:2", "iid", s, B[s], "reported") for s in B]
+    runs += [("fedavg", "", "dirichlet:0.5", s, B[s], "reported") for s in B]
+    _store(tmp_path, runs)
+    assert contrast.main([str(tmp_path), "lora r8", "layerskip top:2"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("] n.s.")
+    assert contrast.main([str(tmp_path), "fedavg", "layerskip top:2"]) == 2
+    assert capsys.readouterr().err.strip().endswith("share no partition and seed in " + str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (
+            lambda d: (d / "runs" / "r0" / "final.json").write_text("{not json"),
+            "final.json: not a finished run's record",
+        ),
+        (lambda d: (d / "runs" / "r0" / "final.json").write_text('{"metric": 0.5}'), "not a finished run's record"),
+        (
+            lambda d: (d / "runs" / "r0" / "final.json").write_text(
+                '{"config": {"method": "lora", "seed": 1, "partition": "iid"}, "metric": null}'
+            ),
+            "not a finished run's record",
+        ),
+        (
+            lambda d: (d / "runs" / "r0" / "final.json").unlink(),
+            "final.json: missing (summary.csv lists run r0 as reported)",
+        ),
+        (
+            lambda d: (d / "summary.csv").write_text("run,role,status\nr0,reported,ok\n"),
+            "summary.csv: no column run_id",
+        ),
+        (lambda d: (d / "summary.csv").write_text("run_id,role,status\n"), "summary.csv: no runs"),
+    ],
+)
+def test_a_damaged_report_folder_is_one_line_naming_the_file(tmp_path, capsys, damage, said):
+    _store(tmp_path, [("lora", "", "iid", s, A[s], "reported") for s in A])
+    damage(tmp_path)
+    assert contrast.main([str(tmp_path), "lora r8", "lora r8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and said in err and "Traceback" not in err
+    assert contrast.main([str(tmp_path / "nowhere"), "a", "b"]) == 2
+    assert "nowhere: no such folder" in capsys.readouterr().err

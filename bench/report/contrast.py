@@ -25,6 +25,8 @@ from bench.report.stats import seed_paired_interval
 from bench.report.tables import method_label
 
 POOLED_METHODS = ("centralized",)  # partition is nominal: one pooled dataset
+SUMMARY_NEEDS = ("run_id", "role", "status")
+CONFIG_NEEDS = {"method", "seed", "partition"}
 
 
 def _bare(label: str) -> str:
@@ -33,18 +35,36 @@ def _bare(label: str) -> str:
 
 
 def reported_runs(folder: Path) -> list[dict]:
-    """The report's reported runs (status ok), each its final.json with the run id."""
+    """The report's reported runs (status ok), each its final.json with the run id; a missing or
+    malformed file is one error naming it."""
     summary = folder / "summary.csv"
     if not summary.is_file():
-        raise BenchError(f"{folder}: no summary.csv (build the report first: run_all.py --report-only)")
+        what = (
+            "no summary.csv (build the report first: run_all.py --report-only)" if folder.is_dir() else "no such folder"
+        )
+        raise BenchError(f"{folder}: {what}")
     with open(summary, newline="") as f:
-        ids = [r["run_id"] for r in csv.DictReader(f) if r.get("role") == "reported" and r.get("status") == "ok"]
-    runs = []
-    for run_id in ids:
-        final = folder / "runs" / run_id / "final.json"
-        if final.is_file():
-            runs.append({**json.loads(final.read_text()), "run_id": run_id})
-    return runs
+        rows = list(csv.DictReader(f))
+    missing = [c for c in SUMMARY_NEEDS if rows and c not in rows[0]]
+    if missing or not rows:
+        raise BenchError(f"{summary}: " + (f"no column {', '.join(missing)}" if missing else "no runs"))
+    return [_final(folder, r["run_id"]) for r in rows if r["role"] == "reported" and r["status"] == "ok"]
+
+
+def _final(folder: Path, run_id: str) -> dict:
+    path = folder / "runs" / run_id / "final.json"
+    try:
+        run = json.loads(path.read_text())
+        cfg, metric = run["config"], run["metric"]
+        if not isinstance(cfg, dict) or not CONFIG_NEEDS <= cfg.keys() or not isinstance(metric, (int, float)):
+            raise TypeError
+    except FileNotFoundError:
+        raise BenchError(f"{path}: missing (summary.csv lists run {run_id} as reported)") from None
+    except (ValueError, KeyError, TypeError):
+        raise BenchError(
+            f"{path}: not a finished run's record (JSON with a metric and a config naming method, seed and partition)"
+        ) from None
+    return {**run, "run_id": run_id}
 
 
 def _pick(runs: list[dict], name: str) -> dict[str, dict[int, float]]:
@@ -70,8 +90,8 @@ def contrasts(runs: list[dict], a: str, b: str) -> list[dict]:
     for partition in sorted((set(mine) | set(theirs)) - {"any"}) or ["any"]:
         x = mine.get(partition, mine.get("any"))  # a pooled side is read under each partition of the other
         y = theirs.get(partition, theirs.get("any"))
-        if x is None or y is None:
-            continue
+        if x is None or y is None or not set(x) & set(y):
+            continue  # nothing to pair on this partition
         seeds = sorted(set(x) & set(y))
         found = seed_paired_interval([x[s] - y[s] for s in seeds])
         rows.append({"partition": partition, "seeds": seeds, "unpaired": sorted(set(x) ^ set(y)), "interval": found})
@@ -80,7 +100,7 @@ def contrasts(runs: list[dict], a: str, b: str) -> list[dict]:
 
 def _line(row: dict, a: str, b: str) -> str:
     d = row["interval"]
-    text = seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else "no interval (1 seed)"
+    text = seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else "no interval (1 seed in common)"
     seeds = ", ".join(map(str, row["seeds"]))
     unpaired = f"; seeds {', '.join(map(str, row['unpaired']))} on one side only, left out" if row["unpaired"] else ""
     return f"{a} - {b}, points ({row['partition']}; seeds {seeds}{unpaired}): {text}"
@@ -95,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = contrasts(reported_runs(args.folder), args.a, args.b)
     if not rows:
-        raise BenchError(f"{args.a!r} and {args.b!r} share no partition in {args.folder}")
+        raise BenchError(f"{args.a!r} and {args.b!r} share no partition and seed in {args.folder}")
     print("\n".join(_line(r, args.a, args.b) for r in rows))
     print("95% t-intervals over seeds, each at its own level (not corrected for multiple comparisons)")
     return 0

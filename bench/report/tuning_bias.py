@@ -1,9 +1,11 @@
 """Is the tuning seed's run a lucky draw? The run that chose a learning rate won a sweep of noisy
 runs, so its score is selected, and the protocol reports the other seeds only (issue 23). This
-check measures that selection across a report: per cell, the tuning seed's test metric minus the
-mean of the cell's reported seeds, and a t-interval of that difference over cells. The cells
-share the tuning seed, so they are not independent replicates: the interval is a screen, not a
-test. Cells whose numbers repeat another's exactly (auto:K choosing top:K's blocks) count once."""
+check measures the tuning seed's lead across a report: per cell, its test metric minus the mean
+of the cell's reported seeds, with a t-interval over cells, overall and per partition. The cells
+share the tuning seed (and, under a seeded partition, its draw of the clients), so they are not
+independent replicates: the interval is a screen, not a test, and a lead confined to one
+partition points at that partition's seeds rather than at selection. Cells whose numbers repeat
+another's exactly (auto:K choosing top:K's blocks) count once."""
 
 from __future__ import annotations
 
@@ -15,37 +17,50 @@ from bench.report.tables import cell_key
 MIN_CELLS = 3  # fewer differences give no interval worth a line
 
 
-def optimism(runs: list[dict]) -> tuple[list[float], int] | None:
-    """(tuning - mean of reported, one per distinct cell; how many cells had a tuning run), or
-    None where no cell has both a tuning run and 2 or more reported seeds."""
-    cells: dict[tuple, dict[str, list[float]]] = {}
+def optimism(runs: list[dict]) -> list[tuple[str, float]]:
+    """(partition, tuning - mean of reported) for each distinct cell with a tuning run and 2 or
+    more reported seeds."""
+    cells: dict[tuple, dict] = {}
     for run in runs:
         if run.get("status") == "ok" and run.get("metric") is not None:
-            cells.setdefault(cell_key(run), {}).setdefault(run.get("role", "reported"), []).append(run["metric"])
+            cell = cells.setdefault(cell_key(run), {"partition": run["config"].get("partition", "iid")})
+            cell.setdefault(run.get("role", "reported"), []).append(run["metric"])
     distinct = {
-        (tuple(c["tuning"]), tuple(sorted(c["reported"]))): c["tuning"][0] - float(np.mean(c["reported"]))
+        (tuple(c["tuning"]), tuple(sorted(c["reported"]))): (c["partition"], c["tuning"][0] - np.mean(c["reported"]))
         for c in cells.values()
         if len(c.get("tuning", [])) == 1 and len(c.get("reported", [])) >= 2
     }
-    return (list(distinct.values()), len(distinct)) if distinct else None
+    return [(partition, float(lead)) for partition, lead in distinct.values()]
+
+
+def _interval(leads: list[float]) -> str:
+    d = seed_paired_interval(leads)
+    above = sum(x > 0 for x in leads)
+    return f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] ({above} of {len(leads)} cells above)"
 
 
 def check(runs: list[dict]) -> list[str]:
-    """One Checks line: how far the tuning seed sits above the reported seeds, over cells."""
+    """One Checks line: how far the tuning seed sits above the reported seeds, over cells and by partition."""
     found = optimism(runs)
-    if not found or found[1] < MIN_CELLS:
+    if len(found) < MIN_CELLS:
         return []
-    diffs, n = found
-    d = seed_paired_interval(diffs)
-    above = sum(x > 0 for x in diffs)
+    leads = [lead for _, lead in found]
+    d = seed_paired_interval(leads)
     verdict = (
-        "above, as the selection that keeps it out of the table would make it (a seed favourable on its own would too)"
+        "above, as the selection that keeps it out of the table would make it (a seed or a draw of the "
+        "clients favourable on its own would too)"
         if d["verdict"] and d["lo"] > 0
         else "no lead established"
     )
+    partitions = sorted({p for p, _ in found})
+    split = [
+        f"{p} {_interval([lead for q, lead in found if q == p])}"
+        for p in partitions
+        if sum(q == p for q, _ in found) >= 2
+    ]
+    by_partition = f" By partition: {'; '.join(split)}." if len(partitions) > 1 and split else ""
     return [
-        f"- The tuning seed's run (the one that chose the lr) scored {100 * d['diff']:+.1f} points against the "
-        f"mean of its cell's reported seeds, 95% interval over {n} distinct cells [{100 * d['lo']:+.1f}, "
-        f"{100 * d['hi']:+.1f}] ({above} of {n} above; the cells share that seed, so the interval is narrower "
-        f"than independent cells would give): {verdict}."
+        f"- The tuning seed's run (the one that chose the lr) scored, against the mean of its cell's reported "
+        f"seeds, {_interval(leads)} points over {len(found)} distinct cells (95% t-interval; the cells share that "
+        f"seed, so it is narrower than independent cells would give): {verdict}.{by_partition}"
     ]
