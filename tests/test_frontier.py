@@ -377,3 +377,31 @@ def test_the_frontier_table_marks_a_difference_whose_seed_interval_holds_zero_no
     assert cells["layerskip top:2"] == "-1.5 [-5.0, +2.0] n.s."  # interval holds 0
     assert cells["layerskip bottom:1"] == "-15.0 [-17.0, -13.0]"  # wholly below 0: a real difference
     assert cells["lora r8"] == "-5.0 [-7.0, -3.0]"
+
+
+def test_each_step_up_the_front_is_tested_by_seed_against_the_next_cheaper_point():
+    """The front ranks by means; a step up it is real only if its paired seed-level gain excludes 0."""
+    table = _table()
+    rows = {r["method"]: r for r in table}
+    per_seed = {  # the front is lora r2 -> lora r8 -> top:2 -> top:3 -> top:4 (by means)
+        "lora r2": {1: 0.64, 2: 0.65, 3: 0.66},
+        "lora r8": {1: 0.69, 2: 0.70, 3: 0.71},  # +5 points on every seed: a real step
+        "layerskip top:2": {1: 0.76, 2: 0.70, 3: 0.745},
+    }
+    for method, seeds in per_seed.items():
+        rows[method]["seed_metrics"] = seeds
+    (found,) = frontier.frontier_sets(table)
+    steps = {r["configuration"]: r for r in frontier.table_rows(found)}
+    assert steps["lora r8"]["step_over"] == "lora r2" and steps["lora r8"]["step_diff"] == pytest.approx(0.05)
+    assert steps["lora r8"]["step_seed_lo"] == pytest.approx(0.05)  # no spread: ...
+    assert steps["lora r8"]["step_no_verdict"] == "no finite spread over seeds"  # ...shown, not judged
+    rows["lora r8"]["seed_metrics"] = {1: 0.69, 2: 0.705, 3: 0.71}  # +5, +5.5, +5
+    (found,) = frontier.frontier_sets(table)
+    lines = frontier.markdown(frontier.table_rows(found)).splitlines()[2:]
+    cells = {line.split(" | ")[2]: line.rstrip(" |").split(" | ")[-1] for line in lines}
+    assert cells["lora r8"].startswith("+5.2 [+4.4, +5.9] over lora r2")
+    assert cells["layerskip top:2"] == "+3.3 [-6.0, +12.7] n.s. over lora r8"  # +7, -0.5, +3.5 points
+    assert cells["layerskip top:3"] == "no paired seeds over layerskip top:2" and cells["lora r2"] == "yes"
+    text = " ".join(frontier_headline.headline(table))
+    assert "lora r8 (0.700, +5.2 [+4.4, +5.9] over lora r2)" in text
+    assert "n.s. over lora r8)" in text and "each step up is then tested" in text

@@ -12,7 +12,7 @@ MIN_SEEDS_FOR_VERDICT reported seeds and their bytes are ranked; the rest are ta
 from __future__ import annotations
 
 from bench.report.render import fmt_bytes, seed_interval_text
-from bench.report.stats import MIN_SEEDS_FOR_VERDICT
+from bench.report.stats import MIN_SEEDS_FOR_VERDICT, seed_paired_interval
 
 WITHIN = 0.02  # the paper's claim: within 2 points of centralized
 SIZED = ("layerskip top", "layerskip bottom", "layerskip auto", "lora")  # families with a size axis
@@ -91,6 +91,19 @@ def _seed(row: dict, name: str, key: str):
     return (row[f"{name}_seed"] or {}).get(key)
 
 
+def step(upper: dict, lower: dict) -> dict | None:
+    """A front step tested: the seed-level paired interval of (upper - lower) over the seeds both
+    ran, where the front itself ranks by means only (None: fewer than 2 shared seeds)."""
+    a, b = upper.get("seed_metrics") or {}, lower.get("seed_metrics") or {}
+    return seed_paired_interval([a[s] - b[s] for s in sorted(set(a) & set(b))])
+
+
+def front_steps(found: dict) -> dict[str, tuple[dict, dict | None]]:
+    """Each front configuration after the cheapest -> (the next cheaper one, the step's interval)."""
+    front = pareto(found["configs"])
+    return {hi["method"]: (lo, step(hi, lo)) for lo, hi in zip(front, front[1:])}
+
+
 def all_rows(table: list[dict]) -> list[dict]:
     """The frontier table of a report: every set's rows (none where no set asks the question)."""
     return [row for found in frontier_sets(table) for row in table_rows(found)]
@@ -99,6 +112,7 @@ def all_rows(table: list[dict]) -> list[dict]:
 def table_rows(found: dict) -> list[dict]:
     """One row per configuration: share trained, bytes, metric, differences with seed-level intervals, front."""
     front = {(r["bytes_to_best"], r["metric"]) for r in pareto(found["configs"])}  # an exact tie is on it too
+    steps = front_steps(found)
     rows = []
     for r in sorted(found["configs"], key=lambda r: (r["bytes_to_best"] is None, r["bytes_to_best"] or 0)):
         name, size = family(r)
@@ -127,10 +141,32 @@ def table_rows(found: dict) -> list[dict]:
                 "vs_centralized_no_verdict": _seed(r, "vs_centralized", "no_verdict") or "",
                 "vs_fedavg_no_verdict": _seed(r, "vs_fedavg", "no_verdict") or "",
                 "on_front": not why_unranked(r) and (r["bytes_to_best"], r["metric"]) in front,
+                **_step_columns(steps.get(r["method"])),
                 "unranked": why_unranked(r) or "",
             }
         )
     return rows
+
+
+def _step_columns(found: tuple[dict, dict | None] | None) -> dict:
+    """A front row's gain over the next cheaper front configuration (empty off the front or at its start)."""
+    lower, d = found or (None, None)
+    return {
+        "step_over": lower["method"] if lower else "",
+        "step_diff": d["diff"] if d else None,
+        "step_seed_lo": d["lo"] if d else None,
+        "step_seed_hi": d["hi"] if d else None,
+        "step_no_verdict": (d["no_verdict"] or "") if d else "",
+    }
+
+
+def _step_cell(r: dict) -> str:
+    if not r["step_over"]:
+        return ""
+    if r["step_seed_lo"] is None:
+        return f"no paired seeds over {r['step_over']}"
+    found = seed_interval_text(r["step_diff"], r["step_seed_lo"], r["step_seed_hi"], r["step_no_verdict"])
+    return f"{found} over {r['step_over']}"
 
 
 def _delta(r: dict, name: str) -> str:
@@ -154,6 +190,7 @@ def markdown(rows: list[dict]) -> str:
         "Δ vs centralized, pts [95% CI over seeds]",
         "Δ vs fedavg, pts [95% CI over seeds]",
         "Pareto front",
+        "gain over the next cheaper front point, pts [95% CI over seeds]",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -170,6 +207,7 @@ def markdown(rows: list[dict]) -> str:
             _delta(r, "vs_centralized"),
             _delta(r, "vs_fedavg"),
             _front_cell(r),
+            _step_cell(r),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -141,6 +141,7 @@ def flat(table: list[dict]) -> list[dict]:
     rows = []
     for t in table:
         row = {k: v for k, v in t.items() if not k.startswith("vs_")}
+        row["seed_metrics"] = " ".join(f"{seed}:{m!r}" for seed, m in sorted(t["seed_metrics"].items()))
         for name in ("vs_fedavg", "vs_centralized"):
             test, seed = t[name] or {}, t[f"{name}_seed"] or {}
             row[f"{name}_diff"] = seed.get("diff", test.get("diff"))

@@ -180,6 +180,7 @@ def _outcome_columns(rs: list[dict], stats: dict) -> dict:
         "metric": stats["mean"],
         "metric_std": stats["std"],
         "metric_ci95": stats["ci95"],
+        "seed_metrics": {r["config"]["seed"]: r["metric"] for r in rs},  # for paired contrasts between rows
         "lr": rs[0]["config"].get("lr") or (rs[0].get("method_info") or {}).get("lr"),
         "best_round": float(np.mean([r.get("best_round") or 0 for r in rs])),
         "rounds_run": float(np.mean(rounds_run)),
