@@ -17,6 +17,7 @@ from bench.engine.server import run_experiment
 from bench.errors import BenchError
 from bench.protocol import extend
 from bench.protocol.grid import Cell
+from bench.protocol.preflight import check_sources
 from bench.store import atomic_write_json
 
 
@@ -86,6 +87,8 @@ def run_cells(
     from tqdm.auto import tqdm
 
     check_stored(cells, runs)
+    # bad data: one line before anything runs (and before the progress bar), not a failed cell per run
+    check_sources([c for c in cells if not (runs / c.run_id / "final.json").is_file()])
     start = time.perf_counter()
     bar = tqdm(total=len(cells), desc=desc, unit="cell")
     statuses: dict[str, str] = {}
@@ -100,7 +103,9 @@ def run_cells(
             check_stored([new], runs)
             bar.total += 1
             bar.refresh()
-            ready += finished(new, "skipped") if (runs / new.run_id / "final.json").is_file() else [new]
+            stored = (runs / new.run_id / "final.json").is_file()
+            check_sources([] if stored else [new])
+            ready += finished(new, "skipped") if stored else [new]
         return ready
 
     todo = []

@@ -12,7 +12,6 @@ from bench.engine.convergence import run_convergence
 from bench.errors import BenchError
 from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell, expand_studies
-from bench.protocol.preflight import check_sources
 from bench.protocol.runner import run_cells
 from bench.store import atomic_write_text, to_csv
 
@@ -206,8 +205,6 @@ def completeness_notes(planned: list[Cell], final_of: dict[str, Cell], runs: Pat
 def run_grid(name: str, grid: dict, planned: list[Cell], out: Path, args) -> tuple[list[Cell], dict[str, Cell]]:
     """Tune, run every missing cell (none with --report-only), then the edge probes. Returns the
     cells as run (those whose tuning has finished) and, per planned cell, the cell it ran as."""
-    if not args.report_only:
-        check_sources(planned)  # bad data is one line before anything runs, not a failed cell per run
     tuned = tuned_cells(name, grid, planned, out, args)  # aligned with `planned`; None: not tuned yet
     final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
     cells = [c for c in tuned if c is not None]

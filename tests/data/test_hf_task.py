@@ -283,16 +283,25 @@ def test_a_bad_file_is_one_line_on_the_command_line(tmp_path):
     assert done.stderr.startswith("error:") and "train.jsonl: not readable as json" in done.stderr
 
 
-def test_a_grid_over_a_source_without_a_test_split_stops_before_any_cell_runs(tmp_path):
-    """As --plan does: one line and exit 2, not a failed.json in every cell of the task."""
-    source = cls_csv(tmp_path / "notes")
-    (source / "test.csv").unlink()
+def _grid(tmp_path, source, settings=""):
     grid = tmp_path / "g.yaml"
     grid.write_text(
-        f"name: g\ndefaults: {{model: tiny-bert, clients: 2, rounds: 1}}\ntasks: ['hf:{source}']\n"
+        f"name: g\ndefaults: {{model: tiny-bert, clients: 2, rounds: 1{settings}}}\ntasks: ['hf:{source}']\n"
         "methods: [{method: fedavg}, {method: centralized}]\npartitions: [iid]\nseeds: [0]\n"
     )
+    return grid
+
+
+def test_a_grid_over_a_bad_source_stops_before_any_cell_runs(tmp_path):
+    """As --plan does: one line and exit 2, not a failed.json in every cell of the task; the
+    columns a grid names are checked as its runs read them."""
+    source = cls_csv(tmp_path / "notes")
     out = tmp_path / "out"
+    found = run_cli("run_all.py", "--grid", str(_grid(tmp_path, source, ", label_column: outcome")), "--out", str(out))
+    assert found.returncode == 2 and "columns present: text, label, patient" in found.stderr
+    assert found.stderr.strip().count("\n") == 0 and not (out / "runs").exists()
+    (source / "test.csv").unlink()
+    grid = _grid(tmp_path, source)
     found = run_cli("run_all.py", "--grid", str(grid), "--out", str(out))
     assert found.returncode == 2 and "no test split (splits found: train)" in found.stderr
     assert found.stderr.strip().count("\n") == 0 and not (out / "runs").exists()
