@@ -174,6 +174,9 @@ def test_a_report_over_several_depths_and_ranks_draws_and_tabulates_the_frontier
     table = main_table([{**json.loads((p / "final.json").read_text()), "history": _history(p)} for p in runs.iterdir()])
     assert {t["best_round"] for t in table} == {2.0} and {t["rounds_run"] for t in table} == {3.0}
     assert float(rows["layerskip top:3"]["vs_centralized_diff"]) == pytest.approx(-0.03)
+    with open(out / "tables/main.csv") as f:  # each row's seeds, parseable back at full precision
+        per_seed = {r["method"]: dict(p.split(":") for p in r["seed_metrics"].split()) for r in csv.DictReader(f)}
+    assert {s: float(m) for s, m in per_seed["lora r2"].items()} == {"1": 0.66 + 0.01, "2": 0.66 + 0.02, "3": 0.66 + 0.03}
     report = (out / "report.md").read_text()
     assert "Depth/rank frontier" in report and "Cost: " not in report  # cost is the grid runner's note
     with open(out / "summary.csv") as f:
@@ -401,7 +404,37 @@ def test_each_step_up_the_front_is_tested_by_seed_against_the_next_cheaper_point
     cells = {line.split(" | ")[2]: line.rstrip(" |").split(" | ")[-1] for line in lines}
     assert cells["lora r8"].startswith("+5.2 [+4.4, +5.9] over lora r2")
     assert cells["layerskip top:2"] == "+3.3 [-6.0, +12.7] n.s. over lora r8"  # +7, -0.5, +3.5 points
-    assert cells["layerskip top:3"] == "no paired seeds over layerskip top:2" and cells["lora r2"] == "yes"
+    assert (
+        cells["layerskip top:3"] == "fewer than 2 paired seeds (0) over layerskip top:2" and cells["lora r2"] == "yes"
+    )
     text = " ".join(frontier_headline.headline(table))
-    assert "lora r8 (0.700, +5.2 [+4.4, +5.9] over lora r2)" in text
-    assert "n.s. over lora r8)" in text and "each step up is then tested" in text
+    assert "lora r8 (0.700; step over lora r2: +5.2 [+4.4, +5.9])" in text
+    assert "layerskip top:2 (0.735; step over lora r8: +3.3 [-6.0, +12.7] n.s.)" in text
+    assert "each step up is then tested, as the gain in points" in text
+
+
+def test_a_step_pairs_by_seed_number_over_shared_seeds_and_only_the_front_row_carries_it():
+    table = _table()
+    rows = {r["method"]: r for r in table}
+    rows["lora r2"]["seed_metrics"] = {3: 0.66, 1: 0.64, 2: 0.65, 4: 0.10}  # listed out of order; seed 4 unshared
+    rows["lora r8"]["seed_metrics"] = {1: 0.69, 2: 0.705, 3: 0.71, 5: 0.99}  # seed 5 unshared
+    rows["layerskip top:2"]["seed_metrics"] = {3: 0.74, 6: 0.70}  # one seed shared with lora r8
+    twin = dict(rows["lora r8"], seed_role="tuning only", seed_metrics={0: 0.9})  # same name, not ranked
+    (found,) = frontier.frontier_sets([*table, twin])
+    marked = [r for r in frontier.table_rows(found) if r["configuration"] == "lora r8"]
+    ranked, tuning = sorted(marked, key=lambda r: bool(r["unranked"]))
+    assert ranked["step_diff"] == pytest.approx((0.05 + 0.055 + 0.05) / 3) and ranked["step_seeds"] == 3
+    assert tuning["step_over"] == "" and tuning["step_diff"] is None  # the step is the front row's alone
+    top2 = next(r for r in frontier.table_rows(found) if r["configuration"] == "layerskip top:2")
+    assert top2["step_seeds"] == 1 and frontier.markdown([top2]).rstrip(" |\n").endswith(
+        "fewer than 2 paired seeds (1) over lora r8"
+    )
+
+
+def test_a_configuration_tied_exactly_with_a_front_point_says_so():
+    twin = dict(_row("layerskip", "top:5", metric=0.74, moved=2e7), method="layerskip top:5")  # ties top:3
+    (found,) = frontier.frontier_sets([*_table(), twin])
+    rows = {r["configuration"]: r for r in frontier.table_rows(found)}
+    drawn, other = sorted(("layerskip top:3", "layerskip top:5"), key=lambda m: bool(rows[m]["tied_with"]))
+    assert rows[drawn]["step_over"] == "layerskip top:2" and rows[other]["tied_with"] == drawn
+    assert "tied with " + drawn + " (same bytes and mean)" in frontier.markdown([rows[other]])

@@ -91,17 +91,37 @@ def _seed(row: dict, name: str, key: str):
     return (row[f"{name}_seed"] or {}).get(key)
 
 
-def step(upper: dict, lower: dict) -> dict | None:
+def step(upper: dict, lower: dict) -> tuple[dict | None, int]:
     """A front step tested: the seed-level paired interval of (upper - lower) over the seeds both
-    ran, where the front itself ranks by means only (None: fewer than 2 shared seeds)."""
+    ran (None under 2 shared seeds), and how many they share; the front itself ranks by means only."""
     a, b = upper.get("seed_metrics") or {}, lower.get("seed_metrics") or {}
-    return seed_paired_interval([a[s] - b[s] for s in sorted(set(a) & set(b))])
+    shared = sorted(set(a) & set(b))
+    return seed_paired_interval([a[s] - b[s] for s in shared]), len(shared)
 
 
-def front_steps(found: dict) -> dict[str, tuple[dict, dict | None]]:
-    """Each front configuration after the cheapest -> (the next cheaper one, the step's interval)."""
+def front_steps(found: dict) -> dict[int, tuple[dict, dict | None, int]]:
+    """id(front row) -> (the next cheaper front row, the step's interval, seeds shared), for
+    every front point after the cheapest (a point tied with a front row is its own entry: see
+    front_ties)."""
     front = pareto(found["configs"])
-    return {hi["method"]: (lo, step(hi, lo)) for lo, hi in zip(front, front[1:])}
+    return {id(hi): (lo, *step(hi, lo)) for lo, hi in zip(front, front[1:])}
+
+
+def front_ties(found: dict) -> dict[int, dict]:
+    """id(row) -> the front row it ties exactly (same bytes and mean metric), for ranked rows the
+    front drew as that one point."""
+    drawn = {(r["bytes_to_best"], r["metric"]): r for r in pareto(found["configs"])}
+    return {
+        id(r): drawn[(r["bytes_to_best"], r["metric"])]
+        for r in found["configs"]
+        if not why_unranked(r) and drawn.get((r["bytes_to_best"], r["metric"]), r) is not r
+    }
+
+
+def step_text(d: dict | None, shared: int) -> str:
+    if d is None:
+        return f"fewer than 2 paired seeds ({shared})"
+    return seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"])
 
 
 def all_rows(table: list[dict]) -> list[dict]:
@@ -112,7 +132,7 @@ def all_rows(table: list[dict]) -> list[dict]:
 def table_rows(found: dict) -> list[dict]:
     """One row per configuration: share trained, bytes, metric, differences with seed-level intervals, front."""
     front = {(r["bytes_to_best"], r["metric"]) for r in pareto(found["configs"])}  # an exact tie is on it too
-    steps = front_steps(found)
+    steps, ties = front_steps(found), front_ties(found)
     rows = []
     for r in sorted(found["configs"], key=lambda r: (r["bytes_to_best"] is None, r["bytes_to_best"] or 0)):
         name, size = family(r)
@@ -141,32 +161,44 @@ def table_rows(found: dict) -> list[dict]:
                 "vs_centralized_no_verdict": _seed(r, "vs_centralized", "no_verdict") or "",
                 "vs_fedavg_no_verdict": _seed(r, "vs_fedavg", "no_verdict") or "",
                 "on_front": not why_unranked(r) and (r["bytes_to_best"], r["metric"]) in front,
-                **_step_columns(steps.get(r["method"])),
+                **_step_columns(steps.get(id(r)), ties.get(id(r))),
                 "unranked": why_unranked(r) or "",
             }
         )
     return rows
 
 
-def _step_columns(found: tuple[dict, dict | None] | None) -> dict:
-    """A front row's gain over the next cheaper front configuration (empty off the front or at its start)."""
-    lower, d = found or (None, None)
+def _step_columns(found: tuple[dict, dict | None, int] | None, tie: dict | None) -> dict:
+    """A front row's gain over the next cheaper front configuration (empty off the front or at its
+    start), or the front row it ties exactly."""
+    lower, d, shared = found or (None, None, 0)
     return {
         "step_over": lower["method"] if lower else "",
         "step_diff": d["diff"] if d else None,
         "step_seed_lo": d["lo"] if d else None,
         "step_seed_hi": d["hi"] if d else None,
         "step_no_verdict": (d["no_verdict"] or "") if d else "",
+        "step_seeds": shared if lower else None,
+        "tied_with": tie["method"] if tie else "",
     }
 
 
 def _step_cell(r: dict) -> str:
+    if r["tied_with"]:
+        return f"tied with {r['tied_with']} (same bytes and mean)"
     if not r["step_over"]:
         return ""
-    if r["step_seed_lo"] is None:
-        return f"no paired seeds over {r['step_over']}"
-    found = seed_interval_text(r["step_diff"], r["step_seed_lo"], r["step_seed_hi"], r["step_no_verdict"])
-    return f"{found} over {r['step_over']}"
+    d = (
+        None
+        if r["step_seed_lo"] is None
+        else {
+            "diff": r["step_diff"],
+            "lo": r["step_seed_lo"],
+            "hi": r["step_seed_hi"],
+            "no_verdict": r["step_no_verdict"],
+        }
+    )
+    return f"{step_text(d, r['step_seeds'])} over {r['step_over']}"
 
 
 def _delta(r: dict, name: str) -> str:

@@ -5,7 +5,7 @@ cheapest front configuration within, read again under label skew)."""
 
 from __future__ import annotations
 
-from bench.report.frontier import WITHIN, family, front_steps, frontier_sets, pareto, why_unranked
+from bench.report.frontier import WITHIN, family, front_steps, frontier_sets, pareto, step_text, why_unranked
 from bench.report.render import fmt_bytes, seed_interval_text
 
 # issue 25: half minilm's blocks (the paper's ratio) stands in where no front configuration is within
@@ -87,12 +87,11 @@ def _front_by_budget(found: dict) -> str:
 
 
 def _step(steps: dict, r: dict) -> str:
-    """', +1.2 [-0.5, +2.9] n.s. over lora r8': what moving up to this front point buys, tested."""
-    if r["method"] not in steps:
+    """'; step over lora r8: +1.2 [-0.5, +2.9] n.s.': what moving up to this front point buys, tested."""
+    if id(r) not in steps:
         return ""
-    lower, d = steps[r["method"]]
-    found = seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else "no paired seeds"
-    return f", {found} over {lower['method']}"
+    lower, d, shared = steps[id(r)]
+    return f"; step over {lower['method']}: {step_text(d, shared)}"
 
 
 def knee(found: dict) -> tuple[dict | None, str]:
@@ -139,8 +138,9 @@ def headline(table: list[dict]) -> list[str]:
             f"{_smallest_within(found, 'top')}; {_smallest_within(found, 'bottom')}.",
             "",
             "Best test metric at each budget of bytes moved to the reported state (the Pareto front, by the "
-            "means over reported seeds: it ranks, it does not test; each step up is then tested, as the gain over "
-            f"the next cheaper point, paired by seed, n.s. where that interval holds 0): {_front_by_budget(found)}.",
+            "means over reported seeds: it ranks, it does not test; each step up is then tested, as the gain in "
+            "points over the next cheaper point, paired by seed, n.s. where its interval holds 0): "
+            f"{_front_by_budget(found)}.",
             "",
         ]
     return lines + _knee_line(sets)

@@ -141,7 +141,10 @@ def flat(table: list[dict]) -> list[dict]:
     rows = []
     for t in table:
         row = {k: v for k, v in t.items() if not k.startswith("vs_")}
-        row["seed_metrics"] = " ".join(f"{seed}:{m!r}" for seed, m in sorted(t["seed_metrics"].items()))
+        # "1:0.7123 2:0.6987 ...": seed order, full float precision, parseable back (tests/test_frontier.py)
+        row["seed_metrics"] = " ".join(
+            f"{seed}:{float(m)!r}" for seed, m in sorted((t.get("seed_metrics") or {}).items())
+        )
         for name in ("vs_fedavg", "vs_centralized"):
             test, seed = t[name] or {}, t[f"{name}_seed"] or {}
             row[f"{name}_diff"] = seed.get("diff", test.get("diff"))
