@@ -113,11 +113,13 @@ def test_follow_up_cells_jump_the_queue(tmp_path, monkeypatch):
     points; a follow-up that is already stored is skipped (and may release its own)."""
     from types import SimpleNamespace
 
+    from bench.config import ExperimentConfig
     from bench.protocol import runner
 
     order = []
     monkeypatch.setattr(runner, "run_cell", lambda cell, runs, resume: order.append(cell.run_id) or "ok")
-    cell = lambda name: SimpleNamespace(run_id=name, config=None)  # noqa: E731
+    cfg = ExperimentConfig(task="conll", method="fedavg")  # not an hf: source: nothing to load first
+    cell = lambda name: SimpleNamespace(run_id=name, config=cfg)  # noqa: E731
     (tmp_path / "stored").mkdir()
     (tmp_path / "stored" / "final.json").write_text("{}")
     follow = {"a2": ["seed-a", "stored"], "stored": ["after-stored"]}
