@@ -87,8 +87,12 @@ def run_cells(
     from tqdm.auto import tqdm
 
     check_stored(cells, runs)
+
+    def stored(cell: Cell) -> bool:
+        return (runs / cell.run_id / "final.json").is_file()
+
     # bad data: one line before anything runs (and before the progress bar), not a failed cell per run
-    check_sources([c for c in cells if not (runs / c.run_id / "final.json").is_file()])
+    check_sources([c for c in cells if not stored(c)])
     start = time.perf_counter()
     bar = tqdm(total=len(cells), desc=desc, unit="cell")
     statuses: dict[str, str] = {}
@@ -103,14 +107,13 @@ def run_cells(
             check_stored([new], runs)
             bar.total += 1
             bar.refresh()
-            stored = (runs / new.run_id / "final.json").is_file()
-            check_sources([] if stored else [new])
-            ready += finished(new, "skipped") if stored else [new]
+            check_sources([] if stored(new) else [new])
+            ready += finished(new, "skipped") if stored(new) else [new]
         return ready
 
     todo = []
     for cell in cells:
-        todo += finished(cell, "skipped") if (runs / cell.run_id / "final.json").is_file() else [cell]
+        todo += finished(cell, "skipped") if stored(cell) else [cell]
     if parallel > 1 or ray_address:
         run_one = functools.partial(run_cell, runs=runs.resolve(), resume=resume, progress=False)
         run_cells_parallel(todo, run_one, parallel, ray_address, finished)

@@ -71,8 +71,8 @@ def _pick(runs: list[dict], name: str) -> dict[str, dict[int, float]]:
     """partition -> seed -> metric of the configuration NAME (its label, with or without auto:K's blocks)."""
     found: dict[str, dict[int, float]] = {}
     for run in runs:
-        if name in (method_label(run), _bare(method_label(run))) and run["config"].get("dp_epsilon") is None:
-            cfg = run["config"]
+        cfg = run["config"]
+        if name in (method_label(run), _bare(method_label(run))) and cfg.get("dp_epsilon") is None:
             partition = "any" if cfg["method"] in POOLED_METHODS else cfg["partition"]
             if cfg["seed"] in found.get(partition, {}):  # two configurations under one label: say so
                 raise BenchError(f"{name!r} names more than one run of seed {cfg['seed']} ({partition}); name one")

@@ -99,21 +99,19 @@ def step(upper: dict, lower: dict) -> tuple[dict | None, int]:
     return seed_paired_interval([a[s] - b[s] for s in shared]), len(shared)
 
 
-def front_steps(found: dict) -> dict[int, tuple[dict, dict | None, int]]:
+def front_steps(front: list[dict]) -> dict[int, tuple[dict, dict | None, int]]:
     """id(front row) -> (the next cheaper front row, the step's interval, seeds shared), for
-    every front point after the cheapest (a point tied with a front row is its own entry: see
-    front_ties)."""
-    front = pareto(found["configs"])
+    every point of `front` (pareto's) after the cheapest (a row tied with a front point: front_ties)."""
     return {id(hi): (lo, *step(hi, lo)) for lo, hi in zip(front, front[1:])}
 
 
-def front_ties(found: dict) -> dict[int, dict]:
+def front_ties(front: list[dict], configs: list[dict]) -> dict[int, dict]:
     """id(row) -> the front row it ties exactly (same bytes and mean metric), for ranked rows the
     front drew as that one point."""
-    drawn = {(r["bytes_to_best"], r["metric"]): r for r in pareto(found["configs"])}
+    drawn = {(r["bytes_to_best"], r["metric"]): r for r in front}
     return {
         id(r): drawn[(r["bytes_to_best"], r["metric"])]
-        for r in found["configs"]
+        for r in configs
         if not why_unranked(r) and drawn.get((r["bytes_to_best"], r["metric"]), r) is not r
     }
 
@@ -131,8 +129,9 @@ def all_rows(table: list[dict]) -> list[dict]:
 
 def table_rows(found: dict) -> list[dict]:
     """One row per configuration: share trained, bytes, metric, differences with seed-level intervals, front."""
-    front = {(r["bytes_to_best"], r["metric"]) for r in pareto(found["configs"])}  # an exact tie is on it too
-    steps, ties = front_steps(found), front_ties(found)
+    ranked = pareto(found["configs"])
+    front = {(r["bytes_to_best"], r["metric"]) for r in ranked}  # an exact tie is on it too
+    steps, ties = front_steps(ranked), front_ties(ranked, found["configs"])
     rows = []
     for r in sorted(found["configs"], key=lambda r: (r["bytes_to_best"] is None, r["bytes_to_best"] or 0)):
         name, size = family(r)

@@ -76,7 +76,8 @@ def _smallest_within(found: dict, side: str) -> str:
 def _front_by_budget(found: dict) -> str:
     """Which configuration is best at each byte budget: the front, cheapest first, each holding
     from its own bytes to the next one's; then the configurations not ranked, and why."""
-    front, steps = pareto(found["configs"]), front_steps(found)
+    front = pareto(found["configs"])
+    steps = front_steps(front)
     parts = []
     for i, r in enumerate(front):
         upper = f" to {fmt_bytes(front[i + 1]['bytes_to_best'])}" if i + 1 < len(front) else " and more"
