@@ -14,7 +14,8 @@ k/sigma, as the README warns, and by 1/sigma with `--dp-unit patient`.
 
 The step is SGD, so the update is the noisy gradient itself; the suite's AdamW only
 post-processes it, which DP's guarantee covers. What else a private client could release, its
-training loss, it does not (the last test).
+training loss, it does not (the last test); released, it would give the canary away at any
+noise, since it is computed on the private batch before the mechanism (measured here too).
 """
 
 import numpy as np
@@ -30,11 +31,12 @@ CANARY, OTHER = 0, 1  # the canary's rows push along axis 0, the rest of the bat
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's hooks; the inputs need no gradient
 
 
-def _update(sigma: float, canary_rows: int, present: bool, unit: str, trial: int) -> float:
-    """The attacker's statistic: the client's update after one step, on the canary's axis."""
+def _step(sigma: float, canary_rows: int, present: bool, unit: str, trial: int) -> tuple[float, float]:
+    """One private step: (the attacker's statistic, the client's update on the canary's axis;
+    the batch's loss, which training computes on the private batch before any noise)."""
     torch.manual_seed(trial)  # seeded runs draw Opacus's noise from torch's global stream
     model = nn.Linear(DIM, 1, bias=False)
-    nn.init.zeros_(model.weight)
+    nn.init.ones_(model.weight)  # a loss that depends on the inputs; the update does not depend on it
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     rows = np.arange(canary_rows + 1)
     units = np.array([0] * canary_rows + [1]) if unit == "patient" else None  # the canary's rows are one patient
@@ -42,19 +44,27 @@ def _update(sigma: float, canary_rows: int, present: bool, unit: str, trial: int
     private = _private_training(model, optimizer, plan, rows, units, len(rows), torch.Generator().manual_seed(trial))
     inputs = torch.zeros(len(rows), DIM)
     inputs[:canary_rows, CANARY] = 100.0 if present else 0.0  # far above the clip: each row clipped to CLIP
-    inputs[canary_rows:, OTHER] = 100.0
-    private.module(inputs).sum().backward()
+    inputs[canary_rows:, OTHER] = 100.0 * (1 + 0.1 * np.random.default_rng(trial).standard_normal())  # the batch varies
+    loss = private.module(inputs).sum()
+    loss.backward()
     private.step(batch_rows=rows)
     private.close()
-    return float(-model.weight.detach()[0, CANARY])
+    return float(1.0 - model.weight.detach()[0, CANARY]), float(loss.detach())
+
+
+def _separations(sigma: float, canary_rows: int, unit: str) -> tuple[float, float]:
+    """Mean difference between the worlds, in standard deviations, of each released value: the
+    update's and the loss's."""
+    inside = np.array([_step(sigma, canary_rows, True, unit, t) for t in range(TRIALS)])
+    outside = np.array([_step(sigma, canary_rows, False, unit, TRIALS + t) for t in range(TRIALS)])
+    spread = np.sqrt((inside.var(axis=0, ddof=1) + outside.var(axis=0, ddof=1)) / 2)
+    gap = inside.mean(axis=0) - outside.mean(axis=0)
+    return tuple(float(g / s) if s > 0 else float("inf") for g, s in zip(gap, spread))
 
 
 def _separation(sigma: float, canary_rows: int, unit: str) -> float:
-    """Mean difference of the statistic between the worlds, in its standard deviations."""
-    inside = np.array([_update(sigma, canary_rows, True, unit, t) for t in range(TRIALS)])
-    outside = np.array([_update(sigma, canary_rows, False, unit, TRIALS + t) for t in range(TRIALS)])
-    spread = np.sqrt((inside.var(ddof=1) + outside.var(ddof=1)) / 2)
-    return float((inside.mean() - outside.mean()) / spread) if spread > 0 else float("inf")
+    """The update's separation: what an attacker who sees only the update can do."""
+    return _separations(sigma, canary_rows, unit)[0]
 
 
 @pytest.mark.parametrize("unit", ["row", "patient"])
@@ -79,10 +89,20 @@ def test_a_patient_with_four_rows_is_protected_per_patient_only_when_the_unit_is
     assert 0.7 < per_patient < 1.3
 
 
+def test_a_released_loss_would_give_the_canary_away_at_any_noise():
+    """Why no private client reports its loss: at sigma 10^6 the update tells the worlds apart
+    by about 10^-6 standard deviations, the loss of the same step by about 10 (the canary's
+    contribution against the rest of the batch's variation), as without noise."""
+    update, loss = _separations(1e6, 1, "row")
+    assert abs(update) < 0.4  # 0 within 5 standard errors
+    assert loss > 8
+    assert loss == pytest.approx(_separations(0.0, 1, "row")[1])
+
+
 @pytest.mark.parametrize("level", ["sample", "client"])
 def test_no_training_loss_leaves_a_private_client(tiny_corpus, tmp_path, level):
     """The loss is computed on the private batch outside the mechanism: released, it separates a
-    canary's worlds completely whatever sigma is (a reviewer measured it at sigma 10^6). Under DP
+    canary's worlds whatever sigma is (the test above). Under DP
     no client reports one, so neither the server nor the stored run has it."""
     import json
 
