@@ -1,10 +1,13 @@
 """No patient text leaves: plant canary words in the notes, run everything (secure aggregation, DP
-and the auto:K probe included), search every output."""
+and the auto:K probe included), search every output for the words, and for their token ids (as
+the tokenizer encodes them: raw int32/int64 arrays and JSON or space-separated lists)."""
 
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARIES = ["ZQXCANARYALPHA", "WVKCANARYBRAVO"]
@@ -26,6 +29,24 @@ def plant(corpus: Path, tmp: Path) -> Path:
         with open(con, "a") as f:
             f.write(f'c="{CANARIES[1].lower()} pain" {len(lines)}:3 {len(lines)}:4||t="problem"\n')
     return data
+
+
+def token_ids(word: str) -> list[int]:
+    from bench.model.build import source_for
+
+    ids = source_for("tiny-bert").tokenizer()(word, add_special_tokens=False)["input_ids"]
+    assert len(ids) >= 4  # long enough not to turn up by chance
+    return ids
+
+
+def token_id_forms(ids: list[int]) -> list[bytes]:
+    """The ways a stored token-id sequence could look in a file."""
+    text = [sep.join(map(str, ids)).encode() for sep in (", ", ",", " ")]
+    return [np.array(ids, dtype).tobytes() for dtype in (np.int32, np.int64)] + text
+
+
+def found_in(files: list[Path], forms: list[bytes]) -> list[Path]:
+    return [p for p in files if any(form in p.read_bytes() for form in forms)]
 
 
 def test_canaries_never_reach_outputs_or_logs(tiny_corpus, tmp_path):
@@ -105,3 +126,9 @@ partitions: [iid]
             assert not any(variant in log for log in logs)
             hits = [p for p in files if variant.encode() in p.read_bytes()]
             assert not hits, f"{variant} found in {hits}"
+        forms = token_id_forms(token_ids(canary))
+        assert not any(form in log.encode() for log in logs for form in forms)
+        assert not found_in(files, forms), f"{canary}'s token ids found in {found_in(files, forms)}"
+    planted = tmp_path / "planted.bin"  # the search's positive control: ids stored as a model input would be
+    planted.write_bytes(b"\0" * 7 + np.array([101, *token_ids(CANARIES[0]), 102], np.int64).tobytes())
+    assert found_in([planted], token_id_forms(token_ids(CANARIES[0])))
