@@ -1,6 +1,7 @@
 """Grid files, run_all.py, the results store, resume after SIGKILL, and report-only."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -52,6 +53,30 @@ def run_all(*args, check=True, **kw):
 def metrics(out: Path) -> dict:
     with open(out / "summary.csv") as f:
         return {r["run_id"]: (r["metric"], r["bytes_up_total"], r["status"]) for r in csv.DictReader(f)}
+
+
+MACHINE_KEYS = {"host", "git", "execution", "prefix_cache", "pid"}  # where and how fast it ran, not what it computed
+
+
+def _without_timing(value):
+    """A stored record with the fields that describe the machine or the clock left out."""
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if k not in MACHINE_KEYS and not k.endswith("_s")}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+def records(out: Path) -> dict:
+    """Every run's final.json and rounds.jsonl, timing left out."""
+    runs = sorted((out / "runs").glob("*/final.json"))
+    return {
+        p.parent.name: (
+            _without_timing(json.loads(p.read_text())),
+            [_without_timing(json.loads(line)) for line in (p.parent / "rounds.jsonl").read_text().splitlines()],
+        )
+        for p in runs
+    }
 
 
 def test_expand_dedupes_partition_free_methods(tiny_corpus, tmp_path):
@@ -141,6 +166,7 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
     finished = {p: p.stat().st_mtime_ns for p in (killed / "runs").glob("*/final.json")}
     run_all("--grid", grid, "--out", killed, "--resume")
     assert metrics(killed) == metrics(reference)
+    assert records(killed) == records(reference)  # every stored number, per round included, not only the metric
     assert finished and all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished cell was run again"
 
     for f in (killed / "figures").iterdir():
