@@ -126,3 +126,27 @@ def test_activations_are_planned_from_the_lowest_trained_block_up(method, layers
     assert plan.worker_memory_gb(cfg, shape, chosen) == pytest.approx(
         state + (fixed + kept * per_block) * tokens_hidden
     )
+
+
+def test_the_paper_grids_plan_is_what_the_readme_says(tmp_path):
+    """README ("Running the paper grid") and docs/PERFORMANCE.md quote this plan: six studies of
+    99, 81, 63, 135, 108 and 36 cells, 468 distinct, 312 sweep runs beyond them, and 11.7 GB a
+    worker for LLaMA-3.2-1B's shape. A change to the grid or the memory model fails here first."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "run_all.py", "--grid", "paper", "--plan", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=root, env={**os.environ, "BENCH_CACHE": str(tmp_path / "cache")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    counts = {line.split()[0]: int(line.split()[1]) for line in proc.stdout.splitlines() if line[:1].isalpha()
+              and len(line.split()) > 2 and line.split()[1].isdigit()}  # fmt: skip
+    assert counts == {
+        "main": 99, "noniid": 81, "layers": 63, "privacy-sample": 135, "privacy-client": 108, "budgets": 36,
+    }  # fmt: skip
+    assert "distinct cells: 468" in proc.stdout
+    assert "312 runs beyond the cells" in proc.stdout
+    assert "peak memory per worker: 11.7 GB" in proc.stdout
