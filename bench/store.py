@@ -67,19 +67,21 @@ def versions() -> dict:
 
 
 def git_state() -> dict:
+    """The code a run or measurement used: the commit, and the tracked or new files that differ
+    from it (results/ left out: a study's own new run folders are not a change of code)."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
         ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
-            ).stdout.strip()
-        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)results"],
+            cwd=root, capture_output=True, text=True, timeout=5,
+        ).stdout  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": None, "dirty": None}
-    return {"commit": commit or None, "dirty": dirty}
+    changed = sorted(line[3:] for line in status.splitlines() if line.strip())
+    return {"commit": commit or None, "dirty": bool(changed), "changed": changed[:20]}
 
 
 def to_csv(rows: list[dict], columns: list[str]) -> str:
