@@ -150,3 +150,24 @@ def test_the_paper_grids_plan_is_what_the_readme_says(tmp_path):
     assert "distinct cells: 468" in proc.stdout
     assert "312 runs beyond the cells" in proc.stdout
     assert "peak memory per worker: 11.7 GB" in proc.stdout
+
+
+def test_todays_memory_plan_fits_the_gpu_measurements_as_the_readme_says():
+    """README and PERFORMANCE: the planner's per-worker memory lies within 0.99-1.13x of what
+    eight LLaMA-3.2-1B-shaped configurations measured on an H200 (results/perf/gpu_plan_memory.json,
+    `measured_gb`). Planned here, from today's code (no GPU: the model is built on the meta
+    device), so a change to the memory model that breaks the fit, or leaves the file's
+    `planned_gb_now` stale, fails here."""
+    from pathlib import Path
+
+    from bench.compare.gpu_check import _memory_config
+    from bench.compare.plan_memory import planned_gb
+
+    stored = Path(__file__).resolve().parents[1] / "results/perf/gpu_plan_memory.json"
+    rows = json.loads(stored.read_text())["plan_memory"]
+    assert len(rows) == 8
+    for row in rows:
+        cfg = _memory_config(row["method"], row["layers"], row["batch"], row["model"], row["dtype"], row["tokens"])
+        now = planned_gb(cfg)
+        assert now == pytest.approx(row["planned_gb_now"], abs=0.01), row
+        assert 0.99 <= now / row["measured_gb"] <= 1.14, row
