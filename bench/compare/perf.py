@@ -4,7 +4,7 @@
 
 1. frozen-prefix cache speed-up per round, next to its FLOP bound: layerskip top:2 on minilm,
    and 8 of 16 blocks on a 16-block LLaMA-shaped model (3 rounds each way; the median round,
-   since single rounds here vary by up to 25% from one run to the next);
+   since a single round here varies by a quarter from one run to the next);
 2. engine overhead (wall time minus client training and evaluation) at 10 and 100 clients
    per round on a tiny model;
 3. peak memory at 10 and at 1,000 clients with the same workers;
