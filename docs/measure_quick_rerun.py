@@ -38,6 +38,22 @@ def first_loss(rounds_text: str) -> float:
     return json.loads(rounds_text.splitlines()[0])["train_loss"]
 
 
+def side(final: dict) -> str:
+    """What made a stored run: its commit, whether the tree was dirty, its execution and CPU."""
+    git, host = final.get("git") or {}, final.get("host") or {}
+    execution = (final.get("execution") or "execution not recorded").split(" (")[0]
+    flags = host.get("cpu_flags_sha", "not recorded")
+    return f"{(git.get('commit') or '?')[:7]}{' (dirty)' if git.get('dirty') else ''}, {execution}, CPU flags {flags}"
+
+
+def layout(final: dict) -> str:
+    """workers x torch threads, from the execution line ("?" where a run did not record it)."""
+    words = (final.get("execution") or "").split()
+    if "worker(s)," not in words:
+        return "?"
+    return f"{words[words.index('worker(s),') - 1]}x{words[words.index('thread(s)') - 2]}"
+
+
 def compare(commit: str, run_id: str) -> dict:
     old = json.loads(stored(commit, f"{RUNS}/{run_id}/final.json"))
     new = json.loads((Path(RUNS) / run_id / "final.json").read_text())
@@ -45,6 +61,8 @@ def compare(commit: str, run_id: str) -> dict:
     new_loss = first_loss((Path(RUNS) / run_id / "rounds.jsonl").read_text())
     return {
         "run_id": run_id,
+        "sides": [side(old), side(new)],
+        "made": " / ".join(f"{(f.get('git') or {}).get('commit', '?')[:7]} {layout(f)}" for f in (old, new)),
         "lora": new["config"]["method"] == "lora",
         "loss": (old_loss, new_loss),
         "test": (old["metric"], new["metric"]),
@@ -91,6 +109,9 @@ def main() -> None:
     print(f"Made by `python docs/measure_quick_rerun.py {commit}`: {len(rows)} run ids stored then and now.\n")
     for name, group in groups.items():
         print(summarise(name, group))
+    print("\nWhat made them (every run of each side alike unless listed):")
+    for i, label in enumerate(("then", "now")):
+        print(f"- {label}: " + "; ".join(sorted({r["sides"][i] for r in rows})))
     print(
         "\n| run id | LoRA | probe | first-round loss then / now | shared digits | test then / now | validation then / now |"
     )
@@ -99,7 +120,7 @@ def main() -> None:
         loss = " / ".join(f"{x:.8f}" for x in r["loss"])
         test, val = (" / ".join(f"{x:.4f}" for x in r[k]) for k in ("test", "val"))
         flags = f"{'yes' if r['lora'] else ''} | {'yes' if r['run_id'] in probes else ''}"
-        print(f"| {r['run_id']} | {flags} | {loss} | {digits_agreeing(*r['loss'])} | {test} | {val} |")
+        print(f"| {r['run_id']} | {flags} | {r['made']} | {loss} | {digits_agreeing(*r['loss'])} | {test} | {val} |")
 
 
 if __name__ == "__main__":
