@@ -243,7 +243,7 @@ def test_an_attacker_holding_the_seed_strips_seeded_noise_only(secure):
         assert float(residual.abs().max()) < 1e-6
 
 
-def _private_sgd_update(canary: bool, secure: bool, seed: int, width: int = 4000) -> torch.Tensor:
+def _private_sgd_update(canary: bool, secure: bool, seed: int, unit: str, width: int = 4000) -> torch.Tensor:
     """One DP-SGD step (sigma 1, clip 1, the suite's Opacus wrapping) of a linear model on two
     rows: the canary (pushing every weight, far above the clip) if present, else nothing. The
     update, as the released model shows it."""
@@ -257,8 +257,9 @@ def _private_sgd_update(canary: bool, secure: bool, seed: int, width: int = 4000
     nn.init.zeros_(model.weight)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     rows = np.arange(2)
-    plan = DpPlan("sample", 1.0, 1.0, 1e-5, None, "row", secure)
-    private = _private_training(model, optimizer, plan, rows, None, 2, torch.Generator().manual_seed(seed))
+    plan = DpPlan("sample", 1.0, 1.0, 1e-5, None, unit, secure)
+    units = np.arange(2) if unit == "patient" else None  # the per-unit path draws its noise itself
+    private = _private_training(model, optimizer, plan, rows, units, 2, torch.Generator().manual_seed(seed))
     inputs = torch.zeros(2, width)
     inputs[0] = 100.0 if canary else 0.0
     private.module(inputs).sum().backward()
@@ -267,15 +268,16 @@ def _private_sgd_update(canary: bool, secure: bool, seed: int, width: int = 4000
     return -model.weight.detach()[0]
 
 
+@pytest.mark.parametrize("unit", ["row", "patient"])
 @pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
-def test_an_attacker_holding_the_seed_strips_seeded_dp_sgd_noise_only(secure):
+def test_an_attacker_holding_the_seed_strips_seeded_dp_sgd_noise_only(secure, unit):
     """The same attack on sample-level DP: the attacker replays the step with the run's seed and
     no data (the noise draw does not depend on it) and subtracts. Seeded: the canary's clipped
     gradient is left exactly (1/sqrt(width) a weight, over the expected batch of 2). Secure: two
     independent noises are left, std about sqrt(2) x sigma x clip / 2 = 0.71 a weight, which
     hides a canary's 0.008."""
-    released = _private_sgd_update(canary=True, secure=secure, seed=11)
-    replayed = _private_sgd_update(canary=False, secure=False, seed=11)
+    released = _private_sgd_update(canary=True, secure=secure, seed=11, unit=unit)
+    replayed = _private_sgd_update(canary=False, secure=False, seed=11, unit=unit)
     residual = released - replayed
     canary_share = 1.0 / 4000**0.5 / 2
     if secure:
