@@ -340,8 +340,8 @@ def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> list[tuple[np.ndar
 def test_a_real_runs_transcript_reveals_no_single_update(tiny_corpus, tmp_path, monkeypatch, mutation):
     """What a real run's server saw, not a synthetic round: every client's masked vector of both
     rounds, stripped of every mask the transcript lets the attacker compute, is uncorrelated with
-    its true update (|r| < 0.05 over the ~35,000 values of a block and the head, where chance
-    gives about 0.005). Positive control: without the pairwise
+    its true update (|r| < 0.03 over the ~34,000 values of a block and the head: chance gives
+    about 0.005, so the bound is about 5 standard errors). Positive control: without the pairwise
     masks the survivors' self-mask seeds (which unmasking reveals) strip everything, and the
     same attack recovers every update exactly."""
     if mutation:
@@ -351,4 +351,4 @@ def test_a_real_runs_transcript_reveals_no_single_update(tiny_corpus, tmp_path, 
     if mutation:
         assert all(np.array_equal(guess, true) for guess, true in pairs)
     else:
-        assert max(correlations) < 0.05, correlations
+        assert max(correlations) < 0.03, correlations
