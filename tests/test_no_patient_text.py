@@ -1,7 +1,9 @@
 """No patient text leaves: plant canary words in the notes, run everything (secure aggregation, DP
 and the auto:K probe included), search every output for the words, and for their token ids (as
-the tokenizer encodes them: raw int32/int64 arrays and JSON or space-separated lists)."""
+the tokenizer encodes them: raw int32/int64 arrays and JSON or space-separated lists), which the
+runs' own token cache (kept apart, in the test's folder) must hold, the search's positive control."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -108,8 +110,11 @@ partitions: [iid]
         ],
     ]
     logs = []
+    cache = tmp_path / "cache"  # the runs' token cache: the hospital's own disk, where token ids may be
     for cmd in commands:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "BENCH_CACHE": str(cache)}
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         logs.append(proc.stdout + proc.stderr)
     # the canaries are really in the data the runs read
@@ -129,6 +134,7 @@ partitions: [iid]
         forms = token_id_forms(token_ids(canary))
         assert not any(form in log.encode() for log in logs for form in forms)
         assert not found_in(files, forms), f"{canary}'s token ids found in {found_in(files, forms)}"
-    planted = tmp_path / "planted.bin"  # the search's positive control: ids stored as a model input would be
-    planted.write_bytes(b"\0" * 7 + np.array([101, *token_ids(CANARIES[0]), 102], np.int64).tobytes())
-    assert found_in([planted], token_id_forms(token_ids(CANARIES[0])))
+    # the search's positive control: the token cache the runs wrote does hold the canaries' ids
+    cached = [p for p in cache.rglob("*") if p.is_file()]
+    for canary in CANARIES:
+        assert found_in(cached, token_id_forms(token_ids(canary))), f"{canary}'s ids not found in the token cache"
