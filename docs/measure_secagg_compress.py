@@ -33,6 +33,8 @@ def summary(run: Path) -> dict:
         "losses": [line["train_loss"] for line in lines],
         "up_mb": sum(line["bytes_up"] for line in lines) / 1e6,
         "machine": f"{final['host']['cpu_model']}, {final['execution'].split(' (')[0]}",
+        "made": f"code {final['git']['commit'][:7]}{' (dirty)' if final['git']['dirty'] else ''}, "
+        f"CPU flags {final['host'].get('cpu_flags_sha')}",
     }
 
 
@@ -55,11 +57,13 @@ def main() -> None:
     print("# Secure aggregation and int8 uploads on the quick grid's setting\n")
     print(f"Made by `python docs/measure_secagg_compress.py` at commit {commit} ({measured['plain']['machine']});")
     print(f"the stored run is `{STORED}`.\n")
+    stored = summary(STORED)
+    print(f"Stored run: {stored['made']}; today's runs: {measured['plain']['made']}.\n")
     print(
         "| run | test F1 | validation F1 | scores = today's plain | training loss by round | largest loss change | uploaded MB |"
     )
     print("| --- | ---: | ---: | :---: | --- | ---: | ---: |")
-    print(row("stored (plain)", summary(STORED), measured["plain"]))
+    print(row("stored (plain)", stored, measured["plain"]))
     for name, s in measured.items():
         print(row(name, s, measured["plain"]))
 
