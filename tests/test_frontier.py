@@ -263,6 +263,36 @@ def test_a_choice_under_a_label_the_file_never_swept_is_not_used(tiny_corpus, tm
     assert tuned == [None, None]  # left to its own sweep (not run here), never given the old label's 0.001
 
 
+def test_a_value_the_grid_fixes_is_not_replaced_by_the_choices_file(tiny_corpus, tmp_path):
+    """A study without a sweep whose method entry fixes `lr` (the NCBI `mu` study: FedAvg at
+    FedProx's lr) keeps it; the choices file fills only what the grid leaves open. The file once
+    replaced the fixed value with the main study's choice, and the study re-reported old runs."""
+    path = tmp_path / "g.yaml"
+    path.write_text(f"""name: s
+defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}"}}
+tasks: [i2b2-2010]
+partitions: [iid]
+seeds: [0]
+tuned: tuned.yaml
+methods: [{{method: fedavg, lr: 0.5}}, {{method: lora}}]
+""")
+    name, grid = load_grid(str(path))
+    cells = expand(grid)
+    groups = {c.config.method: tuning.group_of(c.config, ["lr"]) for c in cells}
+    rows = [
+        {"group": groups[m], "task": "i2b2-2010", "method": m, "layers": "", "lora_rank": None, "partition": "iid",
+         "epsilon": None, "val_metric": 0.5, "chosen": True, "run_id": m}
+        for m in ("fedavg", "lora")
+    ]  # fmt: skip
+    choices = {groups["fedavg"]: {"lr": 0.01}, groups["lora"]: {"lr": 0.001}}
+    tuning.write_choices(
+        tmp_path / "tuned.yaml", name, {"fedavg": {"lr": [0.01]}, "lora": {"lr": [0.001]}}, choices, rows
+    )
+    args = SimpleNamespace(tune=False, report_only=True, resume=False, parallel=1, ray_address=None)
+    tuned = tuned_cells(name, grid, cells, tmp_path / "out", args)
+    assert {c.config.method: c.config.lr for c in tuned} == {"fedavg": 0.5, "lora": 0.001}
+
+
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():
     """The control's one-client top:2 moves bytes too, but it is not a point of the trade-off."""
     pooled = dict(_row("layerskip", "top:2", metric=0.76, moved=1e3), method="layerskip top:2 pooled", variant="pooled")
