@@ -120,12 +120,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
         if tuned is None:
             return cells
         settings, choices = tuning.read_choices(tuned)
-        # a value the grid fixes (`lr: 3e-4` in a method entry) is the grid's word, not the file's
-        open_cells = [c for c in cells if any(getattr(c.config, k) is None for k in settings)]
-        chosen = dict(
-            zip((c.run_id for c in open_cells), tuning.apply_choices(open_cells, settings, choices, str(tuned)))
-        )
-        return [chosen.get(c.run_id, c) for c in cells]
+        return tuning.apply_choices(cells, settings, choices, str(tuned))
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
     known: dict[str, dict] = {}

@@ -145,9 +145,14 @@ def apply_choices(
     cells: list[Cell], settings: list[str], choices: dict[str, dict], source: str, partial: bool = False
 ) -> list[Cell | None]:
     """Each cell with its group's chosen values; a group without a choice is an error naming it
-    (with `partial`, its cells come back as None, so the list stays aligned with `cells`)."""
+    (with `partial`, its cells come back as None, so the list stays aligned with `cells`). A cell
+    that sweeps nothing and whose grid sets every tuned setting itself (`lr: 3e-4` in a method
+    entry) keeps its own values: they are the grid's word, not the choices file's."""
     out = []
     for cell in cells:
+        if fixed_by_grid(cell, settings):
+            out.append(cell)
+            continue
         group = group_of(cell.config, settings)
         if group not in choices and partial:
             out.append(None)
@@ -159,6 +164,12 @@ def apply_choices(
         cfg = cell.config.with_settings(**choices[group])
         out.append(Cell(cfg.run_id, cfg))
     return out
+
+
+def fixed_by_grid(cell: Cell, settings: list[str]) -> bool:
+    """No `tune` of its own, and every setting in `settings` away from its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
+    return not cell.tune and all(getattr(cell.config, k) != defaults[k] for k in settings)
 
 
 def write_choices(
