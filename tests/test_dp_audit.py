@@ -36,17 +36,17 @@ pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's
 
 
 def _private_step(
-    sigma: float, canary_rows: int, present: bool, unit: str, trial: int, width: int = DIM
+    sigma: float, canary_rows: int, present: bool, unit: str, trial: int, width: int = DIM, secure: bool = False
 ) -> tuple[torch.Tensor, float]:
     """One private step of a linear model: (the client's update, every weight; the batch's loss,
-    which training computes on the private batch before any noise)."""
+    which training computes on the private batch before any noise). `secure`: --secure-rng's noise."""
     torch.manual_seed(trial)  # seeded runs draw Opacus's noise from torch's global stream
     model = nn.Linear(width, 1, bias=False)
     nn.init.ones_(model.weight)  # a loss that depends on the inputs; the update does not depend on it
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
     rows = np.arange(canary_rows + 1)
     units = np.array([0] * canary_rows + [1]) if unit == "patient" else None  # the canary's rows are one patient
-    plan = DpPlan("sample", sigma, CLIP, 1e-5, None, unit)
+    plan = DpPlan("sample", sigma, CLIP, 1e-5, None, unit, secure)
     private = _private_training(model, optimizer, plan, rows, units, len(rows), torch.Generator().manual_seed(trial))
     inputs = torch.zeros(len(rows), width)
     inputs[:canary_rows, CANARY] = 100.0 if present else 0.0  # far above the clip: each row clipped to CLIP
@@ -64,14 +64,20 @@ def _step(sigma: float, canary_rows: int, present: bool, unit: str, trial: int) 
     return float(update[CANARY]), loss
 
 
-def _separations(sigma: float, canary_rows: int, unit: str, trials: int = TRIALS) -> tuple[float, float]:
-    """Mean difference between the worlds, in standard deviations, of each released value: the
-    update's and the loss's."""
-    inside = np.array([_step(sigma, canary_rows, True, unit, t) for t in range(trials)])
-    outside = np.array([_step(sigma, canary_rows, False, unit, trials + t) for t in range(trials)])
+def _gap_in_sds(inside: np.ndarray, outside: np.ndarray) -> np.ndarray:
+    """Mean difference between the worlds' statistics (column by column), in pooled standard
+    deviations; infinite where neither world varies."""
     spread = np.sqrt((inside.var(axis=0, ddof=1) + outside.var(axis=0, ddof=1)) / 2)
     gap = inside.mean(axis=0) - outside.mean(axis=0)
-    return tuple(float(g / s) if s > 0 else float("inf") for g, s in zip(gap, spread))
+    return np.divide(gap, spread, out=np.full(np.shape(gap), np.inf), where=spread > 0)
+
+
+def _separations(sigma: float, canary_rows: int, unit: str, trials: int = TRIALS) -> tuple[float, float]:
+    """The separation of each released value: the update's and the loss's."""
+    inside = np.array([_step(sigma, canary_rows, True, unit, t) for t in range(trials)])
+    outside = np.array([_step(sigma, canary_rows, False, unit, trials + t) for t in range(trials)])
+    update, loss = _gap_in_sds(inside, outside)
+    return float(update), float(loss)
 
 
 def _separation(sigma: float, canary_rows: int, unit: str, trials: int = TRIALS) -> float:
@@ -123,6 +129,26 @@ def test_a_released_loss_would_give_the_canary_away_at_any_noise():
     assert loss == pytest.approx(_separations(0.0, 1, "row")[1])
 
 
+@pytest.mark.parametrize("unit", ["row", "patient"])
+@pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
+def test_an_attacker_holding_the_seed_strips_seeded_dp_sgd_noise_only(secure, unit):
+    """What --secure-rng exists for, on DP-SGD (the client-level twin is in test_privacy.py): an
+    attacker with the seed replays the step without the canary (the noise draw does not depend
+    on the data) and subtracts. Seeded: the canary's clipped gradient is left exactly (CLIP over
+    the expected batch of 2, on its axis, 0 elsewhere). Secure: two independent noises are left,
+    std about sqrt(2) x sigma x clip / 2 = 0.71 a weight, which hide the canary's 0.5. The
+    per-patient path draws its noise itself, so both paths are attacked."""
+    released = _private_step(1.0, 1, True, unit, 11, width=4000, secure=secure)[0]
+    replayed = _private_step(1.0, 1, False, unit, 11, width=4000)[0]
+    residual = released - replayed
+    if secure:
+        assert 0.65 < float(residual[2:].std()) < 0.77
+    else:
+        canary = torch.zeros(4000)
+        canary[CANARY] = CLIP / 2
+        assert float((residual - canary).abs().max()) < 1e-6
+
+
 def _released(sigma: float, present: bool, trial: int) -> float:
     """DP-FedAvg's released model (bench.federation.privacy.dp_fedavg, what the server runs) on
     the canary hospital's axis, with or without it among the round's 4 expected clients."""
@@ -141,8 +167,7 @@ def _released(sigma: float, present: bool, trial: int) -> float:
 def _hospital_separation(sigma: float, trials: int) -> float:
     inside = np.array([_released(sigma, True, t) for t in range(trials)])
     outside = np.array([_released(sigma, False, trials + t) for t in range(trials)])
-    spread = np.sqrt((inside.var(ddof=1) + outside.var(ddof=1)) / 2)
-    return float((inside.mean() - outside.mean()) / spread) if spread > 0 else float("inf")
+    return float(_gap_in_sds(inside, outside))
 
 
 def test_a_hospital_is_separated_by_one_over_sigma_at_most_under_client_level_dp():
