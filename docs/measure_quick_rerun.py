@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from measure_common import EQUAL, code_label, shared_digits
 
 RUNS = "results/quick/runs"
 
@@ -43,7 +44,7 @@ def side(final: dict) -> str:
     git, host = final.get("git") or {}, final.get("host") or {}
     execution = (final.get("execution") or "execution not recorded").split(" (")[0]
     flags = host.get("cpu_flags_sha", "not recorded")
-    return f"{(git.get('commit') or '?')[:7]}{' (dirty)' if git.get('dirty') else ''}, {execution}, CPU flags {flags}"
+    return f"{code_label(git)}, {execution}, CPU flags {flags}"
 
 
 def layout(final: dict) -> str:
@@ -62,17 +63,12 @@ def compare(commit: str, run_id: str) -> dict:
     return {
         "run_id": run_id,
         "sides": [side(old), side(new)],
-        "made": " / ".join(f"{(f.get('git') or {}).get('commit', '?')[:7]} {layout(f)}" for f in (old, new)),
+        "made": " / ".join(f"{code_label(f.get('git'))} {layout(f)}" for f in (old, new)),
         "lora": new["config"]["method"] == "lora",
         "loss": (old_loss, new_loss),
         "test": (old["metric"], new["metric"]),
         "val": (old["val_metric"], new["val_metric"]),
     }
-
-
-def digits_agreeing(a: float, b: float) -> int:
-    """Significant digits two numbers share (7 for 0.73440053 and 0.73440048); 17 if equal."""
-    return 17 if a == b else max(0, int(-math.log10(abs(a - b) / max(abs(a), abs(b)))))
 
 
 def probe_ids() -> set[str]:
@@ -81,8 +77,8 @@ def probe_ids() -> set[str]:
 
 
 def summarise(name: str, rows: list[dict]) -> str:
-    digits = Counter(digits_agreeing(*r["loss"]) for r in rows)
-    spread = ", ".join(f"{n} at {d}" if d < 17 else f"{n} equal" for d, n in sorted(digits.items(), reverse=True))
+    digits = Counter(shared_digits(*r["loss"]) for r in rows)
+    spread = ", ".join(f"{n} at {d}" if d < EQUAL else f"{n} equal" for d, n in sorted(digits.items(), reverse=True))
     kept = [r for r in rows if r["test"][0] == r["test"][1] and r["val"][0] == r["val"][1]]
     moved = [r for r in rows if r not in kept]
     most = {k: max((abs(r[k][1] - r[k][0]) for r in moved), default=0.0) for k in ("test", "val")}
@@ -120,7 +116,7 @@ def main() -> None:
         loss = " / ".join(f"{x:.8f}" for x in r["loss"])
         test, val = (" / ".join(f"{x:.4f}" for x in r[k]) for k in ("test", "val"))
         flags = f"{'yes' if r['lora'] else ''} | {'yes' if r['run_id'] in probes else ''}"
-        print(f"| {r['run_id']} | {flags} | {r['made']} | {loss} | {digits_agreeing(*r['loss'])} | {test} | {val} |")
+        print(f"| {r['run_id']} | {flags} | {r['made']} | {loss} | {shared_digits(*r['loss'])} | {test} | {val} |")
 
 
 if __name__ == "__main__":

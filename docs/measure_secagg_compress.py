@@ -13,9 +13,10 @@ the updates, so its losses may move. Scores, losses and byte counts only (about 
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 from pathlib import Path
+
+from measure_common import code_label, this_code
 
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
@@ -33,8 +34,7 @@ def summary(run: Path) -> dict:
         "losses": [line["train_loss"] for line in lines],
         "up_mb": sum(line["bytes_up"] for line in lines) / 1e6,
         "machine": f"{final['host']['cpu_model']}, {final['execution'].split(' (')[0]}",
-        "made": f"code {final['git']['commit'][:7]}{' (dirty)' if final['git']['dirty'] else ''}, "
-        f"CPU flags {final['host'].get('cpu_flags_sha')}",
+        "made": f"code {code_label(final['git'])}, CPU flags {final['host'].get('cpu_flags_sha')}",
     }
 
 
@@ -53,7 +53,7 @@ def main() -> None:
             out = Path(tmp) / name.replace(" ", "-")
             run_experiment(cfg.with_settings(**changes), out, progress=False)
             measured[name] = summary(out)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = this_code()
     print("# Secure aggregation and int8 uploads on the quick grid's setting\n")
     print(f"Made by `python docs/measure_secagg_compress.py` at commit {commit} ({measured['plain']['machine']});")
     print(f"the stored run is `{STORED}`.\n")

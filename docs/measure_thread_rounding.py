@@ -12,10 +12,10 @@ significant digits they share. Losses and scores only.
 from __future__ import annotations
 
 import json
-import math
-import subprocess
 import tempfile
 from pathlib import Path
+
+from measure_common import EQUAL, shared_digits, this_code
 
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
@@ -23,7 +23,8 @@ from bench.synth.generate import write_corpus
 
 
 def digits(a: float, b: float) -> str:
-    return "all" if a == b else str(max(0, int(-math.log10(abs(a - b) / max(abs(a), abs(b))))))
+    shared = shared_digits(a, b)
+    return "all" if shared == EQUAL else str(shared)
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
             out = Path(tmp) / f"t{threads}"
             run_experiment(base.with_settings(cpus_per_worker=threads), out, progress=False)
             runs[threads] = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = this_code()
     print("# One run at 1 and at 2 torch threads\n")
     print(
         f"Made by `python docs/measure_thread_rounding.py` at commit {commit}: minilm, FedAvg at lr 3e-4, 2 clients, "
