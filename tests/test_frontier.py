@@ -13,7 +13,7 @@ import yaml
 from bench.config import ExperimentConfig
 from bench.protocol import tuning
 from bench.protocol.grid import expand, load_grid
-from bench.protocol.study import tuned_cells
+from bench.protocol.study import run_grid, tuned_cells
 from bench.report import frontier, frontier_headline
 from bench.report.tables import main_table
 from bench.report.write import write_report
@@ -291,6 +291,39 @@ methods: [{{method: fedavg, lr: 0.5}}, {{method: lora}}]
     args = SimpleNamespace(tune=False, report_only=True, resume=False, parallel=1, ray_address=None)
     tuned = tuned_cells(name, grid, cells, tmp_path / "out", args)
     assert {c.config.method: c.config.lr for c in tuned} == {"fedavg": 0.5, "lora": 0.001}
+
+
+def test_a_grid_whose_studies_sweep_beside_a_study_that_fixes_its_lr_reports_as_one(tiny_corpus, tmp_path):
+    """The whole-grid report reads every study at once: the swept cells take the choices file's
+    values, the fixed ones keep the grid's, and a fixed cell that is a swept cell's chosen run is
+    one cell (its seeds counted once). The mix once failed ("'tune' must map settings to lists of
+    values") and, past that, counted the shared cells twice (FedProx showed 3 of 6 seeds)."""
+    path = tmp_path / "g.yaml"
+    path.write_text(f"""name: s
+defaults: {{model: tiny-bert, clients: 2, rounds: 2, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}"}}
+tasks: [i2b2-2010]
+partitions: [iid]
+seeds: [0, 1]
+tuned: tuned.yaml
+studies:
+  main:
+    methods: [{{method: fedavg, tune: {{lr: [0.001, 0.01]}}}}]
+  mu:
+    methods: [{{method: fedavg, lr: 0.01}}, {{method: lora, lr: 0.5}}]
+""")
+    name, grid = load_grid(str(path))
+    planned = list({c.run_id: c for c in expand(grid)}.values())
+    group = tuning.group_of(next(c for c in planned if c.tune).config, ["lr"])
+    row = {"group": group, "task": "i2b2-2010", "method": "fedavg", "layers": "", "lora_rank": None,
+           "partition": "iid", "epsilon": None, "val_metric": 0.5, "chosen": True, "run_id": "old"}  # fmt: skip
+    tuning.write_choices(tmp_path / "tuned.yaml", name, {"fedavg": {"lr": [0.001, 0.01]}}, {group: {"lr": 0.01}}, [row])
+    (tmp_path / "out" / "runs").mkdir(parents=True)
+    args = SimpleNamespace(tune=False, report_only=True, resume=False, parallel=1, ray_address=None, probe_edges=False)
+    cells, final_of = run_grid(name, grid, planned, tmp_path / "out", args)
+    assert sorted((c.config.method, c.config.seed, c.config.lr) for c in cells) == [
+        ("fedavg", 0, 0.01), ("fedavg", 1, 0.01), ("lora", 0, 0.5), ("lora", 1, 0.5)
+    ]  # fmt: skip
+    assert len(final_of) == len(planned) == 6  # both studies' FedAvg cells map to the one run
 
 
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():

@@ -108,7 +108,7 @@ partitions: [iid]
     assert proc.stderr.strip().count("\n") == 0
 
 
-def _run(seed, method="fedavg", layers=None, eps=None, spent=None, budgets=None, noise=None, metric=0.5):
+def _run(seed, method="fedavg", layers=None, eps=None, spent=None, budgets=None, noise=None, metric=0.5, lr=1e-3):
     cfg = ExperimentConfig(
         task="i2b2-2010",
         method=method,
@@ -117,7 +117,7 @@ def _run(seed, method="fedavg", layers=None, eps=None, spent=None, budgets=None,
         dp_epsilon=eps,
         client_budgets=budgets,
         noise_multiplier=noise,
-        lr=1e-3,
+        lr=lr,
     )
     return {
         "config": cfg.to_dict(),
@@ -157,6 +157,29 @@ def test_report_groups_by_configured_target_never_spent_epsilon():
     assert (
         sum(t["seeds"] for t in table if t["method"] == "fedavg" and t["epsilon"] is None) == 3
     )  # plain + noise-multiplier rows
+
+
+def test_with_two_fedavg_cells_a_row_compares_at_its_own_lr_else_with_the_sweeps_choice():
+    """A grid whose studies fix FedAvg at another lr (NCBI's `mu`) holds two FedAvg cells per
+    partition. FedProx at 3e-4 compares with FedAvg at 3e-4; a row at an lr no FedAvg ran compares
+    with the lr the sweep chose (best on the tuning seed), even where the other scored higher on
+    the reported seeds' validation. The table once took whichever cell came last."""
+    chosen, other = 1e-4, 3e-4
+    runs = [
+        {**_run(0, lr=chosen, metric=0.8), "role": "tuning"},
+        {**_run(0, lr=other, metric=0.7), "role": "tuning"},
+        _run(1, lr=chosen, metric=0.70),
+        _run(2, lr=chosen, metric=0.72),
+        {**_run(1, lr=other, metric=0.60), "val_metric": 0.9},
+        {**_run(2, lr=other, metric=0.62), "val_metric": 0.9},
+        _run(1, "fedprox", lr=other, metric=0.65),
+        _run(2, "fedprox", lr=other, metric=0.66),
+        _run(1, "layerskip", "top:2", lr=1e-3, metric=0.50),
+        _run(2, "layerskip", "top:2", lr=1e-3, metric=0.50),
+    ]
+    rows = {t["method"]: t for t in main_table(runs)}
+    assert rows["fedprox"]["vs_fedavg_seed"]["diff"] == pytest.approx(0.045)
+    assert rows["layerskip top:2"]["vs_fedavg_seed"]["diff"] == pytest.approx(-0.21)
 
 
 def test_a_run_stored_before_a_setting_existed_shares_its_cell_with_later_runs():

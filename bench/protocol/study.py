@@ -117,10 +117,11 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     if args.tune and not swept:
         raise BenchError(f"{where}: --tune needs a 'tune' key in the grid")
     if not swept:
-        if tuned is None:
-            return cells
-        settings, choices = tuning.read_choices(tuned)
-        return tuning.apply_choices(cells, settings, choices, str(tuned))
+        return chosen_from_file(tuned, cells)
+    if not all(c.tune for c in cells):  # studies that sweep beside one whose grid fixes its values (ncbi's mu)
+        sweeps = iter(tuned_cells(name, grid, [c for c in cells if c.tune], out, args))
+        fixed = iter(chosen_from_file(tuned, [c for c in cells if not c.tune]))
+        return [next(sweeps) if c.tune else next(fixed) for c in cells]
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
     known: dict[str, dict] = {}
@@ -151,6 +152,15 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     if complete:  # choices travel only once every point of every group has run
         tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(todo), choices, rows, kept)
     return tuning.apply_choices(cells, settings, {**known, **choices}, where, partial)
+
+
+def chosen_from_file(tuned: Path | None, cells: list[Cell]) -> list[Cell]:
+    """Cells that sweep nothing, with the choices file's values (tuning.apply_choices: a value the
+    grid sets itself stays); as they are without a choices file."""
+    if tuned is None:
+        return cells
+    settings, choices = tuning.read_choices(tuned)
+    return tuning.apply_choices(cells, settings, choices, str(tuned))
 
 
 def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:
@@ -207,7 +217,7 @@ def run_grid(name: str, grid: dict, planned: list[Cell], out: Path, args) -> tup
     cells as run (those whose tuning has finished) and, per planned cell, the cell it ran as."""
     tuned = tuned_cells(name, grid, planned, out, args)  # aligned with `planned`; None: not tuned yet
     final_of = {p.run_id: c for p, c in zip(planned, tuned) if c is not None}  # a planned cell -> the cell run
-    cells = [c for c in tuned if c is not None]
+    cells = list({c.run_id: c for c in tuned if c is not None}.values())  # two studies' cells may tune to one run
     if not args.report_only:
         run_cells(cells, out / "runs", args.resume, f"grid {name}", *scale(args))
     if not (out / "runs").is_dir():

@@ -56,8 +56,9 @@ def cells(runs: list[dict], x_settings: tuple[str, ...] = ()) -> dict[tuple, lis
 def save(fig, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(folder / f"{name}.{ext}", dpi=120)
+    fig.savefig(folder / f"{name}.png", dpi=120)
+    # no creation date: a rebuilt report whose numbers did not change leaves its PDFs byte-identical
+    fig.savefig(folder / f"{name}.pdf", dpi=120, metadata={"CreationDate": None})
     pyplot().close(fig)
 
 

@@ -121,14 +121,33 @@ def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def _references(cells: dict[tuple, list[dict]]) -> tuple[dict, dict]:
-    """FedAvg cells by context and partition, centralized cells by context: what rows compare to."""
-    fedavg = {
-        _context(rs[0]["config"]) + (rs[0]["config"]["partition"],): rs
-        for rs in cells.values()
-        if rs[0]["config"]["method"] == "fedavg"
-    }
-    central = {_context(rs[0]["config"]): rs for rs in cells.values() if rs[0]["config"]["method"] == "centralized"}
+    """FedAvg cells by context and partition, centralized cells by context: what rows compare to
+    (a list: a grid whose studies vary a reference's settings holds several, `_reference` picks)."""
+    fedavg: dict[tuple, list] = {}
+    central: dict[tuple, list] = {}
+    for rs in cells.values():
+        cfg = rs[0]["config"]
+        if cfg["method"] == "fedavg":
+            fedavg.setdefault(_context(cfg) + (cfg["partition"],), []).append(rs)
+        elif cfg["method"] == "centralized":
+            central.setdefault(_context(cfg), []).append(rs)
     return fedavg, central
+
+
+def _reference(candidates: list[list[dict]] | None, cfg: dict, swept: dict[tuple, float]) -> list[dict] | None:
+    """The reference cell a row compares with: the only one; else the one at the row's own lr (a
+    comparison at equal settings, which is what a study that fixes a reference's lr asks); else
+    the sweep's choice, the one whose tuning-seed run scored best on validation (`swept`: cell_key
+    -> that score), and among cells without one the best mean validation score."""
+    if not candidates or len(candidates) == 1:
+        return candidates[0] if candidates else None
+    same_lr = [rs for rs in candidates if rs[0]["config"]["lr"] == cfg["lr"]]
+    if len(same_lr) == 1:
+        return same_lr[0]
+    return max(
+        candidates,
+        key=lambda rs: (swept.get(cell_key(rs[0]), -np.inf), float(np.mean([r["val_metric"] for r in rs]))),
+    )
 
 
 def bytes_until(run: dict, last_round: int) -> int:
@@ -253,9 +272,12 @@ def main_table(runs: list[dict], planned: dict[tuple, int] | None = None) -> lis
     a grid asks of it, `planned_seeds`) marks the rows that have fewer as not complete."""
     cells = _cells(runs)
     fedavg, central = _references(cells)
+    swept = {cell_key(r): r["val_metric"] for r in runs if r.get("role") == "tuning" and r.get("status") == "ok"}
     table = []
     for key, rs in cells.items():
         cfg = rs[0]["config"]
         ctx = _context(cfg)
-        table.append(_row(rs, fedavg.get(ctx + (cfg["partition"],)), central.get(ctx), (planned or {}).get(key)))
+        fed = _reference(fedavg.get(ctx + (cfg["partition"],)), cfg, swept)
+        cen = _reference(central.get(ctx), cfg, swept)
+        table.append(_row(rs, fed, cen, (planned or {}).get(key)))
     return sorted(table, key=_row_order)
