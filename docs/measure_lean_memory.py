@@ -7,8 +7,9 @@
    private dirty memory one `gc.collect()` copies there (3 workers per fork server, 2 fork
    servers per side, alternating).
 2. What bench/engine/adopt_main.py saves: a worker forked from the fork server imports run_all.py
-   again as `__mp_main__`, as multiprocessing does in each child of a script-started parent when
-   the fork server has not imported it; its seconds and the private dirty memory it adds.
+   (and, apart, the module `bench.run`) again as `__mp_main__`, as multiprocessing does in each
+   child when the fork server has not imported the parent's main; its seconds and the private
+   dirty memory it adds.
 3. glibc's heap: `python -m bench.compare.step_memory` (minilm, batch 16 x 64, 6 steps) under the
    default allocator, `MALLOC_MMAP_THRESHOLD_=65536` and `MALLOC_ARENA_MAX=1`, 2 processes each,
    alternating: the peak private memory over the built model at each step, and each step's seconds.
@@ -56,7 +57,14 @@ def main_rerun(queue) -> None:
     """In a forked worker: what importing run_all.py again as __mp_main__ costs."""
     before, start = private_dirty_kb(), time.perf_counter()
     runpy.run_path(str(ROOT / "run_all.py"), run_name="__mp_main__")
-    queue.put({"rerun_s": time.perf_counter() - start, "rerun_kb": private_dirty_kb() - before})
+    queue.put({"main": "run_all.py", "rerun_s": time.perf_counter() - start, "rerun_kb": private_dirty_kb() - before})
+
+
+def module_rerun(queue) -> None:
+    """The same for `python -m bench.run` (what the Flower comparison starts), as multiprocessing re-runs a module."""
+    before, start = private_dirty_kb(), time.perf_counter()
+    runpy.run_module("bench.run", run_name="__mp_main__", alter_sys=True)
+    queue.put({"main": "-m bench.run", "rerun_s": time.perf_counter() - start, "rerun_kb": private_dirty_kb() - before})
 
 
 def probe(frozen: bool) -> list[dict]:
@@ -67,7 +75,7 @@ def probe(frozen: bool) -> list[dict]:
         fork_server.PRELOAD = [m for m in fork_server.PRELOAD if m != "bench.engine.freeze_imports"]
     forking = fork_server.context()
     found = []
-    for target in [collected] * WORKERS + [main_rerun] * WORKERS:
+    for target in [collected] * WORKERS + [main_rerun] * WORKERS + [module_rerun] * WORKERS:
         queue = forking.Queue()
         worker = forking.Process(target=target, args=(queue,))
         worker.start()
@@ -134,14 +142,15 @@ def main() -> None:
         found = [r for r in sides[frozen] if "collect_kb" in r]
         copied = ", ".join(f"{r['collect_kb'] / 1024:.1f}" for r in found)
         print(f"| {label} | {span([r['frozen'] for r in found])} | {copied} |")
-    print("\n## run_all.py imported again in a worker (what adopt_main spares each worker)\n")
-    print("| fork server | seconds (each worker) | private memory added, MB (each worker) |")
-    print("| --- | --- | --- |")
-    for frozen, label in ((False, "without freeze_imports"), (True, "frozen")):
-        found = [r for r in sides[frozen] if "rerun_s" in r]
-        seconds = ", ".join(f"{r['rerun_s']:.2f}" for r in found)
-        added = ", ".join(f"{r['rerun_kb'] / 1024:.0f}" for r in found)
-        print(f"| {label} | {seconds} | {added} |")
+    print("\n## The parent's main imported again in a worker (what adopt_main spares each worker)\n")
+    print("| main | fork server | seconds (each worker) | private memory added, MB (each worker) |")
+    print("| --- | --- | --- | --- |")
+    for main_name in ("run_all.py", "-m bench.run"):
+        for frozen, label in ((False, "without freeze_imports"), (True, "frozen")):
+            found = [r for r in sides[frozen] if r.get("main") == main_name]
+            seconds = ", ".join(f"{r['rerun_s']:.2f}" for r in found)
+            added = ", ".join(f"{r['rerun_kb'] / 1024:.1f}" for r in found)
+            print(f"| `{main_name}` | {label} | {seconds} | {added} |")
     print("\n## One trainer's steps under three allocator settings\n")
     print("`python -m bench.compare.step_memory --steps 6` (minilm, AdamW, batch 16 x 64, one thread), two processes each, alternating.\n")  # fmt: skip
     print(
