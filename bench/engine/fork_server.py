@@ -8,7 +8,7 @@ Three things make that sharing hold, in the order the fork server loads them (PR
   2 workers). A module that is not installed is skipped by the fork server;
 - the parent's main script or module (`python run_all.py`, `python -m bench.run`; bench.engine.
   adopt_main): multiprocessing runs it again, as __mp_main__, in every child it starts, so that
-  functions defined there can be unpickled; for run_all that is about 0.35 s and 31 MB of private
+  functions defined there can be unpickled; for run_all that is about 0.33 s and 31 MB of private
   memory per worker (its imports: the report, scipy, matplotlib; results/perf/lean_memory.md). Imported once here, with the
   parent's argv, sys.path and folder as a child would have them, each child finds it and skips
   it. CPython means to do this when '__main__' is preloaded, but 3.11 never hands the fork server
