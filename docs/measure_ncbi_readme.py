@@ -4,7 +4,9 @@
 
 (auto:2 against top:2 round by round; compute per round of bottom:2 and top:2; a two-block
 round's wall time; each reported seed against its cell's mean under label skew; the sign test of
-the tuning seed's lead). Reads results/ncbi/summary.csv and the runs' rounds.jsonl; counts only."""
+the tuning seed's lead; the `mu` study's FedAvg at 3e-4 against FedAvg at 1e-4, and each seed's
+round to the matched-accuracy target). Reads the main and mu studies' summary.csv (the grid's
+own summary gains the other studies' cells as they finish) and the runs' rounds.jsonl; counts only."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from bench.report.matched import MATCHED_SHARE
+from bench.report.stats import seed_paired_interval
+
 OUT = Path("results/ncbi")
 
 
@@ -23,8 +28,45 @@ def rounds(run_id: str) -> list[dict]:
     return [json.loads(line) for line in (OUT / "runs" / run_id / "rounds.jsonl").read_text().splitlines()]
 
 
+def study_rows(study: str) -> list[dict]:
+    return [r for r in csv.DictReader((OUT / "studies" / study / "summary.csv").open()) if r["status"] == "ok"]
+
+
+def round_reached(run_id: str, target: float) -> int | None:
+    """The first round whose validation F1 reached `target`; None: never."""
+    return next((line["round"] for line in rounds(run_id) if line["val_metric"] >= target), None)
+
+
+def mu_lines(main_rows: list[dict]) -> list[str]:
+    """FedAvg at FedProx's lr (the mu study) against FedAvg at its tuned lr, and the seeds' rounds to the target."""
+    iid = [r for r in main_rows + study_rows("mu") if r["partition"] == "iid" and r["role"] == "reported"]
+
+    def cell(method: str, lr: float) -> dict[int, dict]:  # seed -> row (FedProx's rows are in both studies)
+        return {int(r["seed"]): r for r in iid if r["method"] == method and float(r["lr"]) == lr}
+
+    avg_tuned, avg_mu, prox = cell("fedavg", 1e-4), cell("fedavg", 3e-4), cell("fedprox", 3e-4)
+    paired = seed_paired_interval([float(avg_mu[s]["metric"]) - float(avg_tuned[s]["metric"]) for s in (1, 2, 3)])
+    central = [float(r["val_metric"]) for r in iid if r["method"] == "centralized"]
+    target = MATCHED_SHARE * float(np.mean(central))
+    lines = [
+        f"- FedAvg IID at 3e-4 (mu study) minus at 1e-4 (main), paired over seeds 1-3: {100 * paired['diff']:+.1f} "
+        f"[{100 * paired['lo']:+.1f}, {100 * paired['hi']:+.1f}] points",
+        f"- matched-accuracy target: {MATCHED_SHARE} x centralized's mean best validation F1 (seeds 1-3) = {target:.4f}",
+    ]
+    for label, by_seed in (("FedProx 3e-4", prox), ("FedAvg 3e-4", avg_mu), ("FedAvg 1e-4", avg_tuned)):
+        reached = [round_reached(by_seed[s]["run_id"], target) for s in (1, 2, 3)]
+        short = [
+            f"seed {s} best {float(by_seed[s]['val_metric']):.4f}" for s, r in zip((1, 2, 3), reached) if r is None
+        ]
+        lines.append(
+            f"- {label}: round reaching the target, seeds 1-3: {', '.join('never' if r is None else str(r) for r in reached)}"
+            + (f" ({'; '.join(short)})" if short else "")
+        )
+    return lines
+
+
 def main() -> None:
-    rows = [r for r in csv.DictReader((OUT / "summary.csv").open()) if r["status"] == "ok"]
+    rows = study_rows("main")
     reported = [r for r in rows if r["role"] == "reported"]
     lines = ["# NCBI measurements quoted in the README", "", "Made by `python docs/measure_ncbi_readme.py`.", ""]
 
@@ -74,6 +116,7 @@ def main() -> None:
     lines.append(
         f"- the tuning seed above its cell's reported mean in {above} of {len(leads)} cells: one-sided sign test p = {p:.2f}"
     )
+    lines += mu_lines(rows)
     print("\n".join(lines))
 
 

@@ -159,14 +159,14 @@ def test_report_groups_by_configured_target_never_spent_epsilon():
     )  # plain + noise-multiplier rows
 
 
-def test_with_two_fedavg_cells_a_row_compares_at_its_own_lr_else_with_the_sweeps_choice():
+def test_with_two_fedavg_cells_every_row_compares_with_the_sweeps_choice():
     """A grid whose studies fix FedAvg at another lr (NCBI's `mu`) holds two FedAvg cells per
-    partition. FedProx at 3e-4 compares with FedAvg at 3e-4; a row at an lr no FedAvg ran compares
-    with the lr the sweep chose (best on the tuning seed), even where the other scored higher on
-    the reported seeds' validation. The table once took whichever cell came last."""
+    partition. Every row compares with the lr the sweep chose (best on the tuning seed), even
+    where the other scored higher on the reported seeds' validation and where a row ran at the
+    other's lr. The table once took whichever cell came last."""
     chosen, other = 1e-4, 3e-4
     runs = [
-        {**_run(0, lr=chosen, metric=0.8), "role": "tuning"},
+        {**_run(0, lr=chosen, metric=0.8), "role": "tuning"},  # first: a table taking the last cell takes the other
         {**_run(0, lr=other, metric=0.7), "role": "tuning"},
         _run(1, lr=chosen, metric=0.70),
         _run(2, lr=chosen, metric=0.72),
@@ -177,9 +177,10 @@ def test_with_two_fedavg_cells_a_row_compares_at_its_own_lr_else_with_the_sweeps
         _run(1, "layerskip", "top:2", lr=1e-3, metric=0.50),
         _run(2, "layerskip", "top:2", lr=1e-3, metric=0.50),
     ]
-    rows = {t["method"]: t for t in main_table(runs)}
-    assert rows["fedprox"]["vs_fedavg_seed"]["diff"] == pytest.approx(0.045)
-    assert rows["layerskip top:2"]["vs_fedavg_seed"]["diff"] == pytest.approx(-0.21)
+    rows = {(t["method"], t["lr"]): t for t in main_table(runs)}
+    assert rows[("fedprox", other)]["vs_fedavg_seed"]["diff"] == pytest.approx(-0.055)
+    assert rows[("layerskip top:2", 1e-3)]["vs_fedavg_seed"]["diff"] == pytest.approx(-0.21)
+    assert rows[("fedavg", other)]["matched_seeds"] is None  # no centralized cell: no target, not "0/2 reached"
 
 
 def test_a_run_stored_before_a_setting_existed_shares_its_cell_with_later_runs():

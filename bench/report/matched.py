@@ -25,8 +25,11 @@ def matched_cost(run: dict, target: float | None) -> tuple[int | None, int | Non
 def matched_columns(rs: list[dict], cen: list[dict] | None) -> dict:
     """Cost to one target per task: MATCHED_SHARE of the mean over centralized's seeds of its best
     validation metric. Rounds and bytes are medians over seeds, a seed that never reached the
-    target counting as infinite (so None, shown `never`, when at least half never did)."""
+    target counting as infinite (so None, shown `never`, when at least half never did); all None
+    without a centralized cell (no target: shown `-`, never as a count of seeds that missed it)."""
     target = MATCHED_SHARE * float(np.mean([r["val_metric"] for r in cen])) if cen else None
+    if target is None:  # no centralized cell to set a target (a study without one): nothing to count
+        return {"target": None, "matched_seeds": None, "matched_rounds": None, "matched_bytes": None}
     matched = [matched_cost(r, target) for r in rs]
     reached = sum(m[0] is not None for m in matched)
     rounds = np.median([math.inf if m[0] is None else m[0] for m in matched])

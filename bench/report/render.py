@@ -46,7 +46,7 @@ def _fmt_diff(seed: dict | None, test: dict | None) -> str:
 
 
 def _fmt_matched(t: dict) -> str:
-    if not t["communicates"] or t["method"].startswith("centralized"):
+    if not t["communicates"] or t["method"].startswith("centralized") or t["matched_seeds"] is None:
         return "-"
     if t["matched_rounds"] is None:
         return f"never ({t['matched_seeds']} seeds)"

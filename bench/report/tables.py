@@ -134,16 +134,14 @@ def _references(cells: dict[tuple, list[dict]]) -> tuple[dict, dict]:
     return fedavg, central
 
 
-def _reference(candidates: list[list[dict]] | None, cfg: dict, swept: dict[tuple, float]) -> list[dict] | None:
-    """The reference cell a row compares with: the only one; else the one at the row's own lr (a
-    comparison at equal settings, which is what a study that fixes a reference's lr asks); else
-    the sweep's choice, the one whose tuning-seed run scored best on validation (`swept`: cell_key
-    -> that score), and among cells without one the best mean validation score."""
-    if not candidates or len(candidates) == 1:
-        return candidates[0] if candidates else None
-    same_lr = [rs for rs in candidates if rs[0]["config"]["lr"] == cfg["lr"]]
-    if len(same_lr) == 1:
-        return same_lr[0]
+def _reference(candidates: list[list[dict]] | None, swept: dict[tuple, float]) -> list[dict] | None:
+    """The reference cell rows compare with: the only one; among several (a study that fixes a
+    reference's lr beside the sweep that chose it, as NCBI's `mu`), the sweep's choice, the cell
+    whose tuning-seed run scored best on validation (`swept`: cell_key -> that score), and among
+    cells without one the best mean validation score. Every row of a context compares with the same
+    cell; a comparison at another setting is its study's own table."""
+    if not candidates:
+        return None
     return max(
         candidates,
         key=lambda rs: (swept.get(cell_key(rs[0]), -np.inf), float(np.mean([r["val_metric"] for r in rs]))),
@@ -277,7 +275,7 @@ def main_table(runs: list[dict], planned: dict[tuple, int] | None = None) -> lis
     for key, rs in cells.items():
         cfg = rs[0]["config"]
         ctx = _context(cfg)
-        fed = _reference(fedavg.get(ctx + (cfg["partition"],)), cfg, swept)
-        cen = _reference(central.get(ctx), cfg, swept)
+        fed = _reference(fedavg.get(ctx + (cfg["partition"],)), swept)
+        cen = _reference(central.get(ctx), swept)
         table.append(_row(rs, fed, cen, (planned or {}).get(key)))
     return sorted(table, key=_row_order)
