@@ -33,8 +33,9 @@ def optimism(runs: list[dict]) -> list[tuple[str, float]]:
     return [(partition, float(lead)) for partition, lead in distinct.values()]
 
 
-def _interval(leads: list[float]) -> str:
-    d = seed_paired_interval(leads)
+def _interval(leads: list[float], d: dict | None = None) -> str:
+    """The mean lead with its t-interval (`d`, when the caller has it) and how many cells lead."""
+    d = d or seed_paired_interval(leads)
     above = sum(x > 0 for x in leads)
     return f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] ({above} of {len(leads)} cells above)"
 
@@ -61,6 +62,6 @@ def check(runs: list[dict]) -> list[str]:
     by_partition = f" By partition: {'; '.join(split)}." if len(partitions) > 1 and split else ""
     return [
         f"- The tuning seed's run (the one that chose the lr) scored, against the mean of its cell's reported "
-        f"seeds, {_interval(leads)} points over {len(found)} distinct cells (95% t-interval; the cells share that "
+        f"seeds, {_interval(leads, d)} points over {len(found)} distinct cells (95% t-interval; the cells share that "
         f"seed, so it is narrower than independent cells would give): {verdict}.{by_partition}"
     ]
