@@ -6,10 +6,13 @@ Finished cells (a final.json in DIR/runs/<run-id>/) are always skipped; --resume
 an interrupted cell from its last round checkpoint instead of restarting it. A failed cell is
 recorded (failed.json) and the grid goes on. A grid with `tune:` first sweeps those settings on
 its first seed and runs every seed with the values chosen on validation (bench.protocol.tuning).
+--study NAME runs one study of a grid with studies, then reports the whole grid as --report-only
+would (DIR/ and every DIR/studies/<study>/), so DIR/ never shows one study's cells as the grid's.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -72,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return print_plan(grid, studies, cells, out, args)
     planned = cells
     cells, final_of = run_grid(name, grid, cells, out, args)
+    if args.study is not None and "studies" in grid:  # DIR/ is the whole grid's: reported over every study
+        args = argparse.Namespace(
+            **{**vars(args), "study": None, "report_only": True, "tune": False, "probe_edges": False}
+        )
+        studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
+        planned = list({c.run_id: c for members in studies.values() for c in members}.values())
+        cells, final_of = run_grid(name, grid, planned, out, args)
     tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
     notes = completeness_notes(planned, final_of, out / "runs")
     seeds = planned_seeds(cells, tuning)

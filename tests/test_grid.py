@@ -182,6 +182,29 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
         assert (killed / "figures" / name).read_bytes() == (reference / "figures" / name).read_bytes(), name
 
 
+def test_a_study_run_reports_the_whole_grid_not_only_its_own_cells(tiny_corpus, tmp_path):
+    """`--study b` once rewrote DIR/summary.csv and DIR/report.md over b's cells alone, so the
+    grid's report showed whichever study ran last; now DIR/ is every study's."""
+    grid = tmp_path / "s.yaml"
+    grid.write_text(f"""name: s
+defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}"}}
+tasks: [i2b2-2010]
+partitions: [iid]
+seeds: [0]
+studies:
+  a: {{methods: [{{method: fedavg, lr: 0.01}}]}}
+  b: {{methods: [{{method: layerskip, layers: "top:1", lr: 0.01}}]}}
+""")
+    out = tmp_path / "o"
+    run_all("--grid", grid, "--out", out, "--study", "a")
+    run_all("--grid", grid, "--out", out, "--study", "b")
+    with open(out / "summary.csv") as f:
+        assert sorted(r["method"] for r in csv.DictReader(f)) == ["fedavg", "layerskip"]
+    for study, method in (("a", "fedavg"), ("b", "layerskip")):
+        with open(out / "studies" / study / "summary.csv") as f:
+            assert [r["method"] for r in csv.DictReader(f)] == [method]
+
+
 def test_privacy_utility_in_report(tiny_corpus, tmp_path):
     grid = grid_file(
         tmp_path,
