@@ -41,6 +41,16 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     assert plan.stored_throughput(tmp_path / "absent") == {}
 
 
+def test_the_expected_cost_scales_the_upper_bound_by_the_rounds_stored_runs_ran(tmp_path):
+    runs = tmp_path / "runs"
+    for name, ran, limit, early in (("a", 20, 60, True), ("b", 10, 60, True), ("c", 5, 5, False)):
+        (runs / name).mkdir(parents=True)
+        config = {"rounds": limit, "early_stop": early}
+        (runs / name / "final.json").write_text(json.dumps({"status": "ok", "config": config, "rounds_run": ran}))
+    assert plan.stored_round_share(runs) == (pytest.approx(30 / 120), 2)  # the run without early stopping says nothing
+    assert plan.stored_round_share(tmp_path / "absent") is None
+
+
 def test_the_host_probe_measures_once_and_is_cached(tmp_path, monkeypatch):
     from bench.protocol import host_speed
 

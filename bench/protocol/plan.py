@@ -198,6 +198,18 @@ def stored_throughput(runs: Path) -> dict[str, float]:
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 
+def stored_round_share(runs: Path) -> tuple[float, int] | None:
+    """(rounds run over round limits, how many runs) across the store's finished early-stopped
+    runs: how far short of the upper bound its runs have stopped so far. None without any."""
+    ran = limit = count = 0
+    for path in runs.glob("*/final.json") if runs.is_dir() else []:
+        run = json.loads(path.read_text())
+        cfg = run.get("config") or {}
+        if run.get("status") == "ok" and cfg.get("early_stop") and run.get("rounds_run") and cfg.get("rounds"):
+            ran, limit, count = ran + run["rounds_run"], limit + cfg["rounds"], count + 1
+    return (ran / limit, count) if count else None
+
+
 def device_hours(
     cost: Cost, pilots: dict[str, float], measured: dict[str, float] | None = None, cpu_tflops=None
 ) -> tuple[float, str]:
@@ -235,8 +247,11 @@ def plan(
     done: set[str],
     pilots: dict[str, float],
     measured: dict[str, float] | None = None,
+    round_share: tuple[float, int] | None = None,
 ) -> str:
-    """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory."""
+    """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory;
+    `round_share` (stored_round_share) adds what the upper bound comes to if the runs left stop
+    as the store's have."""
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
     probe = HostProbe()
     hours = {rid: device_hours(cost, pilots, measured, probe) for rid, (_, cost) in costs.items()}
@@ -267,6 +282,12 @@ def plan(
         + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")
         + "; --pilot times each shape here)",
     ]
+    if round_share and total > 0:
+        share, count = round_share
+        lines.append(
+            f"  expected about {total * share:.1f} {unit} if the runs left stop as this store's {count} early-stopped "
+            f"runs did (they ran {share:.0%} of their round limits)"
+        )
     worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
     lines.append(
         f"peak memory per worker: {worst[1].memory_gb:.1f} GB ({worst[0].model}, "
