@@ -74,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
     planned = cells
-    cells, final_of = run_grid(name, grid, cells, out, args)
-    if args.study is not None and "studies" in grid:  # DIR/ is the whole grid's: reported over every study
+    whole = args.study is not None and "studies" in grid  # DIR/ is the whole grid's: reported over every study
+    if not (whole and args.report_only and not args.probe_edges):  # a study's report-only is the whole grid's
+        cells, final_of = run_grid(name, grid, cells, out, args)
+    if whole:
         args = argparse.Namespace(
             **{**vars(args), "study": None, "report_only": True, "tune": False, "probe_edges": False}
         )

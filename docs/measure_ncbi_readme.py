@@ -34,30 +34,47 @@ def study_rows(study: str) -> list[dict]:
 
 def round_reached(run_id: str, target: float) -> int | None:
     """The first round whose validation F1 reached `target`; None: never."""
-    return next((line["round"] for line in rounds(run_id) if line["val_metric"] >= target), None)
+    return next(
+        (
+            line["round"]
+            for line in rounds(run_id)
+            if line.get("val_metric") is not None and line["val_metric"] >= target
+        ),
+        None,
+    )
 
 
 def mu_lines(main_rows: list[dict]) -> list[str]:
     """FedAvg at FedProx's lr (the mu study) against FedAvg at its tuned lr, and the seeds' rounds to the target."""
-    iid = [r for r in main_rows + study_rows("mu") if r["partition"] == "iid" and r["role"] == "reported"]
 
-    def cell(method: str, lr: float) -> dict[int, dict]:  # seed -> row (FedProx's rows are in both studies)
-        return {int(r["seed"]): r for r in iid if r["method"] == method and float(r["lr"]) == lr}
+    def iid(rows: list[dict], method: str) -> list[dict]:
+        return [r for r in rows if r["partition"] == "iid" and r["role"] == "reported" and r["method"] == method]
 
-    avg_tuned, avg_mu, prox = cell("fedavg", 1e-4), cell("fedavg", 3e-4), cell("fedprox", 3e-4)
+    def by_seed(rows: list[dict]) -> dict[int, dict]:
+        return {int(r["seed"]): r for r in rows}
+
+    mu_rows = study_rows("mu")  # FedAvg at FedProx's tuned lr, and FedProx's own runs again
+    prox = by_seed(iid(main_rows, "fedprox"))
+    avg_tuned = by_seed(iid(main_rows, "fedavg"))
+    avg_mu = by_seed(iid(mu_rows, "fedavg"))
+    lr = {name: float(cell[1]["lr"]) for name, cell in (("prox", prox), ("tuned", avg_tuned), ("mu", avg_mu))}
+    assert lr["mu"] == lr["prox"] != lr["tuned"], lr  # what the mu study is: FedAvg at FedProx's lr
     paired = seed_paired_interval([float(avg_mu[s]["metric"]) - float(avg_tuned[s]["metric"]) for s in (1, 2, 3)])
-    central = [float(r["val_metric"]) for r in iid if r["method"] == "centralized"]
+    central = [float(r["val_metric"]) for r in iid(main_rows, "centralized")]
     target = MATCHED_SHARE * float(np.mean(central))
     lines = [
-        f"- FedAvg IID at 3e-4 (mu study) minus at 1e-4 (main), paired over seeds 1-3: {100 * paired['diff']:+.1f} "
+        f"- FedAvg IID at {lr['mu']:g} (mu study) minus at {lr['tuned']:g} (main), paired over seeds 1-3: {100 * paired['diff']:+.1f} "
         f"[{100 * paired['lo']:+.1f}, {100 * paired['hi']:+.1f}] points",
         f"- matched-accuracy target: {MATCHED_SHARE} x centralized's mean best validation F1 (seeds 1-3) = {target:.4f}",
     ]
-    for label, by_seed in (("FedProx 3e-4", prox), ("FedAvg 3e-4", avg_mu), ("FedAvg 1e-4", avg_tuned)):
-        reached = [round_reached(by_seed[s]["run_id"], target) for s in (1, 2, 3)]
-        short = [
-            f"seed {s} best {float(by_seed[s]['val_metric']):.4f}" for s, r in zip((1, 2, 3), reached) if r is None
-        ]
+    named = (
+        (f"FedProx {lr['prox']:g}", prox),
+        (f"FedAvg {lr['mu']:g}", avg_mu),
+        (f"FedAvg {lr['tuned']:g}", avg_tuned),
+    )
+    for label, runs in named:
+        reached = [round_reached(runs[s]["run_id"], target) for s in (1, 2, 3)]
+        short = [f"seed {s} best {float(runs[s]['val_metric']):.4f}" for s, r in zip((1, 2, 3), reached) if r is None]
         lines.append(
             f"- {label}: round reaching the target, seeds 1-3: {', '.join('never' if r is None else str(r) for r in reached)}"
             + (f" ({'; '.join(short)})" if short else "")

@@ -306,24 +306,34 @@ partitions: [iid]
 seeds: [0, 1]
 tuned: tuned.yaml
 studies:
-  main:
-    methods: [{{method: fedavg, tune: {{lr: [0.001, 0.01]}}}}]
   mu:
     methods: [{{method: fedavg, lr: 0.01}}, {{method: lora, lr: 0.5}}]
+  main:
+    methods: [{{method: lora, tune: {{lr: [0.001, 0.01]}}}}, {{method: fedavg, tune: {{lr: [0.001, 0.01]}}}}]
 """)
     name, grid = load_grid(str(path))
     planned = list({c.run_id: c for c in expand(grid)}.values())
-    group = tuning.group_of(next(c for c in planned if c.tune).config, ["lr"])
-    row = {"group": group, "task": "i2b2-2010", "method": "fedavg", "layers": "", "lora_rank": None,
-           "partition": "iid", "epsilon": None, "val_metric": 0.5, "chosen": True, "run_id": "old"}  # fmt: skip
-    tuning.write_choices(tmp_path / "tuned.yaml", name, {"fedavg": {"lr": [0.001, 0.01]}}, {group: {"lr": 0.01}}, [row])
+    assert [bool(c.tune) for c in planned] == [False] * 4 + [True] * 4  # fixed first: an order mix-up shows
     (tmp_path / "out" / "runs").mkdir(parents=True)
     args = SimpleNamespace(tune=False, report_only=True, resume=False, parallel=1, ray_address=None, probe_edges=False)
+    cells, final_of = run_grid(name, grid, planned, tmp_path / "out", args)  # no choices file yet
+    assert sorted((c.config.method, c.config.lr) for c in cells) == [("fedavg", 0.01)] * 2 + [("lora", 0.5)] * 2
+    groups = {m: tuning.group_of(next(c for c in planned if c.tune and c.config.method == m).config, ["lr"]) for m in ("fedavg", "lora")}  # fmt: skip
+    rows = [{"group": groups[m], "task": "i2b2-2010", "method": m, "layers": "", "lora_rank": None, "partition": "iid",
+             "epsilon": None, "val_metric": 0.5, "chosen": True, "run_id": "old"} for m in groups]  # fmt: skip
+    tuning.write_choices(
+        tmp_path / "tuned.yaml", name, {"fedavg": {"lr": [0.001, 0.01]}, "lora r8": {"lr": [0.001, 0.01]}},
+        {groups["fedavg"]: {"lr": 0.01}, groups["lora"]: {"lr": 0.001}}, rows,
+    )  # fmt: skip
     cells, final_of = run_grid(name, grid, planned, tmp_path / "out", args)
     assert sorted((c.config.method, c.config.seed, c.config.lr) for c in cells) == [
-        ("fedavg", 0, 0.01), ("fedavg", 1, 0.01), ("lora", 0, 0.5), ("lora", 1, 0.5)
+        ("fedavg", 0, 0.01), ("fedavg", 1, 0.01), ("lora", 0, 0.001), ("lora", 0, 0.5), ("lora", 1, 0.001), ("lora", 1, 0.5)
     ]  # fmt: skip
-    assert len(final_of) == len(planned) == 6  # both studies' FedAvg cells map to the one run
+    assert len(final_of) == len(planned) == 8  # both studies' FedAvg cells map to the one run
+    for p in planned:  # each planned cell maps to a run of its own method and seed
+        ran = final_of[p.run_id].config
+        assert (ran.method, ran.seed) == (p.config.method, p.config.seed)
+        assert not p.tune or ran.lr == {"fedavg": 0.01, "lora": 0.001}[p.config.method]
 
 
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():

@@ -200,6 +200,10 @@ studies:
     run_all("--grid", grid, "--out", out, "--study", "b")
     with open(out / "summary.csv") as f:
         assert sorted(r["method"] for r in csv.DictReader(f)) == ["fedavg", "layerskip"]
+    (out / "summary.csv").unlink()
+    run_all("--grid", grid, "--out", out, "--study", "a", "--report-only")  # the whole grid's report, at once
+    with open(out / "summary.csv") as f:
+        assert sorted(r["method"] for r in csv.DictReader(f)) == ["fedavg", "layerskip"]
     for study, method in (("a", "fedavg"), ("b", "layerskip")):
         with open(out / "studies" / study / "summary.csv") as f:
             assert [r["method"] for r in csv.DictReader(f)] == [method]

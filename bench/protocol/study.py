@@ -117,10 +117,14 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     if args.tune and not swept:
         raise BenchError(f"{where}: --tune needs a 'tune' key in the grid")
     if not swept:
-        return chosen_from_file(tuned, cells)
+        if tuned is None:
+            return cells
+        settings, choices = tuning.read_choices(tuned)
+        return tuning.apply_choices(cells, settings, choices, str(tuned))
     if not all(c.tune for c in cells):  # studies that sweep beside one whose grid fixes its values (ncbi's mu)
         sweeps = iter(tuned_cells(name, grid, [c for c in cells if c.tune], out, args))
-        fixed = iter(chosen_from_file(tuned, [c for c in cells if not c.tune]))
+        settings = sorted(next(c for c in cells if c.tune).tune)
+        fixed = iter(_beside_the_sweep(tuned, [c for c in cells if not c.tune], settings, args.report_only))
         return [next(sweeps) if c.tune else next(fixed) for c in cells]
     cells = tuning.check_cells(cells, where)
     settings = sorted(cells[0].tune)
@@ -154,13 +158,16 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     return tuning.apply_choices(cells, settings, {**known, **choices}, where, partial)
 
 
-def chosen_from_file(tuned: Path | None, cells: list[Cell]) -> list[Cell]:
-    """Cells that sweep nothing, with the choices file's values (tuning.apply_choices: a value the
-    grid sets itself stays); as they are without a choices file."""
-    if tuned is None:
+def _beside_the_sweep(tuned: Path | None, cells: list[Cell], settings: list[str], partial: bool) -> list[Cell | None]:
+    """Cells that sweep nothing, in a grid that sweeps `settings`: a cell that sets every one
+    itself stays as it is (no choices file needed, written yet or not); the rest take the file's
+    choices (None with `partial` while the file has none for them)."""
+    if tuned is None or all(tuning.fixed_by_grid(c, settings) for c in cells):
         return cells
-    settings, choices = tuning.read_choices(tuned)
-    return tuning.apply_choices(cells, settings, choices, str(tuned))
+    if partial and not tuned.is_file():
+        return [c if tuning.fixed_by_grid(c, settings) else None for c in cells]
+    file_settings, choices = tuning.read_choices(tuned)
+    return tuning.apply_choices(cells, file_settings, choices, str(tuned), partial)
 
 
 def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:

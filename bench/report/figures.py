@@ -195,7 +195,11 @@ def privacy_utility(runs, folder, table):
 def matched_bytes(runs, folder, table: list[dict]):
     """Bars: median bytes until the validation metric first reaches the task's target (MATCHED_SHARE
     of centralized's mean best validation metric); orange where not every seed reached it."""
-    rows = [t for t in table if t["communicates"] and not t["method"].startswith("centralized")]
+    rows = [
+        t
+        for t in table
+        if t["communicates"] and not t["method"].startswith("centralized") and t["matched_seeds"] is not None
+    ]  # a row without a target (no centralized cell) has no bar, as its table cell reads "-"
     if not rows or not any(t["matched_bytes"] for t in rows):
         return False
     plt = pyplot()
