@@ -336,6 +336,16 @@ studies:
         assert not p.tune or ran.lr == {"fedavg": 0.01, "lora": 0.001}[p.config.method]
 
 
+def test_a_fedavg_row_at_a_side_setting_is_neither_the_reference_nor_a_configuration():
+    """A grid-wide table holds the mu study's FedAvg at FedProx's lr beside the tuned one: the set
+    compares with the tuned row and does not draw the other as a second 'fedavg' marker."""
+    side = dict(_row("fedavg", metric=0.80, moved=1e6, pct=100), is_reference=False)
+    table = [dict(r, is_reference=True) if r["method"] in ("fedavg", "centralized") else r for r in _table()]
+    (found,) = frontier.frontier_sets([side, *table])
+    assert found["fedavg"]["metric"] == 0.74 and side not in found["configs"]
+    assert [r["method"] for r in found["configs"]].count("fedavg") == 1
+
+
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():
     """The control's one-client top:2 moves bytes too, but it is not a point of the trade-off."""
     pooled = dict(_row("layerskip", "top:2", metric=0.76, moved=1e3), method="layerskip top:2 pooled", variant="pooled")

@@ -181,6 +181,8 @@ def test_with_two_fedavg_cells_every_row_compares_with_the_sweeps_choice():
     assert rows[("fedprox", other)]["vs_fedavg_seed"]["diff"] == pytest.approx(-0.055)
     assert rows[("layerskip top:2", 1e-3)]["vs_fedavg_seed"]["diff"] == pytest.approx(-0.21)
     assert rows[("fedavg", other)]["matched_seeds"] is None  # no centralized cell: no target, not "0/2 reached"
+    assert (rows[("fedavg", chosen)]["is_reference"], rows[("fedavg", other)]["is_reference"]) == (True, False)
+    assert rows[("fedprox", other)]["is_reference"] is None
 
 
 def test_a_run_stored_before_a_setting_existed_shares_its_cell_with_later_runs():

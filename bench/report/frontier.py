@@ -43,11 +43,12 @@ def why_unranked(row: dict) -> str | None:
 
 def frontier_sets(table: list[dict]) -> list[dict]:
     """One set per task x partition (no DP; plain configurations, not pooled, compressed or
-    budgeted variants) that asks the question: its centralized row (the task's, where the
-    partition has none), its FedAvg row (or None) and its communicating configurations."""
+    budgeted variants, nor a FedAvg or centralized row other than the one rows compare with)
+    that asks the question: its centralized row (the task's, where the partition has none), its
+    FedAvg row (or None) and its communicating configurations."""
     contexts: dict[tuple, list[dict]] = {}
-    for row in table:
-        if row["epsilon"] is None and not row.get("variant"):
+    for row in table:  # a FedAvg or centralized row at a study's side setting is not the reference
+        if row["epsilon"] is None and not row.get("variant") and row.get("is_reference") is not False:
             contexts.setdefault((row["task"], row["partition"]), []).append(row)
     # centralized pools every client's data, so its partition is nominal: a label-skew set
     # without a centralized row of its own reads the task's (as the main table's Δ does)

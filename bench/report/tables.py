@@ -271,11 +271,15 @@ def main_table(runs: list[dict], planned: dict[tuple, int] | None = None) -> lis
     cells = _cells(runs)
     fedavg, central = _references(cells)
     swept = {cell_key(r): r["val_metric"] for r in runs if r.get("role") == "tuning" and r.get("status") == "ok"}
+    fed_of = {k: _reference(v, swept) for k, v in fedavg.items()}
+    cen_of = {k: _reference(v, swept) for k, v in central.items()}
+    chosen = {id(rs) for rs in [*fed_of.values(), *cen_of.values()]}
     table = []
     for key, rs in cells.items():
         cfg = rs[0]["config"]
         ctx = _context(cfg)
-        fed = _reference(fedavg.get(ctx + (cfg["partition"],)), swept)
-        cen = _reference(central.get(ctx), swept)
-        table.append(_row(rs, fed, cen, (planned or {}).get(key)))
+        row = _row(rs, fed_of.get(ctx + (cfg["partition"],)), cen_of.get(ctx), (planned or {}).get(key))
+        # a FedAvg or centralized row the others do not compare with (a study's side setting) says so
+        row["is_reference"] = id(rs) in chosen if cfg["method"] in ("fedavg", "centralized") else None
+        table.append(row)
     return sorted(table, key=_row_order)
