@@ -9,7 +9,7 @@ import platform
 import pytest
 
 from bench.config import ExperimentConfig
-from bench.protocol import plan
+from bench.protocol import plan, stored_cost
 
 
 def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, compute_s: list[float]) -> None:
@@ -32,13 +32,13 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     runs = tmp_path / "runs"
     _store(runs, "here", cfg, platform.node(), [2.0, 3.0])
     _store(runs, "elsewhere", cfg, "another-machine", [100.0])
-    measured = plan.stored_throughput(runs)
+    measured = stored_cost.stored_throughput(runs)
     cost = plan.cell_cost(cfg)
     assert measured == {cost.shape_key: pytest.approx(cost.round_flops * 2 / 5.0 / 1e12)}
     hours, source = plan.device_hours(cost, {}, measured)
     assert source == "stored runs" and hours == pytest.approx(cost.flops / (measured[cost.shape_key] * 1e12) / 3600)
     assert plan.device_hours(cost, {}, {}, lambda: 0.5) == (cost.flops / 0.5e12 / 3600, "host probe")
-    assert plan.stored_throughput(tmp_path / "absent") == {}
+    assert stored_cost.stored_throughput(tmp_path / "absent") == {}
 
 
 def test_the_expected_cost_scales_the_upper_bound_by_the_rounds_stored_runs_ran(tmp_path):
@@ -47,8 +47,11 @@ def test_the_expected_cost_scales_the_upper_bound_by_the_rounds_stored_runs_ran(
         (runs / name).mkdir(parents=True)
         config = {"rounds": limit, "early_stop": early}
         (runs / name / "final.json").write_text(json.dumps({"status": "ok", "config": config, "rounds_run": ran}))
-    assert plan.stored_round_share(runs) == (pytest.approx(30 / 120), 2)  # the run without early stopping says nothing
-    assert plan.stored_round_share(tmp_path / "absent") is None
+    assert stored_cost.stored_round_share(runs) == (
+        pytest.approx(30 / 120),
+        2,
+    )  # the run without early stopping says nothing
+    assert stored_cost.stored_round_share(tmp_path / "absent") is None
 
 
 def test_the_host_probe_measures_once_and_is_cached(tmp_path, monkeypatch):

@@ -22,14 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config import SETTING_DEFAULTS, ExperimentConfig
+from bench.config import ExperimentConfig
 from bench.data import TASKS, load_task
 from bench.data.hf import column_options
 from bench.engine.server import run_experiment
 from bench.model.shapes import model_shape
 from bench.protocol import host_speed, tuning
 from bench.registry import METHODS
-from bench.store import atomic_write_json, cache_root, load_runs
+from bench.store import atomic_write_json, cache_root
 from bench.synth.cache import data_dir_for
 
 GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
@@ -87,7 +87,7 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
     return (shape.total_params * width + trained * 3 * width + activations) / 1e9
 
 
-def _shape_key(cfg: ExperimentConfig) -> str:
+def shape_key(cfg: ExperimentConfig) -> str:
     return f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}"
 
 
@@ -109,7 +109,7 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
         test_tokens + train_tokens * kept * cfg.holdout_fraction
     )
     memory = worker_memory_gb(cfg, shape, method)
-    return Cost(flops, round_flops, memory, "GPU" if cfg.gpus_per_worker > 0 else "CPU", _shape_key(cfg), shape.note)
+    return Cost(flops, round_flops, memory, "GPU" if cfg.gpus_per_worker > 0 else "CPU", shape_key(cfg), shape.note)
 
 
 def host_key() -> str:
@@ -139,7 +139,7 @@ def run_pilots(cells: list, folder: Path) -> dict[str, float]:
 
     pilots = load_pilots()
     for cell in cells:
-        key = _shape_key(cell.config)
+        key = shape_key(cell.config)
         if key in pilots:
             continue
         cfg = cell.config.with_settings(
@@ -177,39 +177,6 @@ def device_memory_gb(cfg: ExperimentConfig) -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9 / cfg.workers
 
 
-def stored_throughput(runs: Path) -> dict[str, float]:
-    """shape key -> TFLOP/s measured by the finished runs in `runs` that ran on this host: their
-    rounds' FLOPs over the compute seconds their rounds.jsonl records. Whole runs at the
-    threads they had, so a study that goes on is planned from what it has really cost."""
-
-    flops: dict[str, float] = {}
-    seconds: dict[str, float] = {}
-    finished = [p.parent.name for p in runs.glob("*/final.json")] if runs.is_dir() else []
-    for run in load_runs(runs, finished):
-        if run.get("status") != "ok" or (run.get("host") or {}).get("hostname") != platform.node():
-            continue
-        try:
-            cfg = ExperimentConfig(**{k: v for k, v in run["config"].items() if k in SETTING_DEFAULTS})
-        except (TypeError, KeyError, ValueError):
-            continue  # not a run this planner can read: plan without it
-        key = _shape_key(cfg)
-        flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(run["history"])
-        seconds[key] = seconds.get(key, 0.0) + sum(r.get("compute_s") or 0.0 for r in run["history"])
-    return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
-
-
-def stored_round_share(runs: Path) -> tuple[float, int] | None:
-    """(rounds run over round limits, how many runs) across the store's finished early-stopped
-    runs: how far short of the upper bound its runs have stopped so far. None without any."""
-    ran = limit = count = 0
-    for path in runs.glob("*/final.json") if runs.is_dir() else []:
-        run = json.loads(path.read_text())
-        cfg = run.get("config") or {}
-        if run.get("status") == "ok" and cfg.get("early_stop") and run.get("rounds_run") and cfg.get("rounds"):
-            ran, limit, count = ran + run["rounds_run"], limit + cfg["rounds"], count + 1
-    return (ran / limit, count) if count else None
-
-
 def device_hours(
     cost: Cost, pilots: dict[str, float], measured: dict[str, float] | None = None, cpu_tflops=None
 ) -> tuple[float, str]:
@@ -238,6 +205,17 @@ class HostProbe:
         if self.tflops is None:
             self.tflops, self.said = host_speed.host_tflops(host_key())
         return self.tflops
+
+
+def _expected(total: float, unit: str, round_share: tuple[float, int] | None) -> list[str]:
+    """The bound scaled by the share of their round limits the store's early-stopped runs ran."""
+    if not round_share or total <= 0:
+        return []
+    share, count = round_share
+    return [
+        f"  expected about {total * share:.1f} {unit} if the runs left stop as this store's {count} early-stopped "
+        f"runs did (they ran {share:.0%} of their round limits)"
+    ]
 
 
 def plan(
@@ -282,12 +260,7 @@ def plan(
         + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")
         + "; --pilot times each shape here)",
     ]
-    if round_share and total > 0:
-        share, count = round_share
-        lines.append(
-            f"  expected about {total * share:.1f} {unit} if the runs left stop as this store's {count} early-stopped "
-            f"runs did (they ran {share:.0%} of their round limits)"
-        )
+    lines += _expected(total, unit, round_share)
     worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
     lines.append(
         f"peak memory per worker: {worst[1].memory_gb:.1f} GB ({worst[0].model}, "

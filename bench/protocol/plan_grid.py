@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.protocol import extend, plan, tuning
+from bench.protocol import extend, plan, stored_cost, tuning
 from bench.protocol.grid import Cell
 from bench.protocol.study import edge_probes_due, stored_finals, tuned_file
 
@@ -52,7 +52,17 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     done |= {
         c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]
     }  # a lower cap or patience settled it
-    print(plan.plan(studies, cells, points, done, pilots, plan.stored_throughput(runs), plan.stored_round_share(runs)))
+    print(
+        plan.plan(
+            studies,
+            cells,
+            points,
+            done,
+            pilots,
+            stored_cost.stored_throughput(runs),
+            stored_cost.stored_round_share(runs),
+        )
+    )
     if swept:  # a check, not part of the grid: --probe-edges runs them
         due = [cell for _, cell in edge_probes_due(points, runs)]
         probed = sum((runs / c.run_id / "final.json").is_file() for c in due)
