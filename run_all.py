@@ -59,6 +59,15 @@ def parser() -> OneLineArgumentParser:
     return parser
 
 
+def whole_grid(name: str, grid: dict, out: Path, args) -> tuple[dict, list, list, dict]:
+    """(studies, planned cells, cells as run, planned -> run) over every study, report-only: what
+    a --study run reports afterwards."""
+    args = argparse.Namespace(**{**vars(args), "study": None, "report_only": True, "tune": False, "probe_edges": False})
+    studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
+    planned = list({c.run_id: c for members in studies.values() for c in members}.values())
+    return (studies, planned, *run_grid(name, grid, planned, out, args))
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -73,22 +82,27 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchError(f"{grid['_path']}: --probe-edges needs a 'tune' key in the grid")
     if args.plan or args.pilot:
         return print_plan(grid, studies, cells, out, args)
-    planned = cells
+    planned, final_of = cells, None
     whole = args.study is not None and "studies" in grid  # DIR/ is the whole grid's: reported over every study
     if not (whole and args.report_only and not args.probe_edges):  # a study's report-only is the whole grid's
         cells, final_of = run_grid(name, grid, cells, out, args)
     if whole:
-        args = argparse.Namespace(
-            **{**vars(args), "study": None, "report_only": True, "tune": False, "probe_edges": False}
-        )
-        studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
-        planned = list({c.run_id: c for members in studies.values() for c in members}.values())
-        cells, final_of = run_grid(name, grid, planned, out, args)
+        try:
+            studies, planned, cells, final_of = whole_grid(name, grid, out, args)
+        except BenchError as error:  # e.g. another study's stale sweep record: this study's report still stands
+            print(
+                f"warning: {out}: only study {args.study}'s report was rebuilt, not the grid's: {error}",
+                file=sys.stderr,
+            )
+            whole = False
+            if final_of is None:
+                cells, final_of = run_grid(name, grid, planned, out, args)
     tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
-    notes = completeness_notes(planned, final_of, out / "runs")
     seeds = planned_seeds(cells, tuning)
-    report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds)
-    print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
+    if whole or args.study is None or "studies" not in grid:  # never one study's cells as the grid's
+        notes = completeness_notes(planned, final_of, out / "runs")
+        report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds)
+        print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
             write_report(

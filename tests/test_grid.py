@@ -209,6 +209,32 @@ studies:
             assert [r["method"] for r in csv.DictReader(f)] == [method]
 
 
+def test_a_study_run_beside_another_studys_stale_sweep_record_still_reports_itself(tiny_corpus, tmp_path):
+    """Study b's sweep record was made over other values than the grid now lists: the whole grid
+    cannot be reported (its one-line reason is a warning), but study a, which ran, reports itself,
+    and DIR/ is not rewritten over a's cells alone."""
+    grid = tmp_path / "s.yaml"
+    grid.write_text(f"""name: s
+defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}"}}
+tasks: [i2b2-2010]
+partitions: [iid]
+seeds: [0]
+tuned: tuned.yaml
+studies:
+  a: {{methods: [{{method: fedavg, lr: 0.01}}]}}
+  b: {{methods: [{{method: lora, tune: {{lr: [0.001, 0.01]}}}}]}}
+""")
+    (tmp_path / "tuned.yaml").write_text(
+        "sweep: {grid: s, tune: {lora r8: {lr: [0.1, 1.0]}}, points: {}}\nchoices: []\n"
+    )
+    out = tmp_path / "o"
+    done = run_all("--grid", grid, "--out", out, "--study", "a")
+    assert "only study a's report was rebuilt" in done.stderr and "other values" in done.stderr
+    with open(out / "studies" / "a" / "summary.csv") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["fedavg"]
+    assert not (out / "summary.csv").exists()
+
+
 def test_privacy_utility_in_report(tiny_corpus, tmp_path):
     grid = grid_file(
         tmp_path,
