@@ -5,7 +5,8 @@
 (auto:2 against top:2 round by round; compute per round of bottom:2 and top:2; a two-block
 round's wall time; each reported seed against its cell's mean under label skew; the sign test of
 the tuning seed's lead; the `mu` study's FedAvg at 3e-4 against FedAvg at 1e-4, and each seed's
-round to the matched-accuracy target). Reads the main and mu studies' summary.csv (the grid's
+round to the matched-accuracy target; the `control` study's pooled top:2 against federated top:2
+in training loss). Reads the main, mu and control studies' summary.csv (the grid's
 own summary gains the other studies' cells as they finish) and the runs' rounds.jsonl; counts only."""
 
 from __future__ import annotations
@@ -82,6 +83,22 @@ def mu_lines(main_rows: list[dict]) -> list[str]:
     return lines
 
 
+def control_lines(main_rows: list[dict]) -> list[str]:
+    """Top:2 on the pooled data (the control study, one client) against federated top:2: how
+    closely each fits its training data at its reported round."""
+    pooled = [r for r in study_rows("control") if r["method"] == "layerskip" and r["clients"] == "1"]
+    federated = [r for r in main_rows if r["layers"] == "top:2" and r["partition"] == "iid"]
+    lines = []
+    for label, rows in (("top:2 pooled (1 client)", pooled), ("top:2 federated (4 clients)", federated)):
+        reported = sorted((r for r in rows if r["role"] == "reported"), key=lambda r: int(r["seed"]))
+        losses = [rounds(r["run_id"])[int(r["best_round"]) - 1]["train_loss"] for r in reported]
+        lines.append(
+            f"- {label}, IID: training loss at the reported round, seeds {', '.join(r['seed'] for r in reported)}: "
+            + ", ".join(f"{x:.4f}" for x in losses)
+        )
+    return lines
+
+
 def main() -> None:
     rows = study_rows("main")
     reported = [r for r in rows if r["role"] == "reported"]
@@ -133,7 +150,7 @@ def main() -> None:
     lines.append(
         f"- the tuning seed above its cell's reported mean in {above} of {len(leads)} cells: one-sided sign test p = {p:.2f}"
     )
-    lines += mu_lines(rows)
+    lines += mu_lines(rows) + control_lines(rows)
     print("\n".join(lines))
 
 

@@ -1,0 +1,20 @@
+#!/bin/bash
+# The README's NCBI contrasts that no report table carries, from the stored reported seeds:
+#     bash docs/measure_ncbi_contrasts.sh    (writes results/ncbi/contrasts.md; run from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+{
+echo "# Contrasts the main table does not carry"
+echo
+echo "Made by \`bash docs/measure_ncbi_contrasts.sh\` ($(date -u +%F)): each block is the output of the command above it, on this folder's reported seeds."
+for pair in "lora r8|layerskip top:2" "lora r8|layerskip bottom:2" "layerskip bottom:2|layerskip top:2" \
+            "layerskip auto:2|layerskip top:2" "layerskip top:2|layerskip top:2 pooled"; do
+  a="${pair%%|*}"; b="${pair##*|}"
+  echo
+  echo "    python -m bench.report.contrast results/ncbi \"$a\" \"$b\""
+  echo
+  $PY -m bench.report.contrast results/ncbi "$a" "$b" | sed 's/^/    /'
+done
+} > results/ncbi/contrasts.md.tmp
+mv results/ncbi/contrasts.md.tmp results/ncbi/contrasts.md
