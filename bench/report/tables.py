@@ -140,11 +140,14 @@ def _reference(candidates: list[list[dict]] | None, swept: dict[tuple, float]) -
     whose tuning-seed run scored best on validation (`swept`: cell_key -> that score), and among
     cells without one the best mean validation score. Every row of a context compares with the same
     cell; a comparison at another setting is its study's own table."""
-    if not candidates:
-        return None
+    if not candidates or len(candidates) == 1:
+        return candidates[0] if candidates else None
     return max(
         candidates,
-        key=lambda rs: (swept.get(cell_key(rs[0]), -np.inf), float(np.mean([r["val_metric"] for r in rs]))),
+        key=lambda rs: (
+            swept.get(cell_key(rs[0]), -np.inf),
+            float(np.mean([r["val_metric"] if r.get("val_metric") is not None else -np.inf for r in rs])),
+        ),
     )
 
 
@@ -270,7 +273,11 @@ def main_table(runs: list[dict], planned: dict[tuple, int] | None = None) -> lis
     a grid asks of it, `planned_seeds`) marks the rows that have fewer as not complete."""
     cells = _cells(runs)
     fedavg, central = _references(cells)
-    swept = {cell_key(r): r["val_metric"] for r in runs if r.get("role") == "tuning" and r.get("status") == "ok"}
+    swept = {
+        cell_key(r): r["val_metric"]
+        for r in runs
+        if r.get("role") == "tuning" and r.get("status") == "ok" and r.get("val_metric") is not None
+    }  # the tuning seed's validation score per cell: which of several reference cells the sweep chose
     fed_of = {k: _reference(v, swept) for k, v in fedavg.items()}
     cen_of = {k: _reference(v, swept) for k, v in central.items()}
     chosen = {id(rs) for rs in [*fed_of.values(), *cen_of.values()]}
