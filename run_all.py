@@ -59,12 +59,17 @@ def parser() -> OneLineArgumentParser:
     return parser
 
 
+def planned_cells(grid: dict, args) -> tuple[dict, list]:
+    """(study -> its cells, the distinct cells of them all: a cell shared by studies once)."""
+    studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
+    return studies, list({c.run_id: c for members in studies.values() for c in members}.values())
+
+
 def whole_grid(name: str, grid: dict, out: Path, args) -> tuple[dict, list, list, dict]:
     """(studies, planned cells, cells as run, planned -> run) over every study, report-only: what
     a --study run reports afterwards."""
     args = argparse.Namespace(**{**vars(args), "study": None, "report_only": True, "tune": False, "probe_edges": False})
-    studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
-    planned = list({c.run_id: c for members in studies.values() for c in members}.values())
+    studies, planned = planned_cells(grid, args)
     return (studies, planned, *run_grid(name, grid, planned, out, args))
 
 
@@ -76,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchError(f"--parallel must be >= 1, not {args.parallel}")
     name, grid = load_grid(args.grid)
     out = Path(args.out or Path("results") / name)
-    studies = {study: overridden(members, args) for study, members in studies_of(grid, args).items()}
-    cells = list({c.run_id: c for members in studies.values() for c in members}.values())  # shared cells once
+    studies, cells = planned_cells(grid, args)
     if args.probe_edges and not any(c.tune for c in cells):
         raise BenchError(f"{grid['_path']}: --probe-edges needs a 'tune' key in the grid")
     if args.plan or args.pilot:
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     whole = args.study is not None and "studies" in grid  # DIR/ is the whole grid's: reported over every study
     if not (whole and args.report_only and not args.probe_edges):  # a study's report-only is the whole grid's
         cells, final_of = run_grid(name, grid, cells, out, args)
+    grid_report = True  # DIR/'s own report: never over one study's cells alone
     if whole:
         try:
             studies, planned, cells, final_of = whole_grid(name, grid, out, args)
@@ -94,12 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"warning: {out}: only study {args.study}'s report was rebuilt, not the grid's: {error}",
                 file=sys.stderr,
             )
-            whole = False
+            grid_report = False
             if final_of is None:
                 cells, final_of = run_grid(name, grid, planned, out, args)
     tuning = tuning_runs(planned, final_of)  # they chose the settings: reported seeds are the others
     seeds = planned_seeds(cells, tuning)
-    if whole or args.study is None or "studies" not in grid:  # never one study's cells as the grid's
+    if grid_report:
         notes = completeness_notes(planned, final_of, out / "runs")
         report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds)
         print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")

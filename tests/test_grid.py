@@ -182,56 +182,56 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
         assert (killed / "figures" / name).read_bytes() == (reference / "figures" / name).read_bytes(), name
 
 
-def test_a_study_run_reports_the_whole_grid_not_only_its_own_cells(tiny_corpus, tmp_path):
-    """`--study b` once rewrote DIR/summary.csv and DIR/report.md over b's cells alone, so the
-    grid's report showed whichever study ran last; now DIR/ is every study's."""
-    grid = tmp_path / "s.yaml"
-    grid.write_text(f"""name: s
-defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}"}}
+def studies_grid(tmp_path: Path, data_dir: Path, b: str, extra: str = "") -> Path:
+    """A one-round grid of two studies: `a` is FedAvg at a fixed lr, `b` the given method entry."""
+    path = tmp_path / "s.yaml"
+    path.write_text(f"""name: s
+defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{data_dir}"}}
 tasks: [i2b2-2010]
 partitions: [iid]
 seeds: [0]
+{extra}
 studies:
   a: {{methods: [{{method: fedavg, lr: 0.01}}]}}
-  b: {{methods: [{{method: layerskip, layers: "top:1", lr: 0.01}}]}}
+  b: {{methods: [{b}]}}
 """)
+    return path
+
+
+def summary_methods(path: Path) -> list[str]:
+    with open(path) as f:
+        return sorted(r["method"] for r in csv.DictReader(f))
+
+
+def test_a_study_run_reports_the_whole_grid_not_only_its_own_cells(tiny_corpus, tmp_path):
+    """`--study b` once rewrote DIR/summary.csv and DIR/report.md over b's cells alone, so the
+    grid's report showed whichever study ran last; now DIR/ is every study's."""
+    grid = studies_grid(tmp_path, tiny_corpus / "i2b2-2010", '{method: layerskip, layers: "top:1", lr: 0.01}')
     out = tmp_path / "o"
     run_all("--grid", grid, "--out", out, "--study", "a")
     run_all("--grid", grid, "--out", out, "--study", "b")
-    with open(out / "summary.csv") as f:
-        assert sorted(r["method"] for r in csv.DictReader(f)) == ["fedavg", "layerskip"]
+    assert summary_methods(out / "summary.csv") == ["fedavg", "layerskip"]
     (out / "summary.csv").unlink()
     run_all("--grid", grid, "--out", out, "--study", "a", "--report-only")  # the whole grid's report, at once
-    with open(out / "summary.csv") as f:
-        assert sorted(r["method"] for r in csv.DictReader(f)) == ["fedavg", "layerskip"]
+    assert summary_methods(out / "summary.csv") == ["fedavg", "layerskip"]
     for study, method in (("a", "fedavg"), ("b", "layerskip")):
-        with open(out / "studies" / study / "summary.csv") as f:
-            assert [r["method"] for r in csv.DictReader(f)] == [method]
+        assert summary_methods(out / "studies" / study / "summary.csv") == [method]
 
 
 def test_a_study_run_beside_another_studys_stale_sweep_record_still_reports_itself(tiny_corpus, tmp_path):
     """Study b's sweep record was made over other values than the grid now lists: the whole grid
     cannot be reported (its one-line reason is a warning), but study a, which ran, reports itself,
     and DIR/ is not rewritten over a's cells alone."""
-    grid = tmp_path / "s.yaml"
-    grid.write_text(f"""name: s
-defaults: {{model: tiny-bert, clients: 2, rounds: 1, max_length: 48, data_dir: "{tiny_corpus / "i2b2-2010"}"}}
-tasks: [i2b2-2010]
-partitions: [iid]
-seeds: [0]
-tuned: tuned.yaml
-studies:
-  a: {{methods: [{{method: fedavg, lr: 0.01}}]}}
-  b: {{methods: [{{method: lora, tune: {{lr: [0.001, 0.01]}}}}]}}
-""")
+    grid = studies_grid(
+        tmp_path, tiny_corpus / "i2b2-2010", "{method: lora, tune: {lr: [0.001, 0.01]}}", extra="tuned: tuned.yaml"
+    )
     (tmp_path / "tuned.yaml").write_text(
         "sweep: {grid: s, tune: {lora r8: {lr: [0.1, 1.0]}}, points: {}}\nchoices: []\n"
     )
     out = tmp_path / "o"
     done = run_all("--grid", grid, "--out", out, "--study", "a")
     assert "only study a's report was rebuilt" in done.stderr and "other values" in done.stderr
-    with open(out / "studies" / "a" / "summary.csv") as f:
-        assert [r["method"] for r in csv.DictReader(f)] == ["fedavg"]
+    assert summary_methods(out / "studies" / "a" / "summary.csv") == ["fedavg"]
     assert not (out / "summary.csv").exists()
 
 

@@ -117,10 +117,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     if args.tune and not swept:
         raise BenchError(f"{where}: --tune needs a 'tune' key in the grid")
     if not swept:
-        if tuned is None:
-            return cells
-        settings, choices = tuning.read_choices(tuned)
-        return tuning.apply_choices(cells, settings, choices, str(tuned))
+        return _from_file(tuned, cells)
     if not all(c.tune for c in cells):  # studies that sweep beside one whose grid fixes its values (ncbi's mu)
         sweeps = iter(tuned_cells(name, grid, [c for c in cells if c.tune], out, args))
         settings = sorted(next(c for c in cells if c.tune).tune)
@@ -166,8 +163,15 @@ def _beside_the_sweep(tuned: Path | None, cells: list[Cell], settings: list[str]
         return cells
     if partial and not tuned.is_file():
         return [c if tuning.fixed_by_grid(c, settings) else None for c in cells]
-    file_settings, choices = tuning.read_choices(tuned)
-    return tuning.apply_choices(cells, file_settings, choices, str(tuned), partial)
+    return _from_file(tuned, cells, partial)
+
+
+def _from_file(tuned: Path | None, cells: list[Cell], partial: bool = False) -> list[Cell | None]:
+    """The cells with the choices file's values (tuning.apply_choices); as they are without one."""
+    if tuned is None:
+        return cells
+    settings, choices = tuning.read_choices(tuned)
+    return tuning.apply_choices(cells, settings, choices, str(tuned), partial)
 
 
 def edge_probes_due(points: list[tuning.SweepPoint], runs: Path) -> list[tuple[dict, Cell]]:

@@ -14,6 +14,8 @@ def plot(description: dict, path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.report.plotting import savefig  # here, as matplotlib: `partitions show` need not load the report
+
     clients = description["clients"]
     names = list(clients[0]["labels"])
     counts = np.array([[c["labels"][n] for n in names] for c in clients], dtype=float)
@@ -42,6 +44,5 @@ def plot(description: dict, path: str | Path) -> None:
         f"{description['task']}: {description['partition']}, {len(clients)} clients, seed {description['seed']}"
     )
     fig.tight_layout()
-    # a PDF without its creation date: a rebuilt report leaves it byte-identical
-    fig.savefig(path, dpi=120, **({"metadata": {"CreationDate": None}} if Path(path).suffix == ".pdf" else {}))
+    savefig(fig, path)
     plt.close(fig)

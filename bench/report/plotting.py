@@ -56,10 +56,15 @@ def cells(runs: list[dict], x_settings: tuple[str, ...] = ()) -> dict[tuple, lis
 def save(fig, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(folder / f"{name}.png", dpi=120)
-    # no creation date: a rebuilt report whose numbers did not change leaves its PDFs byte-identical
-    fig.savefig(folder / f"{name}.pdf", dpi=120, metadata={"CreationDate": None})
+    for ext in ("png", "pdf"):
+        savefig(fig, folder / f"{name}.{ext}")
     pyplot().close(fig)
+
+
+def savefig(fig, path: str | Path) -> None:
+    """At 120 dpi; a PDF without its creation date, so a rebuilt report whose numbers did not change
+    leaves it byte-identical."""
+    fig.savefig(path, dpi=120, **({"metadata": {"CreationDate": None}} if Path(path).suffix == ".pdf" else {}))
 
 
 def style(ax, title: str, xlabel: str, ylabel: str, logx: bool) -> None:
