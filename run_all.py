@@ -20,7 +20,7 @@ from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import load_grid
 from bench.protocol.overrides import overridden
 from bench.protocol.plan_grid import print_plan
-from bench.protocol.study import completeness_notes, run_grid, studies_of
+from bench.protocol.study import completeness_notes, run_grid, studies_of, study_notes
 from bench.protocol.tuning import tuning_runs
 from bench.report.tables import planned_seeds
 from bench.report.write import write_report
@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
                 out / "runs",
                 study,
-                completeness_notes(
-                    members, {c.run_id: final_of[c.run_id] for c in members if c.run_id in final_of}, out / "runs"
-                ),
+                study_notes(grid, study, members, final_of, out / "runs"),
                 tuning,
                 planned_seeds=seeds,
                 tuning_csv=out / "tuning.csv",  # the grid's sweep record: the study's checks read it too

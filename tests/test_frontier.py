@@ -19,7 +19,7 @@ from bench.report.tables import main_table
 from bench.report.write import write_report
 
 
-def _row(method, layers="", rank=None, metric=0.7, moved=1e6, lo=-0.01, hi=0.01, pct=10.0):
+def _row(method, layers="", rank=None, metric=0.7, moved=1e6, lo=-0.01, hi=0.01, pct=10.0, per_round=None):
     seed = {
         "diff": (lo + hi) / 2,
         "lo": lo,
@@ -40,7 +40,7 @@ def _row(method, layers="", rank=None, metric=0.7, moved=1e6, lo=-0.01, hi=0.01,
         "metric": metric,
         "metric_ci95": 0.01,
         "bytes_to_best": moved if method != "centralized" else 0.0,
-        "bytes_per_round": moved / 10,
+        "bytes_per_round": moved / 10 if per_round is None else per_round,
         "trainable_pct": pct,
         "seeds": 3,
         "vs_centralized_seed": None if method == "centralized" else seed,
@@ -51,12 +51,14 @@ def _row(method, layers="", rank=None, metric=0.7, moved=1e6, lo=-0.01, hi=0.01,
 def _table():
     return [
         _row("centralized", metric=0.75),
-        _row("fedavg", metric=0.74, moved=1e9, lo=-0.02, hi=0.0, pct=100),
+        # per-round bytes rank apart from bytes to the reported state where runs stop at other rounds:
+        # the front and the shares must read the latter (FedAvg stops at round 20, bottom:1 at 1000)
+        _row("fedavg", metric=0.74, moved=1e9, lo=-0.02, hi=0.0, pct=100, per_round=5e7),
         # top:2's mean is within 2 points but its interval is not: the rule must read the bound
         _row("layerskip", "top:2", metric=0.735, moved=1e7, lo=-0.05, hi=0.02, pct=15),
         _row("layerskip", "top:3", metric=0.74, moved=2e7, lo=-0.015, hi=0.0, pct=25),
         _row("layerskip", "top:4", metric=0.745, moved=3e7, lo=-0.012, hi=0.0, pct=35),
-        _row("layerskip", "bottom:1", metric=0.60, moved=5e6, lo=-0.17, hi=-0.13, pct=8),
+        _row("layerskip", "bottom:1", metric=0.60, moved=5e6, lo=-0.17, hi=-0.13, pct=8, per_round=5e3),
         _row("layerskip", "bottom:2", metric=0.70, moved=1e7, lo=-0.06, hi=0.0, pct=15),
         _row("lora", rank=2, metric=0.65, moved=1e5, lo=-0.12, hi=-0.08, pct=0.1),
         _row("lora", rank=8, metric=0.70, moved=4e5, lo=-0.07, hi=-0.03, pct=0.3),
@@ -80,10 +82,11 @@ def test_the_front_holds_exactly_the_non_dominated_configurations():
 def test_the_headline_names_the_smallest_k_whose_whole_interval_is_within_2_points():
     text = " ".join(frontier_headline.headline(_table()))
     assert "top:3 is the smallest top:k (k run: 2, 3, 4) within 2 points" in text  # not top:2 (its mean is)
-    assert "2% of FedAvg's bytes" in text  # 2e7 of 1e9
+    assert "2% of FedAvg's bytes to its reported state (4% per round)" in text  # 2e7 of 1e9; 2e6 of 5e7
     assert "no bottom:k (k = 1, 2) is within 2 points" in text
     assert "bottom:2 only contain -2" in text and "bottom:1 only" not in text  # bottom:1 is wholly below
     assert "from 100.0 kB to 400.0 kB: lora r2 (0.650)" in text and "from 30.0 MB and more: layerskip top:4" in text
+    assert "By family: lora from 100.0 kB, layerskip top from 10.0 MB." in text
 
 
 def test_a_label_skew_set_reads_the_tasks_centralized_row():
@@ -91,7 +94,7 @@ def test_a_label_skew_set_reads_the_tasks_centralized_row():
     Dirichlet) asks its question against that row."""
     skew = [dict(r, partition="dirichlet:0.5") for r in _table() if r["method"] != "centralized"]
     sets = frontier.frontier_sets(_table() + skew)
-    assert [s["partition"] for s in sets] == ["dirichlet:0.5", "iid"]
+    assert [s["partition"] for s in sets] == ["iid", "dirichlet:0.5"]  # the question's partition first
     assert sets[0]["central"] is sets[1]["central"] and sets[0]["central"]["method"] == "centralized"
     assert frontier.frontier_sets(skew) == []  # no centralized anywhere: no question to ask
 
@@ -389,16 +392,59 @@ def test_the_knee_is_the_cheapest_front_configuration_within_and_is_read_under_l
     table = _table()
     skew = [dict(r, partition="dirichlet:0.5") for r in table if r["method"] in ("layerskip top:2", "layerskip top:3")]
     skew[1] = dict(skew[1], vs_centralized_seed=dict(skew[1]["vs_centralized_seed"], diff=-0.04, lo=-0.06, hi=-0.02))
-    text = " ".join(frontier_headline.headline(table + skew))
+    # cheaper than top:3 and within, but dominated by top:2 (fewer bytes, higher mean): not the knee
+    dominated = _row("layerskip", "bottom:3", metric=0.73, moved=1.5e7, lo=-0.018, hi=0.0)
+    text = " ".join(frontier_headline.headline([*table, *skew, dominated]))
     # lora r2, r8 and top:2 are on the front before top:3 but none has its interval above -2
     assert "**Knee, t**: layerskip top:3 (the cheapest front configuration within 2 points)" in text
-    assert "iid -0.8 [-1.5, +0.0] n.s., dirichlet:0.5 -4.0 [-6.0, -2.0]" in text
+    assert "Δ vs centralized: iid -0.8 [-1.5, +0.0] n.s.; dirichlet:0.5 -4.0 [-6.0, -2.0]." in text
+    assert "Half the blocks" not in text  # the knee is top:3 itself
+    assert "frontier, t (dirichlet:0.5)" not in text  # under skew only the knee is asked
     for row in table:  # nothing within: the issue's fallback, half the blocks
         if row["vs_centralized_seed"]:
             row["vs_centralized_seed"].update(lo=-0.05, hi=-0.03)
     assert "layerskip top:3 (no front configuration is within 2 points: layerskip top:3" in " ".join(
         frontier_headline.headline(table)
     )
+    no_top3 = [r for r in table if r["method"] != "layerskip top:3"]
+    assert "**Knee, t**: none (no front configuration is within 2 points: layerskip top:3, half the blocks, which" in (
+        " ".join(frontier_headline.headline(no_top3))
+    )
+
+
+def test_a_knee_other_than_top3_is_read_beside_top3_in_every_partition_by_family():
+    """The knee and half the blocks under label skew, looked up by family and size (auto:k's label
+    names the blocks each partition's probe chose), even where skew holds no frontier of its own."""
+    table = [r for r in _table() if r["method"] != "layerskip top:4"]
+    auto = _row("layerskip", "auto:1", metric=0.70, moved=2e5, lo=-0.018, hi=0.0)
+    auto.update(method="layerskip auto:1 [5]", layers="auto:1")
+    auto_skew = dict(auto, partition="dirichlet:0.5", method="layerskip auto:1 [4]")
+    auto_skew["vs_centralized_seed"] = dict(auto["vs_centralized_seed"], diff=-0.05, lo=-0.07, hi=-0.03)
+    top3_skew = dict(next(r for r in table if r["method"] == "layerskip top:3"), partition="dirichlet:0.5")
+    rows = [
+        *table,
+        dict(auto, method="layerskip auto:2 [4 5]", layers="auto:2", metric=0.1),
+        auto,
+        auto_skew,
+        top3_skew,
+    ]
+    assert [s["partition"] for s in frontier.frontier_sets(rows)] == ["iid"]  # skew: two families, one size each
+    text = " ".join(frontier_headline.headline(rows))
+    assert "**Knee, t**: layerskip auto:1 [5] (the cheapest front configuration within 2 points)." in text
+    assert "Δ vs centralized: iid -0.9 [-1.8, +0.0] n.s.; dirichlet:0.5 -5.0 [-7.0, -3.0]." in text
+    assert "Half the blocks (layerskip top:3): iid -0.8 [-1.5, +0.0] n.s.; dirichlet:0.5 -0.8 [-1.5, +0.0] n.s." in text
+    assert "n.s.." not in text
+
+
+def test_the_smallest_k_waits_for_a_size_still_running_as_the_front_does():
+    table = _table()
+    rows = {r["method"]: r for r in table}
+    rows["layerskip top:2"]["vs_centralized_seed"].update(lo=-0.01, hi=0.0)  # within, but 3 of 5 planned seeds
+    rows["layerskip top:2"].update(complete=False, seeds_planned=5)
+    text = " ".join(frontier_headline.headline(table))
+    assert "top:3 is the smallest judged top:k" in text and "top:2: incomplete (3/5 seeds)" in text
+    rows["layerskip top:3"]["vs_centralized_seed"].update(lo=-0.02)  # exactly on the line: not wholly above
+    assert "top:4 is the smallest judged top:k" in " ".join(frontier_headline.headline(table))
 
 
 def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):
@@ -429,6 +475,39 @@ def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):
     (fedavg,) = [c for c in ax.containers if c.lines[0].get_xdata()[0] == 1e9]
     horizontal = fedavg.lines[2][0].get_segments()[0]  # x bars come first
     assert (horizontal[0][0], horizontal[1][0]) == (5e8, 2e9)
+
+
+def test_the_band_is_centralized_s_interval_and_the_gap_figure_plots_each_family_s_seed_intervals(
+    monkeypatch, tmp_path
+):
+    from bench.report import frontier_plot
+
+    drawn = {}
+    monkeypatch.setattr(frontier_plot, "save", lambda fig, folder, name: drawn.setdefault(name, fig))
+    table = _table()
+    table[0]["metric_ci95"] = 0.03  # centralized's
+    table[3].update(complete=False, seeds_planned=5)  # top:3 still running: hollow
+    frontier_plot.frontier(None, tmp_path, table)
+    (ax,) = drawn["frontier"].axes
+    (band,) = ax.patches
+    assert (band.get_y(), band.get_y() + band.get_height()) == (
+        pytest.approx(0.72),
+        pytest.approx(0.78),
+    )  # 0.75 +- 0.03
+    solid = [ln.get_ydata()[0] for ln in ax.get_lines() if ln.get_linestyle() == "-" and ln.get_color() == "0.4"]
+    assert solid == [0.75]
+    assert frontier_plot.gap_vs_trainable(None, tmp_path, table)
+    (ax,) = drawn["gap_vs_trainable"].axes
+    assert ax.get_xscale() == "log"
+    lines = {c.get_label(): c for c in ax.containers}
+    assert set(lines) == {"fedavg", "layerskip top", "layerskip bottom", "lora"}
+    top = lines["layerskip top"]
+    assert list(top.lines[0].get_xdata()) == [15, 25, 35]  # % trained, in order
+    assert list(top.lines[0].get_ydata()) == pytest.approx([-1.5, -0.75, -0.6])  # 100 x diff
+    ends = [sorted(seg[:, 1]) for seg in top.lines[2][0].get_segments()]
+    assert ends == [pytest.approx([-5.0, 2.0]), pytest.approx([-1.5, 0.0]), pytest.approx([-1.2, 0.0])]  # lo..hi
+    (hollow,) = [ln for ln in ax.get_lines() if ln.get_markerfacecolor() == "white"]
+    assert (list(hollow.get_xdata()), list(hollow.get_ydata())) == ([25], [pytest.approx(-0.75)])
 
 
 def test_the_ncbi_frontier_runs_the_issues_configurations_and_reuses_mains_cells_by_identity():

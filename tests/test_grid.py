@@ -193,7 +193,7 @@ seeds: [0]
 {extra}
 studies:
   a: {{methods: [{{method: fedavg, lr: 0.01}}]}}
-  b: {{methods: [{b}]}}
+  b: {{feeds: the b table, methods: [{b}]}}
 """)
     return path
 
@@ -216,6 +216,9 @@ def test_a_study_run_reports_the_whole_grid_not_only_its_own_cells(tiny_corpus, 
     assert summary_methods(out / "summary.csv") == ["fedavg", "layerskip"]
     for study, method in (("a", "fedavg"), ("b", "layerskip")):
         assert summary_methods(out / "studies" / study / "summary.csv") == [method]
+    # a study's own report says what it feeds and that the grid's report reads it beside the others
+    assert "Feeds the b table: the grid's report" in (out / "studies" / "b" / "report.md").read_text()
+    assert "Feeds" not in (out / "studies" / "a" / "report.md").read_text()
 
 
 def test_a_study_run_beside_another_studys_stale_sweep_record_still_reports_itself(tiny_corpus, tmp_path):

@@ -198,6 +198,15 @@ def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
         atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
 
 
+def study_notes(grid: dict, study: str, members: list[Cell], final_of: dict[str, Cell], runs: Path) -> list[str]:
+    """A study report's notes: what the study feeds (a study read beside others, such as the knee
+    under label skew beside main's cells, has its answer in the grid's report), then its completeness."""
+    feeds = (grid["studies"][study] or {}).get("feeds")
+    head = [f"Feeds {feeds}: the grid's report (../../report.md) reads it beside the other studies' cells.\n"]
+    mine = {c.run_id: final_of[c.run_id] for c in members if c.run_id in final_of}
+    return (head if feeds else []) + completeness_notes(members, mine, runs)
+
+
 def completeness_notes(planned: list[Cell], final_of: dict[str, Cell], runs: Path) -> list[str]:
     """What a report over these cells must say about its inputs: sweep points without a result,
     cells left out because their tuning has not finished, and what the stored runs cost."""

@@ -41,20 +41,29 @@ def why_unranked(row: dict) -> str | None:
     return None if row["bytes_to_best"] else "no per-round bytes"
 
 
+def plain(row: dict) -> bool:
+    """A row the frontier reads: no DP, not a pooled, compressed or budgeted variant, and not a
+    FedAvg or centralized row at a study's side setting (the reference is the one rows compare with)."""
+    return row["epsilon"] is None and not row.get("variant") and row.get("is_reference") is not False
+
+
+def partition_order(partition: str) -> tuple[bool, str]:
+    """iid first: the question is asked there; other partitions (issue 25's knee under label skew) after."""
+    return partition != "iid", partition
+
+
 def frontier_sets(table: list[dict]) -> list[dict]:
-    """One set per task x partition (no DP; plain configurations, not pooled, compressed or
-    budgeted variants, nor a FedAvg or centralized row other than the one rows compare with)
-    that asks the question: its centralized row (the task's, where the partition has none), its
-    FedAvg row (or None) and its communicating configurations."""
+    """One set per task x partition (plain rows) that asks the question, iid first: its
+    centralized row (the task's, where the partition has none), its FedAvg row (or None) and its
+    communicating configurations."""
     contexts: dict[tuple, list[dict]] = {}
-    for row in table:  # a FedAvg or centralized row at a study's side setting is not the reference
-        if row["epsilon"] is None and not row.get("variant") and row.get("is_reference") is not False:
-            contexts.setdefault((row["task"], row["partition"]), []).append(row)
+    for row in filter(plain, table):
+        contexts.setdefault((row["task"], row["partition"]), []).append(row)
     # centralized pools every client's data, so its partition is nominal: a label-skew set
     # without a centralized row of its own reads the task's (as the main table's Δ does)
     pooled = {task: r for (task, _), rows in contexts.items() for r in rows if family(r)[0] == "centralized"}
     found = []
-    for (task, partition), rows in sorted(contexts.items()):
+    for (task, partition), rows in sorted(contexts.items(), key=lambda kv: (kv[0][0], partition_order(kv[0][1]))):
         central = [r for r in rows if family(r)[0] == "centralized"] or ([pooled[task]] if task in pooled else [])
         configs = [r for r in rows if r["communicates"] and family(r)[0] not in ("centralized", "local")]
         sizes: dict[str, set] = {}

@@ -5,11 +5,22 @@ cheapest front configuration within, read again under label skew)."""
 
 from __future__ import annotations
 
-from bench.report.frontier import WITHIN, family, front_steps, frontier_sets, pareto, step_text, why_unranked
+from bench.report.frontier import (
+    WITHIN,
+    family,
+    front_steps,
+    frontier_sets,
+    pareto,
+    partition_order,
+    plain,
+    step_text,
+    why_unranked,
+)
 from bench.report.render import fmt_bytes, seed_interval_text
 
 # issue 25: half minilm's blocks (the paper's ratio) stands in where no front configuration is within
-KNEE_FALLBACK = "layerskip top:3"
+KNEE_FALLBACK = ("layerskip top", 3)
+KNEE_FALLBACK_LABEL = "layerskip top:3"
 
 
 def _judged(r: dict) -> bool:
@@ -45,15 +56,15 @@ def _smallest_within(found: dict, side: str) -> str:
     if not sized:
         return f"no {side}:k configurations"
     run = f"k run: {', '.join(str(family(r)[1]) for r in sized)}"
-    judged = [r for r in sized if _judged(r)]
-    unjudged = [f"{side}:{family(r)[1]}: {_why_unjudged(r)}" for r in sized if not _judged(r)]
+    judged = [r for r in sized if _judged(r) and not why_unranked(r)]  # the front's rule: a running size waits
+    unjudged = [f"{side}:{family(r)[1]}: {why_unranked(r) or _why_unjudged(r)}" for r in sized if r not in judged]
     tail = f" ({'; '.join(unjudged)}; no verdict)" if unjudged else ""
     if not judged:
         return f"{side}:k ({run}): no size has a verdict (each needs at least 3 reported seeds that vary){tail}"
     passing = [r for r in judged if _within(r)]
     if passing:
         r, k = passing[0], family(passing[0])[1]
-        smallest = "smallest judged" if any(family(x)[1] < k for x in sized if not _judged(x)) else "smallest"
+        smallest = "smallest judged" if any(family(x)[1] < k for x in sized if x not in judged) else "smallest"
         d = r["vs_centralized_seed"]
         larger = [f"{side}:{family(x)[1]}" for x in judged if family(x)[1] > k and not _within(x)]
         but = f"; {', '.join(larger)} did not (a larger k is not always within)" if larger else ""
@@ -84,7 +95,18 @@ def _front_by_budget(found: dict) -> str:
         parts.append(f"from {fmt_bytes(r['bytes_to_best'])}{upper}: {r['method']} ({r['metric']:.3f}{_step(steps, r)})")
     text = "; ".join(parts) or "none ranked yet"
     unranked = [f"{r['method']} ({why_unranked(r)})" for r in found["configs"] if why_unranked(r)]
-    return text + (f". Not ranked: {', '.join(unranked)}" if unranked else "")
+    return text + _families_by_budget(front) + (f". Not ranked: {', '.join(unranked)}" if unranked else "")
+
+
+def _families_by_budget(front: list[dict]) -> str:
+    """'. By family: lora from 100.0 kB, layerskip top from 10.0 MB': the front's runs of one family."""
+    runs: list[tuple[str, dict]] = []
+    for r in front:
+        if not runs or runs[-1][0] != family(r)[0]:
+            runs.append((family(r)[0], r))
+    return (
+        ". By family: " + ", ".join(f"{name} from {fmt_bytes(r['bytes_to_best'])}" for name, r in runs) if runs else ""
+    )
 
 
 def _step(steps: dict, r: dict) -> str:
@@ -97,41 +119,70 @@ def _step(steps: dict, r: dict) -> str:
 
 def knee(found: dict) -> tuple[dict | None, str]:
     """Issue 25's knee: the cheapest front configuration whose interval of (configuration -
-    centralized) lies wholly above -WITHIN, else KNEE_FALLBACK; with how it was chosen."""
+    centralized) lies wholly above -WITHIN, else KNEE_FALLBACK (None where it did not run); with how it was chosen."""
     within = [r for r in pareto(found["configs"]) if _judged(r) and _within(r)]
     if within:
         return within[0], f"the cheapest front configuration within {100 * WITHIN:.0f} points"
-    fallback = next((r for r in found["configs"] if r["method"] == KNEE_FALLBACK), None)
-    return fallback, f"no front configuration is within {100 * WITHIN:.0f} points: {KNEE_FALLBACK}, half the blocks"
+    fallback = next((r for r in found["configs"] if family(r) == KNEE_FALLBACK and not why_unranked(r)), None)
+    return (
+        fallback,
+        f"no front configuration is within {100 * WITHIN:.0f} points: {KNEE_FALLBACK_LABEL}, half the blocks",
+    )
 
 
-def _knee_interval(row: dict | None) -> str:
+def _interval(row: dict | None) -> str:
     if row is None:
         return "not run"
     d = row["vs_centralized_seed"]
-    return seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else _why_unjudged(row)
+    text = seed_interval_text(d["diff"], d["lo"], d["hi"], d["no_verdict"]) if d else _why_unjudged(row)
+    return text + (f" ({why_unranked(row)})" if why_unranked(row) else "")
 
 
-def _knee_line(sets: list[dict]) -> list[str]:
-    """The knee chosen on a task's iid set, and its difference to centralized in every set of that task."""
+def _read_in(table: list[dict], task: str, partition: str, of: tuple) -> dict | None:
+    """The configuration of family and size `of` in one task x partition (plain rows; by family, as
+    auto:k's label names the blocks each probe chose), a ranked row before a running or tuning one."""
+    rows = [r for r in table if plain(r) and (r["task"], r["partition"]) == (task, partition) and family(r) == of]
+    return min(rows, key=lambda r: bool(why_unranked(r)), default=None)
+
+
+def _across(table: list[dict], task: str, of: tuple) -> str:
+    """'iid -0.8 [-1.5, +0.0] n.s.; dirichlet:0.5 not run': one configuration in every partition of a task."""
+    partitions = sorted({r["partition"] for r in table if r["task"] == task and plain(r)}, key=partition_order)
+    return "; ".join(f"{p} {_interval(_read_in(table, task, p, of))}" for p in partitions)
+
+
+def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
+    """The knee chosen on a task's iid set, its difference to centralized in every partition of
+    that task, and half the blocks' (KNEE_FALLBACK) beside it where the knee is another (issue 25 item 4)."""
     lines = []
     for iid in (s for s in sets if s["partition"] == "iid"):
         row, how = knee(iid)
         if row is None:
+            lines += [f"**Knee, {iid['task']}**: none ({how}, which has no ranked result here).", ""]
             continue
-        where = []
-        for other in sorted((s for s in sets if s["task"] == iid["task"]), key=lambda s: s is not iid):
-            mine = next((r for r in other["configs"] if r["method"] == row["method"]), None)
-            where.append(f"{other['partition']} {_knee_interval(mine)}")
-        lines += [f"**Knee, {iid['task']}**: {row['method']} ({how}); Δ vs centralized: {', '.join(where)}.", ""]
+        task = iid["task"]
+        line = _sentence(
+            f"**Knee, {task}**: {row['method']} ({how}). Δ vs centralized: {_across(table, task, family(row))}"
+        )
+        if family(row) != KNEE_FALLBACK:
+            line += " " + _sentence(f"Half the blocks ({KNEE_FALLBACK_LABEL}): {_across(table, task, KNEE_FALLBACK)}")
+        lines += [line, ""]
     return lines
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith(".") else text + "."  # an interval may end in 'n.s.'
+
+
 def headline(table: list[dict]) -> list[str]:
-    """The report's first lines on the question, per task x partition that asks it, then the knee."""
+    """The report's first lines on the question, per task's iid set (a task without one: every
+    set), then the knee read in every partition."""
     lines = []
     sets = frontier_sets(table)
+    with_iid = {s["task"] for s in sets if s["partition"] == "iid"}
     for found in sets:
+        if found["partition"] != "iid" and found["task"] in with_iid:
+            continue  # under label skew only the knee is asked (its line below); its rows are in the table
         where = f"{found['task']} ({found['partition']})"
         lines += [
             f"**Depth/rank frontier, {where}.** Seed-level 95% intervals of (configuration - centralized), "
@@ -144,4 +195,4 @@ def headline(table: list[dict]) -> list[str]:
             f"{_front_by_budget(found)}.",
             "",
         ]
-    return lines + _knee_line(sets)
+    return lines + _knee_line(sets, table)

@@ -124,7 +124,8 @@ def _legend(ax, configs: list[dict]) -> list:
 
 def gap_vs_trainable(runs, folder, table) -> bool:
     """Gap to centralized (seed-level interval) against the percentage of parameters trained,
-    one line per family with sizes (top:k, bottom:k, LoRA rank), other configurations as points."""
+    one line per family with sizes (top:k, bottom:k, LoRA rank), other configurations as points;
+    hollow where not ranked."""
     if (drawn := _panels(table)) is None:
         return False
     fig, panels = drawn
@@ -147,6 +148,9 @@ def gap_vs_trainable(runs, folder, table) -> bool:
                 capsize=3,
                 label=name,
             )
+            hollow = [(r["trainable_pct"], d) for r, d in zip(rows, diffs) if why_unranked(r)]
+            if hollow:  # not ranked (still running, too few seeds), as the frontier figure shows it
+                ax.plot(*zip(*hollow), _style(name)[0], color=_style(name)[1], mfc="white", ls="", zorder=3)
             for r, d in zip(rows, diffs):
                 size = family(r)[1]
                 if size is not None:
