@@ -324,10 +324,10 @@ def test_a_federated_method_on_one_client_is_labelled_pooled():
     assert label(method="centralized", clients=1) == "centralized"  # pooled by definition
 
 
-def _store(runs, name, method, seed, metric):
+def _store(runs, name, method, seed, metric, clients=2):
     folder = runs / name
     folder.mkdir(parents=True)
-    config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+    config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": clients, "seed": seed}
     if method == "layerskip":
         config["layers"] = "top:1"
     final = {
@@ -369,6 +369,24 @@ def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated
     # per-seed gaps 5, 4, 6 points: mean 5, t-interval 5 ± 4.303 * 1 / sqrt(3)
     half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
     assert f"5.0 points below centralized [95% CI over seeds {5 - half:.1f}, {5 + half:.1f}]" in report
+
+
+def test_a_one_client_run_has_no_byte_share_of_fedavg(tmp_path):
+    """A pooled (one-client) run moves bytes only to a server that holds the same data: its share
+    of FedAvg's bytes compares nothing, so neither the table nor the narrative gives one."""
+    runs = tmp_path / "runs"
+    for seed in (1, 2, 3):
+        _store(runs, f"f{seed}", "fedavg", seed, 0.7)
+        _store(runs, f"l{seed}", "layerskip", seed, 0.6)
+        _store(runs, f"p{seed}", "layerskip", seed, 0.62, clients=1)
+    write_report(tmp_path / "out", runs_dir=runs)
+    with open(tmp_path / "out" / "tables" / "main.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["layerskip top:1 pooled"]["reduction_vs_fedavg_pct"] == ""
+    assert rows["layerskip top:1"]["reduction_vs_fedavg_pct"] != ""  # equal bytes here: 0.0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "layerskip top:1 scored 0.600, while moving 100% of FedAvg's bytes." in report
+    assert "layerskip top:1 pooled scored 0.620." in report
 
 
 def test_a_studys_report_reads_the_grids_sweep_record_for_its_checks(tmp_path):

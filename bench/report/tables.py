@@ -229,8 +229,10 @@ def _comparison_columns(rs: list[dict], fed: list[dict] | None, cen: list[dict] 
     total = _mean_total_bytes(rs)
     fed_total = _mean_total_bytes(fed) if fed else None
     cen_seed = None if cfg["method"] == "centralized" else _seed_paired(rs, cen)
+    pooled = "pooled" in variant(cfg).split()
     return {
-        "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total else None,
+        # one client (pooled) moves bytes to a server holding the same data: no share to give
+        "reduction_vs_fedavg_pct": 100 * (1 - total / fed_total) if fed_total and total and not pooled else None,
         "gap_to_centralized_pts": _gap(rs, cen, mean),
         "vs_fedavg": None if cfg["method"] == "fedavg" else _paired(kind, n_labels, rs, fed),
         "vs_centralized": None if cfg["method"] == "centralized" else _paired(kind, n_labels, rs, cen),
