@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (a worker of the suite has 1)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     model, _ = build_model(args.model, "ner", 3, seed=0)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
