@@ -241,3 +241,71 @@ def test_an_attacker_holding_the_seed_strips_seeded_noise_only(secure):
         assert 0.3 < float(residual.std()) < 0.4
     else:
         assert float(residual.abs().max()) < 1e-6
+
+
+def _one_dp_round(corpus, out, noise_multiplier: float, secure: bool) -> None:
+    """A real run of one client-level DP round (tiny-bert, 2 clients), written to `out`."""
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, seed=3, backend="serial",
+        data_dir=str(corpus / "i2b2-2010"), max_length=32, train_subsample=60, noise_multiplier=noise_multiplier,
+        dp_level="client", secure_rng=secure,
+    )  # fmt: skip
+    run_experiment(cfg, out, progress=False)
+
+
+def _released_model(run) -> dict:
+    """The model a stored run released: its checkpoint's global state after the last round."""
+    return torch.load(run / "checkpoint.pt", weights_only=False)["states"]["global"]
+
+
+def _strip_regenerated_noise(run) -> dict:
+    """The attacker: from the run folder alone (final.json's config: seed, sigma, clip, clients;
+    rounds.jsonl: which round; the checkpoint: the released model) and the code, it derives the
+    round's noise seed as the server does (bench.seeding's dp_server_noise stream of (seed, round
+    index)), draws N(0, (sigma C / K)^2) tensor by tensor in the released state's order, float64
+    cast to each tensor's dtype, and subtracts it."""
+    import json
+
+    from bench.seeding import seed_of
+
+    stored = ExperimentConfig.from_dict(json.loads((run / "final.json").read_text())["config"])
+    (line,) = [json.loads(x) for x in (run / "rounds.jsonl").read_text().splitlines()]
+    released = _released_model(run)
+    generator = torch.Generator().manual_seed(seed_of("dp_server_noise", stored.seed, line["round"] - 1))
+    std = stored.noise_multiplier * stored.client_clip / stored.per_round
+    return {
+        name: value - torch.normal(0.0, std, size=value.shape, generator=generator, dtype=torch.float64).to(value.dtype)
+        for name, value in released.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def noiseless_round(tiny_corpus, tmp_path_factory) -> dict:
+    """The same round with (as good as) no noise: sigma must be > 0 (config_checks), and at 1e-30
+    the noise's std is 5e-31, far below the 1e-6 the comparison allows. Client-level DP adds no
+    noise on the clients, so with the same seed the training is the noisy runs' exactly."""
+    out = tmp_path_factory.mktemp("noiseless")
+    _one_dp_round(tiny_corpus, out, 1e-30, False)
+    return _released_model(out)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
+def test_a_stored_runs_seed_strips_its_released_models_noise_unless_secure_rng(
+    tiny_corpus, tmp_path, noiseless_round, secure
+):
+    """End to end, the attack the README's "DP noise and the seed" describes: a real client-level
+    DP round (sigma 1, so the noise's std is sigma C / K = 0.5), and an attacker holding only the
+    run folder and the code. Seeded: stripping the regenerated noise gives the noiseless round's
+    model to float rounding. --secure-rng: what is left is the added noise minus an independent
+    one, std sqrt(2) x 0.5 over the model's 2 million values."""
+    run = tmp_path / "run"
+    _one_dp_round(tiny_corpus, run, 1.0, secure)
+    released, stripped = _released_model(run), _strip_regenerated_noise(run)
+    assert list(released) == list(noiseless_round)
+    added = torch.cat([(released[k] - noiseless_round[k]).flatten() for k in released])
+    assert float(added.std()) == pytest.approx(0.5, rel=0.01)  # the noise is there to strip
+    left = torch.cat([(stripped[k] - noiseless_round[k]).flatten() for k in released])
+    if secure:
+        assert float(left.std()) == pytest.approx(0.5 * 2**0.5, rel=0.01)
+    else:
+        assert float(left.abs().max()) < 1e-6
