@@ -31,13 +31,18 @@ def strip(lines):
     return [{k: v for k, v in line.items() if k not in timings} for line in lines]  # timings differ
 
 
-def test_ray_equals_serial_exactly(tiny_corpus, tmp_path):
-    """With secure aggregation: each client's secrets live in the actor that trains it."""
+def test_ray_equals_serial_exactly(tiny_corpus, tmp_path, drawn_here):
+    """With secure aggregation: each client's secrets live in the actor that trains it, so the
+    driver (the server's process) draws none of them (tests/engine/conftest.py's watch; the serial
+    run, whose worker is this process, is its positive control)."""
     serial = run(tiny_corpus, tmp_path / "serial", backend="serial", secagg="on")
+    assert [what for what, _ in drawn_here].count("x25519") == 2 * 3 * 2  # 2 key pairs, 3 clients, 2 rounds
+    drawn_here.clear()
     try:
         distributed = run(tiny_corpus, tmp_path / "ray", backend="ray", workers=2, secagg="on")
     finally:
         ray.shutdown()
+    assert drawn_here == [], f"client secrets drawn in the driver: {drawn_here}"
     assert strip(serial) == strip(distributed)
 
 

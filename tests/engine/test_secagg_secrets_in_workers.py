@@ -3,7 +3,8 @@ client, never in the server's. README ("Who sees what"): under the local and Ray
 client's secrets and its training live in one process, the one `client mod workers` names.
 
 The server here is this (pytest) process. Every way a client's round secrets come into being is
-watched in it: X25519PrivateKey.generate (both key pairs), the `os.urandom` that
+watched in it (the `drawn_here` fixture, tests/engine/conftest.py; the Ray backend's check is in
+test_backends.py): X25519PrivateKey.generate (both key pairs), the `os.urandom` that
 bench.federation.secagg_client draws the self-mask seed (and the share-sealing nonces) with, and
 the `secrets.randbelow` that bench.federation.secagg_math draws the Shamir coefficients with.
 Each draw is recorded with its process id and passed on, so a run goes on either way and a
@@ -20,48 +21,12 @@ same numbers, and the local test fails on the draws it records.
 
 import json
 import os
-import secrets
-
-import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
-from bench.federation import secagg_client, secagg_math
 from bench.federation.secagg_transcript import read_transcript
 
 CLIENTS = 3
-
-
-@pytest.fixture
-def drawn_here(monkeypatch) -> list[tuple[str, int]]:
-    """(what, process id) for every client secret drawn in this process from now on."""
-    drawn: list[tuple[str, int]] = []
-    real_generate = X25519PrivateKey.generate
-
-    def generate():
-        drawn.append(("x25519", os.getpid()))
-        return real_generate()
-
-    class WatchedOs:  # secagg_client's `os`: urandom watched, the rest the real module
-        def __getattr__(self, name):
-            return getattr(os, name)
-
-        @staticmethod
-        def urandom(n: int) -> bytes:
-            drawn.append(("urandom", os.getpid()))
-            return os.urandom(n)
-
-    class WatchedSecrets:  # secagg_math's `secrets`: the Shamir coefficients
-        @staticmethod
-        def randbelow(n: int) -> int:
-            drawn.append(("shamir", os.getpid()))
-            return secrets.randbelow(n)
-
-    monkeypatch.setattr(X25519PrivateKey, "generate", staticmethod(generate))
-    monkeypatch.setattr(secagg_client, "os", WatchedOs())
-    monkeypatch.setattr(secagg_math, "secrets", WatchedSecrets())
-    return drawn
 
 
 def _secure_round(tiny_corpus, out, **kw) -> list[dict]:
