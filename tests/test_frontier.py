@@ -349,6 +349,16 @@ def test_a_fedavg_row_at_a_side_setting_is_neither_the_reference_nor_a_configura
     assert [r["method"] for r in found["configs"]].count("fedavg") == 1
 
 
+def test_another_algorithm_is_not_a_configuration_of_the_trade_off_nor_the_knee():
+    """FedProx (main's) beside the frontier's rows in a grid-wide table: cheaper than FedAvg to
+    its reported state and within 2 points, it would top the front and be the knee by its lr alone."""
+    fedprox = _row("fedprox", metric=0.76, moved=5e6, lo=-0.01, hi=0.03, pct=100)
+    (found,) = frontier.frontier_sets([*_table(), fedprox])
+    assert "fedprox" not in {r["method"] for r in found["configs"]}
+    text = " ".join(frontier_headline.headline([*_table(), fedprox]))
+    assert "**Knee, t**: layerskip top:3" in text and "fedprox" not in text
+
+
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():
     """The control's one-client top:2 moves bytes too, but it is not a point of the trade-off."""
     pooled = dict(_row("layerskip", "top:2", metric=0.76, moved=1e3), method="layerskip top:2 pooled", variant="pooled")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -324,12 +325,12 @@ def test_a_federated_method_on_one_client_is_labelled_pooled():
     assert label(method="centralized", clients=1) == "centralized"  # pooled by definition
 
 
-def _store(runs, name, method, seed, metric, clients=2):
+def _store(runs, name, method, seed, metric, clients=2, layers="top:1"):
     folder = runs / name
     folder.mkdir(parents=True)
     config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": clients, "seed": seed}
     if method == "layerskip":
-        config["layers"] = "top:1"
+        config["layers"] = layers
     final = {
         "task": "t", "method": method, "status": "ok", "metric_name": "entity_micro_f1", "metric": metric,
         "val_metric": 0.6, "config": config, "bytes_up_total": 0 if method == "centralized" else 10,
@@ -352,6 +353,12 @@ def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated
     from bench.report.tables import cell_key
 
     planned = {cell_key(json.loads((runs / n / "final.json").read_text())): 3 for n in ("c1", "l1")}
+    _store(runs, "t0", "layerskip", 0, 0.99, layers="top:2")  # its tuning seed alone, as mid-study
+    planned[cell_key(json.loads((runs / "t0" / "final.json").read_text()))] = 3
+    write_report(tmp_path / "out", runs_dir=runs, tuning={"t0"}, planned_seeds=planned)
+    narrated = (tmp_path / "out" / "report.md").read_text().split("## Main table")[0]
+    assert "top:2 scored" not in narrated and "left out here): 2 cell(s)" in narrated
+    shutil.rmtree(runs / "t0")
     write_report(tmp_path / "out", runs_dir=runs, planned_seeds=planned)
     table = (tmp_path / "out" / "tables" / "main.md").read_text()
     assert "incomplete (1/3 seeds): 0.650" in table

@@ -55,7 +55,7 @@ def partition_order(partition: str) -> tuple[bool, str]:
 def frontier_sets(table: list[dict]) -> list[dict]:
     """One set per task x partition (plain rows) that asks the question, iid first: its
     centralized row (the task's, where the partition has none), its FedAvg row (or None) and its
-    communicating configurations."""
+    configurations (the sized families and FedAvg)."""
     contexts: dict[tuple, list[dict]] = {}
     for row in filter(plain, table):
         contexts.setdefault((row["task"], row["partition"]), []).append(row)
@@ -65,7 +65,9 @@ def frontier_sets(table: list[dict]) -> list[dict]:
     found = []
     for (task, partition), rows in sorted(contexts.items(), key=lambda kv: (kv[0][0], partition_order(kv[0][1]))):
         central = [r for r in rows if family(r)[0] == "centralized"] or ([pooled[task]] if task in pooled else [])
-        configs = [r for r in rows if r["communicates"] and family(r)[0] not in ("centralized", "local")]
+        # the issue's trade-off: depths and ranks against FedAvg; another algorithm (FedProx) is
+        # the main table's comparison, not a point of it (it would be the knee by its lr alone)
+        configs = [r for r in rows if r["communicates"] and family(r)[0] in (*SIZED, "fedavg")]
         sizes: dict[str, set] = {}
         for r in configs:
             name, size = family(r)

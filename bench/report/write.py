@@ -134,7 +134,10 @@ def write_report(
 def narrative(table: list[dict]) -> str:
     """One paragraph of what the numbers say, computed from the table."""
     sentences = []
-    running = [t for t in table if not t.get("complete", True)]
+    # a cell whose only run is the tuning seed, where the grid plans reported seeds, is running too
+    running = [
+        t for t in table if not t.get("complete", True) or (t["seed_role"] != "reported" and t.get("seeds_planned"))
+    ]
     for t in table:
         if not t["method"].startswith("layerskip") or t in running:
             continue
