@@ -126,7 +126,7 @@ def main() -> None:
     ]
     lo, hi = np.percentile(walls, [5, 95])
     lines.append(
-        f"- a two-block round's wall time, 5th to 95th percentile: {lo:.0f} to {hi:.0f} s over {len(walls)} rounds (sweeps included)"
+        f"- a two-block round's wall time, 5th to 95th percentile: {lo:.0f} to {hi:.0f} s over {len(walls)} rounds (reported seeds and each cell's chosen tuning run)"
     )
 
     cells: dict[tuple, dict[str, list[tuple[int, float]]]] = {}
