@@ -485,6 +485,13 @@ def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):
     (fedavg,) = [c for c in ax.containers if c.lines[0].get_xdata()[0] == 1e9]
     horizontal = fedavg.lines[2][0].get_segments()[0]  # x bars come first
     assert (horizontal[0][0], horizontal[1][0]) == (5e8, 2e9)
+    top2 = next(r for r in table if r["method"] == "layerskip top:2")
+    twin = dict(top2, method="layerskip auto:2 [4 5]", layers="auto:2")  # top:2's point exactly
+    drawn.clear()
+    frontier_plot.frontier(None, tmp_path, [*table, twin])
+    labels = [a.get_text() for a in drawn["frontier"].axes[0].texts]
+    assert "layerskip top:2 = layerskip auto:2 [4 5]" in labels and "layerskip top:2" not in labels
+    assert len(labels) == len(table) - 1  # one label per point: every configuration but centralized
 
 
 def test_the_band_is_centralized_s_interval_and_the_gap_figure_plots_each_family_s_seed_intervals(

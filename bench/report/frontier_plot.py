@@ -85,8 +85,13 @@ def _bytes_spread(row: dict) -> list[list[float]] | None:
 
 
 def _configurations(ax, configs: list[dict]) -> None:
-    """One labelled marker per configuration with bytes, its family's shape and colour; hollow
-    where it is not ranked (fewer than 3 reported seeds)."""
+    """One marker per configuration with bytes, its family's shape and colour; hollow where it is
+    not ranked (fewer than 3 reported seeds); one label per point, naming every configuration
+    there (auto:2 that chose the top blocks is top:2, run for run)."""
+    at: dict[tuple, list[str]] = {}
+    for r in configs:
+        if r["bytes_to_best"]:
+            at.setdefault((r["bytes_to_best"], r["metric"]), []).append(r["method"])
     for r in configs:
         if not r["bytes_to_best"]:
             continue  # no per-round bytes: tabulated and named in the headline, not placed
@@ -102,13 +107,15 @@ def _configurations(ax, configs: list[dict]) -> None:
             ms=6,
             capsize=3,
         )
-        ax.annotate(
-            r["method"],
-            (r["bytes_to_best"], r["metric"]),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize="x-small",
-        )
+        names = at.pop((r["bytes_to_best"], r["metric"]), None)
+        if names:  # the point's first configuration labels it for all
+            ax.annotate(
+                " = ".join(names),
+                (r["bytes_to_best"], r["metric"]),
+                textcoords="offset points",
+                xytext=(5, 4),
+                fontsize="x-small",
+            )
 
 
 def _legend(ax, configs: list[dict]) -> list:
