@@ -12,12 +12,13 @@ from bench.config import ExperimentConfig
 from bench.protocol import plan, stored_cost
 
 
-def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, compute_s: list[float]) -> None:
+def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, wall_s: list[float]) -> None:
     folder = runs / name
     folder.mkdir(parents=True)
     final = {"status": "ok", "config": cfg.to_dict(), "host": {"hostname": hostname}}
     (folder / "final.json").write_text(json.dumps(final))
-    (folder / "rounds.jsonl").write_text("".join(json.dumps({"compute_s": s}) + "\n" for s in compute_s))
+    rounds = [{"wall_s": s, "compute_s": 2 * s} for s in wall_s]  # two workers at once: twice the wall seconds
+    (folder / "rounds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rounds))
 
 
 def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tiny_corpus, tmp_path):
@@ -39,6 +40,33 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     assert source == "stored runs" and hours == pytest.approx(cost.flops / (measured[cost.shape_key] * 1e12) / 3600)
     assert plan.device_hours(cost, {}, {}, lambda: 0.5) == (cost.flops / 0.5e12 / 3600, "host probe")
     assert stored_cost.stored_throughput(tmp_path / "absent") == {}
+
+
+def test_a_shape_no_run_has_is_priced_by_the_slowest_stored_shape_of_its_model_before_the_probe():
+    """The host probe times a bare matrix product, several times what training rounds achieve
+    here; another depth or rank takes the slowest stored shape of its method, else of its model."""
+    from bench.protocol.shape_neighbours import nearest
+
+    measured = {
+        "minilm|layerskip|top:2|float32|64|16|8": 0.07,
+        "minilm|layerskip|top:4|float32|64|16|8": 0.03,
+        "minilm|lora|None|float32|64|16|8": 0.02,
+        "minilm|fedavg|None|float32|128|16|8": 0.001,  # another length: not alike
+        "tiny-bert|layerskip|top:1|float32|64|16|8": 0.0001,  # another model
+    }
+    assert nearest(measured, "minilm|layerskip|top:6|float32|64|16|8") == (
+        0.03,
+        "the slowest stored minilm layerskip shapes",
+    )
+    assert nearest(measured, "minilm|lora|None|float32|64|16|32") == (0.02, "the slowest stored minilm lora shapes")
+    assert nearest(measured, "minilm|centralized|None|float32|64|16|8") == (0.02, "the slowest stored minilm shapes")
+    assert nearest(measured, "smollm2|lora|None|float32|64|16|8") is None
+    cost = plan.Cost(3.6e15, 1.0, 1.0, "CPU", "minilm|layerskip|top:6|float32|64|16|8", "")
+    assert plan.device_hours(cost, {}, measured, lambda: 0.5) == (
+        pytest.approx(1 / 0.03),
+        "the slowest stored minilm layerskip shapes",
+    )
+    assert plan.device_hours(cost, {cost.shape_key: 0.1}, measured)[1] == "pilot"  # its own pilot first
 
 
 def test_the_expected_cost_scales_the_upper_bound_by_the_rounds_stored_runs_ran(tmp_path):

@@ -27,7 +27,7 @@ from bench.data import TASKS, load_task
 from bench.data.hf import column_options
 from bench.engine.server import run_experiment
 from bench.model.shapes import model_shape
-from bench.protocol import host_speed, tuning
+from bench.protocol import host_speed, shape_neighbours, tuning
 from bench.registry import METHODS
 from bench.store import atomic_write_json, cache_root
 from bench.synth.cache import data_dir_for
@@ -187,6 +187,8 @@ def device_hours(
         tflops, source = measured[cost.shape_key], "stored runs"
     elif cost.shape_key in pilots:
         tflops, source = pilots[cost.shape_key], "pilot"
+    elif near := shape_neighbours.nearest(measured or {}, cost.shape_key):
+        tflops, source = near
     else:
         tflops, source = (
             (GPU_TFLOPS, "stated") if cost.device == "GPU" else ((cpu_tflops or HostProbe())(), "host probe")

@@ -15,8 +15,10 @@ from bench.store import load_runs
 
 def stored_throughput(runs: Path) -> dict[str, float]:
     """shape key -> TFLOP/s measured by the finished runs in `runs` that ran on this host: their
-    rounds' FLOPs over the compute seconds their rounds.jsonl records. Whole runs at the
-    threads they had, so a study that goes on is planned from what it has really cost."""
+    rounds' FLOPs over the wall seconds their rounds.jsonl records. Whole runs on the whole
+    machine, so a study that goes on is planned from what it has really cost, in the unit the
+    host probe gives (the machine's hours). Not `compute_s`: it sums the seconds of workers that
+    run at once (two on two cores), which priced a federated round at about twice its wall time."""
 
     flops: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -30,7 +32,7 @@ def stored_throughput(runs: Path) -> dict[str, float]:
             continue  # not a run this planner can read: plan without it
         key = shape_key(cfg)
         flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(run["history"])
-        seconds[key] = seconds.get(key, 0.0) + sum(r.get("compute_s") or 0.0 for r in run["history"])
+        seconds[key] = seconds.get(key, 0.0) + sum(r.get("wall_s") or 0.0 for r in run["history"])
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 
