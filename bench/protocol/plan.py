@@ -235,7 +235,8 @@ def plan(
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
     probe = HostProbe()
     hours = {rid: device_hours(cost, pilots, measured, probe) for rid, (_, cost) in costs.items()}
-    unit = f"{costs[distinct[0].run_id][1].device}-h" if distinct else "h"
+    # a CPU's hours are the whole machine's (wall), not core-hours: 'CPU-h' read as the latter
+    unit = "GPU-h" if distinct and costs[distinct[0].run_id][1].device == "GPU" else "h (this machine)"
     lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
     for name, cells in studies.items():
         left = [c.run_id for c in cells if c.run_id not in done]
