@@ -359,6 +359,19 @@ def test_another_algorithm_is_not_a_configuration_of_the_trade_off_nor_the_knee(
     assert "**Knee, t**: layerskip top:3" in text and "fedprox" not in text
 
 
+def test_each_model_of_a_grid_has_its_own_frontier_against_its_own_centralized():
+    """A grid that runs two models: their configurations are two trade-offs, never one front."""
+    minilm = [dict(r, model="minilm") for r in _table()]
+    other = [dict(r, model="smollm2", metric=r["metric"] - 0.3) for r in _table()]
+    sets = frontier.frontier_sets([*other, *minilm])
+    assert [(s["model"], s["central"]["model"]) for s in sets] == [("minilm", "minilm"), ("smollm2", "smollm2")]
+    assert all({r["model"] for r in s["configs"]} == {s["model"]} for s in sets)
+    text = " ".join(frontier_headline.headline([*other, *minilm]))
+    assert "**Knee, t, minilm**: layerskip top:3" in text and "**Knee, t, smollm2**" in text
+    assert "frontier, t, smollm2 (iid)" in text
+    assert {r["model"] for r in frontier.all_rows([*other, *minilm])} == {"minilm", "smollm2"}
+
+
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():
     """The control's one-client top:2 moves bytes too, but it is not a point of the trade-off."""
     pooled = dict(_row("layerskip", "top:2", metric=0.76, moved=1e3), method="layerskip top:2 pooled", variant="pooled")

@@ -57,14 +57,18 @@ def frontier_sets(table: list[dict]) -> list[dict]:
     centralized row (the task's, where the partition has none), its FedAvg row (or None) and its
     configurations (the sized families and FedAvg)."""
     contexts: dict[tuple, list[dict]] = {}
-    for row in filter(plain, table):
-        contexts.setdefault((row["task"], row["partition"]), []).append(row)
+    for row in filter(plain, table):  # one model's configurations: a grid may run several
+        contexts.setdefault((row["task"], row.get("model"), row["partition"]), []).append(row)
     # centralized pools every client's data, so its partition is nominal: a label-skew set
     # without a centralized row of its own reads the task's (as the main table's Δ does)
-    pooled = {task: r for (task, _), rows in contexts.items() for r in rows if family(r)[0] == "centralized"}
+    pooled = {key[:2]: r for key, rows in contexts.items() for r in rows if family(r)[0] == "centralized"}
     found = []
-    for (task, partition), rows in sorted(contexts.items(), key=lambda kv: (kv[0][0], partition_order(kv[0][1]))):
-        central = [r for r in rows if family(r)[0] == "centralized"] or ([pooled[task]] if task in pooled else [])
+    for (task, model, partition), rows in sorted(
+        contexts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), partition_order(kv[0][2]))
+    ):
+        central = [r for r in rows if family(r)[0] == "centralized"] or (
+            [pooled[(task, model)]] if (task, model) in pooled else []
+        )
         # the issue's trade-off: depths and ranks against FedAvg; another algorithm (FedProx) is
         # the main table's comparison, not a point of it (it would be the knee by its lr alone)
         configs = [r for r in rows if r["communicates"] and family(r)[0] in (*SIZED, "fedavg")]
@@ -76,7 +80,14 @@ def frontier_sets(table: list[dict]) -> list[dict]:
         if central and any(len(s) >= 2 for s in sizes.values()):
             fedavg = next((r for r in configs if family(r)[0] == "fedavg"), None)
             found.append(
-                {"task": task, "partition": partition, "central": central[0], "fedavg": fedavg, "configs": configs}
+                {
+                    "task": task,
+                    "model": model,
+                    "partition": partition,
+                    "central": central[0],
+                    "fedavg": fedavg,
+                    "configs": configs,
+                }
             )
     return found
 
@@ -150,6 +161,7 @@ def table_rows(found: dict) -> list[dict]:
         rows.append(
             {
                 "task": found["task"],
+                "model": found.get("model"),
                 "partition": found["partition"],
                 "configuration": r["method"],
                 "family": name,

@@ -138,17 +138,20 @@ def _interval(row: dict | None) -> str:
     return text + (f" ({why_unranked(row)})" if why_unranked(row) else "")
 
 
-def _read_in(table: list[dict], task: str, partition: str, of: tuple) -> dict | None:
-    """The configuration of family and size `of` in one task x partition (plain rows; by family, as
-    auto:k's label names the blocks each probe chose), a ranked row before a running or tuning one."""
-    rows = [r for r in table if plain(r) and (r["task"], r["partition"]) == (task, partition) and family(r) == of]
-    return min(rows, key=lambda r: bool(why_unranked(r)), default=None)
+def _read_in(rows: list[dict], partition: str, of: tuple) -> dict | None:
+    """The configuration of family and size `of` among one task and model's rows in a partition
+    (by family, as auto:k's label names the blocks each probe chose), a ranked row before a
+    running or tuning one."""
+    mine = [r for r in rows if r["partition"] == partition and family(r) == of]
+    return min(mine, key=lambda r: bool(why_unranked(r)), default=None)
 
 
-def _across(table: list[dict], task: str, of: tuple) -> str:
-    """'iid -0.8 [-1.5, +0.0] n.s.; dirichlet:0.5 not run': one configuration in every partition of a task."""
-    partitions = sorted({r["partition"] for r in table if r["task"] == task and plain(r)}, key=partition_order)
-    return "; ".join(f"{p} {_interval(_read_in(table, task, p, of))}" for p in partitions)
+def _across(table: list[dict], iid: dict, of: tuple) -> str:
+    """'iid -0.8 [-1.5, +0.0] n.s.; dirichlet:0.5 not run': one configuration in every partition
+    of the iid set's task and model."""
+    rows = [r for r in table if plain(r) and (r["task"], r.get("model")) == (iid["task"], iid.get("model"))]
+    partitions = sorted({r["partition"] for r in rows}, key=partition_order)
+    return "; ".join(f"{p} {_interval(_read_in(rows, p, of))}" for p in partitions)
 
 
 def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
@@ -158,16 +161,21 @@ def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
     for iid in (s for s in sets if s["partition"] == "iid"):
         row, how = knee(iid)
         if row is None:
-            lines += [f"**Knee, {iid['task']}**: none ({how}, which has no ranked result here).", ""]
+            lines += [f"**Knee, {_named(iid, sets)}**: none ({how}, which has no ranked result here).", ""]
             continue
-        task = iid["task"]
         line = _sentence(
-            f"**Knee, {task}**: {row['method']} ({how}). Δ vs centralized: {_across(table, task, family(row))}"
+            f"**Knee, {_named(iid, sets)}**: {row['method']} ({how}). Δ vs centralized: {_across(table, iid, family(row))}"
         )
         if family(row) != KNEE_FALLBACK:
-            line += " " + _sentence(f"Half the blocks ({KNEE_FALLBACK_LABEL}): {_across(table, task, KNEE_FALLBACK)}")
+            line += " " + _sentence(f"Half the blocks ({KNEE_FALLBACK_LABEL}): {_across(table, iid, KNEE_FALLBACK)}")
         lines += [line, ""]
     return lines
+
+
+def _named(found: dict, sets: list[dict]) -> str:
+    """The set's task, and its model where the table holds several."""
+    several = len({s.get("model") for s in sets}) > 1
+    return f"{found['task']}, {found.get('model')}" if several else found["task"]
 
 
 def _sentence(text: str) -> str:
@@ -179,11 +187,11 @@ def headline(table: list[dict]) -> list[str]:
     set), then the knee read in every partition."""
     lines = []
     sets = frontier_sets(table)
-    with_iid = {s["task"] for s in sets if s["partition"] == "iid"}
+    with_iid = {(s["task"], s.get("model")) for s in sets if s["partition"] == "iid"}
     for found in sets:
-        if found["partition"] != "iid" and found["task"] in with_iid:
+        if found["partition"] != "iid" and (found["task"], found.get("model")) in with_iid:
             continue  # under label skew only the knee is asked (its line below); its rows are in the table
-        where = f"{found['task']} ({found['partition']})"
+        where = f"{_named(found, sets)} ({found['partition']})"
         lines += [
             f"**Depth/rank frontier, {where}.** Seed-level 95% intervals of (configuration - centralized), "
             "each at 95% on its own (not adjusted for the number of configurations read): "

@@ -181,6 +181,7 @@ def _setting_columns(rs: list[dict]) -> dict:
     cfg = rs[0]["config"]
     return {
         "task": cfg["task"],
+        "model": cfg.get("model"),
         "method": method_label(rs[0]),
         "layers": cfg.get("layers") or "",
         "variant": variant(cfg),
