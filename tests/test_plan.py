@@ -42,31 +42,45 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     assert stored_cost.stored_throughput(tmp_path / "absent") == {}
 
 
-def test_a_shape_no_run_has_is_priced_by_the_slowest_stored_shape_of_its_model_before_the_probe():
+def test_a_shape_no_run_has_is_priced_by_the_slowest_stored_shape_alike_before_the_probe():
     """The host probe times a bare matrix product, several times what training rounds achieve
-    here; another depth or rank takes the slowest stored shape of its method, else of its model."""
+    here; another depth or rank takes the slowest stored shape of its method and layout, else of
+    its layout, else of its method, else of its model."""
     from bench.protocol.shape_neighbours import nearest
 
+    w, one = "float32|64|16|8|workers", "float32|64|16|8|one-process"
     measured = {
-        "minilm|layerskip|top:2|float32|64|16|8": 0.07,
-        "minilm|layerskip|top:4|float32|64|16|8": 0.03,
-        "minilm|lora|None|float32|64|16|8": 0.02,
-        "minilm|fedavg|None|float32|128|16|8": 0.001,  # another length: not alike
-        "tiny-bert|layerskip|top:1|float32|64|16|8": 0.0001,  # another model
+        f"minilm|layerskip|top:2|{w}": 0.07,
+        f"minilm|layerskip|top:4|{w}": 0.03,
+        f"minilm|layerskip|top:2|{one}": 0.01,  # one client, one process: slower per FLOP
+        f"minilm|lora|None|{w}": 0.02,
+        "minilm|fedavg|None|float32|128|16|8|workers": 0.001,  # another length: not alike
+        f"tiny-bert|layerskip|top:1|{w}": 0.0001,  # another model
     }
-    assert nearest(measured, "minilm|layerskip|top:6|float32|64|16|8") == (
-        0.03,
-        "the slowest stored minilm layerskip shapes",
+    assert nearest(measured, f"minilm|layerskip|top:6|{w}") == (0.03, "the slowest stored minilm layerskip shapes")
+    assert nearest(measured, f"minilm|lora|None|{w}".replace("|8|", "|32|")) == (
+        0.02,
+        "the slowest stored minilm lora shapes",
     )
-    assert nearest(measured, "minilm|lora|None|float32|64|16|32") == (0.02, "the slowest stored minilm lora shapes")
-    assert nearest(measured, "minilm|centralized|None|float32|64|16|8") == (0.02, "the slowest stored minilm shapes")
-    assert nearest(measured, "smollm2|lora|None|float32|64|16|8") is None
-    cost = plan.Cost(3.6e15, 1.0, 1.0, "CPU", "minilm|layerskip|top:6|float32|64|16|8", "")
+    assert nearest(measured, f"minilm|centralized|None|{one}") == (0.01, "the slowest stored minilm one-process shapes")
+    assert nearest(measured, f"minilm|fedprox|None|{w}") == (0.02, "the slowest stored minilm workers shapes")
+    assert nearest({f"minilm|lora|None|{one}": 0.005}, f"minilm|lora|None|{w}")[1] == (
+        "the slowest stored minilm lora shapes of another layout"
+    )
+    assert nearest(measured, f"smollm2|lora|None|{w}") is None
+    cost = plan.Cost(3.6e15, 1.0, 1.0, "CPU", f"minilm|layerskip|top:6|{w}", "")
     assert plan.device_hours(cost, {}, measured, lambda: 0.5) == (
         pytest.approx(1 / 0.03),
         "the slowest stored minilm layerskip shapes",
     )
     assert plan.device_hours(cost, {cost.shape_key: 0.1}, measured)[1] == "pilot"  # its own pilot first
+
+
+def test_one_process_and_workers_are_separate_shapes():
+    base = ExperimentConfig(task="i2b2-2010", method="layerskip", layers="top:2", clients=4)
+    assert plan.shape_key(base).endswith("|workers")
+    assert plan.shape_key(base.with_settings(clients=1)).endswith("|one-process")
+    assert plan.shape_key(base.with_settings(method="centralized", layers=None)).endswith("|one-process")
 
 
 def test_the_expected_cost_scales_the_upper_bound_by_the_rounds_stored_runs_ran(tmp_path):
@@ -212,3 +226,30 @@ def test_todays_memory_plan_fits_the_gpu_measurements_as_the_readme_says():
         now = planned_gb(cfg)
         assert now == pytest.approx(row["planned_gb_now"], abs=0.01), row
         assert 0.99 <= now / row["measured_gb"] <= 1.14, row
+
+
+def test_a_pilot_times_the_machine_s_wall_seconds_and_older_worker_second_entries_are_not_read(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    """A pilot round of two workers records compute_s twice its wall_s; the pilot, like stored
+    runs, prices the machine's seconds, and the cache's entries in the old unit are left unread."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, max_length=32,
+        data_dir=str(tiny_corpus / "i2b2-2010"),
+    )  # fmt: skip
+
+    def timed_round(config, out, progress=False):
+        out.mkdir(parents=True)
+        (out / "rounds.jsonl").write_text(json.dumps({"round": 1, "wall_s": 2.0, "compute_s": 4.0}) + "\n")
+
+    monkeypatch.setattr(plan, "run_experiment", timed_round)
+    plan.pilot_path().parent.mkdir(parents=True, exist_ok=True)
+    plan.pilot_path().write_text(json.dumps({plan.host_key(): {plan.shape_key(cfg): 99.0}}))  # the old unit
+    assert plan.load_pilots() == {}
+    pilots = plan.run_pilots([SimpleNamespace(config=cfg)], tmp_path / "runs")
+    one_round = plan.cell_cost(cfg.with_settings(rounds=1, test_every=0, early_stop=False, train_subsample=64))
+    assert pilots == {plan.shape_key(cfg): pytest.approx(one_round.round_flops / 2.0 / 1e12)}
+    assert plan.load_pilots() == pilots

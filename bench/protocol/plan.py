@@ -3,10 +3,12 @@ rest will cost, printed before anything trains.
 
 Compute is a FLOP count (bench.model.shapes, and each method's `train_flops_per_token`) over the
 tokens a cell will process, at most `rounds` rounds of training plus validation every round and
-test at the end: an upper bound, since early stopping ends runs sooner. It is turned into hours
-with a measured throughput: the grid's own finished runs on this host (a study that goes on is
-planned from what it has cost so far), else a pilot for that model x method shape (`--pilot`:
-one timed round each, cached), else this host's speed measured once in a few seconds
+test at the end: an upper bound in rounds, since early stopping ends runs sooner. It is turned
+into hours of the machine with a measured throughput (an estimate, not a bound: docs/
+measure_plan_calibration.py compares it with stored runs): the grid's own finished runs on this
+host (a study that goes on is planned from what it has cost so far), else a pilot for that
+shape (`--pilot`: one timed round each, cached), else the slowest stored shape alike
+(bench.protocol.shape_neighbours), else this host's speed measured once in a few seconds
 (bench.protocol.host_speed; a GPU's is stated). Memory per worker is the
 weights, the trained parameters' gradients and AdamW state, and activations for one batch.
 """
@@ -88,7 +90,12 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
 
 
 def shape_key(cfg: ExperimentConfig) -> str:
-    return f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}"
+    """What a throughput is for: the shape, and whether one process trains (centralized, one
+    client) or workers do; the one-client top:2 took 2.35x its twin's seconds per FLOP here."""
+    layout = "one-process" if cfg.method == "centralized" or cfg.clients == 1 else "workers"
+    return (
+        f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}|{layout}"
+    )
 
 
 def cell_cost(cfg: ExperimentConfig) -> Cost:
@@ -131,7 +138,12 @@ def load_pilots() -> dict[str, float]:
     """shape key -> measured TFLOP/s on this host."""
     path = pilot_path()
     stored = json.loads(path.read_text()) if path.is_file() else {}
-    return stored.get(host_key(), {})
+    return stored.get(_pilot_host(), {})
+
+
+def _pilot_host() -> str:
+    """This host, and the unit: wall seconds (older entries timed worker-seconds: not read)."""
+    return f"{host_key()}|wall"
 
 
 def run_pilots(cells: list, folder: Path) -> dict[str, float]:
@@ -154,12 +166,12 @@ def run_pilots(cells: list, folder: Path) -> dict[str, float]:
         start = time.perf_counter()
         run_experiment(cfg, folder / cfg.run_id, progress=False)
         line = json.loads((folder / cfg.run_id / "rounds.jsonl").read_text().splitlines()[0])
-        seconds = line.get("compute_s") or (time.perf_counter() - start)
+        seconds = line.get("wall_s") or (time.perf_counter() - start)  # the machine's seconds, as stored runs
         pilots[key] = cell_cost(cfg).round_flops / max(seconds, 1e-6) / 1e12
         print(f"pilot {key}: {pilots[key]:.3f} TFLOP/s ({seconds:.1f} s for one round)")
     path = pilot_path()
     stored = json.loads(path.read_text()) if path.is_file() else {}
-    atomic_write_json(path, {**stored, host_key(): pilots})
+    atomic_write_json(path, {**stored, _pilot_host(): pilots})
     return pilots
 
 
@@ -181,8 +193,8 @@ def device_hours(
     cost: Cost, pilots: dict[str, float], measured: dict[str, float] | None = None, cpu_tflops=None
 ) -> tuple[float, str]:
     """Device-hours (GPU-hours, or hours of this CPU) of a cell's FLOPs at one device's
-    throughput, and where that throughput comes from: this store's finished runs, a pilot,
-    this host's measured speed (`cpu_tflops`, called only when needed), or the stated GPU figure."""
+    throughput, and where that throughput comes from: this store's finished runs, a pilot, the
+    slowest stored shape alike, this host's measured speed (`cpu_tflops`, called only when needed), or the stated GPU figure."""
     if cost.shape_key in (measured or {}):
         tflops, source = measured[cost.shape_key], "stored runs"
     elif cost.shape_key in pilots:
@@ -257,7 +269,7 @@ def plan(
         "",
         f"distinct cells: {len(distinct)} (a cell shared by studies counted once), {len(distinct) - len(left)} done",
         f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
-        f"estimate for what is left: {total:.1f} {unit} (upper bound: every run to its round limit; "
+        f"estimate for what is left: {total:.1f} {unit} (every run to its round limit, an upper bound in rounds; "
         f"throughput from {' and '.join(sources) or 'nothing left'}"
         + (f"; {probe.said}" if probe.said else "")
         + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")

@@ -1,16 +1,17 @@
 """--plan's price for a shape no stored run has (another depth or rank of a model the store has
-run): the slowest stored shape of the same model, dtype, length and batch, of the same method if
-any, else of any. The host probe times a bare matrix product, several times what a training
-round achieves here (on this 2-core machine the stored minilm shapes ran at 0.02-0.15 TFLOP/s of
-counted work against the probe's 0.16), so it is the last resort; the slowest neighbour keeps
-the estimate on the side of an upper bound."""
+run): the slowest stored shape of the same model, dtype, length and batch, preferring the same
+method and the same layout (one process or workers). The host probe times a bare matrix product,
+several times what a training round achieves here (on this 2-core machine the stored minilm
+shapes ran at 0.02-0.15 TFLOP/s of counted work against the probe's 0.16), so it is the last
+resort. The slowest neighbour leans high but is no bound: with its own shape left out, a
+stored configuration's wall time came to 0.33-2.07 of this price (results/ncbi/plan_calibration.md)."""
 
 from __future__ import annotations
 
 
 def _parts(key: str) -> dict[str, str]:
     """A shape key (bench.protocol.plan.shape_key) by field."""
-    return dict(zip(("model", "method", "layers", "dtype", "length", "batch", "rank"), key.split("|")))
+    return dict(zip(("model", "method", "layers", "dtype", "length", "batch", "rank", "layout"), key.split("|")))
 
 
 def nearest(measured: dict[str, float], key: str) -> tuple[float, str] | None:
@@ -20,8 +21,16 @@ def nearest(measured: dict[str, float], key: str) -> tuple[float, str] | None:
     alike = {
         k: v for k, v in measured.items() if all(_parts(k)[f] == want[f] for f in ("model", "dtype", "length", "batch"))
     }
-    same_method = {k: v for k, v in alike.items() if _parts(k)["method"] == want["method"]}
-    for pool, what in ((same_method, f"{want['method']} shapes"), (alike, "shapes")):
+
+    def like(*fields: str) -> dict[str, float]:
+        return {k: v for k, v in alike.items() if all(_parts(k).get(f) == want.get(f) for f in fields)}
+
+    for pool, what in (
+        (like("method", "layout"), f"{want['method']} shapes"),
+        (like("layout"), f"{want.get('layout')} shapes"),
+        (like("method"), f"{want['method']} shapes of another layout"),
+        (alike, "shapes"),
+    ):
         if pool:
             return min(pool.values()), f"the slowest stored {want['model']} {what}"
     return None
