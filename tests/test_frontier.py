@@ -433,6 +433,8 @@ def test_the_knee_is_the_cheapest_front_configuration_within_and_is_read_under_l
     assert "**Knee, t**: none (no front configuration is within 2 points: layerskip top:3, half the blocks, which" in (
         " ".join(frontier_headline.headline(no_top3))
     )
+    running = [dict(r, complete=False, seeds_planned=5) if r["method"] == "layerskip top:3" else r for r in table]
+    assert "**Knee, t**: none (" in " ".join(frontier_headline.headline(running))  # a running top:3 is no fallback
 
 
 def test_a_knee_other_than_top3_is_read_beside_top3_in_every_partition_by_family():
@@ -457,6 +459,14 @@ def test_a_knee_other_than_top3_is_read_beside_top3_in_every_partition_by_family
     assert "Δ vs centralized: iid -0.9 [-1.8, +0.0] n.s.; dirichlet:0.5 -5.0 [-7.0, -3.0]." in text
     assert "Half the blocks (layerskip top:3): iid -0.8 [-1.5, +0.0] n.s.; dirichlet:0.5 -0.8 [-1.5, +0.0] n.s." in text
     assert "n.s.." not in text
+    # a partition's running twin beside its finished row: the finished one is read, and a running one says so
+    running = dict(
+        top3_skew, complete=False, seeds_planned=5, vs_centralized_seed=dict(auto_skew["vs_centralized_seed"])
+    )
+    text = " ".join(frontier_headline.headline([*rows, running]))
+    assert "dirichlet:0.5 -0.8 [-1.5, +0.0] n.s." in text.split("Half the blocks")[1]
+    text = " ".join(frontier_headline.headline([r for r in rows if r is not top3_skew] + [running]))
+    assert "dirichlet:0.5 -5.0 [-7.0, -3.0] (incomplete (3/5 seeds))." in text.split("Half the blocks")[1]
 
 
 def test_the_smallest_k_waits_for_a_size_still_running_as_the_front_does():
@@ -468,6 +478,12 @@ def test_the_smallest_k_waits_for_a_size_still_running_as_the_front_does():
     assert "top:3 is the smallest judged top:k" in text and "top:2: incomplete (3/5 seeds)" in text
     rows["layerskip top:3"]["vs_centralized_seed"].update(lo=-0.02)  # exactly on the line: not wholly above
     assert "top:4 is the smallest judged top:k" in " ".join(frontier_headline.headline(table))
+    rows["layerskip top:3"]["vs_centralized_seed"].update(lo=-0.015)
+    rows["layerskip top:3"]["bytes_to_best"] = None  # no bytes: off the front, but its quality is judged
+    text = " ".join(frontier_headline.headline(table))
+    assert "top:3 is the smallest judged top:k" in text and "Not ranked: layerskip top:2 (incomplete" in text
+    # top:2, within and still running, could be the knee: the knee line says it is provisional
+    assert "Provisional: layerskip top:2 (incomplete (3/5 seeds)) is not a result yet." in text
 
 
 def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):

@@ -29,16 +29,22 @@ def family(row: dict) -> tuple[str, int | None]:
     return method, None
 
 
-def why_unranked(row: dict) -> str | None:
-    """Why a configuration is left off the front (None: it is ranked): a tuning seed alone, fewer
-    reported seeds than planned or than a verdict needs, or no per-round bytes to its reported state."""
+def waiting(row: dict) -> str | None:
+    """Why a configuration's numbers are not a result yet (None: they are): a tuning seed alone,
+    fewer reported seeds than planned or than a verdict needs."""
     if row.get("seed_role", "reported") != "reported":
         return "the tuning seed only"
     if not row.get("complete", True):
         return f"incomplete ({row['seeds']}/{row['seeds_planned']} seeds)"
     if row["seeds"] < MIN_SEEDS_FOR_VERDICT:
         return f"{row['seeds']} reported seed(s)"
-    return None if row["bytes_to_best"] else "no per-round bytes"
+    return None
+
+
+def why_unranked(row: dict) -> str | None:
+    """Why a configuration is left off the front (None: it is ranked): it is waiting, or it has
+    no per-round bytes to its reported state (its quality is still judged)."""
+    return waiting(row) or (None if row["bytes_to_best"] else "no per-round bytes")
 
 
 def plain(row: dict) -> bool:

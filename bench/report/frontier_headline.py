@@ -14,6 +14,7 @@ from bench.report.frontier import (
     partition_order,
     plain,
     step_text,
+    waiting,
     why_unranked,
 )
 from bench.report.render import fmt_bytes, seed_interval_text
@@ -56,8 +57,8 @@ def _smallest_within(found: dict, side: str) -> str:
     if not sized:
         return f"no {side}:k configurations"
     run = f"k run: {', '.join(str(family(r)[1]) for r in sized)}"
-    judged = [r for r in sized if _judged(r) and not why_unranked(r)]  # the front's rule: a running size waits
-    unjudged = [f"{side}:{family(r)[1]}: {why_unranked(r) or _why_unjudged(r)}" for r in sized if r not in judged]
+    judged = [r for r in sized if _judged(r) and not waiting(r)]  # a running size waits; bytes do not matter here
+    unjudged = [f"{side}:{family(r)[1]}: {waiting(r) or _why_unjudged(r)}" for r in sized if r not in judged]
     tail = f" ({'; '.join(unjudged)}; no verdict)" if unjudged else ""
     if not judged:
         return f"{side}:k ({run}): no size has a verdict (each needs at least 3 reported seeds that vary){tail}"
@@ -161,15 +162,29 @@ def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
     for iid in (s for s in sets if s["partition"] == "iid"):
         row, how = knee(iid)
         if row is None:
-            lines += [f"**Knee, {_named(iid, sets)}**: none ({how}, which has no ranked result here).", ""]
+            lines += [
+                f"**Knee, {_named(iid, sets)}**: none ({how}, which has no ranked result here).{_provisional(iid)}",
+                "",
+            ]
             continue
         line = _sentence(
             f"**Knee, {_named(iid, sets)}**: {row['method']} ({how}). Δ vs centralized: {_across(table, iid, family(row))}"
         )
         if family(row) != KNEE_FALLBACK:
             line += " " + _sentence(f"Half the blocks ({KNEE_FALLBACK_LABEL}): {_across(table, iid, KNEE_FALLBACK)}")
-        lines += [line, ""]
+        lines += [line + _provisional(iid), ""]
     return lines
+
+
+def _provisional(iid: dict) -> str:
+    """' Provisional: layerskip top:4 (incomplete (1/3 seeds)) is not a result yet.': configurations
+    of the set still running, any of which could become the knee."""
+    pending = [f"{r['method']} ({waiting(r)})" for r in iid["configs"] if waiting(r)]
+    return (
+        f" Provisional: {', '.join(pending)} {'is' if len(pending) == 1 else 'are'} not a result yet."
+        if pending
+        else ""
+    )
 
 
 def _named(found: dict, sets: list[dict]) -> str:
