@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 [final_of[c.run_id].run_id for c in members if c.run_id in final_of],
                 out / "runs",
                 study,
-                study_notes(grid, study, members, final_of, out / "runs"),
+                study_notes(grid, study, members, final_of, out / "runs", grid_report),
                 tuning,
                 planned_seeds=seeds,
                 tuning_csv=out / "tuning.csv",  # the grid's sweep record: the study's checks read it too

@@ -182,7 +182,7 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
         assert (killed / "figures" / name).read_bytes() == (reference / "figures" / name).read_bytes(), name
 
 
-def studies_grid(tmp_path: Path, data_dir: Path, b: str, extra: str = "") -> Path:
+def studies_grid(tmp_path: Path, data_dir: Path, b: str, extra: str = "", a_feeds: str = "") -> Path:
     """A one-round grid of two studies: `a` is FedAvg at a fixed lr, `b` the given method entry."""
     path = tmp_path / "s.yaml"
     path.write_text(f"""name: s
@@ -192,7 +192,7 @@ partitions: [iid]
 seeds: [0]
 {extra}
 studies:
-  a: {{methods: [{{method: fedavg, lr: 0.01}}]}}
+  a: {{{a_feeds}methods: [{{method: fedavg, lr: 0.01}}]}}
   b: {{feeds: the b table, methods: [{b}]}}
 """)
     return path
@@ -226,7 +226,11 @@ def test_a_study_run_beside_another_studys_stale_sweep_record_still_reports_itse
     cannot be reported (its one-line reason is a warning), but study a, which ran, reports itself,
     and DIR/ is not rewritten over a's cells alone."""
     grid = studies_grid(
-        tmp_path, tiny_corpus / "i2b2-2010", "{method: lora, tune: {lr: [0.001, 0.01]}}", extra="tuned: tuned.yaml"
+        tmp_path,
+        tiny_corpus / "i2b2-2010",
+        "{method: lora, tune: {lr: [0.001, 0.01]}}",
+        extra="tuned: tuned.yaml",
+        a_feeds="feeds: the a table, ",
     )
     (tmp_path / "tuned.yaml").write_text(
         "sweep: {grid: s, tune: {lora r8: {lr: [0.1, 1.0]}}, points: {}}\nchoices: []\n"
@@ -236,6 +240,11 @@ def test_a_study_run_beside_another_studys_stale_sweep_record_still_reports_itse
     assert "only study a's report was rebuilt" in done.stderr and "other values" in done.stderr
     assert summary_methods(out / "studies" / "a" / "summary.csv") == ["fedavg"]
     assert not (out / "summary.csv").exists()
+    # a's report does not send its reader to a grid report that was not rebuilt
+    assert (
+        "Feeds the a table: the grid's report (../../report.md) was not rebuilt with it this time"
+        in (out / "studies" / "a" / "report.md").read_text()
+    )
 
 
 def test_privacy_utility_in_report(tiny_corpus, tmp_path):

@@ -198,11 +198,19 @@ def edge_probes(name: str, swept: list[Cell], out: Path, args) -> None:
         atomic_write_text(out / "edge_probes.csv", to_csv(rows, edge_probe.PROBE_COLUMNS))
 
 
-def study_notes(grid: dict, study: str, members: list[Cell], final_of: dict[str, Cell], runs: Path) -> list[str]:
+def study_notes(
+    grid: dict, study: str, members: list[Cell], final_of: dict[str, Cell], runs: Path, grid_rebuilt: bool = True
+) -> list[str]:
     """A study report's notes: what the study feeds (a study read beside others, such as the knee
-    under label skew beside main's cells, has its answer in the grid's report), then its completeness."""
+    under label skew beside main's cells, has its answer in the grid's report, unless that report
+    could not be rebuilt this time), then its completeness."""
     feeds = (grid["studies"][study] or {}).get("feeds")
-    head = [f"Feeds {feeds}: the grid's report (../../report.md) reads it beside the other studies' cells.\n"]
+    where = (
+        "the grid's report (../../report.md) reads it beside the other studies' cells"
+        if grid_rebuilt
+        else "the grid's report (../../report.md) was not rebuilt with it this time (run_all printed why)"
+    )
+    head = [f"Feeds {feeds}: {where}.\n"]
     mine = {c.run_id: final_of[c.run_id] for c in members if c.run_id in final_of}
     return (head if feeds else []) + completeness_notes(members, mine, runs)
 
