@@ -35,6 +35,7 @@ def run(processes: int, threads: int) -> list[float]:
 
 
 def main() -> None:
+    load = os.getloadavg()[0]  # the machine's state before: other work would show here
     times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
     for _ in range(REPEATS):
         for name, (processes, threads) in LAYOUTS.items():
@@ -45,7 +46,8 @@ def main() -> None:
         "",
         f"Made by `python docs/measure_execution_layout.py` at {this_code()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {os.cpu_count()} cores ({cpu}), torch threads as named. "
-        f"minilm, AdamW, batch 16 x 64, {STEPS} steps per process (the first left out), {REPEATS} alternating repeats.",
+        f"minilm, AdamW, batch 16 x 64, {STEPS} steps per process (the first left out), {REPEATS} alternating repeats. "
+        f"1-minute load average at the start: {load:.2f} (other work running would raise it).",
         "",
         "| layout | seconds per step of throughput, each repeat | median |",
         "| --- | --- | ---: |",
