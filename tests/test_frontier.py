@@ -359,8 +359,10 @@ def test_another_algorithm_is_not_a_configuration_of_the_trade_off_nor_the_knee(
     assert "**Knee, t**: layerskip top:3" in text and "fedprox" not in text
 
 
-def test_each_model_of_a_grid_has_its_own_frontier_against_its_own_centralized():
+def test_each_model_of_a_grid_has_its_own_frontier_against_its_own_centralized(monkeypatch, tmp_path):
     """A grid that runs two models: their configurations are two trade-offs, never one front."""
+    from bench.report import frontier_plot
+
     minilm = [dict(r, model="minilm") for r in _table()]
     other = [dict(r, model="smollm2", metric=r["metric"] - 0.3) for r in _table()]
     sets = frontier.frontier_sets([*other, *minilm])
@@ -370,6 +372,13 @@ def test_each_model_of_a_grid_has_its_own_frontier_against_its_own_centralized()
     assert "**Knee, t, minilm**: layerskip top:3" in text and "**Knee, t, smollm2**" in text
     assert "frontier, t, smollm2 (iid)" in text
     assert {r["model"] for r in frontier.all_rows([*other, *minilm])} == {"minilm", "smollm2"}
+    assert "| t (smollm2) | iid | lora r2 |" in frontier.markdown(frontier.all_rows([*other, *minilm]))
+    drawn = {}
+    monkeypatch.setattr(frontier_plot, "save", lambda fig, folder, name: drawn.setdefault(name, fig))
+    frontier_plot.frontier(None, tmp_path, [*other, *minilm])
+    frontier_plot.gap_vs_trainable(None, tmp_path, [*other, *minilm])
+    for fig in drawn.values():
+        assert [ax.get_title().split(" (")[0] for ax in fig.axes] == ["t, minilm", "t, smollm2"]
 
 
 def test_pooled_compressed_or_budgeted_variants_are_not_configurations_of_the_frontier():

@@ -254,10 +254,11 @@ def markdown(rows: list[dict]) -> str:
         "gain over the next cheaper front point, pts [95% CI over seeds]",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    several = len({r.get("model") for r in rows}) > 1  # a grid of several models: name each row's
     for r in rows:
         ci = "" if r["metric_ci95"] is None else f" [±{r['metric_ci95']:.3f}]"
         cells = [
-            r["task"],
+            f"{r['task']} ({r.get('model')})" if several else r["task"],
             r["partition"],
             r["configuration"],
             f"{r['trainable_pct']:.1f}",

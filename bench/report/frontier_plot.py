@@ -28,6 +28,12 @@ def _half(row: dict) -> float:
     return row["metric_ci95"] or 0.0
 
 
+def _named(found: dict, panels: list) -> str:
+    """The panel's task, and its model where the figure holds several."""
+    several = len({f.get("model") for _, f in panels}) > 1
+    return f"{found['task']}, {found.get('model')}" if several else found["task"]
+
+
 def _panels(table):
     """(figure, [(axis, frontier set)]): one panel per task x partition that asks the question; None if none does."""
     sets = frontier_sets(table)
@@ -69,7 +75,7 @@ def frontier(runs, folder, table) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel("bytes moved until the reported state (log; mean over reported seeds, bars: least to most)")
         ax.set_ylabel("test metric (mean over reported seeds; bars: 95% CI of the mean)")
-        ax.set_title(f"{found['task']} ({found['partition']}); hollow: not ranked (see the table)")
+        ax.set_title(f"{_named(found, panels)} ({found['partition']}); hollow: not ranked (see the table)")
         ax.grid(alpha=0.3)
         ax.legend(handles=_legend(ax, found["configs"]), fontsize="x-small", loc="lower right")
     save(fig, folder, "frontier")
@@ -173,7 +179,7 @@ def gap_vs_trainable(runs, folder, table) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel("parameters trained (% of the model, log)")
         ax.set_ylabel("Δ vs centralized, points (95% CI over seeds)")
-        ax.set_title(f"{found['task']} ({found['partition']}): gap to centralized by depth and rank")
+        ax.set_title(f"{_named(found, panels)} ({found['partition']}): gap to centralized by depth and rank")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
     save(fig, folder, "gap_vs_trainable")
