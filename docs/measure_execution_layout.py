@@ -25,6 +25,19 @@ STEPS, REPEATS = 8, 3
 LAYOUTS = {"two one-thread processes": (2, 1), "one two-thread process": (1, 2)}
 
 
+def busy_share(seconds: float = 2.0) -> float:
+    """The share of all cores' time not idle over `seconds` (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
 def run(processes: int, threads: int) -> list[float]:
     """Every step's seconds, first step left out (allocation warm-up), over `processes` run at once."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -35,7 +48,7 @@ def run(processes: int, threads: int) -> list[float]:
 
 
 def main() -> None:
-    load = os.getloadavg()[0]  # the machine's state before: other work would show here
+    busy = busy_share()  # the machine's state before: other work would show here
     times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
     for _ in range(REPEATS):
         for name, (processes, threads) in LAYOUTS.items():
@@ -47,7 +60,7 @@ def main() -> None:
         f"Made by `python docs/measure_execution_layout.py` at {this_code()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on {os.cpu_count()} cores ({cpu}), torch threads as named. "
         f"minilm, AdamW, batch 16 x 64, {STEPS} steps per process (the first left out), {REPEATS} alternating repeats. "
-        f"1-minute load average at the start: {load:.2f} (other work running would raise it).",
+        f"CPU busy over the 2 s before the start: {busy:.0%} (other work running would show here).",
         "",
         "| layout | seconds per step of throughput, each repeat | median |",
         "| --- | --- | ---: |",
