@@ -84,7 +84,7 @@ def test_the_headline_names_the_smallest_k_whose_whole_interval_is_within_2_poin
     assert "top:3 is the smallest top:k (k run: 2, 3, 4) within 2 points" in text  # not top:2 (its mean is)
     assert "2% of FedAvg's bytes to its reported state (4% per round)" in text  # 2e7 of 1e9; 2e6 of 5e7
     assert "no bottom:k (k = 1, 2) is within 2 points" in text
-    assert "bottom:2 only contain -2" in text and "bottom:1 only" not in text  # bottom:1 is wholly below
+    assert "bottom:2 only contains -2 in its interval" in text and "bottom:1 only" not in text  # bottom:1: wholly below
     assert "from 100.0 kB to 400.0 kB: lora r2 (0.650)" in text and "from 30.0 MB and more: layerskip top:4" in text
     assert "By family: lora from 100.0 kB, layerskip top from 10.0 MB." in text
 

@@ -75,9 +75,10 @@ def _smallest_within(found: dict, side: str) -> str:
             f"{_share_of_fedavg(r, found['fedavg'])}{but}{tail}"
         )
     straddling = [r for r in judged if r["vs_centralized_seed"]["lo"] <= -WITHIN <= r["vs_centralized_seed"]["hi"]]
+    one = len(straddling) == 1
     undecided = (
-        f"; {', '.join(f'{side}:{family(r)[1]}' for r in straddling)} only contain -{100 * WITHIN:.0f} in their interval "
-        "(more seeds would settle them)"
+        f"; {', '.join(f'{side}:{family(r)[1]}' for r in straddling)} only {'contains' if one else 'contain'} "
+        f"-{100 * WITHIN:.0f} in {'its' if one else 'their'} interval (more seeds would settle {'it' if one else 'them'})"
         if straddling
         else ""
     )
