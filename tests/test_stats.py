@@ -398,6 +398,22 @@ def test_a_one_client_run_has_no_byte_share_of_fedavg(tmp_path):
     assert "layerskip top:1 pooled scored 0.620." in report
 
 
+def test_the_figures_average_the_reported_seeds_not_the_tuning_seed(tmp_path, monkeypatch):
+    """The seed that chose a cell's lr is not a reported seed: the figures' means leave it out as
+    the tables do (the layer ablation once drew top:3 at 0.685 beside the table's 0.678), and show
+    it only for a cell that has nothing else."""
+    from bench.report import figures
+
+    runs = tmp_path / "runs"
+    for seed, metric in ((0, 0.99), (1, 0.60), (2, 0.62), (3, 0.64)):
+        _store(runs, f"l{seed}", "layerskip", seed, metric)
+    _store(runs, "c0", "centralized", 0, 0.70)  # a cell of the tuning seed alone
+    given = {}
+    monkeypatch.setattr(figures, "write_all", lambda shown, folder, table: given.setdefault("runs", shown) and [])
+    write_report(tmp_path / "out", runs_dir=runs, tuning={"l0", "c0"})
+    assert sorted(r["run_id"] for r in given["runs"]) == ["c0", "l1", "l2", "l3"]
+
+
 def test_a_studys_report_reads_the_grids_sweep_record_for_its_checks(tmp_path):
     runs = tmp_path / "runs"
     for seed in (1, 2, 3):

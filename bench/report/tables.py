@@ -120,6 +120,12 @@ def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
     return {key: [r for r in rs if r.get("role") != "tuning"] or rs for key, rs in cells.items()}
 
 
+def shown_runs(runs: list[dict]) -> list[dict]:
+    """The runs a report shows, figures as tables: each cell's reported seeds, or its tuning seed
+    where it has no other (the seed that chose a setting is not averaged with the reported ones)."""
+    return [r for rs in _cells(runs).values() for r in rs]
+
+
 def _references(cells: dict[tuple, list[dict]]) -> tuple[dict, dict]:
     """FedAvg cells by context and partition, centralized cells by context: what rows compare to
     (a list: a grid whose studies vary a reference's settings holds several, `_reference` picks)."""

@@ -10,7 +10,7 @@ from bench.config import SETTING_DEFAULTS
 from bench.engine.convergence import run_convergence
 from bench.report import audit, figures, frontier, frontier_headline
 from bench.report.render import NOTES, flat, latex, markdown
-from bench.report.tables import main_table
+from bench.report.tables import main_table, shown_runs
 from bench.store import atomic_write_text, load_runs, to_csv
 
 SUMMARY_COLUMNS = [
@@ -118,7 +118,7 @@ def write_report(
     table = main_table(runs, planned_seeds)
     depth = frontier.all_rows(table)
     _write_tables(out / "tables", table, depth)
-    made = figures.write_all([r for r in runs if r.get("status") == "ok"], out / "figures", table)
+    made = figures.write_all(shown_runs(runs), out / "figures", table)
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, tuning_csv or out / "tuning.csv", runs_dir, own_sweeps_only=study is not None)
