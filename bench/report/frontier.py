@@ -1,6 +1,6 @@
 """The depth/rank frontier (the paper's question): how many blocks must train, and what each
 choice costs against LoRA and FedAvg. Built from the main table's rows (seed-level intervals
-included) wherever one task and partition holds centralized and a family of configurations at
+included) wherever one task, model and partition holds centralized and a family of configurations at
 two or more sizes (top:k, bottom:k, auto:k at several k; LoRA at several ranks).
 
 Cost is the bytes a configuration moved until its reported state (the best validation round),
@@ -59,7 +59,7 @@ def partition_order(partition: str) -> tuple[bool, str]:
 
 
 def frontier_sets(table: list[dict]) -> list[dict]:
-    """One set per task x partition (plain rows) that asks the question, iid first: its
+    """One set per task x model x partition (plain rows) that asks the question, iid first: its
     centralized row (the task's, where the partition has none), its FedAvg row (or None) and its
     configurations (the sized families and FedAvg)."""
     contexts: dict[tuple, list[dict]] = {}
