@@ -121,8 +121,7 @@ def _cells(runs: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def shown_runs(runs: list[dict]) -> list[dict]:
-    """The runs a report shows, figures as tables: each cell's reported seeds, or its tuning seed
-    where it has no other (the seed that chose a setting is not averaged with the reported ones)."""
+    """The runs a report shows, figures as tables: each cell's reported seeds, else its tuning seed."""
     return [r for rs in _cells(runs).values() for r in rs]
 
 
