@@ -4,7 +4,7 @@ method and the same layout (one process or workers). The host probe times a bare
 several times what a training round achieves here (on this 2-core machine the stored minilm
 shapes ran at 0.02-0.15 TFLOP/s of counted work against the probe's 0.16), so it is the last
 resort. The slowest neighbour leans high but is no bound: with its own shape left out, a
-stored configuration's wall time came to 0.33-2.07 of this price (results/ncbi/plan_calibration.md)."""
+stored configuration's wall time came to 0.33-2.19 of this price (results/ncbi/plan_calibration.md)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,18 @@ def nearest(measured: dict[str, float], key: str) -> tuple[float, str] | None:
     """(TFLOP/s, where it comes from) for shape `key` from `measured` (shape key -> TFLOP/s of
     stored runs), or None without a stored shape of the same model, dtype, length and batch."""
     want = _parts(key)
-    alike = {
-        k: v for k, v in measured.items() if all(_parts(k)[f] == want[f] for f in ("model", "dtype", "length", "batch"))
-    }
 
-    def like(*fields: str) -> dict[str, float]:
-        return {k: v for k, v in alike.items() if all(_parts(k).get(f) == want.get(f) for f in fields)}
+    def like(*fields: str) -> list[float]:
+        """The stored throughputs of shapes that agree with `want` on these fields and the model's."""
+        same = ("model", "dtype", "length", "batch", *fields)
+        return [v for k, v in measured.items() if all(_parts(k).get(f) == want.get(f) for f in same)]
 
     for pool, what in (
         (like("method", "layout"), f"{want['method']} shapes"),
         (like("layout"), f"{want.get('layout')} shapes"),
         (like("method"), f"{want['method']} shapes of another layout"),
-        (alike, "shapes"),
+        (like(), "shapes"),
     ):
         if pool:
-            return min(pool.values()), f"the slowest stored {want['model']} {what}"
+            return min(pool), f"the slowest stored {want['model']} {what}"
     return None

@@ -98,6 +98,12 @@ def frontier_sets(table: list[dict]) -> list[dict]:
     return found
 
 
+def named(found: dict, sets: list[dict]) -> str:
+    """A set's task, and its model where `sets` hold several (a grid may run more than one)."""
+    several = len({s.get("model") for s in sets}) > 1
+    return f"{found['task']}, {found.get('model')}" if several else found["task"]
+
+
 def pareto(configs: list[dict]) -> list[dict]:
     """The non-dominated ranked configurations (fewer bytes to the reported state, higher metric), cheapest first."""
     configs = [r for r in configs if not why_unranked(r)]

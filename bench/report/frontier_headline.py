@@ -10,6 +10,7 @@ from bench.report.frontier import (
     family,
     front_steps,
     frontier_sets,
+    named,
     pareto,
     partition_order,
     plain,
@@ -164,12 +165,12 @@ def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
         row, how = knee(iid)
         if row is None:
             lines += [
-                f"**Knee, {_named(iid, sets)}**: none ({how}, which has no ranked result here).{_provisional(iid)}",
+                f"**Knee, {named(iid, sets)}**: none ({how}, which has no ranked result here).{_provisional(iid)}",
                 "",
             ]
             continue
         line = _sentence(
-            f"**Knee, {_named(iid, sets)}**: {row['method']} ({how}). Δ vs centralized: {_across(table, iid, family(row))}"
+            f"**Knee, {named(iid, sets)}**: {row['method']} ({how}). Δ vs centralized: {_across(table, iid, family(row))}"
         )
         if family(row) != KNEE_FALLBACK:
             line += " " + _sentence(f"Half the blocks ({KNEE_FALLBACK_LABEL}): {_across(table, iid, KNEE_FALLBACK)}")
@@ -188,12 +189,6 @@ def _provisional(iid: dict) -> str:
     )
 
 
-def _named(found: dict, sets: list[dict]) -> str:
-    """The set's task, and its model where the table holds several."""
-    several = len({s.get("model") for s in sets}) > 1
-    return f"{found['task']}, {found.get('model')}" if several else found["task"]
-
-
 def _sentence(text: str) -> str:
     return text if text.endswith(".") else text + "."  # an interval may end in 'n.s.'
 
@@ -207,7 +202,7 @@ def headline(table: list[dict]) -> list[str]:
     for found in sets:
         if found["partition"] != "iid" and (found["task"], found.get("model")) in with_iid:
             continue  # under label skew only the knee is asked (its line below); its rows are in the table
-        where = f"{_named(found, sets)} ({found['partition']})"
+        where = f"{named(found, sets)} ({found['partition']})"
         lines += [
             f"**Depth/rank frontier, {where}.** Seed-level 95% intervals of (configuration - centralized), "
             "each at 95% on its own (not adjusted for the number of configurations read): "

@@ -4,7 +4,7 @@ one line per family. One panel per task x partition that asks the question."""
 
 from __future__ import annotations
 
-from bench.report.frontier import WITHIN, family, frontier_sets, pareto, why_unranked
+from bench.report.frontier import WITHIN, family, frontier_sets, named, pareto, why_unranked
 from bench.report.plotting import pyplot, save
 
 # one marker and colour per family, the same in both figures; the front is drawn in black
@@ -26,12 +26,6 @@ def _style(name: str) -> tuple[str, str]:
 def _half(row: dict) -> float:
     """Error-bar half-width: the seed-level 95% half-width (0 for a single seed: no bar)."""
     return row["metric_ci95"] or 0.0
-
-
-def _named(found: dict, panels: list) -> str:
-    """The panel's task, and its model where the figure holds several."""
-    several = len({f.get("model") for _, f in panels}) > 1
-    return f"{found['task']}, {found.get('model')}" if several else found["task"]
 
 
 def _panels(table):
@@ -75,7 +69,9 @@ def frontier(runs, folder, table) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel("bytes moved until the reported state (log; mean over reported seeds, bars: least to most)")
         ax.set_ylabel("test metric (mean over reported seeds; bars: 95% CI of the mean)")
-        ax.set_title(f"{_named(found, panels)} ({found['partition']}); hollow: not ranked (see the table)")
+        ax.set_title(
+            f"{named(found, [f for _, f in panels])} ({found['partition']}); hollow: not ranked (see the table)"
+        )
         ax.grid(alpha=0.3)
         ax.legend(handles=_legend(ax, found["configs"]), fontsize="x-small", loc="lower right")
     save(fig, folder, "frontier")
@@ -179,7 +175,9 @@ def gap_vs_trainable(runs, folder, table) -> bool:
         ax.set_xscale("log")
         ax.set_xlabel("parameters trained (% of the model, log)")
         ax.set_ylabel("Δ vs centralized, points (95% CI over seeds)")
-        ax.set_title(f"{_named(found, panels)} ({found['partition']}): gap to centralized by depth and rank")
+        ax.set_title(
+            f"{named(found, [f for _, f in panels])} ({found['partition']}): gap to centralized by depth and rank"
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
     save(fig, folder, "gap_vs_trainable")
