@@ -95,6 +95,10 @@ def _check_sampling(c) -> list[Check]:
             f"train_subsample must be at least 2 x clients, not {c.train_subsample}",
         ),
         (
+            c.val_subsample is None or c.val_subsample >= 1,
+            f"val_subsample must be at least 1, not {c.val_subsample}",
+        ),
+        (
             per_round is None or 1 <= per_round <= c.clients,
             f"clients_per_round must be in [1, clients={c.clients}], not {per_round}",
         ),

@@ -77,6 +77,12 @@ def _training_flags(p: OneLineArgumentParser) -> None:
         help="layerskip: eval keeps frozen blocks in eval mode (no dropout), as the prefix cache computes them",
     )
     p.add_argument("--train-subsample", type=int, default=None, help="a fixed random subset of the training examples")
+    p.add_argument(
+        "--val-subsample",
+        type=int,
+        default=None,
+        help="a fixed class-stratified subset of validation (test stays whole)",
+    )
 
 
 def _stopping_flags(p: OneLineArgumentParser) -> None:

@@ -25,6 +25,7 @@ PURPOSES: dict[str, int | None] = {
     "method_resolve": 2147483647,  # (seed,): settings a method decides before round 1 (auto:K's probe)
     "client_training": None,  # (seed, client, round): batch order, dropout, DP-SGD noise
     "train_subsample": None,  # (fixed seed, n): the same subsample for every run
+    "val_subsample": 65537,  # (fixed seed, n): the same validation subsample for every run
     "validation_carve": None,  # (seed, site hash): documents held out for validation
 }
 

@@ -76,6 +76,7 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     for note in data.notes:
         print(f"warning: {cfg.task}: {note}")
     data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
+    data.splits["validation"] = stratified_subsample(data.splits["validation"], cfg.val_subsample)
     check_splits(data, TASKS.get(cfg.task))  # before any model is built: one line, exit 2
     require_units(cfg, data.splits["train"])
     tokenizer = source_for(cfg.model).tokenizer()
@@ -115,6 +116,22 @@ def subsample(examples: list, n: int | None) -> list:
         return examples
     keep = np.sort(stream("train_subsample", SUBSAMPLE_SEED, n).choice(len(examples), size=n, replace=False))
     return [examples[i] for i in keep]
+
+
+def stratified_subsample(examples: list, n: int | None) -> list:
+    """A fixed n of the validation examples, each label in proportion (all of them when n is None
+    or larger): every class is shuffled, the classes laid end to end, and n evenly spaced examples
+    taken, so a class keeps about n/N of its examples, and one at least where it has N/n. NER
+    sentences carry no one label and are taken at random alike."""
+    if n is None or n >= len(examples):
+        return examples
+    rng = stream("val_subsample", SUBSAMPLE_SEED, n)
+    by_label: dict[tuple, list[int]] = {}
+    for i, ex in enumerate(examples):
+        by_label.setdefault(getattr(ex, "labels", ()), []).append(i)
+    laid = [i for label in sorted(by_label) for i in rng.permutation(by_label[label])]
+    step = len(examples) / n
+    return [examples[i] for i in sorted(laid[int((j + 0.5) * step)] for j in range(n))]
 
 
 def require_units(cfg: ExperimentConfig, train: list) -> None:

@@ -99,7 +99,6 @@ def shape_key(cfg: ExperimentConfig) -> str:
 
 
 def cell_cost(cfg: ExperimentConfig) -> Cost:
-
     kind = TASKS.get(cfg.task).kind
     shape = model_shape(cfg.model, kind)
     method = METHODS.get(cfg.method)(cfg)
@@ -109,7 +108,9 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     kept = min(1.0, (cfg.train_subsample or n_train) / max(n_train, 1)) * (1 - cfg.holdout_fraction)
     per_round = train_tokens * kept * cfg.per_round / cfg.clients * cfg.local_epochs
     forward = 2.0 * shape.compute_params
-    val_tokens, test_tokens = splits["validation"][1], splits["test"][1]
+    n_val, val_tokens = splits["validation"]
+    val_tokens *= min(1.0, (cfg.val_subsample or n_val) / max(n_val, 1))
+    test_tokens = splits["test"][1]
     tested = test_tokens if cfg.test_every else 0
     round_flops = per_round * method.train_flops_per_token(shape) + forward * val_tokens
     flops = cfg.rounds * (round_flops + forward * tested) + forward * (
@@ -130,7 +131,6 @@ def host_key() -> str:
 
 
 def pilot_path() -> Path:
-
     return cache_root() / "pilot.json"
 
 
