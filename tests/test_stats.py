@@ -358,6 +358,9 @@ def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated
     write_report(tmp_path / "out", runs_dir=runs, tuning={"t0"}, planned_seeds=planned)
     narrated = (tmp_path / "out" / "report.md").read_text().split("## Main table")[0]
     assert "top:2 scored" not in narrated and "left out here): 2 cell(s)" in narrated
+    with open(tmp_path / "out" / "tables" / "main.csv") as f:
+        assert {r["method"]: r["complete"] for r in csv.DictReader(f)}["layerskip top:2"] == "False"
+    assert "incomplete (0/3 seeds; the tuning seed: 0.990)" in (tmp_path / "out" / "tables" / "main.md").read_text()
     write_report(tmp_path / "out", runs_dir=runs, tuning={"t0"})  # a grid of the tuning seed alone (quick)
     assert "layerskip top:2 scored 0.990" in (tmp_path / "out" / "report.md").read_text()
     shutil.rmtree(runs / "t0")

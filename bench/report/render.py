@@ -28,6 +28,8 @@ def seed_interval_text(diff, lo, hi, no_verdict: str | None = None) -> str:
 
 def _fmt_metric(t: dict) -> str:
     if not t.get("complete", True):  # a cell still running: its numbers are not a result yet
+        if t["seed_role"] == "tuning only":
+            return f"incomplete (0/{t['seeds_planned']} seeds; the tuning seed: {t['metric']:.3f})"
         return f"incomplete ({t['seeds']}/{t['seeds_planned']} seeds): {t['metric']:.3f}"
     if t["seeds"] == 1:
         return f"{t['metric']:.3f} (1 seed{', the tuning seed' if t['seed_role'] == 'tuning only' else ''})"

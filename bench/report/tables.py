@@ -262,12 +262,12 @@ def planned_seeds(cells: list, tuning: set[str]) -> dict[tuple, int]:
 
 def _row(rs: list[dict], fed: list[dict] | None, cen: list[dict] | None, planned: int | None) -> dict:
     """One cell's row; the key order is the CSV's column order. `planned`: the reported seeds the
-    grid asks of this cell (None: whatever ran is the cell); a row with fewer finished ok is
-    incomplete (still running, or some failed)."""
+    grid asks of this cell (None: whatever ran is the cell); a row with fewer finished ok, or only
+    its tuning seed, is incomplete (still running, or some failed)."""
     stats = seed_interval([r["metric"] for r in rs])
     settings = _setting_columns(rs)
     settings["seeds_planned"] = planned
-    settings["complete"] = planned is None or settings["seed_role"] != "reported" or settings["seeds"] >= planned
+    settings["complete"] = planned is None or (settings["seed_role"] == "reported" and settings["seeds"] >= planned)
     return {**settings, **_outcome_columns(rs, stats), **_comparison_columns(rs, fed, cen, stats["mean"])}
 
 

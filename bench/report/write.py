@@ -134,10 +134,7 @@ def write_report(
 def narrative(table: list[dict]) -> str:
     """One paragraph of what the numbers say, computed from the table."""
     sentences = []
-    # a cell whose only run is the tuning seed, where the grid plans reported seeds, is running too
-    running = [
-        t for t in table if not t.get("complete", True) or (t["seed_role"] != "reported" and t.get("seeds_planned"))
-    ]
+    running = [t for t in table if not t.get("complete", True)]  # its tuning seed alone included
     for t in table:
         if not t["method"].startswith("layerskip") or t in running:
             continue
