@@ -39,38 +39,39 @@ def ner_scores(gold: list[list[str]], pred: list[list[str]]) -> dict:
     }
 
 
-def _auroc(y: np.ndarray, scores: np.ndarray) -> float | None:
+def _auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float | None:
     from sklearn.metrics import roc_auc_score
 
     if len(np.unique(y)) < 2:  # a single class present: AUROC is undefined
         return None
-    return float(roc_auc_score(y, scores))
+    return float(roc_auc_score(y, scores, sample_weight=weights))
 
 
-def cls_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
-    """Single-label: macro-F1 (the headline), accuracy, AUROC (one-vs-rest for >2 classes)."""
+def cls_scores(gold: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None) -> dict:
+    """Single-label: macro-F1 (the headline), accuracy, AUROC (one-vs-rest for >2 classes).
+    `weights`: per example, where the examples are a weighted subsample of a split (val_subsample)."""
     from sklearn.metrics import accuracy_score, f1_score
 
     pred = probs.argmax(axis=1)
     labels = list(range(probs.shape[1]))
-    auroc = _auroc(gold, probs[:, 1]) if probs.shape[1] == 2 else None
+    auroc = _auroc(gold, probs[:, 1], weights) if probs.shape[1] == 2 else None
     return {
-        "metric": float(f1_score(gold, pred, average="macro", labels=labels, zero_division=0)),
-        "accuracy": float(accuracy_score(gold, pred)),
+        "metric": float(f1_score(gold, pred, average="macro", labels=labels, zero_division=0, sample_weight=weights)),
+        "accuracy": float(accuracy_score(gold, pred, sample_weight=weights)),
         "auroc": auroc,
         "items": [[int(g), int(p)] for g, p in zip(gold, pred)],
     }
 
 
-def multilabel_scores(gold: np.ndarray, probs: np.ndarray) -> dict:
+def multilabel_scores(gold: np.ndarray, probs: np.ndarray, weights: np.ndarray | None = None) -> dict:
     """Multi-label: macro-F1 over labels (the headline), micro-F1, macro AUROC over labels seen."""
     from sklearn.metrics import f1_score
 
     pred = (probs >= 0.5).astype(int)
-    aucs = [a for j in range(gold.shape[1]) if (a := _auroc(gold[:, j], probs[:, j])) is not None]
+    aucs = [a for j in range(gold.shape[1]) if (a := _auroc(gold[:, j], probs[:, j], weights)) is not None]
     return {
-        "metric": float(f1_score(gold, pred, average="macro", zero_division=0)),
-        "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0)),
+        "metric": float(f1_score(gold, pred, average="macro", zero_division=0, sample_weight=weights)),
+        "micro_f1": float(f1_score(gold, pred, average="micro", zero_division=0, sample_weight=weights)),
         "auroc": float(np.mean(aucs)) if aucs else None,
         "items": [[*map(int, g), *map(int, p)] for g, p in zip(gold, pred)],
     }

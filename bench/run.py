@@ -81,7 +81,7 @@ def _training_flags(p: OneLineArgumentParser) -> None:
         "--val-subsample",
         type=int,
         default=None,
-        help="a fixed class-stratified subset of validation (test stays whole)",
+        help="a fixed subset of validation: rare classes whole, large ones capped, weighted (test stays whole)",
     )
 
 

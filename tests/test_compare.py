@@ -34,7 +34,8 @@ def test_measure_memory_prints_the_figures_and_needs_a_command(capsys):
 def test_flower_clients_train_on_exactly_the_suite_clients_pieces():
     from bench.config import ExperimentConfig
     from bench.data import load_task
-    from bench.engine.prepare import prepare_task, subsample
+    from bench.engine.prepare import prepare_task
+    from bench.engine.subsample import subsample
 
     w = WORKLOADS["B"]
     work = flower_work(w, 400)

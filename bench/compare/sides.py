@@ -14,8 +14,8 @@ from bench.compare.memory import run_measured
 from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK, Workload
 from bench.data import load_task
 from bench.engine.prepare import prepare_task
-from bench.engine.prepare import subsample as take
 from bench.engine.sampling import sample_clients
+from bench.engine.subsample import subsample as take
 from bench.engine.worker import client_seed
 from bench.errors import BenchError
 from bench.model.build import source_for

@@ -21,6 +21,7 @@ from bench.data.split_check import check_splits
 from bench.data.token_cache import cached_encoding
 from bench.data.tokenize import Encoded, bio_label_ids
 from bench.data.types import TaskData, TaskKind
+from bench.engine.subsample import subsample, validation_subsample
 from bench.errors import BenchError
 from bench.metrics import METRIC_NAMES
 from bench.model.build import ensure_pad_token, source_for
@@ -33,6 +34,7 @@ class Split:
     encoded: Encoded
     chunks: list[list[int]]  # example -> its encoded rows (NER sentences may be split)
     gold: list  # NER: word tags per example; cls: label index; multilabel: 0/1 vector
+    weights: np.ndarray | None = None  # per example, where the split is a weighted subsample (val_subsample)
 
     def rows(self, examples) -> np.ndarray:
         """The encoded rows of these examples, in order."""
@@ -66,7 +68,8 @@ class PreparedTask:
 
         def own(split: Split) -> Split:
             encoded = split.encoded.in_memory()
-            return Split(encoded, split.chunks, encoded.labels if split.gold is split.encoded.labels else split.gold)
+            gold = encoded.labels if split.gold is split.encoded.labels else split.gold
+            return Split(encoded, split.chunks, gold, split.weights)
 
         return dataclasses.replace(self, train=own(self.train), validation=own(self.validation), test=own(self.test))
 
@@ -76,12 +79,13 @@ def prepare_task(cfg: ExperimentConfig) -> PreparedTask:
     for note in data.notes:
         print(f"warning: {cfg.task}: {note}")
     data.splits["train"] = subsample(data.splits["train"], cfg.train_subsample)
-    data.splits["validation"] = stratified_subsample(data.splits["validation"], cfg.val_subsample)
+    data.splits["validation"], val_weights = validation_subsample(data.splits["validation"], cfg.val_subsample)
     check_splits(data, TASKS.get(cfg.task))  # before any model is built: one line, exit 2
     require_units(cfg, data.splits["train"])
     tokenizer = source_for(cfg.model).tokenizer()
     ensure_pad_token(tokenizer)
     output, splits = encode(data, tokenizer, cfg.max_length)
+    splits["validation"].weights = val_weights
     parts = partition(cfg, data)
     clients, holdouts = holdout_split(parts, cfg.holdout_fraction, cfg.seed)
     return PreparedTask(
@@ -105,33 +109,6 @@ def load_splits(cfg: ExperimentConfig) -> TaskData:
     release ships none)."""
     options = {"label_level": cfg.label_level} if cfg.label_level else {}
     return load_task(cfg.task, data_dir_for(cfg.task, cfg.data_dir), **options, **column_options(cfg))
-
-
-SUBSAMPLE_SEED = 0  # fixed: a training subsample is part of the setting, the same for every seed and method
-
-
-def subsample(examples: list, n: int | None) -> list:
-    """A fixed random `n` of the training examples (all of them when n is None or larger)."""
-    if n is None or n >= len(examples):
-        return examples
-    keep = np.sort(stream("train_subsample", SUBSAMPLE_SEED, n).choice(len(examples), size=n, replace=False))
-    return [examples[i] for i in keep]
-
-
-def stratified_subsample(examples: list, n: int | None) -> list:
-    """A fixed n of the validation examples, each label in proportion (all of them when n is None
-    or larger): every class is shuffled, the classes laid end to end, and n evenly spaced examples
-    taken, so a class keeps about n/N of its examples, and one at least where it has N/n. NER
-    sentences carry no one label and are taken at random alike."""
-    if n is None or n >= len(examples):
-        return examples
-    rng = stream("val_subsample", SUBSAMPLE_SEED, n)
-    by_label: dict[tuple, list[int]] = {}
-    for i, ex in enumerate(examples):
-        by_label.setdefault(getattr(ex, "labels", ()), []).append(i)
-    laid = [i for label in sorted(by_label) for i in rng.permutation(by_label[label])]
-    step = len(examples) / n
-    return [examples[i] for i in sorted(laid[int((j + 0.5) * step)] for j in range(n))]
 
 
 def require_units(cfg: ExperimentConfig, train: list) -> None:

@@ -24,7 +24,8 @@ def score_predictions(task: PreparedTask, split: str, examples: list[int], preds
         return ner_scores([data.gold[e] for e in examples], pred_tags)
     probs = np.stack([preds[data.chunks[e][0]] for e in examples])
     gold = np.array([data.gold[e] for e in examples])
-    return (multilabel_scores if task.kind == "multilabel" else cls_scores)(gold, probs)
+    weights = None if data.weights is None else data.weights[examples]  # a weighted subsample's
+    return (multilabel_scores if task.kind == "multilabel" else cls_scores)(gold, probs, weights)
 
 
 SPLIT_FROM = 128  # a request of at least this many examples is cut across the workers
