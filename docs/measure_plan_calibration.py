@@ -6,7 +6,8 @@ For every finished patience-5 run in results/ncbi/runs, the plan's hours for its
 at the rounds it ran, priced three ways: by its own shape's stored throughput (in sample), by the
 neighbour a shape without stored runs gets (its own shape left out: bench.protocol.shape_neighbours),
 and by the host probe alone (what the plan used for such shapes before 2026-12-05); against the
-wall hours its rounds took. Ratios are summed wall over summed plan hours per shape: above 1, the
+wall hours its rounds took, net of pauses (bench.protocol.run_time; before 2026-12-06 the paused
+rounds counted, in the truth and in the stored throughputs alike). Ratios are summed wall over summed plan hours per shape: above 1, the
 plan priced it too low. Configurations and seconds only.
 """
 
@@ -24,6 +25,7 @@ from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.protocol import stored_cost
 from bench.protocol.host_speed import host_tflops
 from bench.protocol.plan import cell_cost, device_hours, host_key, shape_key
+from bench.protocol.run_time import run_seconds
 
 RUNS = Path("results/ncbi/runs")
 
@@ -41,7 +43,7 @@ def main() -> None:
         cfg = ExperimentConfig(**{k: v for k, v in config.items() if k in SETTING_DEFAULTS})
         cfg = dataclasses.replace(cfg, rounds=run["rounds_run"])
         cost, key = cell_cost(cfg), shape_key(cfg)
-        wall = sum(json.loads(line)["wall_s"] for line in (path.parent / "rounds.jsonl").read_text().splitlines())
+        wall = run_seconds(path.parent)[0]  # net of rounds that spanned a pause of the queue
         left_out, source = device_hours(cost, {}, {k: v for k, v in measured.items() if k != key}, lambda: probe)
         label = f"{cfg.method} {cfg.layers or ''} {'r' + str(cfg.lora_rank) if cfg.method == 'lora' else ''} ({cfg.clients} clients)"
         shapes.setdefault(" ".join(label.split()), []).append(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.protocol.plan import cell_cost, shape_key
+from bench.protocol.run_time import active_seconds
 from bench.store import load_runs
 
 
@@ -18,7 +19,9 @@ def stored_throughput(runs: Path) -> dict[str, float]:
     rounds' FLOPs over the wall seconds their rounds.jsonl records. Whole runs on the whole
     machine, so a study that goes on is planned from what it has really cost, in the unit the
     host probe gives (the machine's hours). Not `compute_s`: it sums the seconds of workers that
-    run at once (two on two cores), which priced a federated round at about twice its wall time."""
+    run at once (two on two cores), which priced a federated round at about twice its wall time;
+    and net of pauses (bench.protocol.run_time): one paused NCBI centralized round took 1,827 s of a
+    run whose median round took 33 s."""
 
     flops: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -32,7 +35,7 @@ def stored_throughput(runs: Path) -> dict[str, float]:
             continue  # not a run this planner can read: plan without it
         key = shape_key(cfg)
         flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(run["history"])
-        seconds[key] = seconds.get(key, 0.0) + sum(r.get("wall_s") or 0.0 for r in run["history"])
+        seconds[key] = seconds.get(key, 0.0) + active_seconds([r.get("wall_s") for r in run["history"]])
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 

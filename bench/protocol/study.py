@@ -12,6 +12,7 @@ from bench.engine.convergence import run_convergence
 from bench.errors import BenchError
 from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell, expand_studies
+from bench.protocol.run_time import PAUSE_FACTOR, run_seconds
 from bench.protocol.runner import run_cells
 from bench.store import atomic_write_text, to_csv
 
@@ -232,10 +233,17 @@ def completeness_notes(planned: list[Cell], final_of: dict[str, Cell], runs: Pat
         notes.append(
             f"**{len(planned) - len(final_of)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n"
         )
-    hours = sum(f.get("wall_s") or 0 for f in finals.values()) / 3600
+    seconds = [run_seconds(runs / run_id) for run_id in finals]
+    active, recorded = (sum(s[i] for s in seconds) / 3600 for i in (0, 1))
+    paused = (
+        f" ({recorded:.1f} recorded: rounds that spanned a pause of the study, over {PAUSE_FACTOR:g}x their run's "
+        "median round, count at that median)"
+        if recorded - active >= 0.05
+        else ""
+    )
     notes.append(
-        f"Cost: {len(finals)} stored runs (sweep points and cells) took {hours:.1f} hours of run time, summed over "
-        "runs, on the machines that ran them (config.json and final.json of each run say which settings).\n"
+        f"Cost: {len(finals)} stored runs (sweep points and cells) took {active:.1f} hours of run time{paused}, "
+        "summed over runs, on the machines that ran them (config.json and final.json of each run say which settings).\n"
     )
     return notes
 
