@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 import time
 import warnings
 from pathlib import Path
@@ -71,7 +72,26 @@ def main() -> None:
         lines.append(
             f"| {name} | {len(rows)} | {wall:.2f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {rows[0][4]} | {ratios[2]:.2f} |"
         )
+    totals = [run_seconds(folder) for folder in sorted(RUNS.iterdir()) if (folder / "rounds.jsonl").is_file()]
+    active, recorded = (sum(t[i] for t in totals) / 3600 for i in (0, 1))
+    lines += [
+        "",
+        f"Every run in the store ({len(totals)}): {recorded:.1f} hours recorded, {active:.1f} net of pauses "
+        "(a round over 3x its run's median counted at the median). A first round over its run's median: "
+        f"{first_round_ratios()}.",
+    ]
     print("\n".join(lines))
+
+
+def first_round_ratios() -> str:
+    """How a run's first round (start-up included) compares with its median round: the pause rule's margin."""
+    ratios = []
+    for path in sorted(RUNS.glob("*/rounds.jsonl")):
+        walls = [json.loads(line).get("wall_s") or 0.0 for line in path.read_text().splitlines() if line.strip()]
+        if len(walls) >= 2 and statistics.median(walls) > 0:
+            ratios.append(walls[0] / statistics.median(walls))
+    ratios.sort()
+    return f"median {statistics.median(ratios):.2f}x, 95th percentile {ratios[int(0.95 * len(ratios))]:.2f}x over {len(ratios)} runs"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """How long a stored run took, net of pauses. A round's `wall_s` is the clock between its start
 and end, so a round that was running when the study queue was stopped (SIGSTOP, for a timing or
-CI on the same cores) records the pause: in the NCBI store, 12.5 of 47.4 recorded hours. A
-round over PAUSE_FACTOR x its run's median round counts at that median (rounds of one run do
-the same work; the first, with its start-up, stays well under the factor)."""
+CI on the same cores) records the pause: in the NCBI store, 12.5 of 47.5 recorded hours
+(results/ncbi/plan_calibration.md, 2026-12-06). A round over PAUSE_FACTOR x its run's median
+round counts at that median (rounds of one run do the same work; there a first round, start-up
+included, took 0.99x its run's median, 1.72x at the 95th percentile)."""
 
 from __future__ import annotations
 

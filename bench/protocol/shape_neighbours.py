@@ -4,7 +4,7 @@ method and the same layout (one process or workers). The host probe times a bare
 several times what a training round achieves here (on this 2-core machine the stored minilm
 shapes ran at 0.02-0.15 TFLOP/s of counted work against the probe's 0.16), so it is the last
 resort. The slowest neighbour leans high but is no bound: with its own shape left out, a
-stored configuration's wall time came to 0.33-2.19 of this price (results/ncbi/plan_calibration.md)."""
+stored configuration's wall time came to 0.21-3.75 of this price (results/ncbi/plan_calibration.md)."""
 
 from __future__ import annotations
 
