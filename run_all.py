@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = planned_seeds(cells, tuning)
     if grid_report:
         notes = completeness_notes(planned, final_of, out / "runs")
-        report = write_report(out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds)
+        pending = [c.config.to_dict() for c in planned if c.run_id not in final_of]  # tuning unfinished
+        report = write_report(
+            out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds, pending=pending
+        )
         print(f"wrote {out / 'summary.csv'}, {report}, {out / 'tables'}/, {out / 'figures'}/")
     if "studies" in grid:  # each study's own tables and figures, from the shared store
         for study, members in studies.items():
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 tuning,
                 planned_seeds=seeds,
                 tuning_csv=out / "tuning.csv",  # the grid's sweep record: the study's checks read it too
+                pending=[c.config.to_dict() for c in members if c.run_id not in final_of],
             )
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0

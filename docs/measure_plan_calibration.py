@@ -26,7 +26,7 @@ from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.protocol import stored_cost
 from bench.protocol.host_speed import host_tflops
 from bench.protocol.plan import cell_cost, device_hours, host_key, shape_key
-from bench.protocol.run_time import run_seconds
+from bench.protocol.run_time import MIN_ROUNDS, PAUSE_FACTOR, round_walls, run_seconds
 
 RUNS = Path("results/ncbi/runs")
 
@@ -44,7 +44,7 @@ def main() -> None:
         cfg = ExperimentConfig(**{k: v for k, v in config.items() if k in SETTING_DEFAULTS})
         cfg = dataclasses.replace(cfg, rounds=run["rounds_run"])
         cost, key = cell_cost(cfg), shape_key(cfg)
-        wall = run_seconds(path.parent)[0]  # net of rounds that spanned a pause of the queue
+        wall = run_seconds(path.parent).net  # rounds taken as paused count at their run's median
         left_out, source = device_hours(cost, {}, {k: v for k, v in measured.items() if k != key}, lambda: probe)
         label = f"{cfg.method} {cfg.layers or ''} {'r' + str(cfg.lora_rank) if cfg.method == 'lora' else ''} ({cfg.clients} clients)"
         shapes.setdefault(" ".join(label.split()), []).append(
@@ -72,26 +72,28 @@ def main() -> None:
         lines.append(
             f"| {name} | {len(rows)} | {wall:.2f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {rows[0][4]} | {ratios[2]:.2f} |"
         )
-    totals = [run_seconds(folder) for folder in sorted(RUNS.iterdir()) if (folder / "rounds.jsonl").is_file()]
-    active, recorded = (sum(t[i] for t in totals) / 3600 for i in (0, 1))
+    finished = [path.parent for path in sorted(RUNS.glob("*/final.json"))]
+    totals = [run_seconds(folder) for folder in finished]
     lines += [
         "",
-        f"Every run in the store ({len(totals)}): {recorded:.1f} hours recorded, {active:.1f} net of pauses "
-        "(a round over 3x its run's median counted at the median). A first round over its run's median: "
-        f"{first_round_ratios()}.",
+        f"Every finished run in the store ({len(totals)}): {sum(t.recorded for t in totals) / 3600:.1f} hours "
+        f"recorded, {sum(t.net for t in totals) / 3600:.1f} net of pauses (in a run of at least {MIN_ROUNDS} "
+        f"rounds, a round over {PAUSE_FACTOR:g}x the run's median counted at the median). A run's first round "
+        f"over its median round: {first_round_ratios(finished)}.",
     ]
     print("\n".join(lines))
 
 
-def first_round_ratios() -> str:
+def first_round_ratios(folders: list[Path]) -> str:
     """How a run's first round (start-up included) compares with its median round: the pause rule's margin."""
-    ratios = []
-    for path in sorted(RUNS.glob("*/rounds.jsonl")):
-        walls = [json.loads(line).get("wall_s") or 0.0 for line in path.read_text().splitlines() if line.strip()]
-        if len(walls) >= 2 and statistics.median(walls) > 0:
-            ratios.append(walls[0] / statistics.median(walls))
-    ratios.sort()
-    return f"median {statistics.median(ratios):.2f}x, 95th percentile {ratios[int(0.95 * len(ratios))]:.2f}x over {len(ratios)} runs"
+    walls = [w for w in map(round_walls, folders) if len(w) >= MIN_ROUNDS]
+    ratios = sorted(w[0] / statistics.median(w) for w in walls)
+    over = sum(r > PAUSE_FACTOR for r in ratios)
+    return (
+        f"median {statistics.median(ratios):.2f}x, 95th percentile {ratios[int(0.95 * len(ratios))]:.2f}x over "
+        f"{len(ratios)} runs of {MIN_ROUNDS} rounds or more; {over} over {PAUSE_FACTOR:g}x (taken as paused): "
+        + ", ".join(f"{r:.1f}x" for r in ratios if r > PAUSE_FACTOR)
+    )
 
 
 if __name__ == "__main__":

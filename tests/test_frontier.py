@@ -493,6 +493,18 @@ def test_the_smallest_k_waits_for_a_size_still_running_as_the_front_does():
     assert "top:3 is the smallest judged top:k" in text and "Not ranked: layerskip top:2 (incomplete" in text
     # top:2, within and still running, could be the knee: the knee line says it is provisional
     assert "Provisional: layerskip top:2 (incomplete (3/5 seeds)) is not a result yet." in text
+    # configurations the grid plans with no run yet (their tuning unfinished) could be the knee too
+    planned = [
+        {"task": "t", "method": "layerskip", "layers": "bottom:3", "partition": "iid"},
+        {"task": "t", "method": "lora", "lora_rank": 32, "partition": "iid"},
+        {"task": "t", "method": "lora", "lora_rank": 32, "partition": "iid", "seed": 3},  # one label per config
+        {"task": "t", "method": "lora", "lora_rank": 16, "partition": "dirichlet:0.5"},  # another set
+        {"task": "t", "method": "layerskip", "layers": "top:2", "partition": "iid"},  # has rows already
+        {"task": "t", "method": "layerskip", "layers": "top:2", "partition": "iid", "clients": 1},  # pooled variant
+        {"task": "other", "method": "lora", "lora_rank": 4, "partition": "iid"},
+    ]
+    text = " ".join(frontier_headline.headline(table, planned))
+    assert "is not a result yet. Not run yet: layerskip bottom:3, lora r32." in text
 
 
 def test_the_frontier_figure_draws_what_its_labels_say(monkeypatch, tmp_path):

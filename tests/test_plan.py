@@ -40,21 +40,23 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     assert source == "stored runs" and hours == pytest.approx(cost.flops / (measured[cost.shape_key] * 1e12) / 3600)
     assert plan.device_hours(cost, {}, {}, lambda: 0.5) == (cost.flops / 0.5e12 / 3600, "host probe")
     assert stored_cost.stored_throughput(tmp_path / "absent") == {}
-    # a round that spanned a pause of the queue (here 600 s against rounds of 2-3 s) counts at its run's median
-    _store(runs, "paused", cfg, platform.node(), [2.0, 600.0, 3.0])
+    # a round that spanned a pause of the queue (600 s against rounds of 2-3 s) counts at its run's median
+    _store(runs, "paused", cfg, platform.node(), [2.0, 600.0, 3.0, 3.0, 2.0])
     assert stored_cost.stored_throughput(runs)[cost.shape_key] == pytest.approx(
-        cost.round_flops * 5 / 13.0 / 1e12
-    )  # 2 + 3, then 2 + 3 + 3
+        cost.round_flops * 7 / 18.0 / 1e12
+    )  # 2 + 3, then 2 + 3 + 3 + 3 + 2
 
 
-def test_a_round_that_spanned_a_pause_counts_at_its_runs_median_and_ordinary_spread_stays(tmp_path):
-    from bench.protocol.run_time import active_seconds, run_seconds
+def test_a_round_over_3x_its_runs_median_counts_at_the_median_in_runs_of_5_rounds_or_more(tmp_path):
+    from bench.protocol.run_time import net_seconds, run_seconds
 
-    assert active_seconds([30.0, 31.0, 1827.0, 29.0]) == pytest.approx(30.0 + 31.0 + 30.5 + 29.0)
-    assert active_seconds([30.0, 80.0, 29.0]) == 139.0  # a slower round under 3x the median is work
-    assert active_seconds([]) == 0.0
-    (tmp_path / "rounds.jsonl").write_text("".join(json.dumps({"wall_s": w}) + "\n" for w in (10.0, 10.0, 500.0)))
-    assert run_seconds(tmp_path) == (30.0, 520.0)
+    assert net_seconds([30.0, 31.0, 1827.0, 29.0, 30.0]) == pytest.approx(30.0 + 31.0 + 30.0 + 29.0 + 30.0)
+    assert net_seconds([30.0, 80.0, 29.0, 31.0, 30.0]) == 200.0  # a slower round under 3x the median is work
+    assert net_seconds([30.0, 1800.0, 1800.0]) == 3630.0  # too few rounds to tell: as recorded
+    assert net_seconds([]) == 0.0
+    walls = (10.0, 10.0, 500.0, 10.0, 10.0)
+    (tmp_path / "rounds.jsonl").write_text("".join(json.dumps({"wall_s": w}) + "\n" for w in walls))
+    assert run_seconds(tmp_path) == (50.0, 540.0)
 
 
 def test_a_shape_no_run_has_is_priced_by_the_slowest_stored_shape_alike_before_the_probe():
@@ -276,12 +278,12 @@ def test_a_studys_cost_line_counts_paused_rounds_at_their_median_and_says_so(tmp
     from bench.protocol.study import completeness_notes
 
     cells = [SimpleNamespace(run_id=name, tune=None) for name in ("a", "b")]
-    for name, walls in (("a", [1800.0, 1800.0]), ("b", [1800.0, 1800.0, 36000.0])):
+    for name, walls in (("a", [1800.0] * 2), ("b", [1800.0] * 4 + [36000.0])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "final.json").write_text("{}")
         (tmp_path / name / "rounds.jsonl").write_text("".join(json.dumps({"wall_s": w}) + "\n" for w in walls))
     cost = completeness_notes(cells, {c.run_id: c for c in cells}, tmp_path)[-1]
-    assert "2 stored runs (sweep points and cells) took 2.5 hours of run time (12.0 recorded: rounds" in cost
+    assert "2 stored runs (sweep points and cells) took 3.5 hours of run time (13.0 recorded: rounds over 3x" in cost
     (tmp_path / "b" / "rounds.jsonl").write_text(json.dumps({"wall_s": 1800.0}) + "\n")
     cost = completeness_notes(cells, {c.run_id: c for c in cells}, tmp_path)[-1]
-    assert "took 1.5 hours of run time, summed" in cost  # nothing paused: no second figure
+    assert "took 1.5 hours of run time, summed" in cost  # nothing taken as paused: no second figure

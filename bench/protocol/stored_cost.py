@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.protocol.plan import cell_cost, shape_key
-from bench.protocol.run_time import active_seconds
+from bench.protocol.run_time import net_seconds
 from bench.store import load_runs
 
 
@@ -35,7 +35,8 @@ def stored_throughput(runs: Path) -> dict[str, float]:
             continue  # not a run this planner can read: plan without it
         key = shape_key(cfg)
         flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(run["history"])
-        seconds[key] = seconds.get(key, 0.0) + active_seconds([r.get("wall_s") for r in run["history"]])
+        walls = [r["wall_s"] for r in run["history"] if r.get("wall_s") is not None]
+        seconds[key] = seconds.get(key, 0.0) + net_seconds(walls)
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 

@@ -234,15 +234,15 @@ def completeness_notes(planned: list[Cell], final_of: dict[str, Cell], runs: Pat
             f"**{len(planned) - len(final_of)} of {len(planned)} cells are not in this report: their tuning has not finished.**\n"
         )
     seconds = [run_seconds(runs / run_id) for run_id in finals]
-    active, recorded = (sum(s[i] for s in seconds) / 3600 for i in (0, 1))
+    net, recorded = sum(s.net for s in seconds) / 3600, sum(s.recorded for s in seconds) / 3600
     paused = (
-        f" ({recorded:.1f} recorded: rounds that spanned a pause of the study, over {PAUSE_FACTOR:g}x their run's "
-        "median round, count at that median)"
-        if recorded - active >= 0.05
+        f" ({recorded:.1f} recorded: rounds over {PAUSE_FACTOR:g}x their run's median round, taken as pauses of "
+        "the study, count at that median)"
+        if recorded - net >= 0.05
         else ""
     )
     notes.append(
-        f"Cost: {len(finals)} stored runs (sweep points and cells) took {active:.1f} hours of run time{paused}, "
+        f"Cost: {len(finals)} stored runs (sweep points and cells) took {net:.1f} hours of run time{paused}, "
         "summed over runs, on the machines that ran them (config.json and final.json of each run say which settings).\n"
     )
     return notes

@@ -5,7 +5,9 @@ cheapest front configuration within, read again under label skew)."""
 
 from __future__ import annotations
 
+from bench.config import SETTING_DEFAULTS
 from bench.report.frontier import (
+    SIZED,
     WITHIN,
     family,
     front_steps,
@@ -19,6 +21,7 @@ from bench.report.frontier import (
     why_unranked,
 )
 from bench.report.render import fmt_bytes, seed_interval_text
+from bench.report.tables import method_label, variant
 
 # issue 25: half minilm's blocks (the paper's ratio) stands in where no front configuration is within
 KNEE_FALLBACK = ("layerskip top", 3)
@@ -157,7 +160,7 @@ def _across(table: list[dict], iid: dict, of: tuple) -> str:
     return "; ".join(f"{p} {_interval(_read_in(rows, p, of))}" for p in partitions)
 
 
-def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
+def _knee_line(sets: list[dict], table: list[dict], pending: list[dict]) -> list[str]:
     """The knee chosen on a task's iid set, its difference to centralized in every partition of
     that task, and half the blocks' (KNEE_FALLBACK) beside it where the knee is another (issue 25 item 4)."""
     lines = []
@@ -165,7 +168,8 @@ def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
         row, how = knee(iid)
         if row is None:
             lines += [
-                f"**Knee, {named(iid, sets)}**: none ({how}, which has no ranked result here).{_provisional(iid)}",
+                f"**Knee, {named(iid, sets)}**: none ({how}, which has no ranked result here)."
+                + _provisional(iid, pending),
                 "",
             ]
             continue
@@ -174,28 +178,51 @@ def _knee_line(sets: list[dict], table: list[dict]) -> list[str]:
         )
         if family(row) != KNEE_FALLBACK:
             line += " " + _sentence(f"Half the blocks ({KNEE_FALLBACK_LABEL}): {_across(table, iid, KNEE_FALLBACK)}")
-        lines += [line + _provisional(iid), ""]
+        lines += [line + _provisional(iid, pending), ""]
     return lines
 
 
-def _provisional(iid: dict) -> str:
-    """' Provisional: layerskip top:4 (incomplete (1/3 seeds)) is not a result yet.': configurations
-    of the set still running, any of which could become the knee."""
-    pending = [f"{r['method']} ({waiting(r)})" for r in iid["configs"] if waiting(r)]
-    return (
-        f" Provisional: {', '.join(pending)} {'is' if len(pending) == 1 else 'are'} not a result yet."
-        if pending
+def _provisional(iid: dict, pending: list[dict]) -> str:
+    """' Provisional: layerskip top:4 (incomplete (1/3 seeds)) is not a result yet. Not run yet:
+    lora r2.': configurations of the set still running, or planned with no run so far (their
+    tuning not finished), any of which could become the knee."""
+    running = [f"{r['method']} ({waiting(r)})" for r in iid["configs"] if waiting(r)]
+    text = (
+        f" Provisional: {', '.join(running)} {'is' if len(running) == 1 else 'are'} not a result yet."
+        if running
         else ""
     )
+    missing = not_run(iid, pending)
+    return text + (f" Not run yet: {', '.join(missing)}." if missing else "")
+
+
+def not_run(iid: dict, pending: list[dict]) -> list[str]:
+    """The labels of the set's configurations among `pending` (configs the grid plans that have
+    no stored run) that no row of the set has yet."""
+    have, found = {r["method"] for r in iid["configs"]}, []
+    for config in pending:
+        cfg = {**SETTING_DEFAULTS, **config}
+        same = (cfg["task"], cfg["partition"]) == (iid["task"], iid["partition"]) and iid.get("model") in (
+            None,
+            cfg["model"],
+        )
+        if not same or variant(cfg) or cfg["dp_epsilon"] is not None or cfg["noise_multiplier"] is not None:
+            continue
+        label = method_label({"config": cfg}).replace(" []", "")  # auto:K names its blocks once run
+        row = {"method": label, "layers": cfg["layers"] or "", "lora_rank": cfg["lora_rank"]}
+        if family(row)[0] in (*SIZED, "fedavg") and label not in have and label not in found:
+            found.append(label)
+    return found
 
 
 def _sentence(text: str) -> str:
     return text if text.endswith(".") else text + "."  # an interval may end in 'n.s.'
 
 
-def headline(table: list[dict]) -> list[str]:
+def headline(table: list[dict], pending: list[dict] | tuple = ()) -> list[str]:
     """The report's first lines on the question, per task's iid set (a task without one: every
-    set), then the knee read in every partition."""
+    set), then the knee read in every partition; `pending`: the configs the grid plans that have
+    no stored run yet (the knee line names them)."""
     lines = []
     sets = frontier_sets(table)
     with_iid = {(s["task"], s.get("model")) for s in sets if s["partition"] == "iid"}
@@ -214,4 +241,4 @@ def headline(table: list[dict]) -> list[str]:
             f"{_front_by_budget(found)}.",
             "",
         ]
-    return lines + _knee_line(sets, table)
+    return lines + _knee_line(sets, table, list(pending))

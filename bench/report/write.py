@@ -99,13 +99,15 @@ def write_report(
     tuning: set[str] | frozenset = frozenset(),
     planned_seeds: dict[tuple, int] | None = None,
     tuning_csv: Path | None = None,
+    pending: list[dict] | None = None,
 ) -> Path:
     """summary.csv, tables/, figures/ and report.md under `out`, from the runs stored in
     `runs_dir` (default out/runs); a study's report names the study in every caption. Runs in
     `tuning` chose a setting: summary.csv marks them `tuning`, and the tables leave them out of
     every cell that has reported seeds. `planned_seeds` (cell_key -> the reported seeds a grid
     asks of it) marks cells with fewer as incomplete; `tuning_csv` (default out/tuning.csv) is the
-    grid's sweep record, which a study's report reads from the grid's folder."""
+    grid's sweep record, which a study's report reads from the grid's folder; `pending` the configs
+    the grid plans that have no stored run (the frontier's knee line names them)."""
 
     runs_dir = runs_dir or out / "runs"
     runs = load_runs(runs_dir, run_ids)
@@ -122,7 +124,7 @@ def write_report(
     if study:
         made = [(name, f"{caption} (study {study})") for name, caption in made]
     checks = audit.section(runs, tuning_csv or out / "tuning.csv", runs_dir, own_sweeps_only=study is not None)
-    text = _headline(out, study, rows, checks, notes) + frontier_headline.headline(table)
+    text = _headline(out, study, rows, checks, notes) + frontier_headline.headline(table, pending or [])
     text += [narrative(table), "", "## Main table", "", markdown(table)]
     text += _frontier_section(depth)
     text += [NOTES, "", "## Figures", ""] + [f"![{c}](figures/{name}.png)  \n*{c}*\n" for name, c in made]
