@@ -42,9 +42,7 @@ class ExperimentConfig:
     max_length: int = 128
     holdout_fraction: float = 0.1  # of each client's data, for per-client scores
     train_subsample: int | None = None  # a fixed random subset of the training examples; validation and test stay whole
-    val_subsample: int | None = (
-        None  # a fixed, class-weighted subset of validation (selection only; bench.engine.subsample)
-    )
+    val_subsample: int | None = None  # a fixed, class-weighted validation subset (bench.engine.subsample)
     early_stop: bool = False  # stop once the validation metric has stalled (patience, min_delta)
     patience: int = 3  # rounds without a min_delta gain on validation that count as converged
     min_delta: float = 0.001
