@@ -20,7 +20,7 @@ from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import load_grid
 from bench.protocol.overrides import overridden
 from bench.protocol.plan_grid import print_plan
-from bench.protocol.study import completeness_notes, run_grid, studies_of, study_notes
+from bench.protocol.study import completeness_notes, pending_configs, run_grid, studies_of, study_notes
 from bench.protocol.tuning import tuning_runs
 from bench.report.tables import planned_seeds
 from bench.report.write import write_report
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = planned_seeds(cells, tuning)
     if grid_report:
         notes = completeness_notes(planned, final_of, out / "runs")
-        pending = [c.config.to_dict() for c in planned if c.run_id not in final_of]  # tuning unfinished
+        pending = pending_configs(planned, final_of)
         report = write_report(
             out, [c.run_id for c in cells], notes=notes, tuning=tuning, planned_seeds=seeds, pending=pending
         )
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 tuning,
                 planned_seeds=seeds,
                 tuning_csv=out / "tuning.csv",  # the grid's sweep record: the study's checks read it too
-                pending=[c.config.to_dict() for c in members if c.run_id not in final_of],
+                pending=pending_configs(members, final_of),
             )
         print(f"wrote {out / 'studies'}/<study>/report.md for each study")
     return 0

@@ -216,6 +216,11 @@ def study_notes(
     return (head if feeds else []) + completeness_notes(members, mine, runs)
 
 
+def pending_configs(planned: list[Cell], final_of: dict[str, Cell]) -> list[dict]:
+    """The configs of planned cells not yet run as any cell (their tuning unfinished), for a report to name."""
+    return [c.config.to_dict() for c in planned if c.run_id not in final_of]
+
+
 def completeness_notes(planned: list[Cell], final_of: dict[str, Cell], runs: Path) -> list[str]:
     """What a report over these cells must say about its inputs: sweep points without a result,
     cells left out because their tuning has not finished, and what the stored runs cost."""
