@@ -47,16 +47,32 @@ def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tin
     )  # 2 + 3, then 2 + 3 + 3 + 3 + 2
 
 
+def wall_lines(*seconds):
+    return [{"wall_s": s} for s in seconds]
+
+
 def test_a_round_over_3x_its_runs_median_counts_at_the_median_in_runs_of_5_rounds_or_more(tmp_path):
     from bench.protocol.run_time import net_seconds, run_seconds
 
-    assert net_seconds([30.0, 31.0, 1827.0, 29.0, 30.0]) == pytest.approx(30.0 + 31.0 + 30.0 + 29.0 + 30.0)
-    assert net_seconds([30.0, 80.0, 29.0, 31.0, 30.0]) == 200.0  # a slower round under 3x the median is work
-    assert net_seconds([30.0, 1800.0, 1800.0]) == 3630.0  # too few rounds to tell: as recorded
+    assert net_seconds(wall_lines(30.0, 31.0, 1827.0, 29.0, 30.0)) == pytest.approx(30.0 + 31.0 + 30.0 + 29.0 + 30.0)
+    assert net_seconds(wall_lines(30.0, 80.0, 29.0, 31.0, 30.0)) == 200.0  # a slower round under 3x the median is work
+    assert net_seconds(wall_lines(30.0, 1800.0, 1800.0)) == 3630.0  # too few rounds to tell: as recorded
     assert net_seconds([]) == 0.0
-    walls = (10.0, 10.0, 500.0, 10.0, 10.0)
-    (tmp_path / "rounds.jsonl").write_text("".join(json.dumps({"wall_s": w}) + "\n" for w in walls))
+    (tmp_path / "rounds.jsonl").write_text(
+        "".join(json.dumps(w) + "\n" for w in wall_lines(10.0, 10.0, 500.0, 10.0, 10.0))
+    )
     assert run_seconds(tmp_path) == (50.0, 540.0)
+
+
+def test_a_round_that_recorded_its_pause_counts_its_wall_less_the_pause_whatever_the_rule_says():
+    from bench.protocol.run_time import net_seconds
+
+    paused = [{"wall_s": 30.0, "paused_s": 0.0}] * 4 + [{"wall_s": 70.0, "paused_s": 40.0}]
+    assert net_seconds(paused) == 150.0  # a pause under 3x the median, which the rule would miss
+    slow = [{"wall_s": 30.0, "paused_s": 0.0}] * 4 + [{"wall_s": 200.0, "paused_s": 0.0}]
+    assert net_seconds(slow) == 320.0  # slow for its own reason (it scored test): all of it is work
+    resumed = wall_lines(30.0, 30.0, 900.0) + [{"wall_s": 30.0, "paused_s": 0.0}, {"wall_s": 60.0, "paused_s": 30.0}]
+    assert net_seconds(resumed) == 150.0  # a run resumed on the new code: the rule for its older rounds
 
 
 def test_a_shape_no_run_has_is_priced_by_the_slowest_stored_shape_alike_before_the_probe():

@@ -11,6 +11,7 @@ from bench.config import ExperimentConfig
 from bench.engine import faults, secure_phase
 from bench.engine.arrivals import Arrivals, streams
 from bench.engine.sampling import sample_clients
+from bench.engine.stop_clock import StopClock
 from bench.federation.comm import GLOBAL, tensor_bytes
 from bench.federation.dp_ledger import DpLedger
 from bench.federation.secagg_client import Refused
@@ -26,6 +27,7 @@ class RoundContext:
     task: object  # the PreparedTask
     dp: DpLedger
     info: dict = dataclasses.field(default_factory=dict)  # the worker's info(): blocks, block_prefix, ...
+    clock: StopClock | None = None  # records the seconds the process was stopped (a paused queue)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,10 +172,14 @@ def score(ctx: RoundContext, r: int, states: dict) -> Scores:
     return Scores(val, test, tested)
 
 
+def _stopped_s(ctx: RoundContext) -> float:
+    return ctx.clock.stopped_s() if ctx.clock else 0.0
+
+
 def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None = None) -> tuple[dict, dict]:
     """One round, phase by phase; -> (states, round line). Raises Diverged when the new model
     gives NaN/Inf in evaluation."""
-    t0 = time.perf_counter()
+    t0, stopped0 = time.perf_counter(), _stopped_s(ctx)
     residuals = {} if residuals is None else residuals
     draw = sample(ctx, r)
     sent = broadcast(ctx, r, draw, states)
@@ -198,5 +204,6 @@ def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None =
         "epsilon": ctx.dp.epsilon(),
         "compute_s": round(train_s + sum(s["eval_s"] for s in scores.val + scores.test), 3),
         "wall_s": round(time.perf_counter() - t0, 3),
+        "paused_s": round(_stopped_s(ctx) - stopped0, 3),  # of wall_s, stopped (bench.protocol.run_time)
         **secure_line,
     }

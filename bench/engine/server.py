@@ -18,6 +18,7 @@ from bench.engine.prepare import prepare_task
 from bench.engine.rounds import RoundContext, mean_metric, play_round, validate
 from bench.engine.sampling import planned_work
 from bench.engine.serial import SerialBackend
+from bench.engine.stop_clock import StopClock
 from bench.engine.training import Diverged
 from bench.errors import BenchError
 from bench.federation import privacy
@@ -124,14 +125,15 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     if progress:
         print(execution.describe(cfg), file=sys.stderr)
     try:
-        info = backend.info()
-        run = RunState.from_checkpoint(out / "checkpoint.pt", backend.initial_state)
-        dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
-        ctx = RoundContext(cfg, method, backend, task, dp, info)
-        if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)
-            run.untrained = mean_metric(validate(ctx, run.states))
-        _play(ctx, run, out, progress)
-        final = _final(asked, ctx, run, info, probe, out)
+        with StopClock() as clock:  # each round records the seconds it was stopped
+            info = backend.info()
+            run = RunState.from_checkpoint(out / "checkpoint.pt", backend.initial_state)
+            dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
+            ctx = RoundContext(cfg, method, backend, task, dp, info, clock)
+            if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)
+                run.untrained = mean_metric(validate(ctx, run.states))
+            _play(ctx, run, out, progress)
+            final = _final(asked, ctx, run, info, probe, out)
     finally:
         backend.close()
     atomic_write_json(out / "final.json", final)

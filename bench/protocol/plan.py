@@ -30,6 +30,7 @@ from bench.data.hf import column_options
 from bench.engine.server import run_experiment
 from bench.model.shapes import model_shape
 from bench.protocol import host_speed, shape_neighbours, tuning
+from bench.protocol.run_time import net_seconds
 from bench.registry import METHODS
 from bench.store import atomic_write_json, cache_root
 from bench.synth.cache import data_dir_for
@@ -148,7 +149,6 @@ def _pilot_host() -> str:
 
 def run_pilots(cells: list, folder: Path) -> dict[str, float]:
     """One timed round per distinct model x method shape: measured TFLOP/s, cached for this host."""
-
     pilots = load_pilots()
     for cell in cells:
         key = shape_key(cell.config)
@@ -166,7 +166,7 @@ def run_pilots(cells: list, folder: Path) -> dict[str, float]:
         start = time.perf_counter()
         run_experiment(cfg, folder / cfg.run_id, progress=False)
         line = json.loads((folder / cfg.run_id / "rounds.jsonl").read_text().splitlines()[0])
-        seconds = line.get("wall_s") or (time.perf_counter() - start)  # the machine's seconds, as stored runs
+        seconds = net_seconds([line]) or (time.perf_counter() - start)  # the machine's seconds, as stored runs
         pilots[key] = cell_cost(cfg).round_flops / max(seconds, 1e-6) / 1e12
         print(f"pilot {key}: {pilots[key]:.3f} TFLOP/s ({seconds:.1f} s for one round)")
     path = pilot_path()

@@ -1,7 +1,8 @@
 """How long a stored run took, net of pauses. A round's `wall_s` is the clock between its start
 and end, so a round that was running when the study queue was stopped (SIGSTOP, for a timing or
 CI on the same cores) records the pause: in the NCBI store, about a quarter of the recorded hours
-(results/ncbi/plan_calibration.md). Nothing records the stop itself, so this is a rule: in a run
+(results/ncbi/plan_calibration.md). Rounds run since 2026-12-06 record it (`paused_s`, from
+bench.engine.stop_clock) and count `wall_s - paused_s`. Older rounds have only a rule: in a run
 of at least MIN_ROUNDS rounds, a round over PAUSE_FACTOR x the run's median round is taken as
 paused and counts at that median. It misses shorter pauses and runs paused for most of their
 rounds, and would also cut a round slow for a reason of its own (a client-sampled round, a
@@ -20,25 +21,38 @@ MIN_ROUNDS = 5  # with fewer, a median cannot tell a paused round from the other
 
 
 class RunSeconds(NamedTuple):
-    net: float  # rounds taken as paused counted at the run's median
+    net: float  # recorded pauses left out; older rounds taken as paused counted at the run's median
     recorded: float
 
 
-def net_seconds(walls: list[float]) -> float:
-    """A run's round seconds with each round over PAUSE_FACTOR x the run's median counted at the median."""
-    if len(walls) < MIN_ROUNDS:
-        return sum(walls)
-    typical = statistics.median(walls)
-    return sum(typical if w > PAUSE_FACTOR * typical else w for w in walls)
+def _net(line: dict) -> float:
+    return line["wall_s"] - (line.get("paused_s") or 0.0)
+
+
+def net_seconds(lines: list[dict]) -> float:
+    """A run's round seconds: a round that recorded its pause counts `wall_s - paused_s`; one
+    from before the record, over PAUSE_FACTOR x the run's median, counts at the median."""
+    timed = [line for line in lines if line.get("wall_s") is not None]
+    if len(timed) < MIN_ROUNDS:
+        return sum(map(_net, timed))
+    typical = statistics.median(map(_net, timed))
+    return sum(
+        _net(t) if t.get("paused_s") is not None or t["wall_s"] <= PAUSE_FACTOR * typical else typical for t in timed
+    )
+
+
+def round_lines(folder: Path) -> list[dict]:
+    """The rounds stored in `folder`'s rounds.jsonl."""
+    path = folder / "rounds.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def round_walls(folder: Path) -> list[float]:
-    """The wall seconds of each round stored in `folder`'s rounds.jsonl (rounds without one left out)."""
-    path = folder / "rounds.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [w for line in lines if line.strip() and (w := json.loads(line).get("wall_s")) is not None]
+    """The wall seconds of each round stored in `folder` (rounds without one left out)."""
+    return [w for line in round_lines(folder) if (w := line.get("wall_s")) is not None]
 
 
 def run_seconds(folder: Path) -> RunSeconds:
-    walls = round_walls(folder)
-    return RunSeconds(net_seconds(walls), sum(walls))
+    lines = round_lines(folder)
+    return RunSeconds(net_seconds(lines), sum(line["wall_s"] for line in lines if line.get("wall_s") is not None))

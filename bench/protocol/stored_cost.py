@@ -35,8 +35,7 @@ def stored_throughput(runs: Path) -> dict[str, float]:
             continue  # not a run this planner can read: plan without it
         key = shape_key(cfg)
         flops[key] = flops.get(key, 0.0) + cell_cost(cfg).round_flops * len(run["history"])
-        walls = [r["wall_s"] for r in run["history"] if r.get("wall_s") is not None]
-        seconds[key] = seconds.get(key, 0.0) + net_seconds(walls)
+        seconds[key] = seconds.get(key, 0.0) + net_seconds(run["history"])
     return {k: flops[k] / seconds[k] / 1e12 for k in flops if seconds[k] > 0}
 
 

@@ -27,7 +27,7 @@ def run(tiny_corpus, out, **kw):
 
 
 def strip(lines):
-    timings = ("wall_s", "compute_s", "secagg_client_s", "secagg_server_s")
+    timings = ("wall_s", "paused_s", "compute_s", "secagg_client_s", "secagg_server_s")
     return [{k: v for k, v in line.items() if k not in timings} for line in lines]  # timings differ
 
 

@@ -63,7 +63,7 @@ def run(corpus, out, **kw):
     )
     final = run_experiment(cfg, out, progress=False)
     lines = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
-    timings = ("wall_s", "compute_s")
+    timings = ("wall_s", "paused_s", "compute_s")
     return final, [{k: v for k, v in line.items() if k not in timings} for line in lines]
 
 

@@ -1,0 +1,54 @@
+"""Seconds this process did not run while its clock went on: a SIGSTOP of the study queue (for a
+timing or a CI run on the same cores) stops every thread, so a daemon thread that ticks every
+TICK_S sees a gap between two ticks; a gap over GAP_S counts as stopped, less the one tick it
+would have waited anyway. A round's `paused_s` is what this clock gained during the round, so
+`wall_s - paused_s` is its run time (bench.protocol.run_time), a record where the older runs
+have only a rule. GAP_S sits far above anything that can hold the interpreter lock within a
+round (a state's pickling takes well under a second) and far below a pause (minutes)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+TICK_S = 0.25
+GAP_S = 5.0
+
+
+class StopClock:
+    """Start it, read `stopped_s()` before and after what it times, close it (or use `with`)."""
+
+    def __init__(self, tick_s: float = TICK_S, gap_s: float = GAP_S, clock=time.monotonic):
+        self.tick_s, self.gap_s, self._clock = tick_s, gap_s, clock
+        self._lock = threading.Lock()
+        self._last = clock()
+        self._stopped = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stop-clock", daemon=True)
+
+    def __enter__(self) -> StopClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.wait(self.tick_s):
+            self.tick()
+
+    def _excess(self, gap: float) -> float:
+        return gap - self.tick_s if gap > self.gap_s else 0.0
+
+    def tick(self) -> None:
+        with self._lock:
+            now = self._clock()
+            self._stopped += self._excess(now - self._last)
+            self._last = now
+
+    def stopped_s(self) -> float:
+        """Seconds stopped so far, the gap still open included (a round that ends just after a
+        resume, before the next tick, is charged its pause)."""
+        with self._lock:
+            return self._stopped + self._excess(self._clock() - self._last)
