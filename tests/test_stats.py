@@ -383,6 +383,20 @@ def test_a_cell_with_fewer_seeds_than_planned_is_marked_running_and_not_narrated
     assert f"5.0 points below centralized [95% CI over seeds {5 - half:.1f}, {5 + half:.1f}]" in report
 
 
+def test_a_configuration_above_centralized_is_narrated_above_it_with_its_interval_the_same_way_round(tmp_path):
+    """Top:5 scored 0.4 points above centralized on NCBI: the narrative once read '-0.4 points
+    below centralized [-2.3, 1.5]'."""
+    runs = tmp_path / "runs"
+    for seed, (cen, skip) in enumerate(((0.70, 0.72), (0.74, 0.75), (0.78, 0.81)), start=1):
+        _store(runs, f"c{seed}", "centralized", seed, cen)
+        _store(runs, f"l{seed}", "layerskip", seed, skip)
+    write_report(tmp_path / "out", runs_dir=runs)
+    report = (tmp_path / "out" / "report.md").read_text()
+    # per-seed leads 2, 1, 3 points: mean 2, t-interval 2 ± 4.303 * 1 / sqrt(3)
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert f"2.0 points above centralized [95% CI over seeds {2 - half:.1f}, {2 + half:.1f}] n.s." in report
+
+
 def test_a_one_client_run_has_no_byte_share_of_fedavg(tmp_path):
     """A pooled (one-client) run moves bytes only to a server that holds the same data: its share
     of FedAvg's bytes compares nothing, so neither the table nor the narrative gives one."""
@@ -397,7 +411,7 @@ def test_a_one_client_run_has_no_byte_share_of_fedavg(tmp_path):
     assert rows["layerskip top:1 pooled"]["reduction_vs_fedavg_pct"] == ""
     assert rows["layerskip top:1"]["reduction_vs_fedavg_pct"] != ""  # equal bytes here: 0.0
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "layerskip top:1 scored 0.600, while moving 100% of FedAvg's bytes." in report
+    assert "layerskip top:1 scored 0.600, while moving 100% of FedAvg's bytes over its whole run." in report
     assert "layerskip top:1 pooled scored 0.620." in report
 
 

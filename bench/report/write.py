@@ -144,10 +144,12 @@ def narrative(table: list[dict]) -> str:
             f"On {t['task']} ({t['partition']}{', ε ' + format(t['epsilon'], 'g') if t['epsilon'] else ''}), "
             f"{t['method']} scored {t['metric']:.3f}"
         ]
-        if t["gap_to_centralized_pts"] is not None:
-            bits.append(f"{t['gap_to_centralized_pts']:.1f} points below centralized{_below_interval(t)}")
-        if t["reduction_vs_fedavg_pct"] is not None:
-            bits.append(f"while moving {100 - t['reduction_vs_fedavg_pct']:.0f}% of FedAvg's bytes")
+        if (gap := t["gap_to_centralized_pts"]) is not None:
+            bits.append(
+                f"{abs(gap):.1f} points {'below' if gap >= 0 else 'above'} centralized{_gap_interval(t, gap >= 0)}"
+            )
+        if t["reduction_vs_fedavg_pct"] is not None:  # the whole runs', as the table's total bytes
+            bits.append(f"while moving {100 - t['reduction_vs_fedavg_pct']:.0f}% of FedAvg's bytes over its whole run")
         sentences.append(", ".join(bits) + ".")
     if running:  # a partial cell's mean is not a result: named, not narrated
         sentences.append(
@@ -158,14 +160,14 @@ def narrative(table: list[dict]) -> str:
     return " ".join(sentences)
 
 
-def _below_interval(t: dict) -> str:
-    """The gap's seed-level interval, in points below centralized, where it has a verdict."""
+def _gap_interval(t: dict, below: bool) -> str:
+    """The gap's seed-level interval where it has a verdict, in points below centralized (or
+    above it, for a configuration that scored higher), as the sentence reads."""
     seed = t.get("vs_centralized_seed")
     if not seed or not seed.get("verdict"):
         return f" ({seed['no_verdict']}: no verdict)" if seed else " (fewer than 2 paired seeds: no interval)"
-    return f" [95% CI over seeds {-100 * seed['hi']:.1f}, {-100 * seed['lo']:.1f}]" + (
-        " n.s." if seed["contains_zero"] else ""
-    )
+    lo, hi = (-100 * seed["hi"], -100 * seed["lo"]) if below else (100 * seed["lo"], 100 * seed["hi"])
+    return f" [95% CI over seeds {lo:.1f}, {hi:.1f}]" + (" n.s." if seed["contains_zero"] else "")
 
 
 def _failure_line(row: dict, error: str | None) -> str:
