@@ -41,6 +41,7 @@ def _row(method, layers="", rank=None, metric=0.7, moved=1e6, lo=-0.01, hi=0.01,
         "metric_ci95": 0.01,
         "bytes_to_best": moved if method != "centralized" else 0.0,
         "bytes_per_round": moved / 10 if per_round is None else per_round,
+        "best_round": moved / (moved / 10 if per_round is None else per_round),
         "trainable_pct": pct,
         "seeds": 3,
         "vs_centralized_seed": None if method == "centralized" else seed,
@@ -87,6 +88,20 @@ def test_the_headline_names_the_smallest_k_whose_whole_interval_is_within_2_poin
     assert "bottom:2 only contains -2 in its interval" in text and "bottom:1 only" not in text  # bottom:1: wholly below
     assert "from 100.0 kB to 400.0 kB: lora r2 (0.650)" in text and "from 30.0 MB and more: layerskip top:4" in text
     assert "By family: lora from 100.0 kB, layerskip top from 10.0 MB." in text
+
+
+def test_a_front_point_cheaper_only_by_its_earlier_best_rounds_is_said_to_be():
+    """NCBI's top:6 moved fewer bytes to its reported state than top:5 though 20% more a round:
+    its seeds peaked earlier. The front ranks by bytes to the reported state; the headline says why."""
+    table = _table()
+    table.append(_row("layerskip", "top:5", metric=0.747, moved=8e7, per_round=4e6, lo=-0.01, hi=0.02))
+    table.append(_row("layerskip", "top:6", metric=0.746, moved=7e7, per_round=4.8e6, lo=-0.01, hi=0.02))
+    text = " ".join(frontier_headline.headline(table))
+    assert (
+        "layerskip top:6 is below layerskip top:5 only by its earlier best rounds (14.6 against 20.0" in text
+    )
+    assert "it moves 20% more a round" in text
+    assert "only by its earlier" not in " ".join(frontier_headline.headline(_table()))  # per round in order: no note
 
 
 def test_a_label_skew_set_reads_the_tasks_centralized_row():
