@@ -5,6 +5,7 @@ one line per family. One panel per task x partition that asks the question."""
 from __future__ import annotations
 
 from bench.report.frontier import WITHIN, family, frontier_sets, named, pareto, why_unranked
+from bench.report.label_place import place_labels
 from bench.report.plotting import pyplot, save
 
 # one marker and colour per family, the same in both figures; the front is drawn in black
@@ -55,7 +56,7 @@ def frontier(runs, folder, table) -> bool:
         ax.axhline(
             central["metric"] - WITHIN, color="0.4", ls="--", lw=1, label=f"centralized - {100 * WITHIN:.0f} pts"
         )
-        _configurations(ax, found["configs"])
+        labels = _configurations(ax, found["configs"])
         front = pareto(found["configs"])
         # a step: the best metric within a budget holds from one front point's bytes to the next's
         ax.step(
@@ -74,6 +75,7 @@ def frontier(runs, folder, table) -> bool:
         )
         ax.grid(alpha=0.3)
         ax.legend(handles=_legend(ax, found["configs"]), fontsize="x-small", loc="lower right")
+        place_labels(ax, labels)
     save(fig, folder, "frontier")
     return True
 
@@ -86,11 +88,13 @@ def _bytes_spread(row: dict) -> list[list[float]] | None:
     return [[row["bytes_to_best"] - row["bytes_to_best_min"]], [row["bytes_to_best_max"] - row["bytes_to_best"]]]
 
 
-def _configurations(ax, configs: list[dict]) -> None:
+def _configurations(ax, configs: list[dict]) -> list[tuple[float, float, str]]:
     """One marker per configuration with bytes, its family's shape and colour; hollow where it is
     not ranked (fewer than 3 reported seeds); one label per point, naming every configuration
-    there (auto:2 that chose the top blocks is top:2, run for run)."""
+    there (auto:2 that chose the top blocks is top:2, run for run): -> the labels, placed once
+    the axis is done."""
     at: dict[tuple, list[str]] = {}
+    labels = []
     for r in configs:
         if r["bytes_to_best"]:
             at.setdefault((r["bytes_to_best"], r["metric"]), []).append(r["method"])
@@ -111,13 +115,8 @@ def _configurations(ax, configs: list[dict]) -> None:
         )
         names = at.pop((r["bytes_to_best"], r["metric"]), None)
         if names:  # the point's first configuration labels it for all
-            ax.annotate(
-                " = ".join(names),
-                (r["bytes_to_best"], r["metric"]),
-                textcoords="offset points",
-                xytext=(5, 4),
-                fontsize="x-small",
-            )
+            labels.append((r["bytes_to_best"], r["metric"], " = ".join(names)))
+    return labels
 
 
 def _legend(ax, configs: list[dict]) -> list:
@@ -140,6 +139,7 @@ def gap_vs_trainable(runs, folder, table) -> bool:
     fig, panels = drawn
     for ax, found in panels:
         lines: dict[str, list[dict]] = {}
+        sizes: list[tuple[float, float, str]] = []  # labels: each point's k or rank
         for r in found["configs"]:
             if r["vs_centralized_seed"]:
                 lines.setdefault(family(r)[0], []).append(r)
@@ -160,16 +160,7 @@ def gap_vs_trainable(runs, folder, table) -> bool:
             hollow = [(r["trainable_pct"], d) for r, d in zip(rows, diffs) if why_unranked(r)]
             if hollow:  # not ranked (still running, too few seeds), as the frontier figure shows it
                 ax.plot(*zip(*hollow), _style(name)[0], color=_style(name)[1], mfc="white", ls="", zorder=3)
-            for r, d in zip(rows, diffs):
-                size = family(r)[1]
-                if size is not None:
-                    ax.annotate(
-                        str(size),
-                        (r["trainable_pct"], d),
-                        textcoords="offset points",
-                        xytext=(4, 4),
-                        fontsize="x-small",
-                    )
+            sizes += [(r["trainable_pct"], d, str(family(r)[1])) for r, d in zip(rows, diffs) if family(r)[1]]
         ax.axhline(0, color="0.4", lw=1)
         ax.axhline(-100 * WITHIN, color="0.4", ls="--", lw=1, label=f"-{100 * WITHIN:.0f} pts")
         ax.set_xscale("log")
@@ -180,5 +171,6 @@ def gap_vs_trainable(runs, folder, table) -> bool:
         )
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
+        place_labels(ax, sizes)
     save(fig, folder, "gap_vs_trainable")
     return True
