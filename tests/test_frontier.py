@@ -97,9 +97,7 @@ def test_a_front_point_cheaper_only_by_its_earlier_best_rounds_is_said_to_be():
     table.append(_row("layerskip", "top:5", metric=0.747, moved=8e7, per_round=4e6, lo=-0.01, hi=0.02))
     table.append(_row("layerskip", "top:6", metric=0.746, moved=7e7, per_round=4.8e6, lo=-0.01, hi=0.02))
     text = " ".join(frontier_headline.headline(table))
-    assert (
-        "layerskip top:6 is below layerskip top:5 only by its earlier best rounds (14.6 against 20.0" in text
-    )
+    assert "layerskip top:6 is below layerskip top:5 only by its earlier best rounds (14.6 against 20.0" in text
     assert "it moves 20% more a round" in text
     assert "only by its earlier" not in " ".join(frontier_headline.headline(_table()))  # per round in order: no note
 
