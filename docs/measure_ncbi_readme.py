@@ -6,7 +6,8 @@
 round's wall time; each reported seed against its cell's mean under label skew; the sign test of
 the tuning seed's lead; the `mu` study's FedAvg at 3e-4 against FedAvg at 1e-4, and each seed's
 round to the matched-accuracy target; the `control` study's pooled top:2 against federated top:2
-in training loss). Reads the main, mu and control studies' summary.csv (the grid's
+in training loss; each frontier configuration's interval against centralized paired and as two
+independent groups). Reads the main, mu, control and frontier studies' summary.csv (the grid's
 own summary gains the other studies' cells as they finish) and the runs' rounds.jsonl; counts only."""
 
 from __future__ import annotations
@@ -99,6 +100,32 @@ def control_lines(main_rows: list[dict]) -> list[str]:
     return lines
 
 
+def frontier_lines() -> list[str]:
+    """Each complete frontier configuration (IID, 3 reported seeds) against centralized: the
+    report's interval, paired by seed, beside Welch's for two independent groups, and the
+    seeds' correlation that the pairing draws on."""
+    rows = [r for r in study_rows("frontier") if r["role"] == "reported" and r["partition"] == "iid"]
+    by_config: dict[str, dict[int, float]] = {}
+    for r in rows:
+        label = " ".join(filter(None, (r["method"], r["layers"], r["lora_rank"] and "r" + r["lora_rank"])))
+        by_config.setdefault(label, {})[int(r["seed"])] = float(r["metric"])
+    central = by_config.pop("centralized")
+    lines = []
+    for label, seeds in sorted(by_config.items()):
+        shared = sorted(set(seeds) & set(central))
+        if len(shared) < 3:
+            continue
+        a, b = np.array([seeds[s] for s in shared]), np.array([central[s] for s in shared])
+        paired = stats.ttest_rel(a, b).confidence_interval()
+        welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+        lines.append(
+            f"- frontier, {label} - centralized, IID, seeds {', '.join(map(str, shared))}: paired "
+            f"[{100 * paired.low:+.1f}, {100 * paired.high:+.1f}], Welch [{100 * welch.low:+.1f}, {100 * welch.high:+.1f}] "
+            f"points; the seeds' correlation {np.corrcoef(a, b)[0, 1]:+.2f}"
+        )
+    return lines
+
+
 def tuning_minus_seed_two(skew: dict) -> str:
     """Under label skew, the tuning seed (0) minus seed 2 per cell: is seed 0 better, or is seed 3's
     draw of the hospitals the hard one?"""
@@ -164,7 +191,7 @@ def main() -> None:
     lines.append(
         f"- the tuning seed above its cell's reported mean in {above} of {len(leads)} cells: one-sided sign test p = {p:.2f}"
     )
-    lines += mu_lines(rows) + control_lines(rows)
+    lines += mu_lines(rows) + control_lines(rows) + frontier_lines()
     print("\n".join(lines))
 
 
