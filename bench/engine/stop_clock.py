@@ -3,8 +3,9 @@ timing or a CI run on the same cores) stops every thread, so a daemon thread tha
 TICK_S sees a gap between two ticks; a gap over GAP_S counts as stopped, less the one tick it
 would have waited anyway. A round's `paused_s` is what this clock gained during the round, so
 `wall_s - paused_s` is its run time (bench.protocol.run_time), a record where the older runs
-have only a rule. GAP_S sits far above anything that can hold the interpreter lock within a
-round (a state's pickling takes well under a second) and far below a pause (minutes)."""
+have only a rule. GAP_S sits far below a pause (minutes) and above the longest the interpreter
+lock is held in a round: a slower tick would count work as stopped (the README gives the
+store's rounds since the clock came: none read a pause but the one stopped by hand)."""
 
 from __future__ import annotations
 
