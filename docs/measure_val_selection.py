@@ -135,7 +135,10 @@ def main() -> None:
     gold, probs = runs[0][0], [p for _, p in runs]
     whole = weighted_curves(probs, gold, np.arange(len(gold)), None)
     for cfg, curve in zip(configs, whole):  # the replay reads what the runs recorded
-        recorded = [json.loads(x)["val_metric"] for x in (folder / f"lr{cfg.lr:g}" / "run" / "rounds.jsonl").open()]
+        recorded = [
+            json.loads(x)["val_metric"]
+            for x in (folder / f"lr{cfg.lr:g}" / "run" / "rounds.jsonl").read_text().splitlines()
+        ]
         assert np.allclose(curve[1:], recorded), f"lr {cfg.lr}: recomputed whole-split scores differ from the run's"
     examples = load_task(configs[0].task).splits["validation"]
     kept_examples, grid_weights = validation_subsample(examples, 600)
@@ -154,7 +157,7 @@ def grid_run_check(configs, subset_curves) -> str:
         if not path.is_file():
             said.append(f"lr {cfg.lr:g}: not run yet")
             continue
-        recorded = [json.loads(x)["val_metric"] for x in path.open()]
+        recorded = [json.loads(x)["val_metric"] for x in path.read_text().splitlines()]
         same = np.allclose(curve[1 : len(recorded) + 1], recorded, rtol=0, atol=1e-9)
         said.append(f"lr {cfg.lr:g}: {'equal' if same else 'DIFFERENT'} over its {len(recorded)} rounds")
     return "; ".join(said)

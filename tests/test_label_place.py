@@ -14,6 +14,7 @@ def test_labels_of_crowded_points_do_not_overlap_one_another_or_cover_another_po
     ax.set_xscale("log")
     names = ["layerskip top:6", "layerskip top:5", "layerskip bottom:1", "layerskip top:2", "layerskip bottom:2", "x"]
     notes = place_labels(ax, [(x, y, n) for (x, y), n in zip(points, names)])
+    fig.tight_layout()  # as bench.report.plotting.save lays it out again before writing
     renderer = fig.canvas.get_renderer()
     boxes = [n.get_window_extent(renderer) for n in notes]
     assert [n.get_text() for n in notes] == names

@@ -189,6 +189,8 @@ def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None =
     states, secure_line = aggregate(ctx, r, states, results, training, sent.secure)
     scores = score(ctx, r, states)
     train_s = sum(res.train_s for res in training.trained)
+    paused = _stopped_s(ctx) - stopped0  # read before the wall clock: a stop between the two is in both
+    wall = time.perf_counter() - t0
     return states, {
         "round": r + 1,
         "val_metric": mean_metric(scores.val),
@@ -203,7 +205,7 @@ def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None =
         "rejected": {str(c): why for c, why in sorted(rejected.items())},
         "epsilon": ctx.dp.epsilon(),
         "compute_s": round(train_s + sum(s["eval_s"] for s in scores.val + scores.test), 3),
-        "wall_s": round(time.perf_counter() - t0, 3),
-        "paused_s": round(_stopped_s(ctx) - stopped0, 3),  # of wall_s, stopped (bench.protocol.run_time)
+        "wall_s": round(wall, 3),
+        "paused_s": round(min(paused, wall), 3),  # of wall_s, stopped (bench.protocol.run_time)
         **secure_line,
     }

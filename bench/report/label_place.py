@@ -1,7 +1,8 @@
 """Labels beside points that do not cover one another: each takes the first of a few offsets
 around its point whose box overlaps no label placed before it and no other point, else the first
-(greedy, in the order given). Call it once the axis holds everything, its scale set: the boxes
-are measured on the figure as it will be drawn."""
+(greedy, in the order given). Call it once the axis holds everything, its scale set: it lays the
+figure out (as bench.report.plotting.save will) and measures the boxes there; the labels stay
+out of the layout, so save's own tight_layout leaves the axes where they were measured."""
 
 from __future__ import annotations
 
@@ -20,13 +21,16 @@ OFFSETS = (
 
 def _annotate(ax, x: float, y: float, text: str, offset: tuple, fontsize: str):
     dx, dy, align = offset
-    return ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align)
+    note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align)
+    note.set_in_layout(False)  # a label must not move the axes its box was measured on
+    return note
 
 
 def place_labels(ax, labels: list[tuple[float, float, str]], fontsize: str = "x-small") -> list:
     """Annotate each (x, y, text) in data coordinates; -> the annotations, in order."""
     ax.set_xlim(ax.get_xlim())  # fix the limits the boxes are measured at
     ax.set_ylim(ax.get_ylim())
+    ax.figure.tight_layout()
     renderer = ax.figure.canvas.get_renderer()
     points = [ax.transData.transform((x, y)) for x, y, _ in labels]
     boxes, placed = [], []

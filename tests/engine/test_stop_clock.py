@@ -17,17 +17,18 @@ from bench.engine.stop_clock import StopClock
 CHILD = """
 import sys, time
 from bench.engine.stop_clock import StopClock
-with StopClock(tick_s=0.05, gap_s=1.0) as clock:
+with StopClock(tick_s=0.05, gap_s=float(sys.argv[1])) as clock:
     print("ready", flush=True)
     sys.stdin.readline()  # the parent stops this process, then writes a line
     print(clock.stopped_s(), flush=True)
 """
 
 
-def stopped_in_child(pause_s: float) -> tuple[float, float]:
+def stopped_in_child(pause_s: float, gap_s: float) -> tuple[float, float]:
     """(the clock's reading, the pause as this process timed it) in a process the test stops
     (SIGSTOP) for about `pause_s` seconds, or not at all."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-c", CHILD, str(gap_s)]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     paused = 0.0
     try:
         assert child.stdout.readline().strip() == "ready"
@@ -46,29 +47,33 @@ def stopped_in_child(pause_s: float) -> tuple[float, float]:
 
 
 def test_a_stopped_process_records_its_pause_and_a_running_one_none():
-    recorded, paused = stopped_in_child(3.0)
-    assert recorded == pytest.approx(paused, abs=0.3)
-    assert stopped_in_child(0.0) == (0.0, 0.0)
+    recorded, paused = stopped_in_child(3.0, gap_s=1.0)
+    assert recorded == pytest.approx(paused, abs=0.5)
+    assert stopped_in_child(0.0, gap_s=2.0) == (0.0, 0.0)  # a 2 s stall on a busy machine is unlikely
 
 
 def test_gaps_under_the_threshold_are_work_and_an_open_gap_counts_before_the_next_tick():
     now = [0.0]
-    clock = StopClock(tick_s=1.0, gap_s=5.0, clock=lambda: now[0])
-    for step in (1.0, 4.9, 1.0):  # a slow tick (the interpreter lock held for a while) is not a pause
-        now[0] += step
+    with StopClock(tick_s=1.0, gap_s=5.0, clock=lambda: now[0]) as clock:  # its own ticks only shorten gaps
+        for step in (1.0, 4.9, 1.0):  # a slow tick (the interpreter lock held for a while) is not a pause
+            now[0] += step
+            clock.tick()
+        assert clock.stopped_s() == 0.0
+        now[0] += 61.0  # stopped for a minute; resumed, the round ends before the thread ticks again
+        assert clock.stopped_s() == pytest.approx(60.0)
         clock.tick()
-    assert clock.stopped_s() == 0.0
-    now[0] += 61.0  # stopped for a minute; resumed, the round ends before the thread ticks again
-    assert clock.stopped_s() == pytest.approx(60.0)
-    clock.tick()
-    assert clock.stopped_s() == pytest.approx(60.0)  # the tick keeps it, once
+        assert clock.stopped_s() == pytest.approx(60.0)  # the tick keeps it, once
+    now[0] += 100.0
+    assert clock.stopped_s() == pytest.approx(60.0)  # closed: nothing ticks, nothing is counted
+    assert StopClock(clock=lambda: now[0] + 1e6).stopped_s() == 0.0  # never started: no gap
 
 
-class SteppingClock:
-    """A stop clock that reads 7 s more at every look: each round was stopped 7 s."""
+class ScriptedClock:
+    """A stop clock whose readings are scripted: round 1 starts at 0 and ends at 0.001 (stopped
+    1 ms), round 2 ends 100 s later, longer than the round took."""
 
     def __init__(self, *args, **kwargs):
-        self.reads = 0
+        self.readings = iter([0.0, 0.001, 0.001, 100.001])
 
     def __enter__(self):
         return self
@@ -77,12 +82,13 @@ class SteppingClock:
         pass
 
     def stopped_s(self):
-        self.reads += 1
-        return 7.0 * self.reads
+        return next(self.readings)
 
 
-def test_every_round_line_carries_the_seconds_its_run_was_stopped(tiny_corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(server, "StopClock", SteppingClock)
+def test_every_round_line_carries_the_seconds_its_run_was_stopped_and_never_more_than_its_wall(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(server, "StopClock", ScriptedClock)
     cfg = ExperimentConfig(
         task="i2b2-2010",
         method="fedavg",
@@ -93,5 +99,6 @@ def test_every_round_line_carries_the_seconds_its_run_was_stopped(tiny_corpus, t
         data_dir=str(tiny_corpus / "i2b2-2010"),
     )
     server.run_experiment(cfg, tmp_path, progress=False)
-    rounds = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
-    assert [r["paused_s"] for r in rounds] == [7.0, 7.0]
+    first, second = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
+    assert first["paused_s"] == 0.001
+    assert second["paused_s"] == second["wall_s"] < 100.0  # a stop cannot outlast the round it is in
