@@ -21,7 +21,11 @@ OFFSETS = (
 
 def _annotate(ax, x: float, y: float, text: str, offset: tuple, fontsize: str):
     dx, dy, align = offset
-    note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align)
+    # a label moved off the first offset gets a thin leader to its point: it may sit nearer another
+    leader = None if offset == OFFSETS[0] else {"arrowstyle": "-", "lw": 0.5, "color": "0.5", "shrinkB": 4}
+    note = ax.annotate(
+        text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize, ha=align, arrowprops=leader
+    )
     note.set_in_layout(False)  # a label must not move the axes its box was measured on
     return note
 
