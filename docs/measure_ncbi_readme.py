@@ -116,11 +116,11 @@ def frontier_lines() -> list[str]:
         if len(shared) < 3:
             continue
         a, b = np.array([seeds[s] for s in shared]), np.array([central[s] for s in shared])
-        paired = stats.ttest_rel(a, b).confidence_interval()
+        paired = seed_paired_interval(list(a - b))  # the report's own interval
         welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
         lines.append(
             f"- frontier, {label} - centralized, IID, seeds {', '.join(map(str, shared))}: paired "
-            f"[{100 * paired.low:+.1f}, {100 * paired.high:+.1f}], Welch [{100 * welch.low:+.1f}, {100 * welch.high:+.1f}] "
+            f"[{100 * paired['lo']:+.1f}, {100 * paired['hi']:+.1f}], Welch [{100 * welch.low:+.1f}, {100 * welch.high:+.1f}] "
             f"points; the seeds' correlation {np.corrcoef(a, b)[0, 1]:+.2f}"
         )
     return lines

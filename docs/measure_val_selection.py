@@ -21,7 +21,6 @@ patiences: what early stopping itself changes. Scores and counts only.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import sys
@@ -38,8 +37,9 @@ from bench.data import load_task
 from bench.engine import scoring
 from bench.engine.convergence import stalled
 from bench.engine.server import run_experiment
-from bench.engine.subsample import class_quotas, validation_subsample
+from bench.engine.subsample import capped_draw, validation_subsample
 from bench.metrics import cls_scores
+from bench.protocol.run_time import round_lines
 from bench.store import cache_root
 
 GRID = Path("bench/grids/medquad.yaml")
@@ -117,14 +117,8 @@ def weighted_curves(probs: list[np.ndarray], gold: np.ndarray, keep: np.ndarray,
 
 
 def random_subset(gold: np.ndarray, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """A subset drawn as bench.engine.subsample draws the grid's: by type, rare ones whole, weighted."""
-    types = sorted(set(gold.tolist()))
-    members = [np.flatnonzero(gold == t) for t in types]
-    quotas = class_quotas([len(m) for m in members], n)
-    kept = [rng.permutation(m)[:q] for m, q in zip(members, quotas)]
-    weights = [np.full(q, len(m) / q) for m, q in zip(members, quotas) if q]
-    order = np.argsort(np.concatenate(kept))
-    return np.concatenate(kept)[order], np.concatenate(weights)[order]
+    """A subset drawn as the grid's is (bench.engine.subsample.capped_draw), from another stream."""
+    return capped_draw(gold.tolist(), n, rng)
 
 
 def main() -> None:
@@ -135,10 +129,7 @@ def main() -> None:
     gold, probs = runs[0][0], [p for _, p in runs]
     whole = weighted_curves(probs, gold, np.arange(len(gold)), None)
     for cfg, curve in zip(configs, whole):  # the replay reads what the runs recorded
-        recorded = [
-            json.loads(x)["val_metric"]
-            for x in (folder / f"lr{cfg.lr:g}" / "run" / "rounds.jsonl").read_text().splitlines()
-        ]
+        recorded = [line["val_metric"] for line in round_lines(folder / f"lr{cfg.lr:g}" / "run")]
         assert np.allclose(curve[1:], recorded), f"lr {cfg.lr}: recomputed whole-split scores differ from the run's"
     examples = load_task(configs[0].task).splits["validation"]
     kept_examples, grid_weights = validation_subsample(examples, 600)
@@ -153,11 +144,10 @@ def grid_run_check(configs, subset_curves) -> str:
     said = []
     for cfg, curve in zip(configs, subset_curves):
         grid_cfg = cfg.with_settings(val_subsample=600, early_stop=True)
-        path = Path("results/medquad/runs") / grid_cfg.run_id / "rounds.jsonl"
-        if not path.is_file():
+        recorded = [line["val_metric"] for line in round_lines(Path("results/medquad/runs") / grid_cfg.run_id)]
+        if not recorded:
             said.append(f"lr {cfg.lr:g}: not run yet")
             continue
-        recorded = [json.loads(x)["val_metric"] for x in path.read_text().splitlines()]
         same = np.allclose(curve[1 : len(recorded) + 1], recorded, rtol=0, atol=1e-9)
         said.append(f"lr {cfg.lr:g}: {'equal' if same else 'DIFFERENT'} over its {len(recorded)} rounds")
     return "; ".join(said)

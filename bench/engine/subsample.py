@@ -42,15 +42,23 @@ def validation_subsample(examples: list, n: int | None) -> tuple[list, np.ndarra
     if n is None or n >= len(examples):
         return examples, None
     rng = stream("val_subsample", SUBSAMPLE_SEED, n)
-    by_label: dict[tuple, list[int]] = {}
-    for i, ex in enumerate(examples):
-        by_label.setdefault(tuple(getattr(ex, "labels", ())), []).append(i)
-    labels = sorted(by_label)
-    quotas = class_quotas([len(by_label[label]) for label in labels], n)
+    kept, weights = capped_draw([tuple(getattr(ex, "labels", ())) for ex in examples], n, rng)
+    return [examples[i] for i in kept], weights
+
+
+def capped_draw(classes: list, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """(kept indices in order, each one's weight): n of the items whose class keys are `classes`,
+    by class_quotas, drawn with `rng` class by class in sorted order; a weight is its class's
+    size over its kept count. docs/measure_val_selection.py draws its other subsets with it."""
+    by_class: dict = {}
+    for i, key in enumerate(classes):
+        by_class.setdefault(key, []).append(i)
+    keys = sorted(by_class)
+    quotas = class_quotas([len(by_class[key]) for key in keys], n)
     weight_of: dict[int, float] = {}
-    for label, quota in zip(labels, quotas):
-        members = by_label[label]
+    for key, quota in zip(keys, quotas):
+        members = by_class[key]
         for i in rng.permutation(members)[:quota]:
             weight_of[int(i)] = len(members) / quota
     kept = sorted(weight_of)  # the release's order, so batches form alike
-    return [examples[i] for i in kept], np.array([weight_of[i] for i in kept])
+    return np.array(kept, dtype=int), np.array([weight_of[i] for i in kept])

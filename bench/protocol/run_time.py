@@ -48,11 +48,15 @@ def round_lines(folder: Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def _walls(lines: list[dict]) -> list[float]:
+    return [w for line in lines if (w := line.get("wall_s")) is not None]
+
+
 def round_walls(folder: Path) -> list[float]:
     """The wall seconds of each round stored in `folder` (rounds without one left out)."""
-    return [w for line in round_lines(folder) if (w := line.get("wall_s")) is not None]
+    return _walls(round_lines(folder))
 
 
 def run_seconds(folder: Path) -> RunSeconds:
     lines = round_lines(folder)
-    return RunSeconds(net_seconds(lines), sum(line["wall_s"] for line in lines if line.get("wall_s") is not None))
+    return RunSeconds(net_seconds(lines), sum(_walls(lines)))
