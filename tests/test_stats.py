@@ -127,6 +127,26 @@ def test_the_tuning_seed_is_marked_and_left_out_of_the_table(tmp_path):
     assert values[header.index("seeds")] == "2" and float(values[header.index("metric")]) == pytest.approx(0.55)
 
 
+def test_summary_counts_each_runs_seconds_less_its_recorded_pauses(tmp_path):
+    """summary.csv's run_s is wall_s less the pauses its rounds recorded (bench.protocol.run_time)."""
+    folder = tmp_path / "runs" / "r0"
+    folder.mkdir(parents=True)
+    config = {"task": "t", "method": "fedavg", "model": "m", "partition": "iid", "clients": 2, "seed": 1}
+    final = {
+        "task": "t", "method": "fedavg", "status": "ok", "metric_name": "entity_micro_f1", "metric": 0.5,
+        "val_metric": 0.6, "config": config, "bytes_up_total": 1, "bytes_down_total": 1, "trainable_params": 1,
+        "total_params": 1, "rounds_run": 2, "best_round": 2, "task_kind": "ner", "n_labels": 3, "wall_s": 100.0,
+    }  # fmt: skip
+    (folder / "final.json").write_text(json.dumps(final))
+    lines = [{"round": 1, "wall_s": 30.0, "paused_s": 0.0}, {"round": 2, "wall_s": 70.0, "paused_s": 40.0}]
+    (folder / "rounds.jsonl").write_text(
+        "".join(json.dumps({**x, "val_metric": 0.6, "bytes_up": 1, "bytes_down": 1}) + "\n" for x in lines)
+    )
+    write_report(tmp_path / "out", runs_dir=tmp_path / "runs")
+    (row,) = csv.DictReader((tmp_path / "out" / "summary.csv").open())
+    assert (float(row["wall_s"]), float(row["run_s"])) == (100.0, 60.0)
+
+
 def test_two_seeds_give_an_interval_but_no_verdict():
     """Two per-seed differences that happen to agree give a near-zero width by chance (1 df)."""
     got = seed_paired_interval([-0.024875, -0.024884])

@@ -24,6 +24,8 @@ def record(cfg, history: list[dict], info: dict, status: str) -> dict:
         "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
         "rounds": len(history),
         "wall_s": round(sum(h["wall_s"] for h in history), 3),
+        # of wall_s, the time the process was stopped (bench.engine.stop_clock; rounds since 2026-12-06)
+        "paused_s": round(sum(h.get("paused_s") or 0.0 for h in history), 3),
         "config": cfg.to_dict(),
         "versions": versions(),
         "git": git_state(),

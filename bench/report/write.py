@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS
 from bench.engine.convergence import run_convergence
+from bench.protocol.run_time import net_seconds
 from bench.report import audit, figures, frontier, frontier_headline
 from bench.report.render import NOTES, flat, latex, markdown
 from bench.report.tables import main_table, shown_runs
@@ -40,6 +41,7 @@ SUMMARY_COLUMNS = [
     "trainable_params",
     "total_params",
     "wall_s",
+    "run_s",
     "status",
     "rounds",
     "blocks",
@@ -85,6 +87,7 @@ def summary_row(run: dict) -> dict:
         "rounds",
     ):
         row[key] = run.get(key)
+    row["run_s"] = round(net_seconds(run.get("history") or []), 3)  # wall_s less the pauses
     row["convergence"] = run_convergence(run) if row["status"] == "ok" else None
     row["converged"] = row["convergence"] == "converged" if row["convergence"] else None
     return row

@@ -102,3 +102,5 @@ def test_every_round_line_carries_the_seconds_its_run_was_stopped_and_never_more
     first, second = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert first["paused_s"] == 0.001
     assert second["paused_s"] == second["wall_s"] < 100.0  # a stop cannot outlast the round it is in
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["paused_s"] == pytest.approx(0.001 + second["wall_s"], abs=2e-3)  # the run's total, rounded
