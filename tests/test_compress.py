@@ -3,25 +3,15 @@
 import pytest
 import torch
 
-from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
 from bench.federation.aggregate import weighted_average
 from bench.federation.compress import Int8, TopK, codec_for, payload_bytes, restore_state
+from tests.tiny import tiny_config
 
 
 def _run(tiny_corpus, out, compress):
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="layerskip",
-        layers="top:1",
-        model="tiny-bert",
-        clients=2,
-        rounds=2,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        compress=compress,
-    )
+    cfg = tiny_config(tiny_corpus, method="layerskip", layers="top:1", rounds=2, compress=compress)
     return run_experiment(cfg, out, progress=False)
 
 

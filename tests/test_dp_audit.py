@@ -29,6 +29,7 @@ from torch import nn
 
 from bench.engine.training import _private_training
 from bench.federation.privacy import DpPlan, dp_fedavg
+from tests.tiny import tiny_config
 
 DIM, CLIP, TRIALS = 8, 1.0, 400
 CANARY, OTHER = 0, 1  # the canary's rows push along axis 0, the rest of the batch along axis 1
@@ -193,13 +194,9 @@ def test_no_training_loss_leaves_a_private_client(tiny_corpus, tmp_path, level):
     no client reports one, so neither the server nor the stored run has it."""
     import json
 
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=2, max_length=32, backend="serial",
-        data_dir=str(tiny_corpus / "i2b2-2010"), train_subsample=40, noise_multiplier=1.0, dp_level=level,
-    )  # fmt: skip
+    cfg = tiny_config(tiny_corpus, rounds=2, backend="serial", train_subsample=40, noise_multiplier=1.0, dp_level=level)
     run_experiment(cfg, tmp_path, progress=False)
     lines = [json.loads(line) for line in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all(line["train_loss"] is None for line in lines)

@@ -9,6 +9,7 @@ from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
 from bench.federation.privacy import DpPlan, UnitPrivateTraining, epsilon_of
+from tests.tiny import tiny_config
 
 
 def test_one_clipped_gradient_per_patient_whatever_its_admissions():
@@ -110,16 +111,6 @@ def test_a_gradient_without_its_per_sample_gradient_is_an_error():
 
 
 def test_patient_unit_needs_patient_ids(tiny_corpus, tmp_path):
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        rounds=1,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        noise_multiplier=1.0,
-        dp_unit="patient",
-    )
+    cfg = tiny_config(tiny_corpus, noise_multiplier=1.0, dp_unit="patient")
     with pytest.raises(BenchError, match="no patient ids"):
         run_experiment(cfg, tmp_path, progress=False)

@@ -10,6 +10,7 @@ import pytest
 
 from bench.config import ExperimentConfig
 from bench.protocol import plan, stored_cost
+from tests.tiny import tiny_config
 
 
 def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, wall_s: list[float]) -> None:
@@ -22,14 +23,7 @@ def _store(runs, name: str, cfg: ExperimentConfig, hostname: str, wall_s: list[f
 
 
 def test_stored_runs_of_this_host_give_the_throughput_and_others_are_ignored(tiny_corpus, tmp_path):
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-    )
+    cfg = tiny_config(tiny_corpus, rounds=3)
     runs = tmp_path / "runs"
     _store(runs, "here", cfg, platform.node(), [2.0, 3.0])
     _store(runs, "elsewhere", cfg, "another-machine", [100.0])
@@ -269,10 +263,7 @@ def test_a_pilot_times_the_machine_s_wall_seconds_and_older_worker_second_entrie
     from types import SimpleNamespace
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-    )  # fmt: skip
+    cfg = tiny_config(tiny_corpus, rounds=3)
 
     def timed_round(config, out, progress=False):
         out.mkdir(parents=True)

@@ -9,6 +9,7 @@ from bench.federation.secagg import SecAggFailure, SecureRound, neighbours
 from bench.federation.secagg_client import ClientParties, MaskLayout, Refused
 from bench.federation.secagg_math import Quantiser, prg, reconstruct, split_secret
 from bench.federation.secagg_network import key_exchange, secure_sum, unmask
+from tests.tiny import tiny_config
 
 N, DIM = 10, 64
 
@@ -96,20 +97,10 @@ def test_a_run_with_secure_aggregation_matches_the_plain_run(tiny_corpus, tmp_pa
     client secrets (other keys, other masked vectors), the same numbers."""
     import json
 
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
     from bench.federation.secagg_transcript import read_transcript
 
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=3,
-        rounds=3,
-        max_length=48,
-        lr=3e-3,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-    )
+    cfg = tiny_config(tiny_corpus, clients=3, rounds=3, max_length=48, lr=3e-3)
     plain = run_experiment(cfg, tmp_path / "plain", progress=False)
     secure = [
         run_experiment(
@@ -139,23 +130,13 @@ def test_a_run_with_secure_aggregation_matches_the_plain_run(tiny_corpus, tmp_pa
 def test_a_tensor_with_too_few_holders_is_refused(tiny_corpus, tmp_path):
     """A block only one client trains would be 'summed' over that client: the server would read
     its update. Refused with the threshold named, before any training."""
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
     from bench.errors import BenchError
 
     budgets = tmp_path / "budgets.json"
     budgets.write_text('{"0": 2, "1": 1, "2": 1}')
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="layerskip",
-        layers="top:2",
-        model="tiny-bert",
-        clients=3,
-        rounds=1,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        secagg="on",
-        client_budgets=str(budgets),
+    cfg = tiny_config(
+        tiny_corpus, method="layerskip", layers="top:2", clients=3, secagg="on", client_budgets=str(budgets)
     )
     with pytest.raises(
         BenchError, match=r"fewer holders than 2 \(max\(2, threshold 2\); fewest: 1\).*--client-budgets"
@@ -169,20 +150,9 @@ def test_a_tensor_with_too_few_holders_is_refused(tiny_corpus, tmp_path):
 def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp_path):
     import json
 
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=10,
-        rounds=2,
-        max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        secagg="on",
-        straggler_frac=0.3,
-    )
+    cfg = tiny_config(tiny_corpus, clients=10, rounds=2, secagg="on", straggler_frac=0.3)
     final = run_experiment(cfg, tmp_path, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert final["status"] == "ok" and len(lines) == 2
@@ -195,18 +165,14 @@ def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny
     the same model as DP-FedAvg in the clear, and the same accounting."""
     import json
 
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
+    cfg = tiny_config(
+        tiny_corpus,
         clients=3,
         rounds=2,
         max_length=48,
         lr=3e-3,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
         dp_level="client",
         noise_multiplier=0.3,
         client_clip=0.5,
@@ -337,7 +303,6 @@ def test_a_refusal_in_a_run_reaches_the_transcript(tiny_corpus, tmp_path, monkey
     still receives it (an empty masked_vector), and the round goes on with the others."""
     import json
 
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
     from bench.federation.secagg_client import ClientKit
     from bench.federation.secagg_transcript import read_transcript
@@ -348,10 +313,7 @@ def test_a_refusal_in_a_run_reaches_the_transcript(tiny_corpus, tmp_path, monkey
         return Refused(self.client, "scripted") if self.client == 1 else real(self, update, weight, plain_bytes)
 
     monkeypatch.setattr(ClientKit, "mask_update", refusing)
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=4, rounds=1, max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"), secagg="on", secagg_transcript=str(tmp_path / "t.jsonl"),
-    )  # fmt: skip
+    cfg = tiny_config(tiny_corpus, clients=4, secagg="on", secagg_transcript=str(tmp_path / "t.jsonl"))
     run_experiment(cfg, tmp_path / "run", progress=False)
     line = json.loads((tmp_path / "run/rounds.jsonl").read_text())
     vectors = {m["sender"]: m["payload"] for m in read_transcript(tmp_path / "t.jsonl") if m["kind"] == "masked_vector"}
@@ -362,14 +324,10 @@ def test_a_refusal_in_a_run_reaches_the_transcript(tiny_corpus, tmp_path, monkey
 def test_auto_layers_refused_under_secure_aggregation(tiny_corpus, tmp_path):
     """auto:K's probe reads each client's per-block gradient norms in the clear: a per-client
     vector secure aggregation exists to hide."""
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
     from bench.errors import BenchError
 
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="layerskip", layers="auto:1", model="tiny-bert", clients=3, rounds=1,
-        max_length=32, data_dir=str(tiny_corpus / "i2b2-2010"), backend="serial", secagg="on",
-    )  # fmt: skip
+    cfg = tiny_config(tiny_corpus, method="layerskip", layers="auto:1", clients=3, backend="serial", secagg="on")
     with pytest.raises(BenchError, match="cannot run under secure aggregation"):
         run_experiment(cfg, tmp_path, progress=False)
 
@@ -384,13 +342,9 @@ def test_what_a_secure_run_stores_holds_no_per_client_value(tiny_corpus, tmp_pat
 
     import torch
 
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=3, rounds=2, max_length=32,
-        data_dir=str(tiny_corpus / "i2b2-2010"), backend="serial", secagg="on", train_subsample=60,
-    )  # fmt: skip
+    cfg = tiny_config(tiny_corpus, clients=3, rounds=2, backend="serial", secagg="on", train_subsample=60)
     run_experiment(cfg, tmp_path, progress=False)
     ids_only = {"clients", "dropped", "stragglers", "lost", "rejected"}
     for line in map(json.loads, (tmp_path / "rounds.jsonl").read_text().splitlines()):

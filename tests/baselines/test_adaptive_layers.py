@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from baselines import METHODS
-from bench.config import ExperimentConfig
 from bench.engine.layer_probe import choose_blocks
 from bench.engine.prepare import prepare_task
 from bench.engine.server import run_experiment
@@ -15,20 +14,11 @@ from bench.engine.worker import Worker
 from bench.federation.aggregate import weighted_average_partial
 from bench.federation.budgets import blocks_for, client_budgets
 from bench.federation.comm import tensor_bytes
+from tests.tiny import tiny_config
 
 
 def cfg(corpus, **kw):
-    base = dict(
-        task="i2b2-2010",
-        method="layerskip",
-        model="tiny-bert",
-        clients=2,
-        rounds=1,
-        max_length=32,
-        data_dir=str(corpus / "i2b2-2010"),
-        backend="serial",
-    )
-    return ExperimentConfig(**{**base, **kw})
+    return tiny_config(corpus, **{"method": "layerskip", "backend": "serial", **kw})
 
 
 def test_partial_average_by_hand():

@@ -4,24 +4,14 @@ import json
 
 import pytest
 
-from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
+from tests.tiny import tiny_config
 
 ray = pytest.importorskip("ray")
 
 
 def run(tiny_corpus, out, **kw):
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=3,
-        rounds=2,
-        cpus_per_worker=1,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        max_length=48,
-        **kw,
-    )
+    cfg = tiny_config(tiny_corpus, clients=3, rounds=2, cpus_per_worker=1, max_length=48, **kw)
     run_experiment(cfg, out, progress=False)
     return [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
 

@@ -7,20 +7,11 @@ import json
 from bench.config import ExperimentConfig
 from bench.protocol.grid import Cell
 from bench.protocol.runner import run_cell
+from tests.tiny import tiny_config
 
 
 def _cfg(corpus, **kw) -> ExperimentConfig:
-    base = dict(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        rounds=2,
-        max_length=32,
-        data_dir=str(corpus / "i2b2-2010"),
-        backend="serial",
-    )
-    return ExperimentConfig(**{**base, **kw})
+    return tiny_config(corpus, **{"rounds": 2, "backend": "serial", **kw})
 
 
 def _cell(cfg) -> Cell:

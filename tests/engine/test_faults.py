@@ -6,25 +6,15 @@ import pytest
 import torch
 
 import bench.engine.worker as worker_module
-from bench.config import ExperimentConfig
 from bench.engine.faults import screen_updates
 from bench.engine.server import run_experiment
 from bench.engine.training import Diverged
 from bench.federation.comm import Result
+from tests.tiny import tiny_config
 
 
 def cfg(corpus, **kw):
-    base = dict(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=4,
-        rounds=2,
-        max_length=32,
-        cpus_per_worker=1,
-        data_dir=str(corpus / "i2b2-2010"),
-    )
-    return ExperimentConfig(**{**base, **kw})
+    return tiny_config(corpus, **{"clients": 4, "rounds": 2, "cpus_per_worker": 1, **kw})
 
 
 def rounds(out):

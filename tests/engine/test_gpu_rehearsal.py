@@ -14,6 +14,7 @@ import torch
 from bench.config import ExperimentConfig
 from bench.engine import execution
 from bench.engine.worker import placement
+from tests.tiny import tiny_config
 
 
 @pytest.mark.parametrize(
@@ -40,18 +41,7 @@ def test_the_default_execution_takes_one_worker_per_gpu_cuda_reports(monkeypatch
 
 def _ray_workers(corpus, workers: int, **extra) -> ExperimentConfig:
     """FedAvg on the tiny corpus, one client per Ray worker, each holding a quarter of a GPU."""
-    return ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=workers,
-        max_length=32,
-        data_dir=str(corpus / "i2b2-2010"),
-        backend="ray",
-        workers=workers,
-        gpus_per_worker=0.25,
-        **extra,
-    )
+    return tiny_config(corpus, clients=workers, backend="ray", workers=workers, gpus_per_worker=0.25, rounds=3, **extra)
 
 
 def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from bench.config import ExperimentConfig
 from bench.data.tokenize import Encoded
 from bench.engine.training import epoch_batches
 from bench.errors import BenchError
+from tests.tiny import tiny_config
 
 
 def encoded(n=400, seed=0):
@@ -54,16 +55,7 @@ def test_a_run_with_buckets_trains(tiny_corpus, tmp_path):
     from bench.engine.server import run_experiment
 
     final = run_experiment(
-        ExperimentConfig(
-            task="i2b2-2010",
-            method="fedavg",
-            model="tiny-bert",
-            clients=2,
-            rounds=1,
-            max_length=48,
-            data_dir=str(tiny_corpus / "i2b2-2010"),
-            length_buckets=4,
-        ),
+        tiny_config(tiny_corpus, max_length=48, length_buckets=4),
         tmp_path,
         progress=False,
     )

@@ -16,20 +16,11 @@ from bench.engine import execution
 from bench.engine.server import run_experiment
 from bench.protocol.grid import expand
 from bench.protocol.overrides import overridden
+from tests.tiny import tiny_config
 
 
 def run(tiny_corpus, out, **kw):
-    settings = dict(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=3,
-        rounds=2,
-        cpus_per_worker=1,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        max_length=48,
-    )
-    cfg = ExperimentConfig(**{**settings, **kw})
+    cfg = tiny_config(tiny_corpus, **{"clients": 3, "rounds": 2, "cpus_per_worker": 1, "max_length": 48, **kw})
     final = run_experiment(cfg, out, progress=False)
     return final, [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
 

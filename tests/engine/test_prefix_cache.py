@@ -9,6 +9,7 @@ from bench.engine.prefix_cache import cache_plan
 from bench.engine.prepare import prepare_task
 from bench.engine.worker import Worker
 from bench.federation.comm import Job
+from tests.tiny import tiny_config
 
 
 def worker(
@@ -91,15 +92,7 @@ def test_cache_applies_only_above_a_frozen_prefix(tiny_corpus, method, layers, e
 
 
 def test_cache_budget_falls_back_to_uncached(tiny_corpus):
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="layerskip",
-        layers="top:1",
-        model="tiny-bert",
-        clients=2,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        prefix_cache_mb=0,
-    )
+    cfg = tiny_config(tiny_corpus, method="layerskip", layers="top:1", prefix_cache_mb=0, rounds=3, max_length=128)
     w = Worker(cfg.to_dict(), prepare_task(cfg))
     assert w.cache is None and "budget" in w.info()["prefix_cache"]
     assert np.isfinite(w.train({"global": w.initial_state()}, [Job(0, w.task.clients[0][:4])], 0)[0].loss)

@@ -22,20 +22,24 @@ same numbers, and the local test fails on the draws it records.
 import json
 import os
 
-from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.federation.secagg_transcript import read_transcript
+from tests.tiny import tiny_config
 
 CLIENTS = 3
 
 
 def _secure_round(tiny_corpus, out, **kw) -> list[dict]:
     """One round of fedavg under --secagg on (tiny-bert, 3 clients); -> the server's transcript."""
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=CLIENTS, rounds=1, max_length=32,
-        train_subsample=60, cpus_per_worker=1, data_dir=str(tiny_corpus / "i2b2-2010"), secagg="on",
-        secagg_transcript=str(out / "transcript.jsonl"), **kw,
-    )  # fmt: skip
+    cfg = tiny_config(
+        tiny_corpus,
+        clients=CLIENTS,
+        train_subsample=60,
+        cpus_per_worker=1,
+        secagg="on",
+        secagg_transcript=str(out / "transcript.jsonl"),
+        **kw,
+    )
     final = run_experiment(cfg, out / "run", progress=False)
     (line,) = [json.loads(x) for x in (out / "run/rounds.jsonl").read_text().splitlines()]
     assert final["status"] == "ok" and "secagg_failed" not in line and line["secagg_bytes_up"] > 0

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from bench.config import ExperimentConfig
 from bench.engine import server
 from bench.engine.stop_clock import StopClock
+from tests.tiny import tiny_config
 
 CHILD = """
 import sys, time
@@ -89,15 +89,7 @@ def test_every_round_line_carries_the_seconds_its_run_was_stopped_and_never_more
     tiny_corpus, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(server, "StopClock", ScriptedClock)
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        rounds=2,
-        max_length=48,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-    )
+    cfg = tiny_config(tiny_corpus, rounds=2, max_length=48)
     server.run_experiment(cfg, tmp_path, progress=False)
     first, second = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert first["paused_s"] == 0.001

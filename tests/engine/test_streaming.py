@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from bench.config import ExperimentConfig
 from bench.engine import faults, rounds
 from bench.engine.server import run_experiment
 from bench.federation.aggregate import RunningMean, weighted_average
+from tests.tiny import tiny_config
 
 
 def updates(n=4):
@@ -50,17 +50,7 @@ def test_running_mean_holds_only_early_arrivals():
 
 
 def run(corpus, out, **kw):
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=3,
-        rounds=3,
-        cpus_per_worker=1,
-        data_dir=str(corpus / "i2b2-2010"),
-        max_length=48,
-        **kw,
-    )
+    cfg = tiny_config(corpus, clients=3, rounds=3, cpus_per_worker=1, max_length=48, **kw)
     final = run_experiment(cfg, out, progress=False)
     lines = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
     timings = ("wall_s", "paused_s", "compute_s")
