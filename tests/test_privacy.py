@@ -9,20 +9,11 @@ from bench.engine.sampling import sample_clients
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
 from bench.federation.privacy import DpPlan, clip_update, dp_fedavg, epsilon_of
+from tests.tiny import tiny_config
 
 
 def cfg(corpus, **kw):
-    base = dict(
-        task="i2b2-2010",
-        method="layerskip",
-        model="tiny-bert",
-        clients=2,
-        rounds=2,
-        max_length=32,
-        data_dir=str(corpus / "i2b2-2010"),
-        backend="serial",
-    )
-    return ExperimentConfig(**{**base, **kw})
+    return tiny_config(corpus, **{"method": "layerskip", "rounds": 2, "backend": "serial", **kw})
 
 
 def test_calibrated_epsilon_is_tight_and_recomputable(tiny_corpus, tmp_path):
@@ -206,10 +197,9 @@ def test_secure_rng_noise_is_not_the_seeds(tiny_corpus, tmp_path, level):
     import torch
 
     def trained(name: str, secure: bool) -> tuple[dict, dict]:
-        cfg = ExperimentConfig(
-            task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, seed=3, backend="serial",
-            data_dir=str(tiny_corpus / "i2b2-2010"), max_length=32, train_subsample=60, noise_multiplier=1.0,
-            dp_level=level, secure_rng=secure,
+        cfg = tiny_config(
+            tiny_corpus, seed=3, backend="serial", train_subsample=60, noise_multiplier=1.0, dp_level=level,
+            secure_rng=secure,
         )  # fmt: skip
         final = run_experiment(cfg, tmp_path / name, progress=False)
         return final, torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)["states"]["global"]
@@ -219,6 +209,43 @@ def test_secure_rng_noise_is_not_the_seeds(tiny_corpus, tmp_path, level):
     assert f1["secure_rng"] is True and f2["secure_rng"] is True
     assert any(not torch.equal(s1[k], s2[k]) for k in s1)  # the noise differs
     assert all(torch.equal(p1[k], p2[k]) for k in p1)  # seeded: the same noise
+
+
+SECURE_PATHS = {
+    "row": dict(noise_multiplier=1.0),
+    "patient": dict(
+        task="mimic-mortality", method="layerskip", layers="top:1", data_dir="mimic-iii", noise_multiplier=1.0,
+        dp_unit="patient",
+    ),
+    "client": dict(noise_multiplier=1.0, dp_level="client"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", list(SECURE_PATHS))
+def test_every_secure_noise_draw_is_opacus_secure_mode_from_os_entropy(tiny_corpus, tmp_path, monkeypatch, path):
+    """Under --secure-rng, every DP noise draw of a run (DP-SGD by row inside Opacus, by patient
+    in the suite's own unit path, DP-FedAvg at the server) goes through Opacus's noise function
+    in secure mode (four draws summed, against floating-point attacks) with a generator seeded
+    from os.urandom alone: with the entropy pinned, every generator's seed is that entropy's."""
+    import opacus.optimizers.optimizer as opacus_optimizer
+
+    import bench.seeding
+
+    monkeypatch.setattr(bench.seeding.os, "urandom", lambda n: bytes(range(1, n + 1)))
+    pinned = int.from_bytes(bytes(range(1, 9)), "little") >> 1
+    draws, original = [], opacus_optimizer._generate_noise
+
+    def spy(std, reference, generator=None, secure_mode=False):
+        draws.append((secure_mode, generator.initial_seed() if generator is not None else None))
+        return original(std, reference, generator=generator, secure_mode=secure_mode)
+
+    monkeypatch.setattr(opacus_optimizer, "_generate_noise", spy)
+    settings = dict(SECURE_PATHS[path])
+    if "data_dir" in settings:
+        settings["data_dir"] = str(tiny_corpus / settings["data_dir"])
+    cfg = tiny_config(tiny_corpus, **{"backend": "serial", "train_subsample": 60, "secure_rng": True, **settings})
+    run_experiment(cfg, tmp_path, progress=False)
+    assert draws and set(draws) == {(True, pinned)}
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
@@ -245,9 +272,8 @@ def test_an_attacker_holding_the_seed_strips_seeded_noise_only(secure):
 
 def _one_dp_round(corpus, out, noise_multiplier: float, secure: bool) -> None:
     """A real run of one client-level DP round (tiny-bert, 2 clients), written to `out`."""
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="fedavg", model="tiny-bert", clients=2, rounds=1, seed=3, backend="serial",
-        data_dir=str(corpus / "i2b2-2010"), max_length=32, train_subsample=60, noise_multiplier=noise_multiplier,
+    cfg = tiny_config(
+        corpus, seed=3, backend="serial", train_subsample=60, noise_multiplier=noise_multiplier,
         dp_level="client", secure_rng=secure,
     )  # fmt: skip
     run_experiment(cfg, out, progress=False)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
+from bench.federation import dp_noise
 from bench.seeding import noise_generator
 
 History = list[tuple[float, float, int]]  # Opacus RDP history: (noise multiplier, sample rate, steps)
@@ -197,6 +198,7 @@ class UnitPrivateTraining(PrivateTraining):
         self.module = GradSampleModule(model)
         self.optimizer = optimizer
         self.noise_multiplier, self.clip, self.unit_name = dp.noise_multiplier, dp.max_grad_norm, dp.unit
+        self.secure = dp.secure_rng
         self.noise = (
             noise_generator()
             if dp.secure_rng
@@ -231,7 +233,7 @@ class UnitPrivateTraining(PrivateTraining):
         self.last_clipped_norms = (norms * factor.double()).tolist()
         for p, g in zip(params, summed):
             total = torch.einsum("u,u...->...", factor, g)
-            noise = torch.normal(0.0, self.noise_multiplier * self.clip, size=total.shape, generator=self.noise)
+            noise = dp_noise.gaussian(self.noise_multiplier * self.clip, total.shape, self.noise, self.secure)
             p.grad = (total + noise.to(total.dtype)) / self.expected_units
             p.grad_sample = None
         if extra_grads is not None:
@@ -262,6 +264,6 @@ def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: i
     std = dp.noise_multiplier * dp.max_grad_norm / expected_clients
     out = {}
     for name, value in global_state.items():
-        noise = torch.normal(0.0, std, size=value.shape, generator=generator, dtype=torch.float64).to(value.dtype)
+        noise = dp_noise.gaussian(std, value.shape, generator, dp.secure_rng, torch.float64).to(value.dtype)
         out[name] = value + summed[name] / expected_clients + noise
     return out
