@@ -48,6 +48,7 @@ from bench.federation.secagg_client import (
 from bench.federation.secagg_math import SHARE_BYTES, Quantiser, prg, reconstruct
 from bench.federation.secagg_network import secure_sum
 from bench.federation.secagg_transcript import KINDS, read_transcript, unpack_vector
+from tests.tiny import tiny_config
 
 DIM, BITS = 4000, 32
 
@@ -310,10 +311,20 @@ def test_the_transcript_holds_the_five_kinds_and_uniform_unequal_vectors(tmp_pat
     assert len({v.tobytes() for v in vectors}) == len(vectors) == COMPLETE.n - len(COMPLETE.dropped)
 
 
-def test_no_server_object_holds_a_client_secret():
-    """After a whole round, the server's object (everything it kept, its transcript included)
-    contains none of the clients' private keys or self-mask seeds, which only the clients' side
-    (ClientParties: in a run, the worker that trains the client) ever held."""
+def _forms(secret: bytes) -> list[bytes]:
+    """A secret as bytes, and as the integer it is read as (a field element: pickle writes a
+    Python int little-endian), so a server holding it either way is caught."""
+    value = int.from_bytes(secret, "big")
+    return [secret, value.to_bytes((value.bit_length() + 7) // 8, "little")]
+
+
+def test_no_server_object_holds_a_client_secret(tmp_path):
+    """After a whole round, the server's object (everything it kept) and its transcript (every
+    message it received) contain none of the clients' secrets, which only the clients' side (ClientParties: in a run,
+    the worker that trains the client) ever held: private keys, self-mask seeds, the pairwise
+    mask seeds and share-channel keys derived from them, the masks themselves, and the share
+    plaintexts the protocol never opens to it (a survivor's key share, a dropped client's seed
+    share; the others it is sent in the unmasking answers)."""
     import pickle
 
     from bench.federation.secagg import SecureRound
@@ -321,16 +332,28 @@ def test_no_server_object_holds_a_client_secret():
     from bench.federation.secagg_network import key_exchange, unmask
 
     quantiser = Quantiser(clip=1.0, total_weight=4.0, bits=BITS)
-    server = SecureRound(list(range(4)), 0, 0, quantiser, ["v"], [(16,)], 3, 2)
+    path = tmp_path / "transcript.jsonl"
+    server = SecureRound(list(range(4)), 0, 0, quantiser, ["v"], [(16,)], 3, 2, transcript=str(path))
     clients = ClientParties()
     key_exchange(server, clients)
     layout = MaskLayout(["v"], [(16,)], quantiser)
     masked = [clients.kit(c, layout).mask_update({"v": np.full(16, 0.1)}, 1.0) for c in range(3)]  # client 3 drops
     unmask(server, clients, masked)
-    kept = pickle.dumps(server)
-    for party in clients.parties.values():
-        for secret in (party._c.private_bytes_raw(), party._s.private_bytes_raw(), party._self_seed):
-            assert secret not in kept
+    received = [m["payload"] for m in read_transcript(path)]
+    assert {m["kind"] for m in read_transcript(path)} == set(KINDS)
+    kept = pickle.dumps(server) + b"|".join(received)
+    survivors = {0, 1, 2}
+    for c, party in clients.parties.items():
+        kit = clients.kit(c, layout)
+        secrets = [party._c.private_bytes_raw(), party._s.private_bytes_raw(), party._self_seed]
+        secrets += [seed for seed, _ in kit.pairs.values()] + [party._channel(p) for p in party._peers]
+        secrets += [kit.self_mask(16).tobytes(), kit.pair_masks(16).tobytes()]
+        for owner, sealed in party._held.items():
+            plain = unseal(party._channel(owner), sealed, share_header(0, owner, c))
+            secrets.append(plain[:SHARE_BYTES] if owner in survivors else plain[SHARE_BYTES:])
+        assert len(secrets) == 5 + 2 * len(party._peers) + len(party._held)  # every kind, every peer
+        for secret in secrets:
+            assert not any(form in kept for form in _forms(secret))
 
 
 def test_the_sum_over_holders_of_unequal_weight_is_nearly_the_largest_ones_update():
@@ -350,7 +373,6 @@ def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> list[tuple[np.ndar
     """A whole run through the engine (tiny-bert, layerskip top:1, 4 clients, 2 rounds, serial backend):
     the attack above on its real transcript, round by round, paired with each client's true
     quantised update (recorded on the client side as it is encoded, before masking)."""
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
     truth: dict[int, list[np.ndarray]] = {}
@@ -373,10 +395,17 @@ def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> list[tuple[np.ndar
     monkeypatch.setattr(ClientKit, "mask_update", mask_update)
     monkeypatch.setattr(Quantiser, "encode", encode)
     path = tmp_path / "transcript.jsonl"
-    cfg = ExperimentConfig(
-        task="i2b2-2010", method="layerskip", layers="top:1", model="tiny-bert", clients=4, rounds=2, max_length=32, backend="serial",
-        data_dir=str(tiny_corpus / "i2b2-2010"), train_subsample=80, secagg="on", secagg_transcript=str(path),
-    )  # fmt: skip
+    cfg = tiny_config(
+        tiny_corpus,
+        method="layerskip",
+        layers="top:1",
+        clients=4,
+        rounds=2,
+        backend="serial",
+        train_subsample=80,
+        secagg="on",
+        secagg_transcript=str(path),
+    )
     run_experiment(cfg, tmp_path / "run", progress=False)
     messages = read_transcript(path)
     pairs = []
