@@ -3,7 +3,6 @@ on validation only, paired statistics, and test labels that change no choice."""
 
 import csv
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from bench.metrics import ner_scores
 from bench.protocol import tuning
 from bench.protocol.grid import Cell
 from bench.report.stats import metric_from_items, paired_bootstrap, seed_interval
+from tests.tiny import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,18 +88,7 @@ def test_best_validation_round_is_reported_and_early_stop_fires(tiny_corpus, tmp
         return states, {**line, "val_metric": next(script)}
 
     monkeypatch.setattr(server, "play_round", scripted)
-    cfg = ExperimentConfig(
-        task="i2b2-2010",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        rounds=8,
-        max_length=48,
-        lr=5e-3,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-        early_stop=True,
-        patience=2,
-    )
+    cfg = tiny_config(tiny_corpus, rounds=8, max_length=48, lr=5e-3, early_stop=True, patience=2)
     final = server.run_experiment(cfg, tmp_path, progress=False)
     rounds = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert [r["val_metric"] for r in rounds] == [0.1, 0.5, 0.3, 0.2]
@@ -168,7 +157,9 @@ def test_seed_interval_is_a_t_interval():
 
 
 def _i2b2_folder(source: Path, folder: Path, shuffle_test: bool) -> Path:
-    """A copy of an i2b2 2010 release tree; optionally with the test concepts' types shuffled."""
+    """A copy of an i2b2 2010 release tree; optionally with every test concept's type rotated
+    (problem -> test -> treatment -> problem), so test F1 rewards the model's type errors rather
+    than its skill: choices read from test scores would then differ from choices read from validation."""
     import re
     import shutil
 
@@ -176,10 +167,9 @@ def _i2b2_folder(source: Path, folder: Path, shuffle_test: bool) -> Path:
 
     shutil.copytree(source, folder)
     if shuffle_test:
-        rng = random.Random(1)
+        rotate = {"problem": "test", "test": "treatment", "treatment": "problem"}
         for con in sorted((folder / TEST_CON_DIR).glob("*.con")):
-            swap = lambda m: f't="{rng.choice(["problem", "test", "treatment"])}"'  # noqa: E731
-            con.write_text(re.sub(r't="[a-z]+"', swap, con.read_text()))
+            con.write_text(re.sub(r't="([a-z]+)"', lambda m: f't="{rotate[m.group(1)]}"', con.read_text()))
     return folder
 
 
@@ -235,6 +225,7 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
                 for path in sorted((out / "runs").glob("*/rounds.jsonl"))
                 for line in path.read_text().splitlines()
             ],
+            "test_picks": _test_picks(out),
         }
     clean, shuffled = outcomes[False], outcomes[True]
     assert clean["tuning"] == shuffled["tuning"]
@@ -247,6 +238,23 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     assert None not in clean["round_tests"] and clean["round_tests"] != shuffled["round_tests"]
     changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
+    # the positive control: choices made from the rounds' test scores instead (best round per
+    # run, best lr per method) differ between the two corpora, so a selector that read test
+    # labels would have shown here
+    assert clean["test_picks"] != shuffled["test_picks"]
+
+
+def _test_picks(out: Path) -> dict:
+    """What a selector reading test would choose: each run's best round by test, each method's lr by test."""
+    rounds, best = {}, {}
+    for path in sorted((out / "runs").glob("*/final.json")):
+        f = json.loads(path.read_text())
+        lines = [json.loads(x) for x in (path.parent / "rounds.jsonl").read_text().splitlines()]
+        top = max(lines, key=lambda line: line["metric"])
+        rounds[(f["method"], f["config"]["lr"])] = top["round"]
+        if top["metric"] > best.get(f["method"], (None, -1.0))[1]:
+            best[f["method"]] = (f["config"]["lr"], top["metric"])
+    return {"rounds": rounds, "lr": {m: lr for m, (lr, _) in best.items()}}
 
 
 def test_a_report_on_an_unfinished_sweep_leaves_untuned_groups_out():
