@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
 from bench.federation.privacy import DpPlan, UnitPrivateTraining, epsilon_of
@@ -54,15 +53,12 @@ def test_patient_level_sampling_is_the_rate_accounted(tiny_corpus, tmp_path, mon
         samplers.append((self, a[3]))  # the instance and the rows it samples
 
     monkeypatch.setattr(UnitPrivateTraining, "__init__", keeping)
-    cfg = ExperimentConfig(
+    cfg = tiny_config(
+        tiny_corpus,
         task="mimic-mortality",
         method="layerskip",
         layers="top:1",
-        model="tiny-bert",
-        clients=2,
         rounds=2,
-        max_length=32,
-        data_dir=str(tiny_corpus / "mimic-iii"),
         dp_epsilon=4.0,
         dp_unit="patient",
     )

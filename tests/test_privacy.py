@@ -214,11 +214,10 @@ def test_secure_rng_noise_is_not_the_seeds(tiny_corpus, tmp_path, level):
 SECURE_PATHS = {
     "row": dict(noise_multiplier=1.0),
     "patient": dict(
-        task="mimic-mortality", method="layerskip", layers="top:1", data_dir="mimic-iii", noise_multiplier=1.0,
-        dp_unit="patient",
+        task="mimic-mortality", method="layerskip", layers="top:1", noise_multiplier=1.0, dp_unit="patient"
     ),
     "client": dict(noise_multiplier=1.0, dp_level="client"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("path", list(SECURE_PATHS))
@@ -240,10 +239,7 @@ def test_every_secure_noise_draw_is_opacus_secure_mode_from_os_entropy(tiny_corp
         return original(std, reference, generator=generator, secure_mode=secure_mode)
 
     monkeypatch.setattr(opacus_optimizer, "_generate_noise", spy)
-    settings = dict(SECURE_PATHS[path])
-    if "data_dir" in settings:
-        settings["data_dir"] = str(tiny_corpus / settings["data_dir"])
-    cfg = tiny_config(tiny_corpus, **{"backend": "serial", "train_subsample": 60, "secure_rng": True, **settings})
+    cfg = tiny_config(tiny_corpus, backend="serial", train_subsample=60, secure_rng=True, **SECURE_PATHS[path])
     run_experiment(cfg, tmp_path, progress=False)
     assert draws and set(draws) == {(True, pinned)}
 

@@ -7,6 +7,7 @@ import pytest
 from baselines import METHODS
 from bench.config import ExperimentConfig
 from bench.engine.server import run_experiment
+from tests.tiny import tiny_config
 
 
 @pytest.mark.parametrize("model", ["tiny-bert", "tiny-llama"])
@@ -34,16 +35,7 @@ def test_every_method_runs(tiny_corpus, tmp_path, method, model):
 
 
 def test_classification_task_runs(tiny_corpus, tmp_path):
-    cfg = ExperimentConfig(
-        task="mimic-mortality",
-        method="fedavg",
-        model="tiny-bert",
-        clients=2,
-        rounds=1,
-        data_dir=str(tiny_corpus / "mimic-iii"),
-        backend="serial",
-        max_length=64,
-    )
+    cfg = tiny_config(tiny_corpus, task="mimic-mortality", backend="serial", max_length=64)
     final = run_experiment(cfg, tmp_path, progress=False)
     assert final["metric_name"] == "macro_f1" and "auroc" in final["scores"]
 

@@ -102,22 +102,11 @@ def test_disk_cache_is_built_once_per_frozen_prefix_and_never_crosses_keys(tiny_
     """3 seeds x 2 learning rates of layerskip top:1 build the cache once, inside the first
     run's own passes; the later runs compute no row at all; another frozen prefix never reads
     that entry."""
-    from bench.config import ExperimentConfig
     from bench.engine.server import run_experiment
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     # a pre-trained model: seeds change the head and the client streams, never the frozen prefix
-    base = ExperimentConfig(
-        task="i2b2-2010",
-        method="layerskip",
-        layers="top:1",
-        model="minilm",
-        clients=2,
-        rounds=1,
-        max_length=32,
-        train_subsample=40,
-        data_dir=str(tiny_corpus / "i2b2-2010"),
-    )
+    base = tiny_config(tiny_corpus, method="layerskip", layers="top:1", model="minilm", train_subsample=40)
     seen = []
     for seed in (0, 1, 2):
         for lr in (1e-3, 3e-3):
