@@ -221,27 +221,66 @@ SECURE_PATHS = {
 
 
 @pytest.mark.parametrize("path", list(SECURE_PATHS))
-def test_every_secure_noise_draw_is_opacus_secure_mode_from_os_entropy(tiny_corpus, tmp_path, monkeypatch, path):
+def test_every_secure_draw_is_fresh_os_entropy_and_noise_is_opacus_secure_mode(
+    tiny_corpus, tmp_path, monkeypatch, path
+):
     """Under --secure-rng, every DP noise draw of a run (DP-SGD by row inside Opacus, by patient
     in the suite's own unit path, DP-FedAvg at the server) goes through Opacus's noise function
-    in secure mode (four draws summed, against floating-point attacks) with a generator seeded
-    from os.urandom alone: with the entropy pinned, every generator's seed is that entropy's."""
+    in secure mode (four draws summed, against floating-point attacks), no other Gaussian draw
+    is made, and DP-SGD's Poisson batches are drawn secretly too (subsampling's amplification
+    assumes the adversary does not know them). os.urandom is replaced by a counter, so each
+    generator's seed says which call seeded it: every noise and batch generator is one of
+    them, fresh (not one seed reused), and no batch generator is a noise generator."""
     import opacus.optimizers.optimizer as opacus_optimizer
 
     import bench.seeding
+    from bench.federation.privacy import PrivateTraining, UnitPrivateTraining
 
-    monkeypatch.setattr(bench.seeding.os, "urandom", lambda n: bytes(range(1, n + 1)))
-    pinned = int.from_bytes(bytes(range(1, 9)), "little") >> 1
-    draws, original = [], opacus_optimizer._generate_noise
+    given = []
 
-    def spy(std, reference, generator=None, secure_mode=False):
+    def urandom(n: int) -> bytes:
+        given.append(len(given) + 1)
+        return (2 * given[-1]).to_bytes(n, "little")  # noise_generator keeps the top 63 bits: seed = the count
+
+    monkeypatch.setattr(bench.seeding.os, "urandom", urandom)
+    draws, batch_seeds, outside, inside = [], [], [], [False]
+    original_noise, original_normal = opacus_optimizer._generate_noise, torch.normal
+
+    def noise(std, reference, generator=None, secure_mode=False):
         draws.append((secure_mode, generator.initial_seed() if generator is not None else None))
-        return original(std, reference, generator=generator, secure_mode=secure_mode)
+        inside[0] = True
+        try:
+            return original_noise(std, reference, generator=generator, secure_mode=secure_mode)
+        finally:
+            inside[0] = False
 
-    monkeypatch.setattr(opacus_optimizer, "_generate_noise", spy)
-    cfg = tiny_config(tiny_corpus, backend="serial", train_subsample=60, secure_rng=True, **SECURE_PATHS[path])
-    run_experiment(cfg, tmp_path, progress=False)
-    assert draws and set(draws) == {(True, pinned)}
+    def normal(*args, **kwargs):
+        if not inside[0]:
+            outside.append(kwargs.get("size"))
+        return original_normal(*args, **kwargs)
+
+    def batches_of(cls):
+        original = cls.batches
+
+        def batches(self, rows, steps, generator):
+            batch_seeds.append(generator.initial_seed())
+            return original(self, rows, steps, generator)
+
+        return batches
+
+    monkeypatch.setattr(opacus_optimizer, "_generate_noise", noise)
+    monkeypatch.setattr(torch, "normal", normal)
+    for cls in (PrivateTraining, UnitPrivateTraining):
+        monkeypatch.setattr(cls, "batches", batches_of(cls))
+    settings = {"backend": "serial", "train_subsample": 60, "rounds": 2, "secure_rng": True, **SECURE_PATHS[path]}
+    run_experiment(tiny_config(tiny_corpus, **settings), tmp_path, progress=False)
+    noise_seeds = {seed for _, seed in draws}
+    assert draws and {secure for secure, _ in draws} == {True} and not outside
+    assert noise_seeds <= set(given) and len(noise_seeds) >= 2  # every round (and client) a fresh generator
+    if path != "client":  # DP-SGD: each client's batches in each round from a generator of their own
+        assert len(set(batch_seeds)) == len(batch_seeds) >= 4 and set(batch_seeds) <= set(given) - noise_seeds
+    else:
+        assert batch_seeds == []
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])

@@ -10,6 +10,7 @@ from torch import nn
 
 from bench.data.tokenize import IGNORE, Encoded
 from bench.federation.privacy import PrivateTraining, UnitPrivateTraining
+from bench.seeding import noise_generator
 
 EVAL_BATCH = 64
 
@@ -121,8 +122,8 @@ def train_local(
     steps = epochs * -(-len(rows) // batch_size)
     optimizer, scheduler = _optimizer(params, lr, warmup_ratio, steps)
     private = _private_training(model, optimizer, dp, rows, row_units, batch_size, generator)
-    if private:
-        batches = private.batches(rows, steps, generator)
+    if private:  # under --secure-rng the batches are secret too: subsampling's amplification assumes it
+        batches = private.batches(rows, steps, noise_generator() if dp.secure_rng else generator)
     else:
         batches = _epochs(epochs, rows, encoded, batch_size, generator, length_buckets)
     step = functools.partial(_step, model, params, optimizer, private, kind, penalty)
