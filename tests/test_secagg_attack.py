@@ -47,7 +47,7 @@ from bench.federation.secagg_client import (
 )
 from bench.federation.secagg_math import SHARE_BYTES, Quantiser, prg, reconstruct
 from bench.federation.secagg_network import secure_sum
-from bench.federation.secagg_transcript import KINDS, read_transcript, unpack_vector
+from bench.federation.secagg_transcript import KINDS, pack_vector, read_transcript, unpack_vector
 from tests.tiny import tiny_config
 
 DIM, BITS = 4000, 32
@@ -331,27 +331,30 @@ def test_no_server_object_holds_a_client_secret(tmp_path):
     from bench.federation.secagg_client import ClientParties, MaskLayout
     from bench.federation.secagg_network import key_exchange, unmask
 
-    quantiser = Quantiser(clip=1.0, total_weight=4.0, bits=BITS)
+    quantiser = Quantiser(clip=1.0, total_weight=5.0, bits=BITS)
     path = tmp_path / "transcript.jsonl"
-    server = SecureRound(list(range(4)), 0, 0, quantiser, ["v"], [(16,)], 3, 2, transcript=str(path))
+    server = SecureRound(list(range(5)), 0, 0, quantiser, ["v"], [(16,)], 4, 2, transcript=str(path))
     clients = ClientParties()
     key_exchange(server, clients)
     layout = MaskLayout(["v"], [(16,)], quantiser)
-    masked = [clients.kit(c, layout).mask_update({"v": np.full(16, 0.1)}, 1.0) for c in range(3)]  # client 3 drops
-    unmask(server, clients, masked)
+    masked = [clients.kit(c, layout).mask_update({"v": np.full(16, 0.1)}, 1.0) for c in (0, 1, 2, 4)]
+    unmask(server, clients, masked[:3], late=masked[3:])  # client 3 drops; client 4's vector comes late
     received = [m["payload"] for m in read_transcript(path)]
     assert {m["kind"] for m in read_transcript(path)} == set(KINDS)
     kept = pickle.dumps(server) + b"|".join(received)
-    survivors = {0, 1, 2}
+    assert pack_vector(masked[3].vector, BITS) in kept  # the search's positive control: the late vector, as written
+    survivors, length = {0, 1, 2}, server.length
     for c, party in clients.parties.items():
         kit = clients.kit(c, layout)
         secrets = [party._c.private_bytes_raw(), party._s.private_bytes_raw(), party._self_seed]
         secrets += [seed for seed, _ in kit.pairs.values()] + [party._channel(p) for p in party._peers]
-        secrets += [kit.self_mask(16).tobytes(), kit.pair_masks(16).tobytes()]
+        # the masks as the server would hold them and as the transcript writes vectors (b-bit values)
+        masks = [kit.self_mask(length), kit.pair_masks(length)]
+        secrets += [m.tobytes() for m in masks] + [pack_vector(m, BITS) for m in masks]
         for owner, sealed in party._held.items():
             plain = unseal(party._channel(owner), sealed, share_header(0, owner, c))
             secrets.append(plain[:SHARE_BYTES] if owner in survivors else plain[SHARE_BYTES:])
-        assert len(secrets) == 5 + 2 * len(party._peers) + len(party._held)  # every kind, every peer
+        assert len(secrets) == 7 + 2 * len(party._peers) + len(party._held)  # every kind, every peer
         for secret in secrets:
             assert not any(form in kept for form in _forms(secret))
 
