@@ -175,7 +175,7 @@ def _i2b2_folder(source: Path, folder: Path, shuffle_test: bool) -> Path:
 
 def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
     """Acceptance of the protocol: the chosen lr, best rounds, stopping rounds and auto:K blocks are the same with
-    clean and with shuffled test labels, while the test scores themselves differ. Test is scored
+    clean and with rotated test labels, while the test scores themselves differ. Test is scored
     every round (test_every 1), so a choice that read the rounds' test scores would show."""
     outcomes = {}
     for shuffled in (False, True):
@@ -238,23 +238,21 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     assert None not in clean["round_tests"] and clean["round_tests"] != shuffled["round_tests"]
     changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
-    # the positive control: choices made from the rounds' test scores instead (best round per
-    # run, best lr per method) differ between the two corpora, so a selector that read test
-    # labels would have shown here
+    # the positive control: the best rounds a selector reading the rounds' test scores would pick
+    # differ between the two corpora, so such a selector would have shown here. Only the best
+    # round: on this grid the lr and the stopping round read from test came out the same in
+    # both corpora (measured 2026-12-06), so for those the equalities above have no shown power
     assert clean["test_picks"] != shuffled["test_picks"]
 
 
 def _test_picks(out: Path) -> dict:
-    """What a selector reading test would choose: each run's best round by test, each method's lr by test."""
-    rounds, best = {}, {}
+    """Each run's best round as a selector reading its rounds' test scores would pick it."""
+    picks = {}
     for path in sorted((out / "runs").glob("*/final.json")):
         f = json.loads(path.read_text())
-        lines = [json.loads(x) for x in (path.parent / "rounds.jsonl").read_text().splitlines()]
-        top = max(lines, key=lambda line: line["metric"])
-        rounds[(f["method"], f["config"]["lr"])] = top["round"]
-        if top["metric"] > best.get(f["method"], (None, -1.0))[1]:
-            best[f["method"]] = (f["config"]["lr"], top["metric"])
-    return {"rounds": rounds, "lr": {m: lr for m, (lr, _) in best.items()}}
+        tests = [json.loads(x)["metric"] for x in (path.parent / "rounds.jsonl").read_text().splitlines()]
+        picks[(f["method"], f["config"]["lr"])] = 1 + max(range(len(tests)), key=tests.__getitem__)
+    return picks
 
 
 def test_a_report_on_an_unfinished_sweep_leaves_untuned_groups_out():
