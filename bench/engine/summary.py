@@ -24,13 +24,20 @@ def record(cfg, history: list[dict], info: dict, status: str) -> dict:
         "method_info": {k: v for k, v in info.items() if k not in ("trainable_params", "total_params")},
         "rounds": len(history),
         "wall_s": round(sum(h["wall_s"] for h in history), 3),
-        # of wall_s, the time the process was stopped (bench.engine.stop_clock; rounds since 2026-12-06)
-        "paused_s": round(sum(h.get("paused_s") or 0.0 for h in history), 3),
+        "paused_s": _paused(history),
         "config": cfg.to_dict(),
         "versions": versions(),
         "git": git_state(),
         "host": node_identity(),
     }
+
+
+def _paused(history: list[dict]) -> float | None:
+    """Of wall_s, the seconds the process was stopped (bench.engine.stop_clock); None when a
+    round predates the record (2026-12-06), so "not recorded" never reads as "no pause"."""
+    if not history or any(h.get("paused_s") is None for h in history):
+        return None
+    return round(sum(h["paused_s"] for h in history), 3)
 
 
 def best_scores(

@@ -87,7 +87,8 @@ def summary_row(run: dict) -> dict:
         "rounds",
     ):
         row[key] = run.get(key)
-    row["run_s"] = round(net_seconds(run.get("history") or []), 3)  # wall_s less the pauses
+    history = [h for h in run.get("history") or [] if h.get("wall_s") is not None]
+    row["run_s"] = round(net_seconds(history), 3) if history else None  # wall_s less the pauses
     row["convergence"] = run_convergence(run) if row["status"] == "ok" else None
     row["converged"] = row["convergence"] == "converged" if row["convergence"] else None
     return row

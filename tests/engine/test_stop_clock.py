@@ -96,3 +96,11 @@ def test_every_round_line_carries_the_seconds_its_run_was_stopped_and_never_more
     assert second["paused_s"] == second["wall_s"] < 100.0  # a stop cannot outlast the round it is in
     final = json.loads((tmp_path / "final.json").read_text())
     assert final["paused_s"] == pytest.approx(0.001 + second["wall_s"], abs=2e-3)  # the run's total, rounded
+
+
+def test_a_runs_total_pause_is_unknown_when_a_round_predates_the_record():
+    """final.json's paused_s: a resumed run whose older rounds recorded no pause says None, not 0."""
+    from bench.engine.summary import _paused
+
+    assert _paused([{"paused_s": 1.0}, {"paused_s": 2.5}]) == 3.5
+    assert _paused([{"paused_s": 1.0}, {"wall_s": 3.0}]) is None and _paused([]) is None
