@@ -60,3 +60,9 @@ def noise_generator() -> torch.Generator:
     recovered from enough of its outputs, which the noisy model does not expose directly
     (Opacus's secure_mode uses torchcsprng for that; it is not installable here)."""
     return torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+
+
+def secret_stream() -> np.random.Generator:
+    """A numpy generator seeded with 128 bits of OS entropy (`--secure-rng`), for draws whose
+    secrecy a DP guarantee assumes (client-level DP's Poisson sample of clients)."""
+    return np.random.default_rng(int.from_bytes(os.urandom(16), "little"))

@@ -1,5 +1,6 @@
 """DP: honest epsilon (recomputed with Opacus), every method with DP, client-level DP, resume."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -281,6 +282,25 @@ def test_every_secure_draw_is_fresh_os_entropy_and_noise_is_opacus_secure_mode(
         assert len(set(batch_seeds)) == len(batch_seeds) >= 4 and set(batch_seeds) <= set(given) - noise_seeds
     else:
         assert batch_seeds == []
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
+def test_a_seed_holder_regenerates_client_level_participation_unless_secure_rng(secure):
+    """Client-level DP's amplification by sampling assumes nobody outside knows which clients
+    each round drew. Holding the seed, an attacker regenerates the Poisson draw as the seeded
+    server made it: every one of 40 rounds matches. Under --secure-rng the draw comes from OS
+    entropy: two independent draws of 10 clients at rate 0.3 coincide with probability
+    0.58^10 = 0.4%, so about 0.2 of 40 rounds match by chance."""
+    from bench.engine.sampling import sample_clients
+    from bench.seeding import stream
+
+    cfg = ExperimentConfig(
+        task="i2b2-2010", method="fedavg", clients=10, clients_per_round=3, dp_level="client",
+        noise_multiplier=1.0, seed=4, secure_rng=secure,
+    )  # fmt: skip
+    regenerated = [np.flatnonzero(stream("client_sampling", 4, r).random(10) < 0.3).tolist() for r in range(40)]
+    matches = sum(sample_clients(cfg, r) == regenerated[r] for r in range(40))
+    assert matches == 40 if not secure else matches <= 5
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])

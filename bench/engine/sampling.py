@@ -6,7 +6,7 @@ import numpy as np
 
 from bench.config import ExperimentConfig
 from bench.federation.dp_ledger import client_level, client_rate
-from bench.seeding import stream
+from bench.seeding import secret_stream, stream
 
 
 def poisson_clients(cfg: ExperimentConfig) -> bool:
@@ -17,10 +17,13 @@ def poisson_clients(cfg: ExperimentConfig) -> bool:
 def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
     """Clients for this round, from (seed, round) alone so a resumed run samples the same: K of
     N without replacement, or, under client-level DP, each client with probability K/N (the
-    sampling its accountant assumes; a round may then have any number of clients, even none)."""
+    sampling its accountant assumes; a round may then have any number of clients, even none;
+    from OS entropy under --secure-rng, so a resumed round draws anew)."""
     rng = stream("client_sampling", cfg.seed, round_)
     if poisson_clients(cfg):
-        return np.flatnonzero(rng.random(cfg.clients) < client_rate(cfg)).tolist()
+        # amplification by sampling assumes the sample is secret: under --secure-rng not from the seed
+        draw = secret_stream() if cfg.secure_rng else rng
+        return np.flatnonzero(draw.random(cfg.clients) < client_rate(cfg)).tolist()
     return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
 
 
