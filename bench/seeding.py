@@ -53,13 +53,32 @@ def seeded_torch(purpose: str, seed: int, *keys: int) -> Iterator[None]:
         yield
 
 
+MT_WORDS = 624  # torch's CPU generator is a Mersenne Twister of 624 32-bit words
+STATE_BYTES = 5056  # its get_state(): seed, left, seeded, next, the words (as uint64), normal caches
+
+
 def noise_generator() -> torch.Generator:
-    """A generator for DP noise seeded with 63 bits of OS entropy (`--secure-rng`), so holding a
-    stored run (its config and seed) does not let anyone regenerate the noise and subtract it.
-    torch's generator is a Mersenne Twister, not a cryptographic generator: its state could be
-    recovered from enough of its outputs, which the noisy model does not expose directly
-    (Opacus's secure_mode uses torchcsprng for that; it is not installable here)."""
-    return torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+    """A generator for DP draws (`--secure-rng`) whose whole Mersenne Twister state comes from OS
+    entropy, so holding a stored run (its config and seed) does not let anyone regenerate the
+    noise and subtract it. Not `manual_seed(urandom)`: torch seeds the twister from a seed's low
+    32 bits only, and 2^32 candidates are a brute force of hours against two consecutive released
+    models (a reviewer's demo, 2026-12-06). The twister is still not a cryptographic generator:
+    its state could be recovered from enough of its raw outputs, which the noisy model does not
+    expose directly (Opacus's secure_mode uses torchcsprng for that; it is not installable here).
+    `initial_seed()` names the generator (63 bits of its own), it does not produce its stream."""
+    generator = torch.Generator()
+    state = generator.get_state().numpy().copy()
+    if state.size != STATE_BYTES:  # fail closed rather than write a layout this code does not know
+        raise RuntimeError(
+            f"torch's generator state is {state.size} bytes, not {STATE_BYTES}: --secure-rng needs review"
+        )
+    name = int.from_bytes(os.urandom(8), "little") >> 1
+    words = np.frombuffer(os.urandom(4 * MT_WORDS), dtype="<u4").astype("<u8")
+    header = name.to_bytes(8, "little") + (1).to_bytes(4, "little") * 2 + bytes(8)  # left 1: twist first
+    state[:24] = np.frombuffer(header, dtype=np.uint8)
+    state[24 : 24 + 8 * MT_WORDS] = words.view(np.uint8)
+    generator.set_state(torch.from_numpy(state))
+    return generator
 
 
 def secret_stream() -> np.random.Generator:

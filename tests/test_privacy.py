@@ -237,11 +237,13 @@ def test_every_secure_draw_is_fresh_os_entropy_and_noise_is_opacus_secure_mode(
     import bench.seeding
     from bench.federation.privacy import PrivateTraining, UnitPrivateTraining
 
-    given = []
+    given, real = [], bench.seeding.os.urandom
 
     def urandom(n: int) -> bytes:
-        given.append(len(given) + 1)
-        return (2 * given[-1]).to_bytes(n, "little")  # noise_generator keeps the top 63 bits: seed = the count
+        if n > 16:  # a generator's twister state: real entropy
+            return real(n)
+        given.append(len(given) + 1)  # a generator's name (initial_seed keeps the top 63 bits): the count
+        return (2 * given[-1]).to_bytes(n, "little")
 
     monkeypatch.setattr(bench.seeding.os, "urandom", urandom)
     draws, batch_seeds, outside, inside = [], [], [], [False]
@@ -282,6 +284,31 @@ def test_every_secure_draw_is_fresh_os_entropy_and_noise_is_opacus_secure_mode(
         assert len(set(batch_seeds)) == len(batch_seeds) >= 4 and set(batch_seeds) <= set(given) - noise_seeds
     else:
         assert batch_seeds == []
+
+
+def test_a_secure_generators_stream_depends_on_its_whole_twister_state_not_on_a_32_bit_seed(monkeypatch):
+    """torch seeds its twister from a seed's low 32 bits: a secure generator seeded that way
+    would fall to a brute force over 2^32 seeds. noise_generator fills the whole state from OS
+    entropy instead: one bit changed in the second or the last state word changes the draws,
+    and the generator's name (its initial_seed) does not."""
+    import os
+
+    import bench.seeding
+    from bench.seeding import noise_generator
+
+    state = bytearray(os.urandom(4 * 624))
+
+    def draws(name: bytes, words: bytes) -> torch.Tensor:
+        calls = iter([name, words])
+        monkeypatch.setattr(bench.seeding.os, "urandom", lambda n: next(calls))
+        return torch.randn(1000, generator=noise_generator())
+
+    base = draws(b"\x02" * 8, bytes(state))
+    assert torch.equal(base, draws(b"\x04" * 8, bytes(state)))  # another name, the same stream
+    for at in (4, len(state) - 1):  # word 1 (word 0 contributes only its top bit) and word 623
+        flipped = bytearray(state)
+        flipped[at] ^= 1
+        assert not torch.equal(base, draws(b"\x02" * 8, bytes(flipped)))
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["seeded", "secure-rng"])
