@@ -178,7 +178,7 @@ def test_dp_fedavg_noise_has_the_stated_scale():
 def test_rejected_updates_are_accounted_and_counted(tiny_corpus, tmp_path, monkeypatch):
     from bench.engine import faults
 
-    monkeypatch.setattr(faults, "screen_norms", lambda norms: {min(norms): "test"})  # both screening paths
+    monkeypatch.setattr(faults, "screen_norms", lambda norms, outliers=True: {min(norms): "test"})  # both paths
     final = run_experiment(cfg(tiny_corpus, noise_multiplier=1.0, rounds=1, method="fedavg"), tmp_path, progress=False)
     line = [x for x in (tmp_path / "rounds.jsonl").read_text().splitlines()][0]
     assert '"rejected": {"0": "test"}' in line

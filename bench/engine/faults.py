@@ -33,12 +33,15 @@ def update_norm(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor]) 
     return float(torch.linalg.vector_norm(per_tensor))
 
 
-def screen_norms(norms: dict[int, float]) -> dict[int, str]:
-    """The updates to reject (client -> why), from their norms alone: NaN or Inf, or a norm far
-    beyond the median of the finite ones (once there are three to take a median of)."""
+def screen_norms(norms: dict[int, float], outliers: bool = True) -> dict[int, str]:
+    """The updates to reject (client -> why), from their norms alone: NaN or Inf, or (with
+    `outliers`) a norm far beyond the median of the finite ones (once there are three to take a
+    median of). Client-level DP screens without outliers: whether one client is rejected would
+    depend on the others' raw updates, beyond the clip its noise is sized for, and the reason
+    would record raw norms."""
     rejected = {c: "non-finite values" for c, norm in norms.items() if not np.isfinite(norm)}
     finite = {c: norm for c, norm in norms.items() if c not in rejected}
-    if len(finite) >= 3:
+    if outliers and len(finite) >= 3:
         median = float(np.median(list(finite.values())))
         for c, norm in finite.items():
             if median > 0 and norm > NORM_OUTLIER * median:
@@ -46,7 +49,7 @@ def screen_norms(norms: dict[int, float]) -> dict[int, str]:
     return rejected
 
 
-def screen_updates(results: list, starts: dict) -> tuple[list, dict[int, str]]:
-    """Drop updates with NaN/Inf, or with a norm far beyond the others; say why for each."""
-    rejected = screen_norms({res.client: update_norm(res.state, starts[res.start]) for res in results})
+def screen_updates(results: list, starts: dict, outliers: bool = True) -> tuple[list, dict[int, str]]:
+    """Drop updates with NaN/Inf, or (with `outliers`) a norm far beyond the others; say why for each."""
+    rejected = screen_norms({res.client: update_norm(res.state, starts[res.start]) for res in results}, outliers)
     return [res for res in results if res.client not in rejected], rejected

@@ -13,7 +13,7 @@ from bench.engine.arrivals import Arrivals, streams
 from bench.engine.sampling import sample_clients
 from bench.engine.stop_clock import StopClock
 from bench.federation.comm import GLOBAL, tensor_bytes
-from bench.federation.dp_ledger import DpLedger
+from bench.federation.dp_ledger import DpLedger, client_level
 from bench.federation.secagg_client import Refused
 
 
@@ -125,10 +125,12 @@ def screen(ctx: RoundContext, training: Training, sent: Broadcast) -> tuple[list
         return [res for res in training.on_time if res.client not in refused], refused
     if not ctx.method.communicates:
         return training.on_time, {}
+    outliers = not client_level(ctx.cfg)  # under client-level DP only non-finite updates (faults.screen_norms)
     if training.streamed:  # the norms were taken as the updates arrived
-        rejected = faults.screen_norms({res.client: training.arrivals.norms[res.client] for res in training.on_time})
+        norms = {res.client: training.arrivals.norms[res.client] for res in training.on_time}
+        rejected = faults.screen_norms(norms, outliers)
         return [res for res in training.on_time if res.client not in rejected], rejected
-    return faults.screen_updates(training.on_time, sent.starts)
+    return faults.screen_updates(training.on_time, sent.starts, outliers)
 
 
 def aggregate(

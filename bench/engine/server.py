@@ -52,6 +52,7 @@ BACKENDS = {"serial": BackendKind(SerialBackend), "local": BackendKind(LocalBack
 
 
 CUT_WARN_SHARE = 0.05
+EXTENDABLE = frozenset({"rounds", "patience"})  # a grid raises these to continue a stored run
 
 
 def warn_if_cut(encoding: dict, enabled: bool) -> None:
@@ -75,12 +76,13 @@ class RunState:
     residuals: dict = dataclasses.field(default_factory=dict)
     status: str = "ok"  # or "diverged"; not checkpointed: a diverged run stops
     untrained: float | None = None  # the validation metric before round 1: what "dead" is measured against
+    settings: dict = dataclasses.field(default_factory=dict)  # the computed settings it runs under
 
     @classmethod
-    def from_checkpoint(cls, path: Path, initial: Callable[[], dict]) -> RunState:
-        """The checkpoint's state, or a fresh run from `initial()`'s global state."""
-        ckpt = load_checkpoint(path) or {}
+    def from_checkpoint(cls, ckpt: dict, initial: Callable[[], dict], settings: dict) -> RunState:
+        """The checkpoint's state (`resumable`), or a fresh run from `initial()`'s global state."""
         return cls(
+            settings=settings,
             states=ckpt.get("states") or {GLOBAL: initial()},
             history=ckpt.get("history", []),
             best=ckpt.get("best"),
@@ -110,15 +112,34 @@ class RunState:
                 "best": self.best,
                 "residuals": self.residuals,
                 "untrained": self.untrained,
+                "settings": self.settings,
             },
         )
         write_rounds(out / "rounds.jsonl", self.history)
+
+
+def resumable(path: Path, settings: dict) -> dict:
+    """The checkpoint at `path` ({} if none), refused when it was written under other computed
+    settings (a seeded run resumed with --secure-rng would report seeded rounds as secure), but
+    for the round cap and patience, which a grid raises to extend a run (bench.protocol.extend).
+    Checked before the run writes anything; checkpoints from before 2026-12-06 hold no settings."""
+    ckpt = load_checkpoint(path) or {}
+    stored = ckpt.get("settings") or {}
+    changed = sorted(k for k in (stored.keys() | settings.keys()) - EXTENDABLE if stored.get(k) != settings.get(k))
+    if stored and changed:
+        key = changed[0]
+        raise BenchError(
+            f"{path} was written with {key}={stored.get(key)!r}, this run has {key}={settings.get(key)!r}"
+            f" ({len(changed)} setting(s) differ): resume with the same settings, or use another --out"
+        )
+    return ckpt
 
 
 def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True) -> dict:
     """Run one experiment into `out` (rounds.jsonl, final.json, test_items.json, checkpoint.pt);
     resumes if possible. The reported model is the state of the best validation round."""
     out, asked = Path(out), cfg
+    ckpt = resumable(out / "checkpoint.pt", asked.computed_settings())
     cfg, method, task, probe = _prepare(cfg, out, progress)
     plan = privacy.plan(cfg, *planned_work(cfg, method, task))
     backend = BACKENDS[cfg.resolved_backend].build(cfg, task, plan)
@@ -127,7 +148,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     try:
         with StopClock() as clock:  # each round records the seconds it was stopped
             info = backend.info()
-            run = RunState.from_checkpoint(out / "checkpoint.pt", backend.initial_state)
+            run = RunState.from_checkpoint(ckpt, backend.initial_state, asked.computed_settings())
             dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
             ctx = RoundContext(cfg, method, backend, task, dp, info, clock)
             if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)

@@ -89,3 +89,23 @@ def test_a_private_run_never_extends(tiny_corpus, tmp_path):
     assert run_cell(_cell(short), runs, resume=False, progress=False) == "ok"
     assert (runs / short.run_id / "checkpoint.pt").is_file()
     assert extend.predecessor(_cfg(tiny_corpus, rounds=2, method="layerskip", dp_epsilon=4.0), runs) is None
+
+
+def test_a_checkpoint_resumes_only_under_its_own_settings_but_for_rounds_and_patience(tiny_corpus, tmp_path):
+    """bench.run on a folder that holds a checkpoint continues it; under other computed settings
+    (a seeded run resumed with --secure-rng, another lr) it is refused before anything is
+    written, naming the setting; a higher round cap continues it, as a grid's extension does."""
+    import pytest
+
+    from bench.engine.server import run_experiment
+    from bench.errors import BenchError
+
+    seeded = tiny_config(tiny_corpus, backend="serial", noise_multiplier=1.0, train_subsample=40)
+    run_experiment(seeded, tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for changed, named in [({"secure_rng": True}, "secure_rng=True"), ({"lr": 1e-3}, "lr=0.001")]:
+        with pytest.raises(BenchError, match=f"checkpoint.pt was written with .*this run has {named}"):
+            run_experiment(seeded.with_settings(**changed), tmp_path, progress=False)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+    final = run_experiment(seeded.with_settings(rounds=2), tmp_path, progress=False)
+    assert final["rounds_run"] == 2 and final["secure_rng"] is False

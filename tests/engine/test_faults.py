@@ -74,3 +74,25 @@ def test_diverged_run_is_marked(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(worker_module.Worker, "_scores", diverge_in_round_two)
     final = run_experiment(cfg(tiny_corpus, backend="serial", rounds=3), tmp_path, progress=False)
     assert final["status"] == "diverged" and final["metric"] is None and final["rounds"] == 1
+
+
+@pytest.mark.parametrize("level", [None, "client"], ids=["no-dp", "client-level-dp"])
+def test_client_level_dp_rejects_no_finite_update_for_its_norm(tiny_corpus, tmp_path, monkeypatch, level):
+    """A fourth update 100x the others' norm is an outlier, rejected without DP (the control).
+    Under client-level DP it is clipped and kept: rejecting it by the median of the others' raw
+    norms would make one client's inclusion depend on the others' data beyond the clip the
+    noise is sized for, and the reason would record raw norms."""
+    from bench.engine import arrivals, faults
+
+    calls = []
+
+    def scripted(state, start):
+        calls.append(1)
+        return 100.0 if len(calls) % 4 == 0 else 1.0
+
+    monkeypatch.setattr(faults, "update_norm", scripted)
+    monkeypatch.setattr(arrivals, "update_norm", scripted)  # the streamed path takes norms as updates arrive
+    dp = {"dp_level": "client", "noise_multiplier": 1.0} if level else {}
+    run_experiment(cfg(tiny_corpus, rounds=1, backend="serial", train_subsample=40, **dp), tmp_path, progress=False)
+    (line,) = rounds(tmp_path)
+    assert calls and (line.get("rejected") or {}) == ({} if level else {"3": line["rejected"]["3"]})
