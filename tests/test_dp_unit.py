@@ -110,3 +110,34 @@ def test_patient_unit_needs_patient_ids(tiny_corpus, tmp_path):
     cfg = tiny_config(tiny_corpus, noise_multiplier=1.0, dp_unit="patient")
     with pytest.raises(BenchError, match="no patient ids"):
         run_experiment(cfg, tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("unit", ["row", "patient"])
+def test_an_empty_poisson_batch_is_a_noisy_step_not_a_skipped_one(tiny_corpus, tmp_path, monkeypatch, unit):
+    """DP-SGD's analysis has a step at every Poisson draw, the empty ones included (noise alone),
+    and the accountant counts them: with every draw empty, each one still moves the model, once."""
+    from bench.federation.privacy import PrivateTraining, UnitPrivateTraining
+
+    def empty(self, rows, steps, generator):
+        for _ in range(steps):
+            yield rows[:0]
+
+    moved = []
+
+    def watched(original):
+        def noise_step(self):
+            param = next(p for p in self.module.parameters() if p.requires_grad)
+            before = param.detach().clone()
+            original(self)
+            moved.append(not torch.equal(before, param.detach()))
+
+        return noise_step
+
+    for cls in (PrivateTraining, UnitPrivateTraining):
+        monkeypatch.setattr(cls, "batches", empty)
+        monkeypatch.setattr(cls, "noise_step", watched(cls.noise_step))
+    task = {"task": "mimic-mortality", "dp_unit": "patient"} if unit == "patient" else {}
+    cfg = tiny_config(tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, train_subsample=40, **task)
+    final = run_experiment(cfg, tmp_path, progress=False)
+    drawn = sum(steps for history in final["dp"]["accountants"].values() for _, _, steps in history)
+    assert drawn > 0 and moved == [True] * drawn

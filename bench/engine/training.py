@@ -129,7 +129,8 @@ def train_local(
     step = functools.partial(_step, model, params, optimizer, private, kind, penalty)
     model.train()
     try:
-        losses, drawn = _fit(batches, step, scheduler, encoded, pad_id, kind, device, before_forward)
+        noise_only = private.noise_step if private else None
+        losses, drawn = _fit(batches, step, scheduler, encoded, pad_id, kind, device, before_forward, noise_only)
     finally:
         if private:
             private.close()
@@ -176,16 +177,20 @@ def _step(model, params, optimizer, private, kind: str, penalty, batch: dict, ba
     return float(loss.detach())
 
 
-def _fit(batches, step, scheduler, encoded: Encoded, pad_id: int, kind: str, device, before_forward):
-    """`step` on every batch in turn: (the losses, how many batches were drawn)."""
+def _fit(batches, step, scheduler, encoded: Encoded, pad_id: int, kind: str, device, before_forward, noise_only):
+    """`step` on every batch in turn: (the losses, how many batches were drawn). An empty
+    Poisson batch (DP-SGD) is still a step, noise alone (`noise_only`): the accountant counts it,
+    and skipping it would show, in the steps an optimizer took, that the batch was empty."""
     losses, drawn = [], 0
     for batch_rows in batches:
         drawn += 1
-        if len(batch_rows) > 0:  # an empty Poisson batch: nothing to learn, still accounted
+        if len(batch_rows) > 0:
             batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
             if before_forward:
                 before_forward(batch_rows.tolist())
             losses.append(step(batch, batch_rows))
+        elif noise_only is not None:
+            noise_only()
         scheduler.step()
     return losses, drawn
 

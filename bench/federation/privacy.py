@@ -167,6 +167,13 @@ class PrivateTraining:
             self.optimizer.original_optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
+    def noise_step(self) -> None:
+        """An empty Poisson batch: the step DP-SGD's analysis counts there, noise alone (Opacus
+        clips nothing, adds its noise to a zero sum and scales it as any batch)."""
+        for p in self.optimizer.params:
+            p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+        self.step()
+
     def close(self) -> None:
         self.module._close()
 
@@ -239,6 +246,16 @@ class UnitPrivateTraining(PrivateTraining):
         if extra_grads is not None:
             for p, g in zip([p for p in self.module.parameters() if p.requires_grad], extra_grads):
                 p.grad.add_(g)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def noise_step(self) -> None:
+        """An empty Poisson draw of units: noise alone on every trained parameter, over the
+        expected number of units, as a drawn batch would have."""
+        for p in self.module.parameters():
+            if p.requires_grad:
+                noise = dp_noise.gaussian(self.noise_multiplier * self.clip, p.shape, self.noise, self.secure)
+                p.grad = noise.to(p.dtype) / self.expected_units
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
