@@ -139,7 +139,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     """Run one experiment into `out` (rounds.jsonl, final.json, test_items.json, checkpoint.pt);
     resumes if possible. The reported model is the state of the best validation round."""
     out, asked = Path(out), cfg
-    ckpt = resumable(out / "checkpoint.pt", asked.computed_settings())
+    settings = asked.computed_settings()
+    ckpt = resumable(out / "checkpoint.pt", settings)
     cfg, method, task, probe = _prepare(cfg, out, progress)
     plan = privacy.plan(cfg, *planned_work(cfg, method, task))
     backend = BACKENDS[cfg.resolved_backend].build(cfg, task, plan)
@@ -148,7 +149,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     try:
         with StopClock() as clock:  # each round records the seconds it was stopped
             info = backend.info()
-            run = RunState.from_checkpoint(ckpt, backend.initial_state, asked.computed_settings())
+            run = RunState.from_checkpoint(ckpt, backend.initial_state, settings)
             dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
             ctx = RoundContext(cfg, method, backend, task, dp, info, clock)
             if not run.history:  # scored once, before round 1 (a run resumed from an older checkpoint has none)

@@ -239,9 +239,7 @@ class UnitPrivateTraining(PrivateTraining):
         factor = (self.clip / (norms + 1e-12)).clamp(max=1.0).to(summed[0].dtype)
         self.last_clipped_norms = (norms * factor.double()).tolist()
         for p, g in zip(params, summed):
-            total = torch.einsum("u,u...->...", factor, g)
-            noise = dp_noise.gaussian(self.noise_multiplier * self.clip, total.shape, self.noise, self.secure)
-            p.grad = (total + noise.to(total.dtype)) / self.expected_units
+            p.grad = self._noisy_mean(torch.einsum("u,u...->...", factor, g))
             p.grad_sample = None
         if extra_grads is not None:
             for p, g in zip([p for p in self.module.parameters() if p.requires_grad], extra_grads):
@@ -254,10 +252,14 @@ class UnitPrivateTraining(PrivateTraining):
         expected number of units, as a drawn batch would have."""
         for p in self.module.parameters():
             if p.requires_grad:
-                noise = dp_noise.gaussian(self.noise_multiplier * self.clip, p.shape, self.noise, self.secure)
-                p.grad = noise.to(p.dtype) / self.expected_units
+                p.grad = self._noisy_mean(torch.zeros_like(p))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def _noisy_mean(self, total: torch.Tensor) -> torch.Tensor:
+        """A parameter's clipped sum plus N(0, (sigma C)^2), over the expected number of units."""
+        noise = dp_noise.gaussian(self.noise_multiplier * self.clip, total.shape, self.noise, self.secure)
+        return (total + noise.to(total.dtype)) / self.expected_units
 
 
 def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch.Tensor]:
