@@ -218,6 +218,8 @@ SECURE_PATHS = {
         task="mimic-mortality", method="layerskip", layers="top:1", noise_multiplier=1.0, dp_unit="patient"
     ),
     "client": dict(noise_multiplier=1.0, dp_level="client"),
+    # Poisson sampling at rate 1/2: a round of one client adds its noise on the client (lone_round)
+    "client-secagg": dict(noise_multiplier=1.0, dp_level="client", secagg="on", clients_per_round=1, rounds=4),
 }
 
 
@@ -277,10 +279,12 @@ def test_every_secure_draw_is_fresh_os_entropy_and_noise_is_opacus_secure_mode(
         monkeypatch.setattr(cls, "batches", batches_of(cls))
     settings = {"backend": "serial", "train_subsample": 60, "rounds": 2, "secure_rng": True, **SECURE_PATHS[path]}
     run_experiment(tiny_config(tiny_corpus, **settings), tmp_path, progress=False)
+    if path == "client-secagg":  # the counter fixes the Poisson draws: rounds of one client are among them
+        assert any('"secagg_lone_round": true' in x for x in (tmp_path / "rounds.jsonl").read_text().splitlines())
     noise_seeds = {seed for _, seed in draws}
     assert draws and {secure for secure, _ in draws} == {True} and not outside
     assert noise_seeds <= set(given) and len(noise_seeds) >= 2  # every round (and client) a fresh generator
-    if path != "client":  # DP-SGD: each client's batches in each round from a generator of their own
+    if not path.startswith("client"):  # DP-SGD: each client's batches in each round from a generator of their own
         assert len(set(batch_seeds)) == len(batch_seeds) >= 4 and set(batch_seeds) <= set(given) - noise_seeds
     else:
         assert batch_seeds == []

@@ -2,6 +2,8 @@
 bound, with dropouts up to the threshold; beyond it the round fails; a masked vector alone
 looks uniform."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -160,6 +162,21 @@ def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp
     assert "needed" in lines[1]["secagg_failed"] and len(lines[1]["stragglers"]) == 4  # too few survivors: counted
 
 
+def test_a_late_upload_that_leaves_one_holder_fails_its_round_not_the_run(tiny_corpus, tmp_path):
+    """Lateness is drawn per round: with two clients and one late, the sum would be over one
+    client, so the round fails (the server round's own check) and the next round runs. The
+    check before the round counted only the clients expected in time and stopped the run."""
+    import json
+
+    from bench.engine.server import run_experiment
+
+    cfg = tiny_config(tiny_corpus, rounds=2, secagg="on", straggler_frac=0.5, seed=3, train_subsample=40)
+    final = run_experiment(cfg, tmp_path, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
+    assert final["status"] == "ok" and [x["stragglers"] for x in lines] == [[0], []]
+    assert "needed" in lines[0]["secagg_failed"] and "secagg_failed" not in lines[1]
+
+
 def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny_corpus, tmp_path):
     """Clients clip before masking, the server adds the same seeded noise to the unmasked sum:
     the same model as DP-FedAvg in the clear, and the same accounting."""
@@ -185,6 +202,73 @@ def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny
 
     assert max(val("plain")) > 0.05 and val("secure") == pytest.approx(val("plain"), abs=1e-6)
     assert secure["epsilon"] == plain["epsilon"] and secure["dp"]["accountants"] == plain["dp"]["accountants"]
+
+
+def test_a_round_that_reaches_one_client_under_client_level_dp_is_the_plain_mechanism(tiny_corpus, tmp_path):
+    """Poisson sampling reaches one client in a quarter of the rounds at N=4, K=2; a secure sum
+    over one client is its update, so the run stopped there. Now that client clips and adds the
+    round's noise itself, in the clear, and the server adds none: the same models round by
+    round as DP-FedAvg in the clear (noise added once, at its scale), and the server's transcript
+    of that round holds the noised upload alone."""
+    import base64
+    import json
+
+    import torch
+
+    from bench.engine.sampling import sample_clients
+    from bench.engine.server import run_experiment
+
+    cfg = tiny_config(
+        tiny_corpus, clients=4, clients_per_round=2, rounds=3, max_length=48, lr=3e-3, dp_level="client",
+        noise_multiplier=0.3, client_clip=0.5, seed=7, train_subsample=60,
+    )  # fmt: skip
+    assert [len(sample_clients(cfg, r)) for r in range(3)] == [3, 1, 4]  # the second round reaches one client
+    plain = run_experiment(cfg, tmp_path / "plain", progress=False)
+    transcript = tmp_path / "transcript.jsonl"
+    secure = run_experiment(
+        cfg.with_settings(secagg="on", secagg_transcript=str(transcript)), tmp_path / "secure", progress=False
+    )
+
+    def lines(d):
+        return [json.loads(x) for x in (tmp_path / d / "rounds.jsonl").read_text().splitlines()]
+
+    assert [x.get("secagg_lone_round", False) for x in lines("secure")] == [False, True, False]
+    assert "secagg_failed" not in lines("secure")[1]
+    assert [x["val_metric"] for x in lines("secure")] == pytest.approx(
+        [x["val_metric"] for x in lines("plain")], abs=1e-6
+    )
+    state = {
+        d: torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["states"]["global"]
+        for d in ("plain", "secure")
+    }
+    assert max(float((state["plain"][k] - state["secure"][k]).abs().max()) for k in state["plain"]) < 1e-4
+    assert secure["dp"]["accountants"] == plain["dp"]["accountants"]
+    second = [json.loads(x) for x in transcript.read_text().splitlines() if json.loads(x)["round"] == 2]
+    assert [(m["kind"], m["sender"]) for m in second] == [("noised_vector", 0)]
+    sent = np.frombuffer(base64.b64decode(second[0]["payload"]), dtype="<f4")
+    assert sent.size == sum(v.numel() for v in state["secure"].values()) and np.isfinite(sent).all()
+
+
+def test_a_lone_clients_upload_carries_the_rounds_noise():
+    """What the server sees of a lone round: the clipped update plus N(0, (zC)^2) per element,
+    so its best guess at the update (the upload itself) is off by the noise; seeded, the noise
+    is the round's seed's (regenerable, as any seeded run's); under --secure-rng, fresh."""
+    from bench.federation.lone_round import LoneNoise, noised_update
+
+    rng = np.random.default_rng(0)
+    update = {"a": rng.normal(0, 1, 50_000), "b": rng.normal(0, 1, 50_000)}  # norm ~316, clipped to 0.5
+    layout = MaskLayout(["a", "b"], [(50_000,), (50_000,)], Quantiser(1.0, 1.0), clip_norm=0.5)
+    clipped = np.concatenate([update["a"], update["b"]]) * 0.5 / np.sqrt(sum((v**2).sum() for v in update.values()))
+
+    def sent(seed):
+        return noised_update(0, update, dataclasses.replace(layout, lone=LoneNoise(0.8 * 0.5, seed)), 0).vector
+
+    error = sent(11) - clipped
+    assert np.std(error) == pytest.approx(0.4, rel=0.02) and abs(np.mean(error)) < 0.01
+    assert np.corrcoef(error, clipped)[0, 1] == pytest.approx(0, abs=0.02)  # noise, not a rescaled update
+    assert np.array_equal(sent(11), sent(11)) and not np.array_equal(sent(None), sent(None))
+    update["b"][3] = np.inf
+    assert isinstance(noised_update(0, update, dataclasses.replace(layout, lone=LoneNoise(0.4, 11)), 0), Refused)
 
 
 def test_a_clip_below_one_leaves_the_held_slots_and_the_mean_exact():

@@ -95,7 +95,7 @@ def sample(ctx: RoundContext, r: int) -> Draw:
 def broadcast(ctx: RoundContext, r: int, draw: Draw, states: dict) -> Broadcast:
     """The states the jobs start from and, with secure aggregation, the round the reached clients join."""
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in draw.jobs}
-    secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL], draw.late) if draw.reached else None
+    secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL]) if draw.reached else None
     sent = sum(tensor_bytes(starts[j.start]) for j in draw.reached) if ctx.method.communicates else 0
     return Broadcast(starts, secure, sent)
 

@@ -9,21 +9,25 @@ import dataclasses
 import re
 import time
 
+import numpy as np
 import torch
 
 from bench.errors import BenchError
 from bench.federation.budgets import blocks_for
 from bench.federation.comm import GLOBAL
+from bench.federation.lone_round import Noised, split
 from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
 from bench.federation.secagg_client import MaskLayout
 from bench.federation.secagg_network import key_exchange, unmask
+from bench.federation.secagg_transcript import NOISED, Transcript
 
 
 @dataclasses.dataclass(frozen=True)
 class SecurePhase:
-    """The server's round, and the public layout the clients mask to."""
+    """The server's round, and the public layout the clients mask to; no server round when the
+    round reached one client under client-level DP (layout.lone: that client adds the noise)."""
 
-    server: SecureRound
+    server: SecureRound | None
     layout: MaskLayout
 
 
@@ -42,12 +46,14 @@ def holdings(names: list[str], jobs: list, info: dict) -> dict[int, frozenset]:
     return {job.client: held(job) for job in jobs}
 
 
-def open_round(ctx, r: int, reached: list, global_state: dict, late: set = frozenset()) -> SecurePhase | None:
+def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | None:
     """Steps 1-2 of secure aggregation among the clients that received the model, or None. Under
     client-level DP the clients clip their updates (weight 1) and the server adds the noise to
-    the unmasked sum: the server never sees a single update, but must be trusted to add noise.
-    A tensor that fewer than max(2, t) of the clients expected in time train is refused: its sum
-    would tell the server about each of them (after dropouts the round fails instead)."""
+    the unmasked sum: the server never sees a single update, but must be trusted to add noise;
+    a round that reached one client is a lone round (bench.federation.lone_round). A tensor that
+    fewer than max(2, t) of the reached clients train is refused, a setting no round can meet:
+    its sum would tell the server about each of them (after dropouts or late uploads the round
+    fails instead, by the server round's own check)."""
     cfg, dp = ctx.cfg, ctx.dp
     if cfg.secagg == "off":
         return None
@@ -61,6 +67,8 @@ def open_round(ctx, r: int, reached: list, global_state: dict, late: set = froze
         Quantiser(cfg.secagg_clip, bound, cfg.secagg_bits),
         dp.clip_norm,
     )
+    if dp.client_level and len(reached) == 1:
+        return SecurePhase(None, dataclasses.replace(layout, lone=dp.lone_noise(r)))
     held = holdings(names, reached, ctx.info)
     server = SecureRound(
         [j.client for j in reached],
@@ -72,7 +80,7 @@ def open_round(ctx, r: int, reached: list, global_state: dict, late: set = froze
         transcript=cfg.secagg_transcript,
         holdings=held,
     )
-    counts = {n: sum(n in tensors for c, tensors in held.items() if c not in late) for n in names}
+    counts = {n: sum(n in tensors for tensors in held.values()) for n in names}
     few = [n for n, k in counts.items() if k < server.min_holders]
     if few:
         raise BenchError(
@@ -90,6 +98,9 @@ def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list,
     survivors changes nothing and says so."""
     t0, dp = time.perf_counter(), ctx.dp
     line = {"secagg_client_s": round(sum(getattr(res.state, "mask_s", 0.0) for res in results), 3)}
+    if secure.server is None:
+        states, lone = lone_aggregate(ctx, secure.layout, states, results, late, r)
+        return states, {**line, **lone}
     try:
         sums, weights, costs = unmask(
             secure.server, ctx.backend, [res.state for res in results], [res.state for res in late]
@@ -108,3 +119,19 @@ def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list,
             for n in old
         }
     return {**states, GLOBAL: new}, {**line, **costs, "secagg_server_s": round(time.perf_counter() - t0, 3)}
+
+
+def lone_aggregate(ctx, layout: MaskLayout, states: dict, results: list, late: list, r: int) -> tuple[dict, dict]:
+    """A lone round's end: the one client's noised upload over the expected K, no noise added
+    here (it is in the upload); a late, lost or refused upload leaves the model as it was."""
+    transcript = Transcript(ctx.cfg.secagg_transcript, r)
+    for res in results + late:  # what the server received, as it received it
+        if isinstance(res.state, Noised):
+            transcript.record(NOISED, "to_server", res.client, "server", res.state.vector.astype("<f4").tobytes())
+    transcript.flush()
+    line = {"secagg_lone_round": True, "secagg_bytes_up": 0, "secagg_bytes_down": 0}
+    arrived = [res.state for res in results if isinstance(res.state, Noised)]
+    if not arrived:
+        return states, {**line, "secagg_failed": "the round's one client sent no update in time"}
+    summed = split(arrived[0].vector.astype(np.float64), layout.names, layout.shapes)
+    return {**states, GLOBAL: ctx.dp.mean(states[GLOBAL], summed)}, line

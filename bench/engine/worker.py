@@ -20,6 +20,7 @@ from bench.engine.training import predict, train_local
 from bench.federation.budgets import blocks_for
 from bench.federation.comm import Job, Result, detach_state, load_state, tensor_bytes
 from bench.federation.compress import codec_for
+from bench.federation.lone_round import noised_update
 from bench.federation.privacy import DpPlan
 from bench.federation.secagg_client import ClientParties, MaskLayout, Refused
 from bench.model.build import DTYPES, build_model
@@ -208,12 +209,12 @@ class Worker:
             state, kept = detach_state(self.model, sent), None
             if secure is not None:
                 update = {k: (state[k].float() - start[k].float()).numpy() for k in state}
-                kit = self.parties.kit(job.client, secure)
-                state = (
-                    kit.mask_update(update, len(job.examples), tensor_bytes(state))
-                    if kit
-                    else Refused(job.client, "its round secrets were lost with its worker")
-                )
+                if secure.lone is not None:  # the round's only client: it adds the round's DP noise itself
+                    state = noised_update(job.client, update, secure, tensor_bytes(state))
+                elif kit := self.parties.kit(job.client, secure):
+                    state = kit.mask_update(update, len(job.examples), tensor_bytes(state))
+                else:
+                    state = Refused(job.client, "its round secrets were lost with its worker")
             elif self.codec is not None:
                 update = {k: state[k].float() - start[k].float() for k in state}
                 state, kept = self.codec.encode(update, (residuals or {}).get(job.client))

@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 from bench.federation import privacy
+from bench.federation.lone_round import LoneNoise
 from bench.federation.privacy import DpPlan, client_level, client_rate
 from bench.seeding import seed_of
 
@@ -56,6 +57,16 @@ class DpLedger:
     def noisy_mean(self, global_state: dict, summed: dict, r: int) -> dict[str, torch.Tensor]:
         """DP-FedAvg's server half on a sum of clipped updates seen only as a secure-aggregation sum."""
         return privacy.noisy_mean(global_state, summed, self.plan, self._expected, self._noise_seed(r))
+
+    def lone_noise(self, r: int) -> LoneNoise:
+        """The noise a round's only client adds under secure aggregation (bench.federation.lone_round):
+        the server's own draw for the round in seeded runs, the client's OS entropy under --secure-rng."""
+        std = self.plan.noise_multiplier * self.plan.max_grad_norm
+        return LoneNoise(std, None if self.plan.secure_rng else self._noise_seed(r))
+
+    def mean(self, global_state: dict, summed: dict) -> dict[str, torch.Tensor]:
+        """A sum the clients already noised (a lone round), over the expected K: no noise added here."""
+        return {n: v + torch.from_numpy(summed[n] / self._expected).to(v.dtype) for n, v in global_state.items()}
 
     def _noise_seed(self, r: int) -> int:
         return seed_of("dp_server_noise", self._seed, r)

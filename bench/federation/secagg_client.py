@@ -173,6 +173,13 @@ def read_answer(payload: bytes) -> dict[int, int]:
     return out
 
 
+def clip_parts(parts: list[np.ndarray], clip_norm: float) -> list[np.ndarray]:
+    """The whole update (its flat tensors) scaled to an L2 norm of at most clip_norm."""
+    norm = float(np.sqrt(sum(float((p**2).sum()) for p in parts)))
+    factor = min(1.0, clip_norm / (norm + 1e-12))
+    return [p * factor for p in parts]
+
+
 @dataclass
 class ClientKit:
     """What one client's training worker needs to mask its update: its seeds, and the layout
@@ -210,10 +217,7 @@ class ClientKit:
         if not all(np.isfinite(p).all() for p in parts):
             return Refused(self.client, "non-finite update, refused before masking")
         if self.clip_norm is not None:  # DP-FedAvg's clipping happens here, on the client, before masking
-            norm = float(np.sqrt(sum(float((np.asarray(v, dtype=np.float64) ** 2).sum()) for v in update.values())))
-            factor = min(1.0, self.clip_norm / (norm + 1e-12))
-            parts = [p * factor for p in parts]
-            weight = 1.0
+            parts, weight = clip_parts(parts, self.clip_norm), 1.0
         held = np.array([1.0 if n in update else 0.0 for n in self.names])
         quantised = self.quantiser.encode(np.concatenate(parts), weight, held)
         modulus = 2**self.quantiser.bits
@@ -229,6 +233,7 @@ class MaskLayout:
     shapes: list[tuple[int, ...]]
     quantiser: Quantiser
     clip_norm: float | None = None
+    lone: object | None = None  # a round of one client under client-level DP: its lone_round.LoneNoise
 
 
 class ClientParties:

@@ -1,7 +1,9 @@
 """The server's view of secure aggregation, message by message (`--secagg-transcript FILE`).
 
 One JSON line per message the server received or sent: `round` (1-based, as in rounds.jsonl),
-`kind` (public_key, encrypted_share, masked_vector, unmask_request, unmask_response),
+`kind` (public_key, encrypted_share, masked_vector, unmask_request, unmask_response; and
+noised_vector, a lone round's one upload under client-level DP: little-endian float32, its
+clipped update plus the round's noise, bench.federation.lone_round),
 `direction` (to_server or from_server), `sender`, `receiver` (a client id, or "server"; a
 relayed message keeps its two clients), `payload` (base64 of the bytes as sent). A masked vector
 of b-bit values is packed as little-endian unsigned integers of ceil(b/8) bytes each. The model
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("public_key", "encrypted_share", "masked_vector", "unmask_request", "unmask_response")
+KINDS = ("public_key", "encrypted_share", "masked_vector", "unmask_request", "unmask_response")  # the protocol's
+NOISED = "noised_vector"  # a lone round's one upload (bench.federation.lone_round): no protocol runs
 
 
 def value_bytes(bits: int) -> int:
@@ -47,7 +50,7 @@ class Transcript:
         self.lines: list[str] = []
 
     def record(self, kind: str, direction: str, sender, receiver, payload: bytes) -> None:
-        assert kind in KINDS and direction in ("to_server", "from_server")
+        assert kind in (*KINDS, NOISED) and direction in ("to_server", "from_server")
         if direction == "to_server":
             self.up += len(payload)
         else:
