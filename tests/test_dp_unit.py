@@ -7,7 +7,7 @@ import torch
 
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
-from bench.federation.privacy import DpPlan, UnitPrivateTraining, epsilon_of
+from bench.federation.privacy import DpPlan, UnitPrivateTraining, composed_epsilon, epsilon_of
 from tests.tiny import tiny_config
 
 
@@ -79,8 +79,12 @@ def test_patient_level_sampling_is_the_rate_accounted(tiny_corpus, tmp_path, mon
         accountant = RDPAccountant()
         accountant.history = [tuple(h) for h in history]
         assert accountant.get_epsilon(cfg.dp_delta) <= final["epsilon"] + 1e-9
-    worst = max(epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in final["dp"]["accountants"].values())
-    assert worst == pytest.approx(final["epsilon"])
+    alone = [epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in final["dp"]["accountants"].values()]
+    shared = [  # a patient whose admissions the iid split dealt to several clients: composed
+        composed_epsilon([[tuple(h) for h in final["dp"]["accountants"][str(c)]] for c in s], cfg.dp_delta)
+        for s in final["dp"]["shared_holders"]
+    ]
+    assert max(alone + shared) == pytest.approx(final["epsilon"])
 
 
 def test_a_gradient_without_its_per_sample_gradient_is_an_error():
@@ -141,3 +145,28 @@ def test_an_empty_poisson_batch_is_a_noisy_step_not_a_skipped_one(tiny_corpus, t
     final = run_experiment(cfg, tmp_path, progress=False)
     drawn = sum(steps for history in final["dp"]["accountants"].values() for _, _, steps in history)
     assert drawn > 0 and moved == [True] * drawn
+
+
+def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, tmp_path):
+    """An iid split deals a note's sentences out to several clients, each running DP-SGD on its
+    part: the note is in each of those mechanisms, so its loss is their composition. The noise
+    is calibrated for that and the reported epsilon is it; per-client accounting alone (the old
+    rule) let such a note spend more than the target. The site split keeps notes whole: nothing
+    is composed there, and the noise is the per-client calibration."""
+    from bench.federation.dp_calibration import _calibrate
+
+    cfg = tiny_config(tiny_corpus, rounds=2, dp_epsilon=8.0, dp_unit="document")
+    final = run_experiment(cfg, tmp_path / "iid", progress=False)
+    histories = [[tuple(h) for h in hs] for hs in final["dp"]["accountants"].values()]
+    composed = composed_epsilon(histories, cfg.dp_delta)
+    assert final["dp"]["shared_holders"] == [[0, 1]] and len(histories) == 2
+    assert 0.99 * 8.0 <= composed <= 8.0 and final["epsilon"] == pytest.approx(composed)
+    old_sigma = max(_calibrate(8.0, cfg.dp_delta, rate, steps) for (_, rate, steps), *_ in histories)
+    assert final["dp"]["noise_multiplier"] > old_sigma
+    old = [[(old_sigma, rate, steps) for _, rate, steps in h] for h in histories]
+    assert composed_epsilon(old, cfg.dp_delta) > 8.0 * 1.2  # what the old rule let a shared note spend
+
+    whole = run_experiment(cfg.with_settings(partition="site", clients=3), tmp_path / "site", progress=False)
+    assert whole["dp"]["shared_holders"] == []
+    alone = [epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in whole["dp"]["accountants"].values()]
+    assert max(alone) == pytest.approx(whole["epsilon"]) and 0.99 * 8.0 <= whole["epsilon"] <= 8.0

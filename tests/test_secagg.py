@@ -249,10 +249,54 @@ def test_a_round_that_reaches_one_client_under_client_level_dp_is_the_plain_mech
     assert sent.size == sum(v.numel() for v in state["secure"].values()) and np.isfinite(sent).all()
 
 
+def test_a_lone_round_whose_upload_is_late_releases_the_noise_alone(tiny_corpus, tmp_path, monkeypatch):
+    """The lone client's upload comes after the deadline: the server received it (the transcript
+    has it) and does not sum it, and the round still releases the model plus the round's noise
+    over an empty sum, as DP-FedAvg does every round (an unchanged model would show the round
+    failed). The next lone round, on time, adds no server noise: the client's is in its upload."""
+    import base64
+    import json
+
+    from bench.engine.server import run_experiment
+    from bench.federation.dp_ledger import DpLedger
+
+    transcript = tmp_path / "transcript.jsonl"
+    cfg = tiny_config(
+        tiny_corpus, clients=4, clients_per_round=2, rounds=2, dp_level="client", noise_multiplier=0.3,
+        client_clip=0.5, seed=8, straggler_frac=0.5, train_subsample=60, secagg="on",
+        secagg_transcript=str(transcript),
+    )  # fmt: skip
+    noised, original = [], DpLedger.noisy_mean
+
+    def recording(self, global_state, summed, r):
+        noised.append((r, all(float(v.abs().max()) == 0 for v in summed.values())))
+        return original(self, global_state, summed, r)
+
+    monkeypatch.setattr(DpLedger, "noisy_mean", recording)
+    final = run_experiment(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert [x["clients"] for x in lines] == [[], [3]] and [x["stragglers"] for x in lines] == [[3], []]
+    assert all(x["secagg_lone_round"] for x in lines) and final["secagg_lone_rounds"] == 2
+    assert "in time" in lines[0]["secagg_failed"] and "secagg_failed" not in lines[1]
+    assert noised == [(0, True)]  # the failed round: the server's noise alone; the next: the client's only
+    received = [json.loads(x) for x in transcript.read_text().splitlines()]
+    assert [(m["round"], m["kind"], m["sender"]) for m in received] == [
+        (1, "noised_vector", 3),
+        (2, "noised_vector", 3),
+    ]
+    assert len(base64.b64decode(received[0]["payload"])) == lines[0]["bytes_up"] > 0  # the late upload, counted
+
+
 def test_a_lone_clients_upload_carries_the_rounds_noise():
     """What the server sees of a lone round: the clipped update plus N(0, (zC)^2) per element,
-    so its best guess at the update (the upload itself) is off by the noise; seeded, the noise
-    is the round's seed's (regenerable, as any seeded run's); under --secure-rng, fresh."""
+    so the upload itself is off the update by the noise. The attack of one who holds the seed:
+    regenerate the round's noise and subtract it. Seeded, that gives the clipped update exactly
+    (a seeded lone round hides nothing from a seed holder, the server included: README says
+    so), which also pins the clip's scale; under --secure-rng the noise is fresh and the
+    attack is off by the whole noise."""
+    import torch
+
+    from bench.federation import dp_noise
     from bench.federation.lone_round import LoneNoise, noised_update
 
     rng = np.random.default_rng(0)
@@ -261,14 +305,21 @@ def test_a_lone_clients_upload_carries_the_rounds_noise():
     clipped = np.concatenate([update["a"], update["b"]]) * 0.5 / np.sqrt(sum((v**2).sum() for v in update.values()))
 
     def sent(seed):
-        return noised_update(0, update, dataclasses.replace(layout, lone=LoneNoise(0.8 * 0.5, seed)), 0).vector
+        return noised_update(0, update, dataclasses.replace(layout, lone=LoneNoise(0.8 * 0.5, seed))).vector
+
+    def seed_holders_guess(upload):
+        generator = torch.Generator().manual_seed(11)
+        noise = [dp_noise.gaussian(0.4, (50_000,), generator, False, torch.float64).numpy() for _ in range(2)]
+        return upload - np.concatenate(noise)
 
     error = sent(11) - clipped
     assert np.std(error) == pytest.approx(0.4, rel=0.02) and abs(np.mean(error)) < 0.01
     assert np.corrcoef(error, clipped)[0, 1] == pytest.approx(0, abs=0.02)  # noise, not a rescaled update
+    assert np.abs(seed_holders_guess(sent(11)) - clipped).max() < 1e-6  # seeded: the update, at the clip's scale
+    assert np.std(seed_holders_guess(sent(None)) - clipped) > 0.5  # secure: the seed's noise and fresh noise both
     assert np.array_equal(sent(11), sent(11)) and not np.array_equal(sent(None), sent(None))
     update["b"][3] = np.inf
-    assert isinstance(noised_update(0, update, dataclasses.replace(layout, lone=LoneNoise(0.4, 11)), 0), Refused)
+    assert isinstance(noised_update(0, update, dataclasses.replace(layout, lone=LoneNoise(0.4, 11))), Refused)
 
 
 def test_a_clip_below_one_leaves_the_held_slots_and_the_mean_exact():

@@ -27,12 +27,11 @@ def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
     return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
 
 
-def planned_work(cfg: ExperimentConfig, method, task) -> tuple[list[int], list[int]]:
+def planned_work(cfg: ExperimentConfig, method, task) -> tuple[dict[int, int], dict[int, int]]:
     """Each client's training rows and the rounds it will train in (for DP calibration)."""
     rows, rounds = {}, {}
     for r in range(cfg.rounds):
         for job in method.round_jobs(task.clients, sample_clients(cfg, r)):
             rows[job.client] = len(task.train.rows(job.examples))
             rounds[job.client] = rounds.get(job.client, 0) + 1
-    clients = sorted(rows)
-    return [rows[c] for c in clients], [rounds[c] for c in clients]
+    return rows, rounds

@@ -17,7 +17,7 @@ from bench.federation.budgets import blocks_for
 from bench.federation.comm import GLOBAL
 from bench.federation.lone_round import Noised, split
 from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
-from bench.federation.secagg_client import MaskLayout
+from bench.federation.secagg_client import MaskLayout, Refused
 from bench.federation.secagg_network import key_exchange, unmask
 from bench.federation.secagg_transcript import NOISED, Transcript
 
@@ -51,7 +51,7 @@ def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | 
     client-level DP the clients clip their updates (weight 1) and the server adds the noise to
     the unmasked sum: the server never sees a single update, but must be trusted to add noise;
     a round that reached one client is a lone round (bench.federation.lone_round). A tensor that
-    fewer than max(2, t) of the reached clients train is refused, a setting no round can meet:
+    fewer than max(2, t) of the reached clients train (by their --client-budgets) stops the run:
     its sum would tell the server about each of them (after dropouts or late uploads the round
     fails instead, by the server round's own check)."""
     cfg, dp = ctx.cfg, ctx.dp
@@ -105,8 +105,8 @@ def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list,
         sums, weights, costs = unmask(
             secure.server, ctx.backend, [res.state for res in results], [res.state for res in late]
         )
-    except SecAggFailure as e:  # the model stays; what was sent is counted
-        return states, {**line, "secagg_failed": str(e), **getattr(e, "costs", {})}
+    except SecAggFailure as e:  # nothing is summed; what was sent is counted
+        return failed_round(ctx, states, r), {**line, "secagg_failed": str(e), **getattr(e, "costs", {})}
     old = states[GLOBAL]
     if dp.client_level:  # the clients clipped before masking; the server adds the noise
         summed = {n: torch.from_numpy(sums[n]).to(old[n].dtype) for n in old}
@@ -121,17 +121,29 @@ def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list,
     return {**states, GLOBAL: new}, {**line, **costs, "secagg_server_s": round(time.perf_counter() - t0, 3)}
 
 
+def failed_round(ctx, states: dict, r: int) -> dict:
+    """A round without a sum: the model as it was, or under client-level DP the model plus the
+    round's noise alone, as DP-FedAvg releases every round (an unchanged model would show the
+    round failed, and a client's refusal of a non-finite update decides that from its data)."""
+    if not ctx.dp.client_level:
+        return states
+    old = states[GLOBAL]
+    return {**states, GLOBAL: ctx.dp.noisy_mean(old, {n: torch.zeros_like(v) for n, v in old.items()}, r)}
+
+
 def lone_aggregate(ctx, layout: MaskLayout, states: dict, results: list, late: list, r: int) -> tuple[dict, dict]:
     """A lone round's end: the one client's noised upload over the expected K, no noise added
-    here (it is in the upload); a late, lost or refused upload leaves the model as it was."""
+    here (it is in the upload); a late, lost or refused upload fails the round (failed_round)."""
     transcript = Transcript(ctx.cfg.secagg_transcript, r)
-    for res in results + late:  # what the server received, as it received it
-        if isinstance(res.state, Noised):
-            transcript.record(NOISED, "to_server", res.client, "server", res.state.vector.astype("<f4").tobytes())
+    for res in results + late:  # what the server received, as it received it (a refusal: empty)
+        payload = res.state.vector.astype("<f4").tobytes() if isinstance(res.state, Noised) else b""
+        transcript.record(NOISED, "to_server", res.client, "server", payload)
     transcript.flush()
     line = {"secagg_lone_round": True, "secagg_bytes_up": 0, "secagg_bytes_down": 0}
     arrived = [res.state for res in results if isinstance(res.state, Noised)]
     if not arrived:
-        return states, {**line, "secagg_failed": "the round's one client sent no update in time"}
+        refused = [res.state.reason for res in results if isinstance(res.state, Refused)]
+        why = f"its one client refused its update: {refused[0]}" if refused else "its one client sent no update in time"
+        return failed_round(ctx, states, r), {**line, "secagg_failed": why}
     summed = split(arrived[0].vector.astype(np.float64), layout.names, layout.shapes)
     return {**states, GLOBAL: ctx.dp.mean(states[GLOBAL], summed)}, line

@@ -20,8 +20,9 @@ from bench.engine.sampling import planned_work
 from bench.engine.serial import SerialBackend
 from bench.engine.stop_clock import StopClock
 from bench.engine.training import Diverged
+from bench.engine.unit_holders import shared_holders
 from bench.errors import BenchError
-from bench.federation import privacy
+from bench.federation import dp_calibration
 from bench.federation.comm import GLOBAL
 from bench.federation.dp_ledger import DpLedger, client_level
 from bench.registry import METHODS
@@ -142,7 +143,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     settings = asked.computed_settings()
     ckpt = resumable(out / "checkpoint.pt", settings)
     cfg, method, task, probe = _prepare(cfg, out, progress)
-    plan = privacy.plan(cfg, *planned_work(cfg, method, task))
+    plan = dp_calibration.plan(cfg, *planned_work(cfg, method, task), shared_holders(cfg, task))
     backend = BACKENDS[cfg.resolved_backend].build(cfg, task, plan)
     if progress:
         print(execution.describe(cfg), file=sys.stderr)
@@ -230,7 +231,8 @@ def _final(asked: ExperimentConfig, ctx: RoundContext, run: RunState, info: dict
     if ctx.cfg.secagg == "on":  # the fewest clients any tensor's sum was taken over (after dropouts)
         final["secagg_min_holders"] = min(
             (h["secagg_min_holders"] for h in run.history if h.get("secagg_min_holders") is not None), default=None
-        )
+        )  # masked sums only: a lone round's one upload is counted apart
+        final["secagg_lone_rounds"] = sum(1 for h in run.history if h.get("secagg_lone_round"))
     return final
 
 

@@ -210,7 +210,7 @@ class Worker:
             if secure is not None:
                 update = {k: (state[k].float() - start[k].float()).numpy() for k in state}
                 if secure.lone is not None:  # the round's only client: it adds the round's DP noise itself
-                    state = noised_update(job.client, update, secure, tensor_bytes(state))
+                    state = noised_update(job.client, update, secure)
                 elif kit := self.parties.kit(job.client, secure):
                     state = kit.mask_update(update, len(job.examples), tensor_bytes(state))
                 else:

@@ -13,10 +13,15 @@ from bench.seeding import seed_of
 
 
 def spent_epsilon(accountants: dict, dp: DpPlan | None) -> float | None:
-    """The largest epsilon any accountant (a client's, or the server's) has spent so far."""
+    """The largest epsilon any accountant (a client's, or the server's) has spent so far, or any
+    unit that several clients share has spent over their accountants composed."""
     if dp is None:
         return None
-    return max((privacy.epsilon_of(h, dp.delta) for h in accountants.values()), default=0.0)
+    alone = [privacy.epsilon_of(h, dp.delta) for h in accountants.values()]
+    shared = [
+        privacy.composed_epsilon([accountants.get(c, []) for c in holders], dp.delta) for holders in dp.shared_holders
+    ]
+    return max(alone + shared, default=0.0)
 
 
 class DpLedger:
@@ -48,7 +53,11 @@ class DpLedger:
         """final.json's `dp`: the plan and every accountant's history."""
         if self.plan is None:
             return None
-        return {**dataclasses.asdict(self.plan), "accountants": {str(k): v for k, v in self.accountants.items()}}
+        return {
+            **dataclasses.asdict(self.plan),
+            "shared_holders": [list(s) for s in self.plan.shared_holders],  # as final.json reads back
+            "accountants": {str(k): v for k, v in self.accountants.items()},
+        }
 
     def fedavg(self, global_state: dict, client_states: list[dict], r: int) -> dict[str, torch.Tensor]:
         """DP-FedAvg of round r's updates (clipped, over the expected K, plus noise)."""

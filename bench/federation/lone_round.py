@@ -41,7 +41,7 @@ class Noised:
     mask_s: float = 0.0
 
 
-def noised_update(client: int, update: dict, layout, plain_bytes: int) -> Noised | Refused:
+def noised_update(client: int, update: dict, layout) -> Noised | Refused:
     """Clip the whole update to the layout's norm, add the round's noise tensor by tensor (in the
     layout's order, as the server's draw goes), flatten."""
     t0 = time.perf_counter()
@@ -58,7 +58,8 @@ def noised_update(client: int, update: dict, layout, plain_bytes: int) -> Noised
         p + dp_noise.gaussian(lone.std, tuple(shape), generator, lone.seed is None, torch.float64).numpy().ravel()
         for p, shape in zip(parts, layout.shapes)
     ]
-    return Noised(client, np.concatenate(noised).astype(np.float32), plain_bytes, time.perf_counter() - t0)
+    vector = np.concatenate(noised).astype(np.float32)
+    return Noised(client, vector, vector.nbytes, time.perf_counter() - t0)  # every tensor travels, noised
 
 
 def split(vector: np.ndarray, names: list[str], shapes: list) -> dict[str, np.ndarray]:

@@ -17,7 +17,11 @@ noise multiplier, its Poisson rate and the batches it actually drew, taken befor
 screened (a rejected client still trained on its data).
 
 With `dp_epsilon`, the noise multiplier is calibrated for the planned rounds and local steps
-of the client that needs the most noise, so no client's epsilon exceeds the target.
+of the client that needs the most noise, so no client's epsilon exceeds the target. A unit
+whose rows sit at several clients (a document cut into sentences by an iid split) is in each
+of their mechanisms: its loss is their composition (RDP adds), which the calibration and the
+reported epsilon take (`shared_holders`: the sets of clients that share a unit; the calibration
+is bench.federation.dp_calibration).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class DpPlan:
     target_epsilon: float | None
     unit: str = "row"  # what one unit of privacy is: an encoded row, a document, a patient (sample level)
     secure_rng: bool = False  # noise from OS entropy (bench.seeding.noise_generator), not from the seed
+    shared_holders: tuple = ()  # the largest sets of clients that hold rows of one unit (composed)
 
     @property
     def client_level(self) -> bool:
@@ -62,22 +67,9 @@ def epsilon_of(history: History, delta: float) -> float:
     return float(accountant.get_epsilon(delta))
 
 
-def _calibrate(target: float, delta: float, rate: float, steps: int) -> float:
-    from opacus.accountants.utils import get_noise_multiplier
-
-    try:
-        return float(
-            get_noise_multiplier(
-                target_epsilon=target,
-                target_delta=delta,
-                sample_rate=rate,
-                steps=steps,
-                accountant="rdp",
-                epsilon_tolerance=0.005,
-            )
-        )
-    except ValueError as e:
-        raise BenchError(f"--dp-epsilon {target}: cannot be reached ({e})") from None
+def composed_epsilon(histories: list[History], delta: float) -> float:
+    """Epsilon of a unit that is in each of these mechanisms: their histories composed."""
+    return epsilon_of([entry for history in histories for entry in history], delta)
 
 
 def sample_rate(rows: int, batch_size: int) -> float:
@@ -96,34 +88,6 @@ def client_level(cfg) -> bool:
 def client_rate(cfg) -> float:
     """The chance a client takes part in a round: K/N (client-level DP's accountant rate)."""
     return cfg.per_round / cfg.clients
-
-
-def plan(cfg, client_rows: list[int], participation: list[int]) -> DpPlan | None:
-    """The DP settings of a run, or None without DP.
-
-    `client_rows[c]` is client c's number of training rows, `participation[c]` the rounds it
-    is sampled in (known in advance: sampling depends only on seed and round).
-    """
-    if cfg.dp_epsilon is None and cfg.noise_multiplier is None:
-        return None
-    if client_level(cfg):
-        rate, steps = client_rate(cfg), cfg.rounds
-        sigma = cfg.noise_multiplier or _calibrate(cfg.dp_epsilon, cfg.dp_delta, rate, steps)
-        return DpPlan("client", sigma, cfg.client_clip, cfg.dp_delta, cfg.dp_epsilon, "client", cfg.secure_rng)
-    if cfg.noise_multiplier is not None:
-        sigma = cfg.noise_multiplier
-    else:
-        sigma = max(
-            _calibrate(
-                cfg.dp_epsilon,
-                cfg.dp_delta,
-                sample_rate(n, cfg.batch_size),
-                k * steps_per_round(n, cfg.batch_size, cfg.local_epochs),
-            )
-            for n, k in zip(client_rows, participation)
-            if k > 0
-        )
-    return DpPlan("sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon, cfg.dp_unit, cfg.secure_rng)
 
 
 class PrivateTraining:

@@ -1,0 +1,27 @@
+"""Which clients hold rows of one privacy unit. DP-SGD by document or patient accounts in each
+client, so a unit whose rows sit at several clients (an iid split deals a document's sentences
+out one by one) is in several mechanisms and spends at each: its loss is their composition,
+which the run calibrates for and reports (bench.federation.dp_calibration.plan, DpLedger.epsilon)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from bench.federation.privacy import client_level
+
+
+def shared_holders(cfg, task) -> tuple[tuple[int, ...], ...]:
+    """The largest distinct sets of two or more clients that share a unit (none by row, at
+    client level or without DP); a subset's composition never spends more than its superset's."""
+    if not cfg.private or client_level(cfg) or cfg.dp_unit == "row":
+        return ()
+    units = task.train_units[cfg.dp_unit]
+    holders = defaultdict(set)
+    for client, examples in enumerate(task.clients):
+        for unit in np.unique(units[task.train.rows(examples)]).tolist():
+            holders[unit].add(client)
+    sets = {frozenset(s) for s in holders.values() if len(s) > 1}
+    largest = [s for s in sets if not any(s < other for other in sets)]
+    return tuple(sorted(tuple(sorted(s)) for s in largest))
