@@ -10,7 +10,7 @@ echo
 echo "Made by \`bash docs/measure_ncbi_contrasts.sh\` ($(date -u +%F)): each block is the output of the command above it, on this folder's reported seeds."
 for pair in "lora r8|layerskip top:2" "lora r8|layerskip bottom:2" "layerskip bottom:2|layerskip top:2" \
             "layerskip auto:2|layerskip top:2" "layerskip top:2|layerskip top:2 pooled" \
-            "layerskip bottom:1|layerskip top:1" "layerskip bottom:3|layerskip top:3"; do
+            "layerskip bottom:1|layerskip top:1" "layerskip bottom:3|layerskip top:3" "lora r32|lora r8"; do
   a="${pair%%|*}"; b="${pair##*|}"
   echo
   echo "    python -m bench.report.contrast results/ncbi \"$a\" \"$b\""
