@@ -287,6 +287,37 @@ def test_a_lone_round_whose_upload_is_late_releases_the_noise_alone(tiny_corpus,
     assert len(base64.b64decode(received[0]["payload"])) == lines[0]["bytes_up"] > 0  # the late upload, counted
 
 
+def test_a_poisson_draw_that_leaves_a_block_to_one_client_is_withheld_not_the_run(tiny_corpus, tmp_path, monkeypatch):
+    """Under client-level DP with --client-budgets, a Poisson draw may reach clients whose budgets
+    leave a block to one of them: its sum would be that client's. That round no one trains and
+    DP-FedAvg releases its noise alone (the draw and the budgets are public); the next draw,
+    which covers every block, is summed securely. With a fixed K of N such budgets stop the run."""
+    import json
+
+    from bench.engine.server import run_experiment
+    from bench.federation.dp_ledger import DpLedger
+
+    budgets = tmp_path / "budgets.json"
+    budgets.write_text('{"0": 2, "1": 2, "2": 1, "3": 1}')  # the second block from the top: clients 0 and 1 only
+    cfg = tiny_config(
+        tiny_corpus, method="layerskip", layers="top:2", clients=4, clients_per_round=2, rounds=2, seed=14,
+        dp_level="client", noise_multiplier=0.3, client_clip=0.5, train_subsample=60, secagg="on",
+        client_budgets=str(budgets),
+    )  # fmt: skip
+    noised, original = [], DpLedger.fedavg
+
+    def recording(self, global_state, client_states, r):
+        noised.append((r, len(client_states)))
+        return original(self, global_state, client_states, r)
+
+    monkeypatch.setattr(DpLedger, "fedavg", recording)
+    final = run_experiment(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert lines[0]["secagg_failed"].startswith("withheld: 16 of 34 tensors") and lines[0]["bytes_down"] == 0
+    assert lines[0]["clients"] == [] and "secagg_failed" not in lines[1] and lines[1]["clients"] == [0, 1]
+    assert noised == [(0, 0)] and len(final["dp"]["accountants"]["server"]) == 2  # noise alone, accounted
+
+
 def test_a_lone_clients_upload_carries_the_rounds_noise():
     """What the server sees of a lone round: the clipped update plus N(0, (zC)^2) per element,
     so the upload itself is off the update by the noise. The attack of one who holds the seed:

@@ -47,6 +47,7 @@ class Broadcast:
     starts: dict
     secure: secure_phase.SecurePhase | None
     bytes_down: int
+    withheld: str | None = None  # why no one trains this round (secure_phase.Withheld)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +96,10 @@ def sample(ctx: RoundContext, r: int) -> Draw:
 def broadcast(ctx: RoundContext, r: int, draw: Draw, states: dict) -> Broadcast:
     """The states the jobs start from and, with secure aggregation, the round the reached clients join."""
     starts = {job.start: states.get(job.start, states[GLOBAL]) for job in draw.jobs}
-    secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL]) if draw.reached else None
+    try:
+        secure = secure_phase.open_round(ctx, r, draw.reached, states[GLOBAL]) if draw.reached else None
+    except secure_phase.Withheld as e:
+        return Broadcast(starts, None, 0, str(e))
     sent = sum(tensor_bytes(starts[j.start]) for j in draw.reached) if ctx.method.communicates else 0
     return Broadcast(starts, secure, sent)
 
@@ -185,6 +189,8 @@ def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None =
     residuals = {} if residuals is None else residuals
     draw = sample(ctx, r)
     sent = broadcast(ctx, r, draw, states)
+    if sent.withheld:  # no one trains; DP-FedAvg's noise alone is released
+        draw = dataclasses.replace(draw, reached=[])
     training = train(ctx, r, draw, sent, residuals)
     ctx.dp.record(training.trained)  # account: stragglers and rejected clients trained too: their privacy is spent
     results, rejected = screen(ctx, training, sent)
@@ -210,4 +216,5 @@ def play_round(r: int, ctx: RoundContext, states: dict, residuals: dict | None =
         "wall_s": round(wall, 3),
         "paused_s": round(min(paused, wall), 3),  # of wall_s, stopped (bench.protocol.run_time)
         **secure_line,
+        **({"secagg_failed": f"withheld: {sent.withheld}"} if sent.withheld else {}),
     }

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import torch
 
+from bench.engine.sampling import poisson_clients
 from bench.errors import BenchError
 from bench.federation.budgets import blocks_for
 from bench.federation.comm import GLOBAL
@@ -20,6 +21,12 @@ from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
 from bench.federation.secagg_client import MaskLayout, Refused
 from bench.federation.secagg_network import key_exchange, unmask
 from bench.federation.secagg_transcript import NOISED, Transcript
+
+
+class Withheld(Exception):
+    """Under Poisson client sampling, a draw whose clients' budgets leave a tensor to fewer than
+    max(2, t) of them: no one trains that round, and DP-FedAvg releases its noise alone (the
+    draw and the budgets are public, so withholding says nothing about the data)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +58,10 @@ def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | 
     client-level DP the clients clip their updates (weight 1) and the server adds the noise to
     the unmasked sum: the server never sees a single update, but must be trusted to add noise;
     a round that reached one client is a lone round (bench.federation.lone_round). A tensor that
-    fewer than max(2, t) of the reached clients train (by their --client-budgets) stops the run:
-    its sum would tell the server about each of them (after dropouts or late uploads the round
-    fails instead, by the server round's own check)."""
+    fewer than max(2, t) of the reached clients train (by their --client-budgets) would tell the
+    server about each of them: with a fixed K of N it stops the run (the budgets cannot work),
+    under client-level DP's Poisson draw the round is Withheld (after dropouts or late uploads
+    the round fails instead, by the server round's own check)."""
     cfg, dp = ctx.cfg, ctx.dp
     if cfg.secagg == "off":
         return None
@@ -82,6 +90,8 @@ def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | 
     )
     counts = {n: sum(n in tensors for tensors in held.values()) for n in names}
     few = [n for n, k in counts.items() if k < server.min_holders]
+    if few and poisson_clients(cfg):  # this draw's clients only: another round's may cover every block
+        raise Withheld(f"{len(few)} of {len(names)} tensors have fewer holders than {server.min_holders} in this draw")
     if few:
         raise BenchError(
             f"--secagg on: round {r + 1}: {len(few)} of {len(names)} tensors have fewer holders than "
