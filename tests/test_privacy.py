@@ -421,3 +421,18 @@ def test_a_stored_runs_seed_strips_its_released_models_noise_unless_secure_rng(
         assert float(left.std()) == pytest.approx(0.5 * 2**0.5, rel=0.01)
     else:
         assert float(left.abs().max()) < 1e-6
+
+
+def test_a_dp_runs_partition_json_withholds_the_clients_label_counts(tiny_corpus, tmp_path):
+    """Each client's label and entity counts are statistics of its private data that no
+    mechanism noised: a DP run's partition.json keeps each client's id and size (which its
+    accountant's rate states anyway); the same split without DP records the counts."""
+    import json
+
+    settings = dict(rounds=1, backend="serial", train_subsample=40, seed=5)
+    run_experiment(tiny_config(tiny_corpus, **settings), tmp_path / "plain", progress=False)
+    run_experiment(tiny_config(tiny_corpus, noise_multiplier=1.0, **settings), tmp_path / "dp", progress=False)
+    plain, dp = (json.loads((tmp_path / d / "partition.json").read_text()) for d in ("plain", "dp"))
+    assert all({"labels", "entities", "divergence"} <= set(c) for c in plain["clients"])
+    assert [set(c) for c in dp["clients"]] == [{"id", "size"}] * 2 and "divergence" not in dp
+    assert [c["size"] for c in dp["clients"]] == [c["size"] for c in plain["clients"]]

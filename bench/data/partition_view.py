@@ -37,3 +37,17 @@ def describe_parts(data: TaskData, parts: list[np.ndarray], spec: str, seed: int
         "clients": clients,
         "divergence": round(float(divergences.mean()), 6),
     }
+
+
+PRIVATE_FIELDS = ("labels", "entities", "divergence")  # each client's label statistics
+
+
+def stored_view(description: dict, private: bool) -> dict:
+    """What partition.json keeps: everything, or under DP each client's id and size only. A
+    client's label counts are statistics of its private data that no mechanism noised (its size
+    the accountant's rate states anyway); the same split run without DP records them."""
+    if not private:
+        return description
+    clients = [{k: v for k, v in c.items() if k not in PRIVATE_FIELDS} for c in description["clients"]]
+    kept = {k: v for k, v in description.items() if k != "divergence"}
+    return {**kept, "clients": clients, "label_counts": "withheld under DP"}

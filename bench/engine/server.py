@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.config import ExperimentConfig
+from bench.data.partition_view import stored_view
 from bench.engine import execution, heap, summary
 from bench.engine.convergence import stalled
 from bench.engine.fork_server import warm_up
@@ -171,7 +172,7 @@ def _prepare(cfg: ExperimentConfig, out: Path, progress: bool) -> tuple[Experime
         raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
     BACKENDS[cfg.resolved_backend].warm_up()
     task = prepare_task(cfg)
-    atomic_write_json(out / "partition.json", task.partition)
+    atomic_write_json(out / "partition.json", stored_view(task.partition, cfg.private))
     warn_if_cut(task.encoding, progress)
     with seeded_torch("method_resolve", cfg.seed):  # a probe that draws from torch: from the seed
         cfg, probe = method.resolve(task)

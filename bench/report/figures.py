@@ -240,7 +240,7 @@ def partition_heatmaps(runs, folder):
     seen = {}
     for r in runs:
         desc = r.get("partition_description")
-        if desc:
+        if desc and "label_counts" not in desc:  # a DP run's partition.json withholds them
             seen.setdefault((desc["task"], desc["partition"]), desc)
     for (task, part), desc in sorted(seen.items()):
         folder.mkdir(parents=True, exist_ok=True)
