@@ -161,7 +161,7 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
     composed = composed_epsilon(histories, cfg.dp_delta)
     assert final["dp"]["shared_holders"] == [[0, 1]] and len(histories) == 2
     assert 0.99 * 8.0 <= composed <= 8.0 and final["epsilon"] == pytest.approx(composed)
-    old_sigma = max(_calibrate(8.0, cfg.dp_delta, rate, steps) for (_, rate, steps), *_ in histories)
+    old_sigma = max(_calibrate(8.0, cfg.dp_delta, h[0][1], sum(steps for *_, steps in h)) for h in histories)
     assert final["dp"]["noise_multiplier"] > old_sigma
     old = [[(old_sigma, rate, steps) for _, rate, steps in h] for h in histories]
     assert composed_epsilon(old, cfg.dp_delta) > 8.0 * 1.2  # what the old rule let a shared note spend

@@ -425,14 +425,23 @@ def test_a_stored_runs_seed_strips_its_released_models_noise_unless_secure_rng(
 
 def test_a_dp_runs_partition_json_withholds_the_clients_label_counts(tiny_corpus, tmp_path):
     """Each client's label and entity counts are statistics of its private data that no
-    mechanism noised: a DP run's partition.json keeps each client's id and size (which its
-    accountant's rate states anyway); the same split without DP records the counts."""
+    mechanism noised: a DP run's partition.json (sample or client level) keeps each client's id
+    and size; the same split without DP records the counts, and the partition figure reads
+    only those."""
     import json
 
+    from bench.report.figures import partition_heatmaps
+
     settings = dict(rounds=1, backend="serial", train_subsample=40, seed=5)
-    run_experiment(tiny_config(tiny_corpus, **settings), tmp_path / "plain", progress=False)
-    run_experiment(tiny_config(tiny_corpus, noise_multiplier=1.0, **settings), tmp_path / "dp", progress=False)
-    plain, dp = (json.loads((tmp_path / d / "partition.json").read_text()) for d in ("plain", "dp"))
-    assert all({"labels", "entities", "divergence"} <= set(c) for c in plain["clients"])
-    assert [set(c) for c in dp["clients"]] == [{"id", "size"}] * 2 and "divergence" not in dp
-    assert [c["size"] for c in dp["clients"]] == [c["size"] for c in plain["clients"]]
+    runs = {"plain": {}, "sample": dict(noise_multiplier=1.0), "client": dict(noise_multiplier=1.0, dp_level="client")}
+    for name, dp in runs.items():
+        run_experiment(tiny_config(tiny_corpus, **settings, **dp), tmp_path / name, progress=False)
+    stored = {name: json.loads((tmp_path / name / "partition.json").read_text()) for name in runs}
+    assert all({"labels", "entities", "divergence"} <= set(c) for c in stored["plain"]["clients"])
+    for level in ("sample", "client"):
+        assert set(stored[level]) == {"task", "partition", "seed", "clients", "label_counts"}
+        assert [c for c in stored[level]["clients"]] == [
+            {"id": c["id"], "size": c["size"]} for c in stored["plain"]["clients"]
+        ]
+    figures = partition_heatmaps([{"partition_description": stored["sample"]}], tmp_path / "figures")
+    assert figures == [] and not (tmp_path / "figures").exists()  # a DP record is not plotted

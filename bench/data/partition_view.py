@@ -44,8 +44,9 @@ PRIVATE_FIELDS = ("labels", "entities", "divergence")  # each client's label sta
 
 def stored_view(description: dict, private: bool) -> dict:
     """What partition.json keeps: everything, or under DP each client's id and size only. A
-    client's label counts are statistics of its private data that no mechanism noised (its size
-    the accountant's rate states anyway); the same split run without DP records them."""
+    client's label counts are statistics of its private data that no mechanism noised; the size
+    stays (the accountants' rates, batch over training rows, state nearly as much), and the same
+    split run without DP records the counts."""
     if not private:
         return description
     clients = [{k: v for k, v in c.items() if k not in PRIVATE_FIELDS} for c in description["clients"]]

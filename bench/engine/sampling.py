@@ -27,11 +27,13 @@ def sample_clients(cfg: ExperimentConfig, round_: int) -> list[int]:
     return sorted(rng.choice(cfg.clients, size=cfg.per_round, replace=False).tolist())
 
 
-def planned_work(cfg: ExperimentConfig, method, task) -> tuple[dict[int, int], dict[int, int]]:
-    """Each client's training rows and the rounds it will train in (for DP calibration)."""
-    rows, rounds = {}, {}
+def planned_work(cfg: ExperimentConfig, method, task) -> tuple[dict[int, int], dict[int, int], dict]:
+    """Each training client's rows, the rounds it will train in and its examples (for DP
+    calibration; a pooled method's one job holds every client's examples)."""
+    rows, rounds, examples = {}, {}, {}
     for r in range(cfg.rounds):
         for job in method.round_jobs(task.clients, sample_clients(cfg, r)):
             rows[job.client] = len(task.train.rows(job.examples))
             rounds[job.client] = rounds.get(job.client, 0) + 1
-    return rows, rounds
+            examples[job.client] = job.examples
+    return rows, rounds, examples

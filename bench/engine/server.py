@@ -123,11 +123,14 @@ class RunState:
 def resumable(path: Path, settings: dict) -> dict:
     """The checkpoint at `path` ({} if none), refused when it was written under other computed
     settings (a seeded run resumed with --secure-rng would report seeded rounds as secure), but
-    for the round cap and patience, which a grid raises to extend a run (bench.protocol.extend).
+    for the round cap and patience, which a grid raises to extend a run (bench.protocol.extend);
+    not the round cap of a run whose noise is calibrated to --dp-epsilon for it.
     Checked before the run writes anything; checkpoints from before 2026-12-06 hold no settings."""
     ckpt = load_checkpoint(path) or {}
     stored = ckpt.get("settings") or {}
-    changed = sorted(k for k in (stored.keys() | settings.keys()) - EXTENDABLE if stored.get(k) != settings.get(k))
+    # noise calibrated to --dp-epsilon is sized for the round cap: more rounds would spend past it
+    extendable = EXTENDABLE - ({"rounds"} if settings.get("dp_epsilon") is not None else set())
+    changed = sorted(k for k in (stored.keys() | settings.keys()) - extendable if stored.get(k) != settings.get(k))
     if stored and changed:
         key = changed[0]
         raise BenchError(
@@ -144,7 +147,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     settings = asked.computed_settings()
     ckpt = resumable(out / "checkpoint.pt", settings)
     cfg, method, task, probe = _prepare(cfg, out, progress)
-    plan = dp_calibration.plan(cfg, *planned_work(cfg, method, task), shared_holders(cfg, task))
+    rows, rounds, trained = planned_work(cfg, method, task)
+    plan = dp_calibration.plan(cfg, rows, rounds, shared_holders(cfg, task, trained))
     backend = BACKENDS[cfg.resolved_backend].build(cfg, task, plan)
     if progress:
         print(execution.describe(cfg), file=sys.stderr)

@@ -12,14 +12,16 @@ import numpy as np
 from bench.federation.privacy import client_level
 
 
-def shared_holders(cfg, task) -> tuple[tuple[int, ...], ...]:
-    """The largest distinct sets of two or more clients that share a unit (none by row, at
-    client level or without DP); a subset's composition never spends more than its superset's."""
+def shared_holders(cfg, task, trained: dict) -> tuple[tuple[int, ...], ...]:
+    """The largest distinct sets of two or more training clients (client -> the examples it
+    trains on) that share a unit (none by row, at client level or without DP); a subset's
+    composition never spends more than its superset's. The sets are read from the data: a
+    single patient spanning two hospitals adds one, and raises the noise."""
     if not cfg.private or client_level(cfg) or cfg.dp_unit == "row":
         return ()
     units = task.train_units[cfg.dp_unit]
     holders = defaultdict(set)
-    for client, examples in enumerate(task.clients):
+    for client, examples in trained.items():
         for unit in np.unique(units[task.train.rows(examples)]).tolist():
             holders[unit].add(client)
     sets = {frozenset(s) for s in holders.values() if len(s) > 1}

@@ -109,3 +109,21 @@ def test_a_checkpoint_resumes_only_under_its_own_settings_but_for_rounds_and_pat
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
     final = run_experiment(seeded.with_settings(rounds=2), tmp_path, progress=False)
     assert final["rounds_run"] == 2 and final["secure_rng"] is False
+
+
+def test_a_run_calibrated_to_an_epsilon_does_not_resume_with_more_rounds(tiny_corpus, tmp_path):
+    """--dp-epsilon sizes the noise for the round cap; a resumed run with a higher cap would
+    recalibrate to less noise while its first rounds spent at the old one, past the target
+    (10 + 10 rounds spend 10.06 against 8 in a reviewer's example). Refused before anything is
+    written; with a fixed --noise-multiplier the accountant reports what more rounds spend."""
+    import pytest
+
+    from bench.engine.server import run_experiment
+    from bench.errors import BenchError
+
+    calibrated = tiny_config(tiny_corpus, backend="serial", dp_epsilon=8.0, train_subsample=40)
+    run_experiment(calibrated, tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(BenchError, match="checkpoint.pt was written with rounds=1, this run has rounds=2"):
+        run_experiment(calibrated.with_settings(rounds=2), tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
