@@ -155,7 +155,7 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
     is composed there, and the noise is the per-client calibration."""
     from bench.federation.dp_calibration import _calibrate
 
-    cfg = tiny_config(tiny_corpus, rounds=2, dp_epsilon=8.0, dp_unit="document")
+    cfg = tiny_config(tiny_corpus, dp_epsilon=8.0, dp_unit="document", train_subsample=40, backend="serial")
     final = run_experiment(cfg, tmp_path / "iid", progress=False)
     histories = [[tuple(h) for h in hs] for hs in final["dp"]["accountants"].values()]
     composed = composed_epsilon(histories, cfg.dp_delta)
