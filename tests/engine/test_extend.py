@@ -114,7 +114,7 @@ def test_a_checkpoint_resumes_only_under_its_own_settings_but_for_rounds_and_pat
 def test_a_run_calibrated_to_an_epsilon_does_not_resume_with_more_rounds(tiny_corpus, tmp_path):
     """--dp-epsilon sizes the noise for the round cap; a resumed run with a higher cap would
     recalibrate to less noise while its first rounds spent at the old one, past the target
-    (10 + 10 rounds spend 10.06 against 8 in a reviewer's example). Refused before anything is
+    (about 10 against 8 for 10 + 10 rounds, by a reviewer's computation). Refused before anything is
     written; with a fixed --noise-multiplier the accountant reports what more rounds spend."""
     import pytest
 
