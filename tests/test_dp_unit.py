@@ -170,3 +170,50 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
     assert whole["dp"]["shared_holders"] == []
     alone = [epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in whole["dp"]["accountants"].values()]
     assert max(alone) == pytest.approx(whole["epsilon"]) and 0.99 * 8.0 <= whole["epsilon"] <= 8.0
+
+
+def test_the_sets_that_share_a_unit_are_the_largest_among_the_training_clients():
+    """Units sit at clients {0, 1} (two of them) and {1, 2}: both sets compose, neither holds the
+    other; once one unit also sits at client 2, {0, 1, 2} holds both and alone remains. A unit
+    at one client composes nothing, nor does a client that does not train (a pooled method's
+    others), nor any unit by row."""
+    from types import SimpleNamespace
+
+    from bench.engine.unit_holders import shared_holders
+
+    rows_of = {0: [0, 1], 1: [2, 3], 2: [4], 3: [5], 4: [6, 7], 5: [8]}  # example -> its rows
+    units = np.array([0, 1, 0, 1, 2, 3, 1, 2, 3, 1])  # row -> its unit (row 9: unit 1, unused at first)
+
+    def task():
+        rows = {e: np.array(r, dtype=int) for e, r in rows_of.items()}
+        return SimpleNamespace(
+            train_units={"document": units},
+            train=SimpleNamespace(rows=lambda ex: np.concatenate([rows[e] for e in ex])),
+        )
+
+    cfg = SimpleNamespace(private=True, dp_level="sample", dp_unit="document")
+    trained = {0: [0], 1: [1, 4], 2: [2], 3: [3, 5]}  # client -> examples
+    assert shared_holders(cfg, task(), trained) == ((0, 1), (1, 2))
+    rows_of[2] = [4, 9]  # unit 1 at client 2 too
+    assert shared_holders(cfg, task(), trained) == ((0, 1, 2),)
+    assert shared_holders(cfg, task(), {0: [0], 3: [3, 5]}) == ()  # clients 1 and 2 train nothing
+    assert shared_holders(SimpleNamespace(**{**vars(cfg), "dp_unit": "row"}), task(), trained) == ()
+
+
+def test_the_calibration_composes_each_shared_set_and_only_it():
+    """Three clients, one unit shared by clients 0 and 1 only: the noise is what makes those two
+    composed spend the target, less than composing all three would need, more than one alone."""
+    from types import SimpleNamespace
+
+    from bench.federation.dp_calibration import plan
+    from bench.federation.privacy import composed_epsilon
+
+    cfg = SimpleNamespace(
+        dp_epsilon=8.0, noise_multiplier=None, dp_delta=1e-5, dp_level="sample", private=True, batch_size=8,
+        local_epochs=1, max_grad_norm=1.0, dp_unit="document", secure_rng=False,
+    )  # fmt: skip
+    rows, rounds = {0: 80, 1: 80, 2: 80}, {0: 5, 1: 5, 2: 5}
+    alone, pair, triple = (plan(cfg, rows, rounds, s).noise_multiplier for s in ((), ((0, 1),), ((0, 1, 2),)))
+    assert alone < pair < triple
+    history = [(pair, 0.1, 50)]
+    assert 8.0 - 0.01 <= composed_epsilon([history, history], 1e-5) <= 8.0
