@@ -204,12 +204,14 @@ def test_client_level_dp_through_secure_aggregation_matches_plain_dp_fedavg(tiny
     assert secure["epsilon"] == plain["epsilon"] and secure["dp"]["accountants"] == plain["dp"]["accountants"]
 
 
-def test_a_round_that_reaches_one_client_under_client_level_dp_is_the_plain_mechanism(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("budgets", [False, True], ids=["fedavg", "budgets"])
+def test_a_round_that_reaches_one_client_under_client_level_dp_is_the_plain_mechanism(tiny_corpus, tmp_path, budgets):
     """Poisson sampling reaches one client in a quarter of the rounds at N=4, K=2; a secure sum
     over one client is its update, so the run stopped there. Now that client clips and adds the
     round's noise itself, in the clear, and the server adds none: the same models round by
-    round as DP-FedAvg in the clear (noise added once, at its scale), and the server's transcript
-    of that round holds the noised upload alone."""
+    round as DP-FedAvg in the clear (noise added once, at its scale, on every tensor: with
+    --client-budgets the lone client trains one block of two and noises both), and the server's
+    transcript of that round holds the noised upload alone."""
     import base64
     import json
 
@@ -222,6 +224,9 @@ def test_a_round_that_reaches_one_client_under_client_level_dp_is_the_plain_mech
         tiny_corpus, clients=4, clients_per_round=2, rounds=3, max_length=48, lr=3e-3, dp_level="client",
         noise_multiplier=0.3, client_clip=0.5, seed=7, train_subsample=60,
     )  # fmt: skip
+    if budgets:  # the lone client (0) trains the top block only; every block has two holders in the other draws
+        (tmp_path / "budgets.json").write_text('{"0": 1, "1": 2, "2": 2, "3": 2}')
+        cfg = cfg.with_settings(method="layerskip", layers="top:2", client_budgets=str(tmp_path / "budgets.json"))
     assert [len(sample_clients(cfg, r)) for r in range(3)] == [3, 1, 4]  # the second round reaches one client
     plain = run_experiment(cfg, tmp_path / "plain", progress=False)
     transcript = tmp_path / "transcript.jsonl"

@@ -233,8 +233,12 @@ def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch
 
 
 def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expected_clients: int, seed: int) -> dict:
-    """Client-level DP aggregation: clipped updates, averaged over the expected K, plus noise."""
-    clipped = [clip_update({k: s[k] - global_state[k] for k in global_state}, dp.max_grad_norm) for s in client_states]
+    """Client-level DP aggregation: clipped updates, averaged over the expected K, plus noise. A
+    client with a layer budget sends only its blocks: the others are a zero update."""
+    clipped = [
+        clip_update({k: s[k] - g if k in s else torch.zeros_like(g) for k, g in global_state.items()}, dp.max_grad_norm)
+        for s in client_states
+    ]
     return noisy_mean(
         global_state, {name: sum(c[name] for c in clipped) for name in global_state}, dp, expected_clients, seed
     )
