@@ -4,9 +4,10 @@ masks would hide nothing, and the server's noise, added after it unmasks, would 
 So that client clips its update, adds the round's noise N(0, (zC)^2) itself and sends the
 result in the clear, and the server adds no noise of its own: the server sees one draw of the
 mechanism's output (the sampled clients' clipped sum plus the noise), the release the
-accountant already counts, and never the update alone. Seeded runs draw the noise the server
-would have drawn, so a seeded run's numbers do not depend on who adds it; under --secure-rng
-the client draws from its own OS entropy (bench.seeding.noise_generator)."""
+accountant already counts, and never the update alone. That holds under --secure-rng, where
+the client draws from its own OS entropy (bench.seeding.noise_generator). Seeded runs draw the
+noise the server would have drawn, so a seeded run's numbers do not depend on who adds it, and
+a seed holder (the server too) subtracts it and reads the clipped update."""
 
 from __future__ import annotations
 
