@@ -5,6 +5,8 @@ that share a unit (their mechanisms composed); client level: for K/N and the rou
 
 from __future__ import annotations
 
+import functools
+
 from bench.errors import BenchError
 from bench.federation.privacy import DpPlan, client_level, client_rate, composed_epsilon, sample_rate, steps_per_round
 
@@ -32,6 +34,7 @@ def _calibrate_composed(target: float, delta: float, work: list[tuple[float, int
     return high
 
 
+@functools.lru_cache(maxsize=256)  # clients of one size (an iid split) ask the same: a bisection of ~0.1 s steps
 def _calibrate(target: float, delta: float, rate: float, steps: int) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
