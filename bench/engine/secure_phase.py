@@ -16,9 +16,10 @@ from bench.engine.sampling import poisson_clients
 from bench.errors import BenchError
 from bench.federation.budgets import blocks_for
 from bench.federation.comm import GLOBAL
-from bench.federation.lone_round import Noised, split
+from bench.federation.lone_round import Noised
 from bench.federation.secagg import Quantiser, SecAggFailure, SecureRound
 from bench.federation.secagg_client import MaskLayout, Refused
+from bench.federation.secagg_math import unflatten
 from bench.federation.secagg_network import key_exchange, unmask
 from bench.federation.secagg_transcript import NOISED, Transcript
 
@@ -155,5 +156,5 @@ def lone_aggregate(ctx, layout: MaskLayout, states: dict, results: list, late: l
         refused = [res.state.reason for res in results if isinstance(res.state, Refused)]
         why = f"its one client refused its update: {refused[0]}" if refused else "its one client sent no update in time"
         return failed_round(ctx, states, r), {**line, "secagg_failed": why}
-    summed = split(arrived[0].vector.astype(np.float64), layout.names, layout.shapes)
+    summed = unflatten(arrived[0].vector.astype(np.float64), layout.names, layout.shapes)
     return {**states, GLOBAL: ctx.dp.mean(states[GLOBAL], summed)}, line

@@ -19,6 +19,7 @@ import torch
 
 from bench.federation import dp_noise
 from bench.federation.secagg_client import Refused, clip_parts
+from bench.federation.secagg_math import flat_parts
 from bench.seeding import noise_generator
 
 
@@ -46,10 +47,7 @@ def noised_update(client: int, update: dict, layout) -> Noised | Refused:
     """Clip the whole update to the layout's norm, add the round's noise tensor by tensor (in the
     layout's order, as the server's draw goes), flatten."""
     t0 = time.perf_counter()
-    parts = [
-        np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
-        for n, shape in zip(layout.names, layout.shapes)
-    ]
+    parts = flat_parts(update, layout.names, layout.shapes)
     if not all(np.isfinite(p).all() for p in parts):
         return Refused(client, "non-finite update, refused before noising")
     parts = clip_parts(parts, layout.clip_norm)
@@ -61,13 +59,3 @@ def noised_update(client: int, update: dict, layout) -> Noised | Refused:
     ]
     vector = np.concatenate(noised).astype(np.float32)
     return Noised(client, vector, vector.nbytes, time.perf_counter() - t0)  # every tensor travels, noised
-
-
-def split(vector: np.ndarray, names: list[str], shapes: list) -> dict[str, np.ndarray]:
-    """The flat upload back into its tensors."""
-    out, at = {}, 0
-    for name, shape in zip(names, shapes):
-        size = int(np.prod(shape))
-        out[name] = vector[at : at + size].reshape(shape)
-        at += size
-    return out

@@ -38,7 +38,7 @@ import json
 import numpy as np
 
 from bench.federation.secagg_client import KEY_BYTES, Masked, pair_seed_from_private, read_answer
-from bench.federation.secagg_math import Quantiser, prg, reconstruct
+from bench.federation.secagg_math import Quantiser, prg, reconstruct, unflatten
 from bench.federation.secagg_transcript import Transcript
 from bench.seeding import stream
 
@@ -170,12 +170,9 @@ class SecureRound:
         total = self._unmasked(shares)
         self.transcript.flush()
         decoded = self.quantiser.decode(total, held=len(self.names))
-        sums, weights, at = {}, {}, 0
-        for i, (name, shape) in enumerate(zip(self.names, self.shapes)):
-            size = int(np.prod(shape))
-            sums[name] = decoded[at : at + size].reshape(shape)
-            weights[name] = float(decoded[self.length - len(self.names) + i])
-            at += size
+        sums = unflatten(decoded, self.names, self.shapes)
+        held = decoded[self.length - len(self.names) :]  # the 0/1 slots after the tensors, summed
+        weights = {name: float(w) for name, w in zip(self.names, held)}
         return sums, weights, self.costs()
 
     def _unmasked(self, shares: dict[int, dict[int, int]]) -> np.ndarray:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bench.federation.secagg_math import PRIME, SHARE_BYTES, Quantiser, prg, split_secret
+from bench.federation.secagg_math import PRIME, SHARE_BYTES, Quantiser, flat_parts, prg, split_secret
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -209,10 +209,7 @@ class ClientKit:
         """n_i x update, tensor by tensor (zeros for tensors this client does not train), then
         one 0/1 slot per tensor saying which it trains, so the server can average each tensor
         over exactly its holders; quantised and masked here, on the client."""
-        parts = [
-            np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
-            for n, shape in zip(self.names, self.shapes)
-        ]
+        parts = flat_parts(update, self.names, self.shapes)
         t0 = time.perf_counter()
         if not all(np.isfinite(p).all() for p in parts):
             return Refused(self.client, "non-finite update, refused before masking")

@@ -1,5 +1,6 @@
 """The arithmetic under secure aggregation (bench.federation.secagg): Shamir sharing over
-GF(2^521 - 1), the PRG mask streams, and fixed point mod 2^bits for weighted updates."""
+GF(2^521 - 1), the PRG mask streams, fixed point mod 2^bits for weighted updates, and the flat
+layout an update travels in (its tensors in the round's order)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,21 @@ class Quantiser:
         if held:
             out[-held:] = signed[-held:] / self.held_scale
         return out
+
+
+def flat_parts(update: dict, names: list[str], shapes: list) -> list[np.ndarray]:
+    """An update's tensors in the layout's order, flat float64 (zeros for a tensor it lacks)."""
+    return [
+        np.asarray(update[n], dtype=np.float64).ravel() if n in update else np.zeros(int(np.prod(shape)))
+        for n, shape in zip(names, shapes)
+    ]
+
+
+def unflatten(vector: np.ndarray, names: list[str], shapes: list) -> dict[str, np.ndarray]:
+    """A flat vector in the layout's order back into its tensors (anything after them is left)."""
+    out, at = {}, 0
+    for name, shape in zip(names, shapes):
+        size = int(np.prod(shape))
+        out[name] = vector[at : at + size].reshape(shape)
+        at += size
+    return out
