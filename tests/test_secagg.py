@@ -323,6 +323,34 @@ def test_a_poisson_draw_that_leaves_a_block_to_one_client_is_withheld_not_the_ru
     assert noised == [(0, 0)] and len(final["dp"]["accountants"]["server"]) == 2  # noise alone, accounted
 
 
+def test_a_secure_round_with_too_few_survivors_under_client_level_dp_releases_the_noise_alone(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    """Two clients reached, one late: the secure sum would be over one survivor, so the round
+    fails; under client-level DP it still releases the model plus the round's noise over an
+    empty sum (an unchanged model would show the round failed)."""
+    import json
+
+    from bench.engine.server import run_experiment
+    from bench.federation.dp_ledger import DpLedger
+
+    cfg = tiny_config(
+        tiny_corpus, clients=4, clients_per_round=2, dp_level="client", noise_multiplier=0.3, client_clip=0.5,
+        seed=0, straggler_frac=0.5, train_subsample=40, secagg="on",
+    )  # fmt: skip
+    noised, original = [], DpLedger.noisy_mean
+
+    def recording(self, global_state, summed, r):
+        noised.append((r, all(float(v.abs().max()) == 0 for v in summed.values())))
+        return original(self, global_state, summed, r)
+
+    monkeypatch.setattr(DpLedger, "noisy_mean", recording)
+    run_experiment(cfg, tmp_path, progress=False)
+    line = json.loads((tmp_path / "rounds.jsonl").read_text())
+    assert line["stragglers"] == [0] and "needed" in line["secagg_failed"] and "secagg_lone_round" not in line
+    assert noised == [(0, True)]  # the server's noise over an empty sum
+
+
 def test_a_lone_clients_upload_carries_the_rounds_noise():
     """What the server sees of a lone round: the clipped update plus N(0, (zC)^2) per element,
     so the upload itself is off the update by the noise. The attack of one who holds the seed:
