@@ -4,9 +4,6 @@ report's checks say about it (bench.report.audit)."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +11,7 @@ from bench.config import ExperimentConfig
 from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell
 from bench.report.write import audit
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli import run_all_main
 
 
 @pytest.mark.parametrize(
@@ -128,8 +124,8 @@ seeds: [0]
 tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
 """)
     out = tmp_path / "out"
-    run = [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)]
-    subprocess.run(run, check=True, capture_output=True, cwd=ROOT)
+    run = ["--grid", grid, "--out", out]
+    run_all_main(*run)
     before = list(csv.DictReader(open(out / "tuning.csv")))
     labels = {r["run_id"]: r["convergence"] for r in csv.DictReader(open(out / "summary.csv"))}
     # each point's label is the report's (converged / capped / dead), not only the run's own flag
@@ -141,7 +137,7 @@ tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
     assert probe["verdict"] == "not run" and float(probe["probe"]) == pytest.approx(
         3e-5 if float(chosen["value"]) == 1e-4 else 3e-3
     )
-    subprocess.run([*run, "--probe-edges"], check=True, capture_output=True, cwd=ROOT)
+    run_all_main(*run, "--probe-edges")
     (probe,) = list(csv.DictReader(open(out / "edge_probes.csv")))
     assert (out / "runs" / probe["run_id"] / "final.json").is_file()
     held = float(probe["probe_val_metric"]) <= float(probe["chosen_val_metric"])
@@ -149,5 +145,5 @@ tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
     report = (out / "report.md").read_text()
     assert f"one step beyond, {probe['probe']}, scored validation {float(probe['probe_val_metric']):.3f}" in report
     assert list(csv.DictReader(open(out / "tuning.csv"))) == before, "the probe changes no choice"
-    plan = subprocess.run([*run, "--plan"], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    plan = run_all_main(*run, "--plan").stdout
     assert "edge probes (--probe-edges): 1 due (choices at an edge of their range so far), 1 run" in plan

@@ -1,17 +1,13 @@
 """A result's identity is its whole configuration: ids, the store's refusals, and report groups."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench.config import ExperimentConfig, first_difference
 from bench.protocol.grid import GRID_DIR, expand, expand_studies, load_grid, studies
 from bench.report.tables import main_table
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli import run_all_main
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in GRID_DIR.glob("*.yaml")))
@@ -86,13 +82,7 @@ partitions: [iid]
         return path
 
     def run(lr, check=True):
-        return subprocess.run(
-            [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid(lr)), "--out", str(tmp_path / "o")],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=check,
-        )
+        return run_all_main("--grid", grid(lr), "--out", tmp_path / "o", check=check)
 
     assert "1 ok" in run(1e-3).stdout
     assert "1 skipped" in run(1e-3).stdout

@@ -3,8 +3,6 @@ on validation only, paired statistics, and test labels that change no choice."""
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +16,8 @@ from bench.metrics import ner_scores
 from bench.protocol import tuning
 from bench.protocol.grid import Cell
 from bench.report.stats import metric_from_items, paired_bootstrap, seed_interval
+from tests.cli import run_all_main
 from tests.tiny import tiny_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("task", ["i2b2-2010", "i2b2-2014", "mimic-mortality"])
@@ -191,20 +188,9 @@ seeds: [0]
 tune: {{lr: [2.0e-3, 8.0e-3]}}
 """)
         out = tmp_path / f"out-{shuffled}"
-        subprocess.run(
-            [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out)],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
+        run_all_main("--grid", grid, "--out", out)
         if not shuffled:  # --plan counts a tuned cell as done under its chosen values' identity
-            plan = subprocess.run(
-                [sys.executable, str(ROOT / "run_all.py"), "--grid", str(grid), "--out", str(out), "--plan"],
-                check=True,
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-            ).stdout
+            plan = run_all_main("--grid", grid, "--out", out, "--plan").stdout
             assert "distinct cells: 2 (a cell shared by studies counted once), 2 done" in plan
         tuned = sorted(
             (r["method"], r["value"], float(r["val_metric"]), r["chosen"])

@@ -9,6 +9,7 @@ import pytest
 from bench.data import conll, load_task
 from bench.data.stats import task_stats
 from bench.errors import DataError
+from tests.cli import bench_data
 
 
 def test_ncbi_disease_counts(ncbi):
@@ -66,20 +67,11 @@ def test_malformed_line_cli_one_line_exit_2(tmp_path):
 
 
 def test_stats_cli_json(ncbi):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.data", "stats", "--task", "conll", "--data-dir", str(ncbi), "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    proc = bench_data("stats", "--task", "conll", "--data-dir", ncbi, "--json")
     stats = json.loads(proc.stdout)
     assert stats["test"]["sentences"] == 940 and "warnings" in stats
 
 
 def test_unknown_task_suggests(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.data", "stats", "--task", "mimic-mortalty", "--json"],
-        capture_output=True,
-        text=True,
-    )
+    proc = bench_data("stats", "--task", "mimic-mortalty", "--json", check=False)
     assert proc.returncode == 2 and "did you mean 'mimic-mortality'" in proc.stderr

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bench.data import load_task
 from bench.errors import BenchError
+from tests.cli import bench_data, bench_run
 
 LOADERS = {  # task -> (corpus folder, files to mutate)
     "i2b2-2010": ("i2b2-2010", "*.con"),
@@ -60,12 +61,7 @@ def test_malformed_files_fail_cleanly(tiny_corpus, tmp_path_factory, task, how, 
 )
 def test_empty_folder_cli_exit_2(tmp_path, task, folder):
     (tmp_path / folder).mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.data", "stats", "--task", task, "--data-dir", str(tmp_path / folder), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = bench_data("stats", "--task", task, "--data-dir", tmp_path / folder, "--json", check=False)
     assert proc.returncode == 2 and proc.stdout == ""
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
@@ -97,10 +93,23 @@ def test_empty_folder_cli_exit_2(tmp_path, task, folder):
         (["--task", "i2b2-2010", "--method", "fedavg", "--model", "no-such-model", "--out", "x"], "unknown model"),
     ],
 )
-def test_bad_flags_one_line_exit_2(tmp_path, argv, message):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.run", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120
-    )
+def test_bad_flags_one_line_exit_2(tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    proc = bench_run(*argv, check=False)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x" / "final.json").exists()
+
+
+def test_a_bad_flag_is_one_line_and_exit_2_as_the_shell_sees_it(tmp_path):
+    """The cases above run in this process; here the command runs as a user's shell runs it, so a
+    library's warning or log line on stderr would show."""
+    argv = ["--task", "i2b2-2010", "--method", "fedavg", "--rounds", "two", "--out", "x"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", *argv], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error: python -m bench.run: argument --rounds: invalid int value: 'two'"
+    ]
+    assert not (tmp_path / "x").exists()

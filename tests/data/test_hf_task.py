@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests.cli import bench_data, bench_run, run_all_main
+
 datasets = pytest.importorskip("datasets")
 
 WORDS = "the patient had chest pain and fever after surgery with no history of diabetes".split()
@@ -58,9 +60,9 @@ def test_ner_and_classification_datasets_run_for_a_round(tmp_path):
     notes = cls_csv(tmp_path / "notes")
     for source, extra in ((ner, []), (notes, ["--group-column", "patient"])):
         out = tmp_path / f"run-{source.name}"
-        done = run_cli(
-            "-m", "bench.run", "--task", f"hf:{source}", "--method", "fedavg", "--model", "tiny-bert",
-            "--clients", "2", "--rounds", "1", "--max-length", "32", "--out", str(out), *extra,
+        done = bench_run(
+            "--task", f"hf:{source}", "--method", "fedavg", "--model", "tiny-bert",
+            "--clients", "2", "--rounds", "1", "--max-length", "32", "--out", str(out), *extra, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-1500:]
         final = json.loads((out / "final.json").read_text())
@@ -69,7 +71,7 @@ def test_ner_and_classification_datasets_run_for_a_round(tmp_path):
 
 
 def test_stats_count_the_splits_and_labels(tmp_path):
-    done = run_cli("-m", "bench.data", "stats", "--task", f"hf:{ner_dataset(tmp_path / 'ner')}", "--json")
+    done = bench_data("stats", "--task", f"hf:{ner_dataset(tmp_path / 'ner')}", "--json", check=False)
     assert done.returncode == 0, done.stderr[-1500:]
     stats = json.loads(done.stdout)
     assert [stats[s]["sentences"] for s in ("train", "validation", "test")] == [40, 10, 10]
@@ -297,11 +299,11 @@ def test_a_grid_over_a_bad_source_stops_before_any_cell_runs(tmp_path):
     columns a grid names are checked as its runs read them."""
     source = cls_csv(tmp_path / "notes")
     out = tmp_path / "out"
-    found = run_cli("run_all.py", "--grid", str(_grid(tmp_path, source, ", label_column: outcome")), "--out", str(out))
+    found = run_all_main("--grid", _grid(tmp_path, source, ", label_column: outcome"), "--out", out, check=False)
     assert found.returncode == 2 and "columns present: text, label, patient" in found.stderr
     assert found.stderr.strip().count("\n") == 0 and not (out / "runs").exists()
     (source / "test.csv").unlink()
     grid = _grid(tmp_path, source)
-    found = run_cli("run_all.py", "--grid", str(grid), "--out", str(out))
+    found = run_all_main("--grid", grid, "--out", out, check=False)
     assert found.returncode == 2 and "no test split (splits found: train)" in found.stderr
     assert found.stderr.strip().count("\n") == 0 and not (out / "runs").exists()

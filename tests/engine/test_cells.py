@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_all_main
+
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,19 +49,11 @@ seeds: [0]
 """)
 
     # the README's cluster command, with this test's grid, data root, model and address
-    def run(*extra):
+    command = ["--grid", str(grid), "--data-dir", str(tiny_corpus), "--model", "tiny-bert"]
+
+    def run(*extra):  # a process of its own: Ray connects it to the cluster, not this test process
         return subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "run_all.py"),
-                "--grid",
-                str(grid),
-                "--data-dir",
-                str(tiny_corpus),
-                "--model",
-                "tiny-bert",
-                *extra,
-            ],
+            [sys.executable, str(ROOT / "run_all.py"), *command, *extra],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -67,7 +61,7 @@ seeds: [0]
             timeout=600,
         )
 
-    run("--out", str(tmp_path / "serial"))
+    run_all_main(*command, "--out", tmp_path / "serial")  # the serial reference, in this process (tests.cli)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
