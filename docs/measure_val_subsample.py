@@ -8,7 +8,7 @@ predicted] type per answer in its test_items.json). Each repeat draws a pseudo-v
 1,595 answers from them (each type in proportion, as the real validation split), scores it
 whole, then scores three 600-answer subsets of it: proportional (each type in proportion),
 capped (rare types whole, large ones capped, unweighted), and capped with the weights the suite
-uses (class size over kept count). Bias and sd of subset minus whole, over repeats. Label ids
+uses (class size over kept count); both capped subsets are bench.engine.subsample.capped_draw's. Bias and sd of subset minus whole, over repeats. Label ids
 and counts only.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from measure_common import this_code
 
-from bench.engine.subsample import class_quotas
+from bench.engine.subsample import capped_draw
 from bench.metrics import cls_scores
 
 PILOT = Path("results/medquad/runs/medquad__fedavg__iid__c4__s0__b3df83e232/test_items.json")
@@ -44,10 +44,9 @@ def proportional(gold: np.ndarray, idx: np.ndarray, n: int, rng) -> np.ndarray:
 
 
 def capped(gold: np.ndarray, idx: np.ndarray, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    groups = list(by_class(gold, idx).values())
-    quotas = class_quotas([len(v) for v in groups], n)
-    kept = [rng.choice(v, q, replace=False) for v, q in zip(groups, quotas)]
-    return np.concatenate(kept), np.concatenate([np.full(q, len(v) / q) for v, q in zip(groups, quotas) if q])
+    """n of idx by the suite's own draw (rare types whole, large ones capped) and its weights."""
+    kept, weights = capped_draw(gold[idx].tolist(), n, rng)
+    return idx[kept], weights
 
 
 def main() -> None:
