@@ -137,3 +137,19 @@ def test_a_damaged_report_folder_is_one_line_naming_the_file(tmp_path, capsys, d
     assert err.count("\n") == 0 and said in err and "Traceback" not in err
     assert contrast.main([str(tmp_path / "nowhere"), "a", "b"]) == 2
     assert "nowhere: no such folder" in capsys.readouterr().err
+
+
+def test_partition_reads_one_partition_where_a_label_names_two_runs_of_a_seed_on_another(tmp_path, capsys):
+    runs = [("lora", "", p, s, A[s], "reported") for p in ("iid", "dirichlet:0.5") for s in A]
+    runs += [("layerskip", "top:2", p, s, B[s], "reported") for p in ("iid", "dirichlet:0.5") for s in B]
+    runs += [("centralized", "", "iid", s, CENTRAL[s], "reported") for s in CENTRAL]
+    _store(tmp_path, runs + [("lora", "", "iid", 1, 0.5, "reported")])  # a second lora r8 run of seed 1, iid only
+    assert contrast.main([str(tmp_path), "lora r8", "layerskip top:2"]) == 2
+    assert "'lora r8' names more than one run of seed 1 (iid)" in capsys.readouterr().err
+    assert contrast.main([str(tmp_path), "lora r8", "layerskip top:2", "--partition", "dirichlet:0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "lora r8 - layerskip top:2, points (dirichlet:0.5; seeds 1, 2, 3): +5.0 [" in out and "(iid;" not in out
+    rows = contrast.contrasts(contrast.reported_runs(tmp_path), "centralized", "layerskip top:2", "dirichlet:0.5")
+    assert [r["partition"] for r in rows] == ["dirichlet:0.5"]  # centralized stands for every partition
+    assert contrast.main([str(tmp_path), "lora r8", "layerskip top:2", "--partition", "dirichlet:0.1"]) == 2
+    assert "no reported runs of 'lora r8' on partition dirichlet:0.1" in capsys.readouterr().err

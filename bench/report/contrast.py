@@ -2,8 +2,10 @@
 each only against FedAvg and centralized):
 
     python -m bench.report.contrast results/ncbi "lora r8" "layerskip top:2"
+    python -m bench.report.contrast results/ncbi "layerskip top:5" fedavg --partition dirichlet:0.5
 
-For each partition both ran: the mean per-seed paired difference A - B in points over the
+For each partition both ran (or the one --partition names: a label that names two runs of a seed
+on one partition, as FedAvg at two lrs under iid, can still be read on another): the mean per-seed paired difference A - B in points over the
 reported seeds both have (the tuning seed left out), with a t-interval over seeds (n - 1 degrees
 of freedom), n.s. where it holds 0 and no verdict under MIN_SEEDS_FOR_VERDICT seeds, as the
 main table's Δ. Centralized pools every client's data, so its runs pair with every partition.
@@ -67,25 +69,30 @@ def _final(folder: Path, run_id: str) -> dict:
     return {**run, "run_id": run_id}
 
 
-def _pick(runs: list[dict], name: str) -> dict[str, dict[int, float]]:
-    """partition -> seed -> metric of the configuration NAME (its label, with or without auto:K's blocks)."""
+def _pick(runs: list[dict], name: str, only: str | None = None) -> dict[str, dict[int, float]]:
+    """partition -> seed -> metric of the configuration NAME (its label, with or without auto:K's
+    blocks), on partition `only` alone when given (a pooled method's runs stand for every one)."""
     found: dict[str, dict[int, float]] = {}
     for run in runs:
         cfg = run["config"]
         if name in (method_label(run), _bare(method_label(run))) and cfg.get("dp_epsilon") is None:
             partition = "any" if cfg["method"] in POOLED_METHODS else cfg["partition"]
+            if only is not None and partition not in ("any", only):
+                continue
             if cfg["seed"] in found.get(partition, {}):  # two configurations under one label: say so
                 raise BenchError(f"{name!r} names more than one run of seed {cfg['seed']} ({partition}); name one")
             found.setdefault(partition, {})[cfg["seed"]] = run["metric"]
     if not found:
         labels = sorted({_bare(method_label(r)) for r in runs})
-        raise BenchError(f"no reported runs of {name!r} (configurations: {', '.join(labels)})")
+        where = f" on partition {only}" if only is not None else ""
+        raise BenchError(f"no reported runs of {name!r}{where} (configurations: {', '.join(labels)})")
     return found
 
 
-def contrasts(runs: list[dict], a: str, b: str) -> list[dict]:
-    """One row per partition both ran: seeds paired, the difference's seed-level interval."""
-    mine, theirs = _pick(runs, a), _pick(runs, b)
+def contrasts(runs: list[dict], a: str, b: str, partition: str | None = None) -> list[dict]:
+    """One row per partition both ran (`partition` alone when given): seeds paired, the
+    difference's seed-level interval."""
+    mine, theirs = _pick(runs, a, partition), _pick(runs, b, partition)
     rows = []
     for partition in sorted((set(mine) | set(theirs)) - {"any"}) or ["any"]:
         x = mine.get(partition, mine.get("any"))  # a pooled side is read under each partition of the other
@@ -112,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help="a report's folder (results/<grid>)")
     parser.add_argument("a", help="a configuration as the main table names it, e.g. 'lora r8'")
     parser.add_argument("b", help="the one it is set against, e.g. 'layerskip top:2'")
+    parser.add_argument(
+        "--partition", default=None, help="this partition only (e.g. dirichlet:0.5): where a label is one run elsewhere"
+    )
     args = parser.parse_args(argv)
-    rows = contrasts(reported_runs(args.folder), args.a, args.b)
+    rows = contrasts(reported_runs(args.folder), args.a, args.b, args.partition)
     if not rows:
         raise BenchError(f"{args.a!r} and {args.b!r} share no partition and seed in {args.folder}")
     print("\n".join(_line(r, args.a, args.b) for r in rows))
