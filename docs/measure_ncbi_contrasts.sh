@@ -11,7 +11,8 @@ echo "Made by \`bash docs/measure_ncbi_contrasts.sh\` ($(date -u +%F)): each blo
 for pair in "lora r8|layerskip top:2" "lora r8|layerskip bottom:2" "layerskip bottom:2|layerskip top:2" \
             "layerskip auto:2|layerskip top:2" "layerskip top:2|layerskip top:2 pooled" \
             "layerskip bottom:1|layerskip top:1" "layerskip bottom:3|layerskip top:3" "lora r32|lora r8" \
-            "layerskip top:5|fedavg|dirichlet:0.5" "layerskip top:3|fedavg|dirichlet:0.5"; do
+            "layerskip top:5|fedavg|dirichlet:0.5" "layerskip top:3|fedavg|dirichlet:0.5" \
+            "lora r8|layerskip top:5|dirichlet:0.5"; do
   IFS='|' read -r a b partition <<< "$pair"  # a partition where a label is one run (FedAvg ran at two lrs under iid)
   flag=${partition:+ --partition $partition}
   echo

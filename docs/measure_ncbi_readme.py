@@ -7,7 +7,8 @@ round's wall time; each reported seed against its cell's mean under label skew; 
 the tuning seed's lead; the `mu` study's FedAvg at 3e-4 against FedAvg at 1e-4, and each seed's
 round to the matched-accuracy target; the `control` study's pooled top:2 against federated top:2
 in training loss; each frontier configuration's interval against centralized paired and as two
-independent groups). Reads the main, mu, control and frontier studies' summary.csv (the grid's
+independent groups; what label skew costs the knee, top:5, against what it costs FedAvg). Reads
+the main, mu, control, frontier and knee studies' summary.csv (the grid's
 own summary gains the other studies' cells as they finish) and the runs' rounds.jsonl; counts only."""
 
 from __future__ import annotations
@@ -126,6 +127,40 @@ def frontier_lines() -> list[str]:
     return lines
 
 
+def knee_lines(main_rows: list[dict]) -> list[str]:
+    """What label skew costs the knee (top:5, the `knee` study) and what it costs FedAvg (the main
+    study's), each Dirichlet 0.5 minus IID paired by seed, and the difference of the two: does
+    freezing lose more to the skew than full-model training does?"""
+
+    def metrics(rows: list[dict], method: str, layers: str, partition: str) -> dict[int, float]:
+        return {
+            int(r["seed"]): float(r["metric"])
+            for r in rows
+            if r["role"] == "reported" and (r["method"], r["layers"], r["partition"]) == (method, layers, partition)
+        }
+
+    knee, frontier = study_rows("knee"), study_rows("frontier")
+    top5 = {p: metrics(knee if p != "iid" else frontier, "layerskip", "top:5", p) for p in ("iid", "dirichlet:0.5")}
+    fedavg = {p: metrics(main_rows, "fedavg", "", p) for p in ("iid", "dirichlet:0.5")}
+    seeds = sorted(set.intersection(*(set(m) for m in (*top5.values(), *fedavg.values()))))
+
+    def loss(runs: dict) -> list[float]:
+        return [runs["dirichlet:0.5"][s] - runs["iid"][s] for s in seeds]
+
+    lines = []
+    for label, diffs in (
+        ("layerskip top:5", loss(top5)),
+        ("fedavg", loss(fedavg)),
+        ("layerskip top:5's loss minus fedavg's", [a - b for a, b in zip(loss(top5), loss(fedavg))]),
+    ):
+        found = seed_paired_interval(diffs)
+        lines.append(
+            f"- label skew's cost, Dirichlet 0.5 minus IID, paired by seed ({', '.join(map(str, seeds))}), {label}: "
+            f"{100 * found['diff']:+.1f} [{100 * found['lo']:+.1f}, {100 * found['hi']:+.1f}] points"
+        )
+    return lines
+
+
 def tuning_minus_seed_two(skew: dict) -> str:
     """Under label skew, the tuning seed (0) minus seed 2 per cell: is seed 0 better, or is seed 3's
     draw of the hospitals the hard one?"""
@@ -191,7 +226,7 @@ def main() -> None:
     lines.append(
         f"- the tuning seed above its cell's reported mean in {above} of {len(leads)} cells: one-sided sign test p = {p:.2f}"
     )
-    lines += mu_lines(rows) + control_lines(rows) + frontier_lines()
+    lines += mu_lines(rows) + control_lines(rows) + frontier_lines() + knee_lines(rows)
     print("\n".join(lines))
 
 
