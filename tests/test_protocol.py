@@ -178,15 +178,17 @@ def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
     for shuffled in (False, True):
         data = _i2b2_folder(tiny_corpus / "i2b2-2010", tmp_path / f"data-{shuffled}", shuffled)
         grid = tmp_path / f"g-{shuffled}.yaml"
-        grid.write_text(f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 3, max_length: 48, data_dir: "{data}", test_every: 1,
-           early_stop: {{patience: 1, min_delta: 0.0}}}}
+        grid.write_text(
+            f"""name: t
+defaults: {{model: tiny-bert, clients: 2, rounds: 5, max_length: 48, data_dir: "{data}", test_every: 1,
+           early_stop: {{patience: PATIENCE, min_delta: 0.0}}}}
 tasks: [i2b2-2010]
 methods: [{{method: fedavg}}, {{method: layerskip, layers: "auto:1"}}]
 partitions: [iid]
 seeds: [0]
-tune: {{lr: [2.0e-3, 8.0e-3]}}
-""")
+tune: {{lr: [1.0e-3, 3.0e-3, 1.0e-2]}}
+""".replace("PATIENCE", str(PATIENCE))
+        )
         out = tmp_path / f"out-{shuffled}"
         run_all_main("--grid", grid, "--out", out)
         if not shuffled:  # --plan counts a tuned cell as done under its chosen values' identity
@@ -217,28 +219,37 @@ tune: {{lr: [2.0e-3, 8.0e-3]}}
     assert clean["tuning"] == shuffled["tuning"]
     assert clean["best_rounds"] == shuffled["best_rounds"]
     assert clean["rounds_run"] == shuffled["rounds_run"]
-    assert clean["blocks"] == shuffled["blocks"] and clean["blocks"][("layerskip", 2e-3)] is not None
-    assert len(set(clean["tuning"])) == 4 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), (
+    assert clean["blocks"] == shuffled["blocks"] and clean["blocks"][("layerskip", 3e-3)] is not None
+    assert len(set(clean["tuning"])) == 6 and any(v > 0.1 for _, _, v, _ in clean["tuning"]), (
         "choices among real scores"
     )
     assert None not in clean["round_tests"] and clean["round_tests"] != shuffled["round_tests"]
     changed = [k for k in clean["test"] if clean["test"][k] != shuffled["test"][k]]
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
-    # the positive control: the best rounds a selector reading the rounds' test scores would pick
-    # differ between the two corpora, so such a selector would have shown here. Only the best
-    # round: on this grid the lr and the stopping round read from test came out the same in
-    # both corpora (measured 2026-12-06), so for those the equalities above have no shown power
-    assert clean["test_picks"] != shuffled["test_picks"]
+    # the positive controls: the lr, best round and stopping round a selector reading the rounds'
+    # test scores would pick differ between the two corpora, so such a selector would have shown
+    # in the equalities above (the grid, 5 rounds and 3 lrs, was sized so that each does; auto:K's
+    # blocks have no such control: its probe cannot be replayed on test from the stored rounds)
+    for pick in ("lr", "best_round", "stop_round"):
+        assert clean["test_picks"][pick] != shuffled["test_picks"][pick], pick
+
+
+PATIENCE = 2  # the shuffled-labels grid's early stopping
 
 
 def _test_picks(out: Path) -> dict:
-    """Each run's best round as a selector reading its rounds' test scores would pick it."""
-    picks = {}
+    """What a selector reading the rounds' test scores instead of validation would pick: each
+    method's lr (the best test score of its sweep), each run's best round, and each run's
+    stopping round under the patience rule (None: not within the rounds the run recorded)."""
+    lrs, best, stop = {}, {}, {}
     for path in sorted((out / "runs").glob("*/final.json")):
         f = json.loads(path.read_text())
         tests = [json.loads(x)["metric"] for x in (path.parent / "rounds.jsonl").read_text().splitlines()]
-        picks[(f["method"], f["config"]["lr"])] = 1 + max(range(len(tests)), key=tests.__getitem__)
-    return picks
+        key = (f["method"], f["config"]["lr"])
+        lrs.setdefault(f["method"], []).append((max(tests), f["config"]["lr"]))
+        best[key] = 1 + max(range(len(tests)), key=tests.__getitem__)
+        stop[key] = next((r for r in range(1, len(tests) + 1) if stalled(tests[:r], PATIENCE, 0.0)), None)
+    return {"lr": {m: max(v)[1] for m, v in lrs.items()}, "best_round": best, "stop_round": stop}
 
 
 def test_a_report_on_an_unfinished_sweep_leaves_untuned_groups_out():
