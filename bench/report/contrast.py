@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("a", help="a configuration as the main table names it, e.g. 'lora r8'")
     parser.add_argument("b", help="the one it is set against, e.g. 'layerskip top:2'")
     parser.add_argument(
-        "--partition", default=None, help="this partition only (e.g. dirichlet:0.5): where a label is one run elsewhere"
+        "--partition",
+        default=None,
+        help="this partition only (e.g. dirichlet:0.5), for a label that names two runs of a seed on another",
     )
     args = parser.parse_args(argv)
     rows = contrasts(reported_runs(args.folder), args.a, args.b, args.partition)
