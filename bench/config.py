@@ -18,7 +18,9 @@ from bench.federation.compress import codec_for
 EXECUTION = ("workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_address", "max_retries")
 EXECUTION_ONLY = frozenset({*EXECUTION, "secagg_transcript"})
 SOURCE_FINGERPRINTS: dict = {}  # task prefix -> its data's fingerprint, in the identity (bench.data.hf: "hf:")
-DP_ONLY = frozenset({"dp_level", "dp_unit", "dp_delta", "max_grad_norm", "client_clip"})  # mean nothing without DP
+DP_ONLY = frozenset(
+    {"dp_level", "dp_unit", "dp_unit_holders", "dp_delta", "max_grad_norm", "client_clip"}
+)  # mean nothing without DP
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class ExperimentConfig:
     dp_delta: float = 1e-5
     dp_level: str = "sample"  # sample: DP-SGD in each client; client: DP-FedAvg at the server
     dp_unit: str = "row"  # DP-SGD's privacy unit: an encoded row, a document (note), or a patient
+    # which clients a unit may sit at: "observed" reads them from the data (sigma then depends on
+    # where units sit); "all" assumes every training client, so sigma does not (bench.engine.unit_holders)
+    dp_unit_holders: str = "observed"
     max_grad_norm: float = 1.0  # per-sample clipping bound (sample-level DP)
     secure_rng: bool = False  # DP noise from OS entropy: the stored seed does not reveal it (runs then differ)
     client_clip: float = 1.0  # per-update clipping bound (client-level DP)

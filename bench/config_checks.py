@@ -61,6 +61,14 @@ def _check_privacy(c) -> list[Check]:
             f"dp_unit must be row, document or patient, not {c.dp_unit!r}",
         ),
         (c.dp_unit == "row" or c.dp_level == "sample", "dp_unit applies to sample-level DP (DP-SGD) only"),
+        (
+            c.dp_unit_holders in ("observed", "all"),
+            f"dp_unit_holders must be observed or all, not {c.dp_unit_holders!r}",
+        ),
+        (
+            c.dp_unit_holders == "observed" or c.dp_unit in ("document", "patient"),
+            "--dp-unit-holders all composes a document or patient over clients: give --dp-unit document or patient",
+        ),
         (not c.secure_rng or c.private, "--secure-rng draws DP noise: give --dp-epsilon or --noise-multiplier"),
     ]
 

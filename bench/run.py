@@ -110,6 +110,12 @@ def _privacy_flags(p: OneLineArgumentParser) -> None:
     p.add_argument("--dp-delta", type=float, default=1e-5)
     p.add_argument("--dp-level", default="sample", choices=["sample", "client"], help="DP-SGD per client, or DP-FedAvg")
     p.add_argument("--dp-unit", default="row", choices=["row", "document", "patient"], help="DP-SGD's privacy unit")
+    p.add_argument(
+        "--dp-unit-holders",
+        default="observed",
+        choices=["observed", "all"],
+        help="clients a unit may sit at, for calibration: read from the data, or every training client (data-free)",
+    )
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="per-sample clipping bound (sample-level DP)")
     p.add_argument("--client-clip", type=float, default=1.0, help="per-update clipping bound (client-level DP)")
     p.add_argument(

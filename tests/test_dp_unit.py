@@ -170,6 +170,16 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
     assert whole["dp"]["shared_holders"] == []
     alone = [epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in whole["dp"]["accountants"].values()]
     assert max(alone) == pytest.approx(whole["epsilon"]) and 0.99 * 8.0 <= whole["epsilon"] <= 8.0
+    # every training client composed whatever the split: the site split's notes are whole, and
+    # still the run calibrates for a note at all three hospitals and reports that composition
+    free = run_experiment(
+        cfg.with_settings(partition="site", clients=3, dp_unit_holders="all"), tmp_path / "all", progress=False
+    )
+    assert (
+        free["dp"]["shared_holders"] == [[0, 1, 2]] and free["dp"]["noise_multiplier"] > whole["dp"]["noise_multiplier"]
+    )
+    composed = composed_epsilon([[tuple(h) for h in hs] for hs in free["dp"]["accountants"].values()], cfg.dp_delta)
+    assert 0.99 * 8.0 <= composed <= 8.0 and free["epsilon"] == pytest.approx(composed)
 
 
 def test_the_sets_that_share_a_unit_are_the_largest_among_the_training_clients():
@@ -191,7 +201,7 @@ def test_the_sets_that_share_a_unit_are_the_largest_among_the_training_clients()
             train=SimpleNamespace(rows=lambda ex: np.concatenate([rows[e] for e in ex])),
         )
 
-    cfg = SimpleNamespace(private=True, dp_level="sample", dp_unit="document")
+    cfg = SimpleNamespace(private=True, dp_level="sample", dp_unit="document", dp_unit_holders="observed")
     trained = {0: [0], 1: [1, 4], 2: [2], 3: [3, 5]}  # client -> examples
     assert shared_holders(cfg, task(), trained) == ((0, 1), (1, 2))
     rows_of[2] = [4, 9]  # unit 1 at client 2 too
@@ -217,3 +227,40 @@ def test_the_calibration_composes_each_shared_set_and_only_it():
     assert alone < pair < triple
     history = [(pair, 0.1, 50)]
     assert 8.0 - 0.01 <= composed_epsilon([history, history], 1e-5) <= 8.0
+
+
+def test_all_holders_makes_the_noise_independent_of_where_units_sit():
+    """`dp_unit_holders: all` composes every training client whatever the data hold, so moving a
+    unit between clients (the same rows per client) leaves the noise unchanged; `observed` reads
+    the sets from the data, and the same move changes it. Rows never span clients: refused."""
+    from types import SimpleNamespace
+
+    from bench.config import ExperimentConfig
+    from bench.engine.unit_holders import shared_holders
+    from bench.errors import BenchError
+    from bench.federation.dp_calibration import plan
+
+    def task(units):
+        return SimpleNamespace(
+            train_units={"document": np.array(units)},
+            train=SimpleNamespace(rows=lambda ex: np.asarray(ex, dtype=int)),
+        )
+
+    trained = {0: list(range(0, 80)), 1: list(range(80, 160)), 2: list(range(160, 240))}
+    apart = [i // 10 for i in range(240)]  # each document at one client
+    spread = list(apart)
+    spread[80], spread[160] = 0, 0  # document 0 now also at clients 1 and 2: the same rows per client
+    rows, rounds = {c: len(ex) for c, ex in trained.items()}, {c: 5 for c in trained}
+    sigmas = {}
+    for holders in ("observed", "all"):
+        cfg = ExperimentConfig(
+            task="i2b2-2010", method="fedavg", dp_epsilon=8.0, dp_unit="document", dp_unit_holders=holders, batch_size=8
+        )
+        sets = [shared_holders(cfg, task(units), trained) for units in (apart, spread)]
+        sigmas[holders] = [plan(cfg, rows, rounds, s).noise_multiplier for s in sets]
+        if holders == "all":
+            assert sets == [((0, 1, 2),), ((0, 1, 2),)]
+    assert sigmas["observed"][0] < sigmas["observed"][1]  # the data's sets: the noise tells the move
+    assert sigmas["all"][0] == sigmas["all"][1] == sigmas["observed"][1]  # every client composed: it does not
+    with pytest.raises(BenchError, match="give --dp-unit document or patient"):
+        ExperimentConfig(task="i2b2-2010", method="fedavg", dp_epsilon=8.0, dp_unit_holders="all")
