@@ -67,7 +67,8 @@ def _check_privacy(c) -> list[Check]:
         ),
         (
             c.dp_unit_holders == "observed" or c.dp_unit in ("document", "patient"),
-            "--dp-unit-holders all composes a document or patient over clients: give --dp-unit document or patient",
+            "--dp-unit-holders all applies to sample-level DP (--dp-epsilon or --noise-multiplier) by document or "
+            "patient: give --dp-unit document or patient",
         ),
         (not c.secure_rng or c.private, "--secure-rng draws DP noise: give --dp-epsilon or --noise-multiplier"),
     ]

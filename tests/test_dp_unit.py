@@ -232,7 +232,9 @@ def test_the_calibration_composes_each_shared_set_and_only_it():
 def test_all_holders_makes_the_noise_independent_of_where_units_sit():
     """`dp_unit_holders: all` composes every training client whatever the data hold, so moving a
     unit between clients (the same rows per client) leaves the noise unchanged; `observed` reads
-    the sets from the data, and the same move changes it. Rows never span clients: refused."""
+    the sets from the data, and the same moves change it. Three layouts: every document at one
+    client, one shared by two clients, one at all three; the clients differ in rows and rounds,
+    so composing a pair is not composing all three. Rows never span clients: refused."""
     from types import SimpleNamespace
 
     from bench.config import ExperimentConfig
@@ -246,21 +248,34 @@ def test_all_holders_makes_the_noise_independent_of_where_units_sit():
             train=SimpleNamespace(rows=lambda ex: np.asarray(ex, dtype=int)),
         )
 
-    trained = {0: list(range(0, 80)), 1: list(range(80, 160)), 2: list(range(160, 240))}
-    apart = [i // 10 for i in range(240)]  # each document at one client
-    spread = list(apart)
-    spread[80], spread[160] = 0, 0  # document 0 now also at clients 1 and 2: the same rows per client
-    rows, rounds = {c: len(ex) for c, ex in trained.items()}, {c: 5 for c in trained}
+    trained = {0: list(range(0, 60)), 1: list(range(60, 160)), 2: list(range(160, 300))}
+    apart = [i // 10 for i in range(300)]  # each document at one client
+    pair = list(apart)
+    pair[60] = 0  # document 0 also at client 1
+    every = list(pair)
+    every[160] = 0  # and at client 2: the same rows per client throughout
+    rows, rounds = {c: len(ex) for c, ex in trained.items()}, {0: 5, 1: 4, 2: 3}
     sigmas = {}
     for holders in ("observed", "all"):
         cfg = ExperimentConfig(
             task="i2b2-2010", method="fedavg", dp_epsilon=8.0, dp_unit="document", dp_unit_holders=holders, batch_size=8
         )
-        sets = [shared_holders(cfg, task(units), trained) for units in (apart, spread)]
+        sets = [shared_holders(cfg, task(units), trained) for units in (apart, pair, every)]
         sigmas[holders] = [plan(cfg, rows, rounds, s).noise_multiplier for s in sets]
         if holders == "all":
-            assert sets == [((0, 1, 2),), ((0, 1, 2),)]
-    assert sigmas["observed"][0] < sigmas["observed"][1]  # the data's sets: the noise tells the move
-    assert sigmas["all"][0] == sigmas["all"][1] == sigmas["observed"][1]  # every client composed: it does not
+            assert sets == [((0, 1, 2),)] * 3
+    observed, free = sigmas["observed"], sigmas["all"]
+    assert observed[0] < observed[1] < observed[2]  # the data's sets: the noise tells each move
+    assert free[0] == free[1] == free[2] == observed[2]  # every client composed: it tells none
     with pytest.raises(BenchError, match="give --dp-unit document or patient"):
         ExperimentConfig(task="i2b2-2010", method="fedavg", dp_epsilon=8.0, dp_unit_holders="all")
+
+
+def test_the_tables_tell_the_data_free_bound_from_the_observed_sets():
+    """Runs under `dp_unit_holders: all` and under the default are separate cells: the table's
+    DP column names them apart."""
+    from bench.report.tables import _dp_level
+
+    cfg = {"dp_epsilon": 4.0, "dp_level": "sample", "dp_unit": "document"}
+    assert _dp_level(cfg) == "sample, per document"
+    assert _dp_level({**cfg, "dp_unit_holders": "all"}) == "sample, per document, every client composed"

@@ -19,8 +19,9 @@ def shared_holders(cfg, task, trained: dict) -> tuple[tuple[int, ...], ...]:
     composition never spends more than its superset's. `dp_unit_holders: observed` reads the
     sets from the data: a single patient spanning two hospitals adds one, and raises the noise,
     so the noise tells where units sit. `all` takes every training client as one set whatever
-    the data hold (a patient may have been at every hospital): the noise then depends on the
-    clients' sizes and rounds only."""
+    the data hold (a patient may have been at every hospital): the noise multiplier then depends
+    on the clients' sizes and rounds only (each client's update is still divided by its count
+    of units: README, known DP limits)."""
     if not cfg.private or client_level(cfg) or cfg.dp_unit == "row":
         return ()
     if cfg.dp_unit_holders == "all":

@@ -24,6 +24,7 @@ LABEL_SETTINGS = (
     "noise_multiplier",
     "dp_level",
     "dp_unit",
+    "dp_unit_holders",
     "model",
     "clients",
     "client_budgets",

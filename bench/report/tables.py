@@ -179,7 +179,10 @@ def _mean_total_bytes(runs: list[dict]) -> float:
 def _dp_level(cfg: dict) -> str | None:
     if cfg.get("dp_epsilon") is None and cfg.get("noise_multiplier") is None:
         return None
-    return cfg.get("dp_level") if cfg.get("dp_level") == "client" else f"sample, per {cfg.get('dp_unit', 'row')}"
+    if cfg.get("dp_level") == "client":
+        return "client"
+    holders = ", every client composed" if cfg.get("dp_unit_holders") == "all" else ""  # the data-free bound
+    return f"sample, per {cfg.get('dp_unit', 'row')}{holders}"
 
 
 def _setting_columns(rs: list[dict]) -> dict:
