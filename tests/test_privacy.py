@@ -94,7 +94,7 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
     """Under DP-SGD a sentence's gradient must not depend on its batch-mates' token counts."""
     from opacus import GradSampleModule
 
-    from bench.engine.training import example_mean_loss
+    from bench.engine.training import _private_loss
     from bench.model.build import build_model
 
     model, _ = build_model("tiny-bert", "ner", 3, seed=0)
@@ -111,10 +111,13 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
     def grad_of_first(rows):
         module.zero_grad(set_to_none=True)
         positions = torch.arange(12).expand(len(rows), 12)
-        logits = module(
-            input_ids=ids[rows], attention_mask=torch.ones(len(rows), 12, dtype=torch.long), position_ids=positions
-        ).logits
-        example_mean_loss(logits, labels[rows]).backward()
+        inputs = {
+            "input_ids": ids[rows],
+            "attention_mask": torch.ones(len(rows), 12, dtype=torch.long),
+            "position_ids": positions,
+            "labels": labels[rows],
+        }
+        _private_loss(module, inputs, "ner").backward()  # the loss DP-SGD trains on
         return torch.cat(
             [p.grad_sample[0].flatten() for p in module.parameters() if getattr(p, "grad_sample", None) is not None]
         )
@@ -445,3 +448,18 @@ def test_a_dp_runs_partition_json_withholds_the_clients_label_counts(tiny_corpus
         ]
     figures = partition_heatmaps([{"partition_description": stored["sample"]}], tmp_path / "figures")
     assert figures == [] and not (tmp_path / "figures").exists()  # a DP record is not plotted
+
+
+def test_client_level_dp_averages_bfloat16_updates_in_float32():
+    """DP-FedAvg in the clear sums a hundred clients' clipped bfloat16 updates: in float32, as the
+    plain average, the mean of 0.01 each is bfloat16's 0.01; summed in bfloat16 it drifts (the
+    control: 4.9% high). Noise off (multiplier 0) so the sum alone is compared."""
+    start = {"w": torch.zeros(4, dtype=torch.bfloat16)}
+    step = torch.full((4,), 0.01, dtype=torch.bfloat16)
+    plan = DpPlan("client", noise_multiplier=0.0, max_grad_norm=10.0, delta=1e-5, target_epsilon=None, unit="client")
+    out = dp_fedavg(start, [{"w": step.clone()} for _ in range(100)], plan, expected_clients=100, seed=0)["w"]
+    assert out.dtype == torch.bfloat16 and torch.equal(out, step.float().to(torch.bfloat16))
+    naive = torch.zeros(4, dtype=torch.bfloat16)
+    for _ in range(100):
+        naive += step
+    assert float(naive[0] / 100) > 1.04 * float(step[0])  # the control: bfloat16 accumulation drifts

@@ -234,9 +234,16 @@ def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch
 
 def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expected_clients: int, seed: int) -> dict:
     """Client-level DP aggregation: clipped updates, averaged over the expected K, plus noise. A
-    client with a layer budget sends only its blocks: the others are a zero update."""
+    client with a layer budget sends only its blocks: the others are a zero update. In float32
+    whatever the training dtype, as the plain average (bfloat16 sums of a hundred updates drift)."""
     clipped = [
-        clip_update({k: s[k] - g if k in s else torch.zeros_like(g) for k, g in global_state.items()}, dp.max_grad_norm)
+        clip_update(
+            {
+                k: s[k].float() - g.float() if k in s else torch.zeros_like(g, dtype=torch.float32)
+                for k, g in global_state.items()
+            },
+            dp.max_grad_norm,
+        )
         for s in client_states
     ]
     return noisy_mean(
@@ -250,7 +257,8 @@ def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: i
     generator = noise_generator() if dp.secure_rng else torch.Generator().manual_seed(seed)
     std = dp.noise_multiplier * dp.max_grad_norm / expected_clients
     out = {}
-    for name, value in global_state.items():
-        noise = dp_noise.gaussian(std, value.shape, generator, dp.secure_rng, torch.float64).to(value.dtype)
-        out[name] = value + summed[name] / expected_clients + noise
+    for name, value in global_state.items():  # in float32, then back to the state's dtype
+        noise = dp_noise.gaussian(std, value.shape, generator, dp.secure_rng, torch.float64).float()
+        total = torch.as_tensor(summed[name]).float()  # 0 where a round summed nothing
+        out[name] = (value.float() + total / expected_clients + noise).to(value.dtype)
     return out
