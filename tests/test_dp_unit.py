@@ -274,8 +274,8 @@ def test_all_holders_makes_the_noise_independent_of_where_units_sit():
 def test_the_tables_tell_the_data_free_bound_from_the_observed_sets():
     """Runs under `dp_unit_holders: all` and under the default are separate cells: the table's
     DP column names them apart."""
-    from bench.report.tables import _dp_level
+    from bench.report.dp_label import dp_label
 
     cfg = {"dp_epsilon": 4.0, "dp_level": "sample", "dp_unit": "document"}
-    assert _dp_level(cfg) == "sample, per document"
-    assert _dp_level({**cfg, "dp_unit_holders": "all"}) == "sample, per document, every client composed"
+    assert dp_label(cfg) == "sample, per document"
+    assert dp_label({**cfg, "dp_unit_holders": "all"}) == "sample, per document, every client composed"

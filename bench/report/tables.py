@@ -10,6 +10,7 @@ import numpy as np
 from bench.config import EXECUTION_ONLY, SETTING_DEFAULTS
 from bench.data.bootstrap_units import shipped_test_groups
 from bench.engine.convergence import run_convergence
+from bench.report.dp_label import dp_label
 from bench.report.matched import matched_columns
 from bench.report.stats import paired_bootstrap, seed_interval, seed_paired_interval
 
@@ -176,15 +177,6 @@ def _mean_total_bytes(runs: list[dict]) -> float:
     return float(np.mean([r["bytes_up_total"] + r["bytes_down_total"] for r in runs]))
 
 
-def _dp_level(cfg: dict) -> str | None:
-    if cfg.get("dp_epsilon") is None and cfg.get("noise_multiplier") is None:
-        return None
-    if cfg.get("dp_level") == "client":
-        return "client"
-    holders = ", every client composed" if cfg.get("dp_unit_holders") == "all" else ""  # the data-free bound
-    return f"sample, per {cfg.get('dp_unit', 'row')}{holders}"
-
-
 def _setting_columns(rs: list[dict]) -> dict:
     cfg = rs[0]["config"]
     return {
@@ -197,7 +189,7 @@ def _setting_columns(rs: list[dict]) -> dict:
         "partition": cfg["partition"],
         "epsilon": cfg.get("dp_epsilon"),
         "epsilon_spent": max((r["epsilon"] for r in rs if r.get("epsilon") is not None), default=None),
-        "dp_level": _dp_level(cfg),
+        "dp_level": dp_label(cfg),
         "seeds": len(rs),
         "seed_role": "tuning only" if all(r.get("role") == "tuning" for r in rs) else "reported",
     }
