@@ -150,3 +150,25 @@ def test_reading_a_cached_file_marks_it_used(tokenizer, tmp_path):
     os.utime(path, (1.0, 1.0))
     token_cache.cached_encoding("cls", examples, tokenizer, ["a", "b"], 32)
     assert path.stat().st_mtime > 1e9
+
+
+def test_evaluation_splits_are_cut_without_reading_their_labels(tokenizer):
+    """A long sentence whose entity straddles the window: training cuts before the entity (its
+    tags are read), validation and test cut where the window ends whatever their tags say, so
+    their rows are the same with the gold tags and with none (bench.engine.prepare.encode)."""
+    from bench.data.types import TaskData
+    from bench.engine.prepare import encode
+
+    words = tuple(f"word{i}" for i in range(60))
+    gold = tuple("B-Disease" if i == 10 else "I-Disease" if 10 < i < 30 else "O" for i in range(60))
+
+    def rows(tags):
+        example = [NerExample(words, tags, "site", "doc0")]
+        data = TaskData("t", "ner", ["Disease"], {"train": example, "validation": example, "test": example})
+        return encode(data, tokenizer, 24)[1]
+
+    with_gold, without = rows(gold), rows(("O",) * 60)
+    for split in ("validation", "test"):
+        assert list(with_gold[split].encoded.input_ids) == list(without[split].encoded.input_ids)
+        assert with_gold[split].encoded.owner == without[split].encoded.owner
+    assert with_gold["train"].encoded.owner != without["train"].encoded.owner  # the control: training reads them
