@@ -145,3 +145,23 @@ def test_show_on_ncbi(ncbi):
     shown = describe(load_task("conll", ncbi), "dirichlet:0.5", 5, seed=0)
     assert sum(c["size"] for c in shown["clients"]) == 5432
     assert sum(c["entities"]["Disease"] for c in shown["clients"]) == 5145
+
+
+def test_an_ner_sentence_is_partitioned_by_its_dominant_entity_type():
+    """The one label a partitioner sees (README, Data): the type with most mentions; a tie goes
+    to the type rarer in the whole split, then alphabetically; 'O' without entities."""
+    from bench.data.types import NerExample, TaskData
+
+    def sentence(*types):
+        tags = [t for kind in types for t in ("O", f"B-{kind}")] or ["O"]
+        return NerExample(tuple(f"w{i}" for i in range(len(tags))), tuple(tags), "site", "doc")
+
+    examples = [
+        sentence("problem", "problem", "test"),  # most mentions: problem
+        sentence(),  # no entity
+        sentence("problem", "test"),  # a tie: test is rarer in the split (2 mentions against 4)
+        sentence("treatment", "problem"),  # a tie: treatment is rarer (1 against 4)
+        sentence("drug", "dose"),  # a tie of types seen once each: alphabetical
+    ]
+    data = TaskData("t", "ner", ["problem", "test", "treatment", "drug", "dose"], {"train": examples})
+    assert data.partition_labels("train") == ["problem", "O", "test", "treatment", "dose"]
