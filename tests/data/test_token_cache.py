@@ -172,3 +172,15 @@ def test_evaluation_splits_are_cut_without_reading_their_labels(tokenizer):
         assert list(with_gold[split].encoded.input_ids) == list(without[split].encoded.input_ids)
         assert with_gold[split].encoded.owner == without[split].encoded.owner
     assert with_gold["train"].encoded.owner != without["train"].encoded.owner  # the control: training reads them
+
+
+def test_a_run_warns_when_more_than_five_percent_of_a_split_was_cut(capsys):
+    from bench.engine.server import warn_if_cut
+
+    warn_if_cut({"test": {"examples": 100, "sentences_split": 6}}, enabled=True)
+    assert capsys.readouterr().out == "warning: 6 of 100 test examples were split into chunks (raise max_length?)\n"
+    warn_if_cut({"train": {"examples": 100, "documents_truncated": 6}}, enabled=True)
+    assert "6 of 100 train examples were truncated to max_length" in capsys.readouterr().out
+    warn_if_cut({"test": {"examples": 100, "sentences_split": 5}}, enabled=True)  # 5% is not more than 5%
+    warn_if_cut({"test": {"examples": 100, "sentences_split": 50}}, enabled=False)  # a quiet run says nothing
+    assert capsys.readouterr().out == ""
