@@ -254,6 +254,20 @@ def test_a_round_that_reaches_one_client_under_client_level_dp_is_the_plain_mech
     assert sent.size == sum(v.numel() for v in state["secure"].values()) and np.isfinite(sent).all()
 
 
+def _record_noisy_means(monkeypatch) -> list:
+    """Each call of the server's DP-FedAvg half on a secure sum: (round, whether the sum was empty)."""
+    from bench.federation.dp_ledger import DpLedger
+
+    noised, original = [], DpLedger.noisy_mean
+
+    def recording(self, global_state, summed, r):
+        noised.append((r, all(float(v.abs().max()) == 0 for v in summed.values())))
+        return original(self, global_state, summed, r)
+
+    monkeypatch.setattr(DpLedger, "noisy_mean", recording)
+    return noised
+
+
 def test_a_lone_round_whose_upload_is_late_releases_the_noise_alone(tiny_corpus, tmp_path, monkeypatch):
     """The lone client's upload comes after the deadline: the server received it (the transcript
     has it) and does not sum it, and the round still releases the model plus the round's noise
@@ -263,7 +277,6 @@ def test_a_lone_round_whose_upload_is_late_releases_the_noise_alone(tiny_corpus,
     import json
 
     from bench.engine.server import run_experiment
-    from bench.federation.dp_ledger import DpLedger
 
     transcript = tmp_path / "transcript.jsonl"
     cfg = tiny_config(
@@ -271,13 +284,7 @@ def test_a_lone_round_whose_upload_is_late_releases_the_noise_alone(tiny_corpus,
         client_clip=0.5, seed=8, straggler_frac=0.5, train_subsample=60, secagg="on",
         secagg_transcript=str(transcript),
     )  # fmt: skip
-    noised, original = [], DpLedger.noisy_mean
-
-    def recording(self, global_state, summed, r):
-        noised.append((r, all(float(v.abs().max()) == 0 for v in summed.values())))
-        return original(self, global_state, summed, r)
-
-    monkeypatch.setattr(DpLedger, "noisy_mean", recording)
+    noised = _record_noisy_means(monkeypatch)
     final = run_experiment(cfg, tmp_path / "run", progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
     assert [x["clients"] for x in lines] == [[], [3]] and [x["stragglers"] for x in lines] == [[3], []]
@@ -332,19 +339,12 @@ def test_a_secure_round_with_too_few_survivors_under_client_level_dp_releases_th
     import json
 
     from bench.engine.server import run_experiment
-    from bench.federation.dp_ledger import DpLedger
 
     cfg = tiny_config(
         tiny_corpus, clients=4, clients_per_round=2, dp_level="client", noise_multiplier=0.3, client_clip=0.5,
         seed=0, straggler_frac=0.5, train_subsample=40, secagg="on",
     )  # fmt: skip
-    noised, original = [], DpLedger.noisy_mean
-
-    def recording(self, global_state, summed, r):
-        noised.append((r, all(float(v.abs().max()) == 0 for v in summed.values())))
-        return original(self, global_state, summed, r)
-
-    monkeypatch.setattr(DpLedger, "noisy_mean", recording)
+    noised = _record_noisy_means(monkeypatch)
     run_experiment(cfg, tmp_path, progress=False)
     line = json.loads((tmp_path / "rounds.jsonl").read_text())
     assert line["stragglers"] == [0] and "needed" in line["secagg_failed"] and "secagg_lone_round" not in line
