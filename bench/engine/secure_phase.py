@@ -120,7 +120,7 @@ def aggregate(ctx, secure: SecurePhase, states: dict, results: list, late: list,
         return failed_round(ctx, states, r), {**line, "secagg_failed": str(e), **getattr(e, "costs", {})}
     old = states[GLOBAL]
     if dp.client_level:  # the clients clipped before masking; the server adds the noise
-        summed = {n: torch.from_numpy(sums[n]).float() for n in old}  # noisy_mean works in float32
+        summed = {n: torch.from_numpy(sums[n]) for n in old}  # noisy_mean takes it to float32
         new = dp.noisy_mean(old, summed, r)
     else:
         new = {

@@ -246,9 +246,11 @@ def dp_fedavg(global_state: dict, client_states: list[dict], dp: DpPlan, expecte
         )
         for s in client_states
     ]
-    return noisy_mean(
-        global_state, {name: sum(c[name] for c in clipped) for name in global_state}, dp, expected_clients, seed
-    )
+    summed = {  # from zero: a withheld round sums no client
+        name: sum((c[name] for c in clipped), torch.zeros_like(g, dtype=torch.float32))
+        for name, g in global_state.items()
+    }
+    return noisy_mean(global_state, summed, dp, expected_clients, seed)
 
 
 def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: int, seed: int) -> dict:
@@ -259,6 +261,5 @@ def noisy_mean(global_state: dict, summed: dict, dp: DpPlan, expected_clients: i
     out = {}
     for name, value in global_state.items():  # in float32, then back to the state's dtype
         noise = dp_noise.gaussian(std, value.shape, generator, dp.secure_rng, torch.float64).float()
-        total = torch.as_tensor(summed[name]).float()  # 0 where a round summed nothing
-        out[name] = (value.float() + total / expected_clients + noise).to(value.dtype)
+        out[name] = (value.float() + summed[name].float() / expected_clients + noise).to(value.dtype)
     return out
