@@ -8,8 +8,8 @@ predicted] type per answer in its test_items.json). Each repeat draws a pseudo-v
 1,595 answers from them (each type in proportion, as the real validation split), scores it
 whole, then scores three 600-answer subsets of it: proportional (each type in proportion),
 capped (rare types whole, large ones capped, unweighted), and capped with the weights the suite
-uses (class size over kept count); both capped subsets are bench.engine.subsample.capped_draw's. Bias and sd of subset minus whole, over repeats. Label ids
-and counts only.
+uses (class size over kept count); both capped subsets are bench.engine.subsample.capped_draw's.
+Bias and sd of subset minus whole, over repeats. Label ids and counts only.
 """
 
 from __future__ import annotations

@@ -4,14 +4,14 @@ each only against FedAvg and centralized):
     python -m bench.report.contrast results/ncbi "lora r8" "layerskip top:2"
     python -m bench.report.contrast results/ncbi "layerskip top:5" fedavg --partition dirichlet:0.5
 
-For each partition both ran (or the one --partition names: a label that names two runs of a seed
-on one partition, as FedAvg at two lrs under iid, can still be read on another): the mean per-seed paired difference A - B in points over the
-reported seeds both have (the tuning seed left out), with a t-interval over seeds (n - 1 degrees
-of freedom), n.s. where it holds 0 and no verdict under MIN_SEEDS_FOR_VERDICT seeds, as the
-main table's Δ. Centralized pools every client's data, so its runs pair with every partition.
-Each interval is at its own 95% level: asking many contrasts of one study, some will exclude 0 by
-chance (no correction for multiple comparisons is made). Reads DIR/summary.csv and each run's
-final.json; prints, writes nothing."""
+For each partition both ran (or the one --partition names: a label that names two runs of a
+seed on one partition, as FedAvg at two lrs under iid, can still be read on another): the mean
+per-seed paired difference A - B in points over the reported seeds both have (the tuning seed
+left out), with a t-interval over seeds (n - 1 degrees of freedom), n.s. where it holds 0 and
+no verdict under MIN_SEEDS_FOR_VERDICT seeds, as the main table's Δ. Centralized pools every
+client's data, so its runs pair with every partition. Each interval is at its own 95% level:
+asking many contrasts of one study, some will exclude 0 by chance (no correction for multiple
+comparisons is made). Reads DIR/summary.csv and each run's final.json; prints, writes nothing."""
 
 from __future__ import annotations
 
