@@ -229,7 +229,8 @@ tune: {{lr: [1.0e-3, 3.0e-3, 1.0e-2]}}
     # the positive controls: the lr, best round and stopping round a selector reading the rounds'
     # test scores would pick differ between the two corpora, so such a selector would have shown
     # in the equalities above (the grid, 5 rounds and 3 lrs, was sized so that each does; auto:K's
-    # blocks have no such control: its probe cannot be replayed on test from the stored rounds)
+    # blocks cannot have one, the probe ranks the blocks alike on either test set: tests/baselines/
+    # test_adaptive_layers.py checks directly that it reads only the clients' training rows)
     for pick in ("lr", "best_round", "stop_round"):
         assert clean["test_picks"][pick] != shuffled["test_picks"][pick], pick
 
