@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.data import load_task
-from bench.data.mimic3 import admission_note, dotted
+from bench.data.mimic3 import DISCHARGE, TOP_CODES, admission_note, dotted
+from bench.data.splitting import split_of
 from bench.errors import DataError
 
 NOTE_COLS = [
@@ -25,6 +26,8 @@ NOTE_COLS = [
 ]
 ADM_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "ADMISSION_TYPE", "HOSPITAL_EXPIRE_FLAG"]
 ICD_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"]
+ICU_COLS = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "ICUSTAY_ID", "DBSOURCE", "FIRST_CAREUNIT", "LAST_CAREUNIT"]
+ICU_COLS += ["FIRST_WARDID", "LAST_WARDID", "INTIME", "OUTTIME", "LOS"]
 DIED = (
     "Chief Complaint:\nsepsis\n\nHistory of Present Illness:\n80 yo with septic shock.\n"
     "Patient expired, family at bedside.\n\nBrief Hospital Course:\nIntubated.\n\n"
@@ -101,3 +104,78 @@ def test_missing_column_names_file(tmp_path):
 def test_admission_note_keeps_admission_sections():
     note = admission_note(DIED)
     assert note.startswith("Chief Complaint:") and "Discharge Disposition" not in note
+
+
+def subjects_in(split: str, n: int) -> list[int]:
+    """The first n SUBJECT_IDs (from 100) that the loader's patient hash puts in `split`."""
+    return [s for s in range(100, 2000) if split_of(f"patient:{s}") == split][:n]
+
+
+def write_admissions(root: Path, rows: list[tuple], stays: list[tuple] | None = None) -> Path:
+    """rows: (SUBJECT_ID, HADM_ID, ADMISSION_TYPE, diagnosis codes, procedure codes), each with a
+    discharge `Report`; stays: (HADM_ID, FIRST_CAREUNIT, LAST_CAREUNIT, INTIME) in file order."""
+    root.mkdir(parents=True, exist_ok=True)
+    write(
+        root / "NOTEEVENTS.csv",
+        NOTE_COLS,
+        [[i, s, h, "2150-01-02", "", "", DISCHARGE, "Report", "", "", LIVED] for i, (s, h, *_) in enumerate(rows)],
+    )
+    write(root / "ADMISSIONS.csv", ADM_COLS, [[i, s, h, "t", kind, 0] for i, (s, h, kind, *_) in enumerate(rows)])
+    for name, k in (("DIAGNOSES_ICD.csv", 3), ("PROCEDURES_ICD.csv", 4)):
+        write(root / name, ICD_COLS, [[0, r[0], r[1], j, c] for r in rows for j, c in enumerate(r[k])])
+    if stays is not None:
+        subject = {h: s for s, h, *_ in rows}
+        icu = [[i, subject[h], h, 900 - i, "carevue", u, v, 1, 2, t, "", ""] for i, (h, u, v, t) in enumerate(stays)]
+        write(root / "ICUSTAYS.csv", ICU_COLS, icu)
+    return root
+
+
+def sites_by_doc(task: str, root: Path) -> dict[str, str]:
+    return {ex.doc_id: ex.site for split in load_task(task, root).splits.values() for ex in split}
+
+
+@pytest.mark.parametrize("task", ["mimic-mortality", "mimic-icd50"])
+def test_site_is_first_icu_stay_in_time_else_no_icu_else_admission_type(tmp_path, task):
+    a, b, c = subjects_in("train", 3)  # train, so that mimic-icd50 keeps them (401.9 counted on train)
+    rows = [
+        (a, "21", "EMERGENCY", ["4019"], []),
+        (b, "22", "ELECTIVE", ["4019"], []),
+        (c, "23", "URGENT", ["4019"], []),
+    ]
+    stays = [
+        ("21", "CCU", "CCU", "2150-01-05 08:00:00"),  # admission 21: the later stay is the first row
+        ("21", "MICU", "SICU", "2150-01-01 23:00:00"),  # the earliest stay, moved to SICU: its first unit counts
+        ("22", "TSICU", "TSICU", "2150-01-01 09:00:00"),  # 22: rows in time order, ICUSTAY_IDs not
+        ("22", "CSRU", "CSRU", "2150-01-03 09:00:00"),
+        ("22", "SICU", "SICU", "2150-01-07 09:00:00"),
+    ]  # admission 23: no ICU stay
+    assert sites_by_doc(task, write_admissions(tmp_path / "icu", rows, stays)) == {
+        "21": "MICU",
+        "22": "TSICU",
+        "23": "NO_ICU",
+    }
+    without = sites_by_doc(task, write_admissions(tmp_path / "no_icu", rows))  # no ICUSTAYS.csv
+    assert without == {"21": "EMERGENCY", "22": "ELECTIVE", "23": "URGENT"}
+
+
+def test_icd50_top_codes_counted_on_train_diagnoses_and_procedures(tmp_path):
+    train, test, validation = subjects_in("train", 3), subjects_in("test", 5), subjects_in("validation", 5)
+    fillers = ["4019"] + [f"{100 + i}1" for i in range(TOP_CODES - 3)]  # diagnoses, 3 train admissions each
+    y, x_test, x_val = "25000", "V3000", "E8809"  # y: 2 train admissions; x_*: 1 train, 5 test / 5 validation
+    rows = [
+        (train[0], "31", "EMERGENCY", [*fillers, y], ["4019"]),  # procedure 40.19: the raw code of diagnosis 401.9
+        (train[1], "32", "EMERGENCY", [*fillers, y, x_val], ["4019"]),
+        (train[2], "33", "EMERGENCY", [*fillers, x_test], ["4019"]),
+        *[(s, f"4{i}", "EMERGENCY", ["4019", x_test], []) for i, s in enumerate(test)],
+        *[(s, f"5{i}", "EMERGENCY", ["4019", x_val], []) for i, s in enumerate(validation)],
+    ]
+    data = load_task("mimic-icd50", write_admissions(tmp_path, rows))
+    expected = sorted([dotted(c, procedure=False) for c in [*fillers, y]] + ["40.19"])
+    assert len(expected) == TOP_CODES == 50 and data.label_names == expected
+    assert "401.9" in data.label_names and "40.19" in data.label_names  # same raw code, told apart by the dot's place
+    assert "V30.00" not in data.label_names and "E880.9" not in data.label_names  # frequent only outside train
+    examples = {ex.doc_id: ex for split in data.splits.values() for ex in split}
+    assert {"401.9", "40.19", "250.00"} <= set(examples["31"].labels) and "E880.9" not in examples["32"].labels
+    assert {ex.doc_id: ex.labels for ex in data.splits["test"] + data.splits["validation"]} == {
+        h: ("401.9",) for _, h, *_ in rows[3:]
+    }
