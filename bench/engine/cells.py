@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.engine.ray_gpus import require_gpus
+from bench.engine.ray_start import connect
 
 
 def _resources(cfg) -> dict:
@@ -51,8 +52,7 @@ def run_cells_parallel(
 
     owns = not ray.is_initialized()
     if owns:
-        local = {} if ray_address else {"num_cpus": os.cpu_count(), "include_dashboard": False}
-        ray.init(address=ray_address, log_to_driver=False, configure_logging=False, **local)
+        connect(ray, ray_address, {"num_cpus": os.cpu_count(), "include_dashboard": False})
     if not ray_address and cells:  # the largest cell must fit this machine's GPUs, or it waits for ever
         need = max(c.config.workers * c.config.gpus_per_worker for c in cells)
         require_gpus(ray, need, "a cell of this grid", shut_down=owns)

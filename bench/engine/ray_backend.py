@@ -12,7 +12,8 @@ import os
 
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
-from bench.engine.ray_gpus import require_gpus
+from bench.engine.ray_gpus import actor_cpus, require_gpus
+from bench.engine.ray_start import connect
 from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker, by_owner, kept
 from bench.store import cache_root
@@ -23,14 +24,12 @@ class RayBackend:
         import ray
 
         os.environ["BENCH_CACHE"] = str(cache_root().resolve())  # actors start elsewhere
-        self.owns_ray = not ray.is_initialized()  # started here: shut down at close, so the next cell's resources apply
+        # connected here: disconnect at close, so the next cell's resources apply
+        self.owns_ray = not ray.is_initialized()
+        started_here = False
         if self.owns_ray:
-            local = (
-                {"num_cpus": max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker), "include_dashboard": False}
-                if not cfg.ray_address
-                else {}
-            )
-            ray.init(address=cfg.ray_address, log_to_driver=False, configure_logging=False, **local)
+            cpus = max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker)
+            started_here = connect(ray, cfg.ray_address, {"num_cpus": cpus, "include_dashboard": False})
         if not cfg.ray_address:  # a cluster on this machine, whoever started it (a parallel grid's driver)
             need = cfg.workers * cfg.gpus_per_worker
             require_gpus(
@@ -40,15 +39,15 @@ class RayBackend:
         # A crashed actor (killed process, CUDA OOM) is restarted and its call retried; the model
         # is rebuilt from the seed and clients are deterministic, so the retry gives the same result.
         actor = ray.remote(
-            num_cpus=cfg.threads_per_worker if not cfg.ray_address else 1,
+            num_cpus=actor_cpus(ray, cfg),
             num_gpus=cfg.gpus_per_worker,
             max_restarts=cfg.max_retries,
             max_task_retries=cfg.max_retries,
         )(Worker)
         self.task = task  # to score the merged predictions
-        # the token cache's files are mapped only on a cluster this process started here; a
-        # cluster at an address (other machines, Ray Client, autoscaling) gets the rows themselves
-        task_ref = ray.put(task if self.owns_ray and not cfg.ray_address else task.in_memory())
+        # the token cache's files are mapped only on a cluster this process started here; one it
+        # joined (other machines, Ray Client, autoscaling) gets the rows themselves
+        task_ref = ray.put(task if started_here else task.in_memory())
         self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
 
     def info(self) -> dict:

@@ -1,5 +1,6 @@
-"""Fail fast where Ray would wait for ever: actors or tasks asking for more GPU than a cluster on
-this machine has stay pending, with no output (no autoscaler adds GPUs to it)."""
+"""What worker actors ask of Ray where GPUs are shared: fail fast where Ray would wait for ever
+(actors or tasks asking for more GPU than a cluster on this machine has stay pending, with no
+output: no autoscaler adds GPUs to it), and reserve a GPU actor's CPUs by its GPU share."""
 
 from __future__ import annotations
 
@@ -17,3 +18,19 @@ def require_gpus(ray, need: float, what: str, shut_down: bool) -> None:
             f"{what} asks for {need:g} GPU(s) at once, but Ray found {found:g} on this machine; "
             "use --gpus-per-worker 0 to run on the CPU"
         )
+
+
+def actor_cpus(ray, cfg) -> int:
+    """The CPUs one worker actor reserves: `cpus_per_worker` where given. An actor with a GPU
+    share reserves that share of a node's cores per GPU (the fewest over the cluster's live GPU
+    nodes), so a node's GPUs, not its cores, bound how many actors it runs: reserving the run's
+    thread count instead (the node's cores over the run's workers), four quarter-GPU actors took
+    every core of a node, and one cell filled a node of eight GPUs. A CPU actor reserves its
+    threads, or one CPU on a cluster at an address. The actor's torch threads are unchanged."""
+    if cfg.cpus_per_worker:
+        return cfg.cpus_per_worker
+    if cfg.gpus_per_worker > 0:
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("GPU")]
+        per_gpu = min((r.get("CPU", 0.0) / r["GPU"] for r in nodes), default=1.0)
+        return max(1, int(per_gpu * cfg.gpus_per_worker))
+    return 1 if cfg.ray_address else cfg.threads_per_worker

@@ -51,20 +51,23 @@ def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monke
     from bench.engine.ray_backend import RayBackend
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    cfg = _ray_workers(tiny_corpus, 4, cpus_per_worker=1, prefix_cache="off")
+    cfg = _ray_workers(tiny_corpus, 4, prefix_cache="off")  # the paper grid's shape: no cpus_per_worker
     ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)  # a GPU node's cores: a quarter each would not fit
     try:
         backend = RayBackend(cfg, prepare_task(cfg))
         seen = ray.get(
             [
                 w.__ray_call__.remote(lambda me: (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), me.device))
                 for w in backend.workers
-            ]
+            ],
+            timeout=120,  # actors that ask for more CPUs than the node has wait for ever
         )
         assert len({pid for pid, _, _ in seen}) == 4  # four processes, all alive at once
         assert {gpu for _, gpu, _ in seen} == {"0"}  # each told to use the one GPU
         assert {device for _, _, device in seen} == {"cpu"}  # CUDA sees no device here, so the CPU
         assert ray.available_resources().get("GPU", 0.0) == pytest.approx(0.0)  # the GPU is fully shared out
+        assert ray.available_resources().get("CPU", 0.0) == pytest.approx(0.0)  # a core per quarter GPU
     finally:
         ray.shutdown()
 
@@ -116,3 +119,24 @@ def test_a_local_cell_in_a_parallel_grid_holds_every_workers_gpu_share():
     assert _resources(cfg(1, 0.5))["num_gpus"] == 0.5
     assert _resources(cfg(6, 0.25))["num_gpus"] == 2  # Ray takes more than one GPU in whole GPUs only
     assert _resources(cfg(4, 0.25, "ray")) == {"num_cpus": 0, "num_gpus": 0}  # its actors hold them
+
+
+def test_a_gpu_actor_reserves_its_share_of_a_nodes_cores_per_gpu():
+    """So a node's GPUs bound its actors: 4 quarter-GPU actors on a 64-core node of 8 GPUs hold 8
+    cores, not all 64 (the cores over the run's workers), and 8 cells share the node."""
+    from bench.config import ExperimentConfig
+    from bench.engine.ray_gpus import actor_cpus
+
+    def nodes(*specs):
+        alive = [{"Alive": True, "Resources": {"CPU": c, "GPU": g} if g else {"CPU": c}} for c, g in specs]
+        return SimpleNamespace(nodes=lambda: [*alive, {"Alive": False, "Resources": {"CPU": 1.0, "GPU": 8.0}}])
+
+    def cfg(**settings):
+        return ExperimentConfig(task="conll", method="fedavg", workers=4, **settings)
+
+    assert actor_cpus(nodes((64.0, 8.0)), cfg(gpus_per_worker=0.25)) == 2
+    assert actor_cpus(nodes((64.0, 8.0), (16.0, 4.0), (96.0, 0)), cfg(gpus_per_worker=0.25)) == 1  # fits each
+    assert actor_cpus(nodes((64.0, 8.0)), cfg(gpus_per_worker=1.0)) == 8
+    assert actor_cpus(nodes((64.0, 8.0)), cfg(gpus_per_worker=0.25, cpus_per_worker=3)) == 3  # given: kept
+    assert actor_cpus(nodes((64.0, 8.0)), cfg(ray_address="h:1")) == 1  # a CPU actor on a cluster at an address
+    assert actor_cpus(nodes((64.0, 8.0)), cfg()) == cfg().threads_per_worker  # a CPU actor on this machine
