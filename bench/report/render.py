@@ -93,7 +93,7 @@ NOTES = (
     "seeds are the unit of replication); n.s. = that interval contains 0; with fewer than 3 seeds no verdict "
     "is given (one degree of freedom). Each method runs at the lr its tuning seed chose, so Δ compares methods "
     "as tuned, selection included. 'test only': a paired bootstrap "
-    "over the test set with the trained models held fixed (test sampling only, narrower by construction), "
+    "over the test set with the trained models held fixed (test sampling only; not nested in the seed interval, and wider where seeds agree closely), "
     "resampling whole documents or patients where the task records them "
     "(main.csv's `bootstrap_unit`). "
     f"† = not every seed converged (validation gain below min_delta over the last `patience` rounds). "
