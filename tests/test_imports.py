@@ -170,3 +170,78 @@ def test_run_all_is_flags_and_main():
     path = ROOT / "run_all.py"
     assert len(path.read_text().splitlines()) < MAX_RUN_ALL_LINES
     assert _long_functions(path) == []
+
+
+SYNTH_MAY_READ = {"bench.data.layouts", "bench.data.spans", "bench.data.registry", "bench.data.types"}
+
+
+def _reached(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every project module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in edges.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _loaders(files: dict[str, Path]) -> set[str]:
+    """bench.data modules that register a task (`@register_task(...)`), and the package that imports them all."""
+    found = {"bench.data"}
+    for name, path in files.items():
+        if name.startswith("bench.data."):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef) and any(
+                    isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register_task"
+                    for d in node.decorator_list
+                ):
+                    found.add(name)
+    return found
+
+
+def test_synth_and_the_loaders_never_import_each_other():
+    """README (design notes): the release layouts sit in bench/data/layouts.py, read by loaders and
+    synthetic writers alike, so `synth` never imports a loader; the fallback is chosen in
+    bench/synth/cache.py, so no loader imports `synth` (only the `python -m bench.data` command does)."""
+    files, edges = project_files(), graph()
+    loaders = _loaders(files)
+    assert {"bench.data.conll", "bench.data.i2b2_2010", "bench.data.i2b2_2014", "bench.data.mimic3"} <= loaders
+    synth = [name for name in files if name.split(".")[:2] == ["bench", "synth"]]
+    assert len(synth) > 5
+    read = {t for name in synth for t in edges[name] if t.split(".")[:2] == ["bench", "data"]}
+    assert read and read <= SYNTH_MAY_READ  # directly: only the shared layout, span, registry and type modules
+    assert [(n, sorted(_reached(edges, n) & loaders)) for n in synth if _reached(edges, n) & loaders] == []
+    data = [n for n in files if n.split(".")[:2] == ["bench", "data"]]
+    assert "bench.synth.cache" in edges["bench.data.__main__"]  # the one that may: the check sees such an edge
+    reaches_synth = [
+        n for n in data if n != "bench.data.__main__" and any(t.startswith("bench.synth") for t in _reached(edges, n))
+    ]
+    assert reaches_synth == []
+
+
+def test_stream_tags_live_only_in_seeding():
+    """README (design notes): bench/seeding.py is the only place the random streams' tags live: no
+    other module writes one of its tag numbers, or seeds numpy from a literal list or tuple of keys."""
+    seeding = ROOT / "bench" / "seeding.py"
+    (purposes,) = [
+        node.value
+        for node in ast.parse(seeding.read_text()).body
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "PURPOSES"
+    ]
+    tags = {tag for tag in ast.literal_eval(purposes).values() if tag is not None}
+    assert len(tags) >= 8
+    found = []
+    for name, path in project_files().items():
+        if path == seeding:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and type(node.value) is int and node.value in tags:
+                found.append(f"{name}:{node.lineno} tag {node.value}")
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", None)) == "default_rng"
+                and any(isinstance(sub, ast.List | ast.Tuple) for arg in node.args for sub in ast.walk(arg))
+            ):
+                found.append(f"{name}:{node.lineno} {ast.unparse(node)}")
+    assert found == []

@@ -74,6 +74,51 @@ def test_one_pooled_target_and_medians_with_never_as_infinite():
     assert math.isinf(np.median([1, math.inf, math.inf]))
 
 
+def test_matched_bytes_counts_uploads_and_downloads():
+    """README: matched_bytes is the bytes up AND down until the validation metric first reaches the
+    target. 10 bytes up and 3 down a round: seeds reaching it at rounds 2, 3 and 1 moved 26, 39 and
+    13 bytes, median 26 (uploads alone would give 20; downloads alone 6)."""
+    cen = [_run(0, [0.80])]  # target 0.784
+
+    def lopsided(seed: int, val: list[float]) -> dict:
+        run = _run(seed, val)
+        run["history"] = [{**line, "bytes_up": 10, "bytes_down": 3} for line in run["history"]]
+        return run
+
+    runs = [lopsided(0, [0.5, 0.79]), lopsided(1, [0.5, 0.6, 0.785]), lopsided(2, [0.8])]
+    got = matched_columns(runs, cen)
+    assert got["matched_seeds"] == "3/3" and got["matched_rounds"] == 2.0
+    assert got["matched_bytes"] == 2 * (10 + 3)
+
+
+def test_reduction_vs_fedavg_is_the_share_of_fedavgs_total_bytes_saved():
+    """README: the table's "reduction vs FedAvg" is 100 * (1 - total bytes / FedAvg's total bytes),
+    positive when the method moves less: a method moving a third of FedAvg's bytes (up + down)
+    reads +66.7, FedAvg itself 0.0."""
+    from bench.report.render import display_rows
+    from bench.report.tables import main_table
+
+    def run(method: str, seed: int, up: int, down: int) -> dict:
+        config = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
+        if method == "layerskip":
+            config["layers"] = "top:1"
+        return {
+            "task": "t", "method": method, "status": "ok", "metric": 0.7, "val_metric": 0.7, "config": config,
+            "bytes_up_total": up, "bytes_down_total": down, "trainable_params": 1, "total_params": 3,
+            "rounds_run": 1, "best_round": 1, "task_kind": "ner", "n_labels": 3,
+            "history": [{"round": 1, "val_metric": 0.7, "bytes_up": up, "bytes_down": down}],
+        }  # fmt: skip
+
+    # FedAvg moves 600 + 300 = 900 bytes; layerskip 100 + 200 = 300 (split the other way round)
+    runs = [run("fedavg", s, 600, 300) for s in (1, 2)] + [run("layerskip", s, 100, 200) for s in (1, 2)]
+    rows = {t["method"]: t for t in main_table(runs)}
+    assert rows["layerskip top:1"]["reduction_vs_fedavg_pct"] == pytest.approx(100 * 2 / 3)
+    assert rows["fedavg"]["reduction_vs_fedavg_pct"] == pytest.approx(0.0)
+    head, shown = display_rows([rows["fedavg"], rows["layerskip top:1"]])
+    column = head.index("reduction vs fedavg (%)")
+    assert [r[column] for r in shown] == ["0.0", "66.7"]
+
+
 def test_the_same_runs_give_the_same_tables_twice(tmp_path):
     """Three stored runs (two methods, three seeds of one) through the report twice: identical files."""
     runs = tmp_path / "runs"
