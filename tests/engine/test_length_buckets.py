@@ -60,3 +60,24 @@ def test_a_run_with_buckets_trains(tiny_corpus, tmp_path):
         progress=False,
     )
     assert final["status"] == "ok" and final["config"]["length_buckets"] == 4 and np.isfinite(final["metric"])
+
+
+def test_each_batch_lies_in_one_window_of_the_seeded_shuffle_and_the_batches_are_shuffled():
+    """README `--length-buckets W`: each window of W batches of the seeded shuffle is sorted by
+    length, then the batches are shuffled. With W=2, every batch's rows lie in one window of
+    2 * batch_size rows of the same seed's permutation (not a global sort), a window's batches
+    split its rows by length, and the batches do not come in window order."""
+    enc, rows, size, seed = encoded(), np.arange(400), 16, 11
+    batches = epoch_batches(rows, enc, size, torch.Generator().manual_seed(seed), buckets=2)
+    order = rows[torch.randperm(400, generator=torch.Generator().manual_seed(seed)).numpy()]
+    window_of = {int(r): i // (2 * size) for i, r in enumerate(order)}
+    windows = []
+    for b in batches:
+        assert len({window_of[int(r)] for r in b}) == 1, "a batch mixes rows of two windows"
+        windows.append(window_of[int(b[0])])
+    assert sorted(windows) == [w for w in range(13) for _ in range(2 if w < 12 else 1)]  # 25 batches, 13 windows
+    assert windows != sorted(windows), "the batches came in window order: not shuffled"
+    length = lambda r: len(enc.input_ids[r])  # noqa: E731
+    for w in range(12):
+        lo, hi = sorted((b for b in batches if window_of[int(b[0])] == w), key=lambda b: min(map(length, b)))
+        assert max(map(length, lo)) <= min(map(length, hi)), "a window's batches are not cut from its sorted rows"
