@@ -159,7 +159,10 @@ def _local_source(spec: str) -> ModelSource:
                 f"folder or cached hub id ({type(e).__name__})"
             ) from None
 
-    return ModelSource(spec, tokenizer, lambda: (spec, {"local_files_only": True}), None)
+    # transformers looks for a PEFT adapter beside the weights with its own flag: unset, a cached
+    # hub id asked huggingface.co for adapter_config.json on every build (retrying ~23 s offline)
+    offline = {"local_files_only": True, "adapter_kwargs": {"local_files_only": True}}
+    return ModelSource(spec, tokenizer, lambda: (spec, offline), None)
 
 
 def source_for(spec: str) -> ModelSource:
@@ -196,7 +199,12 @@ def build_model(
         torch.manual_seed(seed)
         if source.pretrained is not None:
             path, kwargs = source.pretrained()
-            model = auto.from_pretrained(path, **kwargs, **head_kwargs)
+            try:
+                model = auto.from_pretrained(path, **kwargs, **head_kwargs)
+            except OSError as e:  # e.g. a cached hub id whose tokenizer is there and weights are not
+                raise BenchError(
+                    f"model {spec!r}: its weights are not readable from {path} ({type(e).__name__})"
+                ) from None
         else:
             config = source.config(tokenizer)
             for key, value in head_kwargs.items():

@@ -184,3 +184,40 @@ def test_a_run_warns_when_more_than_five_percent_of_a_split_was_cut(capsys):
     warn_if_cut({"test": {"examples": 100, "sentences_split": 5}}, enabled=True)  # 5% is not more than 5%
     warn_if_cut({"test": {"examples": 100, "sentences_split": 50}}, enabled=False)  # a quiet run says nothing
     assert capsys.readouterr().out == ""
+
+
+def test_the_file_name_holds_the_labels_the_tokenizer_and_the_encoders_source(tokenizer, tmp_path, monkeypatch):
+    """Claim: the file is named by a fingerprint of the labels and the encoders' source too, not
+    only the examples and the window: the same examples under another label map (the ids of the
+    same tags or classes change), another tokenizer or an edited tokenize.py are a new file, whose
+    rows are the ones encoding in memory gives."""
+    import copy
+
+    from bench.data import tokenize
+
+    def files():
+        return set((tmp_path / "tokens").glob("*.arrow"))
+
+    ner, cls = ner_examples(), cls_examples()
+    token_cache.cached_encoding("ner", ner, tokenizer, bio_label_ids(["Disease"]), 24)
+    token_cache.cached_encoding("cls", cls, tokenizer, ["a", "b"], 32)
+    assert len(files()) == 2
+    wider = bio_label_ids(["Chemical", "Disease"])  # "B-Disease" gets another id (as a changed label level would)
+    assert wider["B-Disease"] != bio_label_ids(["Disease"])["B-Disease"]
+    same(token_cache.cached_encoding("ner", ner, tokenizer, wider, 24), encode_ner(ner, tokenizer, wider, 24))
+    same(
+        token_cache.cached_encoding("cls", cls, tokenizer, ["b", "a"], 32),
+        encode_cls(cls, tokenizer, ["b", "a"], 32, multilabel=False),
+    )
+    assert len(files()) == 4
+    other = copy.deepcopy(tokenizer)  # another tokenizer: one more word in its vocabulary
+    other.add_tokens(["adenomatous"])
+    labels = bio_label_ids(["Disease"])
+    same(token_cache.cached_encoding("ner", ner, other, labels, 24), encode_ner(ner, other, labels, 24))
+    assert len(files()) == 5
+    source = token_cache.inspect.getsource
+    edited = {tokenize: source(tokenize) + "\n# edited\n"}  # the encoders changed, ENCODING_VERSION not bumped
+    monkeypatch.setattr(token_cache.inspect, "getsource", lambda obj: edited.get(obj) or source(obj))
+    before = files()
+    token_cache.cached_encoding("ner", ner, tokenizer, labels, 24)
+    assert len(files()) == 6 and files() > before

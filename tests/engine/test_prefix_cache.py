@@ -145,3 +145,21 @@ def test_cached_rows_hold_their_own_bytes_only(tiny_corpus, tmp_path, monkeypatc
     assert len(rows) == len(task.validation.encoded.input_ids) > 1
     assert len({len(r) for r in rows}) > 1  # rows of different lengths, so padded batches were wider than some
     assert w.cache.held_bytes() == sum(r.numel() * r.element_size() for r in rows)
+
+
+@pytest.mark.parametrize("model, same", [("tiny-llama", True), ("tiny-bert", False)])
+def test_frozen_mode_changes_nothing_for_llama_which_has_no_dropout(tiny_corpus, model, same):
+    """Claim: LLaMA's blocks have no dropout, so frozen_mode train and eval give the same numbers
+    (the paper grid leaves it at train): bottom:1 (never cached; frozen block 1 and the
+    embeddings run in train or eval mode), dropout at the config's defaults. tiny-bert, which
+    has dropout, is the control: there the two differ."""
+    cfg = tiny_config(tiny_corpus, method="layerskip", layers="bottom:1", model=model, max_length=48)
+    task, results = prepare_task(cfg), {}
+    for mode in ("train", "eval"):
+        w = Worker(cfg.with_settings(frozen_mode=mode).to_dict(), task)
+        [results[mode]] = w.train({"global": w.initial_state()}, [Job(0, task.clients[0][:16])], round_=0)
+    gap = max(float((results["train"].state[n] - v).abs().max()) for n, v in results["eval"].state.items())
+    if same:
+        assert gap == 0.0 and results["train"].loss == results["eval"].loss
+    else:
+        assert gap > 1e-3
