@@ -206,3 +206,21 @@ def test_a_seed_revealed_in_one_run_does_not_unmask_the_client_late_in_another(t
     left = _strip(views[1], TARGET, seed)
     assert not np.array_equal(left, truth)
     assert abs(np.corrcoef(left, truth)[0, 1]) < 0.1
+
+
+def test_two_shares_sealed_under_one_pair_key_do_not_xor_to_their_plaintexts():
+    """The A->B and B->A share messages are sealed under the one key A and B agree on; a repeated
+    nonce would make the two ciphertexts XOR to the two plaintexts XORed (a keystream reused),
+    which the server, carrying both, could read against a guess of either share."""
+    import os
+
+    from bench.federation.secagg_client import NONCE_BYTES, seal, unseal
+
+    key = os.urandom(32)
+    a_to_b, b_to_a = os.urandom(48), os.urandom(48)
+    sealed = [seal(key, a_to_b, b"0->1"), seal(key, b_to_a, b"1->0")]
+    nonces, bodies = [s[:NONCE_BYTES] for s in sealed], [s[NONCE_BYTES : NONCE_BYTES + 48] for s in sealed]
+    assert nonces[0] != nonces[1]
+    xored = bytes(x ^ y for x, y in zip(*bodies))
+    assert xored != bytes(x ^ y for x, y in zip(a_to_b, b_to_a))
+    assert unseal(key, sealed[0], b"0->1") == a_to_b and unseal(key, sealed[1], b"1->0") == b_to_a
