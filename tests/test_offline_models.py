@@ -70,7 +70,8 @@ def test_a_local_folder_needs_no_hub_at_all(online):
     assert model.config.num_labels == 3 and requested == []
 
 
-def test_cached_tokenizer_without_cached_weights_is_an_error_not_a_download(online):
+@pytest.mark.parametrize("kind", ["ner", "cls"])
+def test_cached_tokenizer_without_cached_weights_is_an_error_not_a_download(online, kind):
     """Claim, for the weights: a hub id whose tokenizer and config are cached but whose weights
     are not is refused with the suite's error naming it, and no file of it is asked of the hub,
     not even transformers' look for a PEFT adapter (adapter_config.json), which has its own
@@ -85,5 +86,21 @@ def test_cached_tokenizer_without_cached_weights_is_an_error_not_a_download(onli
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(MINILM / name, snapshot / name)
     with pytest.raises(BenchError, match=f"model '{CACHED}': its weights are not readable"):
-        build_model(CACHED, "ner", 3, seed=0)
+        build_model(CACHED, kind, 3, seed=0)
     assert requested == []
+
+
+def test_the_suite_is_offline_unless_the_environment_says_otherwise():
+    """Importing bench turns the hub off for the process (huggingface_hub reads HF_HUB_OFFLINE
+    when imported, and otherwise asks the hub for its agent-harness registry once a process);
+    a user's explicit setting stands."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "import bench, huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    for setting, expected in ((None, "True"), ("0", "False")):
+        run_env = env if setting is None else {**env, "HF_HUB_OFFLINE": setting}
+        out = subprocess.run([sys.executable, "-c", probe], env=run_env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected, (setting, out.stderr[-300:])

@@ -15,7 +15,7 @@ from collections import Counter
 from bench.engine import arrivals, faults
 from bench.engine import worker as worker_module
 from bench.engine.server import run_experiment
-from tests.tiny import tiny_config
+from tests.tiny import rounds, tiny_config
 
 ROUNDS = 1
 
@@ -67,7 +67,7 @@ def test_a_rejected_client_under_secure_rng_releases_nothing_the_accountant_miss
     )
     run_experiment(cfg, tmp_path, progress=False)
 
-    lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
+    lines = rounds(tmp_path)
     rejected = [list(line["rejected"]) for line in lines]
     assert rejected == [["1"]] * ROUNDS  # the forced rejection happened, in every round
     final = json.loads((tmp_path / "final.json").read_text())

@@ -1,7 +1,6 @@
 """The synthetic corpus: deterministic, in the real layouts, every label and site present."""
 
 import filecmp
-import random
 from collections import Counter
 
 import pytest
@@ -10,7 +9,7 @@ from bench.data import load_task
 from bench.data.stats import task_stats
 from bench.errors import BenchError
 from bench.synth import concepts, i2b2_2010, lexicon
-from bench.synth.generate import SCALES, write_corpus
+from bench.synth.generate import SCALES, corpus_stream, write_corpus
 
 TASK_DIRS = {
     "i2b2-2010": "i2b2-2010",
@@ -71,7 +70,7 @@ def test_refuses_to_overwrite(tiny_corpus):
 @pytest.fixture(scope="module")
 def i2b2_medium(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth-medium") / "i2b2-2010"
-    i2b2_2010.write(root, random.Random("0:i2b2-2010"), SCALES["medium"].i2b2_2010_docs_per_site)
+    i2b2_2010.write(root, corpus_stream(0, "i2b2-2010"), SCALES["medium"].i2b2_2010_docs_per_site)
     return load_task("i2b2-2010", root)
 
 

@@ -4,12 +4,12 @@ that are not tested."""
 
 from __future__ import annotations
 
-import json
 import math
 
 from bench.data.registry import TASKS, release_folder
 from bench.run import build_parser
 from tests.cli import bench_run
+from tests.tiny import rounds
 
 
 def test_the_command_line_tests_only_the_reported_state_by_default():
@@ -27,7 +27,7 @@ def test_rounds_that_are_not_tested_have_a_null_metric(tiny_corpus, tmp_path):
         *("--clients", 2, "--rounds", 2, "--max-length", 32, "--train-subsample", 16, "--backend", "serial"),
         *("--test-every", 2, "--out", tmp_path, "--quiet"),
     )
-    lines = [json.loads(line) for line in (tmp_path / "rounds.jsonl").read_text().splitlines() if line.strip()]
+    lines = rounds(tmp_path)
     assert len(lines) == 2
     assert lines[0]["metric"] is None
     assert isinstance(lines[1]["metric"], float) and math.isfinite(lines[1]["metric"])

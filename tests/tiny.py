@@ -4,6 +4,7 @@ only what it changes, so what it is about stands out."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.config import ExperimentConfig
@@ -23,3 +24,8 @@ def tiny_config(corpus: Path, **settings) -> ExperimentConfig:
         data_dir=str(corpus / release_folder(TASKS.get(task))),
     )
     return ExperimentConfig(**{**base, **settings})
+
+
+def rounds(out: Path) -> list[dict]:
+    """A run folder's rounds.jsonl, one dict per round."""
+    return [json.loads(line) for line in (Path(out) / "rounds.jsonl").read_text().splitlines() if line.strip()]

@@ -4,6 +4,8 @@ output: no autoscaler adds GPUs to it), and reserve a GPU actor's CPUs by its GP
 
 from __future__ import annotations
 
+import math
+
 from bench.errors import BenchError
 
 
@@ -20,7 +22,7 @@ def require_gpus(ray, need: float, what: str, shut_down: bool) -> None:
         )
 
 
-def actor_cpus(ray, cfg) -> int:
+def actor_cpus(ray, cfg) -> float:
     """The CPUs one worker actor reserves: `cpus_per_worker` where given. An actor with a GPU
     share reserves that share of a node's cores per GPU (the fewest over the cluster's live GPU
     nodes), so a node's GPUs, not its cores, bound how many actors it runs: reserving the run's
@@ -31,6 +33,9 @@ def actor_cpus(ray, cfg) -> int:
         return cfg.cpus_per_worker
     if cfg.gpus_per_worker > 0:
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("GPU")]
-        per_gpu = min((r.get("CPU", 0.0) / r["GPU"] for r in nodes), default=1.0)
-        return max(1, int(per_gpu * cfg.gpus_per_worker))
+        per_gpu = min((r["CPU"] / r["GPU"] for r in nodes if r.get("CPU")), default=1.0)
+        share = per_gpu * cfg.gpus_per_worker
+        # whole cores where a share holds one; below that the fraction (Ray takes 1e-4 steps),
+        # since rounding it up to a core would leave the node's last GPU shares waiting for ever
+        return int(share) if share >= 1 else max(1e-4, math.floor(share * 1e4) / 1e4)
     return 1 if cfg.ray_address else cfg.threads_per_worker

@@ -1,14 +1,19 @@
-"""Connecting a process to Ray: the cluster at an address; else one already running on this
-machine (`ray start --head`, or RAY_ADDRESS), joined as it is, since Ray refuses resource
-arguments when it connects to one; else a cluster started here."""
+"""Connecting a process to Ray: the cluster at an address (`--ray-address`, else RAY_ADDRESS);
+else one already running on this machine (`ray start --head`), joined as it is and named on
+stderr, since Ray refuses resource arguments when it connects to one; else a cluster started
+here."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 
 def connect(ray, address: str | None, local: dict) -> bool:
     """Connect to Ray; True when this process started the cluster (then its workers share this
     machine's files, and `local`, e.g. num_cpus, sized it)."""
     quiet = {"log_to_driver": False, "configure_logging": False}
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, **quiet)
         return False
@@ -19,4 +24,6 @@ def connect(ray, address: str | None, local: dict) -> bool:
         if "existing cluster" not in str(e):
             raise
     ray.init(address="auto", **quiet)
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    print(f"joined the Ray cluster already running here ({nodes} node(s)); --ray-address names one", file=sys.stderr)
     return False

@@ -161,8 +161,9 @@ def _local_source(spec: str) -> ModelSource:
 
     # transformers looks for a PEFT adapter beside the weights with its own flag: unset, a cached
     # hub id asked huggingface.co for adapter_config.json on every build (retrying ~23 s offline)
-    offline = {"local_files_only": True, "adapter_kwargs": {"local_files_only": True}}
-    return ModelSource(spec, tokenizer, lambda: (spec, offline), None)
+    return ModelSource(
+        spec, tokenizer, lambda: (spec, {"local_files_only": True, "adapter_kwargs": {"local_files_only": True}}), None
+    )
 
 
 def source_for(spec: str) -> ModelSource:
@@ -202,9 +203,8 @@ def build_model(
             try:
                 model = auto.from_pretrained(path, **kwargs, **head_kwargs)
             except OSError as e:  # e.g. a cached hub id whose tokenizer is there and weights are not
-                raise BenchError(
-                    f"model {spec!r}: its weights are not readable from {path} ({type(e).__name__})"
-                ) from None
+                reason = (str(e).splitlines() or [type(e).__name__])[0]
+                raise BenchError(f"model {spec!r}: its weights are not readable from {path}: {reason}") from e
         else:
             config = source.config(tokenizer)
             for key, value in head_kwargs.items():

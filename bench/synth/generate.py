@@ -29,6 +29,11 @@ SCALES = {
 GENERATOR_VERSION = 3  # bump when the output changes, so cached corpora are regenerated
 
 
+def corpus_stream(seed: int, corpus: str) -> random.Random:
+    """One corpus's generator: changing one corpus leaves the others' bytes unchanged."""
+    return random.Random(f"{seed}:{corpus}")
+
+
 def write_corpus(out: str | Path, seed: int = 0, scale: str = "small") -> Path:
     """Write DIR/i2b2-2010, DIR/i2b2-2014 and DIR/mimic-iii; same seed and scale, same bytes.
 
@@ -45,10 +50,9 @@ def write_corpus(out: str | Path, seed: int = 0, scale: str = "small") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=out))
     try:
-        # One generator per corpus, so changing one corpus leaves the others' bytes unchanged.
-        i2b2_2010.write(tmp / "i2b2-2010", random.Random(f"{seed}:i2b2-2010"), size.i2b2_2010_docs_per_site)
-        i2b2_2014.write(tmp / "i2b2-2014", random.Random(f"{seed}:i2b2-2014"), size.i2b2_2014_train_docs)
-        mimic3.write(tmp / "mimic-iii", random.Random(f"{seed}:mimic-iii"), size.mimic_admissions)
+        i2b2_2010.write(tmp / "i2b2-2010", corpus_stream(seed, "i2b2-2010"), size.i2b2_2010_docs_per_site)
+        i2b2_2014.write(tmp / "i2b2-2014", corpus_stream(seed, "i2b2-2014"), size.i2b2_2014_train_docs)
+        mimic3.write(tmp / "mimic-iii", corpus_stream(seed, "mimic-iii"), size.mimic_admissions)
         for name in CORPORA:
             (tmp / name).rename(out / name)
     finally:

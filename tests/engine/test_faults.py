@@ -1,7 +1,5 @@
 """Faults: bad updates rejected, dropouts and stragglers, a killed Ray worker, divergence."""
 
-import json
-
 import pytest
 import torch
 
@@ -10,15 +8,11 @@ from bench.engine.faults import screen_updates
 from bench.engine.server import run_experiment
 from bench.engine.training import Diverged
 from bench.federation.comm import Result
-from tests.tiny import tiny_config
+from tests.tiny import rounds, tiny_config
 
 
 def cfg(corpus, **kw):
     return tiny_config(corpus, **{"clients": 4, "rounds": 2, "cpus_per_worker": 1, **kw})
-
-
-def rounds(out):
-    return [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
 
 
 def test_screen_rejects_nan_and_outliers():

@@ -137,6 +137,8 @@ def test_a_gpu_actor_reserves_its_share_of_a_nodes_cores_per_gpu():
     assert actor_cpus(nodes((64.0, 8.0)), cfg(gpus_per_worker=0.25)) == 2
     assert actor_cpus(nodes((64.0, 8.0), (16.0, 4.0), (96.0, 0)), cfg(gpus_per_worker=0.25)) == 1  # fits each
     assert actor_cpus(nodes((64.0, 8.0)), cfg(gpus_per_worker=1.0)) == 8
+    assert actor_cpus(nodes((2.0, 4.0)), cfg(gpus_per_worker=0.25)) == 0.125  # a fraction, not a whole core
+    assert actor_cpus(nodes((64.0, 8.0), (0.0, 8.0)), cfg(gpus_per_worker=0.25)) == 2  # a node of no CPUs runs none
     assert actor_cpus(nodes((64.0, 8.0)), cfg(gpus_per_worker=0.25, cpus_per_worker=3)) == 3  # given: kept
     assert actor_cpus(nodes((64.0, 8.0)), cfg(ray_address="h:1")) == 1  # a CPU actor on a cluster at an address
     assert actor_cpus(nodes((64.0, 8.0)), cfg()) == cfg().threads_per_worker  # a CPU actor on this machine

@@ -1,6 +1,7 @@
-"""A run started beside a Ray cluster already running on this machine (the README's `ray start
---head`, then `run_all.py --pilot --plan`) joins that cluster: Ray finds it by itself and refuses
-the resource arguments a cluster started here is sized with."""
+"""A run started beside a Ray cluster already running (the README's `ray start --head`, then
+`run_all.py --pilot --plan`) joins that cluster: named by RAY_ADDRESS it is joined at that
+address; found by Ray itself (its record of a `ray start` on this machine), Ray refuses the
+resource arguments a cluster started here is sized with, and the run joins it instead."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.tiny import tiny_config
 ray = pytest.importorskip("ray")
 
 
-def test_a_run_joins_the_cluster_running_on_this_machine(tiny_corpus, tmp_path, monkeypatch):
+def test_a_run_joins_the_cluster_named_by_ray_address(tiny_corpus, tmp_path, monkeypatch):
     from ray.cluster_utils import Cluster
 
     from bench.engine.prepare import prepare_task
@@ -20,14 +21,48 @@ def test_a_run_joins_the_cluster_running_on_this_machine(tiny_corpus, tmp_path, 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     cfg = tiny_config(tiny_corpus, backend="ray", workers=1, cpus_per_worker=1, prefix_cache="off")
     task = prepare_task(cfg)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    monkeypatch.setenv("RAY_ADDRESS", cluster.address)  # as `ray start --head` leaves it findable
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"already_running": 1}})
+    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
     try:
         backend = RayBackend(cfg, task)
-        assert ray.cluster_resources()["CPU"] == 1.0  # the running cluster, not one sized here
+        assert ray.cluster_resources().get("already_running") == 1.0  # the running cluster, not one sized here
         assert backend.info() and backend.initial_state()  # its worker answers
         backend.close()
         assert not ray.is_initialized()  # disconnected at close
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+class _RayWithACluster:
+    """Ray as `ray start --head` leaves it: init with resource arguments is refused (Ray 2.60's
+    message), init at "auto" joins. (Joining a test-made Cluster by "auto" runs no actors, so the
+    real path was checked by hand: `ray start --head`, then an actor through connect, 2026-12-06.)"""
+
+    def __init__(self):
+        self.calls = []
+
+    def init(self, **kwargs):
+        self.calls.append(kwargs)
+        if "num_cpus" in kwargs:
+            raise ValueError("When connecting to an existing cluster, num_cpus and num_gpus must not be provided.")
+
+    def nodes(self):
+        return [{"Alive": True}, {"Alive": False}]
+
+
+def test_a_cluster_ray_finds_by_itself_is_joined_and_named(monkeypatch, capsys):
+    from bench.engine.ray_start import connect
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fake = _RayWithACluster()
+    assert connect(fake, None, {"num_cpus": 2}) is False
+    assert [c.get("address") for c in fake.calls] == [None, "auto"] and "num_cpus" not in fake.calls[1]
+    assert "joined the Ray cluster already running here (1 node(s))" in capsys.readouterr().err
+
+    class Broken(_RayWithACluster):
+        def init(self, **kwargs):
+            raise ValueError("some other refusal")
+
+    with pytest.raises(ValueError, match="some other refusal"):  # only the known refusal is taken as a cluster
+        connect(Broken(), None, {"num_cpus": 2})

@@ -14,7 +14,7 @@ from bench.engine.server import run_experiment
 from bench.protocol.runner import run_cell
 from bench.store import load_checkpoint
 from tests.engine.test_extend import _cell, _cfg, _final
-from tests.engine.test_faults import rounds
+from tests.tiny import rounds
 
 
 def _tiny(corpus, **kw):
