@@ -7,7 +7,9 @@ round's wall time; each reported seed against its cell's mean under label skew; 
 the tuning seed's lead; the `mu` study's FedAvg at 3e-4 against FedAvg at 1e-4, and each seed's
 round to the matched-accuracy target; the `control` study's pooled top:2 against federated top:2
 in training loss; each frontier configuration's interval against centralized paired and as two
-independent groups; what label skew costs the knee, top:5, against what it costs FedAvg). Reads
+independent groups; what label skew costs the knee, top:5, against what it costs FedAvg; the
+shares top:5 and top:6 save against FedAvg at 3e-4; how often the test-only interval is the wider
+one in the main tables). Reads
 the main, mu, control, frontier and knee studies' summary.csv (the grid's
 own summary gains the other studies' cells as they finish) and the runs' rounds.jsonl; counts only."""
 
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from bench.report.matched import MATCHED_SHARE
+from bench.report.matched import MATCHED_SHARE, matched_cost
 from bench.report.stats import seed_paired_interval
+from bench.report.tables import bytes_until
 
 OUT = Path("results/ncbi")
 
@@ -161,6 +165,67 @@ def knee_lines(main_rows: list[dict]) -> list[str]:
     return lines
 
 
+def tie_lines(main_rows: list[dict]) -> list[str]:
+    """FedAvg's lr is a near tie on validation (1e-4 over 3e-4): top:5's and top:6's savings
+    (frontier study) against FedAvg at 3e-4 (the mu study's runs, same seeds), to the
+    matched-accuracy target and to the reported state, beside the frontier's own FedAvg at 1e-4."""
+    central = [
+        float(r["val_metric"])
+        for r in main_rows
+        if r["partition"] == "iid" and r["role"] == "reported" and r["method"] == "centralized"
+    ]
+    target = MATCHED_SHARE * float(np.mean(central))
+    mu = [r for r in study_rows("mu") if (r["method"], r["partition"], r["role"]) == ("fedavg", "iid", "reported")]
+    to_target = [matched_cost({"history": rounds(r["run_id"])}, target)[1] for r in mu]
+    fedavg = {
+        "target": float(np.median([math.inf if b is None else b for b in to_target])),
+        # the tables' bytes to the reported state: a mean over seeds of the bytes to the best round
+        "reported": float(np.mean([bytes_until({"history": rounds(r["run_id"])}, int(r["best_round"])) for r in mu])),
+    }
+    frontier = {
+        r["layers"] or r["method"]: r
+        for r in csv.DictReader((OUT / "studies" / "frontier" / "tables" / "main.csv").open())
+        if r["partition"] == "iid"
+    }
+    lines = [
+        f"- FedAvg IID at {float(mu[0]['lr']):g} (mu study, seeds {', '.join(r['seed'] for r in mu)}): "
+        f"{fedavg['target'] / 1e9:.2f} GB to the target {target:.4f} (median over seeds; reached by "
+        f"{sum(b is not None for b in to_target)} of {len(mu)}), {fedavg['reported'] / 1e9:.2f} GB to the reported state (mean)"
+    ]
+    for layers in ("top:5", "top:6"):
+        row = frontier[layers]
+        lines.append(
+            f"- {layers} against it: {float(row['matched_bytes']) / 1e9:.2f} GB to the target, "
+            f"{100 * (1 - float(row['matched_bytes']) / fedavg['target']):.0f}% less; to the reported state "
+            f"{100 * (1 - float(row['bytes_to_best']) / fedavg['reported']):.0f}% less "
+            f"(against the frontier's FedAvg at {float(frontier['fedavg']['lr']):g}: "
+            f"{100 * (1 - float(row['matched_bytes']) / float(frontier['fedavg']['matched_bytes'])):.0f}% and "
+            f"{100 * (1 - float(row['bytes_to_best']) / float(frontier['fedavg']['bytes_to_best'])):.0f}%)"
+        )
+    return lines
+
+
+def wider_lines() -> list[str]:
+    """How often the test-only bootstrap interval is wider than the seed-level one, over the
+    comparisons (vs FedAvg, vs centralized) that carry both, in the study's and the grid's table."""
+    lines = []
+    for path in (OUT / "studies" / "main" / "tables" / "main.csv", OUT / "tables" / "main.csv"):
+        pairs = [
+            (
+                float(r[f"{vs}_seed_hi"]) - float(r[f"{vs}_seed_lo"]),
+                float(r[f"{vs}_test_hi"]) - float(r[f"{vs}_test_lo"]),
+            )
+            for r in csv.DictReader(path.open())
+            for vs in ("vs_fedavg", "vs_centralized")
+            if r[f"{vs}_seed_lo"] and r[f"{vs}_test_lo"]
+        ]
+        lines.append(
+            f"- {path.relative_to(OUT.parent.parent)}: the test-only interval is the wider in "
+            f"{sum(test > seed for seed, test in pairs)} of {len(pairs)} comparisons"
+        )
+    return lines
+
+
 def tuning_minus_seed_two(skew: dict) -> str:
     """Under label skew, the tuning seed (0) minus seed 2 per cell: is seed 0 better, or is seed 3's
     draw of the hospitals the hard one?"""
@@ -227,6 +292,7 @@ def main() -> None:
         f"- the tuning seed above its cell's reported mean in {above} of {len(leads)} cells: one-sided sign test p = {p:.2f}"
     )
     lines += mu_lines(rows) + control_lines(rows) + frontier_lines() + knee_lines(rows)
+    lines += tie_lines(rows) + wider_lines()
     print("\n".join(lines))
 
 
