@@ -17,7 +17,7 @@ CAML-style dotted codes); admissions with none of them are dropped.
 Splits are by patient (a stable hash of SUBJECT_ID: 20% test, 10% validation, 70% train), so no
 patient is in two.
 Site: the first ICU care unit of the admission (MICU, SICU, CCU, CSRU, TSICU; `NO_ICU` without a
-stay) when ICUSTAYS is present, else the ADMISSION_TYPE (EMERGENCY, ELECTIVE, URGENT).
+stay by INTIME, one without INTIME last) when ICUSTAYS is present, else the ADMISSION_TYPE (EMERGENCY, ELECTIVE, URGENT).
 """
 
 from __future__ import annotations
@@ -117,7 +117,16 @@ def sites(root: Path, adm: pd.DataFrame) -> dict[str, str]:
     if icu is None:
         return adm["ADMISSION_TYPE"].to_dict()
     stays = pd.concat(list(read_table(icu, ["HADM_ID", "FIRST_CAREUNIT", "INTIME"])))
-    first = stays.sort_values(["HADM_ID", "INTIME"]).drop_duplicates("HADM_ID")
+    # Sorted as times, not strings: a stay without INTIME ("" sorts before every date) goes last.
+    when = pd.to_datetime(stays["INTIME"], errors="coerce", format="ISO8601")
+    bad = stays[when.isna() & (stays["INTIME"] != "")]
+    if len(bad):
+        raise DataError(
+            icu,
+            f"INTIME is not a date-time: {shown(bad['INTIME'].iloc[0], NUMBER_SHAPED)} (HADM_ID {shown(bad['HADM_ID'].iloc[0])})",
+        )
+    stays["INTIME"] = when
+    first = stays.sort_values(["HADM_ID", "INTIME"], na_position="last").drop_duplicates("HADM_ID")
     unit = dict(zip(first["HADM_ID"], first["FIRST_CAREUNIT"]))
     return {hadm: unit.get(hadm, "NO_ICU") for hadm in adm.index}
 

@@ -148,12 +148,16 @@ def test_site_is_first_icu_stay_in_time_else_no_icu_else_admission_type(tmp_path
         ("22", "TSICU", "TSICU", "2150-01-01 09:00:00"),  # 22: rows in time order, ICUSTAY_IDs not
         ("22", "CSRU", "CSRU", "2150-01-03 09:00:00"),
         ("22", "SICU", "SICU", "2150-01-07 09:00:00"),
+        ("22", "NWARD", "NWARD", ""),  # no INTIME: as a string it would sort first; it goes last
     ]  # admission 23: no ICU stay
     assert sites_by_doc(task, write_admissions(tmp_path / "icu", rows, stays)) == {
         "21": "MICU",
         "22": "TSICU",
         "23": "NO_ICU",
     }
+    stays[2] = ("22", "TSICU", "TSICU", "Jan 1st")  # a value that is not a date-time: one line naming it
+    with pytest.raises(DataError, match=r"ICUSTAYS\.csv: INTIME is not a date-time: .* \(HADM_ID '22'\)"):
+        sites_by_doc(task, write_admissions(tmp_path / "bad", rows, stays))
     without = sites_by_doc(task, write_admissions(tmp_path / "no_icu", rows))  # no ICUSTAYS.csv
     assert without == {"21": "EMERGENCY", "22": "ELECTIVE", "23": "URGENT"}
 
