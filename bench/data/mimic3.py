@@ -16,8 +16,9 @@ CAML-style dotted codes); admissions with none of them are dropped.
 
 Splits are by patient (a stable hash of SUBJECT_ID: 20% test, 10% validation, 70% train), so no
 patient is in two.
-Site: the first ICU care unit of the admission (MICU, SICU, CCU, CSRU, TSICU; `NO_ICU` without a
-stay by INTIME, one without INTIME last) when ICUSTAYS is present, else the ADMISSION_TYPE (EMERGENCY, ELECTIVE, URGENT).
+Site: the first care unit of the admission's earliest ICU stay by INTIME, a stay without INTIME last
+(MICU, SICU, CCU, CSRU, TSICU; `NO_ICU` without a stay) when ICUSTAYS is present, else the
+ADMISSION_TYPE (EMERGENCY, ELECTIVE, URGENT).
 """
 
 from __future__ import annotations
