@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from bench.data import load_task
+from bench.data.spans import iob2_spans
 from bench.data.stats import task_stats
 from bench.errors import BenchError
 from bench.synth import concepts, i2b2_2010, lexicon
@@ -74,17 +75,6 @@ def i2b2_medium(tmp_path_factory):
     return load_task("i2b2-2010", root)
 
 
-def spans_of(ex) -> list[tuple[int, int, str]]:
-    """(start, end inclusive, label) from IOB2 tags."""
-    out: list[list] = []
-    for i, tag in enumerate(ex.tags):
-        if tag.startswith("B-"):
-            out.append([i, i, tag[2:]])
-        elif tag.startswith("I-"):
-            out[-1][1] = i
-    return [tuple(s) for s in out]
-
-
 def test_potassium_is_a_test_by_its_value_and_a_treatment_when_repleted(i2b2_medium):
     labels: dict[str, Counter] = {"lab value": Counter(), "repleted": Counter()}
     for ex in (ex for split in i2b2_medium.splits.values() for ex in split):
@@ -130,7 +120,7 @@ def test_annotation_noise_is_about_three_percent(i2b2_medium):
 
 def test_test_documents_have_concept_words_never_seen_in_training(i2b2_medium):
     seen = {t.lower() for split in ("train", "validation") for ex in i2b2_medium.splits[split] for t in ex.tokens}
-    spans = [ex.tokens[s : e + 1] for ex in i2b2_medium.test for s, e, _ in spans_of(ex)]
+    spans = [ex.tokens[s : e + 1] for ex in i2b2_medium.test for s, e, _ in iob2_spans(ex.tags)]
     new = [[t.lower() for t in words if t.lower() not in seen] for words in spans]
     assert sum(map(bool, new)) / len(spans) >= 0.1, (sum(map(bool, new)), len(spans))
     assert len({w for words in new for w in words}) >= 10  # many words, not one stray token

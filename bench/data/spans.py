@@ -1,8 +1,9 @@
-"""Token spans -> IOB2 tags, with the repairs shared by the NER loaders."""
+"""Token spans <-> IOB2 tags: the repairs shared by the NER loaders, and the spans read back."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import NamedTuple
 
 
@@ -33,3 +34,19 @@ def bio_tags(n_tokens: int, spans: list[Span]) -> list[str]:
         for i in range(span.start + 1, span.end + 1):
             tags[i] = f"I-{span.label}"
     return tags
+
+
+def iob2_spans(tags: Sequence[str]) -> list[Span]:
+    """Strict IOB2 entities, in order (bio_tags read back): a span opens at B-X and runs over the
+    I-X right after it. Malformed IOB2 is read as seqeval's strict mode (the suite's metric) reads
+    it: an I- that continues no open span of its own type (first, after O, after another type)
+    belongs to no span, and ends the one open before it."""
+    out: list[Span] = []
+    start, label = None, ""
+    for i, tag in enumerate([*tags, "O"]):
+        if start is not None and tag != f"I-{label}":
+            out.append(Span(start, i - 1, label))
+            start = None
+        if tag.startswith("B-"):
+            start, label = i, tag[2:]
+    return out
