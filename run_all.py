@@ -13,6 +13,7 @@ would (DIR/ and every DIR/studies/<study>/), so DIR/ never shows one study's cel
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def parser() -> OneLineArgumentParser:
     parser.add_argument("--pilot", action="store_true", help="time one round per model x method shape here, for --plan")
     parser.add_argument("--parallel", type=int, default=1, help="cells at once, each a Ray task holding its resources")
     parser.add_argument(
-        "--ray-address", default=None, help="run the cells on this Ray cluster (e.g. auto, or HEAD:6379)"
+        "--ray-address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="run the cells on this Ray cluster (e.g. auto, or HEAD:6379; default: $RAY_ADDRESS)",
     )
     parser.add_argument("--model", default=None, help="override the grid's model (e.g. a local Llama-3.2-1B folder)")
     parser.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from bench.config import ExperimentConfig
@@ -138,7 +139,9 @@ def _scale_flags(p: OneLineArgumentParser) -> None:
         choices=list(BACKEND_NAMES),
         help="auto: serial for one worker, local processes for more on CPU, ray on GPUs or a cluster",
     )
-    p.add_argument("--ray-address", default=None)
+    p.add_argument(
+        "--ray-address", default=os.environ.get("RAY_ADDRESS"), help="a running Ray cluster (default: $RAY_ADDRESS)"
+    )
 
 
 def _protocol_flags(p: OneLineArgumentParser) -> None:

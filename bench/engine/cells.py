@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.engine.ray_gpus import require_gpus
-from bench.engine.ray_start import connect
+from bench.engine.ray_start import cluster_address, connect
 
 
 def _resources(cfg) -> dict:
@@ -53,7 +53,8 @@ def run_cells_parallel(
     owns = not ray.is_initialized()
     if owns:
         connect(ray, ray_address, {"num_cpus": os.cpu_count(), "include_dashboard": False})
-    if not ray_address and cells:  # the largest cell must fit this machine's GPUs, or it waits for ever
+    # the largest cell must fit this machine's GPUs, or it waits for ever
+    if not cluster_address(ray_address) and cells:
         need = max(c.config.workers * c.config.gpus_per_worker for c in cells)
         require_gpus(ray, need, "a cell of this grid", shut_down=owns)
     task = ray.remote(max_retries=0)(_call)

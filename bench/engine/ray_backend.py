@@ -13,7 +13,7 @@ import os
 from bench.config import ExperimentConfig
 from bench.engine.prepare import PreparedTask
 from bench.engine.ray_gpus import actor_cpus, require_gpus
-from bench.engine.ray_start import connect
+from bench.engine.ray_start import cluster_address, connect
 from bench.engine.scoring import CutEvaluation
 from bench.engine.worker import Worker, by_owner, kept
 from bench.store import cache_root
@@ -30,7 +30,7 @@ class RayBackend:
         if self.owns_ray:
             cpus = max(os.cpu_count() or 1, cfg.workers * cfg.threads_per_worker)
             started_here = connect(ray, cfg.ray_address, {"num_cpus": cpus, "include_dashboard": False})
-        if not cfg.ray_address:  # a cluster on this machine, whoever started it (a parallel grid's driver)
+        if not cluster_address(cfg.ray_address):  # a cluster on this machine, whoever started it (a grid's driver)
             need = cfg.workers * cfg.gpus_per_worker
             require_gpus(
                 ray, need, f"--workers {cfg.workers} x --gpus-per-worker {cfg.gpus_per_worker:g}", self.owns_ray

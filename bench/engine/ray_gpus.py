@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from bench.engine.ray_start import cluster_address
 from bench.errors import BenchError
 
 
@@ -28,7 +29,8 @@ def actor_cpus(ray, cfg) -> float:
     nodes), so a node's GPUs, not its cores, bound how many actors it runs: reserving the run's
     thread count instead (the node's cores over the run's workers), four quarter-GPU actors took
     every core of a node, and one cell filled a node of eight GPUs. A CPU actor reserves its
-    threads, or one CPU on a cluster at an address. The actor's torch threads are unchanged."""
+    threads, or one CPU on a cluster at an address (`--ray-address` or RAY_ADDRESS). The actor's
+    torch threads are unchanged."""
     if cfg.cpus_per_worker:
         return cfg.cpus_per_worker
     if cfg.gpus_per_worker > 0:
@@ -38,4 +40,4 @@ def actor_cpus(ray, cfg) -> float:
         # whole cores where a share holds one; below that the fraction (Ray takes 1e-4 steps),
         # since rounding it up to a core would leave the node's last GPU shares waiting for ever
         return int(share) if share >= 1 else max(1e-4, math.floor(share * 1e4) / 1e4)
-    return 1 if cfg.ray_address else cfg.threads_per_worker
+    return 1 if cluster_address(cfg.ray_address) else cfg.threads_per_worker

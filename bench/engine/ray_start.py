@@ -9,11 +9,17 @@ import os
 import sys
 
 
+def cluster_address(given: str | None) -> str | None:
+    """The cluster address a run was given: `--ray-address`, else RAY_ADDRESS (so the two are one
+    everywhere: connecting, the GPU check, the actors' CPU reservation)."""
+    return given or os.environ.get("RAY_ADDRESS") or None
+
+
 def connect(ray, address: str | None, local: dict) -> bool:
     """Connect to Ray; True when this process started the cluster (then its workers share this
     machine's files, and `local`, e.g. num_cpus, sized it)."""
     quiet = {"log_to_driver": False, "configure_logging": False}
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(address)
     if address:
         ray.init(address=address, **quiet)
         return False

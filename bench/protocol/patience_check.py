@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -185,7 +186,7 @@ def _parser() -> OneLineArgumentParser:
     parser.add_argument("--report-only", action="store_true", help="compare what is stored; run nothing")
     parser.add_argument("--resume", action="store_true", help="continue interrupted continuations")
     parser.add_argument("--parallel", type=int, default=1)
-    parser.add_argument("--ray-address", default=None)
+    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="default: $RAY_ADDRESS")
     return parser
 
 

@@ -1,7 +1,8 @@
 """A run started beside a Ray cluster already running (the README's `ray start --head`, then
 `run_all.py --pilot --plan`) joins that cluster: named by RAY_ADDRESS it is joined at that
 address; found by Ray itself (its record of a `ray start` on this machine), Ray refuses the
-resource arguments a cluster started here is sized with, and the run joins it instead."""
+resource arguments a cluster started here is sized with, and the run joins it instead. RAY_ADDRESS
+counts as `--ray-address` in the GPU check and the actors' CPU reservation too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def test_a_run_joins_the_cluster_named_by_ray_address(tiny_corpus, tmp_path, mon
 
     from bench.engine.prepare import prepare_task
     from bench.engine.ray_backend import RayBackend
+    from bench.engine.ray_gpus import actor_cpus
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     cfg = tiny_config(tiny_corpus, backend="ray", workers=1, cpus_per_worker=1, prefix_cache="off")
@@ -29,6 +31,16 @@ def test_a_run_joins_the_cluster_named_by_ray_address(tiny_corpus, tmp_path, mon
         assert backend.info() and backend.initial_state()  # its worker answers
         backend.close()
         assert not ray.is_initialized()  # disconnected at close
+        # RAY_ADDRESS counts as --ray-address in the rest too: a CPU actor reserves one core, not its
+        # threads (two here), and a GPU share is
+        # not refused for want of GPUs where Ray found the cluster (an autoscaler may add them)
+        monkeypatch.setattr("bench.config.os.cpu_count", lambda: 4)
+        cpu = tiny_config(tiny_corpus, backend="ray", workers=2, prefix_cache="off")
+        assert cpu.threads_per_worker == 2 and actor_cpus(ray, cpu) == 1
+        gpu = tiny_config(tiny_corpus, backend="ray", workers=1, gpus_per_worker=0.25, prefix_cache="off")
+        pending = RayBackend(gpu, task)  # Ray holds its actor until a GPU joins; nothing raised
+        for worker in pending.workers:
+            ray.kill(worker)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -66,3 +78,23 @@ def test_a_cluster_ray_finds_by_itself_is_joined_and_named(monkeypatch, capsys):
 
     with pytest.raises(ValueError, match="some other refusal"):  # only the known refusal is taken as a cluster
         connect(Broken(), None, {"num_cpus": 2})
+
+
+def test_ray_address_is_the_flags_default(monkeypatch):
+    """The commands read RAY_ADDRESS as their --ray-address: a grid's cells go to that cluster
+    (run_all's parallel path), a single run picks the Ray backend, as with the flag."""
+    import run_all
+    from bench.protocol.patience_check import _parser as patience_parser
+    from bench.run import build_parser
+
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    run = build_parser().parse_args(["--task", "i2b2-2010", "--method", "fedavg", "--out", "o"])
+    assert run.ray_address == "head:6379"
+    assert run_all.parser().parse_args(["--grid", "quick"]).ray_address == "head:6379"
+    assert patience_parser().parse_args(["--grid", "quick", "--patience", "5"]).ray_address == "head:6379"
+    assert (
+        build_parser()
+        .parse_args(["--task", "i2b2-2010", "--method", "fedavg", "--out", "o", "--ray-address", "other:1"])
+        .ray_address
+        == "other:1"
+    )
