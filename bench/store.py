@@ -66,10 +66,11 @@ def versions() -> dict:
     return found
 
 
-def git_state() -> dict:
+def git_state(root: Path | None = None) -> dict:
     """The code a run or measurement used: the commit, and the tracked or new files that differ
-    from it (results/ left out: a study's own new run folders are not a change of code)."""
-    root = Path(__file__).resolve().parents[1]
+    from it (results/ left out: a study's own new run folders are not a change of code). `root`:
+    the checkout (default: this package's)."""
+    root = root or Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
