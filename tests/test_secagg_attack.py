@@ -10,7 +10,8 @@ every mask it can compute and correlates what is left with the true update.
 Both graphs are attacked: the complete one (8 clients, everyone a neighbour) and SecAgg+'s sparse
 one at its default degree (20 clients, 10 neighbours each, threshold 6), where each client's
 vector carries pair masks with its neighbours only; the attacker reads the graph from who relays
-shares to whom.
+shares to whom. The attack and the round it runs are in tests/secagg_helpers.py
+(tests/test_secagg_randomness.py attacks with them too).
 
 Mutation check (done, and repeated here as the parametrised positive controls): with the self
 masks removed the late client's update is recovered; with the pairwise masks removed every
@@ -27,182 +28,22 @@ Shamir polynomials one degree short, or clients sharing with threshold - 1 each 
 test; the last two passed the attack before it stopped trusting the stated threshold.
 """
 
-import itertools
-import json
 import math
 
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from bench.federation import secagg_client, secagg_network
-from bench.federation.secagg_client import (
-    KEY_BYTES,
-    ClientKit,
-    ClientParties,
-    pair_seed_from_private,
-    read_answer,
-    share_header,
-    unseal,
-)
-from bench.federation.secagg_math import SHARE_BYTES, Quantiser, prg, reconstruct
+from bench.federation.secagg_client import ClientKit, share_header, unseal
+from bench.federation.secagg_math import SHARE_BYTES, Quantiser
 from bench.federation.secagg_network import secure_sum
 from bench.federation.secagg_transcript import KINDS, pack_vector, read_transcript, unpack_vector
+from tests.secagg_helpers import BITS, COMPLETE, DIM, Graph, attack, attack_round, signed
 from tests.tiny import tiny_config
 
-DIM, BITS = 4000, 32
-
-
-class Graph:
-    """One round's shape: n clients, each with `degree` neighbours, `threshold` shares to open a
-    secret; `late` deliver after the deadline, `dropped` never deliver."""
-
-    def __init__(self, n: int, degree: int, threshold: int, late: set[int], dropped: set[int]):
-        self.n, self.degree, self.threshold, self.late, self.dropped = n, degree, threshold, late, dropped
-
-
-COMPLETE = Graph(8, 7, 4, {5}, {6})
 SPARSE = Graph(20, 10, 6, {5, 13}, {6, 17})  # SecAgg+'s default degree and threshold at 20 clients
 # degree and threshold left to the protocol (SecureRound's defaults); client 0 has a late (5) and a
 # dropped (9) neighbour, late client 5 a dropped one (9)
 DEFAULT_SPARSE = Graph(24, None, None, {5, 16}, {9, 17})
-
-
-def _consistent(shares: dict[int, int], threshold: int) -> int | None:
-    """The secret, if two different threshold-sized subsets of the shares agree on it."""
-    holders = sorted(shares)
-    if len(holders) <= threshold:
-        return None
-    subsets = list(itertools.islice(itertools.combinations(holders, threshold), 2))
-    values = {reconstruct({h: shares[h] for h in subset}) for subset in subsets}
-    return values.pop() if len(values) == 1 else None
-
-
-def _signed(values: np.ndarray) -> np.ndarray:
-    signed = values.astype(np.int64)
-    return np.where(signed >= 2 ** (BITS - 1), signed - 2**BITS, signed).astype(np.float64)
-
-
-def attack(
-    messages: list[dict], threshold: int, colluders: dict | None = None, length: int | None = DIM
-) -> dict[int, np.ndarray]:
-    """Client -> the attacker's best guess of its quantised update (its first `length` values;
-    None: all, the held slots included), from the server's view, and with `colluders` (client ->
-    its ClientParty) also every secret those clients hold."""
-    publics = {
-        m["sender"]: m["payload"] for m in messages if m["kind"] == "public_key" and m["direction"] == "to_server"
-    }
-    linked: dict[int, set[int]] = {}  # the graph, as the server relays it: who sends shares to whom
-    for m in messages:
-        if m["kind"] == "encrypted_share" and m["direction"] == "to_server":
-            linked.setdefault(m["sender"], set()).add(m["receiver"])
-            linked.setdefault(m["receiver"], set()).add(m["sender"])
-    vectors = {m["sender"]: unpack_vector(m["payload"], BITS) for m in messages if m["kind"] == "masked_vector"}
-    self_seeds, s_keys = {}, {}
-    answered: dict[int, dict[int, int]] = {}
-    for m in messages:  # what unmasking hands the server (survivors' seeds, dropped clients' keys)
-        if m["kind"] == "unmask_response":
-            for owner, share in read_answer(m["payload"]).items():
-                answered.setdefault(owner, {})[m["sender"]] = share
-    request = next(json.loads(m["payload"]) for m in messages if m["kind"] == "unmask_request")
-    for owner, shares in answered.items():  # a survivor's seed, or a dropped (or late) client's key
-        secret = reconstruct(shares).to_bytes(KEY_BYTES, "big")
-        (self_seeds if owner in request["survivors"] else s_keys)[owner] = secret
-    opened: dict[int, dict[int, tuple[int, int]]] = {}
-    for k, party in (colluders or {}).items():  # a colluder's own keys, and the shares sealed to it, opened
-        s_keys[k], self_seeds[k] = party._s.private_bytes_raw(), party._self_seed
-        for owner, sealed in party._held.items():
-            plain = unseal(party._channel(owner), sealed, share_header(party.round_, owner, k))
-            pair = (int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big"))
-            opened.setdefault(owner, {})[k] = pair
-    # colluders rebuild a key (checked against its public half) and a seed from whatever shares they
-    # hold, not trusting the stated threshold: too few interpolate to a uniform field element, which
-    # matches no public key and fits 32 bytes with probability 2^-265
-    for owner, shares in opened.items():
-        key = reconstruct({h: s[0] for h, s in shares.items()})
-        raw = key.to_bytes(KEY_BYTES, "big") if key < 2 ** (8 * KEY_BYTES) else None
-        if (
-            raw
-            and X25519PrivateKey.from_private_bytes(raw).public_key().public_bytes_raw() == publics[owner][KEY_BYTES:]
-        ):
-            s_keys.setdefault(owner, raw)
-        seed = reconstruct({h: s[1] for h, s in shares.items()})
-        if seed < 2 ** (8 * KEY_BYTES):
-            self_seeds.setdefault(owner, seed.to_bytes(KEY_BYTES, "big"))
-    for m in messages:  # the relayed shares, read as if unsealed
-        if m["kind"] == "encrypted_share" and m["direction"] == "to_server" and len(m["payload"]) >= 2 * SHARE_BYTES:
-            raw = m["payload"][: 2 * SHARE_BYTES]
-            opened.setdefault(m["sender"], {})[m["receiver"]] = (
-                int.from_bytes(raw[:SHARE_BYTES], "big"),
-                int.from_bytes(raw[SHARE_BYTES:], "big"),
-            )
-    for owner, shares in opened.items():
-        key = _consistent({h: s[0] for h, s in shares.items()}, threshold)
-        seed = _consistent({h: s[1] for h, s in shares.items()}, threshold)
-        if key is not None and key < 2 ** (8 * KEY_BYTES):
-            s_keys.setdefault(owner, key.to_bytes(KEY_BYTES, "big"))
-        if seed is not None and seed < 2 ** (8 * KEY_BYTES):
-            self_seeds.setdefault(owner, seed.to_bytes(KEY_BYTES, "big"))
-    guesses, modulus = {}, 2**BITS
-    for c, y in vectors.items():
-        own = prg(self_seeds[c], len(y), BITS) if c in self_seeds else np.zeros(len(y), dtype=np.uint64)
-        pairs = np.zeros(len(y), dtype=np.uint64)
-        for p in linked.get(c, ()):
-            if not (c in s_keys or p in s_keys):
-                continue
-            seed = (
-                pair_seed_from_private(s_keys[c], publics[p][KEY_BYTES:], 1)
-                if c in s_keys
-                else pair_seed_from_private(s_keys[p], publics[c][KEY_BYTES:], 1)
-            )
-            stream = prg(seed, len(y), BITS)
-            pairs = (pairs + stream) % modulus if c < p else (pairs + modulus - stream) % modulus
-        # every combination of the masks it can compute; the right one leaves small values
-        candidates = [_signed((y + 2 * modulus - own * a - pairs * b) % modulus) for a in (0, 1) for b in (0, 1)]
-        guesses[c] = min(candidates, key=lambda v: float(np.median(np.abs(v))))[:length]
-    return guesses
-
-
-def _round(tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = frozenset(), graph: Graph = COMPLETE):
-    if mutation == "no_self_mask":
-        monkeypatch.setattr(ClientKit, "self_mask", lambda self, length: np.zeros(length, dtype=np.uint64))
-    if mutation == "no_pair_masks":
-        monkeypatch.setattr(ClientKit, "pair_masks", lambda self, length: np.zeros(length, dtype=np.uint64))
-    if mutation == "no_encryption":
-        monkeypatch.setattr(secagg_client, "seal", lambda key, plain, header: plain)
-        monkeypatch.setattr(secagg_client, "unseal", lambda key, sealed, header: sealed)
-    n, late, dropped = graph.n, graph.late, graph.dropped
-    rng = np.random.default_rng(11)
-    updates = {c: rng.normal(0, 0.05, DIM) for c in range(n)}
-    weights = {c: 10.0 for c in range(n)}
-    quantiser = Quantiser(clip=1.0, total_weight=10.0 * n, bits=BITS)
-    path = tmp_path / "transcript.jsonl"
-    made: list[ClientParties] = []  # the clients' side of the round, for the colluders' secrets
-
-    class Recorded(ClientParties):
-        def __init__(self):
-            super().__init__()
-            made.append(self)
-
-    monkeypatch.setattr(secagg_network, "ClientParties", Recorded)
-    total, _, costs = secure_sum(
-        updates,
-        weights,
-        quantiser,
-        1,
-        0,
-        graph.degree,
-        graph.threshold,
-        drop_after_masking=dropped,
-        late=late,
-        transcript=str(path),
-    )
-    summed = sum(weights[c] * updates[c] for c in range(n) if c not in late | dropped)
-    if mutation is None:  # the protocol works (a mutation may break the sum: the attack is what it checks)
-        assert np.max(np.abs(total - summed)) <= n / quantiser.scale
-    truth = {c: np.round(updates[c] * weights[c] * quantiser.scale) for c in range(n)}
-    colluders = {k: made[0].parties[k] for k in colluding}
-    return attack(read_transcript(path), costs["threshold"], colluders), truth  # the round's t: public
 
 
 def _recovered(guesses, truth) -> list[int]:
@@ -213,7 +54,7 @@ def _recovered(guesses, truth) -> list[int]:
 def test_the_server_view_reveals_no_single_update(tmp_path, monkeypatch, graph):
     """Every masked vector the server holds, stripped of every mask it can compute, is
     uncorrelated with that client's update (|r| < 0.1 over 4,000 values: chance gives ~0.016)."""
-    guesses, truth = _round(tmp_path, monkeypatch, None, graph=graph)
+    guesses, truth = attack_round(tmp_path, monkeypatch, None, graph=graph)
     assert set(guesses) == set(range(graph.n)) - graph.dropped  # the late vectors arrived, and were attacked too
     correlations = {c: abs(np.corrcoef(g, truth[c])[0, 1]) for c, g in guesses.items()}
     assert max(correlations.values()) < 0.1, correlations
@@ -230,7 +71,7 @@ EXPOSED = {  # who the attack must recover once a protection is gone
 @pytest.mark.parametrize("mutation", sorted(EXPOSED))
 def test_the_attack_recovers_updates_once_a_protection_is_removed(tmp_path, monkeypatch, mutation, graph):
     """Positive controls: the attack above is strong enough to notice each protection missing."""
-    guesses, truth = _round(tmp_path, monkeypatch, mutation, graph=graph)
+    guesses, truth = attack_round(tmp_path, monkeypatch, mutation, graph=graph)
     assert set(_recovered(guesses, truth)) >= EXPOSED[mutation](graph)
 
 
@@ -240,7 +81,7 @@ def test_fewer_colluding_clients_than_the_threshold_learn_no_honest_update(tmp_p
     every mask they can compute (its pairs with the colluders), stays uncorrelated with its update,
     since its pairs with the other honest clients remain."""
     colluding = set(range(COMPLETE.threshold - 1))
-    guesses, truth = _round(tmp_path, monkeypatch, None, colluding)
+    guesses, truth = attack_round(tmp_path, monkeypatch, None, colluding)
     honest = set(guesses) - colluding
     assert honest == {3, 4, 5, 7}  # the late client's vector is attacked too
     correlations = {c: abs(np.corrcoef(guesses[c], truth[c])[0, 1]) for c in honest}
@@ -251,7 +92,7 @@ def test_threshold_colluding_clients_recover_every_honest_update(tmp_path, monke
     """Positive control for the test above: with threshold colluders the shares they hold rebuild
     each honest client's keys, and the same attack recovers every honest update it holds."""
     colluding = set(range(COMPLETE.threshold))
-    guesses, truth = _round(tmp_path, monkeypatch, None, colluding)
+    guesses, truth = attack_round(tmp_path, monkeypatch, None, colluding)
     assert set(_recovered(guesses, truth)) >= set(guesses) - colluding == {4, 5, 7}
 
 
@@ -281,7 +122,7 @@ def test_fewer_colluding_neighbours_than_the_threshold_learn_nothing_on_the_spar
     unmasking); the pair masks with its other honest neighbours remain (on time), or its self
     mask, 5 shares of a 6-of-10 secret (late). Nothing of any honest update is left: |r| < 0.1."""
     colluding = _colluding_neighbours(target, DEFAULT_SPARSE, enough=False)
-    guesses, truth = _round(tmp_path, monkeypatch, None, colluding, DEFAULT_SPARSE)
+    guesses, truth = attack_round(tmp_path, monkeypatch, None, colluding, DEFAULT_SPARSE)
     honest = set(guesses) - colluding
     assert target in honest and len(honest) == DEFAULT_SPARSE.n - len(DEFAULT_SPARSE.dropped) - len(colluding)
     correlations = {c: abs(np.corrcoef(guesses[c], truth[c])[0, 1]) for c in honest}
@@ -293,7 +134,7 @@ def test_threshold_colluding_neighbours_recover_the_target_exactly_on_the_sparse
     """Positive control for the test above: one more of its neighbours, 6 shares, rebuild the
     target's `s` key and self-mask seed, and the same attack recovers its quantised update exactly."""
     colluding = _colluding_neighbours(target, DEFAULT_SPARSE, enough=True)
-    guesses, truth = _round(tmp_path, monkeypatch, None, colluding, DEFAULT_SPARSE)
+    guesses, truth = attack_round(tmp_path, monkeypatch, None, colluding, DEFAULT_SPARSE)
     assert np.array_equal(guesses[target], truth[target])
 
 
@@ -302,7 +143,7 @@ def test_the_transcript_holds_the_five_kinds_and_uniform_unequal_vectors(tmp_pat
     the level is where chance alone fails it about once in 10^5 runs; an unmasked update gives p = 0."""
     from scipy.stats import chisquare
 
-    _round(tmp_path, monkeypatch, None)
+    attack_round(tmp_path, monkeypatch, None)
     messages = read_transcript(tmp_path / "transcript.jsonl")
     assert {m["kind"] for m in messages} == set(KINDS)
     vectors = [unpack_vector(m["payload"], BITS) for m in messages if m["kind"] == "masked_vector"]
@@ -392,7 +233,7 @@ def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> list[tuple[np.ndar
     def encode(self, *args, **kwargs):
         out = real_encode(self, *args, **kwargs)
         if masking:
-            truth.setdefault(masking[-1], []).append(_signed(out))
+            truth.setdefault(masking[-1], []).append(signed(out))
         return out
 
     monkeypatch.setattr(ClientKit, "mask_update", mask_update)

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-import tests.test_secagg_attack as secagg_attack
+import tests.secagg_helpers as secagg_helpers
 from bench.federation.secagg_client import (
     KEY_BYTES,
     ClientParty,
@@ -47,7 +47,7 @@ from bench.federation.secagg_client import (
 from bench.federation.secagg_math import PRIME, SHARE_BYTES, Quantiser, prg, reconstruct, split_secret
 from bench.federation.secagg_network import secure_sum
 from bench.federation.secagg_transcript import read_transcript, unpack_vector
-from tests.test_secagg_attack import BITS, COMPLETE, DIM, _signed
+from tests.secagg_helpers import BITS, COMPLETE, DIM, signed
 
 TARGET = 5  # COMPLETE's late client (its neighbour 6 drops)
 
@@ -84,7 +84,7 @@ def _strip(messages: list[dict], client: int, self_seed: bytes, round_: int = 1)
     for p in neighbours - {client}:
         stream = prg(pair_seed_from_private(s_key, publics[p][KEY_BYTES:], round_), len(y), BITS)
         masks = (masks + stream) % modulus if client < p else (masks + modulus - stream) % modulus
-    return _signed((y + modulus - masks) % modulus)[:DIM]
+    return signed((y + modulus - masks) % modulus)[:DIM]
 
 
 # --- (1) Shamir coefficients ---------------------------------------------------------------------
@@ -126,15 +126,15 @@ def test_one_colluding_neighbour_cannot_solve_a_late_clients_seed_from_its_share
     32 bytes at all but by chance (2^-265 each). With `[secret] * threshold` the all-ones guess
     is the seed and the update comes back exactly."""
     seen = {}
-    real_attack = secagg_attack.attack
+    real_attack = secagg_helpers.attack
 
     def keep_view(messages, threshold, colluders=None, length=DIM):
         seen.update(messages=messages, threshold=threshold, colluders=colluders)
         return real_attack(messages, threshold, colluders, length)
 
-    monkeypatch.setattr(secagg_attack, "attack", keep_view)
+    monkeypatch.setattr(secagg_helpers, "attack", keep_view)
     colluder = 0
-    _, truth = secagg_attack._round(tmp_path, monkeypatch, None, {colluder}, COMPLETE)
+    _, truth = secagg_helpers.attack_round(tmp_path, monkeypatch, None, {colluder}, COMPLETE)
     party = seen["colluders"][colluder]
     plain = unseal(party._channel(TARGET), party._held[TARGET], share_header(party.round_, TARGET, colluder))
     seed_share = int.from_bytes(plain[SHARE_BYTES:], "big")

@@ -2,54 +2,42 @@
 
 from __future__ import annotations
 
-import json
-
 from bench.config import ExperimentConfig
-from bench.protocol.grid import Cell
 from bench.protocol.runner import run_cell
+from tests.engine.extend_helpers import cell_of, read_final, serial_config
 from tests.tiny import tiny_config
 
 
-def _cfg(corpus, **kw) -> ExperimentConfig:
-    return tiny_config(corpus, **{"rounds": 2, "backend": "serial", **kw})
-
-
-def _cell(cfg) -> Cell:
-    return Cell(cfg.run_id, cfg)
-
-
-def _final(runs, cfg) -> dict:
-    return json.loads((runs / cfg.run_id / "final.json").read_text())
-
-
 def test_more_rounds_continue_from_the_lower_cap_with_the_numbers_of_a_fresh_run(tiny_corpus, tmp_path):
-    short, long = _cfg(tiny_corpus, rounds=2), _cfg(tiny_corpus, rounds=3)
+    short, long = serial_config(tiny_corpus, rounds=2), serial_config(tiny_corpus, rounds=3)
     runs, fresh = tmp_path / "runs", tmp_path / "fresh"
-    assert run_cell(_cell(short), runs, resume=False, progress=False) == "ok"
-    assert run_cell(_cell(long), runs, resume=False, progress=False) == "extended"
-    assert run_cell(_cell(long), fresh, resume=False, progress=False) == "ok"
-    extended, alone = _final(runs, long), _final(fresh, long)
+    assert run_cell(cell_of(short), runs, resume=False, progress=False) == "ok"
+    assert run_cell(cell_of(long), runs, resume=False, progress=False) == "extended"
+    assert run_cell(cell_of(long), fresh, resume=False, progress=False) == "ok"
+    extended, alone = read_final(runs, long), read_final(fresh, long)
     assert extended["extended_from"] == {"run_id": short.run_id, "rounds": 2}
     assert extended["rounds_run"] == 3 and (runs / long.run_id / "rounds.jsonl").read_text().count("\n") == 3
     for key in ("metric", "val_metric", "best_round", "metric_last"):
         assert extended[key] == alone[key], key
-    assert _final(runs, short)["rounds_run"] == 2  # the source is left as it was
+    assert read_final(runs, short)["rounds_run"] == 2  # the source is left as it was
 
 
 def _stopping(corpus, **kw) -> ExperimentConfig:
     """A cell whose run stops early on the tiny corpus: patience 1 stalls it in round 5 (seeded)."""
-    return _cfg(corpus, **{"rounds": 8, "lr": 8e-3, "early_stop": True, "patience": 1, "min_delta": 0.02, **kw})
+    return serial_config(
+        corpus, **{"rounds": 8, "lr": 8e-3, "early_stop": True, "patience": 1, "min_delta": 0.02, **kw}
+    )
 
 
 def test_a_stalled_run_stands_as_is_and_private_or_unfinished_runs_are_not_taken_over(tiny_corpus, tmp_path):
     runs = tmp_path / "runs"
     short = _stopping(tiny_corpus)
-    run_cell(_cell(short), runs, resume=False, progress=False)
-    final = _final(runs, short)
+    run_cell(cell_of(short), runs, resume=False, progress=False)
+    final = read_final(runs, short)
     assert final["stopped_early"] and final["rounds_run"] == 5
     long = _stopping(tiny_corpus, rounds=12)
-    assert run_cell(_cell(long), runs, resume=False, progress=False) == "extended"
-    taken = _final(runs, long)
+    assert run_cell(cell_of(long), runs, resume=False, progress=False) == "extended"
+    taken = read_final(runs, long)
     assert taken["metric"] == final["metric"] and taken["config"]["rounds"] == 12 and taken["stopped_early"]
     assert (runs / long.run_id / "rounds.jsonl").read_text().count("\n") == 5
     assert (runs / long.run_id / "checkpoint.pt").is_file(), "kept, so a longer patience can still continue it"
@@ -67,10 +55,10 @@ def test_more_patience_continues_a_run_that_stopped_early_with_the_numbers_of_a_
     shorter one continues from its checkpoint, and ends where a fresh run would."""
     runs, fresh = tmp_path / "runs", tmp_path / "fresh"
     short, patient = _stopping(tiny_corpus), _stopping(tiny_corpus, patience=3)
-    run_cell(_cell(short), runs, resume=False, progress=False)
-    assert run_cell(_cell(patient), runs, resume=False, progress=False) == "extended"
-    assert run_cell(_cell(patient), fresh, resume=False, progress=False) == "ok"
-    extended, alone = _final(runs, patient), _final(fresh, patient)
+    run_cell(cell_of(short), runs, resume=False, progress=False)
+    assert run_cell(cell_of(patient), runs, resume=False, progress=False) == "extended"
+    assert run_cell(cell_of(patient), fresh, resume=False, progress=False) == "ok"
+    extended, alone = read_final(runs, patient), read_final(fresh, patient)
     assert extended["extended_from"] == {"run_id": short.run_id, "rounds": 8, "patience": 1}
     assert extended["rounds_run"] == alone["rounds_run"] > 5
     for key in ("metric", "val_metric", "best_round", "metric_last", "converged"):
@@ -85,10 +73,10 @@ def test_a_private_run_never_extends(tiny_corpus, tmp_path):
     from bench.protocol import extend
 
     runs = tmp_path / "runs"
-    short = _cfg(tiny_corpus, rounds=1, method="layerskip", dp_epsilon=4.0)
-    assert run_cell(_cell(short), runs, resume=False, progress=False) == "ok"
+    short = serial_config(tiny_corpus, rounds=1, method="layerskip", dp_epsilon=4.0)
+    assert run_cell(cell_of(short), runs, resume=False, progress=False) == "ok"
     assert (runs / short.run_id / "checkpoint.pt").is_file()
-    assert extend.predecessor(_cfg(tiny_corpus, rounds=2, method="layerskip", dp_epsilon=4.0), runs) is None
+    assert extend.predecessor(serial_config(tiny_corpus, rounds=2, method="layerskip", dp_epsilon=4.0), runs) is None
 
 
 def test_a_checkpoint_resumes_only_under_its_own_settings_but_for_rounds_and_patience(tiny_corpus, tmp_path):

@@ -13,13 +13,14 @@ import bench.engine.server as server
 from bench.engine.server import run_experiment
 from bench.protocol.runner import run_cell
 from bench.store import load_checkpoint
-from tests.engine.test_extend import _cell, _cfg, _final
+from tests.engine.extend_helpers import cell_of, read_final, serial_config
 from tests.tiny import rounds
 
 
 def _tiny(corpus, **kw):
-    """test_extend's serial two-client cell, one step per client a round, test scored at the end."""
-    return _cfg(corpus, **{"train_subsample": 32, "test_every": 0, **kw})
+    """The extension tests' serial two-client cell (extend_helpers.serial_config), one step per
+    client a round, test scored at the end."""
+    return serial_config(corpus, **{"train_subsample": 32, "test_every": 0, **kw})
 
 
 class Killed(Exception):
@@ -101,10 +102,10 @@ def test_raising_the_round_cap_plays_only_the_new_rounds(tiny_corpus, tmp_path, 
     keeps round 1's row as the stored run wrote it."""
     runs = tmp_path / "runs"
     short, long = _tiny(tiny_corpus, rounds=1), _tiny(tiny_corpus, rounds=2)
-    assert run_cell(_cell(short), runs, resume=False, progress=False) == "ok"
+    assert run_cell(cell_of(short), runs, resume=False, progress=False) == "ok"
     played = _spy(monkeypatch)
-    assert run_cell(_cell(long), runs, resume=False, progress=False) == "extended"
+    assert run_cell(cell_of(long), runs, resume=False, progress=False) == "extended"
     assert played == [1]
     stored = (runs / short.run_id / "rounds.jsonl").read_bytes()
     assert (runs / long.run_id / "rounds.jsonl").read_bytes().startswith(stored)
-    assert _final(runs, long)["rounds_run"] == 2
+    assert read_final(runs, long)["rounds_run"] == 2
