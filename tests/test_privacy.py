@@ -349,14 +349,22 @@ def test_an_attacker_holding_the_seed_strips_seeded_noise_only(secure):
     size, clients, seed = 20_000, 4, 7
     plan = DpPlan("client", 1.0, 1.0, 1e-5, None, "client", secure)
     released = noisy_mean({"w": torch.zeros(size)}, {"w": torch.full((size,), 0.3)}, plan, clients, seed)["w"]
-    regenerated = torch.normal(
-        0.0, 1.0 * 1.0 / clients, size=(size,), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
-    ).float()
-    residual = released - regenerated - 0.3 / clients
+    residuals = [  # the attacker holds the code: it replays both of its draws (one, or secure mode's four) from the seed
+        released - _regenerated(1.0 / clients, (size,), seed, scheme) - 0.3 / clients for scheme in (False, True)
+    ]
+    stripped = [float(residual.abs().max()) < 1e-6 for residual in residuals]
     if secure:
-        assert 0.3 < float(residual.std()) < 0.4
+        assert not any(stripped) and all(0.3 < float(residual.std()) < 0.4 for residual in residuals)
     else:
-        assert float(residual.abs().max()) < 1e-6
+        assert stripped[0]
+
+
+def _regenerated(std: float, shape, seed: int, secure_mode: bool) -> torch.Tensor:
+    """The server's noise as the seed would give it: the generator seeded as the seeded path seeds
+    it, drawn by the suite's noise function in either of its schemes, float64 cast to float32."""
+    from bench.federation.dp_noise import gaussian
+
+    return gaussian(std, shape, torch.Generator().manual_seed(seed), secure_mode, torch.float64).float()
 
 
 def _one_dp_round(corpus, out, noise_multiplier: float, secure: bool) -> None:
@@ -373,14 +381,16 @@ def _released_model(run) -> dict:
     return torch.load(run / "checkpoint.pt", weights_only=False)["states"]["global"]
 
 
-def _strip_regenerated_noise(run) -> dict:
+def _strip_regenerated_noise(run, secure_mode: bool) -> dict:
     """The attacker: from the run folder alone (final.json's config: seed, sigma, clip, clients;
     rounds.jsonl: which round; the checkpoint: the released model) and the code, it derives the
     round's noise seed as the server does (bench.seeding's dp_server_noise stream of (seed, round
     index)), draws N(0, (sigma C / K)^2) tensor by tensor in the released state's order, float64
-    cast to each tensor's dtype, and subtracts it."""
+    cast to each tensor's dtype, by the code's noise function in either scheme (`secure_mode`: the
+    sum of four draws), and subtracts it."""
     import json
 
+    from bench.federation.dp_noise import gaussian
     from bench.seeding import seed_of
 
     stored = ExperimentConfig.from_dict(json.loads((run / "final.json").read_text())["config"])
@@ -389,7 +399,7 @@ def _strip_regenerated_noise(run) -> dict:
     generator = torch.Generator().manual_seed(seed_of("dp_server_noise", stored.seed, line["round"] - 1))
     std = stored.noise_multiplier * stored.client_clip / stored.per_round
     return {
-        name: value - torch.normal(0.0, std, size=value.shape, generator=generator, dtype=torch.float64).to(value.dtype)
+        name: value - gaussian(std, value.shape, generator, secure_mode, torch.float64).to(value.dtype)
         for name, value in released.items()
     }
 
@@ -412,18 +422,22 @@ def test_a_stored_runs_seed_strips_its_released_models_noise_unless_secure_rng(
     DP round (sigma 1, so the noise's std is sigma C / K = 0.5), and an attacker holding only the
     run folder and the code. Seeded: stripping the regenerated noise gives the noiseless round's
     model to float rounding. --secure-rng: what is left is the added noise minus an independent
-    one, std sqrt(2) x 0.5 over the model's 2 million values."""
+    one, std sqrt(2) x 0.5 over the model's 2 million values, whichever of the code's two draws
+    (one, or secure mode's four) the attacker replays from the seed."""
     run = tmp_path / "run"
     _one_dp_round(tiny_corpus, run, 1.0, secure)
-    released, stripped = _released_model(run), _strip_regenerated_noise(run)
+    released = _released_model(run)
     assert list(released) == list(noiseless_round)
     added = torch.cat([(released[k] - noiseless_round[k]).flatten() for k in released])
     assert float(added.std()) == pytest.approx(0.5, rel=0.01)  # the noise is there to strip
-    left = torch.cat([(stripped[k] - noiseless_round[k]).flatten() for k in released])
+    lefts = []
+    for scheme in (False, True):  # the seeded scheme's one draw, secure mode's four
+        stripped = _strip_regenerated_noise(run, scheme)
+        lefts.append(torch.cat([(stripped[k] - noiseless_round[k]).flatten() for k in released]))
     if secure:
-        assert float(left.std()) == pytest.approx(0.5 * 2**0.5, rel=0.01)
+        assert all(float(left.std()) == pytest.approx(0.5 * 2**0.5, rel=0.01) for left in lefts)
     else:
-        assert float(left.abs().max()) < 1e-6
+        assert float(lefts[0].abs().max()) < 1e-6
 
 
 def test_a_dp_runs_partition_json_withholds_the_clients_label_counts(tiny_corpus, tmp_path):
