@@ -204,3 +204,21 @@ def test_targets_read_their_verdicts_off_the_results():
     assert got[("test F1, suite - Flower (num_cpus 1), within 1 point", "B")] == ("+0.2100", False)
     assert got[("test F1 above 0.3 on both sides (B learns)", "B")] == ("0.290", False)
     assert not any(name == "C" and "floor" in what for what, name in got)  # C ran no floor
+
+
+def test_versions_record_every_package_of_both_environments(tmp_path):
+    """flower.json's versions: each side's headline packages and every installed distribution,
+    each read from its own interpreter (Flower's here a stand-in that answers as one would)."""
+    import numpy
+    import torch
+
+    from bench.compare.__main__ import versions
+
+    flower = tmp_path / "python"
+    flower.write_text('#!/bin/sh\necho \'{"python": "3.10.1", "packages": {"flwr": "1.42.0", "tokenizers": "0.1"}}\'\n')
+    flower.chmod(0o755)
+    found = versions(str(flower))
+    assert found["suite"]["torch"] == torch.__version__
+    assert found["suite"]["packages"]["numpy"] == numpy.__version__
+    assert found["flower"]["flwr"] == "1.42.0" and found["flower"]["torch"] is None  # not there: None, not guessed
+    assert found["flower"]["python"] == "3.10.1" and found["flower"]["packages"]["tokenizers"] == "0.1"

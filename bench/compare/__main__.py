@@ -32,27 +32,30 @@ from bench.compare.targets import targets_table, verdicts
 from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, TASK, WORKLOADS
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 
+INSTALLED = (
+    "import json, platform; from importlib import metadata; "
+    "print(json.dumps({'python': platform.python_version(), "
+    "'packages': {d.metadata['Name'].lower(): d.version for d in metadata.distributions()}}))"
+)
+
+
+def installed(python: str) -> dict:
+    """Every distribution an interpreter's environment has (name -> version) and its Python."""
+    return json.loads(subprocess.run([python, "-c", INSTALLED], capture_output=True, text=True, check=True).stdout)
+
 
 def versions(python: str) -> dict:
-    import ray
-    import torch
-    import transformers
-
-    code = (
-        "import flwr, ray, torch, transformers; "
-        "print(flwr.__version__, ray.__version__, torch.__version__, transformers.__version__)"
-    )
-    flwr, ray_f, torch_f, tf_f = subprocess.run(
-        [python, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    """Both sides' environments: the headline packages, and every installed one (Flower's side
+    installs tokenizers, numpy and the rest on its own, so they may differ from the suite's)."""
+    sides = {"suite": installed(sys.executable), "flower": installed(python)}
+    headline = {"suite": ("torch", "transformers", "ray"), "flower": ("flwr", "ray", "torch", "transformers")}
     return {
-        "suite": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "ray": ray.__version__,
-            "python": sys.version.split()[0],
-        },
-        "flower": {"flwr": flwr, "ray": ray_f, "torch": torch_f, "transformers": tf_f},
+        side: {
+            **{name: found["packages"].get(name) for name in headline[side]},
+            "python": found["python"],
+            "packages": found["packages"],
+        }
+        for side, found in sides.items()
     }
 
 
