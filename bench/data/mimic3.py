@@ -108,7 +108,7 @@ def admissions(root: Path) -> pd.DataFrame:
         raise DataError(
             path,
             f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {shown(bad['HOSPITAL_EXPIRE_FLAG'].iloc[0], NUMBER_SHAPED)} "
-            f"(HADM_ID {bad.index[0]})",
+            f"(HADM_ID {shown(bad.index[0])})",
         )
     return table
 

@@ -52,6 +52,14 @@ def test_loader_errors_name_the_place_not_the_text(tmp_path):
         f'SUBJECT_ID,HADM_ID,ADMISSION_TYPE,HOSPITAL_EXPIRE_FLAG\n1,100,EMERGENCY,"{CANARY} died"\n'
     )
     assert "HOSPITAL_EXPIRE_FLAG must be 0 or 1, found (a value of" in _message(lambda: mimic3.admissions(tmp_path))
+    (tmp_path / "ADMISSIONS.csv").write_text(  # an id column that holds text (a shifted row): not quoted either
+        f'SUBJECT_ID,HADM_ID,ADMISSION_TYPE,HOSPITAL_EXPIRE_FLAG\n1,"Mr {CANARY} died",EMERGENCY,2\n'
+    )
+    assert "(HADM_ID (a value of" in _message(lambda: mimic3.admissions(tmp_path))
+    (tmp_path / "ICUSTAYS.csv").write_text(f'HADM_ID,FIRST_CAREUNIT,INTIME\n100,MICU,"{CANARY} at 9"\n')
+    assert "INTIME is not a date-time: (a value of" in _message(
+        lambda: mimic3.sites(tmp_path, None)
+    )  # before adm is read
     garbage = tmp_path / "x.txt.gz"
     garbage.write_bytes(CANARY.encode())
     from bench.data.textio import read_text
