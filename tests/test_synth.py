@@ -124,3 +124,37 @@ def test_test_documents_have_concept_words_never_seen_in_training(i2b2_medium):
     new = [[t.lower() for t in words if t.lower() not in seen] for words in spans]
     assert sum(map(bool, new)) / len(spans) >= 0.1, (sum(map(bool, new)), len(spans))
     assert len({w for words in new for w in words}) >= 10  # many words, not one stray token
+
+
+def test_mortality_follows_a_noisy_logistic_risk_of_findings_age_and_unit():
+    """README: "Mortality follows a noisy logistic risk of the admission findings, age and care
+    unit." A logistic regression on 30,000 synthetic admissions recovers the generator's weights
+    (per year of age 0.03; per unit of the findings' severity 1; each care unit's offset from
+    MICU's), so each term is in the label, and the label is a draw (the same features give both
+    outcomes), which the written HOSPITAL_EXPIRE_FLAG carries."""
+    import random
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from bench.synth.mimic3 import UNITS, admission_row, admit
+
+    rng = random.Random(0)
+    stays = [admit(rng, i) for i in range(30_000)]
+    units = list(UNITS)
+    features = np.array(
+        [[a.age, sum(f[1] for f in a.findings)] + [float(a.unit == u) for u in units[1:]] for a in stays]
+    )
+    died = np.array([a.died for a in stays])
+    assert all(admission_row(a)[-2] == int(a.died) for a in stays[:500])  # what the loader reads as the label
+    fit = LogisticRegression(C=1e6, max_iter=2000).fit(features, died)
+    age, severity, *offsets = fit.coef_[0]
+    assert age == pytest.approx(0.03, abs=0.006) and severity == pytest.approx(1.0, abs=0.15)
+    expected = [UNITS[u][1] - UNITS["MICU"][1] for u in units[1:]]
+    assert np.allclose(offsets, expected, atol=0.25), (offsets, expected)
+
+    def key(a):
+        return a.unit, a.age, tuple(f[0] for f in a.findings)
+
+    dead = {key(a) for a in stays if a.died}
+    assert any(not a.died and key(a) in dead for a in stays)  # a draw, not a rule
