@@ -6,6 +6,7 @@ import pytest
 
 from bench.data import load_task
 from bench.data.i2b2_2010 import TEST_CON_DIR, TEST_TXT_DIR, TRAIN_DIR
+from bench.data.splitting import split_of
 from bench.errors import DataError
 
 # Line 2 is blank and counts; tokens count from 0 and the end is inclusive.
@@ -81,6 +82,36 @@ def test_malformed_concept_line_names_file_and_line(tmp_path, bad_line, message)
     with pytest.raises(DataError, match=message) as err:
         load_task("i2b2-2010", tmp_path)
     assert str(err.value).startswith(f"{tmp_path / TRAIN_DIR / 'beth/concept/record-1.con'}:7:")
+
+
+def test_test_file_names_give_sites(tmp_path):
+    """README: "test files by name pattern (`record-N` beth, `NNN_XX` partners, `NNNN` upmc)"; any
+    other name is `unknown` (the loader's docstring)."""
+    write_release(tmp_path)
+    names = {"record-5": "beth", "018636330_DH": "partners", "0005": "upmc", "0001": "upmc", "notes_a1": "unknown"}
+    for stem in names:
+        (tmp_path / TEST_TXT_DIR / f"{stem}.txt").write_text("Aspirin given .\n")
+        (tmp_path / TEST_CON_DIR / f"{stem}.con").write_text('c="aspirin" 1:0 1:0||t="treatment"\n')
+    data = load_task("i2b2-2010", tmp_path)
+    assert {ex.doc_id: ex.site for ex in data.test} == names
+
+
+def test_flat_folder_splits_by_document(tmp_path):
+    """README: "i2b2 2010 flat folders [are split] by document": every sentence of a document sits
+    in the split of its name's hash, `split_of(stem)`."""
+    (tmp_path / "txt").mkdir()
+    (tmp_path / "concept").mkdir()
+    stems = [f"record-{i}" for i in range(12)]
+    assert {split_of(s) for s in stems} == {"train", "validation", "test"}
+    for stem in stems:
+        (tmp_path / f"txt/{stem}.txt").write_text(TXT)
+        (tmp_path / f"concept/{stem}.con").write_text(CON)
+    data = load_task("i2b2-2010", tmp_path)
+    placed: dict[str, list[str]] = {}
+    for name, split in data.splits.items():
+        for ex in split:
+            placed.setdefault(ex.doc_id, []).append(name)
+    assert placed == {s: [split_of(s)] * 3 for s in stems}  # each document's 3 sentences, in its split
 
 
 def test_not_a_release_folder(tmp_path):

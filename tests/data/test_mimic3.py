@@ -183,3 +183,19 @@ def test_icd50_top_codes_counted_on_train_diagnoses_and_procedures(tmp_path):
     assert {ex.doc_id: ex.labels for ex in data.splits["test"] + data.splits["validation"]} == {
         h: ("401.9",) for _, h, *_ in rows[3:]
     }
+
+
+@pytest.mark.parametrize("task", ["mimic-mortality", "mimic-icd50"])
+def test_a_patients_admissions_all_land_in_one_split(tmp_path, task):
+    """README: "MIMIC-III is split by patient (a stable hash of SUBJECT_ID, 20% test)": a patient
+    with ten admissions has all ten in the split of its SUBJECT_ID, though their HADM_IDs alone
+    would scatter them."""
+    (many,) = subjects_in("test", 1)
+    others = subjects_in("train", 3)  # train patients, so that mimic-icd50 counts 401.9 as a top code
+    hadms = [str(600 + i) for i in range(10)]
+    assert len({split_of(f"patient:{h}") for h in hadms}) == 3  # keyed on HADM_ID they would spread
+    rows = [(many, h, "EMERGENCY", ["4019"], []) for h in hadms]
+    rows += [(s, str(700 + i), "EMERGENCY", ["4019"], []) for i, s in enumerate(others)]
+    data = load_task(task, write_admissions(tmp_path, rows))
+    placed = {ex.doc_id: name for name, split in data.splits.items() for ex in split if ex.group == str(many)}
+    assert placed == dict.fromkeys(hadms, "test")
