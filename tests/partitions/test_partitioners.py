@@ -165,3 +165,16 @@ def test_an_ner_sentence_is_partitioned_by_its_dominant_entity_type():
     ]
     data = TaskData("t", "ner", ["problem", "test", "treatment", "drug", "dose"], {"train": examples})
     assert data.partition_labels("train") == ["problem", "O", "test", "treatment", "dose"]
+
+
+def test_quantity_alpha_skews_client_sizes():
+    """README: "`quantity:ALPHA` skews sizes": client sizes spread far more at quantity:0.1 than at
+    quantity:100 (near equal), over a few seeds; labels play no part."""
+    labels = ["O"] * 1000
+
+    def spread(spec: str) -> float:  # mean coefficient of variation of the 5 client sizes
+        sizes = [[len(p) for p in parse_partition(spec).split(labels, labels, 5, seed)] for seed in range(5)]
+        return float(np.mean([np.std(s) / np.mean(s) for s in sizes]))
+
+    skewed, even = spread("quantity:0.1"), spread("quantity:100")
+    assert even < 0.1 and skewed > 0.5 and skewed > 5 * even
