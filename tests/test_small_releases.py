@@ -9,6 +9,7 @@ table of inputs is checked case by case below the sweep."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
@@ -21,8 +22,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from bench import run as bench_run
+from bench.config import ExperimentConfig
 from bench.data import load_task
 from bench.data.layouts import I2B2_2010_TEST_CON_DIR, I2B2_2010_TEST_TXT_DIR, I2B2_2010_TRAIN_DIR, I2B2_2014_SPLIT_DIRS
+from bench.engine.prepare import prepare_task
+from bench.errors import BenchError
 
 FAMILIES = [
     ["--method", "centralized"],
@@ -202,3 +206,51 @@ overrides: [{{match: {{task: i2b2-2010}}, set: {{data_dir: "{tiny_corpus / "i2b2
     assert failed["error"].startswith("error: task i2b2-2014: the validation split is empty")
     assert json.loads((runs["i2b2-2010"] / "final.json").read_text())["status"] == "ok"
     assert failed["error"] in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_two_i2b2_2014_training_notes_are_enough(tiny_corpus, tmp_path, monkeypatch):
+    """README: "a site with one document gives none: one i2b2 2014 training note is too few, two are
+    enough": with two, a validation note is carved and the checks before any model pass (two
+    clients, each with rows to train on and to keep back); with one, the one line refuses."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+
+    def prepared(n_train: int):
+        _, folder = i2b2_2014(tiny_corpus / "i2b2-2014", tmp_path / f"train{n_train}", n_train, 1)
+        cfg = ExperimentConfig(task="i2b2-2014", method="fedavg", model="tiny-bert", clients=2, max_length=32)
+        return prepare_task(dataclasses.replace(cfg, data_dir=str(folder)))
+
+    with pytest.raises(BenchError, match="the validation split is empty"):
+        prepared(1)
+    task = prepared(2)
+    assert len(task.validation.gold) > 0 and len(task.test.gold) > 0
+    assert len(task.clients) == 2 and all(len(c) >= 1 for c in task.clients)
+    assert all(len(h) >= 1 for h in task.holdouts)
+
+
+def bad_i2b2_2010(tiny_corpus: Path, dst: Path) -> tuple[str, Path]:
+    """The tiny i2b2 2010 tree with a concept line of an unknown type appended to one file."""
+    shutil.copytree(tiny_corpus / "i2b2-2010", dst)
+    con = sorted((dst / I2B2_2010_TRAIN_DIR).glob("*/concept/*.con"))[0]
+    con.write_text(con.read_text() + 'c="pain" 1:0 1:0||t="symptom"\n')
+    return "i2b2-2010", dst
+
+
+REFUSED = {  # a run refused for its data: (builder, what its line says)
+    "too small: one i2b2-2014 training note": (
+        lambda s, d: i2b2_2014(s / "i2b2-2014", d, 1, 1),
+        "the validation split is empty",
+    ),
+    "malformed: an unknown concept type": (bad_i2b2_2010, "unknown concept type"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_refused_run_leaves_no_output_behind(tiny_corpus, tmp_path, capsys, case):
+    """A run refused for its data "ends before any model is built with one `error:` line (exit 2)"
+    and leaves nothing half-written: no --out folder at all, so nothing in it to mistake for a run."""
+    build, says = REFUSED[case]
+    task, folder = build(tiny_corpus, tmp_path / "data")
+    code, err = run(task, folder, FAMILIES[1], tmp_path / "out", capsys)
+    check_outcome(code, err, tmp_path / "out")
+    assert code == 2 and says in err
+    assert not (tmp_path / "out").exists()
