@@ -38,8 +38,9 @@ class RayBackend:
         self.ray = ray
         # A crashed actor (killed process, CUDA OOM) is restarted and its call retried; the model
         # is rebuilt from the seed and clients are deterministic, so the retry gives the same result.
+        reserved = actor_cpus(ray, cfg)
         actor = ray.remote(
-            num_cpus=actor_cpus(ray, cfg),
+            num_cpus=reserved,
             num_gpus=cfg.gpus_per_worker,
             max_restarts=cfg.max_retries,
             max_task_retries=cfg.max_retries,
@@ -48,7 +49,12 @@ class RayBackend:
         # the token cache's files are mapped only on a cluster this process started here; one it
         # joined (other machines, Ray Client, autoscaling) gets the rows themselves
         task_ref = ray.put(task if started_here else task.in_memory())
-        self.workers = [actor.remote(cfg.to_dict(), task_ref, dp) for _ in range(cfg.workers)]
+        settings = cfg.to_dict()
+        if cfg.gpus_per_worker > 0 and not cfg.cpus_per_worker:  # execution only: the run id stays
+            # a GPU actor's torch threads are the cores it reserves, not its node's over the run's
+            # workers (32 quarter-GPU actors on a 64-core node would each run 16)
+            settings["cpus_per_worker"] = max(1, int(reserved))
+        self.workers = [actor.remote(settings, task_ref, dp) for _ in range(cfg.workers)]
 
     def info(self) -> dict:
         return self.ray.get(self.workers[0].info.remote())

@@ -29,8 +29,8 @@ def actor_cpus(ray, cfg) -> float:
     nodes), so a node's GPUs, not its cores, bound how many actors it runs: reserving the run's
     thread count instead (the node's cores over the run's workers), four quarter-GPU actors took
     every core of a node, and one cell filled a node of eight GPUs. A CPU actor reserves its
-    threads, or one CPU on a cluster at an address (`--ray-address` or RAY_ADDRESS). The actor's
-    torch threads are unchanged."""
+    threads, or one CPU on a cluster at an address (`--ray-address` or RAY_ADDRESS). A GPU actor
+    runs as many torch threads as whole cores it reserves, at least one (RayBackend)."""
     if cfg.cpus_per_worker:
         return cfg.cpus_per_worker
     if cfg.gpus_per_worker > 0:

@@ -52,22 +52,27 @@ def test_four_workers_share_one_logical_gpu_at_once(tiny_corpus, tmp_path, monke
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     cfg = _ray_workers(tiny_corpus, 4, prefix_cache="off")  # the paper grid's shape: no cpus_per_worker
-    ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(num_cpus=8, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)  # a GPU node's cores: a quarter each would not fit
     try:
         backend = RayBackend(cfg, prepare_task(cfg))
         seen = ray.get(
             [
-                w.__ray_call__.remote(lambda me: (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), me.device))
+                w.__ray_call__.remote(
+                    lambda me: (os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), me.device, torch.get_num_threads())
+                )
                 for w in backend.workers
             ],
             timeout=120,  # actors that ask for more CPUs than the node has wait for ever
         )
-        assert len({pid for pid, _, _ in seen}) == 4  # four processes, all alive at once
-        assert {gpu for _, gpu, _ in seen} == {"0"}  # each told to use the one GPU
-        assert {device for _, _, device in seen} == {"cpu"}  # CUDA sees no device here, so the CPU
+        assert len({pid for pid, *_ in seen}) == 4  # four processes, all alive at once
+        assert {gpu for _, gpu, _, _ in seen} == {"0"}  # each told to use the one GPU
+        assert {device for _, _, device, _ in seen} == {"cpu"}  # CUDA sees no device here, so the CPU
         assert ray.available_resources().get("GPU", 0.0) == pytest.approx(0.0)  # the GPU is fully shared out
-        assert ray.available_resources().get("CPU", 0.0) == pytest.approx(0.0)  # a core per quarter GPU
+        assert ray.available_resources().get("CPU", 0.0) == pytest.approx(0.0)  # two cores per quarter GPU
+        # each runs as many torch threads as cores it reserves (2), not its node's cores over the
+        # run's workers (its own os.cpu_count, 2 here, // 4 = 1; 64 // 4 = 16 on a real node)
+        assert [threads for *_, threads in seen] == [2, 2, 2, 2]
     finally:
         ray.shutdown()
 
