@@ -165,3 +165,12 @@ def test_each_round_starts_a_fresh_optimizer_and_warm_up(monkeypatch):
     a_round(fresh, seed=2)
     for name, value in model.state_dict().items():
         assert torch.equal(value, fresh.state_dict()[name]), name
+
+
+def test_the_warm_up_is_ten_percent_of_the_steps_rounded_down_not_to_nearest():
+    """README: "linear warm-up over the first 10% of its local steps, rounded down ... A round of
+    fewer than 20 local steps has no warm-up (W = 1)". At 15-19 steps 10% is 1.5-1.9: rounded
+    down, W = 1 (full lr from the first step); rounded to nearest it would be 2. At 35, 3 not 4."""
+    for steps in range(15, 20):
+        assert lr_multipliers(steps) == pytest.approx([1.0] * steps), steps
+    assert lr_multipliers(35)[:4] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])  # W = 3 (3.5 rounded down)
