@@ -104,6 +104,8 @@ def test_the_sweep_runs_on_tune_seed_and_only_its_winners_are_tuning_runs(tiny_c
         ("colour: red", "unknown key\\(s\\) colour"),
         ("overrides: [{match: {task: i2b2-2010}, set: {roundz: 3}}]", "unknown key\\(s\\) in override: roundz"),
         ("tune_seed: 5", "tune_seed 5 is not one of seeds \\[0\\]"),
+        ("studies: {a: {methods: [fedavg], seedz: [1]}}", "unknown key\\(s\\) in study 'a': seedz"),
+        ("studies: {b: {methods: [{method: lora, lora_rnak: 4}]}}", "unknown key\\(s\\) in method 'lora': lora_rnak"),
     ],
 )
 def test_bad_grid_keys_are_named(tiny_corpus, tmp_path, extra, message):
