@@ -1,4 +1,6 @@
-"""`python -m bench.run`: one experiment, written to --out (rounds.jsonl, final.json)."""
+"""`python -m bench.run`: one experiment, written to --out (config.json, partition.json,
+rounds.jsonl, final.json, test_items.json and test_groups.json: the test predictions' per-example
+records, and checkpoint.pt to resume from)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from bench.data.hf import add_column_flags
 from bench.engine import execution
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
+from bench.registry import METHODS
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -33,7 +36,7 @@ def build_parser() -> OneLineArgumentParser:
 def _task_flags(p: OneLineArgumentParser) -> None:
     """What runs: the task, the method and its layers."""
     p.add_argument("--task", required=True)
-    p.add_argument("--method", required=True, help="centralized, local, fedavg, fedprox, lora, layerskip")
+    p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS.names())} (baselines/, discovered)")
     p.add_argument("--layers", default=None, help="layerskip: top:K, bottom:K, list:a,b, every:N, auto:K")
     p.add_argument("--client-budgets", default=None, help="layerskip: by-size, or a JSON/YAML file {client: blocks}")
 
