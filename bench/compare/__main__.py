@@ -35,7 +35,7 @@ from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 INSTALLED = (
     "import json, platform; from importlib import metadata; "
     "print(json.dumps({'python': platform.python_version(), "
-    "'packages': {d.metadata['Name'].lower(): d.version for d in metadata.distributions()}}))"
+    "'packages': {str(d.metadata['Name']).lower(): d.version for d in metadata.distributions()}}))"
 )
 
 
