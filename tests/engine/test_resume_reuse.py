@@ -4,6 +4,7 @@ again (their rows stay byte for byte), and top-k's error-feedback residuals trav
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 import bench.engine.server as server
 from bench.engine.server import run_experiment
-from bench.protocol.runner import run_cell
+from bench.protocol.runner import run_cell, run_cells
 from bench.store import load_checkpoint
 from tests.engine.extend_helpers import cell_of, read_final, serial_config
 from tests.tiny import rounds
@@ -55,10 +56,19 @@ def killed(tiny_corpus, tmp_path_factory) -> dict:
             run_experiment(cfg, out, progress=False)
     before = (out / "rounds.jsonl").read_bytes()
     residuals = load_checkpoint(out / "checkpoint.pt").get("residuals", {})  # {} if not kept
+    interrupted = tmp_path_factory.mktemp("interrupted") / "run"  # the folder as the kill left it
+    shutil.copytree(out, interrupted)
     with pytest.MonkeyPatch.context() as m:
         played = _spy(m)
         run_experiment(cfg, out, progress=False)
-    return {"cfg": cfg, "out": out, "before": before, "residuals": residuals, "played": played}
+    return {
+        "cfg": cfg,
+        "out": out,
+        "before": before,
+        "residuals": residuals,
+        "played": played,
+        "interrupted": interrupted,
+    }
 
 
 def test_a_killed_run_continues_from_its_last_round_checkpoint(killed):
@@ -70,6 +80,20 @@ def test_a_killed_run_continues_from_its_last_round_checkpoint(killed):
     assert killed["played"] == [1]
     assert (out / "rounds.jsonl").read_bytes().startswith(killed["before"])
     assert [line["round"] for line in rounds(out)] == [1, 2]
+
+
+def test_grid_resume_continues_an_interrupted_cell_from_its_checkpoint(killed, tmp_path, monkeypatch):
+    """README: "`--resume` continues an interrupted cell from its checkpoint". The grid runner's
+    resume path (bench.protocol.runner.run_cells, as run_all.py --resume calls it) on a cell whose
+    folder holds the checkpoint of round 1 of 2 plays round 2 only and keeps round 1's row as the
+    interrupted run wrote it; starting the cell over would play round 1 again."""
+    cfg, runs = killed["cfg"], tmp_path / "runs"
+    shutil.copytree(killed["interrupted"], runs / cfg.run_id)
+    played = _spy(monkeypatch)
+    run_cells([cell_of(cfg)], runs, resume=True, desc="resume")
+    assert played == [1]
+    assert (runs / cfg.run_id / "rounds.jsonl").read_bytes().startswith(killed["before"])
+    assert read_final(runs, cfg)["rounds_run"] == 2
 
 
 def _same(a: dict, b: dict) -> bool:
