@@ -13,6 +13,8 @@ from tests.tiny import tiny_config
 @pytest.mark.parametrize("model", ["tiny-bert", "tiny-llama"])
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_runs(tiny_corpus, tmp_path, method, model):
+    """Every registered method trains, scores and counts bytes; and README: final.json holds "the
+    config with the lr used, package versions, git state" (no --lr here: the method's default)."""
     cfg = ExperimentConfig(
         task="i2b2-2010",
         method=method,
@@ -31,7 +33,10 @@ def test_every_method_runs(tiny_corpus, tmp_path, method, model):
     assert 0 < final["trainable_params"] <= final["total_params"]
     moves = METHODS.get(method).communicates
     assert (final["bytes_up_total"] > 0) == moves and (final["bytes_down_total"] > 0) == moves
-    assert json.loads((tmp_path / "final.json").read_text())["metric"] == final["metric"]
+    stored = json.loads((tmp_path / "final.json").read_text())
+    assert stored["metric"] == final["metric"]
+    assert stored["config"]["lr"] == METHODS.get(method).default_lr
+    assert stored["versions"]["torch"] and stored["git"]["commit"]
 
 
 def test_classification_task_runs(tiny_corpus, tmp_path):
