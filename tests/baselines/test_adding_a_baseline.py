@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.engine.server import BACKENDS
+from bench.registry import METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +61,30 @@ def test_a_new_file_in_baselines_is_discovered_and_expands_in_a_grid(tiny_corpus
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == "['fedavg', 'head-only']"
+
+
+def _backend_table(node: ast.AST) -> bool:
+    """A dict literal keyed by exactly the backend names (serial, local, ray)."""
+    keys = getattr(node, "keys", None)
+    return isinstance(node, ast.Dict) and {getattr(k, "value", None) for k in keys} == set(BACKENDS)
+
+
+def test_engine_and_federation_code_name_no_method():
+    """README: "the engine and federation code name no method (training, aggregation and the round
+    loop go through the method's hooks)". No string in bench/engine or bench/federation (docstrings
+    aside) holds a registered method's name as a word (`"lora"`, `"lora_A"`, `f"{x} fedprox"`).
+    Allowed: "local" in the backend tables (server.BACKENDS, execution.describe's labels: the
+    `local` backend of worker processes, not the `local` method), and their values."""
+    names, found = set(METHODS.names()), []
+    for path in sorted((ROOT / "bench" / "engine").rglob("*.py")) + sorted(
+        (ROOT / "bench" / "federation").rglob("*.py")
+    ):
+        tree = ast.parse(path.read_text())
+        skip = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # docstrings
+        for table in filter(_backend_table, ast.walk(tree)):
+            skip |= {id(n) for n in ast.walk(table)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+                if words := set(re.split(r"[^a-z0-9]+", node.value)) & names:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r} names {sorted(words)}")
+    assert not found, "\n".join(found)
