@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import statistics
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from bench.report.matched import MATCHED_SHARE, matched_cost
+from bench.report.matched import MATCHED_SHARE, matched_columns
 from bench.report.stats import seed_paired_interval
 from bench.report.tables import bytes_until
 
@@ -170,17 +169,19 @@ def tie_lines(main_rows: list[dict]) -> list[str]:
     (frontier study) against FedAvg at 3e-4 (the mu study's runs, same seeds), to the
     matched-accuracy target and to the reported state, beside the frontier's own FedAvg at 1e-4."""
     central = [
-        float(r["val_metric"])
+        {"val_metric": float(r["val_metric"])}
         for r in main_rows
         if r["partition"] == "iid" and r["role"] == "reported" and r["method"] == "centralized"
     ]
-    target = MATCHED_SHARE * float(np.mean(central))
     mu = [r for r in study_rows("mu") if (r["method"], r["partition"], r["role"]) == ("fedavg", "iid", "reported")]
-    to_target = [matched_cost({"history": rounds(r["run_id"])}, target)[1] for r in mu]
+    runs = [{"history": rounds(r["run_id"]), "best_round": int(r["best_round"])} for r in mu]
+    matched = matched_columns(
+        runs, central
+    )  # the report's rule: medians over seeds, a seed that never got there infinite
     fedavg = {
-        "target": float(np.median([math.inf if b is None else b for b in to_target])),
+        "target": matched["matched_bytes"],
         # the tables' bytes to the reported state: a mean over seeds of the bytes to the best round
-        "reported": float(np.mean([bytes_until({"history": rounds(r["run_id"])}, int(r["best_round"])) for r in mu])),
+        "reported": float(np.mean([bytes_until(run, run["best_round"]) for run in runs])),
     }
     frontier = {
         r["layers"] or r["method"]: r
@@ -189,8 +190,8 @@ def tie_lines(main_rows: list[dict]) -> list[str]:
     }
     lines = [
         f"- FedAvg IID at {float(mu[0]['lr']):g} (mu study, seeds {', '.join(r['seed'] for r in mu)}): "
-        f"{fedavg['target'] / 1e9:.2f} GB to the target {target:.4f} (median over seeds; reached by "
-        f"{sum(b is not None for b in to_target)} of {len(mu)}), {fedavg['reported'] / 1e9:.2f} GB to the reported state (mean)"
+        f"{fedavg['target'] / 1e9:.2f} GB to the target {matched['target']:.4f} (median over seeds; reached by "
+        f"{matched['matched_seeds'].replace('/', ' of ')}), {fedavg['reported'] / 1e9:.2f} GB to the reported state (mean)"
     ]
     for layers in ("top:5", "top:6"):
         row = frontier[layers]
