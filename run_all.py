@@ -13,10 +13,10 @@ would (DIR/ and every DIR/studies/<study>/), so DIR/ never shows one study's cel
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from bench.engine.ray_start import cluster_address
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import load_grid
 from bench.protocol.overrides import overridden
@@ -50,7 +50,7 @@ def parser() -> OneLineArgumentParser:
     parser.add_argument("--parallel", type=int, default=1, help="cells at once, each a Ray task holding its resources")
     parser.add_argument(
         "--ray-address",
-        default=os.environ.get("RAY_ADDRESS"),
+        default=cluster_address(None),
         help="run the cells on this Ray cluster (e.g. auto, or HEAD:6379; default: $RAY_ADDRESS)",
     )
     parser.add_argument("--model", default=None, help="override the grid's model (e.g. a local Llama-3.2-1B folder)")

@@ -5,13 +5,13 @@ records, and checkpoint.pt to resume from)."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from bench.config import ExperimentConfig
 from bench.config_checks import BACKEND_NAMES
 from bench.data.hf import add_column_flags
 from bench.engine import execution
+from bench.engine.ray_start import cluster_address
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
 from bench.registry import METHODS
@@ -142,9 +142,7 @@ def _scale_flags(p: OneLineArgumentParser) -> None:
         choices=list(BACKEND_NAMES),
         help="auto: serial for one worker, local processes for more on CPU, ray on GPUs or a cluster",
     )
-    p.add_argument(
-        "--ray-address", default=os.environ.get("RAY_ADDRESS"), help="a running Ray cluster (default: $RAY_ADDRESS)"
-    )
+    p.add_argument("--ray-address", default=cluster_address(None), help="a running Ray cluster (default: $RAY_ADDRESS)")
 
 
 def _protocol_flags(p: OneLineArgumentParser) -> None:

@@ -31,11 +31,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
+from bench.engine.ray_start import cluster_address
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import Cell, load_grid
 from bench.protocol.patience_twins import also_changed, reproduced_note, shorter_twins
@@ -186,7 +186,7 @@ def _parser() -> OneLineArgumentParser:
     parser.add_argument("--report-only", action="store_true", help="compare what is stored; run nothing")
     parser.add_argument("--resume", action="store_true", help="continue interrupted continuations")
     parser.add_argument("--parallel", type=int, default=1)
-    parser.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS"), help="default: $RAY_ADDRESS")
+    parser.add_argument("--ray-address", default=cluster_address(None), help="default: $RAY_ADDRESS")
     return parser
 
 
