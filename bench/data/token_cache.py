@@ -12,6 +12,7 @@ cache folder (BENCH_CACHE), never in results.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -40,25 +41,26 @@ def tokenizer_identity(tokenizer) -> str:
     """A digest of the tokenizer's whole definition (vocabulary, merges, normalisation; not the
     truncation and padding a call last set) where it can be serialised, else of its vocabulary,
     settings and special tokens; with the library versions, which can change ids."""
+    special = json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # to_str takes a few ms; the digest of what it says, 40-180 ms: done once
+        return _serialised_identity(type(tokenizer).__name__, special, backend.to_str())
+    definition = {"vocab": sorted(tokenizer.get_vocab().items()), "init": repr(getattr(tokenizer, "init_kwargs", {}))}
+    return _digest(type(tokenizer).__name__, special, definition)
+
+
+@functools.lru_cache(maxsize=8)
+def _serialised_identity(kind: str, special: str, serialised: str) -> str:
+    definition = {k: v for k, v in json.loads(serialised).items() if k not in ("truncation", "padding")}
+    return _digest(kind, special, definition)
+
+
+def _digest(kind: str, special: str, definition: dict) -> str:
     import tokenizers
     import transformers
 
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        definition = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
-    else:
-        definition = {
-            "vocab": sorted(tokenizer.get_vocab().items()),
-            "init": repr(getattr(tokenizer, "init_kwargs", {})),
-        }
     text = json.dumps(
-        [
-            type(tokenizer).__name__,
-            tokenizer.special_tokens_map,
-            definition,
-            tokenizers.__version__,
-            transformers.__version__,
-        ],
+        [kind, json.loads(special), definition, tokenizers.__version__, transformers.__version__],
         sort_keys=True,
         default=str,
     )
