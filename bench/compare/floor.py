@@ -9,7 +9,10 @@ data, seeds and training loop, bench.engine.training), gets the trained tensors 
 shared memory, averages them as the suite does (bench.federation.aggregate), and scores
 validation (before round 1 and after every round), test (the best validation round's state,
 and the last one's where they differ) and every client's held-out slice, cut across the
-processes, as the suite does. No
+processes, as the suite does. Its processes are forked from the suite's fork server (imports
+preloaded and frozen) and give freed heap back after each call and round (bench.engine.heap), as
+the suite's do: those are what any script can do for its memory, so the floor's memory is a floor
+too (without them its two largest processes held 1.3-1.6 GB against the suite's 1.1). No
 checkpoints, screening, byte accounting, retries or logs: whatever the suite takes beyond this
 is its engine's overhead (docs/PERFORMANCE.md). Nor a prefix cache: on C, whose frozen blocks
 the suite caches, the floor recomputes them, so suite / floor there is not the engine's overhead
@@ -25,11 +28,10 @@ import time
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 
 from bench.compare.workloads import WORKLOADS
 from bench.config import ExperimentConfig
-from bench.engine import execution
+from bench.engine import execution, fork_server, heap
 from bench.engine.prefix_cache import cache_plan
 from bench.engine.prepare import prepare_task
 from bench.engine.sampling import sample_clients
@@ -69,6 +71,10 @@ def _shared(state: dict) -> dict:
     return {name: tensor.share_memory_() for name, tensor in state.items()}
 
 
+def _start_state() -> dict:
+    return _shared(detach_state(STATE["model"], STATE["trained"]))
+
+
 def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
     cfg, task, model = STATE["cfg"], STATE["task"], STATE["model"]
     load_state(model, state)
@@ -85,7 +91,9 @@ def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
         warmup_ratio=cfg.warmup_ratio,
         seed=client_seed(cfg.seed, client, round_),
     )
-    return len(examples), _shared(detach_state(model, STATE["trained"]))
+    update = _shared(detach_state(model, STATE["trained"]))
+    heap.trim()  # the optimizer, gradients and activations just freed: as the suite's workers after a call
+    return len(examples), update
 
 
 def _predict(state: dict, split: str, examples: list[int]) -> dict:
@@ -93,7 +101,9 @@ def _predict(state: dict, split: str, examples: list[int]) -> dict:
     load_state(STATE["model"], state)
     data = getattr(task, split)
     rows = data.rows(examples).tolist()
-    return dict(zip(rows, predict(STATE["model"], data.encoded, rows, kind=task.kind, pad_id=task.pad_id)))
+    preds = dict(zip(rows, predict(STATE["model"], data.encoded, rows, kind=task.kind, pad_id=task.pad_id)))
+    heap.trim()
+    return preds
 
 
 def _cut(pool, state: dict, split: str, examples: list[int], workers: int) -> dict:
@@ -123,16 +133,18 @@ def run(workload: str, subsample: int | None, workers: int | None) -> dict:
     cfg = execution.choose(cfg) if workers is None else cfg.with_settings(workers=workers, cpus_per_worker=None)
     workers = cfg.workers  # the suite's default processes and threads, unless asked
     task = prepare_task(cfg)
-    ctx = mp.get_context("forkserver")
+    fork_server.warm_up()
+    ctx = fork_server.context()  # the suite's: its preloaded, frozen imports shared by the processes
     with ctx.Pool(workers, initializer=_setup, initargs=(cfg.to_dict(), task)) as pool:
-        _setup(cfg.to_dict(), task)  # the parent's copy: the start state and the averages
-        state = _shared(detach_state(STATE["model"], STATE["trained"]))
+        state = pool.apply(_start_state)  # from a process, as the suite's server asks a worker: no model here
         val = [_score(pool, task, state, "validation", workers)]
         best = None  # (validation metric, state) of the best trained round: what the suite reports
         for round_ in range(cfg.rounds):  # 0-based, as the suite's rounds draw clients and seeds
             clients = sample_clients(cfg, round_)
             results = pool.starmap(_train, [(state, c, round_) for c in clients], chunksize=1)  # one client at a time
             state = _shared(weighted_average(results))  # the suite's mean: by examples, fp32, client order
+            del results
+            heap.trim()  # the clients' states are gone, as the suite's server does each round
             val.append(_score(pool, task, state, "validation", workers))
             if best is None or val[-1] > best[0]:
                 best = (val[-1], state)
