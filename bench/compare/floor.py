@@ -9,10 +9,12 @@ data, seeds and training loop, bench.engine.training), gets the trained tensors 
 shared memory, averages them as the suite does (bench.federation.aggregate), and scores
 validation (before round 1 and after every round), test (the best validation round's state,
 and the last one's where they differ) and every client's held-out slice, cut across the
-processes, as the suite does. Its processes are forked from the suite's fork server (imports
-preloaded and frozen) and give freed heap back after each call and round (bench.engine.heap), as
-the suite's do: those are what any script can do for its memory, so the floor's memory is a floor
-too (without them its two largest processes held 1.3-1.6 GB against the suite's 1.1). No
+processes, as the suite does. For memory it does what any script can and the suite does: its
+processes fork from the suite's fork server (imports preloaded and frozen), drop gradients and give
+freed heap back after each call and round (bench.engine.heap), the parent builds no model (a
+process sends the start state) and adds each update to the mean as it comes back (RunningMean);
+so it is a floor for memory as well as time (at 80 sentences of workload A the first three took
+its peak from 3,051 MB to 2,029, the suite's 2,045; full workloads: docs/PERFORMANCE.md). No
 checkpoints, screening, byte accounting, retries or logs: whatever the suite takes beyond this
 is its engine's overhead (docs/PERFORMANCE.md). Nor a prefix cache: on C, whose frozen blocks
 the suite caches, the floor recomputes them, so suite / floor there is not the engine's overhead
@@ -38,7 +40,7 @@ from bench.engine.sampling import sample_clients
 from bench.engine.scoring import all_examples, score_predictions
 from bench.engine.training import predict, train_local
 from bench.engine.worker import client_seed
-from bench.federation.aggregate import weighted_average
+from bench.federation.aggregate import RunningMean
 from bench.federation.comm import detach_state, load_state
 from bench.model.build import build_model
 from bench.model.frozen import frozen_modules, keep_in_eval
@@ -72,10 +74,13 @@ def _shared(state: dict) -> dict:
 
 
 def _start_state() -> dict:
-    return _shared(detach_state(STATE["model"], STATE["trained"]))
+    state = _shared(detach_state(STATE["model"], STATE["trained"]))
+    heap.trim()
+    return state
 
 
 def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
+    """(client, its trained tensors)."""
     cfg, task, model = STATE["cfg"], STATE["task"], STATE["model"]
     load_state(model, state)
     examples = task.clients[client]
@@ -92,8 +97,14 @@ def _train(state: dict, client: int, round_: int) -> tuple[int, dict]:
         seed=client_seed(cfg.seed, client, round_),
     )
     update = _shared(detach_state(model, STATE["trained"]))
+    for p in model.parameters():
+        p.grad = None  # not needed until the next client's first step, as the suite's worker drops them
     heap.trim()  # the optimizer, gradients and activations just freed: as the suite's workers after a call
-    return len(examples), update
+    return client, update
+
+
+def _train_job(job: tuple) -> tuple[int, dict]:
+    return _train(*job)
 
 
 def _predict(state: dict, split: str, examples: list[int]) -> dict:
@@ -132,8 +143,8 @@ def run(workload: str, subsample: int | None, workers: int | None) -> dict:
     cfg = w.config(subsample)
     cfg = execution.choose(cfg) if workers is None else cfg.with_settings(workers=workers, cpus_per_worker=None)
     workers = cfg.workers  # the suite's default processes and threads, unless asked
+    fork_server.warm_up()  # its imports overlap the corpus's loading, as the suite's server starts it
     task = prepare_task(cfg)
-    fork_server.warm_up()
     ctx = fork_server.context()  # the suite's: its preloaded, frozen imports shared by the processes
     with ctx.Pool(workers, initializer=_setup, initargs=(cfg.to_dict(), task)) as pool:
         state = pool.apply(_start_state)  # from a process, as the suite's server asks a worker: no model here
@@ -141,9 +152,14 @@ def run(workload: str, subsample: int | None, workers: int | None) -> dict:
         best = None  # (validation metric, state) of the best trained round: what the suite reports
         for round_ in range(cfg.rounds):  # 0-based, as the suite's rounds draw clients and seeds
             clients = sample_clients(cfg, round_)
-            results = pool.starmap(_train, [(state, c, round_) for c in clients], chunksize=1)  # one client at a time
-            state = _shared(weighted_average(results))  # the suite's mean: by examples, fp32, client order
-            del results
+            # the suite's mean (by examples, fp32, client order), each update added as it comes back and
+            # dropped, as the suite's server does, not all of a round's held at once
+            mean = RunningMean({int(c): len(task.clients[c]) for c in clients})
+            for client, update in pool.imap_unordered(_train_job, [(state, c, round_) for c in clients]):
+                mean.add(int(client), update)
+                del update
+            state = _shared(mean.result())
+            del mean
             heap.trim()  # the clients' states are gone, as the suite's server does each round
             val.append(_score(pool, task, state, "validation", workers))
             if best is None or val[-1] > best[0]:
