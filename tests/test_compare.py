@@ -222,3 +222,58 @@ def test_versions_record_every_package_of_both_environments(tmp_path):
     assert found["suite"]["packages"]["numpy"] == numpy.__version__
     assert found["flower"]["flwr"] == "1.42.0" and found["flower"]["torch"] is None  # not there: None, not guessed
     assert found["flower"]["python"] == "3.10.1" and found["flower"]["packages"]["tokenizers"] == "0.1"
+
+
+def _floor_and_suite(tiny_corpus, tmp_path, monkeypatch, **settings) -> tuple[dict, dict, dict, dict]:
+    """floor.run and the suite (local processes, 2 workers each) on one tiny config: the floor's
+    result and last state, the suite's final.json and its checkpoint's last state."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from bench.compare import floor
+    from bench.engine.server import run_experiment
+    from tests.tiny import tiny_config
+
+    cfg = tiny_config(tiny_corpus, clients=3, rounds=2, max_length=48, lr=3e-3, **settings)
+    monkeypatch.setattr(floor, "WORKLOADS", {"T": SimpleNamespace(config=lambda subsample: cfg)})
+    kept, digest = {}, floor.state_sha256
+
+    def keep(state):  # the floor's last state, kept on its way into the digest
+        kept["state"] = dict(state)
+        return digest(state)
+
+    monkeypatch.setattr(floor, "state_sha256", keep)
+    found = floor.run("T", None, workers=2)
+    final = run_experiment(cfg.with_settings(workers=2, cpus_per_worker=None), tmp_path / "suite", progress=False)
+    suite_state = torch.load(tmp_path / "suite" / "checkpoint.pt", weights_only=False)["states"]["global"]
+    suite_val = [json.loads(x)["val_metric"] for x in (tmp_path / "suite" / "rounds.jsonl").read_text().splitlines()]
+    assert found["workers"] == 2 and len(found["val_per_round"]) == 3  # before round 1, then each round
+    assert found["val_per_round"][1:] == suite_val
+    assert (found["metric"], found["metric_last"]) == (final["metric"], final["metric_last"])
+    assert found["per_client"] == final["per_client"]
+    return found, kept["state"], final, suite_state
+
+
+def test_the_floor_trains_the_suites_weights_bit_for_bit(tiny_corpus, tmp_path, monkeypatch):
+    """floor.run (its pool from the suite's fork server, the start state from a process, the
+    running mean over 2 of 3 clients a round) ends on the suite's weights bit for bit and on its
+    scores: every round's validation score, the best and last states' test scores and every
+    client's held-out score. The tiny model's scores barely move, so the weights' digest is what
+    would catch a floor that trained otherwise (a client's seed shifted a round fails it)."""
+    from bench.compare import floor
+
+    found, _, _, suite_state = _floor_and_suite(tiny_corpus, tmp_path, monkeypatch, clients_per_round=2)
+    assert found["state_sha256"] == floor.state_sha256(suite_state)
+    assert found["state_sha256"] != floor.state_sha256({k: v + 1 for k, v in suite_state.items()})
+
+
+def test_the_floor_recomputes_what_the_suites_prefix_cache_holds_to_rounding(tiny_corpus, tmp_path, monkeypatch):
+    """On layer-skipping the suite caches the frozen blocks' outputs and the floor recomputes them
+    in eval mode: the same weights to rounding (the cache's rows are computed in other batches),
+    the same scores; with dropout in the recomputed blocks they would part by far more."""
+    import torch
+
+    _, state, _, suite_state = _floor_and_suite(tiny_corpus, tmp_path, monkeypatch, method="layerskip", layers="top:1")
+    assert sorted(state) == sorted(suite_state)
+    assert all(torch.allclose(state[k], suite_state[k], atol=1e-4, rtol=0) for k in state)

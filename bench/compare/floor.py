@@ -41,7 +41,7 @@ from bench.engine.scoring import all_examples, score_predictions
 from bench.engine.training import predict, train_local
 from bench.engine.worker import client_seed
 from bench.federation.aggregate import RunningMean
-from bench.federation.comm import detach_state, load_state
+from bench.federation.comm import detach_state, load_state, state_sha256
 from bench.model.build import build_model
 from bench.model.frozen import frozen_modules, keep_in_eval
 from bench.model.layers import discover_layers
@@ -167,7 +167,14 @@ def run(workload: str, subsample: int | None, workers: int | None) -> dict:
         test = _score(pool, task, best[1], "test", workers)
         last = test if best[1] is state else _score(pool, task, state, "test", workers)  # the suite's metric_last
         own = _own_scores(pool, task, best[1], workers)
-    return {"val_per_round": val, "metric": test, "metric_last": last, "per_client": own, "workers": workers}
+    return {
+        "val_per_round": val,
+        "metric": test,
+        "metric_last": last,
+        "per_client": own,
+        "workers": workers,
+        "state_sha256": state_sha256(state),  # the last round's, as the suite's checkpoint holds it
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 from bench.compare.memory import run_measured
 from bench.compare.workloads import BATCH, MAX_LENGTH, MODEL, ROUNDS, SEED, TASK, Workload
 from bench.data import load_task
@@ -18,6 +20,7 @@ from bench.engine.sampling import sample_clients
 from bench.engine.subsample import subsample as take
 from bench.engine.worker import client_seed
 from bench.errors import BenchError
+from bench.federation.comm import state_sha256
 from bench.model.build import source_for
 
 FLOWER_APP = Path(__file__).with_name("flower_app.py")
@@ -144,6 +147,7 @@ def run_suite(w: Workload, tmp: Path, subsample: int | None, workers: int | None
         "per_client": final["per_client"],
         "execution": final["execution"],
         "prefix_cache": final.get("prefix_cache"),
+        "state_sha256": state_sha256(torch.load(out / "checkpoint.pt", weights_only=False)["states"]["global"]),
         "command": " ".join(suite_command(w, Path("OUT"), subsample, workers)[1:]),
     }
 
@@ -194,6 +198,7 @@ def run_floor(w: Workload, tmp: Path, subsample: int | None) -> dict:
         "metric_last": round(got["metric_last"], 4),
         "val_per_round": got["val_per_round"][1:],
         "per_client": got["per_client"],
+        "state_sha256": got["state_sha256"],  # the last state's bits: equal to the suite's where both trained one model
     }
 
 

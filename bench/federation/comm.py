@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,3 +50,13 @@ def load_state(model: torch.nn.Module, state: State) -> None:
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value.to(params[name].device))
+
+
+def state_sha256(state: State) -> str:
+    """The bits of a state (its tensors by name): two sides that end on the same digest trained
+    the same weights, not only weights that score alike."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
