@@ -277,3 +277,32 @@ def test_the_floor_recomputes_what_the_suites_prefix_cache_holds_to_rounding(tin
     _, state, _, suite_state = _floor_and_suite(tiny_corpus, tmp_path, monkeypatch, method="layerskip", layers="top:1")
     assert sorted(state) == sorted(suite_state)
     assert all(torch.allclose(state[k], suite_state[k], atol=1e-4, rtol=0) for k in state)
+
+
+def test_the_flower_side_records_its_threads_and_refuses_other_clients(tmp_path):
+    """run_flower's plumbing, with a stand-in for Flower's interpreter that answers as the apps
+    do (flower_apps.py needs Flower's environment): the clients' and driver's torch threads are
+    recorded, and a run that trained other clients than the suite's is an error, not a figure."""
+    import os
+
+    from bench.compare.sides import run_flower
+    from bench.errors import BenchError
+
+    w = WORKLOADS["A"]
+    fake = tmp_path / "flower-python"
+    answer = (
+        "import json, sys; work = json.load(open(sys.argv[2])); shift = int(sys.argv[4]); "
+        "json.dump({'trained': [sorted(c)[shift:] for c in work['round_clients']], 'val_f1': [{'round': 1, 'f1': 0.5}], "
+        "'test_f1': 0.5, 'test_f1_last': 0.5, 'per_client': [], "
+        "'client_threads': [[1] * len(c) for c in work['round_clients']], 'driver_threads': 2}, open(sys.argv[3], 'w'))"
+    )
+    for shift in (0, 1):
+        fake.write_text(f'#!/bin/sh\nexec {sys.executable} -c "{answer}" "$@" {shift}\n')
+        os.chmod(fake, 0o755)
+        if shift:
+            with pytest.raises(BenchError, match="Flower trained clients"):
+                run_flower(w, tmp_path, 40, str(fake), 1, "shifted")
+            continue
+        got = run_flower(w, tmp_path, 40, str(fake), 1)
+        assert got["torch_threads"] == {"clients": [[1] * w.per_round] * 2, "driver": 2}
+        assert got["client_resources"] == {"num_cpus": 1} and got["metric"] == 0.5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import torch
 from flower_task import get_model, initial_model, load_data, test_fn, train_fn, trained_state, work
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -32,7 +33,11 @@ def train(msg: Message, context: Context) -> Message:
         {
             "arrays": ArrayRecord(trained_state(model)),
             "metrics": MetricRecord(  # FedAvg weighs by sentences; the partition shows who trained
-                {"num-examples": work()["client_sizes"][partition_id], "partition-id": partition_id}
+                {
+                    "num-examples": work()["client_sizes"][partition_id],
+                    "partition-id": partition_id,
+                    "torch-threads": torch.get_num_threads(),  # what the actor trained with (Ray's OMP_NUM_THREADS)
+                }
             ),
         }
     )
@@ -49,7 +54,7 @@ def query(msg: Message, context: Context) -> Message:
 # --- ServerApp (Flower's server_app.py) ---
 
 server = ServerApp()
-RESULT: dict = {"val_f1": [], "trained": []}
+RESULT: dict = {"val_f1": [], "trained": [], "client_threads": []}
 BEST: dict = {}  # the best validation round's arrays after round 0: the state the suite reports
 
 
@@ -88,6 +93,7 @@ class SuiteClientsFedAvg(FedAvg):
     def aggregate_train(self, server_round: int, replies):
         replies = sorted((r for r in replies if r.has_content()), key=_partition)
         RESULT["trained"].append([_partition(r) for r in replies])  # checked against the suite's clients
+        RESULT["client_threads"].append([int(r.content["metrics"]["torch-threads"]) for r in replies])
         return super().aggregate_train(server_round, replies)
 
 
@@ -104,6 +110,7 @@ def nodes_by_partition(grid: Grid, clients: int) -> dict[int, int]:
 
 @server.main()
 def main(grid: Grid, context: Context) -> None:
+    RESULT["driver_threads"] = torch.get_num_threads()  # the driver scores validation and test
     model = initial_model()
     clients, per_round = len(work()["clients"]), work()["per_round"]
     strategy = SuiteClientsFedAvg(

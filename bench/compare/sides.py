@@ -182,6 +182,8 @@ def run_flower(
         "val_per_round": [v["f1"] for v in got["val_f1"] if v["round"] > 0],  # as the suite's rounds.jsonl
         "per_client": got["per_client"],
         "client_resources": {"num_cpus": num_cpus} if num_cpus else "Flower's default",
+        # torch threads each client trained with, per round, and the driver's (absent before 2026-12-07)
+        "torch_threads": {"clients": got.get("client_threads"), "driver": got.get("driver_threads")},
     }
 
 
