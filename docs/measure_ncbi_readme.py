@@ -175,9 +175,8 @@ def tie_lines(main_rows: list[dict]) -> list[str]:
     ]
     mu = [r for r in study_rows("mu") if (r["method"], r["partition"], r["role"]) == ("fedavg", "iid", "reported")]
     runs = [{"history": rounds(r["run_id"]), "best_round": int(r["best_round"])} for r in mu]
-    matched = matched_columns(
-        runs, central
-    )  # the report's rule: medians over seeds, a seed that never got there infinite
+    # the report's rule: medians over seeds, a seed that never got there infinite
+    matched = matched_columns(runs, central)
     fedavg = {
         "target": matched["matched_bytes"],
         # the tables' bytes to the reported state: a mean over seeds of the bytes to the best round
