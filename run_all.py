@@ -8,6 +8,7 @@ recorded (failed.json) and the grid goes on. A grid with `tune:` first sweeps th
 its first seed and runs every seed with the values chosen on validation (bench.protocol.tuning).
 --study NAME runs one study of a grid with studies, then reports the whole grid as --report-only
 would (DIR/ and every DIR/studies/<study>/), so DIR/ never shows one study's cells as the grid's.
+--check rebuilds DIR's report in a temporary copy and names each stored file it does not match.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.protocol.overrides import overridden
 from bench.protocol.plan_grid import print_plan
 from bench.protocol.study import completeness_notes, pending_configs, run_grid, studies_of, study_notes
 from bench.protocol.tuning import tuning_runs
+from bench.report import check
 from bench.report.tables import planned_seeds
 from bench.report.write import write_report
 
@@ -34,6 +36,9 @@ def parser() -> OneLineArgumentParser:
     parser.add_argument("--out", default=None, help="default: results/<grid>")
     parser.add_argument("--resume", action="store_true", help="continue interrupted cells from their checkpoints")
     parser.add_argument("--report-only", action="store_true", help="rebuild tables and figures from stored results")
+    parser.add_argument(
+        "--check", action="store_true", help="is --out's report what its runs give now? (exit 1 if not)"
+    )
     parser.add_argument(
         "--tune", action="store_true", help="sweep the grid's `tune` settings again and rewrite its `tuned` file"
     )
@@ -79,11 +84,20 @@ def whole_grid(name: str, grid: dict, out: Path, args) -> tuple[dict, list, list
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    args.report_only |= args.probe_edges  # probing trains only the probes, then rebuilds the report
+    args.report_only |= args.probe_edges or args.check  # probing trains only the probes, then rebuilds the report
     if args.parallel < 1:
         raise BenchError(f"--parallel must be >= 1, not {args.parallel}")
+    if args.check and (args.tune or args.probe_edges or args.plan or args.pilot or args.study):
+        raise BenchError("--check rebuilds the whole stored report and trains nothing: drop the other actions")
     name, grid = load_grid(args.grid)
     out = Path(args.out or Path("results") / name)
+    if args.check:  # exit 1 when a stored file differs; DIR is not written
+        return check.verdict(out, lambda copy: run(name, grid, copy, args))
+    return run(name, grid, out, args)
+
+
+def run(name: str, grid: dict, out: Path, args) -> int:
+    """Tune and run what the flags ask (nothing under --report-only), then write the reports."""
     studies, cells = planned_cells(grid, args)
     if args.probe_edges and not any(c.tune for c in cells):
         raise BenchError(f"{grid['_path']}: --probe-edges needs a 'tune' key in the grid")
