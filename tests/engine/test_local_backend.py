@@ -83,6 +83,37 @@ def test_prediction_shares_cut_large_requests_and_balance_small_ones():
     assert prediction_shares([300], 1) == [[(0, slice(None))]]
 
 
+def test_each_client_goes_back_to_the_process_that_trained_it():
+    """README: clients are dealt with affinity, each to the process holding its prefix-cache rows.
+    Two rounds through the real dealer, with pipes for processes that answer at once."""
+    import multiprocessing
+
+    import numpy as np
+
+    from bench.engine.local_backend import LocalBackend
+    from bench.federation.comm import GLOBAL, Job
+
+    pipes = [multiprocessing.Pipe() for _ in range(2)]
+    backend = object.__new__(LocalBackend)  # the dealer alone: no processes started
+    backend.affinity, backend.conns = {}, [parent for parent, _ in pipes]
+    sent: list[tuple[int, int]] = []  # (process, client) in the order dealt
+
+    def send(i, name, args, states):
+        sent.append((i, args[0][0].client))
+        pipes[i][1].send_bytes(b"done")
+
+    backend._send = send
+    backend._receive = lambda i: backend.conns[i].recv_bytes() and []
+    jobs = {c: Job(c, np.arange(0)) for c in range(4)}
+
+    backend._deal({GLOBAL: b""}, [jobs[c] for c in range(4)], None, None, None, 1)
+    first = {c: i for i, c in sent}
+    assert sorted(first) == [0, 1, 2, 3] and set(first.values()) == {0, 1}
+    sent.clear()
+    backend._deal({GLOBAL: b""}, [jobs[c] for c in (3, 2, 1, 0)], None, None, None, 2)  # another order
+    assert {c: i for i, c in sent} == first
+
+
 def test_grid_cells_run_one_at_a_time_get_the_default_execution(monkeypatch):
     monkeypatch.delenv("BENCH_WORKERS", raising=False)
     monkeypatch.setattr(execution, "usable_cores", lambda: 2)
