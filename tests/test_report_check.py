@@ -20,23 +20,25 @@ def test_the_committed_quick_report_is_what_its_committed_runs_give():
     assert "(none differ)" in proc.stdout, proc.stdout
 
 
-def test_a_stored_table_the_runs_do_not_give_fails_the_check_and_is_named(tmp_path):
+def test_a_stored_table_the_runs_do_not_give_or_a_missing_one_fails_the_check_and_is_named(tmp_path):
     copy = tmp_path / LORA_REGEN.name  # the report's title is its folder's name
     shutil.copytree(LORA_REGEN, copy, ignore=shutil.ignore_patterns("checkpoint.pt"))
     table = copy / "tables" / "main.csv"
     edited = table.read_text().replace("0.6429846619443467", "0.6529846619443467", 1)
     assert edited != table.read_text()
     table.write_text(edited)
+    (copy / "tables" / "main.tex").unlink()
 
     proc = run_all_main("--grid", copy / "grid.yaml", "--out", copy, "--check", check=False)
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert [line.strip() for line in proc.stdout.splitlines() if "differs:" in line] == ["differs: tables/main.csv"]
+    named = [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ") and "PDFs" not in line]
+    assert named == ["differs: tables/main.csv", "missing: tables/main.tex"]
     matched = int(
-        re.search(r": (\d+) stored report file\(s\) are what the stored runs give; 1 are not", proc.stdout)[1]
+        re.search(r": (\d+) stored report file\(s\) are what the stored runs give; 2 are not", proc.stdout)[1]
     )
-    assert matched >= 10  # every other file: 5 figures, report.md, summary.csv, 3 tables (PDFs where stored)
-    assert table.read_text() == edited  # the stored folder is never written
+    assert matched >= 9  # every other file: 5 figures, report.md, summary.csv, 2 tables (PDFs where stored)
+    assert table.read_text() == edited and not (copy / "tables" / "main.tex").exists()  # the folder is not written
 
 
 def test_check_trains_nothing_and_needs_stored_runs(tmp_path):
