@@ -84,7 +84,7 @@ def whole_grid(name: str, grid: dict, out: Path, args) -> tuple[dict, list, list
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    args.report_only |= args.probe_edges or args.check  # probing trains only the probes, then rebuilds the report
+    args.report_only |= args.probe_edges or args.check  # probing trains only the probes; checking nothing
     if args.parallel < 1:
         raise BenchError(f"--parallel must be >= 1, not {args.parallel}")
     if args.check and (args.tune or args.probe_edges or args.plan or args.pilot or args.study):
