@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchError("--check rebuilds the whole stored report and trains nothing: drop the other actions")
     name, grid = load_grid(args.grid)
     out = Path(args.out or Path("results") / name)
-    if args.check:  # exit 1 when a stored file differs; DIR is not written
+    if args.check:  # exit 1 when a stored file differs or is missing; DIR is not written
         return check.verdict(out, lambda copy: run(name, grid, copy, args))
     return run(name, grid, out, args)
 
