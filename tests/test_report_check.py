@@ -28,14 +28,16 @@ def test_a_stored_table_the_runs_do_not_give_or_a_missing_one_fails_the_check_an
     assert edited != table.read_text()
     table.write_text(edited)
     (copy / "tables" / "main.tex").unlink()
+    record = copy / "tuning.csv"  # the sweep's record, which the report's checks read: made stale
+    record.write_text(record.read_text().replace(",convergence,", ",").replace(",converged,", ","))
 
     proc = run_all_main("--grid", copy / "grid.yaml", "--out", copy, "--check", check=False)
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     named = [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ") and "PDFs" not in line]
-    assert named == ["differs: tables/main.csv", "missing: tables/main.tex"]
+    assert named == ["differs: tables/main.csv", "differs: tuning.csv", "missing: tables/main.tex"]
     matched = int(
-        re.search(r": (\d+) stored report file\(s\) are what the stored runs give; 2 are not", proc.stdout)[1]
+        re.search(r": (\d+) stored report file\(s\) are what the stored runs give; 3 are not", proc.stdout)[1]
     )
     assert matched >= 9  # every other file: 5 figures, report.md, summary.csv, 2 tables (PDFs where stored)
     assert table.read_text() == edited and not (copy / "tables" / "main.tex").exists()  # the folder is not written
@@ -46,3 +48,16 @@ def test_check_trains_nothing_and_needs_stored_runs(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--check" in proc.stderr
     proc = run_all_main("--grid", "quick", "--out", tmp_path / "empty", "--check", check=False)
     assert proc.returncode == 2 and "no runs/ folder" in proc.stderr
+
+
+def test_check_writes_no_choices_file_when_its_rebuild_completes_a_sweep(tmp_path):
+    # a grid whose `tuned` file is absent: --report-only would choose from the stored sweep and
+    # write the file beside the grid; --check writes nothing outside its temporary copy
+    copy = tmp_path / "quick"
+    shutil.copytree(ROOT / "results" / "quick", copy, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    shutil.copy(ROOT / "bench" / "grids" / "quick.yaml", tmp_path / "quick.yaml")
+
+    proc = run_all_main("--grid", tmp_path / "quick.yaml", "--out", copy, "--check", check=False)
+
+    assert not (tmp_path / "tuned").exists()
+    assert "(none differ)" in proc.stdout, proc.stdout  # the choices made again from the runs are the file's

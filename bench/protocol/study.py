@@ -133,6 +133,7 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     elif tuned is not None and tuned.is_file():
         known, kept = tuning.vouched_choices(tuned, cells, settings)
         if all(tuning.group_of(c.config, settings) in known for c in cells):
+            _write_record(cells, out, only_if_stored=True)  # where the file's sweep is stored here
             return tuning.apply_choices(cells, settings, known, str(tuned))
     todo = [c for c in cells if tuning.group_of(c.config, settings) not in known]  # what the file lacks
     points = tuning.sweep_points(todo)
@@ -146,14 +147,26 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
             then=seeds_when_swept(points, todo, settings, out / "runs", where),
         )
     partial = args.report_only  # a report on an unfinished sweep shows the groups that have results
-    every = tuning.sweep_points(cells)  # tuning.csv lists every stored point, the file's methods included
-    finals = stored_finals(out / "runs", [p.cell for p in every])
-    choices, rows = tuning.choose(points, finals, partial)
-    atomic_write_text(out / "tuning.csv", to_csv(_labelled(tuning.choose(every, finals, True)[1], out), TUNING_COLUMNS))
+    choices, rows = tuning.choose(points, _write_record(cells, out), partial)
     complete = len(choices) == len({p.group for p in points}) and all(r["val_metric"] is not None for r in rows)
-    if complete:  # choices travel only once every point of every group has run
+    # choices travel only once every point of every group has run; --check writes only its copy
+    if complete and not getattr(args, "check", False):
         tuning.write_choices(tuned or out / "tuned.yaml", name, tuning.swept_values(todo), choices, rows, kept)
     return tuning.apply_choices(cells, settings, {**known, **choices}, where, partial)
+
+
+def _write_record(cells: list[Cell], out: Path, only_if_stored: bool = False) -> dict[str, dict]:
+    """DIR/tuning.csv, the sweep's record (the report's checks read it): every stored point of
+    `cells`' sweeps, the file's methods included, with the choice made from the stored runs.
+    Rewritten whenever the grid runs or reports, so a stored record is in today's format and not
+    one a choices file let stand. Returns the finals."""
+    every = tuning.sweep_points(cells)
+    finals = stored_finals(out / "runs", [p.cell for p in every])
+    if finals or not only_if_stored:
+        atomic_write_text(
+            out / "tuning.csv", to_csv(_labelled(tuning.choose(every, finals, True)[1], out), TUNING_COLUMNS)
+        )
+    return finals
 
 
 def _beside_the_sweep(tuned: Path | None, cells: list[Cell], settings: list[str], partial: bool) -> list[Cell | None]:
