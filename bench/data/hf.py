@@ -142,7 +142,11 @@ def open_source(source: str):
         return _read_files(_data_files(path, source), source)
     if path.is_file():
         raise BenchError(f"hf:{source}: a file; name the folder that holds train, validation and test files")
-    datasets.config.HF_HUB_OFFLINE = True  # a cached id only: never a download
+    import huggingface_hub.constants
+
+    # a cached id only, never a download, whatever the environment says: `datasets` checks its
+    # own flag, and the hub client (which some ids, e.g. buckets/, reach directly) its own
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
     try:
         return datasets.load_dataset(source)
     except Exception:

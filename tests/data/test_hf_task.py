@@ -4,8 +4,10 @@ counted by `bench.data stats`, cut without dividing a group, and re-identified w
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from tests.cli import bench_data, bench_run, run_all_main
 
 datasets = pytest.importorskip("datasets")
 
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = "the patient had chest pain and fever after surgery with no history of diabetes".split()
 
 
@@ -232,17 +235,23 @@ def test_a_text_column_named_as_the_label_is_refused_without_quoting_a_note(tmp_
     assert len(load_task(f"hf:{folder}").label_names) == 3  # the right way round: three classes
 
 
-def test_groups_in_two_given_splits_are_named_by_id_where_a_run_starts(tmp_path):
+def test_groups_in_two_given_splits_are_named_by_id_where_a_run_starts(tmp_path, capsys):
+    from bench.config import ExperimentConfig
     from bench.data import load_task
     from bench.data.stats import task_stats
+    from bench.engine.prepare import prepare_task
 
     folder = cls_csv(tmp_path / "notes")
-    (folder / "validation.csv").write_text("text,label,patient\nfever again died,died,train-p0\n")
+    (folder / "validation.csv").write_text(
+        "text,label,patient\nfever again died,died,train-p0\nno fever survived,survived,v-p1\n"
+    )
     data = load_task(f"hf:{folder}", group_column="patient")
     assert data.notes == [
         "1 patient group(s) in two given splits ('train-p0'): the splits are used as given, so those groups train and are scored"
     ]
     assert task_stats(data)["notes"] == data.notes
+    prepare_task(ExperimentConfig(task=f"hf:{folder}", method="fedavg", group_column="patient", model="tiny-bert"))
+    assert f"warning: hf:{folder}: {data.notes[0]}" in capsys.readouterr().out.splitlines()
 
 
 def test_one_site_is_no_natural_split_and_document_dp_needs_groups(tmp_path):
@@ -307,3 +316,102 @@ def test_a_grid_over_a_bad_source_stops_before_any_cell_runs(tmp_path):
     found = run_all_main("--grid", grid, "--out", out, check=False)
     assert found.returncode == 2 and "no test split (splits found: train)" in found.stderr
     assert found.stderr.strip().count("\n") == 0 and not (out / "runs").exists()
+
+
+def _rows(n, multi=False):
+    """Notes with integer labels (0, 1, 2), or lists of string labels; a site column."""
+    labels = (
+        [[["flu", "sepsis"][i % 2]] + (["copd"] if i % 3 == 0 else []) for i in range(n)]
+        if multi
+        else [i % 3 for i in range(n)]
+    )
+    return {
+        "note": [" ".join(WORDS[i % 5 : i % 5 + 6]) for i in range(n)],
+        "outcome": labels,
+        "ward": [f"w{i % 2}" for i in range(n)],
+    }
+
+
+def _write_files(folder, fmt, multi=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 30), ("validation", 8), ("test", 8)):
+        data = datasets.Dataset.from_dict(_rows(n, multi))
+        path = str(folder / f"{split}.{fmt}")
+        if fmt == "parquet":
+            data.to_parquet(path)
+        else:
+            data.to_json(path, lines=fmt == "jsonl")  # .json: one array of records
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "parquet"])
+def test_json_jsonl_and_parquet_files_with_integer_labels_and_named_columns_load(tmp_path, fmt):
+    from bench.data import load_task
+
+    columns = {"text_column": "note", "label_column": "outcome", "site_column": "ward"}
+    data = load_task(f"hf:{_write_files(tmp_path / fmt, fmt)}", **columns)
+    assert data.kind == "cls" and data.label_names == ["0", "1", "2"] and not data.carved_validation
+    assert [len(data.splits[s]) for s in ("train", "validation", "test")] == [30, 8, 8]
+    assert [ex.labels for ex in data.splits["train"][:4]] == [("0",), ("1",), ("2",), ("0",)]
+    assert {ex.site for ex in data.train} == {"w0", "w1"}
+
+
+def test_a_list_of_labels_is_multi_label_and_a_classlabel_gives_its_names(tmp_path):
+    from bench.data import load_task
+
+    data = load_task(
+        f"hf:{_write_files(tmp_path / 'multi', 'jsonl', multi=True)}", text_column="note", label_column="outcome"
+    )
+    assert data.kind == "multilabel" and data.label_names == ["copd", "flu", "sepsis"]
+    assert data.train[0].labels == ("flu", "copd") and data.train[1].labels == ("sepsis",)
+
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["home", "died"])}
+    )
+    rows = {"text": [" ".join(WORDS[i : i + 5]) for i in range(10)], "label": [i % 2 for i in range(10)]}
+    split = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": split, "test": split}).save_to_disk(str(tmp_path / "saved"))
+    data = load_task(f"hf:{tmp_path / 'saved'}")
+    assert data.kind == "cls" and data.label_names == ["died", "home"]  # the names, not 0 and 1
+    assert [ex.labels for ex in data.train[:2]] == [("home",), ("died",)]
+    assert {ex.site for ex in data.train} == {"hf"}  # no --site-column: one site
+
+
+def test_ner_columns_named_otherwise_with_iob2_string_tags(tmp_path):
+    from bench.data import load_task
+
+    tokens = [WORDS[i : i + 4] for i in range(6)]
+    tags = [["B-Problem" if w in ("pain", "fever") else "O" for w in t] for t in tokens]
+    split = datasets.Dataset.from_dict({"words": tokens, "iob": tags})
+    datasets.DatasetDict({"train": split, "test": split}).save_to_disk(str(tmp_path / "ner"))
+    data = load_task(f"hf:{tmp_path / 'ner'}", tokens_column="words", tags_column="iob")
+    assert data.kind == "ner" and data.label_names == ["Problem"]
+    assert data.train[1].tokens == tuple(WORDS[1:5]) and data.train[1].tags == tuple(tags[1])
+
+
+def test_a_dataset_id_is_looked_up_in_the_local_cache_only_even_with_the_hub_online(tmp_path):
+    # the user's environment says online (HF_HUB_OFFLINE=0, which bench's own default does not
+    # override); every network lookup is refused here and recorded: none may be tried
+    script = (
+        "import socket, sys\n"
+        "tried = []\n"
+        "def refuse(*a, **k):\n"
+        "    tried.append(a[:1]); raise OSError('no network in this test')\n"
+        "socket.getaddrinfo = refuse\n"
+        "socket.socket.connect = lambda self, *a, **k: refuse(*a)\n"
+        "from bench.data.hf import open_source\n"
+        "from bench.errors import BenchError\n"
+        "for source in ('someorg/notes', 'buckets/someorg/notes'):\n"
+        "    try:\n"
+        "        open_source(source)\n"
+        "    except BenchError as e:\n"
+        "        print(e)\n"
+        "print('tried', len(tried))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")} | {"HF_HUB_OFFLINE": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT
+    )
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "tried 0", done.stdout + done.stderr[-2000:]
+    assert sum("not a dataset in the local Hugging Face cache" in line for line in lines) == 2
