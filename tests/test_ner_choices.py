@@ -35,6 +35,13 @@ def test_entity_f1_is_strict_iob2_not_lenient():
     assert scores["items"] == [[0, 0, 1]]  # one gold entity missed, no predicted one
 
 
+def test_entity_f1_is_micro_averaged_over_entities_not_over_types():
+    # three A entities found, one B missed: micro F1 = 2*3/(3+4) = 6/7; macro over types would be (1 + 0) / 2
+    gold = [["B-A", "O", "B-A", "O", "B-A", "O", "B-B"]]
+    pred = [["B-A", "O", "B-A", "O", "B-A", "O", "O"]]
+    assert ner_scores(gold, pred)["metric"] == pytest.approx(6 / 7)
+
+
 def test_a_word_is_labelled_on_its_first_sub_word_only(tokenizer):
     """README: entities are "predicted on the first sub-word of each word": a word the tokenizer
     splits carries its label on its first piece; its other pieces are ignored (-100)."""

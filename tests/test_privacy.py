@@ -108,7 +108,10 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
     labels[1, 1:11] = 1  # example 1: 10
     labels[2, 1:2] = 2  # example 2: 1
 
-    def grad_of_first(rows):
+    def token_mean(module, inputs, kind):  # the model's own loss: a mean over the batch's tokens
+        return module(**inputs).loss
+
+    def grad_of_first(rows, loss=_private_loss):
         module.zero_grad(set_to_none=True)
         positions = torch.arange(12).expand(len(rows), 12)
         inputs = {
@@ -117,7 +120,7 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
             "position_ids": positions,
             "labels": labels[rows],
         }
-        _private_loss(module, inputs, "ner").backward()  # the loss DP-SGD trains on
+        loss(module, inputs, "ner").backward()  # by default the loss DP-SGD trains on
         return torch.cat(
             [p.grad_sample[0].flatten() for p in module.parameters() if getattr(p, "grad_sample", None) is not None]
         )
@@ -125,6 +128,8 @@ def test_ner_per_sample_gradient_ignores_the_rest_of_the_batch():
     with_long, with_short = grad_of_first([0, 1]), grad_of_first([0, 2])
     assert with_long.abs().sum() > 0
     assert torch.allclose(with_long, with_short, atol=1e-6)
+    # the control (README): under the token mean, example 0's gradient shrinks beside a long batch-mate
+    assert not torch.allclose(grad_of_first([0, 1], token_mean), grad_of_first([0, 2], token_mean), atol=1e-6)
 
 
 def test_recorded_accounting_matches_what_training_did(tiny_corpus, tmp_path, monkeypatch):

@@ -254,3 +254,37 @@ def test_a_refused_run_leaves_no_output_behind(tiny_corpus, tmp_path, capsys, ca
     check_outcome(code, err, tmp_path / "out")
     assert code == 2 and says in err
     assert not (tmp_path / "out").exists()
+
+
+def _scorable_or_why(kind: str, validation: list, test: list) -> str:
+    from bench.data.split_check import check_splits
+    from bench.data.types import ClsExample, NerExample, TaskData
+
+    def make(value, i):
+        return NerExample(("w",), (value,), "s", f"d{i}") if kind == "ner" else ClsExample("w", value, "s", f"d{i}")
+
+    splits = {"train": [make(v, i) for i, v in enumerate(test)], "validation": [], "test": []}
+    splits |= {
+        name: [make(v, i) for i, v in enumerate(values)]
+        for name, values in (("validation", validation), ("test", test))
+    }
+    try:
+        check_splits(TaskData("t", kind, [], splits), None)
+        return "scored"
+    except BenchError as e:
+        return str(e)
+
+
+@pytest.mark.parametrize(
+    "kind, scorable, unscorable, why",
+    [
+        ("ner", ["O", "B-Problem"], ["O", "O"], "has no entity in its 2 sentences"),
+        ("cls", [("x",), ("y",)], [("x",), ("x",)], "has one class only (all 2 examples are 'x')"),
+        ("multilabel", [(), ("x", "y")], [(), ()], "has no positive label in its 2 examples"),
+    ],
+)
+def test_a_split_is_scored_only_where_its_metric_can_tell_models_apart(kind, scorable, unscorable, why):
+    # the rules of README's "How small a release can be": one entity, two classes, one positive label
+    assert _scorable_or_why(kind, scorable, scorable) == "scored"
+    assert _scorable_or_why(kind, unscorable, scorable).startswith(f"task t: the validation split {why}")
+    assert _scorable_or_why(kind, scorable, unscorable).startswith(f"task t: the test split {why}")

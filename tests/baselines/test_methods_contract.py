@@ -72,3 +72,8 @@ def test_lora_fl_averages_the_adapter_factors_each_on_its_own():
     b = a.replace("lora_A", "lora_B")
     products = 0.25 * states[0][b] @ states[0][a] + 0.75 * states[1][b] @ states[1][a]
     assert not torch.allclose(mean[b] @ mean[a], products, atol=1e-3)
+    # clients that disagree (one sends the other's factors negated: the same update B @ A): the
+    # mean of their products is that update, the product of the means nothing at all
+    opposed = [states[0], {n: -t for n, t in states[0].items()}]
+    mean = method.combine({}, [Result(c, 1, s, 0.0) for c, s in enumerate(opposed)])[GLOBAL]
+    assert torch.count_nonzero(mean[b] @ mean[a]) == 0 and torch.linalg.norm(states[0][b] @ states[0][a]) > 0

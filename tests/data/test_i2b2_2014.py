@@ -45,6 +45,8 @@ def test_offsets_tags_and_repair(tmp_path):
     assert data.warnings["offset_repaired"] == 3  # the NAME tag, in each of the 3 files
     assert len(data.train) + len(data.splits["validation"]) == 4 and len(data.test) == 2
     assert len(data.splits["validation"]) == 2  # one of the two training documents (10%, at least one)
+    assert data.label_names == ["NAME", "PROFESSION", "LOCATION", "AGE", "DATE", "CONTACT", "ID"]  # the 7 categories
+    assert {ex.site for split in data.splits.values() for ex in split} == {"partners"}  # one provider
 
 
 def test_fine_type_labels(tmp_path):

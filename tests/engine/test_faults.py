@@ -90,3 +90,13 @@ def test_client_level_dp_rejects_no_finite_update_for_its_norm(tiny_corpus, tmp_
     run_experiment(cfg(tiny_corpus, rounds=1, backend="serial", train_subsample=40, **dp), tmp_path, progress=False)
     (line,) = rounds(tmp_path)
     assert calls and (line.get("rejected") or {}) == ({} if level else {"3": line["rejected"]["3"]})
+
+
+def test_without_the_outlier_screen_a_non_finite_update_is_still_rejected():
+    """README: under client-level DP the screen "rejects only non-finite updates": the outlier
+    (100x the median) stays, the NaN and the Inf go, as they do with the screen on."""
+    from bench.engine.faults import screen_norms
+
+    norms = {0: 1.0, 1: 1.1, 2: float("nan"), 3: 100.0, 4: float("inf")}
+    assert set(screen_norms(norms, outliers=False)) == {2, 4}
+    assert set(screen_norms(norms, outliers=True)) == {2, 3, 4}  # the control: the screen on takes the outlier too

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from bench.compare.step_memory import private_dirty_kb
 from bench.config import ExperimentConfig
@@ -51,6 +52,7 @@ def test_a_killed_process_loses_its_client_and_is_restarted(tiny_corpus, tmp_pat
 
 def test_default_execution_fills_cores_not_beyond_clients(monkeypatch):
     monkeypatch.delenv("BENCH_WORKERS", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU host's choice, on a GPU host too
     monkeypatch.setattr(execution, "usable_cores", lambda: 8)
     fed = execution.choose(ExperimentConfig(task="conll", method="fedavg", clients=20, clients_per_round=5))
     assert (fed.workers, fed.threads_per_worker, fed.resolved_backend) == (5, 1, "local")

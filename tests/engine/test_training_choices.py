@@ -108,11 +108,11 @@ def test_adamw_without_weight_decay_and_a_linear_warm_up_over_the_first_tenth():
     assert optimizer.param_groups and all(g["weight_decay"] == 0.0 for g in optimizer.param_groups)
     # The pinned values: lr x (s + 1) / warm-up steps, full lr on the last warm-up step, held after.
     assert lr_multipliers(20) == pytest.approx([0.5] + [1.0] * 19)  # 10% of 20 steps: 2
-    # 10% rounded down: under 20 steps no warm-up (README: the studies' iid clients, 13 and 7 steps)
-    assert lr_multipliers(13) == pytest.approx([1.0] * 13) and lr_multipliers(7) == pytest.approx([1.0] * 7)
-    assert lr_multipliers(25)[:2] == pytest.approx([0.5, 1.0]) and lr_multipliers(50)[:5] == pytest.approx(
-        [0.2, 0.4, 0.6, 0.8, 1.0]
-    )  # centralized's 25 and 50 steps: over 2 and 5
+    # 10% rounded down: under 20 steps no warm-up (README: the studies' iid clients, 12-13 and 6 steps)
+    assert lr_multipliers(13) == pytest.approx([1.0] * 13) and lr_multipliers(6) == pytest.approx([1.0] * 6)
+    assert lr_multipliers(23)[:2] == pytest.approx([0.5, 1.0]) and lr_multipliers(47)[:4] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0]
+    )  # centralized's 23 and 47 steps (results/round_steps.md): over 2 and 4
     tenths = [(s + 1) / 10 for s in range(10)]
     assert lr_multipliers(100) == pytest.approx(tenths + [1.0] * 90)  # 10% of 100 steps: 10, even steps of 0.1
     assert lr_multipliers(100)[:10] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
