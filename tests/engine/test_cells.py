@@ -1,4 +1,5 @@
-"""A grid's cells as Ray tasks on a two-node cluster: same results as a serial grid, on both nodes."""
+"""A grid's cells as Ray tasks on a two-node cluster: same results as a serial grid, on both nodes,
+including cells that start their own Ray actors inside the cluster (the paper grid's shape)."""
 
 import json
 import subprocess
@@ -39,17 +40,20 @@ def _results(out: Path) -> dict:
 def test_grid_cells_spread_over_a_two_node_cluster(tiny_corpus, tmp_path):
     from ray.cluster_utils import Cluster
 
-    grid = tmp_path / "g.yaml"
-    grid.write_text("""name: t
+    grid = """name: t
 defaults: {clients: 2, rounds: 1, max_length: 32, cpus_per_worker: 1}
 tasks: [i2b2-2010]
-methods: [{method: fedavg}, {method: layerskip, layers: "top:1"}]
+methods: [{method: fedavg%s}, {method: layerskip, layers: "top:1"}]
 partitions: [iid, "dirichlet:0.5"]
 seeds: [0]
-""")
+"""
+    (tmp_path / "g.yaml").write_text(grid % "")
+    # the paper grid's shape on the cluster: a cell whose task starts its own Ray actors (two, one a
+    # node: each node has one CPU), inside the cluster the driver joined; execution only, same run ids
+    (tmp_path / "cluster.yaml").write_text(grid % ", workers: 2, backend: ray")
 
     # the README's cluster command, with this test's grid, data root, model and address
-    command = ["--grid", str(grid), "--data-dir", str(tiny_corpus), "--model", "tiny-bert"]
+    command = ["--data-dir", str(tiny_corpus), "--model", "tiny-bert"]
 
     def run(*extra):  # a process of its own: Ray connects it to the cluster, not this test process
         return subprocess.run(
@@ -61,18 +65,27 @@ seeds: [0]
             timeout=600,
         )
 
-    run_all_main(*command, "--out", tmp_path / "serial")  # the serial reference, in this process (tests.cli)
+    run_all_main("--grid", tmp_path / "g.yaml", *command, "--out", tmp_path / "serial")  # in this process (tests.cli)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     try:
-        proc = run("--out", str(tmp_path / "cluster"), "--parallel", "2", "--ray-address", cluster.address)
+        proc = run(
+            "--grid", str(tmp_path / "cluster.yaml"), "--out", str(tmp_path / "cluster"),
+            "--parallel", "2", "--ray-address", cluster.address,
+        )  # fmt: skip
     finally:
         cluster.shutdown()
     assert "4 cells (4 ok)" in proc.stdout
     serial, spread = _results(tmp_path / "serial"), _results(tmp_path / "cluster")
     assert len(serial) == 4 and serial.keys() == spread.keys()
     for run_id in serial:
-        assert serial[run_id][:2] == spread[run_id][:2], run_id
+        (final, lines, _), (spread_final, spread_lines, _) = serial[run_id], spread[run_id]
+        if "fedavg" in run_id:  # the actors' cell: two Ray actors, necessarily one on each node
+            assert spread_final.pop("execution").startswith("execution: 2 worker(s), Ray actors"), run_id
+            final.pop("execution")
+            for settings in (final["config"], spread_final["config"]):
+                settings.pop("workers"), settings.pop("backend")
+        assert (final, lines) == (spread_final, spread_lines), run_id
     nodes = {host["ray_node_id"] for _, _, host in spread.values()}
     assert len(nodes) == 2 and None not in nodes  # cells ran on both nodes
 
