@@ -7,6 +7,7 @@ import itertools
 import json
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from bench.federation import secagg_client, secagg_network
@@ -14,6 +15,8 @@ from bench.federation.secagg_client import (
     KEY_BYTES,
     ClientKit,
     ClientParties,
+    ClientParty,
+    agreed_key,
     pair_seed_from_private,
     read_answer,
     share_header,
@@ -75,6 +78,8 @@ def attack(
             for owner, share in read_answer(m["payload"]).items():
                 answered.setdefault(owner, {})[m["sender"]] = share
     request = next(json.loads(m["payload"]) for m in messages if m["kind"] == "unmask_request")
+    # the protocol's round (keys and headers are bound to it); a transcript line counts from 1
+    round_ = next(m["round"] for m in messages if m["kind"] == "unmask_request") - 1
     for owner, shares in answered.items():  # a survivor's seed, or a dropped (or late) client's key
         secret = reconstruct(shares).to_bytes(KEY_BYTES, "big")
         (self_seeds if owner in request["survivors"] else s_keys)[owner] = secret
@@ -99,12 +104,26 @@ def attack(
         seed = reconstruct({h: s[1] for h, s in shares.items()})
         if seed < 2 ** (8 * KEY_BYTES):
             self_seeds.setdefault(owner, seed.to_bytes(KEY_BYTES, "big"))
+    for m in messages:  # the relayed shares, opened under the channel a known `s` key would agree
+        if m["kind"] != "encrypted_share" or m["direction"] != "to_server":
+            continue  # (the server rebuilds dropped and late clients' `s` keys; shares are sealed under `c`)
+        owner, holder = m["sender"], m["receiver"]
+        for known, other in ((owner, holder), (holder, owner)):
+            if known not in s_keys:
+                continue
+            private = X25519PrivateKey.from_private_bytes(s_keys[known])
+            channel = agreed_key(private, publics[other][KEY_BYTES:], "shares", round_)
+            try:
+                plain = unseal(channel, m["payload"], share_header(round_, owner, holder))
+            except InvalidTag:
+                continue
+            pair = (int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big"))
+            opened.setdefault(owner, {})[holder] = pair
     for m in messages:  # the relayed shares, read as if unsealed
         if m["kind"] == "encrypted_share" and m["direction"] == "to_server" and len(m["payload"]) >= 2 * SHARE_BYTES:
             raw = m["payload"][: 2 * SHARE_BYTES]
-            opened.setdefault(m["sender"], {})[m["receiver"]] = (
-                int.from_bytes(raw[:SHARE_BYTES], "big"),
-                int.from_bytes(raw[SHARE_BYTES:], "big"),
+            opened.setdefault(m["sender"], {}).setdefault(  # a share already opened above stays
+                m["receiver"], (int.from_bytes(raw[:SHARE_BYTES], "big"), int.from_bytes(raw[SHARE_BYTES:], "big"))
             )
     for owner, shares in opened.items():
         key = _consistent({h: s[0] for h, s in shares.items()}, threshold)
@@ -121,9 +140,9 @@ def attack(
             if not (c in s_keys or p in s_keys):
                 continue
             seed = (
-                pair_seed_from_private(s_keys[c], publics[p][KEY_BYTES:], 1)
+                pair_seed_from_private(s_keys[c], publics[p][KEY_BYTES:], round_)
                 if c in s_keys
-                else pair_seed_from_private(s_keys[p], publics[c][KEY_BYTES:], 1)
+                else pair_seed_from_private(s_keys[p], publics[c][KEY_BYTES:], round_)
             )
             stream = prg(seed, len(y), BITS)
             pairs = (pairs + stream) % modulus if c < p else (pairs + modulus - stream) % modulus
@@ -137,13 +156,17 @@ def attack_round(
     tmp_path, monkeypatch, mutation: str | None, colluding: set[int] = frozenset(), graph: Graph = COMPLETE
 ):
     """One secure round on `graph` (a seeded update per client, its transcript in `tmp_path`),
-    with `mutation` ("no_self_mask", "no_pair_masks", "no_encryption") switching a protection
+    with `mutation` ("no_self_mask", "no_pair_masks", "no_encryption", "shares_under_s_keys") switching a protection
     off, attacked with `colluding` clients' secrets: (the attack's guesses, the true quantised
     updates). `attack` is looked up here at call time, so a test may wrap it."""
     if mutation == "no_self_mask":
         monkeypatch.setattr(ClientKit, "self_mask", lambda self, length: np.zeros(length, dtype=np.uint64))
     if mutation == "no_pair_masks":
         monkeypatch.setattr(ClientKit, "pair_masks", lambda self, length: np.zeros(length, dtype=np.uint64))
+    if mutation == "shares_under_s_keys":  # the channel agreed from the keys unmasking rebuilds
+        monkeypatch.setattr(
+            ClientParty, "_channel", lambda self, peer: agreed_key(self._s, self._peers[peer][1], "shares", self.round_)
+        )
     if mutation == "no_encryption":
         monkeypatch.setattr(secagg_client, "seal", lambda key, plain, header: plain)
         monkeypatch.setattr(secagg_client, "unseal", lambda key, sealed, header: sealed)

@@ -156,3 +156,12 @@ def test_calibration_covers_the_client_that_needs_the_most_noise():
     assert len(set(np.round(spent, 3))) == 3  # the clients differ: one of them needs the most noise
     assert max(spent) <= 8.0 + 0.01
     assert max(spent) >= 0.99 * 8.0
+    assert max(spent) == pytest.approx(7.997, abs=0.001)  # README's figure
+    # the least-noise choice (each client's own calibration, the smallest sigma) would overspend
+    from bench.federation.dp_calibration import _calibrate
+
+    least = min(_calibrate(8.0, 1e-5, sample_rate(n, 16), 10 * steps_per_round(n, 16, 1)) for n in rows.values())
+    overspent = max(
+        epsilon_of([(least, sample_rate(n, 16), 10 * steps_per_round(n, 16, 1))], 1e-5) for n in rows.values()
+    )
+    assert overspent == pytest.approx(12.5, abs=0.05)  # README's figure

@@ -279,3 +279,28 @@ def test_the_tables_tell_the_data_free_bound_from_the_observed_sets():
     cfg = {"dp_epsilon": 4.0, "dp_level": "sample", "dp_unit": "document"}
     assert dp_label(cfg) == "sample, per document"
     assert dp_label({**cfg, "dp_unit_holders": "all"}) == "sample, per document, every client composed"
+
+
+def test_each_step_of_the_unit_path_draws_fresh_noise():
+    """The accountant composes independent noise at every step: two steps (and two clients'
+    trainings from different seeds) must not repeat a draw, or differencing them would cancel it."""
+    from bench.model.build import build_model
+
+    def trainer(seed):
+        model, _ = build_model("tiny-bert", "cls", 2, seed=0)
+        params = [p for p in model.parameters() if p.requires_grad]
+        plan = DpPlan(
+            "sample", noise_multiplier=1.0, max_grad_norm=1.0, delta=1e-5, target_epsilon=None, unit="patient"
+        )
+        return UnitPrivateTraining(
+            model, torch.optim.SGD(params, lr=0.1), plan, np.arange(4), np.array([1, 1, 2, 2]), 4,
+            torch.Generator().manual_seed(seed),
+        )  # fmt: skip
+
+    first, other = trainer(0), trainer(1)
+    zero = torch.zeros(1000)
+    draws = [first._noisy_mean(zero), first._noisy_mean(zero), other._noisy_mean(zero)]
+    assert all(d.std() > 0 for d in draws)
+    assert not torch.allclose(draws[0], draws[1]) and not torch.allclose(draws[0], draws[2])
+    assert torch.equal(trainer(0)._noisy_mean(zero), draws[0])  # seeded: the same run draws the same
+    first.close(), other.close()

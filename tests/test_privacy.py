@@ -164,6 +164,29 @@ def test_recorded_accounting_matches_what_training_did(tiny_corpus, tmp_path, mo
     assert all(rate == pytest.approx(4 / rows) for _, rate, _ in entries if rows == drawn[0])
     assert len(sizes) > 40  # 96 batches here: enough for their mean
     assert sum(sizes) / len(sizes) == pytest.approx(4, rel=0.35)  # Poisson batches average rate x rows
+    assert 2.0 < float(np.var(sizes)) < 6.5  # and vary as Binomial(rows, rate) does (variance ~3.8), not fixed at 4
+
+
+def test_row_level_batches_are_poisson_samples_at_the_accounted_rate():
+    """The amplification the accountant credits assumes each row joins each batch on its own
+    with probability q = batch_size / rows: a shuffle cut into fixed batches of 4, or a rate 35%
+    high, would each pass the run-level check above and fail here."""
+    from types import SimpleNamespace
+
+    from bench.federation.privacy import PrivateTraining, sample_rate
+
+    rows, steps = np.arange(100), 20_000
+    rate = sample_rate(len(rows), 4)
+    drawn = list(PrivateTraining.batches(SimpleNamespace(rate=rate), rows, steps, torch.Generator().manual_seed(0)))
+    sizes = np.array([len(b) for b in drawn])
+    binomial_var = len(rows) * rate * (1 - rate)
+    assert abs(sizes.mean() - 4) < 4 * np.sqrt(binomial_var / steps)  # the rate accounted, within 4 standard errors
+    assert sizes.var() == pytest.approx(binomial_var, rel=0.05)
+    joined = np.bincount(np.concatenate(drawn), minlength=len(rows)) / steps  # each row's own rate
+    assert np.abs(joined - rate).max() < 5 * np.sqrt(rate * (1 - rate) / steps)
+    assert any(
+        len(np.intersect1d(a, b)) for a, b in zip(drawn, drawn[1:])
+    )  # batches drawn anew, not cut from one shuffle
 
 
 def test_client_level_sampling_is_the_poisson_sampling_accounted(tiny_corpus, tmp_path):
@@ -291,7 +314,8 @@ def test_every_secure_draw_is_fresh_os_entropy_and_noise_is_opacus_secure_mode(
         assert any('"secagg_lone_round": true' in x for x in (tmp_path / "rounds.jsonl").read_text().splitlines())
     noise_seeds = {seed for _, seed in draws}
     assert draws and {secure for secure, _ in draws} == {True} and not outside
-    assert noise_seeds <= set(given) and len(noise_seeds) >= 2  # every round (and client) a fresh generator
+    # a fresh generator for every client and round (DP-SGD: 2 clients x 2 rounds) or every round (the server's)
+    assert noise_seeds <= set(given) and len(noise_seeds) == {"client": 2, "client-secagg": 4}.get(path, 4)
     if not path.startswith("client"):  # DP-SGD: each client's batches in each round from a generator of their own
         assert len(set(batch_seeds)) == len(batch_seeds) >= 4 and set(batch_seeds) <= set(given) - noise_seeds
     else:

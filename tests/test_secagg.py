@@ -153,13 +153,23 @@ def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp
     import json
 
     from bench.engine.server import run_experiment
+    from bench.federation.secagg_transcript import read_transcript
 
-    cfg = tiny_config(tiny_corpus, clients=10, rounds=2, secagg="on", straggler_frac=0.3)
+    transcript = tmp_path / "transcript.jsonl"
+    cfg = tiny_config(
+        tiny_corpus, clients=10, rounds=2, secagg="on", straggler_frac=0.3, secagg_transcript=str(transcript)
+    )
     final = run_experiment(cfg, tmp_path, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]
     assert final["status"] == "ok" and len(lines) == 2
     assert "secagg_failed" not in lines[0] and len(lines[0]["stragglers"]) == 2  # recovered from the survivors' shares
     assert "needed" in lines[1]["secagg_failed"] and len(lines[1]["stragglers"]) == 4  # too few survivors: counted
+    for line in lines:  # the stragglers' vectors and the failed round's messages are counted as sent
+        sent = [m for m in read_transcript(transcript) if m["round"] == line["round"]]
+        assert sum(len(m["payload"]) for m in sent if m["direction"] == "to_server") == (
+            line["bytes_up"] + line["secagg_bytes_up"]
+        ), line["round"]
+        assert sum(len(m["payload"]) for m in sent if m["direction"] == "from_server") == line["secagg_bytes_down"]
 
 
 def test_a_late_upload_that_leaves_one_holder_fails_its_round_not_the_run(tiny_corpus, tmp_path):
@@ -564,3 +574,15 @@ def test_what_a_secure_run_stores_holds_no_per_client_value(tiny_corpus, tmp_pat
     # the one per-client field: the final global model's score on each client's held-out slice
     # (an evaluation of the shared model, no update; the README lists it with the clear metadata)
     assert per_client == ["per_client"], per_client
+
+
+@pytest.mark.parametrize("compress", ["int8", "topk:0.1"])
+def test_secure_aggregation_with_a_compressed_upload_is_refused(compress):
+    """Masks are added to the quantised full vector: a compressed (quantised or sparse) upload
+    would be masked as something else, or leak which coordinates it holds."""
+    from bench.config import ExperimentConfig
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="secagg quantises uploads itself: use it with --compress none"):
+        ExperimentConfig(task="conll", method="fedavg", secagg="on", compress=compress)
+    assert ExperimentConfig(task="conll", method="fedavg", secagg="on").compress == "none"

@@ -3,8 +3,8 @@
 
 The attack uses everything the server legitimately learns: the public keys, the masked vectors
 (a late one included), the survivors' answers (self-mask seeds of survivors, `s` keys of the
-dropped), and it tries to open the relayed shares as if they were plaintext, keeping what
-reconstructs consistently. Then, for every client whose masked vector it holds, it strips
+dropped), and it tries to open the relayed shares as if they were plaintext and under the
+channel each `s` key it holds would agree, keeping what reconstructs consistently. Then, for every client whose masked vector it holds, it strips
 every mask it can compute and correlates what is left with the true update.
 
 Both graphs are attacked: the complete one (8 clients, everyone a neighbour) and SecAgg+'s sparse
@@ -15,8 +15,9 @@ shares to whom. The attack and the round it runs are in tests/secagg_helpers.py
 
 Mutation check (done, and repeated here as the parametrised positive controls): with the self
 masks removed the late client's update is recovered; with the pairwise masks removed every
-survivor's is; with the shares sent unsealed every client's is. So this test fails if any of
-the three protections is removed.
+survivor's is; with the shares sent unsealed every client's is; with the shares sealed under
+the `s` keys (which unmasking rebuilds for a late client) instead of the `c` keys, the late
+client's is. So this test fails if any of the four protections is removed.
 
 The same attack with clients colluding with the server (their private keys, self-mask seeds and
 the shares sealed to them, interpolated however few they are): threshold - 1 of them learn no
@@ -64,6 +65,9 @@ EXPOSED = {  # who the attack must recover once a protection is gone
     "no_self_mask": lambda g: g.late,
     "no_pair_masks": lambda g: set(range(g.n)) - g.late - g.dropped,
     "no_encryption": lambda g: set(range(g.n)) - g.dropped,
+    # shares sealed under the `s` keys: a late client's key, rebuilt to strip its pair masks, opens
+    # the shares of its own self-mask seed it sent
+    "shares_under_s_keys": lambda g: g.late,
 }
 
 

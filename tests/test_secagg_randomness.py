@@ -176,6 +176,23 @@ def test_a_self_mask_seed_is_fresh_even_when_the_clients_keys_repeat(monkeypatch
     assert len({ClientParty(c, r)._self_seed for c in range(3) for r in range(3)}) == 9
 
 
+def test_a_worker_keeps_no_clients_secrets_from_one_round_to_the_next():
+    """A worker's ClientParties lives for the whole run: each round's advertise must give its
+    clients new keys and self-mask seeds, or a client that survives one round (its seed revealed
+    by unmasking) and is late the next would be read exactly."""
+    from bench.federation.secagg_client import ClientParties
+
+    worker = ClientParties()
+    secrets = []
+    for round_ in range(3):
+        published = worker.secagg("advertise", round_, {0: None, 1: None})
+        secrets.append({c: (published[c], p._self_seed, p._s.private_bytes_raw()) for c, p in worker.parties.items()})
+        assert all(p.round_ == round_ for p in worker.parties.values())
+    for c in (0, 1):
+        for part in range(3):  # the public keys, the self-mask seed, the `s` private key
+            assert len({secrets[r][c][part] for r in range(3)}) == 3, (c, part)
+
+
 @pytest.mark.parametrize("pinned", [False, True], ids=["fresh-keys", "pinned-keys"])
 def test_a_seed_revealed_in_one_run_does_not_unmask_the_client_late_in_another(tmp_path, monkeypatch, pinned):
     """README: a straggler's self mask cannot be rebuilt. Two runs of the study (run seeds 0 and
