@@ -34,6 +34,16 @@ class Method:
     secure_aggregable = True  # combine is a per-tensor sample-weighted mean, which secure aggregation can compute
     streams_mean = True  # combine is weighted_average of every result: the server may sum updates as they arrive
 
+    def __init_subclass__(cls, **kwargs):
+        """A class that writes its own `combine` is taken not to be the weighted mean unless it
+        says so: streaming, secure aggregation and DP-FedAvg compute the mean themselves and
+        would skip its combine (a median or server-momentum baseline would run as FedAvg)."""
+        super().__init_subclass__(**kwargs)
+        if "combine" in cls.__dict__:
+            for flag in ("secure_aggregable", "streams_mean"):
+                if flag not in cls.__dict__:
+                    setattr(cls, flag, False)
+
     def __init__(self, cfg: ExperimentConfig):
         if cfg.client_budgets is not None and not self.supports_budgets:
             raise BenchError(f"client_budgets: method {cfg.method!r} has no per-client layer budgets")

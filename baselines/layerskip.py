@@ -85,6 +85,8 @@ class LayerSkip(Method):
         budgets = client_budgets(self.cfg.client_budgets, [len(c) for c in clients])
         return [Job(c, clients[c], budget=budgets[c]) for c in sampled]
 
+    secure_aggregable = True  # with budgets too: each tensor's mean over the clients that sent it
+
     @property
     def streams_mean(self) -> bool:
         return self.cfg.client_budgets is None  # with budgets, each tensor's mean is over those who sent it

@@ -88,3 +88,37 @@ def test_engine_and_federation_code_name_no_method():
                 if words := set(re.split(r"[^a-z0-9]+", node.value)) & names:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r} names {sorted(words)}")
     assert not found, "\n".join(found)
+
+
+def test_a_method_with_its_own_combine_is_aggregated_by_it_or_refused(tiny_corpus, tmp_path, monkeypatch):
+    """README: a method that overrides `combine` is aggregated by it. The server computes the
+    plain weighted mean itself where it can (summed as uploads arrive, under secure aggregation,
+    by DP-FedAvg) and would skip that combine, so a class that writes its own combine and does
+    not declare `streams_mean` / `secure_aggregable` gets neither: its combine runs, and secure
+    aggregation and client-level DP are refused rather than replacing it."""
+    import pytest
+
+    from baselines.base import GLOBAL, Method
+    from bench.engine.server import run_experiment
+    from bench.errors import BenchError
+    from tests.tiny import tiny_config
+
+    calls = []
+
+    class FirstOnly(Method):  # a server rule other than the mean: keep the first result
+        name = "first-only"
+
+        def combine(self, states, results):
+            calls.append(len(results))
+            return {GLOBAL: results[0].state}
+
+    assert not FirstOnly.streams_mean and not FirstOnly.secure_aggregable
+    METHODS.names()  # discovered before the temporary entry joins
+    monkeypatch.setitem(METHODS._items, "first-only", FirstOnly)
+    run_experiment(tiny_config(tiny_corpus, method="first-only", backend="serial"), tmp_path / "run", progress=False)
+    assert calls == [2]  # one round, both clients' results, through the method's own combine
+    for refused in ({"secagg": "on"}, {"dp_level": "client", "noise_multiplier": 1.0}):
+        with pytest.raises(BenchError, match="first-only"):
+            run_experiment(
+                tiny_config(tiny_corpus, method="first-only", **refused), tmp_path / "refused", progress=False
+            )
