@@ -48,6 +48,7 @@ def test_the_bootstrap_shares_one_resample_across_seeds():
         ([0.0] * 15, 0.0, "dead"),  # never left the start
         ([0.43, 0.434, 0.433, 0.434], 0.43, "dead"),  # the majority class, where the untrained model was
         ([0.497, 0.593, 0.554, 0.571, 0.594], 0.0, "converged"),  # the issue's LoRA point: +0.001 in 3 rounds
+        ([0.3] * 6, None, "converged"),  # stored before the untrained score: measured against 0, not round 1
     ],
 )
 def test_convergence_labels_on_scripted_curves(curve, untrained, label):
@@ -225,7 +226,9 @@ def test_non_finite_validation_scores_do_not_decide_stopping_or_labels():
 
 def test_main_csv_says_how_many_pairs_each_comparison_has_and_whether_it_is_judged(tmp_path):
     """Three reported seeds of FedAvg against two of centralized: the pairs are the two seeds both
-    have, too few for a verdict (significant empty); the gap to centralized is the paired one."""
+    have, too few for a verdict (significant empty); the gap to centralized is the paired one.
+    Against FedAvg's three, two methods are judged: the columns hold the t-interval's ends and
+    its verdict, one each way."""
     import csv
 
     runs = tmp_path / "runs"
@@ -235,6 +238,12 @@ def test_main_csv_says_how_many_pairs_each_comparison_has_and_whether_it_is_judg
         ("fedavg", 1): 0.60,
         ("fedavg", 2): 0.75,
         ("fedavg", 3): 0.20,
+        ("local", 1): 0.66,  # FedAvg + 0.06, 0.05, 0.07: judged, above
+        ("local", 2): 0.80,
+        ("local", 3): 0.27,
+        ("fedprox", 1): 0.65,  # FedAvg + 0.05, -0.04, 0.02: judged, not significant
+        ("fedprox", 2): 0.71,
+        ("fedprox", 3): 0.22,
     }
     for i, ((method, seed), metric) in enumerate(scores.items()):
         folder = runs / f"r{i}"
@@ -255,6 +264,14 @@ def test_main_csv_says_how_many_pairs_each_comparison_has_and_whether_it_is_judg
     assert fedavg["vs_centralized_seed_n"] == "2" and fedavg["vs_centralized_significant"] == ""
     assert float(fedavg["vs_centralized_diff"]) == pytest.approx(-0.075)  # (0.60 - 0.70 + 0.75 - 0.80) / 2
     assert float(fedavg["gap_to_centralized_pts"]) == pytest.approx(7.5)  # paired, not 75.0 - 51.7
+    for method, diffs, significant in (
+        ("local", [0.06, 0.05, 0.07], "True"),
+        ("fedprox", [0.05, -0.04, 0.02], "False"),
+    ):
+        row, half = rows[method], stats.t.ppf(0.975, 2) * np.std(diffs, ddof=1) / np.sqrt(3)
+        assert row["vs_fedavg_seed_n"] == "3" and row["vs_fedavg_significant"] == significant
+        assert float(row["vs_fedavg_seed_lo"]) == pytest.approx(np.mean(diffs) - half)
+        assert float(row["vs_fedavg_seed_hi"]) == pytest.approx(np.mean(diffs) + half)
 
 
 def test_whole_groups_are_resampled_and_widen_the_interval_when_items_cluster():
