@@ -29,6 +29,14 @@ def test_int8_and_fp16_uploads_count_their_real_payload(tiny_corpus, tmp_path):
     assert 0.24 < int8["bytes_up_total"] / plain["bytes_up_total"] < 0.26
 
 
+@pytest.mark.parametrize("spec, dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
+def test_half_precision_uploads_travel_two_bytes_a_value_in_their_format(spec, dtype):
+    x = torch.randn(1000) * 3
+    packed, _ = codec_for(spec).encode({"w": x}, None)
+    assert packed["w"].values.dtype == dtype and payload_bytes(packed) == 2 * 1000
+    assert torch.equal(packed["w"].restore(), x.to(dtype).float())  # the value rounded once, nothing else
+
+
 def test_int8_error_is_within_half_a_step():
     x = torch.randn(1000) * 3
     packed = Int8().pack(x)

@@ -39,7 +39,9 @@ def test_entity_f1_is_micro_averaged_over_entities_not_over_types():
     # three A entities found, one B missed: micro F1 = 2*3/(3+4) = 6/7; macro over types would be (1 + 0) / 2
     gold = [["B-A", "O", "B-A", "O", "B-A", "O", "B-B"]]
     pred = [["B-A", "O", "B-A", "O", "B-A", "O", "O"]]
-    assert ner_scores(gold, pred)["metric"] == pytest.approx(6 / 7)
+    scores = ner_scores(gold, pred)
+    assert scores["metric"] == pytest.approx(6 / 7)
+    assert scores["per_type_f1"] == {"A": 1.0, "B": 0.0}  # final.json's per-type F1
 
 
 def test_a_word_is_labelled_on_its_first_sub_word_only(tokenizer):

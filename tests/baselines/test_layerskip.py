@@ -84,6 +84,7 @@ def test_gpt2_blocks_are_found_by_the_same_rule_and_its_embeddings_are_not_one_s
     model = METHODS.get("layerskip")(cfg).configure(model, layers)
     assert cache_plan(model, layers) == (None, "embedding stage is not one module")
     assert not model.transformer.h[0].training and model.transformer.h[2].training  # frozen blocks only
+    assert model.transformer.drop.training  # the embedding dropout is no block's: it stays (README)
 
 
 def test_every_method_is_registered():

@@ -119,3 +119,17 @@ def test_least_recently_used_entries_go_past_the_disk_budget(models, tmp_path, m
     c = open_cache(models[0], long_rows["c"], store, module=module)  # 1.17 MiB: one must go
     assert c.entry.is_file() and a.entry.is_file()
     assert sorted(store.glob("*.pt")) == sorted([a.entry, c.entry])  # b, written after a but not read since
+
+
+def test_workers_that_fill_one_entry_in_parts_leave_every_part_on_disk(models, tmp_path):
+    """README: each worker merges what it computed into the disk entry. Two workers open the same
+    empty entry, each computes the rows its clients reach, and both save: the entry holds both
+    parts (the last writer must not replace the first's rows with its blanks)."""
+    store, splits = tmp_path / "prefix", rows()
+    first, second = (open_cache(models[0], splits, store, fill=False) for _ in range(2))
+    first.feed("train", [0, 1, 2])
+    second.feed("train", [3, 4, 5])
+    first.save(), second.save()
+    later = open_cache(models[0], splits, store, fill=False)
+    assert all(row is not None for row in later.hidden["train"])
+    assert all(row is None for row in later.hidden["validation"])  # nothing fed there: nothing made up
