@@ -30,6 +30,9 @@ def test_a_stored_table_the_runs_do_not_give_or_a_missing_one_fails_the_check_an
     (copy / "tables" / "main.tex").unlink()
     record = copy / "tuning.csv"  # the sweep's record, which the report's checks read: made stale
     record.write_text(record.read_text().replace(",convergence,", ",").replace(",converged,", ","))
+    # and the grid's choices file gone: the rebuild makes the choices again from the stored sweep,
+    # as --report-only would, but writes no choices file (nothing outside its temporary copy)
+    (copy / "tuned.yaml").unlink()
 
     proc = run_all_main("--grid", copy / "grid.yaml", "--out", copy, "--check", check=False)
 
@@ -41,6 +44,7 @@ def test_a_stored_table_the_runs_do_not_give_or_a_missing_one_fails_the_check_an
     )
     assert matched >= 9  # every other file: 5 figures, report.md, summary.csv, 2 tables (PDFs where stored)
     assert table.read_text() == edited and not (copy / "tables" / "main.tex").exists()  # the folder is not written
+    assert not (copy / "tuned.yaml").exists()
 
 
 def test_check_trains_nothing_and_needs_stored_runs(tmp_path):
@@ -48,16 +52,3 @@ def test_check_trains_nothing_and_needs_stored_runs(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--check" in proc.stderr
     proc = run_all_main("--grid", "quick", "--out", tmp_path / "empty", "--check", check=False)
     assert proc.returncode == 2 and "no runs/ folder" in proc.stderr
-
-
-def test_check_writes_no_choices_file_when_its_rebuild_completes_a_sweep(tmp_path):
-    # a grid whose `tuned` file is absent: --report-only would choose from the stored sweep and
-    # write the file beside the grid; --check writes nothing outside its temporary copy
-    copy = tmp_path / "quick"
-    shutil.copytree(ROOT / "results" / "quick", copy, ignore=shutil.ignore_patterns("checkpoint.pt"))
-    shutil.copy(ROOT / "bench" / "grids" / "quick.yaml", tmp_path / "quick.yaml")
-
-    proc = run_all_main("--grid", tmp_path / "quick.yaml", "--out", copy, "--check", check=False)
-
-    assert not (tmp_path / "tuned").exists()
-    assert "(none differ)" in proc.stdout, proc.stdout  # the choices made again from the runs are the file's

@@ -176,6 +176,8 @@ def _prepare(cfg: ExperimentConfig, out: Path, progress: bool) -> tuple[Experime
         raise BenchError(f"client-level DP needs a federated method; {cfg.method!r} sends no updates")
     if client_level(cfg) and not method.secure_aggregable:  # DP-FedAvg's clipped mean would replace its combine
         raise BenchError(f"client-level DP aggregates by DP-FedAvg's noised mean: {cfg.method!r} combines otherwise")
+    if cfg.secagg == "on" and not (method.communicates and method.secure_aggregable):  # before any data or model
+        raise BenchError(f"--secagg on: method {cfg.method!r} does not aggregate a weighted mean of uploads")
     BACKENDS[cfg.resolved_backend].warm_up()
     task = prepare_task(cfg)
     atomic_write_json(out / "partition.json", stored_view(task.partition, cfg.private))
