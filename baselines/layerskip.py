@@ -28,6 +28,7 @@ class LayerSkip(Method):
     # validation instead (bench.protocol.tuning); this default only serves single runs.
     default_lr = 1e-3
     supports_budgets = True
+    secure_aggregable = True  # its own combine, with budgets too, is each tensor's mean over the clients that sent it
 
     def resolve(self, task):
         if not (self.cfg.layers or "").startswith("auto:"):
@@ -84,8 +85,6 @@ class LayerSkip(Method):
     def round_jobs(self, clients, sampled):
         budgets = client_budgets(self.cfg.client_budgets, [len(c) for c in clients])
         return [Job(c, clients[c], budget=budgets[c]) for c in sampled]
-
-    secure_aggregable = True  # with budgets too: each tensor's mean over the clients that sent it
 
     @property
     def streams_mean(self) -> bool:

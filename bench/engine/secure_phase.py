@@ -66,8 +66,6 @@ def open_round(ctx, r: int, reached: list, global_state: dict) -> SecurePhase | 
     cfg, dp = ctx.cfg, ctx.dp
     if cfg.secagg == "off":
         return None
-    if not (ctx.method.communicates and ctx.method.secure_aggregable):
-        raise BenchError(f"--secagg on: method {cfg.method!r} does not aggregate a weighted mean of uploads")
     bound = float(len(reached)) if dp.client_level else float(sum(len(j.examples) for j in reached))
     names = list(global_state)
     layout = MaskLayout(
