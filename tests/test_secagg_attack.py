@@ -29,6 +29,7 @@ Shamir polynomials one degree short, or clients sharing with threshold - 1 each 
 test; the last two passed the attack before it stopped trusting the stated threshold.
 """
 
+import json
 import math
 
 import numpy as np
@@ -217,10 +218,12 @@ def test_the_sum_over_holders_of_unequal_weight_is_nearly_the_largest_ones_updat
     assert np.corrcoef(total / weight, updates[1])[0, 1] < 0.1  # the small ones stay hidden in it
 
 
-def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A whole run through the engine (tiny-bert, layerskip top:1, 4 clients, 2 rounds, serial backend):
-    the attack above on its real transcript, round by round, paired with each client's true
-    quantised update (recorded on the client side as it is encoded, before masking)."""
+def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> tuple[dict, set]:
+    """A whole run through the engine (tiny-bert, layerskip top:1, 4 clients, 2 rounds, serial backend,
+    a quarter of uploads late: at seed 0, client 2 in round 2): the attack above on its real
+    transcript, round by round, each guess paired with the client's true quantised update
+    (recorded on the client side as it is encoded, before masking). Returns ((round, client) ->
+    (guess, truth), the (round, client) uploads that arrived late)."""
     from bench.engine.server import run_experiment
 
     truth: dict[int, list[np.ndarray]] = {}
@@ -251,33 +254,38 @@ def _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch) -> list[tuple[np.ndar
         rounds=2,
         backend="serial",
         train_subsample=80,
+        straggler_frac=0.25,
         secagg="on",
         secagg_transcript=str(path),
     )
     run_experiment(cfg, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    late = {(line["round"], c) for line in lines for c in line["stragglers"]}
+    assert late == {(2, 2)} and not any("secagg_failed" in line for line in lines)  # recovered, then summed
     messages = read_transcript(path)
-    pairs = []
+    pairs = {}
     for r in (1, 2):
         round_ = [m for m in messages if m["round"] == r]
         guesses = attack(round_, threshold=2, length=None)  # 4 clients: 3 neighbours each, a majority of 2
-        pairs += [(guesses[c], truth[c][r - 1]) for c in sorted(guesses)]
-    assert len(pairs) == 8 and all(len(g) == len(t) for g, t in pairs)
-    return pairs
+        pairs |= {(r, c): (guesses[c], truth[c][r - 1]) for c in sorted(guesses)}
+    assert len(pairs) == 8 and all(len(g) == len(t) for g, t in pairs.values())  # the late vector too
+    return pairs, late
 
 
-@pytest.mark.parametrize("mutation", [None, "no_pair_masks"], ids=["intact", "no-pair-masks"])
+@pytest.mark.parametrize("mutation", [None, "pair_masks", "self_mask"], ids=["intact", "no-pair-masks", "no-self-mask"])
 def test_a_real_runs_transcript_reveals_no_single_update(tiny_corpus, tmp_path, monkeypatch, mutation):
     """What a real run's server saw, not a synthetic round: every client's masked vector of both
-    rounds, stripped of every mask the transcript lets the attacker compute, is uncorrelated with
-    its true update (|r| < 0.03 over the ~34,000 values of a block and the head: chance gives
-    about 0.005, so the bound is about 5 standard errors). Positive control: without the pairwise
-    masks the survivors' self-mask seeds (which unmasking reveals) strip everything, and the
-    same attack recovers every update exactly."""
+    rounds, the late one included, stripped of every mask the transcript lets the attacker
+    compute, is uncorrelated with its true update (|r| < 0.03 over the ~34,000 values of a block
+    and the head: chance gives about 0.005, so the bound is about 5 standard errors). Positive
+    controls: without the pairwise masks the survivors' self-mask seeds (which unmasking
+    reveals) strip everything from theirs, and without the self masks the late client's `s` key
+    (which unmasking rebuilds to recover the round) strips everything from its: the same attack
+    then recovers those updates exactly, and still no other."""
     if mutation:
-        monkeypatch.setattr(ClientKit, "pair_masks", lambda self, length: np.zeros(length, dtype=np.uint64))
-    pairs = _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch)
-    correlations = [abs(np.corrcoef(guess, true)[0, 1]) for guess, true in pairs]
-    if mutation:
-        assert all(np.array_equal(guess, true) for guess, true in pairs)
-    else:
-        assert max(correlations) < 0.03, correlations
+        monkeypatch.setattr(ClientKit, mutation, lambda self, length: np.zeros(length, dtype=np.uint64))
+    pairs, late = _attack_a_real_run(tiny_corpus, tmp_path, monkeypatch)
+    exposed = {"pair_masks": set(pairs) - late, "self_mask": late, None: set()}[mutation]
+    assert all(np.array_equal(*pairs[key]) for key in exposed)
+    correlations = {key: abs(np.corrcoef(guess, true)[0, 1]) for key, (guess, true) in pairs.items()}
+    assert max(correlations[key] for key in set(pairs) - exposed) < 0.03, correlations
