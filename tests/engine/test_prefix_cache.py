@@ -129,6 +129,9 @@ def test_rows_are_computed_on_first_use_and_the_frozen_modules_go_once_all_are(t
     assert cache.filled == 0 and not cache.reused and cache.originals is not None
     w.evaluate(w.initial_state(), "validation")
     assert cache.filled == len(task.validation.encoded.input_ids) and cache.originals is not None
+    cache.feed("train", [0, 1])  # a first batch: its rows only, none a sampled client may never reach
+    assert cache.filled == len(task.validation.encoded.input_ids) + 2
+    assert [row is not None for row in cache.hidden["train"]][:4] == [True, True, False, False]
     for split in ("train", "test"):
         cache.feed(split, list(range(len(getattr(task, split).encoded.input_ids))))
     assert cache.originals is None  # every row cached: the frozen blocks are never run again
