@@ -45,6 +45,16 @@ def test_one_setting_changes_the_id(change):
     assert first_difference(base.to_dict(), base.with_settings(**change)).startswith(next(iter(change)))
 
 
+def test_a_stored_run_made_under_an_older_default_is_told_apart():
+    """README, design notes: identities hash only settings off their defaults, so a run stored
+    when a default was different has today's identity; comparing the whole stored config catches
+    it (the comparison must cover every computed setting, not only those the hash covers)."""
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg")
+    stored = {**cfg.to_dict(), "max_length": cfg.max_length * 2}  # the default it ran under, changed since
+    assert first_difference(stored, cfg) == f"max_length (stored {cfg.max_length * 2}, now {cfg.max_length})"
+    assert first_difference(cfg.to_dict(), cfg) is None
+
+
 def test_dp_settings_count_only_under_dp():
     plain = ExperimentConfig(task="i2b2-2010", method="fedavg")
     assert plain.with_settings(dp_level="client", max_grad_norm=3.0).run_id == plain.run_id  # nothing computed differs
