@@ -131,6 +131,22 @@ def test_bench_never_imports_the_extension_points():
     assert wrong == []
 
 
+def test_the_registry_holds_benchs_one_dynamic_import():
+    """README: bench/registry.py's discovery is the one dynamic import in bench, so the import
+    graph above sees every other dependency (an importlib.import_module("baselines.lora") in the
+    engine would hide one from it)."""
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for name, path in project_files().items()
+        if name.split(".")[0] == "bench"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+            "import_module", "__import__",
+        )
+    ]  # fmt: skip
+    assert len(found) == 1 and found[0].startswith("bench/registry.py:"), found
+
+
 def test_project_imports_at_module_top_unless_a_comment_says_why():
     files = project_files()
     hidden = []
