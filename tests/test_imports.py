@@ -236,9 +236,15 @@ def test_synth_and_the_loaders_never_import_each_other():
     assert reaches_synth == []
 
 
+def _is_seed(node: ast.AST) -> bool:
+    """A variable or attribute named as a seed (`seed`, `cfg.seed`, `base_seed`), not a string key."""
+    return "seed" in (getattr(node, "id", None) or getattr(node, "attr", None) or "").lower()
+
+
 def test_stream_tags_live_only_in_seeding():
     """README (design notes): bench/seeding.py is the only place the random streams' tags live: no
-    other module writes one of its tag numbers, or seeds numpy from a literal list or tuple of keys."""
+    other module writes one of its tag numbers, seeds numpy from a literal list or tuple of keys,
+    or offsets a seed by a number (`seed + 5`: a new stream's tag outside seeding)."""
     seeding = ROOT / "bench" / "seeding.py"
     (purposes,) = [
         node.value
@@ -258,6 +264,12 @@ def test_stream_tags_live_only_in_seeding():
                 isinstance(node, ast.Call)
                 and getattr(node.func, "attr", getattr(node.func, "id", None)) == "default_rng"
                 and any(isinstance(sub, ast.List | ast.Tuple) for arg in node.args for sub in ast.walk(arg))
+            ):
+                found.append(f"{name}:{node.lineno} {ast.unparse(node)}")
+            if (  # a stream made by offsetting a seed (`seed + 5`): a tag by another name
+                isinstance(node, ast.BinOp)
+                and any(_is_seed(side) for side in (node.left, node.right))
+                and any(isinstance(side, ast.Constant) and type(side.value) is int for side in (node.left, node.right))
             ):
                 found.append(f"{name}:{node.lineno} {ast.unparse(node)}")
     assert found == []
