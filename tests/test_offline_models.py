@@ -4,7 +4,6 @@ suite runs with HF_HUB_OFFLINE=1 (tests/conftest.py), which alone would keep the
 these tests turn it off, record every request for a file that does not say local_files_only
 (answering it from the cache, so no test waits on retries) and refuse every connection."""
 
-import shutil
 import socket
 
 import pytest
@@ -77,17 +76,36 @@ def test_cached_tokenizer_without_cached_weights_is_an_error_not_a_download(onli
     not even transformers' look for a PEFT adapter (adapter_config.json), which has its own
     local_files_only (adapter_kwargs)."""
     cache, requested = online
-    repo = cache / f"models--{CACHED.replace('/', '--')}"
+    _cache_as_hub_id(
+        cache,
+        CACHED,
+        ["config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"],
+    )
+    with pytest.raises(BenchError, match=f"model '{CACHED}': its weights are not readable"):
+        build_model(CACHED, kind, 3, seed=0)
+    assert requested == []
+
+
+def _cache_as_hub_id(cache, repo_id: str, names) -> None:
+    """MiniLM's files as the hub cache holds a downloaded repo (a snapshot of one commit, `main`
+    pointing at it); linked, not copied."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
     commit = "0" * 40
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(MINILM / name, snapshot / name)
-    with pytest.raises(BenchError, match=f"model '{CACHED}': its weights are not readable"):
-        build_model(CACHED, kind, 3, seed=0)
-    assert requested == []
+    for name in names:
+        (snapshot / name).symlink_to(MINILM / name)
+
+
+def test_a_hub_id_wholly_in_the_cache_loads_with_nothing_asked_of_the_hub(online):
+    """Claim, the positive side: `--model ORG/NAME` already in the local cache, weights
+    included, builds the model with no request and no connection."""
+    cache, requested = online
+    _cache_as_hub_id(cache, "bench-tests/cached-whole", [p.name for p in MINILM.iterdir() if p.is_file()])
+    model, _ = build_model("bench-tests/cached-whole", "ner", 3, seed=0)
+    assert model.config.num_labels == 3 and requested == []
 
 
 def test_the_suite_is_offline_unless_the_environment_says_otherwise():
