@@ -50,6 +50,11 @@ def _consistent(shares: dict[int, int], threshold: int) -> int | None:
     return values.pop() if len(values) == 1 else None
 
 
+def _pair(plain: bytes) -> tuple[int, int]:
+    """A share as sealed between two clients: (its `s` key share, its self-mask seed share)."""
+    return int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big")
+
+
 def signed(values: np.ndarray) -> np.ndarray:
     """BITS-bit values read as two's-complement integers (a quantised update's sign back)."""
     signed = values.astype(np.int64)
@@ -77,9 +82,9 @@ def attack(
         if m["kind"] == "unmask_response":
             for owner, share in read_answer(m["payload"]).items():
                 answered.setdefault(owner, {})[m["sender"]] = share
-    request = next(json.loads(m["payload"]) for m in messages if m["kind"] == "unmask_request")
-    # the protocol's round (keys and headers are bound to it); a transcript line counts from 1
-    round_ = next(m["round"] for m in messages if m["kind"] == "unmask_request") - 1
+    asked = next(m for m in messages if m["kind"] == "unmask_request")
+    request = json.loads(asked["payload"])
+    round_ = asked["round"] - 1  # the protocol's round (keys and headers are bound to it); lines count from 1
     for owner, shares in answered.items():  # a survivor's seed, or a dropped (or late) client's key
         secret = reconstruct(shares).to_bytes(KEY_BYTES, "big")
         (self_seeds if owner in request["survivors"] else s_keys)[owner] = secret
@@ -88,8 +93,7 @@ def attack(
         s_keys[k], self_seeds[k] = party._s.private_bytes_raw(), party._self_seed
         for owner, sealed in party._held.items():
             plain = unseal(party._channel(owner), sealed, share_header(party.round_, owner, k))
-            pair = (int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big"))
-            opened.setdefault(owner, {})[k] = pair
+            opened.setdefault(owner, {})[k] = _pair(plain)
     # colluders rebuild a key (checked against its public half) and a seed from whatever shares they
     # hold, not trusting the stated threshold: too few interpolate to a uniform field element, which
     # matches no public key and fits 32 bytes with probability 2^-265
@@ -117,14 +121,11 @@ def attack(
                 plain = unseal(channel, m["payload"], share_header(round_, owner, holder))
             except InvalidTag:
                 continue
-            pair = (int.from_bytes(plain[:SHARE_BYTES], "big"), int.from_bytes(plain[SHARE_BYTES:], "big"))
-            opened.setdefault(owner, {})[holder] = pair
+            opened.setdefault(owner, {})[holder] = _pair(plain)
     for m in messages:  # the relayed shares, read as if unsealed
         if m["kind"] == "encrypted_share" and m["direction"] == "to_server" and len(m["payload"]) >= 2 * SHARE_BYTES:
-            raw = m["payload"][: 2 * SHARE_BYTES]
-            opened.setdefault(m["sender"], {}).setdefault(  # a share already opened above stays
-                m["receiver"], (int.from_bytes(raw[:SHARE_BYTES], "big"), int.from_bytes(raw[SHARE_BYTES:], "big"))
-            )
+            # a share already opened above stays
+            opened.setdefault(m["sender"], {}).setdefault(m["receiver"], _pair(m["payload"][: 2 * SHARE_BYTES]))
     for owner, shares in opened.items():
         key = _consistent({h: s[0] for h, s in shares.items()}, threshold)
         seed = _consistent({h: s[1] for h, s in shares.items()}, threshold)

@@ -132,6 +132,11 @@ def test_bench_never_imports_the_extension_points():
     assert wrong == []
 
 
+def _called(call: ast.Call) -> str | None:
+    """The name a call calls (`f(...)`, `x.f(...)`)."""
+    return getattr(call.func, "attr", getattr(call.func, "id", None))
+
+
 def test_the_registry_holds_benchs_one_dynamic_import():
     """README: bench/registry.py's discovery is the one dynamic import in bench, so the import
     graph above sees every other dependency (an importlib.import_module("baselines.lora") in the
@@ -141,10 +146,8 @@ def test_the_registry_holds_benchs_one_dynamic_import():
         for name, path in project_files().items()
         if name.split(".")[0] == "bench"
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
-            "import_module", "__import__",
-        )
-    ]  # fmt: skip
+        if isinstance(node, ast.Call) and _called(node) in ("import_module", "__import__")
+    ]
     assert len(found) == 1 and found[0].startswith("bench/registry.py:"), found
 
 
@@ -265,7 +268,7 @@ def test_stream_tags_live_only_in_seeding():
                 found.append(f"{name}:{node.lineno} tag {node.value}")
             if (
                 isinstance(node, ast.Call)
-                and getattr(node.func, "attr", getattr(node.func, "id", None)) == "default_rng"
+                and _called(node) == "default_rng"
                 and any(isinstance(sub, ast.List | ast.Tuple) for arg in node.args for sub in ast.walk(arg))
             ):
                 found.append(f"{name}:{node.lineno} {ast.unparse(node)}")
