@@ -1,6 +1,6 @@
 """Secure aggregation: the unmasked sum equals the plain weighted sum within the quantisation
 bound, with dropouts up to the threshold; beyond it the round fails; a masked vector alone
-looks uniform."""
+looks uniform, with either mask alone too, and not with neither."""
 
 import dataclasses
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.federation.secagg import SecAggFailure, SecureRound, neighbours
-from bench.federation.secagg_client import ClientParties, MaskLayout, Refused
+from bench.federation.secagg_client import ClientKit, ClientParties, MaskLayout, Refused
 from bench.federation.secagg_math import Quantiser, prg, reconstruct, split_secret
 from bench.federation.secagg_network import key_exchange, secure_sum, unmask
 from tests.tiny import tiny_config
@@ -47,21 +47,29 @@ def test_five_dropped_is_a_failed_round():
         _round({0, 2, 4, 6, 8})
 
 
-def test_a_masked_vector_alone_is_uniform():
-    """Chi-square over 16 bins of one client's masked vector (its update is all zeros, so a
-    leak would show as a spike): uniform at the 1e-6 level (a leak gives p = 0; the secrets come
-    from OS entropy, so the level is where chance alone fails it about once in a million runs)."""
+@pytest.mark.parametrize("removed", [(), ("self_mask",), ("pair_masks",), ("self_mask", "pair_masks")])
+def test_a_masked_vector_alone_is_uniform(monkeypatch, removed):
+    """Chi-square over 16 bins of one client's masked vector (a realistic small update, whose
+    fixed-point values sit at both ends of the ring, so a leak shows as two spikes): uniform at the
+    1e-6 level with both masks and with either alone (each is a full one-time pad; the secrets come
+    from OS entropy, so the level is where chance alone fails it about once in a million runs),
+    and rejected with neither: the statistic sees a leak, so its passing is evidence."""
     from scipy.stats import chisquare
 
+    for mask in removed:
+        monkeypatch.setattr(ClientKit, mask, lambda self, length: np.zeros(length, dtype=np.uint64))
     quantiser = Quantiser(clip=1.0, total_weight=100.0)
     server = SecureRound([0, 1, 2, 3], 0, 5, quantiser, ["v"], [(40_000,)])
     clients = ClientParties()
     key_exchange(server, clients)
-    masked = clients.kit(0, MaskLayout(["v"], [(40_000,)], quantiser)).mask_update({"v": np.zeros(40_000)}, 1.0).vector
-    masked = masked[:40_000]
-    counts = np.bincount((masked >> np.uint64(28)).astype(np.int64), minlength=16)
-    assert chisquare(counts).pvalue > 1e-6  # secrets from OS entropy: a fixed level must not fail by chance
-    assert np.count_nonzero(masked) > 39_000
+    update = {"v": np.random.default_rng(0).normal(0, 0.05, 40_000)}
+    masked = clients.kit(0, MaskLayout(["v"], [(40_000,)], quantiser)).mask_update(update, 1.0).vector
+    counts = np.bincount((masked[:40_000] >> np.uint64(28)).astype(np.int64), minlength=16)
+    pvalue = chisquare(counts).pvalue
+    if len(removed) == 2:
+        assert pvalue < 1e-6 and counts[1:15].sum() == 0  # the positive control: a leak is seen
+    else:
+        assert pvalue > 1e-6  # secrets from OS entropy: a fixed level must not fail by chance
 
 
 def test_shamir_needs_the_threshold():
