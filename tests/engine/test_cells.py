@@ -160,3 +160,36 @@ def test_parallel_cells_run_the_follow_ups_progress_returns():
     finally:
         ray.shutdown()
     assert statuses == {"a": "ok", "b": "ok", "seed-a": "ok"}
+
+
+def _holds_for_a_while(log_dir: str, cell) -> str:
+    """Write when this cell started and ended (wall clock), holding it 2 s in between."""
+    import time
+
+    start = time.time()
+    time.sleep(2.0)
+    Path(log_dir, cell.run_id).write_text(f"{start} {time.time()}")
+    return "ok"
+
+
+def test_a_nodes_gpus_bound_how_many_gpu_cells_run_at_once(tmp_path):
+    """Four one-GPU cells, four slots, a node of two (logical) GPUs and cores to spare: two run at
+    a time, so a grid never puts two cells' models on one GPU it did not share out."""
+    import functools
+    from types import SimpleNamespace
+
+    from bench.config import ExperimentConfig
+    from bench.engine.cells import run_cells_parallel
+
+    cfg = ExperimentConfig(task="conll", method="fedavg", workers=1, gpus_per_worker=1.0, cpus_per_worker=1)
+    cells = [SimpleNamespace(run_id=f"cell{i}", config=cfg) for i in range(4)]
+    ray.init(num_cpus=8, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_one = functools.partial(_holds_for_a_while, str(tmp_path))
+        statuses = run_cells_parallel(cells, run_one, 4, None, lambda cell, status: [])
+    finally:
+        ray.shutdown()
+    assert set(statuses.values()) == {"ok"}
+    spans = [tuple(map(float, (tmp_path / c.run_id).read_text().split())) for c in cells]
+    at_once = max(sum(s <= t < e for s, e in spans) for t, _ in spans)  # cells running at each start
+    assert at_once == 2
