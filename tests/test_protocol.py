@@ -302,3 +302,25 @@ def test_choices_from_another_sweep_are_refused(tmp_path):
     assert tuning.read_choices(path, {"fedavg": {"lr": [1e-4, 3e-4]}}) == (["lr"], {"x": {"lr": 1e-4}})
     with pytest.raises(BenchError, match="other values"):
         tuning.read_choices(path, {"fedavg": {"lr": [1e-4, 1e-3]}})
+
+
+@pytest.mark.parametrize("tune", [False, True])
+def test_a_new_method_in_a_tuned_grid_is_told_to_take_a_range_or_a_value(tmp_path, tune, monkeypatch):
+    """ARCHITECTURE.md's recipe, followed in the quick grid (which has a `tuned:` file): a method
+    line that sweeps nothing has no choice in the file, and --tune does not sweep it either, so
+    the error says what does help (before, it said 'run with --tune', which fails the same way),
+    and says it before anything trains (with --tune it came after the whole sweep)."""
+    from bench.protocol import study
+
+    monkeypatch.setattr(study, "run_cells", lambda *a, **k: pytest.fail("trained before the error"))
+    grid = (Path(__file__).resolve().parents[1] / "bench" / "grids" / "quick.yaml").read_text()
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "quick.yaml").write_text(
+        (Path(__file__).resolve().parents[1] / "bench" / "grids" / "tuned" / "quick.yaml").read_text()
+    )
+    (tmp_path / "q.yaml").write_text(grid.replace("  - {method: fedavg,", "  - {method: local}\n  - {method: fedavg,"))
+    args = ["--grid", tmp_path / "q.yaml", "--out", tmp_path / "out"] + (["--tune"] if tune else [])
+    done = run_all_main(*args, check=False)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and "no tuned choice for i2b2-2010__local" in err[0], done.stderr
+    assert err[0].endswith("give its grid entry a 'tune' range or a value for lr")

@@ -120,8 +120,10 @@ def tuned_cells(name: str, grid: dict, cells: list[Cell], out: Path, args) -> li
     if not swept:
         return _from_file(tuned, cells)
     if not all(c.tune for c in cells):  # studies that sweep beside one whose grid fixes its values (ncbi's mu)
-        sweeps = iter(tuned_cells(name, grid, [c for c in cells if c.tune], out, args))
         settings = sorted(next(c for c in cells if c.tune).tune)
+        if not args.report_only:
+            _choosable(tuned, cells, settings)  # before the sweep trains, not after
+        sweeps = iter(tuned_cells(name, grid, [c for c in cells if c.tune], out, args))
         fixed = iter(_beside_the_sweep(tuned, [c for c in cells if not c.tune], settings, args.report_only))
         return [next(sweeps) if c.tune else next(fixed) for c in cells]
     cells = tuning.check_cells(cells, where)
@@ -167,6 +169,17 @@ def _write_record(cells: list[Cell], out: Path, only_if_stored: bool = False) ->
             out / "tuning.csv", to_csv(_labelled(tuning.choose(every, finals, True)[1], out), TUNING_COLUMNS)
         )
     return finals
+
+
+def _choosable(tuned: Path | None, cells: list[Cell], settings: list[str]) -> None:
+    """Raise now, as apply_choices would after the sweep, for a cell that sweeps nothing and
+    whose group neither the choices file nor this sweep can choose for (a method added to a
+    tuned grid without a range or a value)."""
+    if tuned is None:
+        return
+    coming = {tuning.group_of(c.config, settings): {} for c in cells if c.tune}
+    known = tuning.read_choices(tuned)[1] if tuned.is_file() else {}
+    tuning.apply_choices([c for c in cells if not c.tune], settings, {**known, **coming}, str(tuned))
 
 
 def _beside_the_sweep(tuned: Path | None, cells: list[Cell], settings: list[str], partial: bool) -> list[Cell | None]:

@@ -157,10 +157,13 @@ def apply_choices(
         if group not in choices and partial:
             out.append(None)
             continue
-        if group not in choices:
-            raise BenchError(
-                f"{source}: no tuned choice for {cell.run_id.rsplit('__', 2)[0]} (group {group}); run with --tune"
+        if group not in choices:  # a cell that sweeps nothing is not swept by --tune either
+            fix = (
+                "run with --tune"
+                if cell.tune
+                else f"give its grid entry a 'tune' range or a value for {', '.join(settings)}"
             )
+            raise BenchError(f"{source}: no tuned choice for {cell.run_id.rsplit('__', 2)[0]} (group {group}); {fix}")
         cfg = cell.config.with_settings(**choices[group])
         out.append(Cell(cfg.run_id, cfg))
     return out
