@@ -14,7 +14,7 @@ from bench.engine import execution
 from bench.engine.ray_start import cluster_address
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
-from bench.registry import METHODS
+from bench.registry import METHODS, PARTITIONERS
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -43,7 +43,8 @@ def _task_flags(p: OneLineArgumentParser) -> None:
 
 def _federation_flags(p: OneLineArgumentParser) -> None:
     """Who trains, and for how long: partition, clients, rounds."""
-    p.add_argument("--partition", default="iid", help="iid, dirichlet:ALPHA, quantity:ALPHA, site")
+    kinds = [f"{n}:ALPHA" if PARTITIONERS.get(n).takes_alpha else n for n in PARTITIONERS.names()]
+    p.add_argument("--partition", default="iid", help=f"one of {', '.join(kinds)} (partitions/, discovered)")
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--clients-per-round", type=int, default=None)
     p.add_argument("--rounds", type=int, default=3)

@@ -132,6 +132,50 @@ def test_bench_never_imports_the_extension_points():
     assert wrong == []
 
 
+# docs/ARCHITECTURE.md's map, top (entry points) to bottom (the ground floor); an import may
+# point down or sideways, and up only where the map names the arrow
+LAYERS = ("compare", "report", "protocol", "engine", "federation", "model", "synth", "data")
+GROUND = ("errors", "registry", "config", "config_checks", "store", "metrics", "seeding")
+KNOWN_UP = {("bench.config", "bench.federation.compress"), ("bench.data.__main__", "bench.synth.cache")}
+
+
+def _floor(module: str) -> int | None:
+    """A bench module's place in the map (0 the top; bench.run above it all), else None."""
+    parts = module.split(".")
+    if parts[0] != "bench" or len(parts) < 2:
+        return None
+    if parts[1] == "run":
+        return -1
+    return LAYERS.index(parts[1]) if parts[1] in LAYERS else len(LAYERS) if parts[1] in GROUND else None
+
+
+def upward(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {
+        (name, target)
+        for name, targets in edges.items()
+        for target in targets
+        if None not in (_floor(name), _floor(target)) and _floor(target) < _floor(name)
+    }
+
+
+def test_imports_point_down_the_map_but_for_its_known_arrows():
+    """No package cycle either: protocol and report imported each other (the patience check,
+    a command that re-runs a study and compares it, sat in protocol and read report's tables)."""
+    assert upward({"bench.protocol.x": {"bench.report.y", "bench.engine.z"}}) == {
+        ("bench.protocol.x", "bench.report.y")
+    }
+    assert upward(graph()) == KNOWN_UP
+    assert [name for name in project_files() if name.startswith("bench.") and _floor(name) is None] == []
+
+
+def test_the_map_in_architecture_md_lists_the_floors_in_this_order():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    folders = re.findall(r"^    bench/(\w+)/ ", text, flags=re.MULTILINE)
+    assert [f for f in folders if f != "grids"] == list(LAYERS)
+    (ground,) = re.findall(r"^    bench/  ([a-z_ ]+?)  ", text, flags=re.MULTILINE)
+    assert ground.split() == list(GROUND)
+
+
 def _called(call: ast.Call) -> str | None:
     """The name a call calls (`f(...)`, `x.f(...)`)."""
     return getattr(call.func, "attr", getattr(call.func, "id", None))

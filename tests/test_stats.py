@@ -305,7 +305,7 @@ def test_the_bootstrap_unit_is_the_largest_the_release_records():
 
 
 def test_the_patience_check_flags_a_cell_whose_mean_moves_beyond_its_seed_half_width():
-    from bench.protocol.patience_check import compare, markdown
+    from bench.compare.patience_check import compare, markdown
 
     def final(method, seed, metric, val, rounds):
         cfg = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
@@ -330,9 +330,9 @@ def test_the_patience_check_flags_a_cell_whose_mean_moves_beyond_its_seed_half_w
 
 
 def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_twins():
+    from bench.compare.patience_check import compare, markdown
+    from bench.compare.patience_twins import shorter_twins
     from bench.errors import BenchError
-    from bench.protocol.patience_check import compare, markdown
-    from bench.protocol.patience_twins import shorter_twins
 
     def final(method, seed, lr, patience, metric):
         cfg = {"task": "t", "method": method, "model": "m", "partition": "iid", "clients": 2, "seed": seed}
@@ -368,7 +368,7 @@ def test_a_study_rerun_at_a_longer_patience_is_paired_with_its_stored_shorter_tw
 
 
 def test_the_patience_check_counts_re_runs_that_repeat_their_twins_rounds_bit_for_bit(tmp_path):
-    from bench.protocol.patience_twins import reproduced_note
+    from bench.compare.patience_twins import reproduced_note
 
     def run(run_id, lr, curve, **cfg):
         folder = tmp_path / run_id

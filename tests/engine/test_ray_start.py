@@ -84,7 +84,7 @@ def test_ray_address_is_the_flags_default(monkeypatch):
     """The commands read RAY_ADDRESS as their --ray-address: a grid's cells go to that cluster
     (run_all's parallel path), a single run picks the Ray backend, as with the flag."""
     import run_all
-    from bench.protocol.patience_check import _parser as patience_parser
+    from bench.compare.patience_check import _parser as patience_parser
     from bench.run import build_parser
 
     monkeypatch.setenv("RAY_ADDRESS", "head:6379")

@@ -1,8 +1,8 @@
 """Is "converged" converged? A finished study's patience check (issue 23): every reported run
 continued to a longer early-stopping patience, and what that moved.
 
-    python -m bench.protocol.patience_check --grid ncbi [--study main] [--patience 5] [--report-only]
-    python -m bench.protocol.patience_check --grid ncbi --study main --from-patience 3
+    python -m bench.compare.patience_check --grid ncbi [--study main] [--patience 5] [--report-only]
+    python -m bench.compare.patience_check --grid ncbi --study main --from-patience 3
 
 Each reported run (tuning seed left out) is run again as the same cell with the longer patience:
 bench.protocol.extend takes over its history and continues from its checkpoint where one is
@@ -35,10 +35,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.compare.patience_twins import also_changed, reproduced_note, shorter_twins
 from bench.engine.ray_start import cluster_address
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.protocol.grid import Cell, load_grid
-from bench.protocol.patience_twins import also_changed, reproduced_note, shorter_twins
 from bench.protocol.runner import run_cells
 from bench.protocol.study import finals_of, run_grid, studies_of
 from bench.protocol.tuning import tuning_runs
@@ -172,7 +172,7 @@ def markdown(runs: list[dict], cells: list[dict], patience: tuple[int, int]) -> 
 
 
 def _parser() -> OneLineArgumentParser:
-    parser = OneLineArgumentParser(prog="python -m bench.protocol.patience_check", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="python -m bench.compare.patience_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", required=True, help="quick, paper, ncbi, medquad, dp, or a FILE.yaml")
     parser.add_argument("--study", default=None)
     parser.add_argument("--out", default=None, help="default: results/<grid>")

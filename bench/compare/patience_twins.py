@@ -1,5 +1,5 @@
 """A study re-run at a longer early-stopping patience against its stored shorter-patience
-twins (`python -m bench.protocol.patience_check --from-patience P`): which stored run is each
+twins (`python -m bench.compare.patience_check --from-patience P`): which stored run is each
 reported run's twin, and whether the re-run repeated the twin's rounds bit for bit."""
 
 from __future__ import annotations
