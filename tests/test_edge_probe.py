@@ -10,6 +10,7 @@ import pytest
 from bench.config import ExperimentConfig
 from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell
+from bench.report import sweep_files
 from bench.report.write import audit
 from tests.cli import run_all_main
 
@@ -89,7 +90,7 @@ def test_the_check_says_what_the_probe_found(tmp_path, probe_val, says):
         "run_id": "d",
     }
     (tmp_path / "edge_probes.csv").write_text(_csv([probe]))
-    (line,) = audit.edge_choices(rows, audit.read_probes(tmp_path / "edge_probes.csv"))
+    (line,) = audit.edge_choices(rows, sweep_files.read_probes(tmp_path / "edge_probes.csv"))
     assert "chose lr 0.001, the largest value tried" in line and says in line
     if probe_val is not None:
         assert f"scored validation {probe_val:.3f} against 0.700" in line
@@ -147,3 +148,16 @@ tune: {{lr: [1.0e-4, 3.0e-4, 1.0e-3]}}
     assert list(csv.DictReader(open(out / "tuning.csv"))) == before, "the probe changes no choice"
     plan = run_all_main(*run, "--plan").stdout
     assert "edge probes (--probe-edges): 1 due (choices at an edge of their range so far), 1 run" in plan
+
+
+def test_a_lora_check_names_its_rank():
+    """Two LoRA ranks sweep the same lr range and may choose differently: a check that said
+    'lora' for r32's choice read as r8's (helper review of results/ncbi, 2026-12-07)."""
+    rows = [
+        dict(_row("g", v, s, c, i), method="lora", lora_rank="32")
+        for v, s, c, i in [(1e-3, 0.7, True, "a"), (3e-3, 0.6, False, "b"), (1e-2, 0.5, False, "c")]
+    ]
+    (line,) = audit.edge_choices(rows, {})
+    assert line.startswith("- conll lora r32 (iid): chose lr 0.001, the smallest value tried")
+    (plain,) = audit.edge_choices([dict(r, method="fedavg", lora_rank="") for r in rows], {})
+    assert plain.startswith("- conll fedavg (iid): ")

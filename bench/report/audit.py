@@ -17,11 +17,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from bench.protocol import edge_probe
 from bench.report import tuning_bias
+from bench.report.sweep_files import read_probes, read_tuning
 from bench.store import load_runs
 
 
@@ -100,6 +100,14 @@ def constant_points(rows: list[dict], runs_dir: Path, reported: set[str]) -> lis
     return lines
 
 
+def _where(row: dict) -> str:
+    """'- task method [layers] [rN] (partition): ' for a sweep record's row; LoRA by its rank, as
+    the tables name it (without it, r32's line read as r8's, whose lr differs)."""
+    rank = f"r{row['lora_rank']}" if row.get("lora_rank") else ""
+    named = " ".join(x for x in (row["task"], row["method"], row["layers"], rank) if x)
+    return f"- {named} ({row['partition']}): "
+
+
 def edge_choices(rows: list[dict], probes: dict[tuple[str, str], dict] | None = None) -> list[str]:
     """One line per group and setting whose choice says little: every value tied on validation
     (the choice is the first tried), or the chosen numeric value is the smallest or largest; with
@@ -116,7 +124,7 @@ def edge_choices(rows: list[dict], probes: dict[tuple[str, str], dict] | None = 
             if len(tried) < 3 or not chosen or None in scores:
                 continue
             c = chosen[0]
-            where = f"- {c['task']} {c['method']} {c['layers']}".rstrip() + f" ({c['partition']}): "
+            where = _where(c)
             if len(scores) == 1:
                 lines.append(
                     where + f"every {setting} tried ({', '.join(map(str, tried))}) tied on validation "
@@ -148,16 +156,6 @@ def _probed(chosen: dict, probe: dict | None) -> str:
     )
 
 
-def read_probes(path: Path) -> dict[tuple[str, str], dict]:
-    """edge_probes.csv by (group, setting), validation metrics as numbers (none without a file)."""
-    if not path.is_file():
-        return {}
-    rows = list(csv.DictReader(path.open()))
-    for r in rows:
-        r["probe_val_metric"] = float(r["probe_val_metric"]) if r["probe_val_metric"] else None
-    return {(r["group"], r["setting"]): r for r in rows}
-
-
 def near_ties(rows: list[dict], margin: float) -> list[str]:
     """One line per group whose choice beat the runner-up on validation by less than `margin`
     (the runs' min_delta: what early stopping counts as no gain). Such a choice is a coin toss
@@ -178,7 +176,7 @@ def near_ties(rows: list[dict], margin: float) -> list[str]:
             continue
         won, second = mine[0], mine[1]
         lines.append(
-            f"- {won['task']} {won['method']} {won['layers']}".rstrip() + f" ({won['partition']}): {won['setting']} "
+            _where(won) + f"{won['setting']} "
             f"{won['value']:g} beat {second['value']:g} on validation "
             f"by {won['val_metric'] - second['val_metric']:.4f} "
             f"({won['val_metric']:.3f} against {second['val_metric']:.3f}), less than min_delta {margin:g}: a near "
@@ -207,7 +205,7 @@ def unconverged_points(rows: list[dict]) -> list[str]:
             if x["run_id"] == run_id
         )
         lines.append(
-            f"- {r['task']} {r['method']} {r['layers']}".rstrip() + f" ({r['partition']}): sweep point {point} had not "
+            _where(r) + f"sweep point {point} had not "
             f"converged after {r['rounds_run']} rounds (validation {r['val_metric']:.3f}, still moving; the "
             f"choice, {chosen['val_metric']:.3f}, compared it at the round cap)."
         )
@@ -250,22 +248,6 @@ def hairline_best_rounds(runs: list[dict], margin: float) -> list[str]:
         f"other, whose test score may differ by more than the margin (the seed-level intervals carry this noise: "
         f"each seed's reported round is part of its draw): {named}" + (", ..." if len(hits) > 8 else "")
     ]
-
-
-def read_tuning(path: Path) -> list[dict]:
-    """tuning.csv's rows with numbers and booleans back (none when there is no file)."""
-    if not path.is_file():
-        return []
-    rows = list(csv.DictReader(path.open()))
-    for r in rows:
-        r["chosen"] = r["chosen"] == "True"
-        r["val_metric"] = float(r["val_metric"]) if r["val_metric"] else None
-        r["converged"] = {"True": True, "False": False}.get(r.get("converged") or "")  # older files lack it
-        try:
-            r["value"] = float(r["value"])
-        except ValueError:
-            pass  # a non-numeric setting (e.g. a layer spec) has no range edge
-    return rows
 
 
 def section(runs: list[dict], tuning_csv: Path, runs_dir: Path, own_sweeps_only: bool = False) -> list[str]:
