@@ -306,3 +306,4 @@ def test_the_flower_side_records_its_threads_and_refuses_other_clients(tmp_path)
         got = run_flower(w, tmp_path, 40, str(fake), 1)
         assert got["torch_threads"] == {"clients": [[1] * w.per_round] * 2, "driver": 2}
         assert got["client_resources"] == {"num_cpus": 1} and got["metric"] == 0.5
+        assert got["prepared_outside_s"] > 0  # flower_work's seconds, spent outside Flower's measured tree

@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="compare-flower-"))
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()  # measure with nothing else running: this says whether that held
+    host = machine()  # at the start: the code measured is what was imported, whatever lands meanwhile
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = _report_name(args, names)
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         partial.write_text(json.dumps({"workloads": results, "started": started}, indent=2) + "\n")
     report = {
         "workloads": results,
-        "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "machine": {**host, "load_average_before": load_before, "load_average_after": os.getloadavg()},
         "versions": versions(args.flower_python) if Path(args.flower_python).is_file() else None,
         "memory": "peak_rss_mb holds the peak of the summed PSS of the process tree (shared pages counted once); "
         "peak_rss_sum_mb the summed RSS, for reference",

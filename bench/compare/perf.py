@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         cache_speedup(tmp, "minilm", "top:2", "i2b2-2010", rounds=3),
         cache_speedup(tmp, "llama16-mini", "top:8", "i2b2-2010", rounds=3),
     ]
+    result["overhead_data"] = (
+        "NCBI-disease (CoNLL form)" if NCBI.is_dir() else "i2b2-2010 (synthetic)"
+    )  # since 2026-12-07
     result["overhead"] = [engine_overhead(tmp, many, n) for n in (10, 100)]
     result["memory"] = [peak_memory(many, n) for n in (10, 1000)]
     result["memory_ratio"] = round(result["memory"][1]["peak_rss_mb"] / result["memory"][0]["peak_rss_mb"], 3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -162,7 +163,9 @@ def run_flower(
     """Flower's simulation at its default client resources (`num_cpus` None: 2 CPUs a client, so
     one client at a time on this machine) or at `num_cpus` per client."""
     work, result = tmp / f"{label}-{w.name}.json", tmp / f"{label}-{w.name}-result.json"
+    t0 = time.perf_counter()
     given = flower_work(w, subsample)
+    prepared_s = time.perf_counter() - t0  # outside Flower's measured tree (recorded since 2026-12-07)
     work.write_text(json.dumps({**given, "num_cpus": num_cpus}))
     env = {**os.environ, "RAY_DEDUP_LOGS": "0", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     try:
@@ -182,6 +185,7 @@ def run_flower(
         "val_per_round": [v["f1"] for v in got["val_f1"] if v["round"] > 0],  # as the suite's rounds.jsonl
         "per_client": got["per_client"],
         "client_resources": {"num_cpus": num_cpus} if num_cpus else "Flower's default",
+        "prepared_outside_s": round(prepared_s, 2),  # the harness's (warm) seconds cutting Flower's data
         # torch threads each client trained with, per round, and the driver's (absent before 2026-12-07)
         "torch_threads": {"clients": got.get("client_threads"), "driver": got.get("driver_threads")},
     }
