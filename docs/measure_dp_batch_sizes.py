@@ -6,9 +6,10 @@ the timing side channel), as the README quotes it:
 For a client of R training rows at batch 16 (Poisson rate 16 / R) over 40 rounds of one epoch's
 steps, the noise multiplier the accountant gives for each target epsilon (delta 1e-5), and the
 epsilon of the same steps when every batch's size is released beside its noisy sum, on the dataset
-bench/federation/dp_side_channel.py describes (the other rows' gradients zero). R = 1,279 is an
-NCBI-disease client of the IID 4-client split (5,683 encoded rows less 10% held out, over 4);
-200 and 10,000 are a small and a large hospital. Numbers only: no data.
+bench/federation/dp_side_channel.py describes (the other rows' gradients zero). R = 1,279 is a
+client of NCBI-disease's whole training set split IID 4 ways (5,683 encoded rows less 10% held
+out, over 4); the NCBI study's clients train on about 190 rows (its subsample; results/round_steps.md),
+near the 200 row; 10,000 is a large hospital. Numbers only: no data.
 """
 
 from __future__ import annotations
