@@ -327,3 +327,17 @@ def test_a_gpu_plan_with_nothing_measured_names_the_stated_figure(monkeypatch):
     assert "throughput from stated; stated 250 TFLOP/s per GPU" in text
     pilot = plan.plan({"main": [cell]}, [cell], [], set(), {plan.shape_key(cfg): 125.0}, {})
     assert "estimate for what is left: 2.0 GPU-h" in pilot and "throughput from pilot;" in pilot
+
+
+def test_a_cpu_plan_is_in_the_contracts_cpu_h_and_says_what_they_are(monkeypatch):
+    """CONTRACT: --plan estimates in GPU-h or CPU-h. On a CPU they are the whole machine's wall
+    hours (the plan's throughput is wall-based), which the plan's legend says, since 'CPU-h'
+    alone reads as core-hours."""
+    from bench.protocol.grid import Cell
+
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg")
+    monkeypatch.setattr(plan, "cell_cost", lambda c: plan.Cost(9e17, 1.0, 1.0, "CPU", plan.shape_key(c), ""))
+    cell = Cell(cfg.run_id, cfg)
+    text = plan.plan({"main": [cell]}, [cell], [], set(), {plan.shape_key(cfg): 125.0}, {})
+    assert "estimate for what is left: 2.0 CPU-h" in text
+    assert "CPU-h here: wall hours of this whole machine" in text and "GPU-h" not in text

@@ -38,6 +38,7 @@ from bench.synth.cache import data_dir_for
 GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
 GPU_MEMORY_GB = 80.0  # stated, when no GPU is visible to the planner
 TOKENS_PER_WORD = 1.3  # sub-words per whitespace word, for clinical English with BPE/WordPiece
+CPU_HOURS = "  CPU-h here: wall hours of this whole machine (all its cores at once), not core-hours"
 ACTIVATION_BYTES = 34  # per token, hidden unit and block for a training step (Korthikanti et al. 2022, fp16)
 # (once per step, per block kept) bytes per token and hidden unit at a 2-byte dtype, by architecture.
 # LLaMA's: fitted to eight peaks measured on an H200 (LLaMA-1B's shape, bf16, batch 8 and 16 x 256;
@@ -223,13 +224,12 @@ class HostProbe:
 
 def _expected(total: float, unit: str, round_share: tuple[float, int] | None) -> list[str]:
     """The bound scaled by the share of their round limits the store's early-stopped runs ran."""
+    legend = [CPU_HOURS] * (unit == "CPU-h")
     if not round_share or total <= 0:
-        return []
+        return legend
     share, count = round_share
-    return [
-        f"  expected about {total * share:.1f} {unit} if the runs left stop as this store's {count} early-stopped "
-        f"runs did (they ran {share:.0%} of their round limits)"
-    ]
+    said = f"if the runs left stop as this store's {count} early-stopped runs did (they ran {share:.0%} of their round limits)"
+    return [f"  expected about {total * share:.1f} {unit} {said}"] + legend
 
 
 def plan(
@@ -247,8 +247,8 @@ def plan(
     costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
     probe = HostProbe()
     hours = {rid: device_hours(cost, pilots, measured, probe) for rid, (_, cost) in costs.items()}
-    # a CPU's hours are the whole machine's (wall), not core-hours: 'CPU-h' read as the latter
-    unit = "GPU-h" if distinct and costs[distinct[0].run_id][1].device == "GPU" else "h (this machine)"
+    # the contract's unit; on a CPU the whole machine's wall hours, as _expected's legend says
+    unit = "GPU-h" if distinct and costs[distinct[0].run_id][1].device == "GPU" else "CPU-h"
     lines = [f"{'study':<16} {'cells':>6} {'done':>6} {'estimate':>14}"]
     for name, cells in studies.items():
         left = [c.run_id for c in cells if c.run_id not in done]
