@@ -19,6 +19,7 @@ from bench.federation.aggregate import weighted_average_partial
 from bench.federation.budgets import client_budgets
 from bench.model.frozen import frozen_modules, keep_in_eval
 from bench.model.layers import default_layer_spec, parse_layer_spec
+from bench.model.shapes import model_shape
 
 
 @register("layerskip")
@@ -32,6 +33,8 @@ class LayerSkip(Method):
 
     def resolve(self, task):
         if not (self.cfg.layers or "").startswith("auto:"):
+            if self.cfg.layers:  # a bad spec is one line here, not a traceback from every worker
+                parse_layer_spec(self.cfg.layers, model_shape(self.cfg.model).n_blocks)
             return self.cfg, None
         # the probe reads each client's per-block gradient norms from its private data: outside any
         # DP accountant, and in the clear to the server, which secure aggregation exists to prevent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 import os
 import re
 from dataclasses import dataclass
@@ -196,13 +197,17 @@ def first_difference(stored: dict, cfg: ExperimentConfig) -> str | None:
 
 
 FLOAT_FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig) if str(f.type).startswith("float")}
+INT_FIELDS = {f.name for f in dataclasses.fields(ExperimentConfig) if str(f.type).startswith("int")}
 
 
 def as_declared(key: str, value):
-    """Floats as floats (YAML reads `1e-4` as a string), hf:X/ and hf:./X as hf:X: one identity."""
+    """Floats as floats (YAML reads `1e-4` as a string), whole numbers checked as such, hf:X/ and
+    hf:./X as hf:X: one identity."""
     if key == "task" and isinstance(value, str) and ":" in value:
         prefix, _, source = value.partition(":")
         return f"{prefix}:{os.path.normpath(source)}" if source else value
+    if key in INT_FIELDS and value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        raise BenchError(f"{key} must be a whole number, not {value!r}")  # a grid's `clients: two`, `rounds: 1.5`
     if key not in FLOAT_FIELDS or value is None or isinstance(value, bool):
         return value
     try:

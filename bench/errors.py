@@ -25,6 +25,13 @@ class DataError(BenchError):
         self.path, self.line = str(path), line
 
 
+def require_folder_of(flag: str, path: str | None) -> None:
+    """A file a flag names, in a folder that does not exist: one line now, not a traceback when
+    the run first writes it (after it has written other files)."""
+    if path and not (folder := Path(path).expanduser().absolute().parent).is_dir():
+        raise BenchError(f"{flag} {path}: folder {folder} does not exist")
+
+
 class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse prints usage plus an error; the contract wants one line and exit 2."""
 

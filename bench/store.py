@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from bench.errors import BenchError
+
 PACKAGES = ("torch", "transformers", "peft", "opacus", "ray", "numpy", "seqeval", "scikit-learn")
 
 
@@ -93,8 +95,28 @@ def to_csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
+def read_json(path: Path):
+    """A stored JSON file; a malformed one (a run killed mid-write by hand, an edit) is one line
+    naming the file and line, not a traceback."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BenchError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def read_json_lines(path: Path) -> list:
+    """A stored JSON-lines file (rounds.jsonl), blank lines skipped; a malformed line is named."""
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            out.extend([json.loads(line)] if line.strip() else [])
+        except json.JSONDecodeError as e:
+            raise BenchError(f"{path}:{n}: malformed JSON line ({e.msg})") from None
+    return out
+
+
 def _json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
 
 
 def load_runs(runs_dir: Path, run_ids: list[str] | None = None) -> list[dict]:
@@ -109,7 +131,7 @@ def load_runs(runs_dir: Path, run_ids: list[str] | None = None) -> list[dict]:
             missing.append(run_id)
             continue
         rounds = folder / "rounds.jsonl"
-        record["history"] = [json.loads(x) for x in rounds.read_text().splitlines()] if rounds.is_file() else []
+        record["history"] = read_json_lines(rounds) if rounds.is_file() else []
         record["partition_description"] = _json(folder / "partition.json")
         record["test_items"] = _json(folder / "test_items.json")
         record["test_groups"] = _json(folder / "test_groups.json")  # absent for runs stored before 2026-12-03

@@ -9,7 +9,7 @@ import sys
 from bench.data import TASKS, load_task
 from bench.data.hf import add_column_flags, column_options
 from bench.data.partition_view import describe
-from bench.errors import BenchError, OneLineArgumentParser, cli_entry
+from bench.errors import BenchError, OneLineArgumentParser, cli_entry, require_folder_of
 from bench.registry import PARTITIONERS
 from bench.report.partition_plot import plot
 from bench.synth.cache import data_dir_for
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.plot and not args.plot.lower().endswith((".png", ".pdf")):
         raise BenchError(f"--plot {args.plot}: expected a .png or .pdf file name")
+    require_folder_of("--plot", args.plot)
     description = describe(
         load_task(args.task, data_dir_for(args.task, args.data_dir), **column_options(args)),
         args.partition,

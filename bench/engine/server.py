@@ -146,7 +146,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     out, asked = Path(out), cfg
     settings = asked.computed_settings()
     ckpt = resumable(out / "checkpoint.pt", settings)
-    cfg, method, task, probe = _prepare(cfg, out, progress)
+    cfg, method, task, probe = _prepare(cfg, progress)
     rows, rounds, trained = planned_work(cfg, method, task)
     plan = dp_calibration.plan(cfg, rows, rounds, shared_holders(cfg, task, trained))
     backend = BACKENDS[cfg.resolved_backend].build(cfg, task, plan)
@@ -155,6 +155,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     try:
         with StopClock() as clock:  # each round records the seconds it was stopped
             info = backend.info()
+            # written once the workers hold a configured model: a run refused before leaves no file
+            atomic_write_json(out / "partition.json", stored_view(task.partition, cfg.private))
             run = RunState.from_checkpoint(ckpt, backend.initial_state, settings)
             dp = DpLedger(cfg, plan, run.accountants)  # records into the run's accountants, which the checkpoint keeps
             ctx = RoundContext(cfg, method, backend, task, dp, info, clock)
@@ -168,7 +170,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, progress: bool = True
     return final
 
 
-def _prepare(cfg: ExperimentConfig, out: Path, progress: bool) -> tuple[ExperimentConfig, object, object, dict | None]:
+def _prepare(cfg: ExperimentConfig, progress: bool) -> tuple[ExperimentConfig, object, object, dict | None]:
     """The prepared task, and the config and method as the method resolved them on it (with its
     probe's record, if it ran one)."""
     method = METHODS.get(cfg.method)(cfg)
@@ -180,7 +182,6 @@ def _prepare(cfg: ExperimentConfig, out: Path, progress: bool) -> tuple[Experime
         raise BenchError(f"--secagg on: method {cfg.method!r} does not aggregate a weighted mean of uploads")
     BACKENDS[cfg.resolved_backend].warm_up()
     task = prepare_task(cfg)
-    atomic_write_json(out / "partition.json", stored_view(task.partition, cfg.private))
     warn_if_cut(task.encoding, progress)
     with seeded_torch("method_resolve", cfg.seed):  # a probe that draws from torch: from the seed
         cfg, probe = method.resolve(task)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.config import ExperimentConfig, first_difference
 from bench.engine.convergence import stalled
-from bench.store import atomic_write_json
+from bench.store import atomic_write_json, read_json
 
 NOTE = "extended_from.json"  # in an extended run's folder: the run it was taken over from
 
@@ -87,7 +87,7 @@ def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) ->
         note["patience"] = then.get("patience")
     atomic_write_json(folder / NOTE, note)
     if as_is:
-        final = json.loads((folder / "final.json").read_text())
+        final = read_json(folder / "final.json")
         final.update(
             config={**final["config"], "rounds": cfg.rounds, "patience": cfg.patience},
             extended_from=note,
@@ -101,5 +101,5 @@ def mark(folder: Path) -> None:
     """Copy the folder's note of the run it was extended from (if any) into its final.json."""
     note = _json(folder / NOTE)
     if note is not None:
-        final = json.loads((folder / "final.json").read_text())
+        final = read_json(folder / "final.json")
         atomic_write_json(folder / "final.json", {**final, "extended_from": note})

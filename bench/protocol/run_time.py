@@ -11,10 +11,11 @@ client and score validation only. Shorter runs count as recorded."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import NamedTuple
+
+from bench.store import read_json_lines
 
 PAUSE_FACTOR = 3.0
 MIN_ROUNDS = 5  # with fewer, a median cannot tell a paused round from the others
@@ -44,8 +45,7 @@ def net_seconds(lines: list[dict]) -> float:
 def round_lines(folder: Path) -> list[dict]:
     """The rounds stored in `folder`'s rounds.jsonl."""
     path = folder / "rounds.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [json.loads(line) for line in lines if line.strip()]
+    return read_json_lines(path) if path.is_file() else []
 
 
 def _walls(lines: list[dict]) -> list[float]:

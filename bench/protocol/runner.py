@@ -4,7 +4,6 @@ failures and go on; one at a time here, or `parallel` at a time as Ray tasks (be
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -18,14 +17,14 @@ from bench.errors import BenchError
 from bench.protocol import extend
 from bench.protocol.grid import Cell
 from bench.protocol.preflight import check_sources
-from bench.store import atomic_write_json
+from bench.store import atomic_write_json, read_json
 
 
 def check_stored(cells: list[Cell], runs: Path) -> None:
     """Refuse, before anything runs, to reuse a folder whose stored config is not the cell's."""
     for cell in cells:
         stored = runs / cell.run_id / "config.json"
-        if stored.is_file() and (diff := first_difference(json.loads(stored.read_text()), cell.config)):
+        if stored.is_file() and (diff := first_difference(read_json(stored), cell.config)):
             raise BenchError(
                 f"{stored.parent}: stored config differs from the grid's in {diff}; move the folder away to re-run"
             )

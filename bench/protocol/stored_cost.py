@@ -4,14 +4,13 @@ ended them (bench.protocol.plan turns both into hours)."""
 
 from __future__ import annotations
 
-import json
 import platform
 from pathlib import Path
 
 from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.protocol.plan import cell_cost, shape_key
 from bench.protocol.run_time import net_seconds
-from bench.store import load_runs
+from bench.store import load_runs, read_json
 
 
 def stored_throughput(runs: Path) -> dict[str, float]:
@@ -44,7 +43,7 @@ def stored_round_share(runs: Path) -> tuple[float, int] | None:
     runs: how far short of the upper bound its runs have stopped so far. None without any."""
     ran = limit = count = 0
     for path in runs.glob("*/final.json") if runs.is_dir() else []:
-        run = json.loads(path.read_text())
+        run = read_json(path)
         cfg = run.get("config") or {}
         if run.get("status") == "ok" and cfg.get("early_stop") and run.get("rounds_run") and cfg.get("rounds"):
             ran, limit, count = ran + run["rounds_run"], limit + cfg["rounds"], count + 1

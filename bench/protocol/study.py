@@ -5,7 +5,6 @@ Writes DIR/tuning.csv, the choices file and DIR/edge_probes.csv; the report is t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench.engine.convergence import run_convergence
@@ -14,7 +13,7 @@ from bench.protocol import edge_probe, tuning
 from bench.protocol.grid import Cell, expand_studies
 from bench.protocol.run_time import PAUSE_FACTOR, run_seconds
 from bench.protocol.runner import run_cells
-from bench.store import atomic_write_text, to_csv
+from bench.store import atomic_write_text, read_json, read_json_lines, to_csv
 
 TUNING_COLUMNS = [
     "task",
@@ -61,7 +60,7 @@ def _label(folder: Path) -> str:
     if not final or final.get("status") != "ok":
         return ""
     rounds = folder / "rounds.jsonl"
-    history = [json.loads(x) for x in rounds.read_text().splitlines()] if rounds.is_file() else []
+    history = read_json_lines(rounds) if rounds.is_file() else []
     return run_convergence({**final, "history": history})
 
 
@@ -75,7 +74,7 @@ def finals_of(runs: Path, run_ids) -> dict[str, dict]:
     for run_id in run_ids:
         path = runs / run_id / "final.json"
         if path.is_file():
-            finals[run_id] = json.loads(path.read_text())
+            finals[run_id] = read_json(path)
     return finals
 
 
