@@ -1,19 +1,22 @@
 """What the DP accountant does not count: the size of each Poisson batch. DP-SGD's analysis
 releases only the noisy sum; a client whose step time grows with its batch tells an observer
 (the server, timing its uploads) how many rows each step drew, and whether the canary was drawn
-changes that count by one. This module prices the worst version of that leak on one dataset: the
-client's other rows have zero gradient, the canary's has the clipping norm, and every step's batch
-size is released exactly beside its noisy sum (so the other rows' count is the only thing hiding
-the canary's draw). That dataset gives a lower bound on the leaky mechanism's worst case, and the
-exact release an upper bound on what timing can show; what timing does show is not measured.
+changes that count by one. This module prices the mechanism that releases every step's batch size
+exactly beside its noisy sum, on two datasets (clipping norm C, the canary's gradient of norm C):
 
-Per step, without the canary (n - 1 rows): K ~ Bin(n - 1, q), Y ~ N(0, sigma^2) (in units of
-the clipping norm); with it, K + I and Y + I with I ~ Bern(q). At an observed size k the
-likelihood ratio is (1 - q) + q_k L(y), L the Gaussian ratio and q_k = (1 - q) k / (n - k),
-which is q where k is the expected count and moves with it: the count's own noise is all that
-hides the canary's draw. Renyi divergences are integrated numerically (the add direction, as
-Opacus's accountant takes it) and compose over steps by addition.
-"""
+- the other rows' gradients are zero: the sum says nothing of their count, so the count's own
+  binomial noise hides the canary's draw (a mild case: more rows hide it better);
+- the other rows' gradients are the canary's reversed: the sum then gives their count away
+  (size minus sum / C is twice the draw plus noise), which is the first case at sigma / 2, and
+  the leak grows with the steps however many rows there are.
+
+Each is one dataset, so each gives a lower bound on the exact release's worst case; how much of
+the sizes timing shows is not measured. Per step, without the canary (n - 1 rows) K ~ Bin(n - 1,
+q); with it K + I, I ~ Bern(q). At an observed size k the likelihood ratio (first case) is
+(1 - q) + q_k L(y), L the Gaussian ratio and q_k = (1 - q) k / (n - k). Renyi divergences are
+integrated numerically in the add direction (the remove direction is at most -log(1 - q) a step
+here) and compose over steps by addition; the size n, which only the canary's world can show,
+has probability q^n a step, left out (a delta far below 1e-100 at the sizes tabulated)."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ def step_rdp(rows: int, rate: float, sigma: float, orders: list[float], sizes_re
     """Renyi DP of one step at each order, for `rows` rows (the canary one of them) at Poisson
     `rate` and noise multiplier `sigma`: the noisy sum alone, or with the batch's size beside it."""
     if sizes_released:
-        lo, hi = stats.binom.ppf([1e-13, 1 - 1e-13], rows - 1, rate)
+        lo, hi = stats.binom.ppf([1e-30, 1 - 1e-30], rows - 1, rate)  # the counts that carry any weight
         k = np.arange(max(lo, 0), min(hi, rows - 1) + 1)[:, None]
         log_pk = stats.binom.logpmf(k, rows - 1, rate)
         with np.errstate(divide="ignore"):  # k = 0: the canary was not drawn
@@ -50,3 +53,8 @@ def epsilon(rdp: np.ndarray, orders: list[float], delta: float) -> float:
     from opacus.accountants.analysis.rdp import get_privacy_spent
 
     return float(get_privacy_spent(orders=orders, rdp=rdp, delta=delta)[0])
+
+
+def step_rdp_opposed(rows: int, rate: float, sigma: float, orders: list[float]) -> np.ndarray:
+    """The released sizes on the dataset whose other rows' gradients are the canary's reversed."""
+    return step_rdp(rows, rate, sigma / 2, orders, sizes_released=True)
