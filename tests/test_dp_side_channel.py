@@ -53,7 +53,7 @@ def _brute_force(rows: int, rate: float, sigma: float, alpha: float, others: flo
     return (special.logsumexp(terms[np.isfinite(without)]) + np.log(sigma / 50)) / (alpha - 1)
 
 
-@pytest.mark.parametrize("alpha", [2.0, 4.0])
+@pytest.mark.parametrize("alpha", [2.0, 4.0, 32.0])
 def test_both_datasets_match_the_two_worlds_written_out(alpha):
     """The released path checked independently: on 30 rows, the module's integral equals the
     direct sum for the zero-gradient dataset, and its sigma / 2 shortcut the direct sum for the

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import special, stats
 
 STEPS_PER_SIGMA = 100  # the noise axis's resolution
+LOG_NEGLIGIBLE = -70.0  # counts rarer than about 1e-30 are left out
 TAILS = 12  # sigmas of noise axis beyond the two means and the integrand's peak
 
 
@@ -31,8 +32,8 @@ def step_rdp(rows: int, rate: float, sigma: float, orders: list[float], sizes_re
     """Renyi DP of one step at each order, for `rows` rows (the canary one of them) at Poisson
     `rate` and noise multiplier `sigma`: the noisy sum alone, or with the batch's size beside it."""
     if sizes_released:
-        lo, hi = stats.binom.ppf([1e-30, 1 - 1e-30], rows - 1, rate)  # the counts that carry any weight
-        k = np.arange(max(lo, 0), min(hi, rows - 1) + 1)[:, None]
+        every = np.arange(rows)
+        k = every[stats.binom.logpmf(every, rows - 1, rate) > LOG_NEGLIGIBLE][:, None]  # the counts with any weight
         log_pk = stats.binom.logpmf(k, rows - 1, rate)
         with np.errstate(divide="ignore"):  # k = 0: the canary was not drawn
             log_rate = np.log1p(-rate) + np.log(k) - np.log(rows - k)
