@@ -13,7 +13,7 @@ from bench.data.hf import add_column_flags
 from bench.engine import execution
 from bench.engine.ray_start import cluster_address
 from bench.engine.server import run_experiment
-from bench.errors import OneLineArgumentParser, cli_entry, require_folder_of
+from bench.errors import OneLineArgumentParser, cli_entry
 from bench.registry import METHODS, PARTITIONERS
 
 
@@ -181,7 +181,6 @@ def _fault_flags(p: OneLineArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     out, quiet = args.pop("out"), args.pop("quiet")
-    require_folder_of("--secagg-transcript", args["secagg_transcript"])
     cfg = ExperimentConfig.from_dict({**args, "workers": 1 if args["workers"] is None else args["workers"]})
 
     if args["workers"] is None and execution.unchosen(cfg):  # said at the start of the run and kept in final.json

@@ -76,6 +76,7 @@ class Transcript:
     def flush(self) -> None:
         """Appended once per round, so a killed round leaves no half of itself."""
         if self.path is not None and self.lines:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # e.g. inside the run's own --out
             with self.path.open("a") as f:
                 f.write("\n".join(self.lines) + "\n")
             self.lines = []

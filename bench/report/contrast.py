@@ -16,6 +16,7 @@ comparisons is made). Reads DIR/summary.csv and each run's final.json; prints, w
 from __future__ import annotations
 
 import csv
+import json
 import re
 import sys
 from pathlib import Path
@@ -24,7 +25,6 @@ from bench.errors import BenchError, OneLineArgumentParser, cli_entry
 from bench.report.render import seed_interval_text
 from bench.report.stats import seed_paired_interval
 from bench.report.tables import method_label
-from bench.store import read_json
 
 POOLED_METHODS = ("centralized",)  # partition is nominal: one pooled dataset
 SUMMARY_NEEDS = ("run_id", "role", "status")
@@ -56,7 +56,7 @@ def reported_runs(folder: Path) -> list[dict]:
 def _final(folder: Path, run_id: str) -> dict:
     path = folder / "runs" / run_id / "final.json"
     try:
-        run = read_json(path)
+        run = json.loads(path.read_text())
         cfg, metric = run["config"], run["metric"]
         if not isinstance(cfg, dict) or not CONFIG_NEEDS <= cfg.keys() or not isinstance(metric, (int, float)):
             raise TypeError
