@@ -9,7 +9,7 @@ round to the matched-accuracy target; the `control` study's pooled top:2 against
 in training loss; each frontier configuration's interval against centralized paired and as two
 independent groups; what label skew costs the knee, top:5, against what it costs FedAvg; the
 shares top:5 and top:6 save against FedAvg at 3e-4; how often the test-only interval is the wider
-one in the main tables). Reads
+one in the main tables; the main table's differences under a Holm correction). Reads
 the main, mu, control, frontier and knee studies' summary.csv (the grid's
 own summary gains the other studies' cells as they finish) and the runs' rounds.jsonl; counts only."""
 
@@ -226,6 +226,59 @@ def wider_lines() -> list[str]:
     return lines
 
 
+def _seed_metrics(row: dict) -> dict[int, float]:
+    return {int(s): float(m) for s, m in (pair.split(":") for pair in row["seed_metrics"].split())}
+
+
+def _holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, smallest first."""
+    adjusted, running = [], 0.0
+    for i, p in enumerate(sorted(pvalues)):
+        running = max(running, min(1.0, (len(pvalues) - i) * p))
+        adjusted.append(running)
+    return adjusted
+
+
+def holm_lines() -> list[str]:
+    """The main table's seed-paired differences (paired t over seeds, from each row's seed_metrics)
+    under a Holm correction across all of them, and within each bold README claim's four."""
+    rows = list(csv.DictReader((OUT / "studies" / "main" / "tables" / "main.csv").open()))
+    by = {(r["method"], r["partition"]): _seed_metrics(r) for r in rows}
+    central = next(m for (method, _), m in by.items() if method == "centralized")
+
+    def p_of(mine: dict, theirs: dict) -> float:
+        seeds = sorted(set(mine) & set(theirs))
+        return float(stats.ttest_rel([mine[s] for s in seeds], [theirs[s] for s in seeds]).pvalue)
+
+    table = {
+        f"{r['method']} - {vs[3:]} ({r['partition']})": p_of(
+            by[(r["method"], r["partition"])], by[("fedavg", r["partition"])] if vs == "vs_fedavg" else central
+        )
+        for r in rows
+        for vs in ("vs_fedavg", "vs_centralized")
+        if r[f"{vs}_seed_lo"]
+    }
+    skipping = [(f"layerskip {k}:2", p) for k in ("top", "bottom") for p in ("iid", "dirichlet:0.5")]
+    groups = {
+        "layer-skipping below centralized": {
+            f"{m} - centralized ({part})": p_of(by[(m, part)], central) for m, part in skipping
+        },
+        "LoRA r8 above layer-skipping": {
+            f"lora r8 - {m} ({part})": p_of(by[("lora r8", part)], by[(m, part)]) for m, part in skipping
+        },
+    }
+    adjusted = _holm(list(table.values()))
+    lines = [
+        f"- Holm over the main table's {len(table)} seed-paired differences: {sum(a < 0.05 for a in adjusted)} "
+        f"below 0.05 (smallest adjusted p {adjusted[0]:.3f}; unadjusted, {sum(p < 0.05 for p in table.values())} below 0.05)"
+    ]
+    for claim, ps in groups.items():
+        lines.append(f"- Holm within '{claim}' (4 differences): largest adjusted p {max(_holm(list(ps.values()))):.3f}")
+    marginal = {name: p for found in (table, *groups.values()) for name, p in found.items() if 0.01 <= p < 0.05}
+    lines.append("- paired-t p in [0.01, 0.05): " + "; ".join(f"{n} {p:.3f}" for n, p in sorted(marginal.items())))
+    return lines
+
+
 def tuning_minus_seed_two(skew: dict) -> str:
     """Under label skew, the tuning seed (0) minus seed 2 per cell: is seed 0 better, or is seed 3's
     draw of the hospitals the hard one?"""
@@ -292,7 +345,7 @@ def main() -> None:
         f"- the tuning seed above its cell's reported mean in {above} of {len(leads)} cells: one-sided sign test p = {p:.2f}"
     )
     lines += mu_lines(rows) + control_lines(rows) + frontier_lines() + knee_lines(rows)
-    lines += tie_lines(rows) + wider_lines()
+    lines += tie_lines(rows) + wider_lines() + holm_lines()
     print("\n".join(lines))
 
 
