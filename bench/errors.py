@@ -26,8 +26,8 @@ class DataError(BenchError):
 
 
 def require_folder_of(flag: str, path: str | None) -> None:
-    """A file a flag names, in a folder that does not exist: one line now, not a traceback when
-    the run first writes it (after it has written other files)."""
+    """A file a flag names, in a folder that does not exist: one line before the work, not a
+    traceback when the file is written after it."""
     if path and not (folder := Path(path).expanduser().absolute().parent).is_dir():
         raise BenchError(f"{flag} {path}: folder {folder} does not exist")
 

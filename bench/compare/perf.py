@@ -162,15 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tmp = Path(tempfile.mkdtemp(prefix="perf-"))
     os.environ["BENCH_CACHE"] = str(tmp / "cache")  # the prefix cache starts cold: the first cached run fills it
-    many = {"task": "conll", "data_dir": str(NCBI)} if NCBI.is_dir() else {"task": "i2b2-2010"}
+    many, many_named = (
+        ({"task": "conll", "data_dir": str(NCBI)}, "NCBI-disease (CoNLL form)")
+        if NCBI.is_dir()
+        else ({"task": "i2b2-2010"}, "i2b2-2010 (synthetic)")
+    )
     result = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     result["cache"] = [
         cache_speedup(tmp, "minilm", "top:2", "i2b2-2010", rounds=3),
         cache_speedup(tmp, "llama16-mini", "top:8", "i2b2-2010", rounds=3),
     ]
-    result["overhead_data"] = (
-        "NCBI-disease (CoNLL form)" if NCBI.is_dir() else "i2b2-2010 (synthetic)"
-    )  # since 2026-12-07
+    result["overhead_data"] = many_named  # recorded since 2026-12-07
     result["overhead"] = [engine_overhead(tmp, many, n) for n in (10, 100)]
     result["memory"] = [peak_memory(many, n) for n in (10, 1000)]
     result["memory_ratio"] = round(result["memory"][1]["peak_rss_mb"] / result["memory"][0]["peak_rss_mb"], 3)

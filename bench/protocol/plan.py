@@ -223,7 +223,7 @@ class HostProbe:
 
 
 def _expected(total: float, unit: str, round_share: tuple[float, int] | None) -> list[str]:
-    """The bound scaled by the share of their round limits the store's early-stopped runs ran."""
+    """The bound scaled by the share of their round limits the store's early-stopped runs ran; on a CPU, what its hours are."""
     legend = [CPU_HOURS] * (unit == "CPU-h")
     if not round_share or total <= 0:
         return legend
