@@ -178,3 +178,15 @@ def test_quantity_alpha_skews_client_sizes():
 
     skewed, even = spread("quantity:0.1"), spread("quantity:100")
     assert even < 0.1 and skewed > 0.5 and skewed > 5 * even
+
+
+def test_bench_run_help_lists_every_registered_partitioner():
+    """ARCHITECTURE.md: a new file in partitions/ shows in `bench.run --help` (the list is read
+    from the registry, as the methods' is), with :ALPHA where the partitioner takes one."""
+    from bench.registry import PARTITIONERS
+    from bench.run import build_parser
+
+    (action,) = [a for a in build_parser()._actions if "--partition" in a.option_strings]
+    listed = action.help.removeprefix("one of ").split(" (")[0].split(", ")
+    assert listed == [f"{n}:ALPHA" if PARTITIONERS.get(n).takes_alpha else n for n in PARTITIONERS.names()]
+    assert {"iid", "dirichlet:ALPHA", "quantity:ALPHA", "site"} <= set(listed)
