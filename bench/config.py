@@ -20,7 +20,7 @@ EXECUTION = ("workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_ad
 EXECUTION_ONLY = frozenset({*EXECUTION, "secagg_transcript"})
 SOURCE_FINGERPRINTS: dict = {}  # task prefix -> its data's fingerprint, in the identity (bench.data.hf: "hf:")
 DP_ONLY = frozenset(
-    {"dp_level", "dp_unit", "dp_unit_holders", "dp_delta", "max_grad_norm", "client_clip"}
+    {"dp_level", "dp_unit", "dp_unit_holders", "dp_delta", "max_grad_norm", "client_clip", "dp_fixed_shape"}
 )  # mean nothing without DP
 
 
@@ -63,6 +63,7 @@ class ExperimentConfig:
     dp_unit_holders: str = "observed"
     max_grad_norm: float = 1.0  # per-sample clipping bound (sample-level DP)
     secure_rng: bool = False  # DP noise from OS entropy: the stored seed does not reveal it (runs then differ)
+    dp_fixed_shape: bool = False  # DP-SGD steps of one shape whatever the draw (bench.federation.fixed_shape)
     client_clip: float = 1.0  # per-update clipping bound (client-level DP)
     workers: int = 1
     gpus_per_worker: float = 0.0

@@ -71,6 +71,10 @@ def _check_privacy(c) -> list[Check]:
             "patient: give --dp-unit document or patient",
         ),
         (not c.secure_rng or c.private, "--secure-rng draws DP noise: give --dp-epsilon or --noise-multiplier"),
+        (
+            not c.dp_fixed_shape or (c.private and c.dp_level == "sample"),
+            "--dp-fixed-shape pads DP-SGD's steps: give --dp-epsilon or --noise-multiplier at --dp-level sample",
+        ),
     ]
 
 

@@ -250,14 +250,14 @@ class PrefixCache:
     def _uninstall(self) -> None:
         self._swap(*self.originals)
 
-    def feed(self, split: str, rows: list[int]) -> None:
-        """Set the cached hidden states of these rows (right-padded) as the next forward's input,
-        computing the rows not cached yet."""
+    def feed(self, split: str, rows: list[int], width: int | None = None) -> None:
+        """Set the cached hidden states of these rows (right-padded, to `width` tokens if given:
+        a fixed shape's) as the next forward's input, computing the rows not cached yet."""
         missing = [r for r in dict.fromkeys(rows) if self.hidden[split][r] is None]
         if missing:
             self._fill(split, missing)
         states = [self.hidden[split][r] for r in rows]
-        width = max(s.shape[0] for s in states)
+        width = width or max(s.shape[0] for s in states)
         batch = torch.zeros((len(states), width, states[0].shape[1]), dtype=self.compute_dtype)
         for i, s in enumerate(states):
             batch[i, : s.shape[0]] = s  # cast on copy: a bfloat16 model's blocks take bfloat16, not float32

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from bench.data.tokenize import IGNORE, Encoded
+from bench.federation.fixed_shape import FixedShape, for_client
 from bench.federation.privacy import PrivateTraining, UnitPrivateTraining
 from bench.seeding import noise_generator
 
@@ -19,9 +20,12 @@ class Diverged(RuntimeError):
     """The model produced NaN or Inf: the run cannot go on meaningfully."""
 
 
-def pad_ids(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded token ids and their attention mask."""
-    width = max(len(seq) for seq in sequences)
+def pad_ids(sequences: list[list[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token ids and their attention mask, `width` tokens wide (default: the longest)."""
+    longest = max(len(seq) for seq in sequences)
+    if width is not None and longest > width:
+        raise ValueError(f"a row of {longest} tokens does not fit a fixed width of {width}")
+    width = width or longest
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, seq in enumerate(sequences):
@@ -30,9 +34,11 @@ def pad_ids(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return ids, mask
 
 
-def collate(encoded: Encoded, rows: list[int], pad_id: int, kind: str, device) -> dict[str, torch.Tensor]:
+def collate(
+    encoded: Encoded, rows: list[int], pad_id: int, kind: str, device, width: int | None = None
+) -> dict[str, torch.Tensor]:
     """Right-padded ids, attention mask and labels for a batch of encoded rows."""
-    ids, mask = pad_ids([encoded.input_ids[r] for r in rows], pad_id)
+    ids, mask = pad_ids([encoded.input_ids[r] for r in rows], pad_id, width)
     batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
     if kind == "ner":
         labels = torch.full(ids.shape, IGNORE, dtype=torch.long)
@@ -52,20 +58,34 @@ def example_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     Under DP-SGD this keeps one sentence's gradient independent of the other sentences in its
     batch (the HF loss averages over all the batch's tokens, so a sentence's weight would
     depend on its neighbours' lengths and the clipping bound would not bound sensitivity)."""
-    per_token = nn.functional.cross_entropy(
-        logits.transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none"
-    )
-    labelled = (labels != IGNORE).float()
-    return ((per_token * labelled).sum(1) / labelled.sum(1).clamp(min=1.0)).mean()
+    return example_losses(logits, labels, "ner").mean()
 
 
-def _private_loss(forward, inputs: dict, kind: str) -> torch.Tensor:
-    """The loss for DP-SGD: per example, then over examples (classification losses already are)."""
-    if kind != "ner":
+def example_losses(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> torch.Tensor:
+    """Each example's own loss (a vector over the batch): what the HF losses average, per row."""
+    if kind == "ner":
+        per_token = nn.functional.cross_entropy(
+            logits.transpose(1, 2).float(), labels, ignore_index=IGNORE, reduction="none"
+        )
+        labelled = (labels != IGNORE).float()
+        return (per_token * labelled).sum(1) / labelled.sum(1).clamp(min=1.0)
+    if kind == "multilabel":
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none").mean(1)
+    return nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+
+
+def _private_loss(forward, inputs: dict, kind: str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss for DP-SGD: per example, then over examples (classification losses already are).
+    With `weights` (a fixed shape's 1 drawn, 0 filler), the weighted sum over all the step's rows:
+    Opacus's per-sample gradients (mean reduction, times the rows) are then each drawn row's own
+    and exactly zero for the filler."""
+    if kind != "ner" and weights is None:
         return forward(**inputs).loss
     labels = inputs["labels"]
     logits = forward(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-    return example_mean_loss(logits, labels)
+    if weights is None:
+        return example_mean_loss(logits, labels)
+    return (example_losses(logits, labels, kind) * weights.to(logits.device)).mean()
 
 
 def epoch_batches(
@@ -122,6 +142,7 @@ def train_local(
     steps = epochs * -(-len(rows) // batch_size)
     optimizer, scheduler = _optimizer(params, lr, warmup_ratio, steps)
     private = _private_training(model, optimizer, dp, rows, row_units, batch_size, generator)
+    shape = _fixed_shape(private, dp, rows, row_units, before_forward)
     if private:  # under --secure-rng the batches are secret too: subsampling's amplification assumes it
         batches = private.batches(rows, steps, noise_generator() if dp.secure_rng else generator)
     else:
@@ -130,7 +151,7 @@ def train_local(
     model.train()
     try:
         noise_only = private.noise_step if private else None
-        losses, drawn = _fit(batches, step, scheduler, encoded, pad_id, kind, device, before_forward, noise_only)
+        losses, drawn = _fit(batches, step, scheduler, encoded, pad_id, kind, device, before_forward, noise_only, shape)
     finally:
         if private:
             private.close()
@@ -154,17 +175,33 @@ def _private_training(model, optimizer, dp, rows, row_units, batch_size, generat
     return PrivateTraining(model, optimizer, dp, len(rows), batch_size)
 
 
+def _fixed_shape(private, dp, rows: np.ndarray, row_units, before_forward) -> FixedShape | None:
+    """Under --dp-fixed-shape, the shape of every step of this client (None otherwise). The prefix
+    cache is filled for all the client's rows first: a row cached on its first draw would show it."""
+    if not private or dp.fixed_length is None:
+        return None
+    sizes = np.ones(len(rows), dtype=np.int64) if row_units is None else np.unique(row_units, return_counts=True)[1]
+    shape = for_client(rows, sizes, private.rate, dp.fixed_length)
+    if before_forward:
+        for start in range(0, len(rows), shape.rows):
+            before_forward(rows[start : start + shape.rows].tolist())
+    return shape
+
+
 def _epochs(epochs: int, rows: np.ndarray, encoded: Encoded, batch_size: int, generator, buckets: int):
     """`epochs` passes of epoch_batches, each shuffled when the one before is used up."""
     for _ in range(epochs):
         yield from epoch_batches(rows, encoded, batch_size, generator, buckets)
 
 
-def _step(model, params, optimizer, private, kind: str, penalty, batch: dict, batch_rows: np.ndarray) -> float:
+def _step(
+    model, params, optimizer, private, kind: str, penalty, batch: dict, batch_rows: np.ndarray, weights=None
+) -> float:
     """One batch's update; returns its loss. Under DP the penalty's gradient (FedProx's) is
-    data-independent, so it is added after clipping and noise rather than clipped with the loss."""
+    data-independent, so it is added after clipping and noise rather than clipped with the loss.
+    `weights`: a fixed shape's (bench.federation.fixed_shape); `batch_rows` are then the drawn rows."""
     forward = private.module if private else model
-    loss = _private_loss(forward, private.inputs(batch), kind) if private else forward(**batch).loss
+    loss = _private_loss(forward, private.inputs(batch), kind, weights) if private else forward(**batch).loss
     extra = penalty(model) if penalty else None
     if private:
         loss.backward()
@@ -177,14 +214,25 @@ def _step(model, params, optimizer, private, kind: str, penalty, batch: dict, ba
     return float(loss.detach())
 
 
-def _fit(batches, step, scheduler, encoded: Encoded, pad_id: int, kind: str, device, before_forward, noise_only):
+def _fit(
+    batches, step, scheduler, encoded: Encoded, pad_id: int, kind: str, device, before_forward, noise_only, shape=None
+):
     """`step` on every batch in turn: (the losses, how many batches were drawn). An empty
     Poisson batch (DP-SGD) is still a step, noise alone (`noise_only`): the accountant counts it,
-    and skipping it would show, in the steps an optimizer took, that the batch was empty."""
+    and skipping it would show, in the steps an optimizer took, that the batch was empty. Under a
+    fixed shape every step, an empty one's too, runs on the shape's rows and width."""
     losses, drawn = [], 0
     for batch_rows in batches:
         drawn += 1
-        if len(batch_rows) > 0:
+        if shape is not None:
+            padded, weights = shape.pad(batch_rows)
+            batch = collate(encoded, padded.tolist(), pad_id, kind, device, shape.length)
+            if before_forward:
+                before_forward(padded.tolist(), shape.length)
+            loss = step(batch, batch_rows, weights)
+            if len(batch_rows) > 0:
+                losses.append(loss)
+        elif len(batch_rows) > 0:
             batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
             if before_forward:
                 before_forward(batch_rows.tolist())

@@ -129,7 +129,7 @@ class Worker:
         return [n for n in self.trainable if n in names]
 
     def _feeder(self, split: str):
-        return (lambda rows: self.cache.feed(split, rows)) if self.cache else None
+        return (lambda rows, width=None: self.cache.feed(split, rows, width)) if self.cache else None
 
     def info(self) -> dict:
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)

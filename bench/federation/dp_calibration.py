@@ -80,5 +80,13 @@ def plan(cfg, client_rows: dict[int, int], participation: dict[int, int], shared
             if len(group) > 1:
                 sigma = _calibrate_composed(cfg.dp_epsilon, cfg.dp_delta, group, sigma)
     return DpPlan(
-        "sample", sigma, cfg.max_grad_norm, cfg.dp_delta, cfg.dp_epsilon, cfg.dp_unit, cfg.secure_rng, shared_holders
+        "sample",
+        sigma,
+        cfg.max_grad_norm,
+        cfg.dp_delta,
+        cfg.dp_epsilon,
+        cfg.dp_unit,
+        cfg.secure_rng,
+        shared_holders,
+        cfg.max_length if cfg.dp_fixed_shape else None,
     )

@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from bench.federation import privacy
+from bench.federation import fixed_shape, privacy
 from bench.federation.lone_round import LoneNoise
 from bench.federation.privacy import DpPlan, client_level, client_rate
 from bench.seeding import seed_of
@@ -53,11 +53,15 @@ class DpLedger:
         """final.json's `dp`: the plan and every accountant's history."""
         if self.plan is None:
             return None
-        return {
+        summary = {
             **dataclasses.asdict(self.plan),
             "shared_holders": [list(s) for s in self.plan.shared_holders],  # as final.json reads back
             "accountants": {str(k): v for k, v in self.accountants.items()},
         }
+        if self.plan.fixed_length is not None:  # every client's steps can overflow: their sum bounds eta
+            steps = sum(s for c, history in self.accountants.items() if c != "server" for _, _, s in history)
+            summary["timing_delta"] = fixed_shape.timing_delta(self.plan.delta, self.epsilon() or 0.0, steps)
+        return summary
 
     def fedavg(self, global_state: dict, client_states: list[dict], r: int) -> dict[str, torch.Tensor]:
         """DP-FedAvg of round r's updates (clipped, over the expected K, plus noise)."""

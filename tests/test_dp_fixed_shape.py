@@ -1,0 +1,187 @@
+"""--dp-fixed-shape (bench.federation.fixed_shape): every DP-SGD step runs on one shape whatever
+its Poisson draw, so an observer who times a client's steps learns nothing of the draw; and the
+padding changes nothing else: the update is the unpadded step's.
+
+What the observer sees is the work each step does, set by the shape of what enters the model:
+the first test records it at the model's input, per step, across draws and across datasets
+that differ in one row, and fails with the padding removed (checked by mutation: `pad` returning
+the draw as it is). The second trains the same client padded and unpadded and compares the
+models; it fails if the filler's weight is not zero (checked by mutation)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from bench.config import ExperimentConfig
+from bench.data.tokenize import IGNORE, Encoded
+from bench.engine.training import train_local
+from bench.errors import BenchError
+from bench.federation import fixed_shape
+from bench.federation.privacy import DpPlan
+from bench.run import run_experiment
+from tests.tiny import tiny_config
+
+VOCAB, ROWS, BATCH, WIDTH = 16, 60, 4, 12
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's hooks
+
+
+class TinyTagger(nn.Module):
+    """An embedding and a linear head, per token (ner) or over the mean token (cls): per-sample
+    gradients for both through Opacus; the input shapes each forward sees are kept."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        torch.manual_seed(0)
+        self.kind = kind
+        self.embed = nn.Embedding(VOCAB, 6)
+        self.head = nn.Linear(6, 3)
+        self.shapes: list[tuple] = []
+
+    def forward(self, input_ids, attention_mask, labels=None, position_ids=None):
+        self.shapes.append(tuple(input_ids.shape))
+        hidden = self.embed(input_ids) * attention_mask.unsqueeze(-1).float()
+        if self.kind == "cls":
+            hidden = hidden.sum(1) / attention_mask.sum(1, keepdim=True).float()
+        logits = self.head(hidden)
+        loss = None if labels is None else nn.functional.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1))
+        return type("Out", (), {"logits": logits, "loss": loss})()
+
+
+def corpus(kind: str, canary: bool) -> Encoded:
+    """ROWS rows of 2 to 9 tokens; with `canary`, row 7 is replaced by one of WIDTH tokens (the
+    longest a step can hold: a draw of it widens an unpadded step)."""
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(1, VOCAB, size=int(n)).tolist() for n in rng.integers(2, 10, size=ROWS)]
+    if canary:
+        ids[7] = [VOCAB - 1] * WIDTH
+    if kind == "ner":
+        labels = [[IGNORE] + [int(t) % 3 for t in row[1:]] for row in ids]
+    else:
+        labels = [int(row[0]) % 3 for row in ids]
+    return Encoded(ids, labels)
+
+
+def train(kind: str, seed: int, fixed: bool, canary: bool = False, units: np.ndarray | None = None, sigma=1.0):
+    model = TinyTagger(kind)
+    plan = DpPlan(
+        "sample", sigma, 1.0, 1e-5, None, "row" if units is None else "patient", fixed_length=WIDTH if fixed else None
+    )
+    _, accounted = train_local(
+        model,
+        corpus(kind, canary),
+        np.arange(ROWS),
+        kind=kind,
+        pad_id=0,
+        epochs=1,
+        batch_size=BATCH,
+        lr=0.05,
+        warmup_ratio=0.1,
+        seed=seed,
+        dp=plan,
+        row_units=units,
+    )
+    return model, accounted
+
+
+PATIENTS = np.arange(ROWS) // 3  # three rows a patient
+
+
+@pytest.mark.parametrize("kind", ["ner", "cls"])
+@pytest.mark.parametrize("units", [None, PATIENTS], ids=["row", "patient"])
+def test_every_step_has_one_shape_whatever_is_drawn(kind, units):
+    """Fifteen steps a run, three seeds, with and without the canary: the unpadded steps' shapes
+    vary (the control, on the same draws), the padded ones' are one shape."""
+    seen = {}
+    for fixed in (False, True):
+        shapes = set()
+        for seed in range(3):
+            for canary in (False, True):
+                model, _ = train(kind, seed, fixed, canary, units)
+                shapes.update(model.shapes)
+        seen[fixed] = shapes
+    assert len(seen[False]) > 5  # the draw shows, unpadded
+    assert len(seen[True]) == 1
+    ((rows, width),) = seen[True]
+    assert width == WIDTH and rows >= 3 * BATCH  # the cap: a tail of 1e-18 is far above the mean
+
+
+@pytest.mark.parametrize("kind", ["ner", "cls"])
+@pytest.mark.parametrize("units", [None, PATIENTS], ids=["row", "patient"])
+def test_padding_leaves_the_update_as_it_was(kind, units):
+    """The same seed, so the same draws and noise: the padded client ends where the unpadded one
+    does (the filler's per-sample gradients are zero, its slots add nothing)."""
+    padded, accounted_padded = train(kind, 3, True, units=units)
+    plain, accounted_plain = train(kind, 3, False, units=units)
+    assert accounted_padded == accounted_plain
+    for a, b in zip(padded.parameters(), plain.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_without_noise_padding_still_leaves_the_update():
+    """At sigma near zero the comparison is of the clipped gradients alone (noise cannot hide a
+    difference in them)."""
+    padded, _ = train("ner", 1, True, sigma=1e-9)
+    plain, _ = train("ner", 1, False, sigma=1e-9)
+    untrained = TinyTagger("ner")
+    assert not torch.equal(plain.head.weight, untrained.head.weight)  # it trained
+    torch.testing.assert_close(padded.head.weight, plain.head.weight, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("rows,rate", [(60, 4 / 60), (1279, 16 / 1279), (190, 16 / 190)])
+def test_the_cap_is_the_least_with_a_tail_of_1e_18_for_one_more_row(rows, rate):
+    cap = fixed_shape.cap_rows(np.ones(rows, dtype=np.int64), rate)
+    assert stats.binom.logsf(cap, rows + 1, rate) <= np.log(fixed_shape.PER_STEP_OVERFLOW)
+    assert stats.binom.logsf(cap - 1, rows + 1, rate) > np.log(fixed_shape.PER_STEP_OVERFLOW)
+
+
+def test_the_units_convolution_is_the_binomial_when_every_unit_is_one_row():
+    rows, rate = 300, 0.05
+    k = np.arange(rows + 1)
+    exact = stats.binom.logsf(k, rows, rate)
+    convolved = fixed_shape.convolved_log_tail(np.ones(rows, dtype=np.int64), rate)
+    shown = exact > -600  # where float64 holds the tail
+    np.testing.assert_allclose(convolved[shown], exact[shown], rtol=1e-6)
+
+
+def test_units_of_several_rows_need_a_larger_cap():
+    """Twenty units of three rows draw rows three at a time: at the same expected rows a step, the
+    tail is heavier than sixty single rows'."""
+    assert fixed_shape.cap_rows(np.full(20, 3), 0.1) > fixed_shape.cap_rows(np.ones(60, dtype=np.int64), 0.1)
+
+
+def test_a_draw_over_the_cap_runs_on_the_next_multiple_and_the_filler_weighs_nothing():
+    shape = fixed_shape.FixedShape(rows=4, length=8, filler=9)
+    padded, weights = shape.pad(np.array([1, 2, 3, 4, 5]))
+    assert padded.tolist() == [1, 2, 3, 4, 5, 9, 9, 9] and weights.tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
+    empty, weights = shape.pad(np.array([], dtype=np.int64))
+    assert empty.tolist() == [9] * 4 and weights.sum() == 0
+
+
+def test_timing_delta_adds_the_overflow_chance_at_its_cost():
+    assert fixed_shape.timing_delta(1e-5, 1.0, 0) == 1e-5
+    expected = 1e-5 + 1000 * fixed_shape.PER_STEP_OVERFLOW * (1 + np.e**8)
+    assert fixed_shape.timing_delta(1e-5, 8.0, 1000) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"noise_multiplier": 1.0, "dp_level": "client"}], ids=["without-dp", "client-level"]
+)
+def test_fixed_shape_is_refused_where_no_dp_sgd_step_runs(settings):
+    with pytest.raises(BenchError, match="--dp-fixed-shape"):
+        ExperimentConfig(task="ncbi-disease", method="fedavg", dp_fixed_shape=True, **settings)
+
+
+def test_a_run_with_the_prefix_cache_reports_its_width_and_timing_delta(tiny_corpus, tmp_path):
+    """Through bench.run, layer-skipping with its prefix cache: the cache's states are fed at the
+    fixed width (a narrower feed would not fit the padded ids), and final.json says what holds."""
+    cfg = tiny_config(
+        tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, dp_fixed_shape=True, train_subsample=40
+    )
+    final = run_experiment(cfg, tmp_path, progress=False)
+    dp = final["dp"]
+    assert dp["fixed_length"] == cfg.max_length
+    assert dp["delta"] < dp["timing_delta"] < dp["delta"] * 1.001
+    unpadded = tiny_config(tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, train_subsample=40)
+    assert unpadded.run_id != cfg.run_id
