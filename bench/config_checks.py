@@ -75,6 +75,11 @@ def _check_privacy(c) -> list[Check]:
             not c.dp_fixed_shape or (c.private and c.dp_level == "sample"),
             "--dp-fixed-shape pads DP-SGD's steps: give --dp-epsilon or --noise-multiplier at --dp-level sample",
         ),
+        (  # a unit of any size may join a neighbouring dataset: no cap from public counts bounds its draw
+            not c.dp_fixed_shape or c.dp_unit == "row",
+            "--dp-fixed-shape pads by rows: with --dp-unit document or patient the cap would depend on the "
+            "largest unit, which is not public (not built)",
+        ),
     ]
 
 

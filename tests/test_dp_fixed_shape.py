@@ -4,9 +4,10 @@ padding changes nothing else: the update is the unpadded step's.
 
 What the observer sees is the work each step does, set by the shape of what enters the model:
 the first test records it at the model's input, per step, across draws and across datasets
-that differ in one row, and fails with the padding removed (checked by mutation: `pad` returning
-the draw as it is). The second trains the same client padded and unpadded and compares the
-models; it fails if the filler's weight is not zero (checked by mutation)."""
+that differ in one row, and fails with the padding removed or with an empty draw run as noise
+alone (both checked by mutation). The second trains the same client padded and unpadded and
+compares the models; it fails if the filler's weight is not zero (checked by mutation). The
+prefix cache's fill before the first step has a test of its own (fails without the fill)."""
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from torch import nn
 
 from bench.config import ExperimentConfig
 from bench.data.tokenize import IGNORE, Encoded
+from bench.engine import prefix_cache
 from bench.engine.training import train_local
 from bench.errors import BenchError
 from bench.federation import fixed_shape
@@ -24,12 +26,14 @@ from bench.run import run_experiment
 from tests.tiny import tiny_config
 
 VOCAB, ROWS, BATCH, WIDTH = 16, 60, 4, 12
+KINDS = ["ner", "cls", "multilabel"]
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's hooks
 
 
 class TinyTagger(nn.Module):
-    """An embedding and a linear head, per token (ner) or over the mean token (cls): per-sample
-    gradients for both through Opacus; the input shapes each forward sees are kept."""
+    """An embedding and a linear head, per token (ner) or over the mean token (cls, multilabel),
+    with the HF models' losses: per-sample gradients through Opacus. The input shape each forward
+    sees is kept."""
 
     def __init__(self, kind: str):
         super().__init__()
@@ -42,10 +46,15 @@ class TinyTagger(nn.Module):
     def forward(self, input_ids, attention_mask, labels=None, position_ids=None):
         self.shapes.append(tuple(input_ids.shape))
         hidden = self.embed(input_ids) * attention_mask.unsqueeze(-1).float()
-        if self.kind == "cls":
+        if self.kind != "ner":
             hidden = hidden.sum(1) / attention_mask.sum(1, keepdim=True).float()
         logits = self.head(hidden)
-        loss = None if labels is None else nn.functional.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1))
+        if labels is None:
+            loss = None
+        elif self.kind == "multilabel":
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        else:
+            loss = nn.functional.cross_entropy(logits.reshape(-1, 3), labels.reshape(-1))
         return type("Out", (), {"logits": logits, "loss": loss})()
 
 
@@ -58,16 +67,16 @@ def corpus(kind: str, canary: bool) -> Encoded:
         ids[7] = [VOCAB - 1] * WIDTH
     if kind == "ner":
         labels = [[IGNORE] + [int(t) % 3 for t in row[1:]] for row in ids]
+    elif kind == "multilabel":
+        labels = [[float(row[0] % 2), float(row[1] % 2), float((row[0] + row[1]) % 2)] for row in ids]
     else:
         labels = [int(row[0]) % 3 for row in ids]
     return Encoded(ids, labels)
 
 
-def train(kind: str, seed: int, fixed: bool, canary: bool = False, units: np.ndarray | None = None, sigma=1.0):
+def train(kind: str, seed: int, fixed: bool, canary: bool = False, sigma=1.0):
     model = TinyTagger(kind)
-    plan = DpPlan(
-        "sample", sigma, 1.0, 1e-5, None, "row" if units is None else "patient", fixed_length=WIDTH if fixed else None
-    )
+    plan = DpPlan("sample", sigma, 1.0, 1e-5, None, fixed_length=WIDTH if fixed else None)
     _, accounted = train_local(
         model,
         corpus(kind, canary),
@@ -80,40 +89,41 @@ def train(kind: str, seed: int, fixed: bool, canary: bool = False, units: np.nda
         warmup_ratio=0.1,
         seed=seed,
         dp=plan,
-        row_units=units,
     )
     return model, accounted
 
 
-PATIENTS = np.arange(ROWS) // 3  # three rows a patient
-
-
-@pytest.mark.parametrize("kind", ["ner", "cls"])
-@pytest.mark.parametrize("units", [None, PATIENTS], ids=["row", "patient"])
-def test_every_step_has_one_shape_whatever_is_drawn(kind, units):
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_step_has_one_shape_whatever_is_drawn(kind):
     """Fifteen steps a run, three seeds, with and without the canary: the unpadded steps' shapes
-    vary (the control, on the same draws), the padded ones' are one shape."""
-    seen = {}
+    vary (the control, on the same draws), the padded ones' are one shape, one forward a step
+    (an empty draw's too: these seeds draw some)."""
+    seen, skipped = {}, 0
     for fixed in (False, True):
         shapes = set()
         for seed in range(3):
             for canary in (False, True):
-                model, _ = train(kind, seed, fixed, canary, units)
+                model, (_, _, steps) = train(kind, seed, fixed, canary)
                 shapes.update(model.shapes)
+                if fixed:
+                    assert len(model.shapes) == steps
+                else:
+                    skipped += steps - len(model.shapes)  # empty draws: noise alone, no forward
         seen[fixed] = shapes
+    assert skipped > 0  # these seeds do draw empty steps
     assert len(seen[False]) > 5  # the draw shows, unpadded
     assert len(seen[True]) == 1
     ((rows, width),) = seen[True]
-    assert width == WIDTH and rows >= 3 * BATCH  # the cap: a tail of 1e-18 is far above the mean
+    assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS, BATCH / ROWS) >= 3 * BATCH
 
 
-@pytest.mark.parametrize("kind", ["ner", "cls"])
-@pytest.mark.parametrize("units", [None, PATIENTS], ids=["row", "patient"])
-def test_padding_leaves_the_update_as_it_was(kind, units):
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_leaves_the_update_as_it_was(kind):
     """The same seed, so the same draws and noise: the padded client ends where the unpadded one
-    does (the filler's per-sample gradients are zero, its slots add nothing)."""
-    padded, accounted_padded = train(kind, 3, True, units=units)
-    plain, accounted_plain = train(kind, 3, False, units=units)
+    does (the filler's per-sample gradients are zero). Without dropout: its masks are drawn over
+    the padded shape, so with it the two are alike in distribution only."""
+    padded, accounted_padded = train(kind, 3, True)
+    plain, accounted_plain = train(kind, 3, False)
     assert accounted_padded == accounted_plain
     for a, b in zip(padded.parameters(), plain.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -129,26 +139,16 @@ def test_without_noise_padding_still_leaves_the_update():
     torch.testing.assert_close(padded.head.weight, plain.head.weight, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("rows,rate", [(60, 4 / 60), (1279, 16 / 1279), (190, 16 / 190)])
+@pytest.mark.parametrize("rows,rate", [(60, 16 / 60), (1286, 16 / 1286), (190, 16 / 190)])
 def test_the_cap_is_the_least_with_a_tail_of_1e_18_for_one_more_row(rows, rate):
-    cap = fixed_shape.cap_rows(np.ones(rows, dtype=np.int64), rate)
+    """(60, 16/60): a cap for the rows alone would be one lower."""
+    cap = fixed_shape.cap_rows(rows, rate)
     assert stats.binom.logsf(cap, rows + 1, rate) <= np.log(fixed_shape.PER_STEP_OVERFLOW)
     assert stats.binom.logsf(cap - 1, rows + 1, rate) > np.log(fixed_shape.PER_STEP_OVERFLOW)
 
 
-def test_the_units_convolution_is_the_binomial_when_every_unit_is_one_row():
-    rows, rate = 300, 0.05
-    k = np.arange(rows + 1)
-    exact = stats.binom.logsf(k, rows, rate)
-    convolved = fixed_shape.convolved_log_tail(np.ones(rows, dtype=np.int64), rate)
-    shown = exact > -600  # where float64 holds the tail
-    np.testing.assert_allclose(convolved[shown], exact[shown], rtol=1e-6)
-
-
-def test_units_of_several_rows_need_a_larger_cap():
-    """Twenty units of three rows draw rows three at a time: at the same expected rows a step, the
-    tail is heavier than sixty single rows'."""
-    assert fixed_shape.cap_rows(np.full(20, 3), 0.1) > fixed_shape.cap_rows(np.ones(60, dtype=np.int64), 0.1)
+def test_the_filler_is_the_clients_shortest_row():
+    assert fixed_shape.for_client(np.array([5, 6, 7]), [10, 3, 8], 0.1, 32).filler == 6
 
 
 def test_a_draw_over_the_cap_runs_on_the_next_multiple_and_the_filler_weighs_nothing():
@@ -166,20 +166,37 @@ def test_timing_delta_adds_the_overflow_chance_at_its_cost():
 
 
 @pytest.mark.parametrize(
-    "settings", [{}, {"noise_multiplier": 1.0, "dp_level": "client"}], ids=["without-dp", "client-level"]
+    "settings",
+    [{}, {"noise_multiplier": 1.0, "dp_level": "client"}, {"noise_multiplier": 1.0, "dp_unit": "patient"}],
+    ids=["without-dp", "client-level", "by-patient"],
 )
-def test_fixed_shape_is_refused_where_no_dp_sgd_step_runs(settings):
+def test_fixed_shape_is_refused_where_it_does_not_hold(settings):
     with pytest.raises(BenchError, match="--dp-fixed-shape"):
         ExperimentConfig(task="ncbi-disease", method="fedavg", dp_fixed_shape=True, **settings)
 
 
-def test_a_run_with_the_prefix_cache_reports_its_width_and_timing_delta(tiny_corpus, tmp_path):
-    """Through bench.run, layer-skipping with its prefix cache: the cache's states are fed at the
-    fixed width (a narrower feed would not fit the padded ids), and final.json says what holds."""
+def test_the_prefix_cache_is_filled_before_the_first_step(tiny_corpus, tmp_path, monkeypatch):
+    """Through bench.run, layer-skipping with its prefix cache on an empty cache folder: no step
+    computes a row's frozen prefix (a row computed on its first draw would make that step slower),
+    every step is fed at the fixed width (a narrower feed would not fit the padded ids), and
+    final.json says what holds."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    feeds = []
+    real_feed = prefix_cache.PrefixCache.feed
+
+    def watched(self, split, rows, width=None):
+        feeds.append((split, width, sum(self.hidden[split][r] is None for r in set(rows))))
+        real_feed(self, split, rows, width)
+
+    monkeypatch.setattr(prefix_cache.PrefixCache, "feed", watched)
     cfg = tiny_config(
         tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, dp_fixed_shape=True, train_subsample=40
     )
-    final = run_experiment(cfg, tmp_path, progress=False)
+    final = run_experiment(cfg, tmp_path / "run", progress=False)
+    steps = [computed for split, width, computed in feeds if width is not None]
+    assert steps and all(split == "train" for split, width, _ in feeds if width is not None)
+    assert sum(computed for split, width, computed in feeds if split == "train" and width is None) > 0  # the fill
+    assert steps == [0] * len(steps)
     dp = final["dp"]
     assert dp["fixed_length"] == cfg.max_length
     assert dp["delta"] < dp["timing_delta"] < dp["delta"] * 1.001

@@ -142,7 +142,7 @@ def train_local(
     steps = epochs * -(-len(rows) // batch_size)
     optimizer, scheduler = _optimizer(params, lr, warmup_ratio, steps)
     private = _private_training(model, optimizer, dp, rows, row_units, batch_size, generator)
-    shape = _fixed_shape(private, dp, rows, row_units, before_forward)
+    shape = _fixed_shape(private, dp, rows, encoded, before_forward)
     if private:  # under --secure-rng the batches are secret too: subsampling's amplification assumes it
         batches = private.batches(rows, steps, noise_generator() if dp.secure_rng else generator)
     else:
@@ -175,13 +175,12 @@ def _private_training(model, optimizer, dp, rows, row_units, batch_size, generat
     return PrivateTraining(model, optimizer, dp, len(rows), batch_size)
 
 
-def _fixed_shape(private, dp, rows: np.ndarray, row_units, before_forward) -> FixedShape | None:
+def _fixed_shape(private, dp, rows: np.ndarray, encoded: Encoded, before_forward) -> FixedShape | None:
     """Under --dp-fixed-shape, the shape of every step of this client (None otherwise). The prefix
     cache is filled for all the client's rows first: a row cached on its first draw would show it."""
     if not private or dp.fixed_length is None:
         return None
-    sizes = np.ones(len(rows), dtype=np.int64) if row_units is None else np.unique(row_units, return_counts=True)[1]
-    shape = for_client(rows, sizes, private.rate, dp.fixed_length)
+    shape = for_client(rows, [len(encoded.input_ids[r]) for r in rows], private.rate, dp.fixed_length)
     if before_forward:
         for start in range(0, len(rows), shape.rows):
             before_forward(rows[start : start + shape.rows].tolist())

@@ -1,19 +1,23 @@
-"""DP-SGD steps of one shape whatever the Poisson draw (`--dp-fixed-shape`).
+"""DP-SGD steps of one shape whatever the Poisson draw (`--dp-fixed-shape`, row-level DP-SGD).
 
 A step's time grows with its batch's rows and their length, and a row's draw moves the batch by
 one row: an observer who times a client's steps reads what DP-SGD's accountant does not count
 (bench.federation.dp_side_channel prices it). Under a fixed shape every step, an empty draw's
 included, runs on `rows` rows of `length` tokens: the drawn rows first, then copies of one filler
-row (the client's first) whose loss weight is zero, so their per-sample gradients are exactly
-zero and the clipped sum, the noise and the update are the drawn rows' alone.
+row whose loss weight is zero, so their per-sample gradients are exactly zero and the clipped sum,
+the noise and the update are the drawn rows' alone. The filler is the client's shortest row:
+shorter than `length` unless every row is full, so no step's attention mask is all ones (a mask
+of all ones takes another kernel in transformers' SDPA path).
 
-The cap is the least row count a draw exceeds with probability at most PER_STEP_OVERFLOW, taken
-over the client's units and one more of the largest (a neighbouring dataset's draw is within it
-too); a draw over the cap runs on the next multiple of it, and its shape then shows. So timing
-adds at most eta (1 + e^epsilon) to delta, eta bounding the chance that any step overflows
-(`timing_delta`, in final.json's `dp`). The client's row count stays public, as the accountant's
-rate and steps already take it; one-off work over the whole data (tokenizing, filling the prefix
-cache before the first step) takes time with the data's size and is outside the steps.
+The cap is the least row count a draw exceeds with probability at most PER_STEP_OVERFLOW, for the
+client's rows and one more (a neighbouring dataset's draw is within it too); a draw over the cap
+runs on the next multiple of it, and its shape then shows. So timing adds at most eta
+(1 + e^epsilon) to delta, eta bounding the chance that any step overflows (`timing_delta`, in
+final.json's `dp`). The client's row count stays public, as the accountant's rate and steps
+already take it; one-off work over the whole data (tokenizing, filling the prefix cache before
+the first step) takes time with the data's size and is outside the steps. By document or
+patient the cap would depend on the largest unit, which a neighbouring dataset may exceed: not
+built (refused in bench.config_checks).
 """
 
 from __future__ import annotations
@@ -44,42 +48,16 @@ class FixedShape:
         return padded, weights
 
 
-def for_client(rows: np.ndarray, unit_sizes: np.ndarray, rate: float, length: int) -> FixedShape:
-    """The shape of a client's steps: its cap from its units' sizes (all 1 at row level)."""
-    return FixedShape(cap_rows(unit_sizes, rate), length, int(rows[0]))
+def for_client(rows: np.ndarray, lengths: list[int], rate: float, length: int) -> FixedShape:
+    """The shape of a client's steps, from its rows and their token lengths."""
+    return FixedShape(cap_rows(len(rows), rate), length, int(rows[int(np.argmin(lengths))]))
 
 
-def cap_rows(unit_sizes: np.ndarray, rate: float) -> int:
-    """The least k with P(drawn rows > k) <= PER_STEP_OVERFLOW when each unit (these, and one more
-    of the largest size) joins a step with probability `rate`, bringing all its rows."""
-    sizes = np.append(np.asarray(unit_sizes, dtype=np.int64), int(np.max(unit_sizes)))
-    tail = _log_tail(sizes, rate)  # tail[k] = log P(drawn > k)
-    return max(1, int(np.flatnonzero(tail <= math.log(PER_STEP_OVERFLOW))[0]))
-
-
-def _log_tail(sizes: np.ndarray, rate: float) -> np.ndarray:
-    """log P(drawn rows > k) for k = 0 .. all rows: binomial at row level, else the convolution of
-    each unit's (1 - rate, rate at its size)."""
-    total = int(sizes.sum())
-    k = np.arange(total + 1)
-    if rate >= 1.0:
-        return np.where(k >= total, -np.inf, 0.0)
-    if np.all(sizes == 1):
-        return stats.binom.logsf(k, total, rate)
-    return convolved_log_tail(sizes, rate)
-
-
-def convolved_log_tail(sizes: np.ndarray, rate: float) -> np.ndarray:
-    """log P(drawn rows > k), k = 0 .. all rows, by convolving the units' draws one by one."""
-    total = int(sizes.sum())
-    pmf = np.zeros(total + 1)
-    pmf[0] = 1.0
-    for size in sizes:  # positive terms only: small tails keep their relative precision
-        pmf[size:] = (1 - rate) * pmf[size:] + rate * pmf[:-size]
-        pmf[:size] *= 1 - rate
-    above = np.concatenate([np.cumsum(pmf[::-1])[::-1][1:], [0.0]])  # P(drawn > k)
-    with np.errstate(divide="ignore"):
-        return np.log(above)
+def cap_rows(rows: int, rate: float) -> int:
+    """The least k with P(Binomial(rows + 1, rate) > k) <= PER_STEP_OVERFLOW: each row, and the one
+    a neighbouring dataset adds, joins a step with probability `rate`."""
+    k = np.arange(rows + 2)
+    return max(1, int(np.flatnonzero(stats.binom.logsf(k, rows + 1, rate) <= math.log(PER_STEP_OVERFLOW))[0]))
 
 
 def timing_delta(delta: float, epsilon: float, steps: int) -> float:

@@ -193,15 +193,16 @@ class UnitPrivateTraining(PrivateTraining):
                 f"gradient (Opacus cannot sample their layer), e.g. {unsampled[0]}; freeze them or use --dp-unit row"
             )
         params = [p for _, p in trained if getattr(p, "grad_sample", None) is not None]  # unused ones have neither
-        slot, n = self._slots(batch_rows, params[0].grad_sample.shape[0])
+        unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()])
+        _, slot = torch.unique(unit_of_row, return_inverse=True)
+        n = int(slot.max()) + 1
         summed = [
             torch.zeros((n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype).index_add_(0, slot, p.grad_sample)
             for p in params
         ]
         norms = torch.sqrt(sum((g.flatten(1).double() ** 2).sum(1) for g in summed))
         factor = (self.clip / (norms + 1e-12)).clamp(max=1.0).to(summed[0].dtype)
-        drawn_units = int(slot[: len(batch_rows)].max()) + 1 if len(batch_rows) else 0  # the filler's slots follow
-        self.last_clipped_norms = (norms * factor.double())[:drawn_units].tolist()
+        self.last_clipped_norms = (norms * factor.double()).tolist()
         for p, g in zip(params, summed):
             p.grad = self._noisy_mean(torch.einsum("u,u...->...", factor, g))
             p.grad_sample = None
@@ -210,17 +211,6 @@ class UnitPrivateTraining(PrivateTraining):
                 p.grad.add_(g)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-
-    def _slots(self, batch_rows: np.ndarray, sampled: int) -> tuple[torch.Tensor, int]:
-        """Each per-sample gradient's unit slot, and the slots' number. Under a fixed shape the
-        per-sample gradients run past the drawn rows (the filler's, zero): each gets a slot of its
-        own and the slots number as the step's rows, so the sums' size does not show the draw."""
-        unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()], dtype=torch.long)
-        _, slot = torch.unique(unit_of_row, return_inverse=True)
-        if sampled == len(batch_rows):
-            return slot, int(slot.max()) + 1
-        first_free = int(slot.max()) + 1 if len(slot) else 0
-        return torch.cat([slot, torch.arange(first_free, first_free + sampled - len(batch_rows))]), sampled
 
     def noise_step(self) -> None:
         """An empty Poisson draw of units: noise alone on every trained parameter, over the
