@@ -122,7 +122,7 @@ def main() -> None:
         natural[fixed] = timed(cfg, task, model, NATURAL_EPOCHS, rows)
         steps = -(-len(rows) // cfg.batch_size)
         script[fixed] = timed(cfg, task, model, -(-SCRIPTED_STEPS // steps), rows, scripted(rows, SCRIPTED_STEPS))
-        cap = cap_rows(np.ones(len(rows), dtype=np.int64), privacy.sample_rate(len(rows), cfg.batch_size))
+        cap = cap_rows(len(rows), privacy.sample_rate(len(rows), cfg.batch_size))
     shape = {False: "the rows drawn", True: f"{cap} rows x 64 tokens (fixed)"}
     print("# DP-SGD step times with and without --dp-fixed-shape\n")
     print(
