@@ -167,8 +167,13 @@ def test_timing_delta_adds_the_overflow_chance_at_its_cost():
 
 @pytest.mark.parametrize(
     "settings",
-    [{}, {"noise_multiplier": 1.0, "dp_level": "client"}, {"noise_multiplier": 1.0, "dp_unit": "patient"}],
-    ids=["without-dp", "client-level", "by-patient"],
+    [
+        {},
+        {"noise_multiplier": 1.0, "dp_level": "client"},
+        {"noise_multiplier": 1.0, "dp_unit": "patient"},
+        {"noise_multiplier": 1.0, "dp_unit": "document"},
+    ],
+    ids=["without-dp", "client-level", "by-patient", "by-document"],
 )
 def test_fixed_shape_is_refused_where_it_does_not_hold(settings):
     with pytest.raises(BenchError, match="--dp-fixed-shape"):
