@@ -76,7 +76,7 @@ def example_losses(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tor
 
 def _private_loss(forward, inputs: dict, kind: str, weights: torch.Tensor | None = None) -> torch.Tensor:
     """The loss for DP-SGD: per example, then over examples (classification losses already are).
-    With `weights` (a fixed shape's 1 drawn, 0 filler), the weighted sum over all the step's rows:
+    With `weights` (a fixed shape's 1 drawn, 0 filler), the weighted mean over all the step's rows:
     Opacus's per-sample gradients (mean reduction, times the rows) are then each drawn row's own
     and exactly zero for the filler."""
     if kind != "ner" and weights is None:
