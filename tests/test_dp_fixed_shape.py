@@ -147,6 +147,10 @@ def test_the_cap_is_the_least_with_a_tail_of_1e_18_for_one_more_row(rows, rate):
     assert stats.binom.logsf(cap - 1, rows + 1, rate) > np.log(fixed_shape.PER_STEP_OVERFLOW)
 
 
+def test_the_readmes_caps_for_a_batch_of_16():
+    assert [fixed_shape.cap_rows(n, 16 / n) for n in (200, 1286, 10000)] == [58, 61, 62]
+
+
 def test_the_filler_is_the_clients_shortest_row():
     assert fixed_shape.for_client(np.array([5, 6, 7]), [10, 3, 8], 0.1, 32).filler == 6
 

@@ -221,21 +221,17 @@ def _fit(
     and skipping it would show, in the steps an optimizer took, that the batch was empty. Under a
     fixed shape every step, an empty one's too, runs on the shape's rows and width."""
     losses, drawn = [], 0
+    width = shape.length if shape is not None else None
     for batch_rows in batches:
         drawn += 1
-        if shape is not None:
-            padded, weights = shape.pad(batch_rows)
-            batch = collate(encoded, padded.tolist(), pad_id, kind, device, shape.length)
+        rows, weights = shape.pad(batch_rows) if shape is not None else (batch_rows, None)
+        if len(rows) > 0:
+            batch = collate(encoded, rows.tolist(), pad_id, kind, device, width)
             if before_forward:
-                before_forward(padded.tolist(), shape.length)
+                before_forward(rows.tolist(), width)
             loss = step(batch, batch_rows, weights)
-            if len(batch_rows) > 0:
+            if len(batch_rows) > 0:  # a padded empty draw's loss is the filler's, at weight zero
                 losses.append(loss)
-        elif len(batch_rows) > 0:
-            batch = collate(encoded, batch_rows.tolist(), pad_id, kind, device)
-            if before_forward:
-                before_forward(batch_rows.tolist())
-            losses.append(step(batch, batch_rows))
         elif noise_only is not None:
             noise_only()
         scheduler.step()
