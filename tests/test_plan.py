@@ -341,3 +341,54 @@ def test_a_cpu_plan_is_in_the_contracts_cpu_h_and_says_what_they_are(monkeypatch
     text = plan.plan({"main": [cell]}, [cell], [], set(), {plan.shape_key(cfg): 125.0}, {})
     assert "estimate for what is left: 2.0 CPU-h" in text
     assert "CPU-h here: wall hours of this whole machine" in text and "GPU-h" not in text
+
+
+def test_dp_sgd_cells_are_their_own_shape_and_fixed_shape_cells_are_priced_by_their_padded_steps(tiny_corpus):
+    """DP-SGD's per-sample gradients cost more per FLOP than a plain step, so its cells take no
+    plain shape's throughput; under --dp-fixed-shape every step runs on the cap's rows x
+    max_length, an empty draw's included (4.5x the unpadded step's time here:
+    results/privacy/fixed_shape_timing.md), which the plan once left out."""
+    from bench.protocol.shape_neighbours import nearest
+
+    base = tiny_config(tiny_corpus, method="layerskip", layers="top:1", rounds=3)
+    dp_sgd = base.with_settings(noise_multiplier=1.0)
+    dp_fedavg = base.with_settings(noise_multiplier=1.0, dp_level="client")
+    fixed = dp_sgd.with_settings(dp_fixed_shape=True)
+    assert plan.shape_key(dp_sgd) == plan.shape_key(base) + "|dp-sgd"
+    assert plan.shape_key(dp_fedavg) == plan.shape_key(base) == plan.shape_key(fixed).removesuffix("|dp-sgd")
+    assert nearest({plan.shape_key(base): 0.1}, plan.shape_key(dp_sgd)) is None
+    deeper = plan.shape_key(dp_sgd.with_settings(layers="top:2"))
+    assert nearest({plan.shape_key(base): 0.1, deeper: 0.01}, plan.shape_key(dp_sgd))[0] == 0.01
+    assert nearest({plan.shape_key(base): 0.1, deeper: 0.01}, plan.shape_key(base))[0] == 0.1
+    assert plan.cell_cost(dp_sgd).flops == plan.cell_cost(base).flops
+    assert plan.cell_cost(fixed).flops > plan.cell_cost(dp_sgd).flops
+    # the README's client: 1,286 rows at batch 16 run 81 steps an epoch on 61 rows of 64 tokens
+    ncbi = ExperimentConfig(
+        task="ncbi-disease", method="fedavg", clients=4, batch_size=16, max_length=64, noise_multiplier=1.0
+    )
+    assert plan.trained_tokens(ncbi, 4 * 1286, 9e5) == pytest.approx(9e5)
+    assert plan.trained_tokens(ncbi.with_settings(dp_fixed_shape=True), 4 * 1286, 9e5) == 4 * 81 * 61 * 64
+    assert plan.trained_tokens(
+        ncbi.with_settings(dp_fixed_shape=True, local_epochs=2, clients_per_round=2), 4 * 1286, 9e5
+    ) == (2 * 2 * 81 * 61 * 64)
+
+
+@pytest.mark.parametrize(("level", "sigma"), [("sample", 1.5), ("client", None)])
+def test_a_dp_sgd_pilot_times_dp_sgd_steps_and_a_dp_fedavg_pilot_plain_ones(
+    tiny_corpus, tmp_path, monkeypatch, level, sigma
+):
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    cfg = tiny_config(tiny_corpus, rounds=3, noise_multiplier=1.5, dp_level=level)
+    timed = []
+
+    def timed_round(config, out, progress=False):
+        timed.append(config)
+        out.mkdir(parents=True)
+        (out / "rounds.jsonl").write_text(json.dumps({"round": 1, "wall_s": 2.0}) + "\n")
+
+    monkeypatch.setattr(plan, "run_experiment", timed_round)
+    pilots = plan.run_pilots([SimpleNamespace(config=cfg)], tmp_path / "runs")
+    assert [c.noise_multiplier for c in timed] == [sigma] and list(pilots) == [plan.shape_key(cfg)]
+    assert plan.shape_key(timed[0]) == plan.shape_key(cfg)

@@ -3,13 +3,15 @@ rest will cost, printed before anything trains.
 
 Compute is a FLOP count (bench.model.shapes, and each method's `train_flops_per_token`) over the
 tokens a cell will process, at most `rounds` rounds of training plus validation every round and
-test at the end: an upper bound in rounds, since early stopping ends runs sooner. It is turned
+test at the end: an upper bound in rounds, since early stopping ends runs sooner (under
+--dp-fixed-shape a step's tokens are the padded ones it runs on). It is turned
 into hours of the machine with a measured throughput (an estimate, not a bound: docs/
 measure_plan_calibration.py compares it with stored runs): the grid's own finished runs on this
 host (a study that goes on is planned from what it has cost so far), else a pilot for that
 shape (`--pilot`: one timed round each, cached), else the slowest stored shape alike
 (bench.protocol.shape_neighbours), else this host's speed measured once in a few seconds
-(bench.protocol.host_speed; a GPU's is stated). Memory per worker is the
+(bench.protocol.host_speed; a GPU's is stated); a DP-SGD cell takes only DP-SGD throughputs.
+Memory per worker is the
 weights, the trained parameters' gradients and AdamW state, and activations for one batch.
 """
 
@@ -28,6 +30,8 @@ from bench.config import ExperimentConfig
 from bench.data import TASKS, load_task
 from bench.data.hf import column_options
 from bench.engine.server import run_experiment
+from bench.federation.fixed_shape import cap_rows
+from bench.federation.privacy import sample_rate, steps_per_round
 from bench.model.shapes import model_shape
 from bench.protocol import host_speed, shape_neighbours, tuning
 from bench.protocol.run_time import net_seconds
@@ -92,12 +96,31 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
 
 
 def shape_key(cfg: ExperimentConfig) -> str:
-    """What a throughput is for: the shape, and whether one process trains (centralized, one
-    client) or workers do; the one-client top:2 took 2.35x its twin's seconds per FLOP here."""
+    """What a throughput is for: the shape, whether one process trains (centralized, one client)
+    or workers do (the one-client top:2 took 2.35x its twin's seconds per FLOP here), and, last,
+    whether clients run DP-SGD, whose per-sample gradients cost more per FLOP than a plain step."""
     layout = "one-process" if cfg.method == "centralized" or cfg.clients == 1 else "workers"
-    return (
+    key = (
         f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}|{layout}"
     )
+    return key + "|dp-sgd" if _dp_sgd(cfg) else key
+
+
+def _dp_sgd(cfg: ExperimentConfig) -> bool:
+    return cfg.private and cfg.dp_level == "sample"
+
+
+def trained_tokens(cfg: ExperimentConfig, rows: float, tokens: float) -> float:
+    """One round's trained tokens over its clients, from the kept training rows and their tokens:
+    the rows' own, or under --dp-fixed-shape what every step runs on, an empty draw's included
+    (the cap's rows x max_length, bench.federation.fixed_shape), for a client of the mean size.
+    The cap is per encoded row; a document longer than max_length is counted as one row here."""
+    if not (cfg.dp_fixed_shape and _dp_sgd(cfg)):
+        return tokens * cfg.per_round / cfg.clients * cfg.local_epochs
+    client_rows = max(1, round(rows / cfg.clients))
+    steps = steps_per_round(client_rows, cfg.batch_size, cfg.local_epochs)
+    cap = cap_rows(client_rows, sample_rate(client_rows, cfg.batch_size))
+    return cfg.per_round * steps * cap * cfg.max_length
 
 
 def cell_cost(cfg: ExperimentConfig) -> Cost:
@@ -108,7 +131,7 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     splits = corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, cfg.label_level, columns)
     n_train, train_tokens = splits["train"]
     kept = min(1.0, (cfg.train_subsample or n_train) / max(n_train, 1)) * (1 - cfg.holdout_fraction)
-    per_round = train_tokens * kept * cfg.per_round / cfg.clients * cfg.local_epochs
+    per_round = trained_tokens(cfg, n_train * kept, train_tokens * kept)
     forward = 2.0 * shape.compute_params
     n_val, val_tokens = splits["validation"]
     val_tokens *= min(1.0, (cfg.val_subsample or n_val) / max(n_val, 1))
@@ -161,7 +184,8 @@ def run_pilots(cells: list, folder: Path) -> dict[str, float]:
             early_stop=False,
             train_subsample=max(64, 4 * cell.config.clients),
             dp_epsilon=None,
-            noise_multiplier=None,
+            # DP-SGD's steps are timed as such (any sigma costs the same); DP-FedAvg's are plain steps
+            noise_multiplier=(cell.config.noise_multiplier or 1.0) if _dp_sgd(cell.config) else None,
             seed=0,
         )
         start = time.perf_counter()

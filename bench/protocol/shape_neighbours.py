@@ -1,5 +1,5 @@
 """--plan's price for a shape no stored run has (another depth or rank of a model the store has
-run): the slowest stored shape of the same model, dtype, length and batch, preferring the same
+run): the slowest stored shape of the same model, dtype, length, batch and privacy, preferring the same
 method and the same layout (one process or workers). The host probe times a bare matrix product,
 several times what a training round achieves here (on this 2-core machine the stored minilm
 shapes ran at 0.02-0.15 TFLOP/s of counted work against the probe's 0.16), so it is the last
@@ -11,17 +11,19 @@ from __future__ import annotations
 
 def _parts(key: str) -> dict[str, str]:
     """A shape key (bench.protocol.plan.shape_key) by field."""
-    return dict(zip(("model", "method", "layers", "dtype", "length", "batch", "rank", "layout"), key.split("|")))
+    fields = ("model", "method", "layers", "dtype", "length", "batch", "rank", "layout", "privacy")
+    return {"privacy": "", **dict(zip(fields, key.split("|")))}
 
 
 def nearest(measured: dict[str, float], key: str) -> tuple[float, str] | None:
     """(TFLOP/s, where it comes from) for shape `key` from `measured` (shape key -> TFLOP/s of
-    stored runs), or None without a stored shape of the same model, dtype, length and batch."""
+    stored runs), or None without a stored shape of the same model, dtype, length, batch and privacy (DP-SGD's
+    per-sample gradients or plain steps)."""
     want = _parts(key)
 
     def like(*fields: str) -> list[float]:
         """The stored throughputs of shapes that agree with `want` on these fields and the model's."""
-        same = ("model", "dtype", "length", "batch", *fields)
+        same = ("model", "dtype", "length", "batch", "privacy", *fields)
         return [v for k, v in measured.items() if all(_parts(k).get(f) == want.get(f) for f in same)]
 
     for pool, what in (
