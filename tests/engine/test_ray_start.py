@@ -98,3 +98,56 @@ def test_ray_address_is_the_flags_default(monkeypatch):
         .ray_address
         == "other:1"
     )
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_not_minutes_of_retries(monkeypatch):
+    """Ray retried a closed port for over 3 minutes here before it gave up; a port that opens but
+    is no Ray head ends in Ray's ConnectionError. Both are one line naming the address (exit 2)."""
+    from bench.engine.ray_start import connect
+    from bench.errors import BenchError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fake = _RayWithACluster()
+    address = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(
+        BenchError, match=rf"^--ray-address {address}: no Ray cluster answers there \(Connection refused\)$"
+    ):
+        connect(fake, address, {"num_cpus": 2})
+    monkeypatch.setenv("RAY_ADDRESS", f"ray://{address}")  # the variable is the flag's default: checked alike
+    with pytest.raises(BenchError, match="no Ray cluster answers there"):
+        connect(fake, None, {"num_cpus": 2})
+    assert fake.calls == []  # Ray was never asked
+
+    class NotAHead(_RayWithACluster):
+        def init(self, **kwargs):
+            raise ConnectionError(f"Failed to connect to Ray cluster at {kwargs['address']}")
+
+    import socket
+
+    with socket.socket() as listening:  # something answers, but no Ray
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        open_address = f"127.0.0.1:{listening.getsockname()[1]}"
+        with pytest.raises(BenchError, match=f"--ray-address {open_address}: no Ray cluster answers there .Failed"):
+            connect(NotAHead(), open_address, {})
+
+
+def test_a_run_given_a_dead_address_exits_2_and_writes_nothing(tiny_corpus, tmp_path):
+    from tests.cli import bench_run
+
+    out = tmp_path / "out"
+    proc = bench_run(
+        "--task", "i2b2-2010", "--method", "fedavg", "--model", "tiny-bert", "--rounds", "1",
+        "--data-dir", tiny_config(tiny_corpus).data_dir, "--out", out,
+        "--ray-address", f"127.0.0.1:{_closed_port()}", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and not out.exists()
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --ray-address 127.0.0.1:")
