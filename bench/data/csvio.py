@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,3 +48,21 @@ def read_table(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
         yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, chunksize=CHUNK_ROWS)
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as e:
         raise _parser_error(path, e) from None
+
+
+def record_line(path: Path, record: int) -> int:
+    """The file line where data record `record` (0-based, in read_table's order) starts: quoted
+    fields may span lines (MIMIC's TEXT), and a blank line, which pandas skips, is a line but no record.
+    Read only when an error names a record."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f)
+        next(reader, None)  # the header
+        seen, before = 0, reader.line_num
+        for row in reader:
+            if row:
+                if seen == record:
+                    return before + 1
+                seen += 1
+            before = reader.line_num
+    raise IndexError(f"{path} has no data record {record}")

@@ -27,9 +27,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.data.csvio import find_table, read_table
+from bench.data.csvio import find_table, read_table, record_line
 from bench.data.redact import NUMBER_SHAPED, shown
 from bench.data.registry import register_task
 from bench.data.splitting import split_of
@@ -102,29 +103,33 @@ def discharge_texts(root: Path) -> dict[str, tuple[str, str]]:
 def admissions(root: Path) -> pd.DataFrame:
     cols = ["SUBJECT_ID", "HADM_ID", "ADMISSION_TYPE", "HOSPITAL_EXPIRE_FLAG"]
     path = find_table(root, "ADMISSIONS")
-    table = pd.concat(list(read_table(path, cols))).set_index("HADM_ID")
-    bad = table[~table["HOSPITAL_EXPIRE_FLAG"].isin(["0", "1"])]
+    table = pd.concat(list(read_table(path, cols)), ignore_index=True)
+    bad = np.flatnonzero(~table["HOSPITAL_EXPIRE_FLAG"].isin(["0", "1"]))
     if len(bad):
+        row = table.iloc[bad[0]]
         raise DataError(
             path,
-            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {shown(bad['HOSPITAL_EXPIRE_FLAG'].iloc[0], NUMBER_SHAPED)} "
-            f"(HADM_ID {shown(bad.index[0])})",
+            f"HOSPITAL_EXPIRE_FLAG must be 0 or 1, found {shown(row['HOSPITAL_EXPIRE_FLAG'], NUMBER_SHAPED)} "
+            f"(HADM_ID {shown(row['HADM_ID'])})",
+            record_line(path, int(bad[0])),
         )
-    return table
+    return table.set_index("HADM_ID")
 
 
 def sites(root: Path, adm: pd.DataFrame) -> dict[str, str]:
     icu = find_table(root, "ICUSTAYS", required=False)
     if icu is None:
         return adm["ADMISSION_TYPE"].to_dict()
-    stays = pd.concat(list(read_table(icu, ["HADM_ID", "FIRST_CAREUNIT", "INTIME"])))
+    stays = pd.concat(list(read_table(icu, ["HADM_ID", "FIRST_CAREUNIT", "INTIME"])), ignore_index=True)
     # Sorted as times, not strings: a stay without INTIME ("" sorts before every date) goes last.
     when = pd.to_datetime(stays["INTIME"], errors="coerce", format="ISO8601")
-    bad = stays[when.isna() & (stays["INTIME"] != "")]
+    bad = np.flatnonzero(when.isna() & (stays["INTIME"] != ""))
     if len(bad):
+        row = stays.iloc[bad[0]]
         raise DataError(
             icu,
-            f"INTIME is not a date-time: {shown(bad['INTIME'].iloc[0], NUMBER_SHAPED)} (HADM_ID {shown(bad['HADM_ID'].iloc[0])})",
+            f"INTIME is not a date-time: {shown(row['INTIME'], NUMBER_SHAPED)} (HADM_ID {shown(row['HADM_ID'])})",
+            record_line(icu, int(bad[0])),
         )
     stays["INTIME"] = when
     first = stays.sort_values(["HADM_ID", "INTIME"], na_position="last").drop_duplicates("HADM_ID")

@@ -156,7 +156,7 @@ def test_site_is_first_icu_stay_in_time_else_no_icu_else_admission_type(tmp_path
         "23": "NO_ICU",
     }
     stays[2] = ("22", "TSICU", "TSICU", "Jan 1st")  # a value that is not a date-time: one line naming it
-    with pytest.raises(DataError, match=r"ICUSTAYS\.csv: INTIME is not a date-time: .* \(HADM_ID '22'\)"):
+    with pytest.raises(DataError, match=r"ICUSTAYS\.csv:4: INTIME is not a date-time: .* \(HADM_ID '22'\)"):
         sites_by_doc(task, write_admissions(tmp_path / "bad", rows, stays))
     without = sites_by_doc(task, write_admissions(tmp_path / "no_icu", rows))  # no ICUSTAYS.csv
     assert without == {"21": "EMERGENCY", "22": "ELECTIVE", "23": "URGENT"}
@@ -199,3 +199,30 @@ def test_a_patients_admissions_all_land_in_one_split(tmp_path, task):
     data = load_task(task, write_admissions(tmp_path, rows))
     placed = {ex.doc_id: name for name, split in data.splits.items() for ex in split if ex.group == str(many)}
     assert placed == dict.fromkeys(hadms, "test")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_a_bad_value_is_named_by_the_line_its_row_starts_on(tmp_path, suffix):
+    """The line counts the lines a quoted field spans before it (NOTEEVENTS' TEXT does; any
+    quoted field may) and the blank lines pandas skips, so it is where an editor shows the row."""
+    from bench.data import mimic3
+
+    opener = gzip.open if suffix.endswith(".gz") else open
+    admissions = (
+        "SUBJECT_ID,HADM_ID,ADMISSION_TYPE,HOSPITAL_EXPIRE_FLAG,DIAGNOSIS\n"
+        '1,100,EMERGENCY,0,"CHEST PAIN\nRULE OUT MI"\n'  # lines 2-3
+        "\n"  # line 4: blank
+        "2,101,ELECTIVE,1,SEPSIS\n"  # line 5
+        "3,102,URGENT,yes,FALL\n"  # line 6: the bad flag
+    )
+    with opener(tmp_path / f"ADMISSIONS{suffix}", "wt") as f:
+        f.write(admissions)
+    with pytest.raises(
+        DataError, match=rf"ADMISSIONS\{suffix}:6: HOSPITAL_EXPIRE_FLAG must be 0 or 1, .*\(HADM_ID '102'\)"
+    ):
+        mimic3.admissions(tmp_path)
+    stays = 'HADM_ID,FIRST_CAREUNIT,INTIME\n100,MICU,2150-01-01 09:00:00\n\n\n101,"CSRU\n\nx",\n102,SICU,noon\n'
+    with opener(tmp_path / f"ICUSTAYS{suffix}", "wt") as f:
+        f.write(stays)
+    with pytest.raises(DataError, match=rf"ICUSTAYS\{suffix}:8: INTIME is not a date-time: .*\(HADM_ID '102'\)"):
+        mimic3.sites(tmp_path, None)
