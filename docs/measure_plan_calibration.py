@@ -24,8 +24,8 @@ from measure_common import this_code
 
 from bench.config import SETTING_DEFAULTS, ExperimentConfig
 from bench.protocol import stored_cost
-from bench.protocol.host_speed import host_tflops
-from bench.protocol.plan import cell_cost, device_hours, host_key, shape_key
+from bench.protocol.host_speed import host_key, host_tflops
+from bench.protocol.plan import cell_cost, device_hours, shape_key
 from bench.protocol.run_time import MIN_ROUNDS, PAUSE_FACTOR, round_walls, run_seconds
 
 RUNS = Path("results/ncbi/runs")

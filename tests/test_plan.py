@@ -9,7 +9,8 @@ import platform
 import pytest
 
 from bench.config import ExperimentConfig
-from bench.protocol import plan, stored_cost
+from bench.protocol import pilot, plan, stored_cost
+from bench.protocol.host_speed import host_key
 from tests.tiny import tiny_config
 
 
@@ -269,14 +270,14 @@ def test_a_pilot_times_the_machine_s_wall_seconds_and_older_worker_second_entrie
         out.mkdir(parents=True)
         (out / "rounds.jsonl").write_text(json.dumps({"round": 1, "wall_s": 2.0, "compute_s": 4.0}) + "\n")
 
-    monkeypatch.setattr(plan, "run_experiment", timed_round)
-    plan.pilot_path().parent.mkdir(parents=True, exist_ok=True)
-    plan.pilot_path().write_text(json.dumps({plan.host_key(): {plan.shape_key(cfg): 99.0}}))  # the old unit
-    assert plan.load_pilots() == {}
-    pilots = plan.run_pilots([SimpleNamespace(config=cfg)], tmp_path / "runs")
+    monkeypatch.setattr(pilot, "run_experiment", timed_round)
+    pilot.pilot_path().parent.mkdir(parents=True, exist_ok=True)
+    pilot.pilot_path().write_text(json.dumps({host_key(): {plan.shape_key(cfg): 99.0}}))  # the old unit
+    assert pilot.load_pilots() == {}
+    pilots = pilot.run_pilots([SimpleNamespace(config=cfg)], tmp_path / "runs")
     one_round = plan.cell_cost(cfg.with_settings(rounds=1, test_every=0, early_stop=False, train_subsample=64))
     assert pilots == {plan.shape_key(cfg): pytest.approx(one_round.round_flops / 2.0 / 1e12)}
-    assert plan.load_pilots() == pilots
+    assert pilot.load_pilots() == pilots
 
 
 def test_a_studys_cost_line_counts_paused_rounds_at_their_median_and_says_so(tmp_path):
@@ -388,7 +389,7 @@ def test_a_dp_sgd_pilot_times_dp_sgd_steps_and_a_dp_fedavg_pilot_plain_ones(
         out.mkdir(parents=True)
         (out / "rounds.jsonl").write_text(json.dumps({"round": 1, "wall_s": 2.0}) + "\n")
 
-    monkeypatch.setattr(plan, "run_experiment", timed_round)
-    pilots = plan.run_pilots([SimpleNamespace(config=cfg)], tmp_path / "runs")
+    monkeypatch.setattr(pilot, "run_experiment", timed_round)
+    pilots = pilot.run_pilots([SimpleNamespace(config=cfg)], tmp_path / "runs")
     assert [c.noise_multiplier for c in timed] == [sigma] and list(pilots) == [plan.shape_key(cfg)]
     assert plan.shape_key(timed[0]) == plan.shape_key(cfg)

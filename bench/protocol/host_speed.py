@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import time
 
 from bench.store import atomic_write_json, cache_root
@@ -67,3 +68,14 @@ def host_tflops(host: str) -> tuple[float, str]:
         f"{total:.3f} TFLOP/s for this CPU, measured here ({entry['per_thread_tflops']:.3f} per thread x "
         f"{entry['cores']} cores, a minilm-width block; cached in {path})"
     )
+
+
+def host_key() -> str:
+    """This host as the caches key it (host speed, pilots): its name, and its GPU or its core count."""
+    try:
+        import torch
+
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
+    except Exception:  # noqa: BLE001 - a planner without torch still plans
+        device = "unknown"
+    return f"{platform.node()}|{device}"

@@ -8,7 +8,7 @@ test at the end: an upper bound in rounds, since early stopping ends runs sooner
 into hours of the machine with a measured throughput (an estimate, not a bound: docs/
 measure_plan_calibration.py compares it with stored runs): the grid's own finished runs on this
 host (a study that goes on is planned from what it has cost so far), else a pilot for that
-shape (`--pilot`: one timed round each, cached), else the slowest stored shape alike
+shape (`--pilot`, bench.protocol.pilot: one timed round each, cached), else the slowest stored shape alike
 (bench.protocol.shape_neighbours), else this host's speed measured once in a few seconds
 (bench.protocol.host_speed; a GPU's is stated); a DP-SGD cell takes only DP-SGD throughputs.
 Memory per worker is the
@@ -18,25 +18,19 @@ weights, the trained parameters' gradients and AdamW state, and activations for 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import platform
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench.config import ExperimentConfig
 from bench.data import TASKS, load_task
 from bench.data.hf import column_options
-from bench.engine.server import run_experiment
 from bench.federation.fixed_shape import cap_rows
 from bench.federation.privacy import sample_rate, steps_per_round
 from bench.model.shapes import model_shape
 from bench.protocol import host_speed, shape_neighbours, tuning
-from bench.protocol.run_time import net_seconds
+from bench.protocol.host_speed import host_key
 from bench.registry import METHODS
-from bench.store import atomic_write_json, cache_root
 from bench.synth.cache import data_dir_for
 
 GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
@@ -96,17 +90,18 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
 
 
 def shape_key(cfg: ExperimentConfig) -> str:
-    """What a throughput is for: the shape, whether one process trains (centralized, one client)
-    or workers do (the one-client top:2 took 2.35x its twin's seconds per FLOP here), and, last,
+    """What a throughput is for: the shape, whether one process trains
+    (a method that pools the clients' data, or one client) or workers do (the one-client top:2 took 2.35x its twin's seconds per FLOP here), and, last,
     whether clients run DP-SGD, whose per-sample gradients cost more per FLOP than a plain step."""
-    layout = "one-process" if cfg.method == "centralized" or cfg.clients == 1 else "workers"
+    layout = "one-process" if METHODS.get(cfg.method).partition_free or cfg.clients == 1 else "workers"
     key = (
         f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}|{layout}"
     )
-    return key + "|dp-sgd" if _dp_sgd(cfg) else key
+    return key + "|dp-sgd" if dp_sgd(cfg) else key
 
 
-def _dp_sgd(cfg: ExperimentConfig) -> bool:
+def dp_sgd(cfg: ExperimentConfig) -> bool:
+    """Clients run DP-SGD (per-sample gradients), not DP-FedAvg at the server or no DP."""
     return cfg.private and cfg.dp_level == "sample"
 
 
@@ -115,7 +110,7 @@ def trained_tokens(cfg: ExperimentConfig, rows: float, tokens: float) -> float:
     the rows' own, or under --dp-fixed-shape what every step runs on, an empty draw's included
     (the cap's rows x max_length, bench.federation.fixed_shape), for a client of the mean size.
     The cap is per encoded row; a document longer than max_length is counted as one row here."""
-    if not (cfg.dp_fixed_shape and _dp_sgd(cfg)):
+    if not (cfg.dp_fixed_shape and dp_sgd(cfg)):
         return tokens * cfg.per_round / cfg.clients * cfg.local_epochs
     client_rows = max(1, round(rows / cfg.clients))
     steps = steps_per_round(client_rows, cfg.batch_size, cfg.local_epochs)
@@ -143,61 +138,6 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     )
     memory = worker_memory_gb(cfg, shape, method)
     return Cost(flops, round_flops, memory, "GPU" if cfg.gpus_per_worker > 0 else "CPU", shape_key(cfg), shape.note)
-
-
-def host_key() -> str:
-    try:
-        import torch
-
-        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
-    except Exception:  # noqa: BLE001 - a planner without torch still plans
-        device = "unknown"
-    return f"{platform.node()}|{device}"
-
-
-def pilot_path() -> Path:
-    return cache_root() / "pilot.json"
-
-
-def load_pilots() -> dict[str, float]:
-    """shape key -> measured TFLOP/s on this host."""
-    path = pilot_path()
-    stored = json.loads(path.read_text()) if path.is_file() else {}
-    return stored.get(_pilot_host(), {})
-
-
-def _pilot_host() -> str:
-    """This host, and the unit: wall seconds (older entries timed worker-seconds: not read)."""
-    return f"{host_key()}|wall"
-
-
-def run_pilots(cells: list, folder: Path) -> dict[str, float]:
-    """One timed round per distinct model x method shape: measured TFLOP/s, cached for this host."""
-    pilots = load_pilots()
-    for cell in cells:
-        key = shape_key(cell.config)
-        if key in pilots:
-            continue
-        cfg = cell.config.with_settings(
-            rounds=1,
-            test_every=0,
-            early_stop=False,
-            train_subsample=max(64, 4 * cell.config.clients),
-            dp_epsilon=None,
-            # DP-SGD's steps are timed as such (any sigma costs the same); DP-FedAvg's are plain steps
-            noise_multiplier=(cell.config.noise_multiplier or 1.0) if _dp_sgd(cell.config) else None,
-            seed=0,
-        )
-        start = time.perf_counter()
-        run_experiment(cfg, folder / cfg.run_id, progress=False)
-        line = json.loads((folder / cfg.run_id / "rounds.jsonl").read_text().splitlines()[0])
-        seconds = net_seconds([line]) or (time.perf_counter() - start)  # the machine's seconds, as stored runs
-        pilots[key] = cell_cost(cfg).round_flops / max(seconds, 1e-6) / 1e12
-        print(f"pilot {key}: {pilots[key]:.3f} TFLOP/s ({seconds:.1f} s for one round)")
-    path = pilot_path()
-    stored = json.loads(path.read_text()) if path.is_file() else {}
-    atomic_write_json(path, {**stored, _pilot_host(): pilots})
-    return pilots
 
 
 def device_memory_gb(cfg: ExperimentConfig) -> float:

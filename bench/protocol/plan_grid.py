@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.protocol import extend, plan, stored_cost, tuning
+from bench.protocol import extend, pilot, plan, stored_cost, tuning
 from bench.protocol.grid import Cell
 from bench.protocol.study import edge_probes_due, stored_finals, tuned_file
 
@@ -45,7 +45,7 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
 
     swept = [c for c in cells if c.tune]
     points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
-    pilots = plan.run_pilots(cells, out / "pilots") if args.pilot else plan.load_pilots()
+    pilots = pilot.run_pilots(cells, out / "pilots") if args.pilot else pilot.load_pilots()
     runs, every = out / "runs", cells + [p.cell for p in points]
     done = {c.run_id for c in every if (runs / c.run_id / "final.json").is_file()}
     done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (runs / t.run_id / "final.json").is_file()}

@@ -8,8 +8,8 @@ For each partition both ran (or the one --partition names: a label that names tw
 seed on one partition, as FedAvg at two lrs under iid, can still be read on another): the mean
 per-seed paired difference A - B in points over the reported seeds both have (the tuning seed
 left out), with a t-interval over seeds (n - 1 degrees of freedom), n.s. where it holds 0 and
-no verdict under MIN_SEEDS_FOR_VERDICT seeds, as the main table's Δ. Centralized pools every
-client's data, so its runs pair with every partition. Each interval is at its own 95% level:
+no verdict under MIN_SEEDS_FOR_VERDICT seeds, as the main table's Δ. A method that pools every
+client's data (centralized: `partition_free`) pairs its runs with every partition. Each interval is at its own 95% level:
 asking many contrasts of one study, some will exclude 0 by chance (no correction for multiple
 comparisons is made). Reads DIR/summary.csv and each run's final.json; prints, writes nothing."""
 
@@ -22,13 +22,19 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError, OneLineArgumentParser, cli_entry
+from bench.registry import METHODS
 from bench.report.render import seed_interval_text
 from bench.report.stats import seed_paired_interval
 from bench.report.tables import method_label
 
-POOLED_METHODS = ("centralized",)  # partition is nominal: one pooled dataset
 SUMMARY_NEEDS = ("run_id", "role", "status")
 CONFIG_NEEDS = {"method", "seed", "partition"}
+
+
+def _pooled(method: str) -> bool:
+    """A method that pools every client's data (`partition_free`, centralized): its partition is
+    nominal. A method no longer registered is read as partitioned."""
+    return method in METHODS and METHODS.get(method).partition_free
 
 
 def _bare(label: str) -> str:
@@ -76,7 +82,7 @@ def _pick(runs: list[dict], name: str, only: str | None = None) -> dict[str, dic
     for run in runs:
         cfg = run["config"]
         if name in (method_label(run), _bare(method_label(run))) and cfg.get("dp_epsilon") is None:
-            partition = "any" if cfg["method"] in POOLED_METHODS else cfg["partition"]
+            partition = "any" if _pooled(cfg["method"]) else cfg["partition"]
             if only is not None and partition not in ("any", only):
                 continue
             if cfg["seed"] in found.get(partition, {}):  # two configurations under one label: say so
