@@ -180,7 +180,7 @@ def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
         grid = tmp_path / f"g-{shuffled}.yaml"
         grid.write_text(
             f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 5, max_length: 48, data_dir: "{data}", test_every: 1,
+defaults: {{model: tiny-bert, clients: 2, rounds: 5, max_length: 32, data_dir: "{data}", test_every: 1,
            early_stop: {{patience: PATIENCE, min_delta: 0.0}}}}
 tasks: [i2b2-2010]
 methods: [{{method: fedavg}}, {{method: layerskip, layers: "auto:1"}}]

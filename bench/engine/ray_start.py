@@ -2,17 +2,27 @@
 else one already running on this machine (`ray start --head`), joined as it is and named on
 stderr, since Ray refuses resource arguments when it connects to one; else a cluster started
 here. An address where no cluster answers is one line naming it (exit 2), not the minutes Ray
-retries: a closed port took Ray over 3 minutes here, a silent host 20 s of retries."""
+retries (here a closed port kept it retrying for over 3 minutes, a port that accepts and stays
+silent for over 9): a closed or unknown one at once, any other once JOIN_SECONDS have passed."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import socket
 import sys
+import threading
 
 from bench.errors import BenchError
 
 CONNECT_SECONDS = 5.0  # a TCP connection to a cluster's head that has not opened by then is not coming
+JOIN_SECONDS = 60.0  # joining a live cluster took seconds here; Ray's own retries run for minutes
+
+
+def _not_the_sigterm_warning(record: logging.LogRecord) -> bool:
+    """Ray's warning that a thread's ray.init sets no SIGTERM handler: _init_within sets it."""
+    return not record.getMessage().startswith("SIGTERM handler is not set")
 
 
 def cluster_address(given: str | None) -> str | None:
@@ -30,8 +40,8 @@ def connect(ray, address: str | None, local: dict) -> bool:
         if why := unreachable(address):
             raise BenchError(f"--ray-address {address}: no Ray cluster answers there ({why})")
         try:
-            ray.init(address=address, **quiet)
-        except ConnectionError as e:  # a port that opens but is no Ray head: Ray's retries end here
+            _init_within(ray, JOIN_SECONDS, address=address, **quiet)
+        except (ConnectionError, TimeoutError) as e:  # a port that opens but is no Ray head
             raise BenchError(f"--ray-address {address}: no Ray cluster answers there ({e})") from e
         return False
     try:
@@ -46,14 +56,38 @@ def connect(ray, address: str | None, local: dict) -> bool:
     return False
 
 
+def _init_within(ray, seconds: float, **kwargs) -> None:
+    """ray.init, or TimeoutError after `seconds`: its retries cannot be cut short from outside, so
+    it runs in a daemon thread, left behind when the run then ends with the error. Ray sets its
+    driver's SIGTERM handler (exit, so that ray.shutdown runs) only from the main thread: set here."""
+    failure: list[BaseException] = []
+
+    def join() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(e)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+    logging.getLogger("ray._private.worker").addFilter(_not_the_sigterm_warning)  # once: a filter is added once
+    thread = threading.Thread(target=join, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"not joined within {seconds:g} s")
+    if failure:
+        raise failure[0]
+
+
 def unreachable(address: str) -> str | None:
     """Why a TCP connection to a cluster's `host:port` (or `ray://host:port`) does not open within
     CONNECT_SECONDS, or None when it opens. Addresses Ray resolves itself ("auto", "local") pass."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         return None
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    try:  # an IPv6 host comes bracketed ("[::1]:6379"), as Ray writes it
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
     except TimeoutError:
         return f"no answer in {CONNECT_SECONDS:g} s"
     except OSError as e:  # refused, no route, unknown host

@@ -6,6 +6,8 @@ counts as `--ray-address` in the GPU check and the actors' CPU reservation too."
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.tiny import tiny_config
@@ -109,8 +111,9 @@ def _closed_port() -> int:
 
 
 def test_an_address_where_no_cluster_answers_is_one_line_not_minutes_of_retries(monkeypatch):
-    """Ray retried a closed port for over 3 minutes here before it gave up; a port that opens but
-    is no Ray head ends in Ray's ConnectionError. Both are one line naming the address (exit 2)."""
+    """Ray retried a closed port for over 3 minutes here, and a port that accepts and stays silent
+    for over 9; a closed port is refused at once, a port that answers but is no Ray head once Ray
+    says so or JOIN_SECONDS pass: each one line naming the address (exit 2)."""
     from bench.engine.ray_start import connect
     from bench.errors import BenchError
 
@@ -138,6 +141,32 @@ def test_an_address_where_no_cluster_answers_is_one_line_not_minutes_of_retries(
         open_address = f"127.0.0.1:{listening.getsockname()[1]}"
         with pytest.raises(BenchError, match=f"--ray-address {open_address}: no Ray cluster answers there .Failed"):
             connect(NotAHead(), open_address, {})
+
+        class Silent(_RayWithACluster):
+            def init(self, **kwargs):
+                threading.Event().wait(600)  # Ray's retries against a port that accepts and says nothing
+
+        monkeypatch.setattr("bench.engine.ray_start.JOIN_SECONDS", 0.5)
+        with pytest.raises(BenchError, match=rf"^--ray-address {open_address}: .*\(not joined within 0.5 s\)$"):
+            connect(Silent(), open_address, {})
+
+
+def test_an_ipv6_head_is_reached_as_ray_writes_it():
+    import socket
+
+    from bench.engine.ray_start import unreachable
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    with socket.socket(socket.AF_INET6) as listening:
+        try:
+            listening.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert unreachable(f"[::1]:{port}") is None and unreachable(f"ray://[::1]:{port}") is None
+    assert unreachable(f"[::1]:{port}") == "Connection refused"
 
 
 def test_a_run_given_a_dead_address_exits_2_and_writes_nothing(tiny_corpus, tmp_path):
