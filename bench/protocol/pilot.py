@@ -45,6 +45,7 @@ def run_pilots(cells: list, folder: Path) -> dict[str, float]:
             dp_epsilon=None,
             # DP-SGD's steps are timed as such (any sigma costs the same); DP-FedAvg's are plain steps
             noise_multiplier=(cell.config.noise_multiplier or 1.0) if dp_sgd(cell.config) else None,
+            secure_rng=cell.config.secure_rng and dp_sgd(cell.config),  # refused without DP noise
             seed=0,
         )
         start = time.perf_counter()

@@ -10,7 +10,8 @@ measure_plan_calibration.py compares it with stored runs): the grid's own finish
 host (a study that goes on is planned from what it has cost so far), else a pilot for that
 shape (`--pilot`, bench.protocol.pilot: one timed round each, cached), else the slowest stored shape alike
 (bench.protocol.shape_neighbours), else this host's speed measured once in a few seconds
-(bench.protocol.host_speed; a GPU's is stated); a DP-SGD cell takes only DP-SGD throughputs.
+(bench.protocol.host_speed; a GPU's is stated). A DP-SGD cell takes stored and pilot throughputs
+of its own kind of step only; the host probe and the stated GPU figure time plain steps.
 Memory per worker is the
 weights, the trained parameters' gradients and AdamW state, and activations for one batch.
 """
@@ -52,18 +53,40 @@ def activation_bytes(family: str, blocks: int) -> float:
     return fixed + per_block * blocks
 
 
+@dataclass(frozen=True)
+class SplitSize:
+    examples: int
+    rows: int  # encoded rows: a NER sentence longer than the window is several (bench.data.tokenize)
+    tokens: int
+
+
+def encoded_size(words: int, max_length: int, chunked: bool) -> tuple[int, int]:
+    """(rows, tokens) one example of `words` words is estimated to encode to: its sub-words, cut
+    into windows of max_length less the two special tokens each (NER's chunks), or truncated to
+    one window (classification's documents)."""
+    pieces = math.ceil(TOKENS_PER_WORD * words)
+    if not chunked:
+        return 1, min(max_length, pieces + 2)
+    rows = max(1, math.ceil(pieces / (max_length - 2)))
+    return rows, pieces + 2 * rows
+
+
 @functools.cache
 def corpus_tokens(
     task: str, data_dir: str | None, max_length: int, label_level: str | None, columns: tuple = ()
-) -> dict[str, tuple[int, int]]:
-    """Per split: (examples, tokens), each example's tokens estimated from its words, capped at max_length."""
-
+) -> dict[str, SplitSize]:
+    """Per split: its examples, and the rows and tokens they are estimated to encode to."""
     options = {"label_level": label_level} if label_level else {}
     data = load_task(task, data_dir_for(task, data_dir), **options, **dict(columns))
     out = {}
     for split, examples in data.splits.items():
-        words = [len(ex.tokens) if hasattr(ex, "tokens") else len(ex.text.split()) for ex in examples]
-        out[split] = (len(examples), sum(min(max_length, math.ceil(TOKENS_PER_WORD * w) + 2) for w in words))
+        sizes = [
+            encoded_size(len(ex.tokens), max_length, True)
+            if hasattr(ex, "tokens")
+            else encoded_size(len(ex.text.split()), max_length, False)
+            for ex in examples
+        ]
+        out[split] = SplitSize(len(examples), sum(r for r, _ in sizes), sum(t for _, t in sizes))
     return out
 
 
@@ -77,27 +100,34 @@ class Cost:
     note: str
 
 
-def worker_memory_gb(cfg: ExperimentConfig, shape, method) -> float:
+def worker_memory_gb(cfg: ExperimentConfig, shape, method, step_rows: int | None = None) -> float:
     """A training worker's peak: the weights; each trained parameter's gradient and AdamW's two
     moments, all three in the parameters' dtype (torch's AdamW keeps its state in the dtype of
-    the parameter); activations for one batch in the blocks the backward pass goes through
-    (method.activation_blocks). bench.compare.plan_memory measures it."""
+    the parameter); activations for one step's rows (`step_rows`: a fixed shape's cap, else the
+    batch) in the blocks the backward pass goes through (method.activation_blocks); under DP-SGD
+    one gradient per row for each trained parameter (Opacus's grad_sample: counted, unmeasured).
+    bench.compare.plan_memory measures the rest."""
     width = DTYPE_BYTES[cfg.dtype]
+    rows = step_rows or cfg.batch_size
     trained = method.trainable_params(shape)
     blocks = method.activation_blocks(shape)
-    activations = activation_bytes(shape.family, blocks) * width / 2 * cfg.batch_size * cfg.max_length * shape.hidden
-    return (shape.total_params * width + trained * 3 * width + activations) / 1e9
+    activations = activation_bytes(shape.family, blocks) * width / 2 * rows * cfg.max_length * shape.hidden
+    per_sample = rows * trained * width if dp_sgd(cfg) else 0
+    return (shape.total_params * width + trained * 3 * width + activations + per_sample) / 1e9
 
 
 def shape_key(cfg: ExperimentConfig) -> str:
-    """What a throughput is for: the shape, whether one process trains
-    (a method that pools the clients' data, or one client) or workers do (the one-client top:2 took 2.35x its twin's seconds per FLOP here), and, last,
-    whether clients run DP-SGD, whose per-sample gradients cost more per FLOP than a plain step."""
+    """What a throughput is for: the shape; whether one process trains (a method that pools the
+    clients' data, or one client) or workers do (the one-client top:2 took 2.35x its twin's
+    seconds per FLOP here); and, last, whether clients run DP-SGD (per-sample gradients, unlike a
+    plain step), padded to a fixed shape or not (a padded step did about 7x the counted work of an
+    unpadded one in 4.5x its time: results/privacy/fixed_shape_timing.md), so that no kind of
+    step is priced by another's stored throughput."""
     layout = "one-process" if METHODS.get(cfg.method).partition_free or cfg.clients == 1 else "workers"
     key = (
         f"{cfg.model}|{cfg.method}|{cfg.layers}|{cfg.dtype}|{cfg.max_length}|{cfg.batch_size}|{cfg.lora_rank}|{layout}"
     )
-    return key + "|dp-sgd" if dp_sgd(cfg) else key
+    return key + ("|dp-sgd-fixed" if cfg.dp_fixed_shape else "|dp-sgd" if dp_sgd(cfg) else "")
 
 
 def dp_sgd(cfg: ExperimentConfig) -> bool:
@@ -105,17 +135,23 @@ def dp_sgd(cfg: ExperimentConfig) -> bool:
     return cfg.private and cfg.dp_level == "sample"
 
 
+def step_rows(cfg: ExperimentConfig, rows: float) -> int:
+    """The rows every step runs on under --dp-fixed-shape (the cap, bench.federation.fixed_shape)
+    for a client of the mean size, from the kept training rows; else the batch size."""
+    if not cfg.dp_fixed_shape:  # refused without DP-SGD (bench.config_checks)
+        return cfg.batch_size
+    client_rows = max(1, round(rows / cfg.clients))
+    return cap_rows(client_rows, sample_rate(client_rows, cfg.batch_size))
+
+
 def trained_tokens(cfg: ExperimentConfig, rows: float, tokens: float) -> float:
     """One round's trained tokens over its clients, from the kept training rows and their tokens:
     the rows' own, or under --dp-fixed-shape what every step runs on, an empty draw's included
-    (the cap's rows x max_length, bench.federation.fixed_shape), for a client of the mean size.
-    The cap is per encoded row; a document longer than max_length is counted as one row here."""
-    if not (cfg.dp_fixed_shape and dp_sgd(cfg)):
+    (step_rows x max_length), for a client of the mean size."""
+    if not cfg.dp_fixed_shape:
         return tokens * cfg.per_round / cfg.clients * cfg.local_epochs
-    client_rows = max(1, round(rows / cfg.clients))
-    steps = steps_per_round(client_rows, cfg.batch_size, cfg.local_epochs)
-    cap = cap_rows(client_rows, sample_rate(client_rows, cfg.batch_size))
-    return cfg.per_round * steps * cap * cfg.max_length
+    steps = steps_per_round(max(1, round(rows / cfg.clients)), cfg.batch_size, cfg.local_epochs)
+    return cfg.per_round * steps * step_rows(cfg, rows) * cfg.max_length
 
 
 def cell_cost(cfg: ExperimentConfig) -> Cost:
@@ -124,19 +160,19 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     method = METHODS.get(cfg.method)(cfg)
     columns = tuple(sorted(column_options(cfg).items()))
     splits = corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, cfg.label_level, columns)
-    n_train, train_tokens = splits["train"]
-    kept = min(1.0, (cfg.train_subsample or n_train) / max(n_train, 1)) * (1 - cfg.holdout_fraction)
-    per_round = trained_tokens(cfg, n_train * kept, train_tokens * kept)
+    train, n_val = splits["train"], splits["validation"].examples
+    train_tokens = train.tokens
+    kept = min(1.0, (cfg.train_subsample or train.examples) / max(train.examples, 1)) * (1 - cfg.holdout_fraction)
+    per_round = trained_tokens(cfg, train.rows * kept, train_tokens * kept)
     forward = 2.0 * shape.compute_params
-    n_val, val_tokens = splits["validation"]
-    val_tokens *= min(1.0, (cfg.val_subsample or n_val) / max(n_val, 1))
-    test_tokens = splits["test"][1]
+    val_tokens = splits["validation"].tokens * min(1.0, (cfg.val_subsample or n_val) / max(n_val, 1))
+    test_tokens = splits["test"].tokens
     tested = test_tokens if cfg.test_every else 0
     round_flops = per_round * method.train_flops_per_token(shape) + forward * val_tokens
     flops = cfg.rounds * (round_flops + forward * tested) + forward * (
         test_tokens + train_tokens * kept * cfg.holdout_fraction
     )
-    memory = worker_memory_gb(cfg, shape, method)
+    memory = worker_memory_gb(cfg, shape, method, step_rows(cfg, train.rows * kept))
     return Cost(flops, round_flops, memory, "GPU" if cfg.gpus_per_worker > 0 else "CPU", shape_key(cfg), shape.note)
 
 

@@ -17,8 +17,8 @@ def _parts(key: str) -> dict[str, str]:
 
 def nearest(measured: dict[str, float], key: str) -> tuple[float, str] | None:
     """(TFLOP/s, where it comes from) for shape `key` from `measured` (shape key -> TFLOP/s of
-    stored runs), or None without a stored shape of the same model, dtype, length, batch and privacy (DP-SGD's
-    per-sample gradients or plain steps)."""
+    stored runs), or None without a stored shape of the same model, dtype, length, batch and privacy (plain
+    steps, DP-SGD's, or DP-SGD's padded to a fixed shape)."""
     want = _parts(key)
 
     def like(*fields: str) -> list[float]:
