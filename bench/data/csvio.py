@@ -52,15 +52,16 @@ def read_table(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
 
 def record_line(path: Path, record: int) -> int:
     """The file line where data record `record` (0-based, in read_table's order) starts: quoted
-    fields may span lines (MIMIC's TEXT), and a blank line, which pandas skips, is a line but no record.
-    Read only when an error names a record."""
+    fields may span lines (MIMIC's TEXT), and a blank or all-space line, which pandas skips (before
+    the header too), is a line but no record. Read only when an error names a record."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
-        next(reader, None)  # the header
-        seen, before = 0, reader.line_num
+        seen, before = -1, 0  # record -1 is the header
         for row in reader:
-            if row:
+            if row and not (
+                len(row) == 1 and row[0] and not row[0].strip()
+            ):  # an empty or all-space line is none; a "" is one
                 if seen == record:
                     return before + 1
                 seen += 1

@@ -204,21 +204,25 @@ def test_a_patients_admissions_all_land_in_one_split(tmp_path, task):
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
 def test_a_bad_value_is_named_by_the_line_its_row_starts_on(tmp_path, suffix):
     """The line counts the lines a quoted field spans before it (NOTEEVENTS' TEXT does; any
-    quoted field may) and the blank lines pandas skips, so it is where an editor shows the row."""
+    quoted field may) and the blank or all-space lines pandas skips, before the header too, so
+    it is where an editor shows the row."""
     from bench.data import mimic3
 
     opener = gzip.open if suffix.endswith(".gz") else open
     admissions = (
+        "\n"  # line 1: blank, before the header
         "SUBJECT_ID,HADM_ID,ADMISSION_TYPE,HOSPITAL_EXPIRE_FLAG,DIAGNOSIS\n"
-        '1,100,EMERGENCY,0,"CHEST PAIN\nRULE OUT MI"\n'  # lines 2-3
-        "\n"  # line 4: blank
-        "2,101,ELECTIVE,1,SEPSIS\n"  # line 5
-        "3,102,URGENT,yes,FALL\n"  # line 6: the bad flag
+        '1,100,EMERGENCY,0,"CHEST PAIN\nRULE OUT MI"\n'  # lines 3-4
+        "\n"  # line 5: blank
+        "   \n"  # line 6: spaces only
+        '4,103,URGENT,0,""\n'  # line 7
+        "2,101,ELECTIVE,1,SEPSIS\n"  # line 8
+        "3,102,URGENT,yes,FALL\n"  # line 9: the bad flag
     )
     with opener(tmp_path / f"ADMISSIONS{suffix}", "wt") as f:
         f.write(admissions)
     with pytest.raises(
-        DataError, match=rf"ADMISSIONS\{suffix}:6: HOSPITAL_EXPIRE_FLAG must be 0 or 1, .*\(HADM_ID '102'\)"
+        DataError, match=rf"ADMISSIONS\{suffix}:9: HOSPITAL_EXPIRE_FLAG must be 0 or 1, .*\(HADM_ID '102'\)"
     ):
         mimic3.admissions(tmp_path)
     stays = 'HADM_ID,FIRST_CAREUNIT,INTIME\n100,MICU,2150-01-01 09:00:00\n\n\n101,"CSRU\n\nx",\n102,SICU,noon\n'
