@@ -3,13 +3,16 @@ this CPU in its dtype, its peak resident memory next to what bench.protocol.plan
 same settings.
 
     python -m bench.compare.plan_memory [--model llama16-random] [--layers top:8] [--dtype bfloat16]
-                                        [--batch 1] [--tokens 2] [--json]
+                                        [--batch 1] [--tokens 2] [--dp] [--json]
 
 The weights are zero-filled rather than initialised (a memory check, not a quality one: random
 initialisation of a 1B model takes a minute here), and the step is a few tokens long because
 bfloat16 matrix products are slow on CPUs without bf16 units; the plan's activation term is then
 negligible, and what is checked is the weights, gradients and optimizer state that dominate a
-large model's memory. Run it in a fresh process: the peak is the process's high-water mark.
+large model's memory. `--dp` runs the steps as DP-SGD does (bench.federation.privacy's
+PrivateTraining: Opacus's per-sample gradients, clipping and noise), which the plan counts as a
+gradient per row for each trained parameter. Run it in a fresh process: the peak is the
+process's high-water mark.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def _config(args) -> ExperimentConfig:
         dtype=args.dtype,
         batch_size=args.batch,
         max_length=args.tokens,
+        noise_multiplier=1.0 if args.dp else None,
     )
 
 
@@ -68,11 +72,16 @@ def measured_gb(cfg: ExperimentConfig, device: str = "cpu", steps: int = 2) -> f
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=1e-4, weight_decay=0.0)
     ids = torch.ones((cfg.batch_size, cfg.max_length), dtype=torch.long, device=device)
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.zeros_like(ids)}
+    private = _dp_sgd(model, optimizer, cfg) if cfg.private else None
     for _ in range(steps):  # from the second step on, AdamW's state is there beside the activations
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.zeros_like(ids))
+        out = (private.module(**private.inputs(batch))) if private else model(**batch)
         out.loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        if private:
+            private.step()
+        else:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         del out
     if on_gpu:
         peak = torch.cuda.max_memory_allocated(device)
@@ -83,6 +92,14 @@ def measured_gb(cfg: ExperimentConfig, device: str = "cpu", steps: int = 2) -> f
     return (peak - before) / 1e9
 
 
+def _dp_sgd(model, optimizer, cfg: ExperimentConfig):
+    """The training loop's DP-SGD wrapping, every row in the step (rate 1)."""
+    from bench.federation.privacy import DpPlan, PrivateTraining
+
+    plan = DpPlan("sample", cfg.noise_multiplier, cfg.max_grad_norm, cfg.dp_delta, None)
+    return PrivateTraining(model, optimizer, plan, cfg.batch_size, cfg.batch_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.compare.plan_memory", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="llama16-random", help="a model spec (default: LLaMA-3.2-1B's shape)")
@@ -91,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2, help="AdamW steps (the second is the steady state)")
+    parser.add_argument(
+        "--dp", action="store_true", help="DP-SGD steps (per-sample gradients), as --noise-multiplier runs"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON line instead of the sentence")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -101,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({**vars(args), **found}))
     else:
         print(
-            f"{args.model} {args.layers or 'all'} {args.dtype}, batch {args.batch} x {args.tokens}: planned "
+            f"{args.model} {args.layers or 'all'} {args.dtype}{' DP-SGD' if args.dp else ''}, batch {args.batch} x {args.tokens}: planned "
             f"{found['planned_gb']:.2f} GB per worker, measured {found['measured_gb']:.2f} GB "
             f"(planned / measured {found['planned_over_measured']:.2f})"
         )

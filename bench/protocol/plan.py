@@ -105,8 +105,8 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method, step_rows: int | None
     moments, all three in the parameters' dtype (torch's AdamW keeps its state in the dtype of
     the parameter); activations for one step's rows (`step_rows`: a fixed shape's cap, else the
     batch) in the blocks the backward pass goes through (method.activation_blocks); under DP-SGD
-    one gradient per row for each trained parameter (Opacus's grad_sample: counted, unmeasured).
-    bench.compare.plan_memory measures the rest."""
+    a gradient per row for each trained parameter (Opacus's; its clipping's copy of the largest
+    one's is uncounted: PERFORMANCE.md). bench.compare.plan_memory measures it."""
     width = DTYPE_BYTES[cfg.dtype]
     rows = step_rows or cfg.batch_size
     trained = method.trainable_params(shape)
