@@ -432,3 +432,27 @@ def test_a_dp_sgd_pilot_times_dp_sgd_steps_and_a_dp_fedavg_pilot_plain_ones(
     assert [c.noise_multiplier for c in timed] == [sigma] and list(pilots) == [plan.shape_key(cfg)]
     assert plan.shape_key(timed[0]) == plan.shape_key(cfg)
     assert timed[0].secure_rng == (level == "sample")  # without DP noise --secure-rng is refused
+
+
+def test_plan_memory_runs_a_dp_sgd_step_through_the_training_loops_wrapping(monkeypatch):
+    """docs/PERFORMANCE.md's DP-SGD memory table comes from `plan_memory --dp`: its steps go
+    through PrivateTraining (per-sample gradients, clipped and noised), and its plan counts them."""
+    from argparse import Namespace
+
+    from bench.compare import plan_memory
+    from bench.federation.privacy import PrivateTraining
+
+    stepped = []
+    real_step = PrivateTraining.step
+
+    def step(self, *args, **kwargs):
+        stepped.append({n: p.grad_sample.shape[0] for n, p in self.module.named_parameters() if p.requires_grad})
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(PrivateTraining, "step", step)
+    settings = dict(model="tiny-bert", layers="", dtype="float32", batch=4, tokens=8)
+    plain, private = (plan_memory._config(Namespace(**settings, dp=dp)) for dp in (False, True))
+    assert plan_memory.measured_gb(plain, steps=1) > 0 and stepped == []
+    assert plan_memory.measured_gb(private, steps=2) > 0
+    assert len(stepped) == 2 and set(stepped[0].values()) == {4}  # a gradient per row, for every parameter
+    assert plan_memory.planned_gb(private) > plan_memory.planned_gb(plain)
