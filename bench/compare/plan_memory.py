@@ -25,6 +25,7 @@ import psutil
 import torch
 
 from bench.config import ExperimentConfig
+from bench.federation.privacy import DpPlan, PrivateTraining
 from bench.model.build import DTYPES
 from bench.model.layers import discover_layers
 from bench.model.shapes import meta_model, model_shape
@@ -94,8 +95,6 @@ def measured_gb(cfg: ExperimentConfig, device: str = "cpu", steps: int = 2) -> f
 
 def _dp_sgd(model, optimizer, cfg: ExperimentConfig):
     """The training loop's DP-SGD wrapping, every row in the step (rate 1)."""
-    from bench.federation.privacy import DpPlan, PrivateTraining
-
     plan = DpPlan("sample", cfg.noise_multiplier, cfg.max_grad_norm, cfg.dp_delta, None)
     return PrivateTraining(model, optimizer, plan, cfg.batch_size, cfg.batch_size)
 
