@@ -20,7 +20,16 @@ EXECUTION = ("workers", "gpus_per_worker", "cpus_per_worker", "backend", "ray_ad
 EXECUTION_ONLY = frozenset({*EXECUTION, "secagg_transcript"})
 SOURCE_FINGERPRINTS: dict = {}  # task prefix -> its data's fingerprint, in the identity (bench.data.hf: "hf:")
 DP_ONLY = frozenset(
-    {"dp_level", "dp_unit", "dp_unit_holders", "dp_delta", "max_grad_norm", "client_clip", "dp_fixed_shape"}
+    {
+        "dp_level",
+        "dp_unit",
+        "dp_unit_holders",
+        "dp_delta",
+        "max_grad_norm",
+        "client_clip",
+        "dp_fixed_shape",
+        "dp_unit_max_rows",
+    }
 )  # mean nothing without DP
 
 
@@ -64,6 +73,7 @@ class ExperimentConfig:
     max_grad_norm: float = 1.0  # per-sample clipping bound (sample-level DP)
     secure_rng: bool = False  # DP noise from OS entropy: the stored seed does not reveal it (runs then differ)
     dp_fixed_shape: bool = False  # DP-SGD steps of one shape whatever the draw (bench.federation.fixed_shape)
+    dp_unit_max_rows: int | None = None  # by document or patient: the most rows a drawn unit adds to a step (public)
     client_clip: float = 1.0  # per-update clipping bound (client-level DP)
     workers: int = 1
     gpus_per_worker: float = 0.0

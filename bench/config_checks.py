@@ -75,10 +75,15 @@ def _check_privacy(c) -> list[Check]:
             not c.dp_fixed_shape or (c.private and c.dp_level == "sample"),
             "--dp-fixed-shape pads DP-SGD's steps: give --dp-epsilon or --noise-multiplier at --dp-level sample",
         ),
-        (  # a unit of any size may join a neighbouring dataset: no cap from public counts bounds its draw
-            not c.dp_fixed_shape or c.dp_unit == "row",
-            "--dp-fixed-shape pads by rows: with --dp-unit document or patient the cap would depend on the "
-            "largest unit, which is not public (not built)",
+        (  # a unit of any size may join a neighbouring dataset: only a public bound on its rows caps a step
+            not c.dp_fixed_shape or c.dp_unit == "row" or c.dp_unit_max_rows is not None,
+            "--dp-fixed-shape by document or patient needs --dp-unit-max-rows N: a public bound on the rows "
+            "one unit adds to a step (the largest unit's size is not public)",
+        ),
+        (
+            c.dp_unit_max_rows is None or (c.dp_unit in ("document", "patient") and c.dp_unit_max_rows >= 1),
+            "--dp-unit-max-rows bounds a document's or patient's rows in a DP-SGD step: give --dp-unit "
+            "document or patient and N >= 1",
         ),
     ]
 

@@ -134,6 +134,13 @@ def _privacy_flags(p: OneLineArgumentParser) -> None:
         help="every DP-SGD step on the same rows x max_length, whatever its Poisson draw: "
         "its time does not show the draw (costs a cap of about 3-4x the batch)",
     )
+    p.add_argument(
+        "--dp-unit-max-rows",
+        type=int,
+        metavar="N",
+        help="by document or patient: a drawn unit adds at most N of its rows to a step, chosen at random "
+        "(public; --dp-fixed-shape needs it there)",
+    )
 
 
 def _scale_flags(p: OneLineArgumentParser) -> None:

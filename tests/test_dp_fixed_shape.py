@@ -27,6 +27,8 @@ from tests.tiny import tiny_config
 
 VOCAB, ROWS, BATCH, WIDTH = 16, 60, 4, 12
 KINDS = ["ner", "cls", "multilabel"]
+UNIT_ROWS, MAX_ROWS = 3, 2  # by document: 20 documents of 3 rows, each adding at most 2 to a step
+UNITS = ["row", "document"]
 pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook")  # Opacus's hooks
 
 
@@ -74,9 +76,13 @@ def corpus(kind: str, canary: bool) -> Encoded:
     return Encoded(ids, labels)
 
 
-def train(kind: str, seed: int, fixed: bool, canary: bool = False, sigma=1.0):
+def train(kind: str, seed: int, fixed: bool, canary: bool = False, sigma=1.0, unit: str = "row"):
     model = TinyTagger(kind)
-    plan = DpPlan("sample", sigma, 1.0, 1e-5, None, fixed_length=WIDTH if fixed else None)
+    by_unit = unit != "row"
+    plan = DpPlan(
+        "sample", sigma, 1.0, 1e-5, None, unit, fixed_length=WIDTH if fixed else None,
+        unit_max_rows=MAX_ROWS if by_unit else None,
+    )  # fmt: skip
     _, accounted = train_local(
         model,
         corpus(kind, canary),
@@ -89,21 +95,24 @@ def train(kind: str, seed: int, fixed: bool, canary: bool = False, sigma=1.0):
         warmup_ratio=0.1,
         seed=seed,
         dp=plan,
+        row_units=np.arange(ROWS) // UNIT_ROWS if by_unit else None,
     )
     return model, accounted
 
 
+@pytest.mark.parametrize("unit", UNITS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_step_has_one_shape_whatever_is_drawn(kind):
+def test_every_step_has_one_shape_whatever_is_drawn(kind, unit):
     """Fifteen steps a run, three seeds, with and without the canary: the unpadded steps' shapes
     vary (the control, on the same draws), the padded ones' are one shape, one forward a step
-    (an empty draw's too: these seeds draw some)."""
+    (an empty draw's too: these seeds draw some). By document, the cap is the documents' times
+    the rows one may add."""
     seen, skipped = {}, 0
     for fixed in (False, True):
         shapes = set()
         for seed in range(3):
             for canary in (False, True):
-                model, (_, _, steps) = train(kind, seed, fixed, canary)
+                model, (_, _, steps) = train(kind, seed, fixed, canary, unit=unit)
                 shapes.update(model.shapes)
                 if fixed:
                     assert len(model.shapes) == steps
@@ -114,16 +123,21 @@ def test_every_step_has_one_shape_whatever_is_drawn(kind):
     assert len(seen[False]) > 5  # the draw shows, unpadded
     assert len(seen[True]) == 1
     ((rows, width),) = seen[True]
-    assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS, BATCH / ROWS) >= 3 * BATCH
+    if unit == "row":
+        assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS, BATCH / ROWS) >= 3 * BATCH
+    else:
+        assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS // UNIT_ROWS, BATCH / ROWS) * MAX_ROWS
 
 
+@pytest.mark.parametrize("unit", UNITS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_padding_leaves_the_update_as_it_was(kind):
+def test_padding_leaves_the_update_as_it_was(kind, unit):
     """The same seed, so the same draws and noise: the padded client ends where the unpadded one
-    does (the filler's per-sample gradients are zero). Without dropout: its masks are drawn over
-    the padded shape, so with it the two are alike in distribution only."""
-    padded, accounted_padded = train(kind, 3, True)
-    plain, accounted_plain = train(kind, 3, False)
+    does (the filler's per-sample gradients are zero; by document, the fillers' own slot sums to
+    zero). Without dropout: its masks are drawn over the padded shape, so with it the two are
+    alike in distribution only."""
+    padded, accounted_padded = train(kind, 3, True, unit=unit)
+    plain, accounted_plain = train(kind, 3, False, unit=unit)
     assert accounted_padded == accounted_plain
     for a, b in zip(padded.parameters(), plain.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -177,11 +191,50 @@ def test_timing_delta_adds_the_overflow_chance_at_its_cost():
         {"noise_multiplier": 1.0, "dp_unit": "patient"},
         {"noise_multiplier": 1.0, "dp_unit": "document"},
     ],
-    ids=["without-dp", "client-level", "by-patient", "by-document"],
+    ids=["without-dp", "client-level", "by-patient-unbounded", "by-document-unbounded"],
 )
 def test_fixed_shape_is_refused_where_it_does_not_hold(settings):
     with pytest.raises(BenchError, match="--dp-fixed-shape"):
         ExperimentConfig(task="ncbi-disease", method="fedavg", dp_fixed_shape=True, **settings)
+
+
+def test_by_document_or_patient_a_public_bound_on_a_units_rows_is_what_it_needs():
+    for unit in ("document", "patient"):
+        ExperimentConfig(
+            task="ncbi-disease", method="fedavg", noise_multiplier=1.0, dp_unit=unit, dp_fixed_shape=True,
+            dp_unit_max_rows=4,
+        )  # fmt: skip
+    for settings in ({"dp_unit": "row", "dp_unit_max_rows": 4}, {"dp_unit": "document", "dp_unit_max_rows": 0}):
+        with pytest.raises(BenchError, match="^--dp-unit-max-rows bounds"):
+            ExperimentConfig(task="ncbi-disease", method="fedavg", noise_multiplier=1.0, **settings)
+
+
+def test_a_drawn_unit_adds_at_most_its_bound_of_rows_chosen_at_random():
+    """Units of 1 to 6 rows, a bound of 3, every unit drawn (rate 1): each adds min(its rows, 3),
+    a different 3 from step to step, the same ones for the same seed."""
+    from bench.federation.privacy import UnitPrivateTraining
+
+    sizes = [1, 2, 3, 4, 5, 6]
+    row_units = np.repeat(np.arange(len(sizes)), sizes)
+    rows = np.arange(100, 100 + len(row_units))
+    model = TinyTagger("ner")
+    plan = DpPlan("sample", 1.0, 1.0, 1e-5, None, "document", unit_max_rows=3)
+
+    def draws(seed):
+        private = UnitPrivateTraining(
+            model, torch.optim.SGD(model.parameters(), lr=0.1), plan, rows, row_units, len(rows), torch.Generator()
+        )
+        try:
+            return list(private.batches(rows, 20, torch.Generator().manual_seed(seed)))
+        finally:
+            private.close()
+
+    steps = draws(0)
+    for step in steps:
+        counts = np.bincount(row_units[step - 100], minlength=len(sizes))
+        assert counts.tolist() == [min(n, 3) for n in sizes]
+    assert len({tuple(step) for step in steps}) > 10  # the 3 change from step to step
+    assert [s.tolist() for s in draws(0)] == [s.tolist() for s in steps]
 
 
 def test_the_prefix_cache_is_filled_before_the_first_step(tiny_corpus, tmp_path, monkeypatch):
@@ -211,3 +264,33 @@ def test_the_prefix_cache_is_filled_before_the_first_step(tiny_corpus, tmp_path,
     assert dp["delta"] < dp["timing_delta"] < dp["delta"] * 1.001
     unpadded = tiny_config(tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, train_subsample=40)
     assert unpadded.run_id != cfg.run_id
+
+
+def test_a_run_by_document_takes_the_fixed_shape_through_bench_run(tiny_corpus, tmp_path, monkeypatch):
+    """The flags reach the training loop: by document, with the bound, every step of a client has
+    one shape, and final.json states the unit and the delta that holds against a timer."""
+    from bench.engine import training
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    shapes = []
+    real_collate = training.collate
+
+    def watched(encoded, rows, pad_id, kind, device, width=None):
+        batch = real_collate(encoded, rows, pad_id, kind, device, width)
+        if width is not None:  # a training step's (evaluation batches take their longest row's)
+            shapes.append(tuple(batch["input_ids"].shape))
+        return batch
+
+    monkeypatch.setattr(training, "collate", watched)
+    cfg = tiny_config(
+        tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, dp_unit="document",
+        dp_fixed_shape=True, dp_unit_max_rows=4, train_subsample=40, prefix_cache="off",
+    )  # fmt: skip
+    final = run_experiment(cfg, tmp_path / "run", progress=False)
+    # one shape per client (the two hold different numbers of documents), each the documents' cap
+    # times the 4 rows one may add, at max_length
+    assert len(shapes) >= 4 and len(set(shapes)) <= cfg.clients
+    assert all(rows % 4 == 0 and width == cfg.max_length for rows, width in shapes)
+    dp = final["dp"]
+    assert dp["unit"] == "document" and dp["fixed_length"] == cfg.max_length
+    assert dp["delta"] < dp["timing_delta"] < dp["delta"] * 1.001

@@ -148,7 +148,7 @@ def test_calibration_covers_the_client_that_needs_the_most_noise():
 
     cfg = SimpleNamespace(
         dp_epsilon=8.0, noise_multiplier=None, dp_delta=1e-5, dp_level="sample", private=True, batch_size=16,
-        local_epochs=1, max_grad_norm=CLIP, dp_unit="row", secure_rng=False, dp_fixed_shape=False,
+        local_epochs=1, max_grad_norm=CLIP, dp_unit="row", secure_rng=False, dp_fixed_shape=False, dp_unit_max_rows=None,
     )  # fmt: skip
     rows = {0: 60, 1: 100, 2: 140}
     sigma = plan(cfg, rows, {c: 10 for c in rows}).noise_multiplier

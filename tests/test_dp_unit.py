@@ -220,7 +220,7 @@ def test_the_calibration_composes_each_shared_set_and_only_it():
 
     cfg = SimpleNamespace(
         dp_epsilon=8.0, noise_multiplier=None, dp_delta=1e-5, dp_level="sample", private=True, batch_size=8,
-        local_epochs=1, max_grad_norm=1.0, dp_unit="document", secure_rng=False, dp_fixed_shape=False,
+        local_epochs=1, max_grad_norm=1.0, dp_unit="document", secure_rng=False, dp_fixed_shape=False, dp_unit_max_rows=None,
     )  # fmt: skip
     rows, rounds = {0: 80, 1: 80, 2: 80}, {0: 5, 1: 5, 2: 5}
     alone, pair, triple = (plan(cfg, rows, rounds, s).noise_multiplier for s in ((), ((0, 1),), ((0, 1, 2),)))

@@ -180,7 +180,12 @@ def _fixed_shape(private, dp, rows: np.ndarray, encoded: Encoded, before_forward
     cache is filled for all the client's rows first: a row cached on its first draw would show it."""
     if not private or dp.fixed_length is None:
         return None
-    shape = for_client(rows, [len(encoded.input_ids[r]) for r in rows], private.rate, dp.fixed_length)
+    lengths = [len(encoded.input_ids[r]) for r in rows]
+    if isinstance(private, UnitPrivateTraining):  # units are drawn, each adding at most M rows
+        private.fixed = True
+        shape = for_client(rows, lengths, private.rate, dp.fixed_length, len(private.units), dp.unit_max_rows)
+    else:
+        shape = for_client(rows, lengths, private.rate, dp.fixed_length)
     if before_forward:
         for start in range(0, len(rows), shape.rows):
             before_forward(rows[start : start + shape.rows].tolist())

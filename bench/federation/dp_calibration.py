@@ -89,4 +89,5 @@ def plan(cfg, client_rows: dict[int, int], participation: dict[int, int], shared
         cfg.secure_rng,
         shared_holders,
         cfg.max_length if cfg.dp_fixed_shape else None,
+        cfg.dp_unit_max_rows,
     )

@@ -16,8 +16,9 @@ runs on the next multiple of it, and its shape then shows. So timing adds at mos
 final.json's `dp`). The client's row count stays public, as the accountant's rate and steps
 already take it; one-off work over the whole data (tokenizing, filling the prefix cache before
 the first step) takes time with the data's size and is outside the steps. By document or
-patient the cap would depend on the largest unit, which a neighbouring dataset may exceed: not
-built (refused in bench.config_checks).
+patient the largest unit's size is not public (a neighbouring dataset's may be larger): a public
+bound M (`--dp-unit-max-rows`) on the rows a drawn unit adds to a step makes the cap the units'
+cap times M, the client's unit count public as its row count is at row level.
 """
 
 from __future__ import annotations
@@ -48,9 +49,13 @@ class FixedShape:
         return padded, weights
 
 
-def for_client(rows: np.ndarray, lengths: list[int], rate: float, length: int) -> FixedShape:
-    """The shape of a client's steps, from its rows and their token lengths."""
-    return FixedShape(cap_rows(len(rows), rate), length, int(rows[int(np.argmin(lengths))]))
+def for_client(
+    rows: np.ndarray, lengths: list[int], rate: float, length: int, units: int | None = None, unit_rows: int = 1
+) -> FixedShape:
+    """The shape of a client's steps, from its rows and their token lengths; by document or
+    patient, from its `units` (sampled at `rate`), each adding at most `unit_rows` rows a step."""
+    cap = cap_rows(len(rows) if units is None else units, rate) * unit_rows
+    return FixedShape(cap, length, int(rows[int(np.argmin(lengths))]))
 
 
 def cap_rows(rows: int, rate: float) -> int:

@@ -50,6 +50,7 @@ class DpPlan:
     secure_rng: bool = False  # noise from OS entropy (bench.seeding.noise_generator), not from the seed
     shared_holders: tuple = ()  # the largest sets of clients that hold rows of one unit (composed)
     fixed_length: int | None = None  # --dp-fixed-shape: every step's row width (bench.federation.fixed_shape)
+    unit_max_rows: int | None = None  # by document or patient: the most rows a drawn unit adds to a step
 
     @property
     def client_level(self) -> bool:
@@ -149,7 +150,10 @@ class UnitPrivateTraining(PrivateTraining):
     q (the expected batch holds `batch_size` rows, as at row level) and every row of a sampled
     unit joins the batch; each unit's *summed* gradient is clipped to C, however many rows it
     has, then Gaussian noise N(0, (sigma C)^2) is added to the sum, which is divided by the
-    expected number of units. The accountant sees (sigma, q, steps) at the unit level."""
+    expected number of units. The accountant sees (sigma, q, steps) at the unit level. With
+    `dp.unit_max_rows` = M a drawn unit adds a random M of its rows (all, if it has no more): the
+    clipping bounds its influence whatever its rows, so the bound costs no privacy and caps a step's
+    rows at M per unit, which a fixed shape (bench.federation.fixed_shape) needs."""
 
     def __init__(
         self,
@@ -177,12 +181,26 @@ class UnitPrivateTraining(PrivateTraining):
             else torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         )
         self.last_clipped_norms: list[float] = []  # per sampled unit, for tests and inspection
+        self.max_rows = dp.unit_max_rows
+        self.fixed = False  # set under a fixed shape: the per-unit sums then take the step's shape
 
     def batches(self, rows: np.ndarray, steps: int, generator: torch.Generator):
-        """Poisson sampling of units: each joins with probability `rate`, with all its rows."""
+        """Poisson sampling of units: each joins with probability `rate`, with all its rows (at
+        most `max_rows` of them, drawn at random)."""
         for _ in range(steps):
             chosen = (torch.rand(len(self.units), generator=generator) < self.rate).numpy()
-            yield rows[chosen[self.row_unit]]
+            drawn = np.flatnonzero(chosen[self.row_unit])
+            if self.max_rows is not None and len(drawn):
+                drawn = self._at_most(drawn, torch.rand(len(drawn), generator=generator).numpy())
+            yield rows[drawn]
+
+    def _at_most(self, drawn: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Of the drawn rows (positions in `rows`), each unit's `max_rows` with the least keys."""
+        order = np.lexsort((keys, self.row_unit[drawn]))  # by unit, then by key
+        units = self.row_unit[drawn][order]
+        first = np.r_[0, np.flatnonzero(np.diff(units)) + 1]  # where each unit's run starts
+        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+        return np.sort(drawn[order[rank < self.max_rows]])
 
     def step(self, extra_grads: list[torch.Tensor] | None = None, batch_rows: np.ndarray | None = None) -> None:
         trained = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
@@ -193,9 +211,14 @@ class UnitPrivateTraining(PrivateTraining):
                 f"gradient (Opacus cannot sample their layer), e.g. {unsampled[0]}; freeze them or use --dp-unit row"
             )
         params = [p for _, p in trained if getattr(p, "grad_sample", None) is not None]  # unused ones have neither
-        unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()])
+        unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()], dtype=torch.long)
         _, slot = torch.unique(unit_of_row, return_inverse=True)
-        n = int(slot.max()) + 1
+        if self.fixed:  # a slot per row of the step and one for the fillers after the drawn rows (zero
+            # gradients): the sums' shape is the step's whatever the draw, the fillers' sum clips to itself
+            padded = params[0].grad_sample.shape[0]
+            slot, n = torch.cat([slot, torch.full((padded - len(slot),), padded)]), padded + 1
+        else:
+            n = int(slot.max()) + 1
         summed = [
             torch.zeros((n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype).index_add_(0, slot, p.grad_sample)
             for p in params

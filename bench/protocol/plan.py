@@ -12,9 +12,8 @@ shape (`--pilot`, bench.protocol.pilot: one timed round each, cached), else the 
 (bench.protocol.shape_neighbours), else this host's speed measured once in a few seconds
 (bench.protocol.host_speed; a GPU's is stated). A DP-SGD cell takes stored and pilot throughputs
 of its own kind of step only; the host probe and the stated GPU figure time plain steps.
-Memory per worker is the
-weights, the trained parameters' gradients and AdamW state, and activations for one batch.
-"""
+Memory per worker: the weights, the trained parameters' gradients and AdamW state, activations
+for one step (and DP-SGD's per-sample gradients: worker_memory_gb)."""
 
 from __future__ import annotations
 
@@ -137,11 +136,12 @@ def dp_sgd(cfg: ExperimentConfig) -> bool:
 
 def step_rows(cfg: ExperimentConfig, rows: float) -> int:
     """The rows every step runs on under --dp-fixed-shape (the cap, bench.federation.fixed_shape)
-    for a client of the mean size, from the kept training rows; else the batch size."""
+    for a client of the mean size, from the kept training rows; else the batch size. By document
+    or patient, as if each row were a unit adding --dp-unit-max-rows: a bound (fewer units, less cap)."""
     if not cfg.dp_fixed_shape:  # refused without DP-SGD (bench.config_checks)
         return cfg.batch_size
     client_rows = max(1, round(rows / cfg.clients))
-    return cap_rows(client_rows, sample_rate(client_rows, cfg.batch_size))
+    return cap_rows(client_rows, sample_rate(client_rows, cfg.batch_size)) * (cfg.dp_unit_max_rows or 1)
 
 
 def trained_tokens(cfg: ExperimentConfig, rows: float, tokens: float) -> float:
