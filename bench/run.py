@@ -132,7 +132,8 @@ def _privacy_flags(p: OneLineArgumentParser) -> None:
         "--dp-fixed-shape",
         action="store_true",
         help="every DP-SGD step on the same rows x max_length, whatever its Poisson draw: "
-        "its time does not show the draw (costs a cap of about 3-4x the batch)",
+        "its time does not show the draw (costs a cap of about 3-4x the batch; by document or patient, "
+        "times --dp-unit-max-rows)",
     )
     p.add_argument(
         "--dp-unit-max-rows",

@@ -105,8 +105,8 @@ def train(kind: str, seed: int, fixed: bool, canary: bool = False, sigma=1.0, un
 def test_every_step_has_one_shape_whatever_is_drawn(kind, unit):
     """Fifteen steps a run, three seeds, with and without the canary: the unpadded steps' shapes
     vary (the control, on the same draws), the padded ones' are one shape, one forward a step
-    (an empty draw's too: these seeds draw some). By document, the cap is the documents' times
-    the rows one may add."""
+    (an empty draw's too: these seeds draw some). By document, the cap is the rows' (as many
+    documents as rows: a bound from the public count) times the rows one may add."""
     seen, skipped = {}, 0
     for fixed in (False, True):
         shapes = set()
@@ -126,7 +126,7 @@ def test_every_step_has_one_shape_whatever_is_drawn(kind, unit):
     if unit == "row":
         assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS, BATCH / ROWS) >= 3 * BATCH
     else:
-        assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS // UNIT_ROWS, BATCH / ROWS) * MAX_ROWS
+        assert width == WIDTH and rows == fixed_shape.cap_rows(ROWS, BATCH / ROWS) * MAX_ROWS  # from rows, public
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -294,3 +294,56 @@ def test_a_run_by_document_takes_the_fixed_shape_through_bench_run(tiny_corpus, 
     dp = final["dp"]
     assert dp["unit"] == "document" and dp["fixed_length"] == cfg.max_length
     assert dp["delta"] < dp["timing_delta"] < dp["delta"] * 1.001
+
+
+def test_the_per_unit_sums_have_one_shape_whatever_is_drawn(monkeypatch):
+    """By document the clipping runs on per-unit sums: a slot per row of the step and one for the
+    fillers, so their count (len(last_clipped_norms)) is one across draws, empty ones included.
+    (Found by review: with a slot per drawn unit instead, every other test here passed.)"""
+    from bench.federation.privacy import UnitPrivateTraining
+
+    slots, drawn = set(), []
+    real_step = UnitPrivateTraining.step
+
+    def watched(self, extra_grads=None, batch_rows=None):
+        real_step(self, extra_grads, batch_rows)
+        slots.add(len(self.last_clipped_norms))
+        drawn.append(len(batch_rows))
+
+    monkeypatch.setattr(UnitPrivateTraining, "step", watched)
+    for seed in range(3):
+        train("ner", seed, True, unit="document")
+    assert len(set(drawn)) > 2 and 0 in drawn
+    assert slots == {fixed_shape.cap_rows(ROWS, BATCH / ROWS) * MAX_ROWS + 1}
+
+
+def test_drawing_a_batch_by_unit_asks_the_same_randomness_whatever_is_drawn(monkeypatch):
+    """Choosing a drawn unit's M rows draws a key for every row each step and sorts them all: no
+    work on the drawn rows alone, whose count, or an empty draw's, would show in the step's time
+    (found by review: an empty draw skipped it, a 10,000-row unit added a millisecond)."""
+    from bench.federation.privacy import UnitPrivateTraining
+
+    sizes = [1, 2, 3, 4, 30]
+    row_units = np.repeat(np.arange(len(sizes)), sizes)
+    rows = np.arange(len(row_units))
+    model = nn.Linear(2, 2)
+    plan = DpPlan("sample", 1.0, 1.0, 1e-5, None, "document", unit_max_rows=2)
+    private = UnitPrivateTraining(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), plan, rows, row_units, 4, torch.Generator()
+    )
+    asked: list[list] = []
+    real_rand = torch.rand
+
+    def rand(*args, **kwargs):
+        asked[-1].append(args[0])
+        return real_rand(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "rand", rand)
+    steps = private.batches(rows, 200, torch.Generator().manual_seed(0))
+    sizes_drawn = []
+    for _ in range(200):
+        asked.append([])
+        sizes_drawn.append(len(next(steps)))
+    private.close()
+    assert len(set(sizes_drawn)) > 2 and 0 in sizes_drawn
+    assert {tuple(a) for a in asked} == {(len(sizes), len(rows))}

@@ -181,11 +181,11 @@ def _fixed_shape(private, dp, rows: np.ndarray, encoded: Encoded, before_forward
     if not private or dp.fixed_length is None:
         return None
     lengths = [len(encoded.input_ids[r]) for r in rows]
-    if isinstance(private, UnitPrivateTraining):  # units are drawn, each adding at most M rows
+    by_unit = isinstance(private, UnitPrivateTraining)
+    if by_unit:  # its per-unit sums take the step's shape too
         private.fixed = True
-        shape = for_client(rows, lengths, private.rate, dp.fixed_length, len(private.units), dp.unit_max_rows)
-    else:
-        shape = for_client(rows, lengths, private.rate, dp.fixed_length)
+    # by unit each drawn one adds at most M rows, and the cap is the rows' (bench.federation.fixed_shape)
+    shape = for_client(rows, lengths, private.rate, dp.fixed_length, dp.unit_max_rows if by_unit else 1)
     if before_forward:
         for start in range(0, len(rows), shape.rows):
             before_forward(rows[start : start + shape.rows].tolist())

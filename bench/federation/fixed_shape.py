@@ -17,8 +17,9 @@ final.json's `dp`). The client's row count stays public, as the accountant's rat
 already take it; one-off work over the whole data (tokenizing, filling the prefix cache before
 the first step) takes time with the data's size and is outside the steps. By document or
 patient the largest unit's size is not public (a neighbouring dataset's may be larger): a public
-bound M (`--dp-unit-max-rows`) on the rows a drawn unit adds to a step makes the cap the units'
-cap times M, the client's unit count public as its row count is at row level.
+bound M (`--dp-unit-max-rows`) on the rows a drawn unit adds to a step makes the cap the rows'
+cap times M (units are at most rows; a cap from the unit count would show a band of it, which
+nothing else releases, while the row count is already in the accountant's rate and steps).
 """
 
 from __future__ import annotations
@@ -49,13 +50,11 @@ class FixedShape:
         return padded, weights
 
 
-def for_client(
-    rows: np.ndarray, lengths: list[int], rate: float, length: int, units: int | None = None, unit_rows: int = 1
-) -> FixedShape:
+def for_client(rows: np.ndarray, lengths: list[int], rate: float, length: int, unit_rows: int = 1) -> FixedShape:
     """The shape of a client's steps, from its rows and their token lengths; by document or
-    patient, from its `units` (sampled at `rate`), each adding at most `unit_rows` rows a step."""
-    cap = cap_rows(len(rows) if units is None else units, rate) * unit_rows
-    return FixedShape(cap, length, int(rows[int(np.argmin(lengths))]))
+    patient each drawn unit adds at most `unit_rows` rows, and the cap on drawn units is the one
+    for as many units as rows (a bound, from the public row count: the unit count is not)."""
+    return FixedShape(cap_rows(len(rows), rate) * unit_rows, length, int(rows[int(np.argmin(lengths))]))
 
 
 def cap_rows(rows: int, rate: float) -> int:

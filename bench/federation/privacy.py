@@ -169,6 +169,8 @@ class UnitPrivateTraining(PrivateTraining):
 
         self.units, self.row_unit = np.unique(row_units, return_inverse=True)  # row_units[i]: the unit of rows[i]
         self.unit_of = dict(zip(rows.tolist(), self.row_unit.tolist()))
+        self.unit_lookup = np.zeros(int(rows.max()) + 1 if len(rows) else 0, dtype=np.int64)
+        self.unit_lookup[rows] = self.row_unit
         self.rate = sample_rate(len(rows), batch_size)  # expected rows per batch = batch_size
         self.expected_units = max(self.rate * len(self.units), 1e-12)
         self.module = GradSampleModule(model)
@@ -186,21 +188,20 @@ class UnitPrivateTraining(PrivateTraining):
 
     def batches(self, rows: np.ndarray, steps: int, generator: torch.Generator):
         """Poisson sampling of units: each joins with probability `rate`, with all its rows (at
-        most `max_rows` of them, drawn at random)."""
+        most `max_rows` of them, drawn at random). With the bound, every step draws a key for
+        every row and sorts them all, whatever the draw: the work does not show it."""
+        start = np.r_[0, np.cumsum(np.bincount(self.row_unit))[:-1]]  # each unit's first place, sorted by unit
         for _ in range(steps):
             chosen = (torch.rand(len(self.units), generator=generator) < self.rate).numpy()
-            drawn = np.flatnonzero(chosen[self.row_unit])
-            if self.max_rows is not None and len(drawn):
-                drawn = self._at_most(drawn, torch.rand(len(drawn), generator=generator).numpy())
-            yield rows[drawn]
-
-    def _at_most(self, drawn: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """Of the drawn rows (positions in `rows`), each unit's `max_rows` with the least keys."""
-        order = np.lexsort((keys, self.row_unit[drawn]))  # by unit, then by key
-        units = self.row_unit[drawn][order]
-        first = np.r_[0, np.flatnonzero(np.diff(units)) + 1]  # where each unit's run starts
-        rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-        return np.sort(drawn[order[rank < self.max_rows]])
+            if self.max_rows is None:
+                yield rows[chosen[self.row_unit]]
+                continue
+            keys = torch.rand(len(rows), generator=generator).numpy()
+            order = np.lexsort((keys, self.row_unit))  # by unit, then key: every row
+            rank = np.arange(len(order)) - start[self.row_unit[order]]
+            keep = np.zeros(len(rows), dtype=bool)
+            keep[order] = (rank < self.max_rows) & chosen[self.row_unit[order]]
+            yield rows[np.flatnonzero(keep)]
 
     def step(self, extra_grads: list[torch.Tensor] | None = None, batch_rows: np.ndarray | None = None) -> None:
         trained = [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
@@ -211,16 +212,22 @@ class UnitPrivateTraining(PrivateTraining):
                 f"gradient (Opacus cannot sample their layer), e.g. {unsampled[0]}; freeze them or use --dp-unit row"
             )
         params = [p for _, p in trained if getattr(p, "grad_sample", None) is not None]  # unused ones have neither
-        unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()], dtype=torch.long)
-        _, slot = torch.unique(unit_of_row, return_inverse=True)
-        if self.fixed:  # a slot per row of the step and one for the fillers after the drawn rows (zero
-            # gradients): the sums' shape is the step's whatever the draw, the fillers' sum clips to itself
+        if self.fixed:  # every row of the step gets a unit, the fillers one of their own (len(units)):
+            # the lookup, the unique and the sums run on the step's shape whatever the draw
             padded = params[0].grad_sample.shape[0]
-            slot, n = torch.cat([slot, torch.full((padded - len(slot),), padded)]), padded + 1
+            units = np.full(padded, len(self.units), dtype=np.int64)
+            units[: len(batch_rows)] = self.unit_lookup[batch_rows]
+            _, slot = torch.unique(torch.from_numpy(units), return_inverse=True)
+            n = padded + 1
         else:
+            unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()], dtype=torch.long)
+            _, slot = torch.unique(unit_of_row, return_inverse=True)
             n = int(slot.max()) + 1
+        slot = slot.to(params[0].grad_sample.device)
         summed = [
-            torch.zeros((n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype).index_add_(0, slot, p.grad_sample)
+            torch.zeros(
+                (n, *p.grad_sample.shape[1:]), dtype=p.grad_sample.dtype, device=p.grad_sample.device
+            ).index_add_(0, slot, p.grad_sample)
             for p in params
         ]
         norms = torch.sqrt(sum((g.flatten(1).double() ** 2).sum(1) for g in summed))
@@ -247,7 +254,7 @@ class UnitPrivateTraining(PrivateTraining):
     def _noisy_mean(self, total: torch.Tensor) -> torch.Tensor:
         """A parameter's clipped sum plus N(0, (sigma C)^2), over the expected number of units."""
         noise = dp_noise.gaussian(self.noise_multiplier * self.clip, total.shape, self.noise, self.secure)
-        return (total + noise.to(total.dtype)) / self.expected_units
+        return (total + noise.to(total.device, total.dtype)) / self.expected_units
 
 
 def clip_update(update: dict[str, torch.Tensor], clip: float) -> dict[str, torch.Tensor]:

@@ -137,7 +137,7 @@ def dp_sgd(cfg: ExperimentConfig) -> bool:
 def step_rows(cfg: ExperimentConfig, rows: float) -> int:
     """The rows every step runs on under --dp-fixed-shape (the cap, bench.federation.fixed_shape)
     for a client of the mean size, from the kept training rows; else the batch size. By document
-    or patient, as if each row were a unit adding --dp-unit-max-rows: a bound (fewer units, less cap)."""
+    or patient, times --dp-unit-max-rows (the cap is the rows': bench.federation.fixed_shape)."""
     if not cfg.dp_fixed_shape:  # refused without DP-SGD (bench.config_checks)
         return cfg.batch_size
     client_rows = max(1, round(rows / cfg.clients))
