@@ -386,6 +386,8 @@ def test_dp_sgd_cells_are_their_own_shape_and_fixed_shape_cells_are_priced_by_th
     assert plan.cell_cost(dp_sgd).memory_gb - plan.cell_cost(base).memory_gb == pytest.approx(16 * per_row)
     assert plan.cell_cost(dp_fedavg).memory_gb == plan.cell_cost(base).memory_gb
     assert plan.cell_cost(fixed).memory_gb > plan.cell_cost(dp_sgd).memory_gb + 16 * per_row
+    by_document = dp_sgd.with_settings(dp_unit="document")  # the per-unit sums: as many again
+    assert plan.cell_cost(by_document).memory_gb - plan.cell_cost(base).memory_gb == pytest.approx(2 * 16 * per_row)
     # the README's client: 1,286 rows at batch 16 run 81 steps an epoch on 61 rows of 64 tokens
     ncbi = ExperimentConfig(
         task="ncbi-disease", method="fedavg", clients=4, batch_size=16, max_length=64, noise_multiplier=1.0

@@ -104,14 +104,14 @@ def worker_memory_gb(cfg: ExperimentConfig, shape, method, step_rows: int | None
     moments, all three in the parameters' dtype (torch's AdamW keeps its state in the dtype of
     the parameter); activations for one step's rows (`step_rows`: a fixed shape's cap, else the
     batch) in the blocks the backward pass goes through (method.activation_blocks); under DP-SGD
-    a gradient per row for each trained parameter (Opacus's; its clipping's copy of the largest
-    one's is uncounted: PERFORMANCE.md). bench.compare.plan_memory measures it."""
+    a gradient per row for each trained parameter (Opacus's; by document or patient their per-unit
+    sums too; the clipping's copy of the largest is uncounted: PERFORMANCE.md)."""
     width = DTYPE_BYTES[cfg.dtype]
     rows = step_rows or cfg.batch_size
     trained = method.trainable_params(shape)
     blocks = method.activation_blocks(shape)
     activations = activation_bytes(shape.family, blocks) * width / 2 * rows * cfg.max_length * shape.hidden
-    per_sample = rows * trained * width if dp_sgd(cfg) else 0
+    per_sample = rows * trained * width * (1 + (cfg.dp_unit != "row")) if dp_sgd(cfg) else 0
     return (shape.total_params * width + trained * 3 * width + activations + per_sample) / 1e9
 
 
