@@ -1,4 +1,4 @@
-"""DP-SGD steps of one shape whatever the Poisson draw (`--dp-fixed-shape`, row-level DP-SGD).
+"""DP-SGD steps of one shape whatever the Poisson draw (`--dp-fixed-shape`; by row, document or patient).
 
 A step's time grows with its batch's rows and their length, and a row's draw moves the batch by
 one row: an observer who times a client's steps reads what DP-SGD's accountant does not count
