@@ -76,7 +76,7 @@ def measured_gb(cfg: ExperimentConfig, device: str = "cpu", steps: int = 2) -> f
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.zeros_like(ids)}
     private = _dp_sgd(model, optimizer, cfg) if cfg.private else None
     for _ in range(steps):  # from the second step on, AdamW's state is there beside the activations
-        out = (private.module(**private.inputs(batch))) if private else model(**batch)
+        out = private.module(**private.inputs(batch)) if private else model(**batch)
         out.loss.backward()
         if private:
             private.step()

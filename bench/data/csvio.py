@@ -59,11 +59,14 @@ def record_line(path: Path, record: int) -> int:
         reader = csv.reader(f)
         seen, before = -1, 0  # record -1 is the header
         for row in reader:
-            if row and not (
-                len(row) == 1 and row[0] and not row[0].strip()
-            ):  # an empty or all-space line is none; a "" is one
+            if _is_record(row):
                 if seen == record:
                     return before + 1
                 seen += 1
             before = reader.line_num
     raise IndexError(f"{path} has no data record {record}")
+
+
+def _is_record(row: list[str]) -> bool:
+    """What pandas reads as a record: not an empty or all-space line (a quoted "" is one)."""
+    return bool(row) and not (len(row) == 1 and row[0] and not row[0].strip())

@@ -168,9 +168,8 @@ class UnitPrivateTraining(PrivateTraining):
         from opacus import GradSampleModule
 
         self.units, self.row_unit = np.unique(row_units, return_inverse=True)  # row_units[i]: the unit of rows[i]
-        self.unit_of = dict(zip(rows.tolist(), self.row_unit.tolist()))
-        self.unit_lookup = np.zeros(int(rows.max()) + 1 if len(rows) else 0, dtype=np.int64)
-        self.unit_lookup[rows] = self.row_unit
+        self.unit_of = np.zeros(int(rows.max()) + 1 if len(rows) else 0, dtype=np.int64)  # row id -> unit
+        self.unit_of[rows] = self.row_unit
         self.rate = sample_rate(len(rows), batch_size)  # expected rows per batch = batch_size
         self.expected_units = max(self.rate * len(self.units), 1e-12)
         self.module = GradSampleModule(model)
@@ -212,17 +211,13 @@ class UnitPrivateTraining(PrivateTraining):
                 f"gradient (Opacus cannot sample their layer), e.g. {unsampled[0]}; freeze them or use --dp-unit row"
             )
         params = [p for _, p in trained if getattr(p, "grad_sample", None) is not None]  # unused ones have neither
+        units = self.unit_of[np.asarray(batch_rows, dtype=np.int64)]
+        padded = params[0].grad_sample.shape[0]
         if self.fixed:  # every row of the step gets a unit, the fillers one of their own (len(units)):
-            # the lookup, the unique and the sums run on the step's shape whatever the draw
-            padded = params[0].grad_sample.shape[0]
-            units = np.full(padded, len(self.units), dtype=np.int64)
-            units[: len(batch_rows)] = self.unit_lookup[batch_rows]
-            _, slot = torch.unique(torch.from_numpy(units), return_inverse=True)
-            n = padded + 1
-        else:
-            unit_of_row = torch.as_tensor([self.unit_of[r] for r in batch_rows.tolist()], dtype=torch.long)
-            _, slot = torch.unique(unit_of_row, return_inverse=True)
-            n = int(slot.max()) + 1
+            # the unique and the sums run on the step's shape whatever the draw
+            units = np.concatenate([units, np.full(padded - len(units), len(self.units), dtype=np.int64)])
+        _, slot = torch.unique(torch.from_numpy(units), return_inverse=True)
+        n = padded + 1 if self.fixed else int(slot.max()) + 1
         slot = slot.to(params[0].grad_sample.device)
         summed = [
             torch.zeros(
