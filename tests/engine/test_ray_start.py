@@ -6,6 +6,7 @@ counts as `--ray-address` in the GPU check and the actors' CPU reservation too."
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -103,8 +104,6 @@ def test_ray_address_is_the_flags_default(monkeypatch):
 
 
 def _closed_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -133,8 +132,6 @@ def test_an_address_where_no_cluster_answers_is_one_line_not_minutes_of_retries(
         def init(self, **kwargs):
             raise ConnectionError(f"Failed to connect to Ray cluster at {kwargs['address']}")
 
-    import socket
-
     with socket.socket() as listening:  # something answers, but no Ray
         listening.bind(("127.0.0.1", 0))
         listening.listen()
@@ -152,8 +149,6 @@ def test_an_address_where_no_cluster_answers_is_one_line_not_minutes_of_retries(
 
 
 def test_an_ipv6_head_is_reached_as_ray_writes_it():
-    import socket
-
     from bench.engine.ray_start import unreachable
 
     if not socket.has_ipv6:
