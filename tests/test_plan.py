@@ -325,7 +325,7 @@ def test_a_gpu_plan_with_nothing_measured_names_the_stated_figure(monkeypatch):
     from bench.protocol.grid import Cell
 
     cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", gpus_per_worker=0.25)
-    monkeypatch.setattr(plan, "cell_cost", lambda c: plan.Cost(9e17, 1.0, 1.0, "GPU", plan.shape_key(c), ""))
+    monkeypatch.setattr(plan, "cell_cost", lambda c, *_: plan.Cost(9e17, 1.0, 1.0, "GPU", plan.shape_key(c), ""))
     cell = Cell(cfg.run_id, cfg)
     text = plan.plan({"main": [cell]}, [cell], [], set(), {}, {})
     assert "estimate for what is left: 1.0 GPU-h" in text
@@ -341,7 +341,7 @@ def test_a_cpu_plan_is_in_the_contracts_cpu_h_and_says_what_they_are(monkeypatch
     from bench.protocol.grid import Cell
 
     cfg = ExperimentConfig(task="i2b2-2010", method="fedavg")
-    monkeypatch.setattr(plan, "cell_cost", lambda c: plan.Cost(9e17, 1.0, 1.0, "CPU", plan.shape_key(c), ""))
+    monkeypatch.setattr(plan, "cell_cost", lambda c, *_: plan.Cost(9e17, 1.0, 1.0, "CPU", plan.shape_key(c), ""))
     cell = Cell(cfg.run_id, cfg)
     text = plan.plan({"main": [cell]}, [cell], [], set(), {plan.shape_key(cfg): 125.0}, {})
     assert "estimate for what is left: 2.0 CPU-h" in text

@@ -73,6 +73,17 @@ def predecessor(cfg: ExperimentConfig, runs: Path) -> tuple[Path, bool] | None:
     return folder, as_is
 
 
+def stored_progress(cfg: ExperimentConfig, runs: Path) -> tuple[dict | None, int]:
+    """What a stored run under a lower cap or patience already settles for this cell: its
+    final.json where it stands as is (else None), and the rounds a continuation starts from (else 0)."""
+    found = predecessor(cfg, runs)
+    if found is None:
+        return None, 0
+    folder, as_is = found
+    final = _json(folder / "final.json") or {}
+    return (final, 0) if as_is else (None, int(final.get("rounds_run", 0)))
+
+
 def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) -> None:
     """Fill `folder` (this cell's, empty but for its config) from `source`: the whole result when
     it stands as is, else the history and checkpoint to continue from. The source is noted in

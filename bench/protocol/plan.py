@@ -1,19 +1,18 @@
-"""`run_all.py --plan`: a grid's cells per study, the distinct total, what is done, and what the
-rest will cost, printed before anything trains.
+"""`run_all.py --plan`: a grid's cells per study, the distinct total, what is done, and what the rest will
+cost, printed before anything trains.
 
-Compute is a FLOP count (bench.model.shapes, and each method's `train_flops_per_token`) over the
-tokens a cell will process, at most `rounds` rounds of training plus validation every round and
-test at the end: an upper bound in rounds, since early stopping ends runs sooner (under
---dp-fixed-shape a step's tokens are the padded ones it runs on). It is turned
-into hours of the machine with a measured throughput (an estimate, not a bound: docs/
-measure_plan_calibration.py compares it with stored runs): the grid's own finished runs on this
-host (a study that goes on is planned from what it has cost so far), else a pilot for that
-shape (`--pilot`, bench.protocol.pilot: one timed round each, cached), else the slowest stored shape alike
-(bench.protocol.shape_neighbours), else this host's speed measured once in a few seconds
-(bench.protocol.host_speed; a GPU's is stated). A DP-SGD cell takes stored and pilot throughputs
-of its own kind of step only; the host probe and the stated GPU figure time plain steps.
-Memory per worker: the weights, the trained parameters' gradients and AdamW state, activations
-for one step (and DP-SGD's per-sample gradients: worker_memory_gb)."""
+Compute is a FLOP count (bench.model.shapes, and each method's `train_flops_per_token`) over the tokens a
+cell will process, at most `rounds` rounds of training (a run continued from a lower cap, only its new
+rounds) plus validation every round and test at the end: an upper bound in rounds, since early stopping
+ends runs sooner (under --dp-fixed-shape a step's tokens are the padded ones it runs on). It is turned into
+hours of the machine with a measured throughput (an estimate, not a bound: docs/measure_plan_calibration.py
+compares it with stored runs): the grid's own finished runs on this host (a study that goes on is planned
+from what it has cost so far), else a pilot for that shape (`--pilot`, bench.protocol.pilot: one timed
+round each, cached), else the slowest stored shape alike (bench.protocol.shape_neighbours), else this
+host's speed measured once in a few seconds (bench.protocol.host_speed; a GPU's is stated). A DP-SGD cell
+takes stored and pilot throughputs of its own kind of step only; the host probe and the stated GPU figure
+time plain steps. Memory per worker: the weights, the trained parameters' gradients and AdamW state,
+activations for one step (and DP-SGD's per-sample gradients: worker_memory_gb)."""
 
 from __future__ import annotations
 
@@ -154,7 +153,8 @@ def trained_tokens(cfg: ExperimentConfig, rows: float, tokens: float) -> float:
     return cfg.per_round * steps * step_rows(cfg, rows) * cfg.max_length
 
 
-def cell_cost(cfg: ExperimentConfig) -> Cost:
+def cell_cost(cfg: ExperimentConfig, stored_rounds: int = 0) -> Cost:
+    """What a run costs from round `stored_rounds` (a continued one's) to its round limit."""
     kind = TASKS.get(cfg.task).kind
     shape = model_shape(cfg.model, kind)
     method = METHODS.get(cfg.method)(cfg)
@@ -169,7 +169,7 @@ def cell_cost(cfg: ExperimentConfig) -> Cost:
     test_tokens = splits["test"].tokens
     tested = test_tokens if cfg.test_every else 0
     round_flops = per_round * method.train_flops_per_token(shape) + forward * val_tokens
-    flops = cfg.rounds * (round_flops + forward * tested) + forward * (
+    flops = (cfg.rounds - stored_rounds) * (round_flops + forward * tested) + forward * (
         test_tokens + train_tokens * kept * cfg.holdout_fraction
     )
     memory = worker_memory_gb(cfg, shape, method, step_rows(cfg, train.rows * kept))
@@ -240,11 +240,13 @@ def plan(
     pilots: dict[str, float],
     measured: dict[str, float] | None = None,
     round_share: tuple[float, int] | None = None,
+    carried: dict[str, int] | None = None,
 ) -> str:
     """The plan as text: per study, the distinct total, the sweep, what is done, hours and memory;
     `round_share` (stored_round_share) adds what the upper bound comes to if the runs left stop
-    as the store's have."""
-    costs = {c.run_id: (c.config, cell_cost(c.config)) for c in distinct + [p.cell for p in sweep_points]}
+    as the store's have; `carried` (run id -> rounds) are rounds a continued run does not run again."""
+    every, carried = distinct + [p.cell for p in sweep_points], carried or {}
+    costs = {c.run_id: (c.config, cell_cost(c.config, carried.get(c.run_id, 0))) for c in every}
     probe = HostProbe()
     hours = {rid: device_hours(cost, pilots, measured, probe) for rid, (_, cost) in costs.items()}
     # the contract's unit; on a CPU the whole machine's wall hours, as _expected's legend says
@@ -269,8 +271,8 @@ def plan(
         "",
         f"distinct cells: {len(distinct)} (a cell shared by studies counted once), {len(distinct) - len(left)} done",
         f"tuning sweep: {len(points)} points on seed {first}, {extra} runs beyond the cells, {len(points) - len(points_left)} done",
-        f"estimate for what is left: {total:.1f} {unit} (every run to its round limit, an upper bound in rounds; "
-        f"throughput from {' and '.join(sources) or 'nothing left'}"
+        f"estimate for what is left: {total:.1f} {unit} (every run to its round limit, a continued one from where "
+        f"it stopped: an upper bound in rounds; throughput from {' and '.join(sources) or 'nothing left'}"
         + (f"; {probe.said}" if probe.said else "")
         + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")
         + "; --pilot times each shape here)",
@@ -295,6 +297,4 @@ def plan(
 
 
 def _sized_from(cfg) -> str:
-    if cfg.task.startswith("hf:"):
-        return "the dataset itself"
-    return cfg.data_dir or "the synthetic (or shipped) corpus"
+    return "the dataset itself" if cfg.task.startswith("hf:") else cfg.data_dir or "the synthetic (or shipped) corpus"

@@ -25,7 +25,7 @@ def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> lis
         # the groups whose sweep has finished choose as --tune will; the grid's `tuned` file
         # decides where it holds a choice for these very cells (a file written under other
         # settings, e.g. a shorter patience, names other groups and decides nothing)
-        choices, _ = tuning.choose(points, stored_finals(out / "runs", [p.cell for p in points]), partial=True)
+        choices, _ = tuning.choose(points, settled_finals(out / "runs", [p.cell for p in points]), partial=True)
         if tuned is not None and tuned.is_file():
             try:
                 choices = {**choices, **tuning.vouched_choices(tuned, swept, settings)[0]}
@@ -40,6 +40,32 @@ def known_choices(grid: dict, swept: list[Cell], points: list, out: Path) -> lis
     ]
 
 
+def settled_finals(runs: Path, cells: list[Cell]) -> dict[str, dict]:
+    """run id -> final.json for the cells stored, or settled as is by a lower cap or patience."""
+    finals = stored_finals(runs, cells)
+    for cell in cells:
+        if cell.run_id not in finals and (final := extend.stored_progress(cell.config, runs)[0]):
+            finals[cell.run_id] = final
+    return finals
+
+
+def progress(pairs: list[tuple[Cell, Cell]], runs: Path) -> tuple[set[str], dict[str, int]]:
+    """For (a grid cell, the cell it runs as) pairs: the grid cells done (stored, or settled as is
+    by a lower cap or patience), and grid cell -> the rounds a stored run under a lower cap
+    already ran, which its continuation does not run again (bench.protocol.extend)."""
+    done, carried = set(), {}
+    for cell, run in pairs:
+        if (runs / run.run_id / "final.json").is_file():
+            done.add(cell.run_id)
+            continue
+        final, rounds = extend.stored_progress(run.config, runs)
+        if final is not None:
+            done.add(cell.run_id)
+        elif rounds:
+            carried[cell.run_id] = rounds
+    return done, carried
+
+
 def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], out: Path, args) -> int:
     """--plan (and --pilot): cells per study, distinct, done, estimated cost; trains nothing but pilots."""
 
@@ -47,11 +73,7 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
     points = tuning.sweep_points(tuning.check_cells(swept, grid["_path"])) if swept else []
     pilots = pilot.run_pilots(cells, out / "pilots") if args.pilot else pilot.load_pilots()
     runs, every = out / "runs", cells + [p.cell for p in points]
-    done = {c.run_id for c in every if (runs / c.run_id / "final.json").is_file()}
-    done |= {c.run_id for c, t in known_choices(grid, swept, points, out) if (runs / t.run_id / "final.json").is_file()}
-    done |= {
-        c.run_id for c in every if (found := extend.predecessor(c.config, runs)) and found[1]
-    }  # a lower cap or patience settled it
+    done, carried = progress([(c, c) for c in every] + known_choices(grid, swept, points, out), runs)
     print(
         plan.plan(
             studies,
@@ -61,6 +83,7 @@ def print_plan(grid: dict, studies: dict[str, list[Cell]], cells: list[Cell], ou
             pilots,
             stored_cost.stored_throughput(runs),
             stored_cost.stored_round_share(runs),
+            carried,
         )
     )
     if swept:  # a check, not part of the grid: --probe-edges runs them

@@ -5,15 +5,28 @@ from __future__ import annotations
 import pytest
 
 from bench.config import ExperimentConfig
+from bench.protocol import plan
+from bench.protocol.plan_grid import progress
 from bench.protocol.runner import run_cell
 from tests.engine.extend_helpers import cell_of, read_final, serial_config
 from tests.tiny import tiny_config
 
 
 def test_more_rounds_continue_from_the_lower_cap_with_the_numbers_of_a_fresh_run(tiny_corpus, tmp_path):
+    """... and --plan prices the continuation by its new rounds only (README: raising a cap costs
+    only the rounds that are new)."""
     short, long = serial_config(tiny_corpus, rounds=2), serial_config(tiny_corpus, rounds=3)
     runs, fresh = tmp_path / "runs", tmp_path / "fresh"
     assert run_cell(cell_of(short), runs, resume=False, progress=False) == "ok"
+    assert progress([(cell_of(long), cell_of(long))], runs) == (set(), {long.run_id: 2})
+    whole, rest = plan.cell_cost(long), plan.cell_cost(long, 2)
+    assert rest.flops == pytest.approx(plan.cell_cost(long.with_settings(rounds=1)).flops)
+    one_hour = {whole.shape_key: whole.flops / 3600 / 1e12}  # a throughput at which the whole run takes an hour
+    text = plan.plan({"s": [cell_of(long)]}, [cell_of(long)], [], set(), one_hour, carried={long.run_id: 2})
+    assert (
+        f"s                     1      0 {rest.flops / whole.flops:>10.1f} CPU-h" in text
+        and rest.flops < whole.flops / 2
+    )
     assert run_cell(cell_of(long), runs, resume=False, progress=False) == "extended"
     assert run_cell(cell_of(long), fresh, resume=False, progress=False) == "ok"
     extended, alone = read_final(runs, long), read_final(fresh, long)
@@ -38,6 +51,7 @@ def test_a_stalled_run_stands_as_is_and_private_or_unfinished_runs_are_not_taken
     final = read_final(runs, short)
     assert final["stopped_early"] and final["rounds_run"] == 5
     long = _stopping(tiny_corpus, rounds=12)
+    assert progress([(cell_of(long), cell_of(long))], runs) == ({long.run_id}, {})  # --plan counts it done
     assert run_cell(cell_of(long), runs, resume=False, progress=False) == "extended"
     taken = read_final(runs, long)
     assert taken["metric"] == final["metric"] and taken["config"]["rounds"] == 12 and taken["stopped_early"]
