@@ -1,4 +1,4 @@
-"""What the docs/measure_*.py scripts share: how they name the code a run used, and how many
+"""What the docs/measure_*.py scripts share: how they name the code, layout and CPU a run used, and how many
 significant digits two numbers share."""
 
 from __future__ import annotations
@@ -24,3 +24,19 @@ def this_code() -> str:
 def shared_digits(a: float, b: float) -> int:
     """Significant digits two numbers share (7 for 0.73440053 and 0.73440048); EQUAL if equal."""
     return EQUAL if a == b else max(0, int(-math.log10(abs(a - b) / max(abs(a), abs(b)))))
+
+
+def side(final: dict) -> str:
+    """What made a stored run: its commit, whether the tree was dirty, its execution and CPU."""
+    git, host = final.get("git") or {}, final.get("host") or {}
+    execution = (final.get("execution") or "execution not recorded").split(" (")[0]
+    flags = host.get("cpu_flags_sha", "not recorded")
+    return f"{code_label(git)}, {execution}, CPU flags {flags}"
+
+
+def layout(final: dict) -> str:
+    """workers x torch threads, from the execution line ("?" where a run did not record it)."""
+    words = (final.get("execution") or "").split()
+    if "worker(s)," not in words:
+        return "?"
+    return f"{words[words.index('worker(s),') - 1]}x{words[words.index('thread(s)') - 2]}"

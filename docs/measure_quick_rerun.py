@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from measure_common import EQUAL, code_label, shared_digits
+from measure_common import EQUAL, code_label, layout, shared_digits, side
 
 RUNS = "results/quick/runs"
 
@@ -37,22 +37,6 @@ def old_run_ids(commit: str) -> list[str]:
 
 def first_loss(rounds_text: str) -> float:
     return json.loads(rounds_text.splitlines()[0])["train_loss"]
-
-
-def side(final: dict) -> str:
-    """What made a stored run: its commit, whether the tree was dirty, its execution and CPU."""
-    git, host = final.get("git") or {}, final.get("host") or {}
-    execution = (final.get("execution") or "execution not recorded").split(" (")[0]
-    flags = host.get("cpu_flags_sha", "not recorded")
-    return f"{code_label(git)}, {execution}, CPU flags {flags}"
-
-
-def layout(final: dict) -> str:
-    """workers x torch threads, from the execution line ("?" where a run did not record it)."""
-    words = (final.get("execution") or "").split()
-    if "worker(s)," not in words:
-        return "?"
-    return f"{words[words.index('worker(s),') - 1]}x{words[words.index('thread(s)') - 2]}"
 
 
 def compare(commit: str, run_id: str) -> dict:
@@ -109,9 +93,9 @@ def main() -> None:
     for i, label in enumerate(("then", "now")):
         print(f"- {label}: " + "; ".join(sorted({r["sides"][i] for r in rows})))
     print(
-        "\n| run id | LoRA | probe | first-round loss then / now | shared digits | test then / now | validation then / now |"
+        "\n| run id | LoRA | probe | made then / now | first-round loss then / now | shared digits | test then / now | validation then / now |"
     )
-    print("| --- | :---: | :---: | --- | ---: | --- | --- |")
+    print("| --- | :---: | :---: | --- | --- | ---: | --- | --- |")
     for r in rows:
         loss = " / ".join(f"{x:.8f}" for x in r["loss"])
         test, val = (" / ".join(f"{x:.4f}" for x in r[k]) for k in ("test", "val"))
