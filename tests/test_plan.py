@@ -10,6 +10,7 @@ import pytest
 
 from bench.config import ExperimentConfig
 from bench.protocol import pilot, plan, stored_cost
+from bench.protocol.grid import expand, load_grid
 from bench.protocol.host_speed import host_key
 from tests.tiny import tiny_config
 
@@ -393,6 +394,14 @@ def test_dp_sgd_cells_are_their_own_shape_and_fixed_shape_cells_are_priced_by_th
     assert plan.trained_tokens(
         ncbi.with_settings(dp_fixed_shape=True, local_epochs=2, clients_per_round=2), 4 * 1286, 9e5
     ) == (2 * 2 * 81 * 61 * 64)
+    # README: the NCBI grid's top:2 IID cell (800 sentences, 60 rounds) under DP-SGD padded 4.3x
+    # the FLOPs the plan once counted unpadded, 6.7x with the whole training set
+    cell = next(c.config for c in expand(load_grid("ncbi")[1]) if c.config.layers == "top:2" and c.config.clients == 4)
+    private = cell.with_settings(noise_multiplier=1.0, partition="iid")
+    for sentences, ratio in ((800, 4.3), (None, 6.7)):
+        unpadded = private.with_settings(train_subsample=sentences)
+        padded = unpadded.with_settings(dp_fixed_shape=True)
+        assert plan.cell_cost(padded).flops / plan.cell_cost(unpadded).flops == pytest.approx(ratio, abs=0.05)
 
 
 def test_the_plan_counts_the_rows_a_long_sentence_is_cut_into(tiny_corpus):
