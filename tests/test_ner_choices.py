@@ -83,6 +83,21 @@ def test_a_long_sentence_is_split_into_chunks_never_cut(tokenizer, cut):
     assert tuple(t for _, r in sorted(zip(firsts, per_chunk)) for t in r) == tags  # rejoined in order
 
 
+def test_only_a_word_longer_than_the_whole_window_is_cut_and_it_is_counted(tokenizer):
+    """README: a single word of more sub-words than the window holds keeps the first of them,
+    its label on the first, and is counted as `word_truncated`; its neighbours go to other rows."""
+    labels = bio_label_ids(["Disease"])
+    long_word = "adenomatous" * 4  # 4 x 4 pieces and more, in a window of 8 (6 between [CLS] and [SEP])
+    assert len(tokenizer(long_word, add_special_tokens=False)["input_ids"]) > 6
+    ex = NerExample(("x", long_word, "y"), ("O", "B-Disease", "O"), "site", "doc")
+    enc = encode_ner([ex], tokenizer, labels, 8)
+    assert enc.warnings["word_truncated"] == 1 and enc.warnings["sentences_split"] == 1
+    assert all(len(ids) <= 8 for ids in enc.input_ids)
+    labelled = [[x for x in row if x != IGNORE] for row in enc.labels]
+    assert labelled == [[labels["O"]], [labels["B-Disease"]], [labels["O"]]]  # every word, in its own row
+    assert len(enc.input_ids[1]) == 8  # the long word fills its window: cut, not dropped
+
+
 def test_final_json_counts_the_split_sentences(tiny_corpus, tmp_path, monkeypatch):
     """README: "the counts of split sentences and truncated documents are in `final.json`'s
     `encoding`". At a 16-token window the tiny i2b2-2010 corpus has sentences that do not fit
