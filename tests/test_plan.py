@@ -335,6 +335,24 @@ def test_a_gpu_plan_with_nothing_measured_names_the_stated_figure(monkeypatch):
     assert "estimate for what is left: 2.0 GPU-h" in pilot and "throughput from pilot;" in pilot
 
 
+def test_a_cell_over_its_workers_share_of_memory_is_listed_as_cannot_fit(monkeypatch):
+    """README: the plan lists a cell that does not fit its share under "cannot fit" (a GPU
+    worker's share is its fraction of the GPU; a CPU worker's, the machine's memory over the workers)."""
+    from bench.protocol.grid import Cell
+
+    cfg = ExperimentConfig(task="i2b2-2010", method="fedavg", gpus_per_worker=0.25)
+    share = plan.device_memory_gb(cfg)
+    assert share == pytest.approx(plan.device_memory_gb(cfg.with_settings(gpus_per_worker=1.0)) / 4)
+    for need, listed in ((share * 1.01, True), (share * 0.99, False)):
+        monkeypatch.setattr(
+            plan, "cell_cost", lambda c, *_, need=need: plan.Cost(9e17, 1.0, need, "GPU", plan.shape_key(c), "")
+        )
+        cell = Cell(cfg.run_id, cfg)
+        text = plan.plan({"main": [cell]}, [cell], [], set(), {}, {})
+        line = f"cannot fit: {cfg.run_id} needs {need:.1f} GB per worker, has {share:.1f} GB"
+        assert (line in text) is listed
+
+
 def test_a_cpu_plan_is_in_the_contracts_cpu_h_and_says_what_they_are(monkeypatch):
     """CONTRACT: --plan estimates in GPU-h or CPU-h. On a CPU they are the whole machine's wall
     hours (the plan's throughput is wall-based), which the plan's legend says, since 'CPU-h'
