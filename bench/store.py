@@ -27,13 +27,19 @@ def cache_root() -> Path:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Replace `path` whole: written beside it, then renamed, so a reader (or a crash) sees the
+    old file or the new one, never part of one; a failed write leaves the old file and no stray."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, obj) -> None:
