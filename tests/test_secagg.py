@@ -100,6 +100,19 @@ def test_weights_at_the_edge_of_the_range_do_not_wrap():
     assert weight == pytest.approx(1388.0, abs=1e-3) and np.allclose(total, 1388.0, atol=1e-3)
 
 
+def test_a_value_beyond_the_clip_counts_at_the_clip_and_never_wraps():
+    """README: each worker clips every value of its update to --secagg-clip before fixed point, so
+    one large (or hostile) value counts at the clip. Unclipped, four clients of weight 10 sending
+    3.0 at clip 1.0 wrapped round the modulus to a sum of -40."""
+    weights = {c: 10.0 for c in range(4)}
+    updates = {c: np.full(8, 3.0) for c in range(4)}
+    updates[0][:4] = -5.0
+    quantiser = Quantiser(clip=1.0, total_weight=sum(weights.values()))
+    total, weight, _ = secure_sum(updates, weights, quantiser, round_=0, seed=0, degree=3)
+    assert weight == pytest.approx(40.0, abs=1e-3)
+    assert np.allclose(total[:4], 3 * 10.0 - 10.0, atol=1e-3) and np.allclose(total[4:], 40.0, atol=1e-3)
+
+
 def test_a_run_with_secure_aggregation_matches_the_plain_run(tiny_corpus, tmp_path):
     """Same clients, same training: the unmasked means equal FedAvg's within quantisation noise
     (a couple of 1e-9 per element), so every score matches; the rounds record the overhead, and
@@ -474,7 +487,7 @@ def test_a_client_answers_one_request_naming_it_a_survivor_and_enough_survivors(
     for request in (
         {"survivors": [1, 2, 3, 4, 5], "dropped": [0]},  # does not name it a survivor
         {"survivors": [0, 1], "dropped": [2, 3, 4, 5]},  # fewer survivors than its threshold, 3
-        {"survivors": [0, 1, 2, 3], "dropped": [3]},  # one client both ways
+        {"survivors": [0, 1, 2, 3, 4, 5], "dropped": [3]},  # one client both ways (and nobody unaccounted for)
         {"survivors": [0, 1, 900, 901], "dropped": [2, 3, 4, 5]},  # clients that do not exist
         {"survivors": [0, 1, 2, 3], "dropped": [4]},  # a neighbour (5) left unaccounted for
     ):
