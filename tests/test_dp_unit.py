@@ -160,7 +160,7 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
     histories = [[tuple(h) for h in hs] for hs in final["dp"]["accountants"].values()]
     composed = composed_epsilon(histories, cfg.dp_delta)
     assert final["dp"]["shared_holders"] == [[0, 1]] and len(histories) == 2
-    assert 0.99 * 8.0 <= composed <= 8.0 and final["epsilon"] == pytest.approx(composed)
+    assert 8.0 - 0.005 <= composed <= 8.0 and final["epsilon"] == pytest.approx(composed)
     old_sigma = max(_calibrate(8.0, cfg.dp_delta, h[0][1], sum(steps for *_, steps in h)) for h in histories)
     assert final["dp"]["noise_multiplier"] > old_sigma
     old = [[(old_sigma, rate, steps) for _, rate, steps in h] for h in histories]
@@ -169,7 +169,7 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
     whole = run_experiment(cfg.with_settings(partition="site", clients=3), tmp_path / "site", progress=False)
     assert whole["dp"]["shared_holders"] == []
     alone = [epsilon_of([tuple(h) for h in hs], cfg.dp_delta) for hs in whole["dp"]["accountants"].values()]
-    assert max(alone) == pytest.approx(whole["epsilon"]) and 0.99 * 8.0 <= whole["epsilon"] <= 8.0
+    assert max(alone) == pytest.approx(whole["epsilon"]) and 8.0 - 0.005 <= whole["epsilon"] <= 8.0
     # every training client composed whatever the split: the site split's notes are whole, and
     # still the run calibrates for a note at all three hospitals and reports that composition
     free = run_experiment(
@@ -179,7 +179,7 @@ def test_a_document_split_between_clients_spends_their_composition(tiny_corpus, 
         free["dp"]["shared_holders"] == [[0, 1, 2]] and free["dp"]["noise_multiplier"] > whole["dp"]["noise_multiplier"]
     )
     composed = composed_epsilon([[tuple(h) for h in hs] for hs in free["dp"]["accountants"].values()], cfg.dp_delta)
-    assert 0.99 * 8.0 <= composed <= 8.0 and free["epsilon"] == pytest.approx(composed)
+    assert 8.0 - 0.005 <= composed <= 8.0 and free["epsilon"] == pytest.approx(composed)
 
 
 def test_the_sets_that_share_a_unit_are_the_largest_among_the_training_clients():
@@ -226,7 +226,7 @@ def test_the_calibration_composes_each_shared_set_and_only_it():
     alone, pair, triple = (plan(cfg, rows, rounds, s).noise_multiplier for s in ((), ((0, 1),), ((0, 1, 2),)))
     assert alone < pair < triple
     history = [(pair, 0.1, 50)]
-    assert 8.0 - 0.01 <= composed_epsilon([history, history], 1e-5) <= 8.0
+    assert 8.0 - 0.005 <= composed_epsilon([history, history], 1e-5) <= 8.0
 
 
 def test_all_holders_makes_the_noise_independent_of_where_units_sit():
