@@ -180,7 +180,7 @@ def test_a_draw_over_the_cap_runs_on_the_next_multiple_and_the_filler_weighs_not
 def test_timing_delta_adds_the_overflow_chance_at_its_cost():
     assert fixed_shape.timing_delta(1e-5, 1.0, 0) == 1e-5
     expected = 1e-5 + 1000 * fixed_shape.PER_STEP_OVERFLOW * (1 + np.e**8)
-    assert fixed_shape.timing_delta(1e-5, 8.0, 1000) == pytest.approx(expected, rel=1e-12)
+    assert fixed_shape.timing_delta(1e-5, 8.0, 1000) == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize(
@@ -262,6 +262,11 @@ def test_the_prefix_cache_is_filled_before_the_first_step(tiny_corpus, tmp_path,
     dp = final["dp"]
     assert dp["fixed_length"] == cfg.max_length
     assert dp["delta"] < dp["timing_delta"] < dp["delta"] * 1.001
+    # README: the overflow term counts every client's steps over the run, at the run's epsilon
+    run_steps = sum(s for c, history in dp["accountants"].items() if c != "server" for _, _, s in history)
+    assert len(dp["accountants"]) == cfg.clients and final["epsilon"] > 0
+    expected = fixed_shape.timing_delta(dp["delta"], final["epsilon"], run_steps)
+    assert dp["timing_delta"] - dp["delta"] == pytest.approx(expected - dp["delta"], rel=1e-3, abs=0)  # the term alone
     unpadded = tiny_config(tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, train_subsample=40)
     assert unpadded.run_id != cfg.run_id
 
