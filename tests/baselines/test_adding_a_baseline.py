@@ -27,6 +27,11 @@ assert Path(baselines.__file__).parent == Path(sys.argv[1]), baselines.__file__ 
 assert "head-only" in METHODS, METHODS.names()
 cells = expand(load_grid(sys.argv[2])[1])
 print(sorted(c.config.method for c in cells))
+from bench.engine.server import run_experiment  # and it trains: one round of its cell
+
+cell = next(c.config for c in cells if c.config.method == "head-only")
+final = run_experiment(cell.with_settings(backend="serial", train_subsample=16), Path(sys.argv[3]), progress=False)
+print(final["status"], final["trainable_params"], final["total_params"])
 """
 
 
@@ -39,12 +44,12 @@ def _readme_example() -> tuple[str, str]:
     return code.group(1), line.group(1)
 
 
-def test_a_new_file_in_baselines_is_discovered_and_expands_in_a_grid(tiny_corpus, tmp_path):
+def test_a_new_file_in_baselines_is_discovered_expands_in_a_grid_and_trains(tiny_corpus, tmp_path):
     """README: "One file in `baselines/`, one line in a grid ... then `- {method: head-only}` in
     a grid: every module in `baselines/` is discovered and registered". A copy of baselines/ with
     the README's head_only.py added word for word, ahead of the repo on sys.path (a subprocess: the
-    registry here is filled already): "head-only" is a registered method and the grid line
-    expands to a head-only cell."""
+    registry here is filled already): "head-only" is a registered method, the grid line
+    expands to a head-only cell, and that cell trains a round with the head alone trainable."""
     code, line = _readme_example()
     package = tmp_path / "site" / "baselines"
     shutil.copytree(ROOT / "baselines", package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -57,10 +62,17 @@ def test_a_new_file_in_baselines_is_discovered_and_expands_in_a_grid(tiny_corpus
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package.parent), str(ROOT)])}
     done = subprocess.run(
-        [sys.executable, "-c", CHECK, str(package), str(grid)], capture_output=True, text=True, env=env, cwd=tmp_path
+        [sys.executable, "-c", CHECK, str(package), str(grid), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[-2] == "['fedavg', 'head-only']"
+    methods, trained = done.stdout.split("\n")[-3:-1]
+    assert methods == "['fedavg', 'head-only']"
+    status, trainable, total = trained.split()
+    assert status == "ok" and 0 < int(trainable) < int(total) / 10  # the head alone trains
 
 
 def _backend_table(node: ast.AST) -> bool:
