@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.config import ExperimentConfig
-from bench.protocol import plan
+from bench.protocol import extend, plan
 from bench.protocol.plan_grid import progress
 from bench.protocol.runner import run_cell
 from tests.engine.extend_helpers import cell_of, read_final, serial_config
@@ -19,6 +19,10 @@ def test_more_rounds_continue_from_the_lower_cap_with_the_numbers_of_a_fresh_run
     runs, fresh = tmp_path / "runs", tmp_path / "fresh"
     assert run_cell(cell_of(short), runs, resume=False, progress=False) == "ok"
     assert progress([(cell_of(long), cell_of(long))], runs) == (set(), {long.run_id: 2})
+    checkpoint = runs / short.run_id / "checkpoint.pt"
+    checkpoint.rename(runs / "away.pt")  # gone (checkpoints are not committed): nothing to continue, it reruns
+    assert extend.predecessor(long, runs) is None and progress([(cell_of(long), cell_of(long))], runs) == (set(), {})
+    (runs / "away.pt").rename(checkpoint)
     whole, rest = plan.cell_cost(long), plan.cell_cost(long, 2)
     assert rest.flops == pytest.approx(plan.cell_cost(long.with_settings(rounds=1)).flops)
     one_hour = {whole.shape_key: whole.flops / 3600 / 1e12}  # a throughput at which the whole run takes an hour
