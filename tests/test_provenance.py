@@ -4,6 +4,7 @@ versions, not constants."""
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -51,3 +52,20 @@ def test_versions_are_the_installed_ones():
     assert found["torch"] == torch.__version__ == metadata.version("torch")
     assert found["transformers"] == metadata.version("transformers")
     assert found["python"] == platform.python_version()
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/cpuinfo"), reason="no /proc/cpuinfo here")
+def test_a_runs_host_names_the_cpu_model_and_a_digest_of_its_flags():
+    """README: final.json's `host` (bench.engine.cells.node_identity) names the CPU model and a
+    digest of its flags, so two runs of one seed on different kinds of machine can be told apart."""
+    import hashlib
+
+    from bench.engine.cells import node_identity
+
+    fields = {}
+    for line in open("/proc/cpuinfo").read().splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    host = node_identity()
+    assert host["cpu_model"] == fields["model name"]
+    assert host["cpu_flags_sha"] == hashlib.sha256(fields["flags"].encode()).hexdigest()[:12]
