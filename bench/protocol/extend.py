@@ -88,7 +88,8 @@ def take_over(source: Path, folder: Path, cfg: ExperimentConfig, as_is: bool) ->
     """Fill `folder` (this cell's, empty but for its config) from `source`: the whole result when
     it stands as is, else the history and checkpoint to continue from. The source is noted in
     the folder at once, so a continuation interrupted and resumed still names it."""
-    names = ["partition.json", "rounds.jsonl", "checkpoint.pt"] + (["final.json", "test_items.json"] if as_is else [])
+    result = ["final.json", "test_items.json", "test_groups.json"]  # test_groups: what the report's bootstrap resamples
+    names = ["partition.json", "rounds.jsonl", "checkpoint.pt"] + (result if as_is else [])
     for name in names:
         if (source / name).is_file():
             shutil.copy2(source / name, folder / name)

@@ -61,6 +61,8 @@ def test_a_stalled_run_stands_as_is_and_private_or_unfinished_runs_are_not_taken
     assert taken["metric"] == final["metric"] and taken["config"]["rounds"] == 12 and taken["stopped_early"]
     assert (runs / long.run_id / "rounds.jsonl").read_text().count("\n") == 5
     assert (runs / long.run_id / "checkpoint.pt").is_file(), "kept, so a longer patience can still continue it"
+    for name in ("test_items.json", "test_groups.json"):  # what the report's bootstrap reads, groups included
+        assert (runs / long.run_id / name).read_text() == (runs / short.run_id / name).read_text(), name
 
     from bench.protocol import extend
 
