@@ -9,7 +9,7 @@ import platform
 import pytest
 
 from bench.config import ExperimentConfig
-from bench.protocol import pilot, plan, stored_cost
+from bench.protocol import corpus_size, pilot, plan, stored_cost
 from bench.protocol.grid import expand, load_grid
 from bench.protocol.host_speed import host_key
 from tests.tiny import tiny_config
@@ -427,11 +427,11 @@ def test_the_plan_counts_the_rows_a_long_sentence_is_cut_into(tiny_corpus):
     which set a fixed shape's steps and cap; classification documents are truncated to one."""
     from bench.engine.prepare import prepare_task
 
-    assert plan.encoded_size(100, 64, chunked=True) == (3, 130 + 3 * 2)  # 130 sub-words in windows of 62
-    assert plan.encoded_size(100, 64, chunked=False) == (1, 64)
-    assert plan.encoded_size(10, 64, chunked=True) == (1, 13 + 2)
+    assert corpus_size.encoded_size(100, 64, chunked=True) == (3, 130 + 3 * 2)  # 130 sub-words in windows of 62
+    assert corpus_size.encoded_size(100, 64, chunked=False) == (1, 64)
+    assert corpus_size.encoded_size(10, 64, chunked=True) == (1, 13 + 2)
     cfg = tiny_config(tiny_corpus, max_length=8, prefix_cache="off")
-    estimated = plan.corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, None)["train"]
+    estimated = corpus_size.corpus_tokens(cfg.task, cfg.data_dir, cfg.max_length, None)["train"]
     encoded = len(prepare_task(cfg).train.encoded.input_ids)
     assert estimated.rows > 1.2 * estimated.examples and encoded > 1.2 * estimated.examples  # cut at this width
     assert 0.8 < estimated.rows / encoded < 1.25, (estimated, encoded)

@@ -16,25 +16,23 @@ activations for one step (and DP-SGD's per-sample gradients: worker_memory_gb)."
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 from dataclasses import dataclass
 
 from bench.config import ExperimentConfig
-from bench.data import TASKS, load_task
+from bench.data import TASKS
 from bench.data.hf import column_options
 from bench.federation.fixed_shape import cap_rows
 from bench.federation.privacy import sample_rate, steps_per_round
 from bench.model.shapes import model_shape
 from bench.protocol import host_speed, shape_neighbours, tuning
+from bench.protocol.corpus_size import corpus_tokens
 from bench.protocol.host_speed import host_key
 from bench.registry import METHODS
-from bench.synth.cache import data_dir_for
 
 GPU_TFLOPS = 250.0  # stated: an H100-class GPU in bf16 at about a quarter of its 989 TFLOP/s dense peak
 GPU_MEMORY_GB = 80.0  # stated, when no GPU is visible to the planner
-TOKENS_PER_WORD = 1.3  # sub-words per whitespace word, for clinical English with BPE/WordPiece
+SHIPPED = "the synthetic (or shipped) corpus"
 CPU_HOURS = "  CPU-h here: wall hours of this whole machine (all its cores at once), not core-hours"
 ACTIVATION_BYTES = 34  # per token, hidden unit and block for a training step (Korthikanti et al. 2022, fp16)
 # (once per step, per block kept) bytes per token and hidden unit at a 2-byte dtype, by architecture.
@@ -49,43 +47,6 @@ def activation_bytes(family: str, blocks: int) -> float:
     """One batch's activations per token and hidden unit, at a 2-byte dtype, with `blocks` kept."""
     fixed, per_block = ACTIVATION_FIT.get(family, (0, ACTIVATION_BYTES))
     return fixed + per_block * blocks
-
-
-@dataclass(frozen=True)
-class SplitSize:
-    examples: int
-    rows: int  # encoded rows: a NER sentence longer than the window is several (bench.data.tokenize)
-    tokens: int
-
-
-def encoded_size(words: int, max_length: int, chunked: bool) -> tuple[int, int]:
-    """(rows, tokens) one example of `words` words is estimated to encode to: its sub-words, cut
-    into windows of max_length less the two special tokens each (NER's chunks), or truncated to
-    one window (classification's documents)."""
-    pieces = math.ceil(TOKENS_PER_WORD * words)
-    if not chunked:
-        return 1, min(max_length, pieces + 2)
-    rows = max(1, math.ceil(pieces / (max_length - 2)))
-    return rows, pieces + 2 * rows
-
-
-@functools.cache
-def corpus_tokens(
-    task: str, data_dir: str | None, max_length: int, label_level: str | None, columns: tuple = ()
-) -> dict[str, SplitSize]:
-    """Per split: its examples, and the rows and tokens they are estimated to encode to."""
-    options = {"label_level": label_level} if label_level else {}
-    data = load_task(task, data_dir_for(task, data_dir), **options, **dict(columns))
-    out = {}
-    for split, examples in data.splits.items():
-        sizes = [
-            encoded_size(len(ex.tokens), max_length, True)
-            if hasattr(ex, "tokens")
-            else encoded_size(len(ex.text.split()), max_length, False)
-            for ex in examples
-        ]
-        out[split] = SplitSize(len(examples), sum(r for r, _ in sizes), sum(t for _, t in sizes))
-    return out
 
 
 @dataclass(frozen=True)
@@ -277,24 +238,26 @@ def plan(
         + (f"; stated {GPU_TFLOPS:g} TFLOP/s per GPU" if "stated" in sources else "")
         + "; --pilot times each shape here)",
     ]
-    lines += _expected(total, unit, round_share)
-    worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
-    lines.append(
-        f"peak memory per worker: {worst[1].memory_gb:.1f} GB ({worst[0].model}, "
-        f"{(worst[0].method + ' ' + (worst[0].layers or '')).strip()}, batch {worst[0].batch_size} x {worst[0].max_length}, "
-        f"{worst[0].dtype})"
-    )
-    data = sorted({f"{cfg.task}: {_sized_from(cfg)}" for cfg, _ in costs.values()})
-    lines.append("data sized from " + "; ".join(data) + " (plan with --data-dir for the real releases' sizes)")
-    notes = sorted({cost.note for _, cost in costs.values() if cost.note})
-    lines += [f"note: {n}" for n in notes]
-    too_big = [(rid, cfg, cost) for rid, (cfg, cost) in costs.items() if cost.memory_gb > device_memory_gb(cfg)]
-    for rid, cfg, cost in too_big[:10]:
-        lines.append(f"cannot fit: {rid} needs {cost.memory_gb:.1f} GB per worker, has {device_memory_gb(cfg):.1f} GB")
-    if len(too_big) > 10:
-        lines.append(f"cannot fit: {len(too_big) - 10} more cells")
-    return "\n".join(lines)
+    return "\n".join(lines + _expected(total, unit, round_share) + _memory_and_data(costs))
 
 
-def _sized_from(cfg) -> str:
-    return "the dataset itself" if cfg.task.startswith("hf:") else cfg.data_dir or "the synthetic (or shipped) corpus"
+def _memory_and_data(costs: dict) -> list[str]:
+    """The plan's closing lines: the worst worker's memory, where data sizes come from, notes, what cannot fit."""
+    cfg, worst = max(costs.values(), key=lambda vc: vc[1].memory_gb)
+    method = (cfg.method + " " + (cfg.layers or "")).strip()
+    sized = {
+        f"{c.task}: " + ("the dataset itself" if c.task.startswith("hf:") else c.data_dir or SHIPPED)
+        for c, _ in costs.values()
+    }
+    lines = [
+        f"peak memory per worker: {worst.memory_gb:.1f} GB ({cfg.model}, {method}, batch {cfg.batch_size} x "
+        f"{cfg.max_length}, {cfg.dtype})",
+        f"data sized from {'; '.join(sorted(sized))} (plan with --data-dir for the real releases' sizes)",
+    ]
+    lines += [f"note: {n}" for n in sorted({cost.note for _, cost in costs.values() if cost.note})]
+    big = [(rid, c, cost) for rid, (c, cost) in costs.items() if cost.memory_gb > device_memory_gb(c)]
+    lines += [
+        f"cannot fit: {r} needs {k.memory_gb:.1f} GB per worker, has {device_memory_gb(c):.1f} GB"
+        for r, c, k in big[:10]
+    ]
+    return lines + [f"cannot fit: {len(big) - 10} more cells"] * (len(big) > 10)
