@@ -8,7 +8,8 @@ since replaced) could not be continued, so its cell reran from round 1 with the 
 another CPU kind and a later commit. For each pair, over the rounds both ran: the significant
 digits their training losses share (fewest and median over rounds), the first round whose
 validation score differs, the largest validation difference, and the best validation round
-within the old cap then and now (which round a 40-round run would have reported). Scores only.
+within the old cap then and now (which round a 40-round run would have reported), and each run's
+reported test score (then under the 40-round cap, now under 60). Scores only.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def compare(old: Path, new: Path) -> dict:
         "largest": max(abs(a["val_metric"] - b["val_metric"]) for a, b in zip(then, now)),
         "best": (best_round(then[:OLD_CAP]), best_round(now[:OLD_CAP])),
         "made": " / ".join(layout(f) for f in finals),
+        "reported": [(f["metric"], f["best_round"], f["rounds_run"]) for f in finals],
         "sides": [side(f) for f in finals],
     }
 
@@ -92,15 +94,16 @@ def main() -> None:
     print(
         "\n| cell | rounds compared | made then / now | loss digits shared (fewest, median) "
         f"| first round validation differs | largest validation difference | best round within {OLD_CAP} "
-        "(validation) then / now |"
+        "(validation) then / now | reported test (best round of rounds run) then / now |"
     )
-    print("| --- | ---: | --- | --- | ---: | ---: | --- |")
+    print("| --- | ---: | --- | --- | ---: | ---: | --- | --- |")
     for r in rows:
         fewest, median = (digits_text(d) for d in r["digits"])
         best = " / ".join(f"{b} ({v:.4f})" for b, v in r["best"])
+        reported = " / ".join(f"{m:.4f} ({b} of {n})" for m, b, n in r["reported"])
         print(
             f"| {r['cell']} | {r['rounds']} | {r['made']} | {fewest}, {median} | {r['first_moved'] or 'none'} "
-            f"| {r['largest']:.4f} | {best} |"
+            f"| {r['largest']:.4f} | {best} | {reported} |"
         )
 
 
