@@ -168,9 +168,10 @@ def test_grid_report_and_sigkill_resume(tiny_corpus, tmp_path):
 
     for f in (killed / "figures").iterdir():
         f.unlink()
-    start = time.perf_counter()
+    stored = {p: p.stat().st_mtime_ns for p in (killed / "runs").rglob("*") if p.is_file()}
     run_all("--grid", grid, "--out", killed, "--report-only")
-    assert time.perf_counter() - start < 30
+    after = {p: p.stat().st_mtime_ns for p in (killed / "runs").rglob("*") if p.is_file()}
+    assert after == stored, "--report-only trains nothing and writes no run file"  # (was a 30 s timer)
     assert (killed / "figures" / "metric_vs_round.png").is_file()
     for name in (
         "metric_vs_bytes.pdf",
