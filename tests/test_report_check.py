@@ -20,6 +20,13 @@ def test_the_committed_quick_report_is_what_its_committed_runs_give():
     assert "(none differ)" in proc.stdout, proc.stdout
 
 
+def test_the_committed_lora_regen_report_is_what_its_committed_runs_give():
+    """Three seeds a row, so a change that shows only across seeds (a mean become a median) fails
+    here, where the quick grid's one seed cannot show it, and the edited copy below hides it."""
+    proc = run_all_main("--grid", LORA_REGEN / "grid.yaml", "--out", LORA_REGEN, "--check")
+    assert "(none differ)" in proc.stdout, proc.stdout
+
+
 def test_a_stored_table_the_runs_do_not_give_or_a_missing_one_fails_the_check_and_is_named(tmp_path):
     copy = tmp_path / LORA_REGEN.name  # the report's title is its folder's name
     shutil.copytree(LORA_REGEN, copy, ignore=shutil.ignore_patterns("checkpoint.pt"))
