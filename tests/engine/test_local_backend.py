@@ -58,6 +58,10 @@ def test_default_execution_fills_cores_not_beyond_clients(monkeypatch):
     assert (fed.workers, fed.threads_per_worker, fed.resolved_backend) == (5, 1, "local")
     central = execution.choose(ExperimentConfig(task="conll", method="centralized", clients=20))
     assert (central.workers, central.threads_per_worker, central.resolved_backend) == (1, 8, "serial")
+    # README: Ray stays the backend for GPUs (fractional placement), and for a named cluster
+    on_gpus = ExperimentConfig(task="conll", method="fedavg", workers=4, gpus_per_worker=0.25)
+    assert on_gpus.resolved_backend == "ray" and on_gpus.with_settings(workers=1).resolved_backend == "serial"
+    assert ExperimentConfig(task="conll", method="fedavg", workers=2, ray_address="h:6379").resolved_backend == "ray"
     assert fed.run_id == ExperimentConfig(task="conll", method="fedavg", clients=20, clients_per_round=5).run_id
     monkeypatch.setenv("BENCH_WORKERS", "1")
     assert execution.choose(ExperimentConfig(task="conll", method="fedavg")).workers == 1
