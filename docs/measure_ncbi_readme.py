@@ -161,6 +161,17 @@ def knee_lines(main_rows: list[dict]) -> list[str]:
             f"- label skew's cost, Dirichlet 0.5 minus IID, paired by seed ({', '.join(map(str, seeds))}), {label}: "
             f"{100 * found['diff']:+.1f} [{100 * found['lo']:+.1f}, {100 * found['hi']:+.1f}] points"
         )
+    groups = {"top:5": top5["dirichlet:0.5"], "LoRA r8": metrics(main_rows, "lora", "", "dirichlet:0.5")}
+    sds = {name: statistics.stdev(runs.values()) for name, runs in groups.items()}
+    wide, narrow = sorted(sds, key=sds.get, reverse=True)
+    dfs = (len(groups[wide]) - 1, len(groups[narrow]) - 1)
+    ratio = (sds[wide] / sds[narrow]) ** 2
+    p = min(1.0, 2 * stats.f.sf(ratio, *dfs))
+    lines.append(
+        "- label skew, the spread of the reported seeds: "
+        + ", ".join(f"{name} sd {sd:.4f}" for name, sd in sds.items())
+        + f"; two-sided F test of equal variances F{dfs} = {ratio:.1f}, p = {p:.3f}"
+    )
     return lines
 
 
@@ -268,9 +279,27 @@ def holm_lines() -> list[str]:
         },
     }
     adjusted = _holm(list(table.values()))
+    # a comparison the table shows twice (auto:2's rows repeat top:2's; centralized - FedAvg is in
+    # both rows): the same two arms' seed metrics, in either order, counted once
+    arms = {
+        name: frozenset(tuple(sorted(m.items())) for m in pair)
+        for name, pair in (
+            (
+                f"{r['method']} - {vs[3:]} ({r['partition']})",
+                (by[(r["method"], r["partition"])], by[("fedavg", r["partition"])] if vs == "vs_fedavg" else central),
+            )
+            for r in rows
+            for vs in ("vs_fedavg", "vs_centralized")
+            if r[f"{vs}_seed_lo"]
+        )
+    }
+    distinct = {arm: table[name] for name, arm in arms.items()}
+    once = _holm(list(distinct.values()))
     lines = [
         f"- Holm over the main table's {len(table)} seed-paired differences: {sum(a < 0.05 for a in adjusted)} "
-        f"below 0.05 (smallest adjusted p {adjusted[0]:.3f}; unadjusted, {sum(p < 0.05 for p in table.values())} below 0.05)"
+        f"below 0.05 (smallest adjusted p {adjusted[0]:.3f}; unadjusted, {sum(p < 0.05 for p in table.values())} below 0.05)",
+        f"- of those, {len(distinct)} distinct comparisons (the rest repeat one); Holm over them: "
+        f"{sum(a < 0.05 for a in once)} below 0.05 (smallest adjusted p {once[0]:.3f})",
     ]
     for claim, ps in groups.items():
         lines.append(f"- Holm within '{claim}' (4 differences): largest adjusted p {max(_holm(list(ps.values()))):.3f}")
