@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.compare.workloads import WORKLOADS
 from bench.engine.cells import cpu_kind
-from bench.protocol.host_speed import measure_thread_tflops
+from bench.protocol.host_speed import all_cores_tflops
 from bench.protocol.plan import cell_cost
 
 TIME_PAIRS = [  # (numerator side, denominator side): the ratios the text quotes
@@ -38,6 +38,7 @@ TIME_PAIRS = [  # (numerator side, denominator side): the ratios the text quotes
     ("flower", "suite_w1"),
     ("suite_w1", "suite"),
 ]
+SMALL_PROCESS_MB = 100  # a helper process (Ray's daemons, a driver's idle parts), not a trainer
 MEMORY_PAIRS = [
     ("suite", "flower_equal"),
     ("floor", "flower_equal"),
@@ -73,7 +74,7 @@ def compute_rate(stored: dict) -> tuple[float, str]:
     if machine.get("host_tflops"):
         return machine["host_tflops"], "recorded by the sitting"
     now = cpu_kind()
-    rate = measure_thread_tflops() * (os.cpu_count() or 1)
+    rate = all_cores_tflops()
     same = "the same kind" if now["cpu_flags_sha"] == machine.get("cpu_flags_sha") else "ANOTHER kind"
     return rate, (
         f"measured now by this script on {os.cpu_count()} cores (CPU flags {now['cpu_flags_sha']}; the sitting's "
@@ -100,6 +101,13 @@ def main() -> None:
         for side, got in sides.items():
             print(
                 f"- {side}: {got['wall_s']} s ({got['wall_s'] / floor_s:.2f}x the compute floor), spread {spread(got)}"
+            )
+        for side, got in sides.items():  # whose processes hold the peak: trainers, or small helpers (Ray's)
+            peaks = got.get("peak_pss_by_process_mb", [])
+            small = [mb for mb in peaks if mb < SMALL_PROCESS_MB]
+            print(
+                f"- {side}: {len(peaks)} processes; {len(small)} under {SMALL_PROCESS_MB} MB peak at "
+                f"{sum(small):.0f} MB in all (each at its own moment)"
             )
         for top, bottom in TIME_PAIRS:
             if top in sides and bottom in sides:

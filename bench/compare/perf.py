@@ -27,7 +27,7 @@ from bench.engine.cells import cpu_kind
 from bench.engine.prepare import prepare_task
 from bench.engine.server import run_experiment
 from bench.errors import OneLineArgumentParser, cli_entry
-from bench.protocol.host_speed import measure_thread_tflops
+from bench.protocol.host_speed import all_cores_tflops
 from bench.store import git_state
 
 NCBI = Path(__file__).resolve().parents[3] / "shared" / "data" / "ncbi-disease"
@@ -45,7 +45,7 @@ def machine() -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         **cpu_kind(),  # the processor model and a digest of its flags
         # the compute floor's rate: a minilm-width block on every core (docs/measure_flower_derived.py)
-        "host_tflops": round(measure_thread_tflops() * (os.cpu_count() or 1), 4),
+        "host_tflops": round(all_cores_tflops(), 4),
         "measured": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "git": git_state(),  # the code that was measured
     }

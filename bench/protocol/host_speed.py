@@ -54,6 +54,11 @@ def measure_thread_tflops(seconds: float = PROBE_SECONDS) -> float:
     return 6.0 * params * BATCH * TOKENS * steps / elapsed / 1e12
 
 
+def all_cores_tflops() -> float:
+    """This CPU's rate measured now: one thread's times the cores (an upper bound, as cores may not scale)."""
+    return measure_thread_tflops() * (os.cpu_count() or 1)
+
+
 def host_tflops(host: str) -> tuple[float, str]:
     """(TFLOP/s of this host's cores, how it is known): cached per host, else measured now."""
     path = cache_path()
