@@ -22,13 +22,10 @@ from pathlib import Path
 from measure_common import EQUAL, layout, shared_digits, side
 
 from bench.config import ExperimentConfig
+from bench.store import read_json_lines
 
 RUNS = Path("results/medquad/runs")
 OLD_CAP = 40
-
-
-def history(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "rounds.jsonl").read_text().splitlines()]
 
 
 def best_round(rounds: list[dict]) -> tuple[int, float]:
@@ -53,7 +50,7 @@ def pairs() -> list[tuple[Path, Path]]:
 
 
 def compare(old: Path, new: Path) -> dict:
-    then, now = history(old), history(new)
+    then, now = (read_json_lines(f / "rounds.jsonl") for f in (old, new))
     both = min(len(then), len(now))
     digits = [shared_digits(a["train_loss"], b["train_loss"]) for a, b in zip(then, now)]
     moved = [a["round"] for a, b in zip(then, now) if a["val_metric"] != b["val_metric"]]
