@@ -422,6 +422,18 @@ def test_dp_sgd_cells_are_their_own_shape_and_fixed_shape_cells_are_priced_by_th
         assert plan.cell_cost(padded).flops / plan.cell_cost(unpadded).flops == pytest.approx(ratio, abs=0.05)
 
 
+def test_the_memory_line_names_the_rows_a_step_holds(tiny_corpus):
+    """Under --dp-fixed-shape the peak is for the cap's rows, not the batch: the line said "batch B"
+    for a step that held far more."""
+    base = tiny_config(tiny_corpus, method="layerskip", layers="top:1", noise_multiplier=1.0, batch_size=2)
+    fixed = base.with_settings(dp_fixed_shape=True)
+    rows = plan.cell_cost(fixed).step_rows
+    assert rows > 2 and plan.cell_cost(base).step_rows == 2
+    line = plan._memory_and_data({"r": (fixed, plan.cell_cost(fixed))})[0]
+    assert f"a fixed step of {rows} rows x {fixed.max_length}," in line and "batch" not in line
+    assert f"batch 2 x {base.max_length}," in plan._memory_and_data({"r": (base, plan.cell_cost(base))})[0]
+
+
 def test_the_plan_counts_the_rows_a_long_sentence_is_cut_into(tiny_corpus):
     """NER sentences longer than the window are encoded as several rows (bench.data.tokenize),
     which set a fixed shape's steps and cap; classification documents are truncated to one."""

@@ -57,6 +57,7 @@ class Cost:
     device: str  # "GPU" or "CPU"
     shape_key: str  # model x method shape, what a pilot is keyed by
     note: str
+    step_rows: int = 0  # rows a training step holds, which the memory is for (0: the batch)
 
 
 def worker_memory_gb(cfg: ExperimentConfig, shape, method, step_rows: int | None = None) -> float:
@@ -133,8 +134,10 @@ def cell_cost(cfg: ExperimentConfig, stored_rounds: int = 0) -> Cost:
     flops = (cfg.rounds - stored_rounds) * (round_flops + forward * tested) + forward * (
         test_tokens + train_tokens * kept * cfg.holdout_fraction
     )
-    memory = worker_memory_gb(cfg, shape, method, step_rows(cfg, train.rows * kept))
-    return Cost(flops, round_flops, memory, "GPU" if cfg.gpus_per_worker > 0 else "CPU", shape_key(cfg), shape.note)
+    rows = step_rows(cfg, train.rows * kept)
+    memory = worker_memory_gb(cfg, shape, method, rows)
+    device = "GPU" if cfg.gpus_per_worker > 0 else "CPU"
+    return Cost(flops, round_flops, memory, device, shape_key(cfg), shape.note, rows)
 
 
 def device_memory_gb(cfg: ExperimentConfig) -> float:
@@ -249,9 +252,9 @@ def _memory_and_data(costs: dict) -> list[str]:
         f"{c.task}: " + ("the dataset itself" if c.task.startswith("hf:") else c.data_dir or SHIPPED)
         for c, _ in costs.values()
     }
+    step = f"a fixed step of {worst.step_rows} rows" if cfg.dp_fixed_shape else f"batch {cfg.batch_size}"
     lines = [
-        f"peak memory per worker: {worst.memory_gb:.1f} GB ({cfg.model}, {method}, batch {cfg.batch_size} x "
-        f"{cfg.max_length}, {cfg.dtype})",
+        f"peak memory per worker: {worst.memory_gb:.1f} GB ({cfg.model}, {method}, {step} x {cfg.max_length}, {cfg.dtype})",
         f"data sized from {'; '.join(sorted(sized))} (plan with --data-dir for the real releases' sizes)",
     ]
     lines += [f"note: {n}" for n in sorted({cost.note for _, cost in costs.values() if cost.note})]
