@@ -1,93 +1,12 @@
-"""A grid's cells as Ray tasks on a two-node cluster: same results as a serial grid, on both nodes,
-including cells that start their own Ray actors inside the cluster (the paper grid's shape)."""
+"""A grid's cells as Ray tasks: a cell whose process dies is reported and the others finish,
+follow-ups jump the queue, a node's GPUs bound the GPU cells at once. (Cells spread over a
+two-node cluster: test_running_cluster.py.)"""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli import run_all_main
-
 ray = pytest.importorskip("ray")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _comparable(value):
-    """A result without what legitimately differs between executions: timings, host, and whether
-    the prefix cache was found on disk (which cell builds it first depends on scheduling)."""
-    if isinstance(value, dict):
-        return {
-            k: _comparable(v)
-            for k, v in value.items()
-            if not k.endswith("_s") and k not in ("host", "prefix_cache_reuse", "prefix_cache")
-        }
-    if isinstance(value, list):
-        return [_comparable(v) for v in value]
-    return value
-
-
-def _results(out: Path) -> dict:
-    found = {}
-    for folder in sorted((out / "runs").iterdir()):
-        final = json.loads((folder / "final.json").read_text())
-        rounds = [json.loads(x) for x in (folder / "rounds.jsonl").read_text().splitlines()]
-        found[folder.name] = (_comparable(final), _comparable(rounds), final["host"])
-    return found
-
-
-def test_grid_cells_spread_over_a_two_node_cluster(tiny_corpus, tmp_path):
-    from ray.cluster_utils import Cluster
-
-    grid = """name: t
-defaults: {clients: 2, rounds: 1, max_length: 32, cpus_per_worker: 1}
-tasks: [i2b2-2010]
-methods: [{method: fedavg%s}, {method: layerskip, layers: "top:1"}]
-partitions: [iid, "dirichlet:0.5"]
-seeds: [0]
-"""
-    (tmp_path / "g.yaml").write_text(grid % "")
-    # the paper grid's shape on the cluster: a cell whose task starts its own Ray actors (two, one a
-    # node: each node has one CPU), inside the cluster the driver joined; execution only, same run ids
-    (tmp_path / "cluster.yaml").write_text(grid % ", workers: 2, backend: ray")
-
-    # the README's cluster command, with this test's grid, data root, model and address
-    command = ["--data-dir", str(tiny_corpus), "--model", "tiny-bert"]
-
-    def run(*extra):  # a process of its own: Ray connects it to the cluster, not this test process
-        return subprocess.run(
-            [sys.executable, str(ROOT / "run_all.py"), *command, *extra],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=True,
-            timeout=600,
-        )
-
-    run_all_main("--grid", tmp_path / "g.yaml", *command, "--out", tmp_path / "serial")  # in this process (tests.cli)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
-    try:
-        proc = run(
-            "--grid", str(tmp_path / "cluster.yaml"), "--out", str(tmp_path / "cluster"),
-            "--parallel", "2", "--ray-address", cluster.address,
-        )  # fmt: skip
-    finally:
-        cluster.shutdown()
-    assert "4 cells (4 ok)" in proc.stdout
-    serial, spread = _results(tmp_path / "serial"), _results(tmp_path / "cluster")
-    assert len(serial) == 4 and serial.keys() == spread.keys()
-    for run_id in serial:
-        (final, lines, _), (spread_final, spread_lines, _) = serial[run_id], spread[run_id]
-        if "fedavg" in run_id:  # the actors' cell: two Ray actors, necessarily one on each node
-            assert spread_final.pop("execution").startswith("execution: 2 worker(s), Ray actors"), run_id
-            final.pop("execution")
-            for settings in (final["config"], spread_final["config"]):
-                settings.pop("workers"), settings.pop("backend")
-        assert (final, lines) == (spread_final, spread_lines), run_id
-    nodes = {host["ray_node_id"] for _, _, host in spread.values()}
-    assert len(nodes) == 2 and None not in nodes  # cells ran on both nodes
 
 
 def _dies_on_b(cell):

@@ -1,6 +1,6 @@
 """A run started beside a Ray cluster already running (the README's `ray start --head`, then
 `run_all.py --pilot --plan`) joins that cluster: named by RAY_ADDRESS it is joined at that
-address; found by Ray itself (its record of a `ray start` on this machine), Ray refuses the
+address (test_running_cluster.py); found by Ray itself (its record of a `ray start` on this machine), Ray refuses the
 resource arguments a cluster started here is sized with, and the run joins it instead. RAY_ADDRESS
 counts as `--ray-address` in the GPU check and the actors' CPU reservation too."""
 
@@ -14,39 +14,6 @@ import pytest
 from tests.tiny import tiny_config
 
 ray = pytest.importorskip("ray")
-
-
-def test_a_run_joins_the_cluster_named_by_ray_address(tiny_corpus, tmp_path, monkeypatch):
-    from ray.cluster_utils import Cluster
-
-    from bench.engine.prepare import prepare_task
-    from bench.engine.ray_backend import RayBackend
-    from bench.engine.ray_gpus import actor_cpus
-
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    cfg = tiny_config(tiny_corpus, backend="ray", workers=1, cpus_per_worker=1, prefix_cache="off")
-    task = prepare_task(cfg)
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"already_running": 1}})
-    monkeypatch.setenv("RAY_ADDRESS", cluster.address)
-    try:
-        backend = RayBackend(cfg, task)
-        assert ray.cluster_resources().get("already_running") == 1.0  # the running cluster, not one sized here
-        assert backend.info() and backend.initial_state()  # its worker answers
-        backend.close()
-        assert not ray.is_initialized()  # disconnected at close
-        # RAY_ADDRESS counts as --ray-address in the rest too: a CPU actor reserves one core, not its
-        # threads (two here), and a GPU share is
-        # not refused for want of GPUs where Ray found the cluster (an autoscaler may add them)
-        monkeypatch.setattr("bench.config.os.cpu_count", lambda: 4)
-        cpu = tiny_config(tiny_corpus, backend="ray", workers=2, prefix_cache="off")
-        assert cpu.threads_per_worker == 2 and actor_cpus(ray, cpu) == 1
-        gpu = tiny_config(tiny_corpus, backend="ray", workers=1, gpus_per_worker=0.25, prefix_cache="off")
-        pending = RayBackend(gpu, task)  # Ray holds its actor until a GPU joins; nothing raised
-        for worker in pending.workers:
-            ray.kill(worker)
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 class _RayWithACluster:
