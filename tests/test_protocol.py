@@ -180,7 +180,7 @@ def test_shuffled_test_labels_change_no_choice(tiny_corpus, tmp_path):
         grid = tmp_path / f"g-{shuffled}.yaml"
         grid.write_text(
             f"""name: t
-defaults: {{model: tiny-bert, clients: 2, rounds: 5, max_length: 32, data_dir: "{data}", test_every: 1,
+defaults: {{model: tiny-bert, clients: 2, rounds: 5, max_length: 32, data_dir: "{data}", test_every: 1, train_subsample: 60,
            early_stop: {{patience: PATIENCE, min_delta: 0.0}}}}
 tasks: [i2b2-2010]
 methods: [{{method: fedavg}}, {{method: layerskip, layers: "auto:1"}}]
@@ -228,9 +228,10 @@ tune: {{lr: [1.0e-3, 3.0e-3, 1.0e-2]}}
     assert len(changed) >= 2, "the shuffled labels must reach the test scores"
     # the positive controls: the lr, best round and stopping round a selector reading the rounds'
     # test scores would pick differ between the two corpora, so such a selector would have shown
-    # in the equalities above (the grid, 5 rounds and 3 lrs, was sized so that each does; auto:K's
-    # blocks cannot have one, the probe ranks the blocks alike on either test set: tests/baselines/
-    # test_adaptive_layers.py checks directly that it reads only the clients' training rows)
+    # in the equalities above (the grid, 5 rounds, 3 lrs and 60 training sentences, was sized so
+    # that each does; auto:K's blocks cannot have one, the probe ranks the blocks alike on either
+    # test set: tests/baselines/test_adaptive_layers.py checks directly that it reads only the
+    # clients' training rows)
     for pick in ("lr", "best_round", "stop_round"):
         assert clean["test_picks"][pick] != shuffled["test_picks"][pick], pick
 
