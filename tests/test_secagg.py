@@ -177,8 +177,15 @@ def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp
     from bench.federation.secagg_transcript import read_transcript
 
     transcript = tmp_path / "transcript.jsonl"
-    cfg = tiny_config(
-        tiny_corpus, clients=10, rounds=2, secagg="on", straggler_frac=0.3, secagg_transcript=str(transcript)
+    cfg = tiny_config(  # one block travels: the protocol is what is tested, not the vector's size
+        tiny_corpus,
+        clients=10,
+        rounds=2,
+        method="layerskip",
+        layers="top:1",
+        secagg="on",
+        straggler_frac=0.3,
+        secagg_transcript=str(transcript),
     )
     final = run_experiment(cfg, tmp_path, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "rounds.jsonl").read_text().splitlines()]

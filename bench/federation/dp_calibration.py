@@ -11,7 +11,8 @@ from bench.errors import BenchError
 from bench.federation.privacy import DpPlan, client_level, client_rate, composed_epsilon, sample_rate, steps_per_round
 
 
-def _calibrate_composed(target: float, delta: float, work: list[tuple[float, int]], low: float) -> float:
+@functools.lru_cache(maxsize=256)  # the same shared set and work asked again (every training client composed)
+def _calibrate_composed(target: float, delta: float, work: tuple[tuple[float, int], ...], low: float) -> float:
     """The least noise multiplier (at least `low`) at which the mechanisms of `work` ((rate,
     steps) each) composed spend at most `target`, bisected as Opacus's get_noise_multiplier does."""
 
@@ -76,7 +77,7 @@ def plan(cfg, client_rows: dict[int, int], participation: dict[int, int], shared
     else:
         sigma = max(_calibrate(cfg.dp_epsilon, cfg.dp_delta, rate, steps) for rate, steps in work.values())
         for holders in shared_holders:  # a shared unit spends at each of its clients: composed
-            group = [work[c] for c in holders if c in work]
+            group = tuple(work[c] for c in holders if c in work)
             if len(group) > 1:
                 sigma = _calibrate_composed(cfg.dp_epsilon, cfg.dp_delta, group, sigma)
     return DpPlan(
