@@ -50,20 +50,25 @@ def read_table(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
         raise _parser_error(path, e) from None
 
 
-def record_line(path: Path, record: int) -> int:
+def record_line(path: Path, record: int) -> int | None:
     """The file line where data record `record` (0-based, in read_table's order) starts: quoted
     fields may span lines (MIMIC's TEXT), and a blank or all-space line, which pandas skips (before
-    the header too), is a line but no record. Read only when an error names a record."""
+    the header too), is a line but no record. Lines end at "\n" only, as an editor and `sed -n`
+    count them: a bare "\r" in a quoted field is text (text mode would end a line there). Read
+    only when an error names a record; None where the file ends records at a bare "\r"."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f)
+    with opener(path, "rb") as f:
+        reader = csv.reader(line.decode("utf-8", errors="replace") for line in f)
         seen, before = -1, 0  # record -1 is the header
-        for row in reader:
-            if _is_record(row):
-                if seen == record:
-                    return before + 1
-                seen += 1
-            before = reader.line_num
+        try:
+            for row in reader:
+                if _is_record(row):
+                    if seen == record:
+                        return before + 1
+                    seen += 1
+                before = reader.line_num
+        except csv.Error:  # "new-line character seen in unquoted field": classic Mac line ends
+            return None
     raise IndexError(f"{path} has no data record {record}")
 
 

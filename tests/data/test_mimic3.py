@@ -205,14 +205,14 @@ def test_a_patients_admissions_all_land_in_one_split(tmp_path, task):
 def test_a_bad_value_is_named_by_the_line_its_row_starts_on(tmp_path, suffix):
     """The line counts the lines a quoted field spans before it (NOTEEVENTS' TEXT does; any
     quoted field may) and the blank or all-space lines pandas skips, before the header too, so
-    it is where an editor shows the row."""
+    it is where an editor shows the row; lines end at "\n" only, as an editor counts them."""
     from bench.data import mimic3
 
     opener = gzip.open if suffix.endswith(".gz") else open
     admissions = (
         "\n"  # line 1: blank, before the header
         "SUBJECT_ID,HADM_ID,ADMISSION_TYPE,HOSPITAL_EXPIRE_FLAG,DIAGNOSIS\n"
-        '1,100,EMERGENCY,0,"CHEST PAIN\nRULE OUT MI"\n'  # lines 3-4
+        '1,100,EMERGENCY,0,"CHEST PAIN\rR/O MI\nRULE OUT MI"\n'  # lines 3-4 (a bare \r is text, not a line)
         "\n"  # line 5: blank
         "   \n"  # line 6: spaces only
         '4,103,URGENT,0,""\n'  # line 7
@@ -225,6 +225,10 @@ def test_a_bad_value_is_named_by_the_line_its_row_starts_on(tmp_path, suffix):
         DataError, match=rf"ADMISSIONS\{suffix}:9: HOSPITAL_EXPIRE_FLAG must be 0 or 1, .*\(HADM_ID '102'\)"
     ):
         mimic3.admissions(tmp_path)
+    with opener(tmp_path / f"ADMISSIONS{suffix}", "wt", newline="\r") as f:  # classic Mac line ends
+        f.write(admissions.replace("\r", " "))
+    with pytest.raises(DataError, match=rf"ADMISSIONS\{suffix}: HOSPITAL_EXPIRE_FLAG must be 0 or 1, "):
+        mimic3.admissions(tmp_path)  # the same one line, without a line number an editor would not show
     stays = 'HADM_ID,FIRST_CAREUNIT,INTIME\n100,MICU,2150-01-01 09:00:00\n\n\n101,"CSRU\n\nx",\n102,SICU,noon\n'
     with opener(tmp_path / f"ICUSTAYS{suffix}", "wt") as f:
         f.write(stays)
