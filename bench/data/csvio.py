@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,18 +58,21 @@ def record_line(path: Path, record: int) -> int | None:
     count them: a bare "\r" in a quoted field is text (text mode would end a line there). Read
     only when an error names a record; None where the file ends records at a bare "\r"."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        reader = csv.reader(line.decode("utf-8", errors="replace") for line in f)
-        seen, before = -1, 0  # record -1 is the header
-        try:
+    limit = csv.field_size_limit(sys.maxsize)  # pandas reads a note of any length; csv stops at 128 KiB
+    try:
+        with opener(path, "rb") as f:
+            reader = csv.reader(line.decode("utf-8", errors="replace") for line in f)
+            seen, before = -1, 0  # record -1 is the header
             for row in reader:
                 if _is_record(row):
                     if seen == record:
                         return before + 1
                     seen += 1
                 before = reader.line_num
-        except csv.Error:  # "new-line character seen in unquoted field": classic Mac line ends
-            return None
+    except csv.Error:  # the one left: "new-line character seen in unquoted field", a bare "\r" line end
+        return None
+    finally:
+        csv.field_size_limit(limit)
     raise IndexError(f"{path} has no data record {record}")
 
 

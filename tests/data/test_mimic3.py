@@ -225,6 +225,10 @@ def test_a_bad_value_is_named_by_the_line_its_row_starts_on(tmp_path, suffix):
         DataError, match=rf"ADMISSIONS\{suffix}:9: HOSPITAL_EXPIRE_FLAG must be 0 or 1, .*\(HADM_ID '102'\)"
     ):
         mimic3.admissions(tmp_path)
+    with opener(tmp_path / f"ADMISSIONS{suffix}", "wt", newline="\r\n") as f:  # Windows line ends: the same lines
+        f.write(admissions.replace('MI"', "MI" + "x" * 200_000 + '"'))  # and a field over csv's default limit
+    with pytest.raises(DataError, match=rf"ADMISSIONS\{suffix}:9: HOSPITAL_EXPIRE_FLAG must be 0 or 1, "):
+        mimic3.admissions(tmp_path)
     with opener(tmp_path / f"ADMISSIONS{suffix}", "wt", newline="\r") as f:  # classic Mac line ends
         f.write(admissions.replace("\r", " "))
     with pytest.raises(DataError, match=rf"ADMISSIONS\{suffix}: HOSPITAL_EXPIRE_FLAG must be 0 or 1, "):
