@@ -177,7 +177,7 @@ def test_too_many_stragglers_fail_the_round_and_the_run_goes_on(tiny_corpus, tmp
     from bench.federation.secagg_transcript import read_transcript
 
     transcript = tmp_path / "transcript.jsonl"
-    cfg = tiny_config(  # one block travels: the protocol is what is tested, not the vector's size
+    cfg = tiny_config(  # one block and the head travel: the protocol is what is tested, not the vector's size
         tiny_corpus,
         clients=10,
         rounds=2,

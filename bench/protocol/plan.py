@@ -57,7 +57,7 @@ class Cost:
     device: str  # "GPU" or "CPU"
     shape_key: str  # model x method shape, what a pilot is keyed by
     note: str
-    step_rows: int = 0  # rows a training step holds, which the memory is for (0: the batch)
+    step_rows: int = 0  # rows a training step holds, which the memory is for (the batch, or a fixed shape's cap)
 
 
 def worker_memory_gb(cfg: ExperimentConfig, shape, method, step_rows: int | None = None) -> float:

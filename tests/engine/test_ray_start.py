@@ -1,8 +1,9 @@
 """A run started beside a Ray cluster already running (the README's `ray start --head`, then
 `run_all.py --pilot --plan`) joins that cluster: named by RAY_ADDRESS it is joined at that
-address (test_running_cluster.py); found by Ray itself (its record of a `ray start` on this machine), Ray refuses the
+address; found by Ray itself (its record of a `ray start` on this machine), Ray refuses the
 resource arguments a cluster started here is sized with, and the run joins it instead. RAY_ADDRESS
-counts as `--ray-address` in the GPU check and the actors' CPU reservation too."""
+counts as `--ray-address` in the GPU check and the actors' CPU reservation too (the tests on a
+running cluster: test_running_cluster.py)."""
 
 from __future__ import annotations
 

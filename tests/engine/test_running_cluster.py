@@ -28,9 +28,11 @@ def running_cluster():
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"already_running": 1}})
-    cluster.add_node(num_cpus=1)
-    yield cluster
-    cluster.shutdown()
+    try:
+        cluster.add_node(num_cpus=1)
+        yield cluster
+    finally:
+        cluster.shutdown()
 
 
 def _comparable(value):
@@ -72,7 +74,7 @@ seeds: [0]
     # the README's cluster command, with this test's grid, data root, model and address
     command = ["--data-dir", str(tiny_corpus), "--model", "tiny-bert"]
 
-    def run(*extra):  # a process of its own: Ray connects it to the cluster, not this test process
+    def grid_command(*extra):  # a process of its own: Ray connects it to the cluster, not this test process
         return subprocess.run(
             [sys.executable, str(ROOT / "run_all.py"), *command, *extra],
             capture_output=True,
@@ -83,7 +85,7 @@ seeds: [0]
         )
 
     run_all_main("--grid", tmp_path / "g.yaml", *command, "--out", tmp_path / "serial")  # in this process (tests.cli)
-    proc = run(
+    proc = grid_command(
         "--grid", str(tmp_path / "cluster.yaml"), "--out", str(tmp_path / "cluster"),
         "--parallel", "2", "--ray-address", running_cluster.address,
     )  # fmt: skip
@@ -102,14 +104,25 @@ seeds: [0]
     assert len(nodes) == 2 and None not in nodes  # cells ran on both nodes
 
 
-def test_a_run_places_its_workers_on_both_nodes(running_cluster, tiny_corpus, tmp_path):
+def test_a_run_places_its_workers_on_both_nodes(running_cluster, tiny_corpus, tmp_path, monkeypatch):
+    from bench.engine.prepare import prepare_task
+    from bench.engine.ray_backend import RayBackend
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))  # this process's token cache
+    address = running_cluster.address
     try:
-        ray.init(address=running_cluster.address)
-        lines = run(tiny_corpus, tmp_path / "cluster", backend="ray", workers=2, ray_address=running_cluster.address)
-        # one CPU per node and one per actor: the two workers must sit on different nodes
+        ray.init(address=address)
+        lines = run(tiny_corpus, tmp_path / "cluster", backend="ray", workers=2, ray_address=address)
         assert len(ray.nodes()) == 2 and len(lines) == 2
         serial = run(tiny_corpus, tmp_path / "serial", backend="serial")
         assert strip(lines) == strip(serial)
+        # one CPU per node and one per actor: the two workers sit on different nodes, asked of them
+        cfg = tiny_config(tiny_corpus, backend="ray", workers=2, cpus_per_worker=1, ray_address=address)
+        backend = RayBackend(cfg, prepare_task(cfg))
+        where = [w.__ray_call__.remote(lambda me: ray.get_runtime_context().get_node_id()) for w in backend.workers]
+        nodes = ray.get(where, timeout=120)
+        backend.close()
+        assert len(set(nodes)) == 2, nodes
     finally:
         ray.shutdown()
 
@@ -119,7 +132,7 @@ def test_a_run_joins_the_cluster_named_by_ray_address(running_cluster, tiny_corp
     from bench.engine.ray_backend import RayBackend
     from bench.engine.ray_gpus import actor_cpus
 
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))  # this process's (the cluster's actors started before)
     cfg = tiny_config(tiny_corpus, backend="ray", workers=1, cpus_per_worker=1, prefix_cache="off")
     task = prepare_task(cfg)
     monkeypatch.setenv("RAY_ADDRESS", running_cluster.address)
