@@ -261,14 +261,16 @@ def holm_lines() -> list[str]:
         seeds = sorted(set(mine) & set(theirs))
         return float(stats.ttest_rel([mine[s] for s in seeds], [theirs[s] for s in seeds]).pvalue)
 
-    table = {
-        f"{r['method']} - {vs[3:]} ({r['partition']})": p_of(
-            by[(r["method"], r["partition"])], by[("fedavg", r["partition"])] if vs == "vs_fedavg" else central
+    compared = {  # the table's differences: name -> (the row's seed metrics, its reference's)
+        f"{r['method']} - {vs[3:]} ({r['partition']})": (
+            by[(r["method"], r["partition"])],
+            by[("fedavg", r["partition"])] if vs == "vs_fedavg" else central,
         )
         for r in rows
         for vs in ("vs_fedavg", "vs_centralized")
         if r[f"{vs}_seed_lo"]
     }
+    table = {name: p_of(*pair) for name, pair in compared.items()}
     skipping = [(f"layerskip {k}:2", p) for k in ("top", "bottom") for p in ("iid", "dirichlet:0.5")]
     groups = {
         "layer-skipping below centralized": {
@@ -281,18 +283,7 @@ def holm_lines() -> list[str]:
     adjusted = _holm(list(table.values()))
     # a comparison the table shows twice (auto:2's rows repeat top:2's; centralized - FedAvg is in
     # both rows): the same two arms' seed metrics, in either order, counted once
-    arms = {
-        name: frozenset(tuple(sorted(m.items())) for m in pair)
-        for name, pair in (
-            (
-                f"{r['method']} - {vs[3:]} ({r['partition']})",
-                (by[(r["method"], r["partition"])], by[("fedavg", r["partition"])] if vs == "vs_fedavg" else central),
-            )
-            for r in rows
-            for vs in ("vs_fedavg", "vs_centralized")
-            if r[f"{vs}_seed_lo"]
-        )
-    }
+    arms = {name: frozenset(tuple(sorted(m.items())) for m in pair) for name, pair in compared.items()}
     distinct = {arm: table[name] for name, arm in arms.items()}
     once = _holm(list(distinct.values()))
     lines = [
