@@ -6,7 +6,8 @@ runs they replace (README, "Reproducibility"; bench/grids/medquad.yaml, `rounds`
 A stored run whose checkpoint was gone (checkpoints are not committed; these ran on a machine
 since replaced) could not be continued, so its cell reran from round 1 with the same seed, on
 another CPU kind and a later commit. For each pair, over the rounds both ran: the significant
-digits their training losses share (fewest and median over rounds), the first round whose
+digits their training losses share (fewest and median over rounds; in round 1, and in the round
+before the validation scores part), the first round whose
 validation score differs, the largest validation difference, and the best validation round
 within the old cap then and now (which round a 40-round run would have reported), and each run's
 reported test score (then under the 40-round cap, now under 60). Scores only.
@@ -60,6 +61,8 @@ def compare(old: Path, new: Path) -> dict:
         "cell": f"{cfg['method']} {cfg['partition']} seed {cfg['seed']} lr {cfg['lr']:g}",
         "rounds": both,
         "digits": (min(digits), statistics.median(digits)),
+        # how the rounding grew: the digits at the start, and just before the scores parted
+        "digits_then": (digits[0], digits[moved[0] - 2] if moved and moved[0] > 1 else None),
         "first_moved": moved[0] if moved else None,
         "largest": max(abs(a["val_metric"] - b["val_metric"]) for a, b in zip(then, now)),
         "best": (best_round(then[:OLD_CAP]), best_round(now[:OLD_CAP])),
@@ -89,17 +92,19 @@ def main() -> None:
     for i, label in enumerate(("then", "now")):
         print(f"- {label}: " + "; ".join(sorted({r["sides"][i] for r in rows})))
     print(
-        "\n| cell | rounds compared | made then / now | loss digits shared (fewest, median) "
+        "\n| cell | rounds compared | made then / now | loss digits shared (fewest, median; round 1, the "
+        "round before validation differs) "
         f"| first round validation differs | largest validation difference | best round within {OLD_CAP} "
         "(validation) then / now | reported test (best round of rounds run) then / now |"
     )
     print("| --- | ---: | --- | --- | ---: | ---: | --- | --- |")
     for r in rows:
         fewest, median = (digits_text(d) for d in r["digits"])
+        start, before = (digits_text(d) if d is not None else "-" for d in r["digits_then"])
         best = " / ".join(f"{b} ({v:.4f})" for b, v in r["best"])
         reported = " / ".join(f"{m:.4f} ({b} of {n})" for m, b, n in r["reported"])
         print(
-            f"| {r['cell']} | {r['rounds']} | {r['made']} | {fewest}, {median} | {r['first_moved'] or 'none'} "
+            f"| {r['cell']} | {r['rounds']} | {r['made']} | {fewest}, {median}; {start}, {before} | {r['first_moved'] or 'none'} "
             f"| {r['largest']:.4f} | {best} | {reported} |"
         )
 
