@@ -91,9 +91,13 @@ def test_flower_app_imports_nothing_from_the_suite():
 
 
 def test_step_memory_prints_a_peak_per_step(capsys):
+    import torch
+
     from bench.compare.step_memory import main as step_memory
 
+    threads = torch.get_num_threads()
     assert step_memory(["--model", "tiny-bert", "--steps", "2", "--batch-size", "4", "--length", "16"]) == 0
+    assert torch.get_num_threads() == threads  # its --threads 1 is its own, not its caller's
     printed = json.loads(capsys.readouterr().out)
     assert (
         len(printed["peak_over_build_per_step_mb"]) == len(printed["step_s"]) == 2

@@ -36,14 +36,21 @@ def private_dirty_mb() -> int:
 
 
 class Peak(threading.Thread):
+    """The highest private memory seen every 10 ms until `stop()`: a sampler left running would
+    take a share of a core from whatever this process does next (a test suite's later tests)."""
+
     def __init__(self):
-        super().__init__(daemon=True)
+        super().__init__(daemon=True, name="step-memory-peak")
         self.value = 0
+        self._halt = threading.Event()  # not `_stop`: a Thread method of that name
 
     def run(self):
-        while True:
+        while not self._halt.wait(0.01):
             self.value = max(self.value, private_dirty_mb())
-            time.sleep(0.01)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
 
 
 @cli_entry
@@ -55,7 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a worker of the suite has 1)")
     args = parser.parse_args(argv)
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _measure(args)
+    finally:  # a caller in this process (a test) keeps its own threads
+        torch.set_num_threads(threads)
+
+
+def _measure(args) -> int:
     model, _ = build_model(args.model, "ner", 3, seed=0)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -65,19 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     labels = torch.randint(0, 3, (args.batch_size, args.length), generator=gen)
     peak = Peak()
     peak.start()
-    time.sleep(0.05)
-    built = private_dirty_mb()
-    steps, seconds = [], []
-    for _ in range(args.steps):
-        peak.value = 0
-        start = time.perf_counter()
-        model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds.append(round(time.perf_counter() - start, 3))
+    try:
         time.sleep(0.05)
-        steps.append(peak.value - built)
+        built = private_dirty_mb()
+        steps, seconds = [], []
+        for _ in range(args.steps):
+            peak.value = 0
+            start = time.perf_counter()
+            model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds.append(round(time.perf_counter() - start, 3))
+            time.sleep(0.05)
+            steps.append(peak.value - built)
+    finally:
+        peak.stop()
     weights_mb = sum(p.numel() * p.element_size() for p in params) / 2**20
     print(
         json.dumps(
