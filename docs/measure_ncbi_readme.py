@@ -124,7 +124,7 @@ def frontier_lines() -> list[str]:
         welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
         lines.append(
             f"- frontier, {label} - centralized, IID, seeds {', '.join(map(str, shared))}: paired "
-            f"[{100 * paired['lo']:+.1f}, {100 * paired['hi']:+.1f}], Welch [{100 * welch.low:+.1f}, {100 * welch.high:+.1f}] "
+            f"[{100 * paired['lo']:+.1f}, {100 * paired['hi']:+.1f}], Welch [{100 * welch.low:+.2f}, {100 * welch.high:+.2f}] "
             f"points; the seeds' correlation {np.corrcoef(a, b)[0, 1]:+.2f}"
         )
     return lines
