@@ -30,7 +30,7 @@ found = {}
 for method, layers in cases:
     cfg = ExperimentConfig(task="i2b2-2010", method=method, layers=layers, model="tiny-bert", clients=2, rounds=2 if backend == "serial" else 1,
                            seed=5, lr=1e-2, data_dir=corpus, backend=backend, workers=2 if backend == "local" else 1,
-                           max_length=32, test_every=1, train_subsample=60)
+                           max_length=32, test_every=1, train_subsample=60, cpus_per_worker=1)
     folder = out / f"{method}-{layers}"
     final = run_experiment(cfg, folder, progress=False)
     lines = [json.loads(x) for x in (folder / "rounds.jsonl").read_text().splitlines()]
@@ -45,8 +45,9 @@ print(json.dumps(found))
 
 def start_cases(corpus, backend: str, out, cases) -> subprocess.Popen:
     """The cases in a fresh process, with a token and prefix cache of its own, so two can run at
-    once (on this 2-core machine each mostly keeps one core busy); its output goes to files in
-    `out`, so neither waits on a full pipe."""
+    once, each on one torch thread (two processes of two OpenMP threads on this 2-core machine
+    spin at each other's barriers: the serial case took 21-38 s so, 12-14 s on one thread each);
+    its output goes to files in `out`, so neither waits on a full pipe."""
     out.mkdir(parents=True)
     with open(out / "stdout", "w") as stdout, open(out / "stderr", "w") as stderr:  # the child keeps its own copies
         return subprocess.Popen(
