@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bench.engine.server as server
 from bench.config import ExperimentConfig
@@ -15,6 +17,25 @@ from tests.tiny import tiny_config
 
 def cfg(corpus, **kw):
     return tiny_config(corpus, **{"method": "layerskip", "rounds": 2, "backend": "serial", **kw})
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.6, 1.0, 2.5]), st.sampled_from([0.004, 0.05, 1.0]), st.integers(1, 400)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from([1e-5, 1e-3]),
+)
+def test_epsilon_is_opacus_rdp_accountants_to_the_bit(history, delta):
+    """epsilon_of computes each (noise, rate) pair's RDP once and reuses it: the result must be
+    Opacus' own accountant's, exactly, for any history (repeated pairs, rate 1, many steps)."""
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = list(history)
+    assert epsilon_of(history, delta) == float(accountant.get_epsilon(delta))
 
 
 def test_calibrated_epsilon_is_tight_and_recomputable(tiny_corpus, tmp_path):
