@@ -18,12 +18,12 @@ import pytest
 import torch
 from torch import nn
 
+from bench.federation.dp_accounting import epsilon_of
 from bench.federation.privacy import (
     DpPlan,
     UnitPrivateTraining,
     clip_update,
     dp_fedavg,
-    epsilon_of,
     sample_rate,
     steps_per_round,
 )

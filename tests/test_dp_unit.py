@@ -7,7 +7,8 @@ import torch
 
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
-from bench.federation.privacy import DpPlan, UnitPrivateTraining, composed_epsilon, epsilon_of
+from bench.federation.dp_accounting import composed_epsilon, epsilon_of
+from bench.federation.privacy import DpPlan, UnitPrivateTraining
 from tests.tiny import tiny_config
 
 
@@ -215,8 +216,8 @@ def test_the_calibration_composes_each_shared_set_and_only_it():
     composed spend the target, less than composing all three would need, more than one alone."""
     from types import SimpleNamespace
 
+    from bench.federation.dp_accounting import composed_epsilon
     from bench.federation.dp_calibration import plan
-    from bench.federation.privacy import composed_epsilon
 
     cfg = SimpleNamespace(
         dp_epsilon=8.0, noise_multiplier=None, dp_delta=1e-5, dp_level="sample", private=True, batch_size=8,

@@ -11,7 +11,8 @@ from bench.config import ExperimentConfig
 from bench.engine.sampling import sample_clients
 from bench.engine.server import run_experiment
 from bench.errors import BenchError
-from bench.federation.privacy import DpPlan, clip_update, dp_fedavg, epsilon_of
+from bench.federation.dp_accounting import epsilon_of
+from bench.federation.privacy import DpPlan, clip_update, dp_fedavg
 from tests.tiny import tiny_config
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 
 from bench.errors import BenchError
-from bench.federation.privacy import DpPlan, client_level, client_rate, composed_epsilon, sample_rate, steps_per_round
+from bench.federation.dp_accounting import composed_epsilon
+from bench.federation.privacy import DpPlan, client_level, client_rate, sample_rate, steps_per_round
 
 
 @functools.lru_cache(maxsize=256)  # the same shared set and work asked again (every training client composed)

@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from bench.federation import fixed_shape, privacy
+from bench.federation import dp_accounting, fixed_shape, privacy
 from bench.federation.lone_round import LoneNoise
 from bench.federation.privacy import DpPlan, client_level, client_rate
 from bench.seeding import seed_of
@@ -17,9 +17,10 @@ def spent_epsilon(accountants: dict, dp: DpPlan | None) -> float | None:
     unit that several clients share has spent over their accountants composed."""
     if dp is None:
         return None
-    alone = [privacy.epsilon_of(h, dp.delta) for h in accountants.values()]
+    alone = [dp_accounting.epsilon_of(h, dp.delta) for h in accountants.values()]
     shared = [
-        privacy.composed_epsilon([accountants.get(c, []) for c in holders], dp.delta) for holders in dp.shared_holders
+        dp_accounting.composed_epsilon([accountants.get(c, []) for c in holders], dp.delta)
+        for holders in dp.shared_holders
     ]
     return max(alone + shared, default=0.0)
 

@@ -14,7 +14,8 @@ one step per round.
 
 Accounting happens where the noise is drawn and records what was done: a client's entry is its
 noise multiplier, its Poisson rate and the batches it actually drew, taken before updates are
-screened (a rejected client still trained on its data).
+screened (a rejected client still trained on its data); bench.federation.dp_accounting turns
+the records into epsilon.
 
 With `dp_epsilon`, the noise multiplier is calibrated for the planned rounds and local steps
 of the client that needs the most noise, so no client's epsilon exceeds the target. A unit
@@ -26,7 +27,6 @@ is bench.federation.dp_calibration).
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -36,8 +36,6 @@ import torch
 from bench.errors import BenchError
 from bench.federation import dp_noise
 from bench.seeding import noise_generator
-
-History = list[tuple[float, float, int]]  # Opacus RDP history: (noise multiplier, sample rate, steps)
 
 
 @dataclass(frozen=True)
@@ -57,41 +55,6 @@ class DpPlan:
     def client_level(self) -> bool:
         """DP-FedAvg at the server (else DP-SGD in each client)."""
         return self.level == "client"
-
-
-def epsilon_of(history: History, delta: float) -> float:
-    """Epsilon spent by one accountant history: Opacus' RDPAccountant.get_epsilon, operation for
-    operation (its default orders, each entry's RDP times its steps, summed in order), with each
-    (noise, rate) pair's one-step RDP computed once: a calibration's search and every round's
-    ledger ask for the same pairs again, and one pair takes Opacus 0.03-0.4 s here."""
-    from opacus.accountants.analysis.rdp import get_privacy_spent
-
-    if not history:
-        return 0.0
-    rdp = sum([_one_step_rdp(noise, rate) * steps for noise, rate, steps in history])
-    epsilon, _ = get_privacy_spent(orders=_orders(), rdp=rdp, delta=delta)
-    return float(epsilon)
-
-
-def _orders() -> list:
-    from opacus.accountants import RDPAccountant
-
-    return RDPAccountant.DEFAULT_ALPHAS
-
-
-@functools.lru_cache(maxsize=4096)
-def _one_step_rdp(noise_multiplier: float, rate: float) -> np.ndarray:
-    """Opacus' compute_rdp for one step (its `rdp * steps` with steps 1: the same values)."""
-    from opacus.accountants.analysis.rdp import compute_rdp
-
-    rdp = compute_rdp(q=rate, noise_multiplier=noise_multiplier, steps=1, orders=_orders())
-    rdp.setflags(write=False)  # shared by every caller
-    return rdp
-
-
-def composed_epsilon(histories: list[History], delta: float) -> float:
-    """Epsilon of a unit that is in each of these mechanisms: their histories composed."""
-    return epsilon_of([entry for history in histories for entry in history], delta)
 
 
 def sample_rate(rows: int, batch_size: int) -> float:

@@ -143,8 +143,9 @@ def test_a_recalibrated_continuation_would_spend_past_the_target():
     """Why the refusal above: 10 rounds at the noise calibrated for 10 and 10 more at the noise
     calibrated for 20 compose past the target (RDP adds), 9.8 against 8 for a client of 100
     rows at batch 16 (README). Calibrated for all 20 from the start, the same rounds stay within it."""
+    from bench.federation.dp_accounting import composed_epsilon
     from bench.federation.dp_calibration import _calibrate
-    from bench.federation.privacy import composed_epsilon, sample_rate, steps_per_round
+    from bench.federation.privacy import sample_rate, steps_per_round
 
     target, delta = 8.0, 1e-5
     rate, steps = sample_rate(100, 16), steps_per_round(100, 16, 1)
