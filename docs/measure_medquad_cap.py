@@ -11,27 +11,25 @@ ended it while validation was still gaining under the grid's patience). Scores o
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 from bench.engine.convergence import convergence
-from bench.store import read_json_lines
+from bench.store import read_json, read_json_lines
 
 RUNS = Path("results/medquad/runs")
 OLD_CAP = 40
-PATIENCE, MIN_DELTA = 10, 0.005  # the medquad grid's early_stop, the same under either cap
 TUNE_SEED = 0  # chooses the lr; seeds 1-3 are the reported ones
 
 
 def old_runs() -> list[dict]:
     found = []
     for config in sorted(RUNS.glob("*/config.json")):
-        cfg = json.loads(config.read_text())
+        cfg = read_json(config)
         if cfg["rounds"] != OLD_CAP or not (config.parent / "final.json").is_file():
             continue
-        final = json.loads((config.parent / "final.json").read_text())
+        final = read_json(config.parent / "final.json")
         val = [r["val_metric"] for r in read_json_lines(config.parent / "rounds.jsonl")]
         found.append(
             {
@@ -39,7 +37,8 @@ def old_runs() -> list[dict]:
                 "seed": cfg["seed"],
                 "lr": cfg["lr"],
                 "to_cap": len(val) == OLD_CAP and not final.get("stopped_early"),
-                "label": convergence(val, final.get("untrained_val_metric"), PATIENCE, MIN_DELTA),
+                "label": convergence(val, final.get("untrained_val_metric"), cfg["patience"], cfg["min_delta"]),
+                "early_stop": (cfg["patience"], cfg["min_delta"]),
                 "best_round": final.get("best_round"),
             }
         )
@@ -54,9 +53,10 @@ def main() -> None:
     capped = [r for r in to_cap if r["label"] == "capped"]
     reported = [r for r in capped if r["seed"] != TUNE_SEED]
     print(f"# MedQuAD's {OLD_CAP}-round runs: did the cap end runs still improving?\n")
+    early_stop = "; ".join(f"patience {p}, min_delta {d:g}" for p, d in sorted({r["early_stop"] for r in runs}))
     print(
         f"Made by `python docs/measure_medquad_cap.py` from the {len(runs)} stored runs made under "
-        f"the {OLD_CAP}-round cap (early stopping: patience {PATIENCE}, min_delta {MIN_DELTA}): "
+        f"the {OLD_CAP}-round cap (early stopping, each run's own: {early_stop}): "
         f"{len(to_cap)} ran to the cap without stopping, {len(capped)} of them still gaining "
         f"(`capped`), {len(reported)} of those reported seeds (not the tuning seed {TUNE_SEED}).\n"
     )
