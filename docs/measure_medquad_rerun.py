@@ -20,7 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from measure_common import EQUAL, layout, shared_digits, side
+from measure_common import EQUAL, code_label, layout, shared_digits, side
 
 from bench.config import ExperimentConfig
 from bench.store import read_json_lines
@@ -66,7 +66,7 @@ def compare(old: Path, new: Path) -> dict:
         "first_moved": moved[0] if moved else None,
         "largest": max(abs(a["val_metric"] - b["val_metric"]) for a, b in zip(then, now)),
         "best": (best_round(then[:OLD_CAP]), best_round(now[:OLD_CAP])),
-        "made": " / ".join(layout(f) for f in finals),
+        "made": " / ".join(f"{layout(f)} at {code_label(f.get('git'))}" for f in finals),
         "reported": [(f["metric"], f["best_round"], f["rounds_run"]) for f in finals],
         "sides": [side(f) for f in finals],
     }
@@ -92,7 +92,7 @@ def main() -> None:
     for i, label in enumerate(("then", "now")):
         print(f"- {label}: " + "; ".join(sorted({r["sides"][i] for r in rows})))
     print(
-        "\n| cell | rounds compared | made then / now | loss digits shared (fewest, median; round 1, the "
+        "\n| cell | rounds compared | made then / now (workers x threads at commit) | loss digits shared (fewest, median; round 1, the "
         "round before validation differs) "
         f"| first round validation differs | largest validation difference | best round within {OLD_CAP} "
         "(validation) then / now | reported test (best round of rounds run) then / now |"
